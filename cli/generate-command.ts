@@ -1,0 +1,59 @@
+/**
+ * `infermesh generate`: runs a package locally with onnxruntime-node, its blocks split into
+ * K in-process stages that pass binary hidden-state frames as grid nodes will. Only the
+ * completion goes to stdout; status goes to stderr.
+ */
+import { stat } from 'node:fs/promises';
+import { UsageError } from '../shared/errors.ts';
+import { compileCommand } from './compile-command.ts';
+import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
+import { openLocalPipeline } from './local-package.ts';
+import { MANIFEST_FILE } from '../shared/model/manifest.ts';
+import { join } from 'node:path';
+
+export interface GenerateCommandOptions {
+  model?: string;
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  stages: number;
+  threads?: number;
+  verify?: boolean;
+}
+
+/** The default package, compiled into the cache the first time it is needed. */
+export async function ensureDefaultModel(): Promise<string> {
+  const { preset, dtype, seed } = DEFAULT_MODEL;
+  const dir = syntheticPackageDir(preset, dtype, seed);
+  if (await stat(join(dir, MANIFEST_FILE)).catch(() => null)) return dir;
+  process.stderr.write(`first run: generating the default model synthetic:${preset} (${dtype}, seed ${seed}) into ${dir}\n`);
+  await compileCommand(`synthetic:${preset}`, { out: dir, dtype, seed });
+  return dir;
+}
+
+export async function generateCommand(options: GenerateCommandOptions): Promise<void> {
+  const dir = options.model ?? (await ensureDefaultModel());
+  const { manifest, pipeline, release } = await openLocalPipeline(dir, { stages: options.stages, threads: options.threads, verifyPieces: options.verify });
+  if (options.stages > manifest.config.nLayers) throw new UsageError(`--stages ${options.stages} exceeds the model's ${manifest.config.nLayers} layers`);
+  process.stderr.write(`model ${manifest.name} (${manifest.dtype}, ${manifest.config.nLayers} layers) in ${options.stages} stage(s)\n`);
+  const started = performance.now();
+  let firstTokenAt = 0;
+  let count = 0;
+  try {
+    for await (const token of pipeline.generate(options.prompt, options)) {
+      if (token.id !== null && count++ === 0) firstTokenAt = performance.now();
+      process.stdout.write(token.text);
+    }
+    process.stdout.write('\n');
+  } finally {
+    await release();
+  }
+  const ended = performance.now();
+  const decodeMs = count > 1 ? (ended - firstTokenAt) / (count - 1) : 0;
+  process.stderr.write(
+    `${count} tokens, first after ${(firstTokenAt - started).toFixed(0)} ms, then ${decodeMs.toFixed(1)} ms/token` +
+      (decodeMs > 0 ? ` (${(1000 / decodeMs).toFixed(1)} tokens/s)` : '') + '\n',
+  );
+}

@@ -1,0 +1,62 @@
+/**
+ * The `infermesh` command line. Every failure ends as one line on stderr, naming the file or
+ * input at fault, and exit code 1.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { InfermeshError } from '../shared/errors.ts';
+import { compileCommand } from './compile-command.ts';
+import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT } from './defaults.ts';
+import { generateCommand } from './generate-command.ts';
+
+const integer = (name: string, min: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+  return n;
+};
+const number = (name: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number from ${min} to ${max}`);
+  return n;
+};
+
+const program = new Command('infermesh')
+  .description('Compile Llama-family models into verified layer shards and run them across stages.')
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('compile')
+  .description('compile a checkpoint (llama2.c .bin, Hugging Face directory, or synthetic:<tiny|110m|1b>) into a model package')
+  .argument('<checkpoint>', 'path to a llama2.c .bin, a Hugging Face model directory, or synthetic:<preset>')
+  .requiredOption('--out <dir>', 'package directory to write (written atomically)')
+  .option('--dtype <dtype>', 'weight type: q4, q8 or f32', 'q4')
+  .option('--tokenizer <file>', 'llama2.c tokenizer .bin (llama2.c checkpoints only)')
+  .option('--seed <n>', 'seed for synthetic checkpoints', integer('--seed', 0), 0)
+  .option('--name <name>', 'display name stored in the manifest')
+  .action(async (checkpoint: string, opts) => {
+    await compileCommand(checkpoint, opts);
+  });
+
+program
+  .command('generate')
+  .description('generate text from a model package with onnxruntime, split into in-process stages')
+  .option('--model <dir>', 'model package directory (default: a synthetic 110M model generated on first use)')
+  .option('--prompt <text>', 'prompt text', DEFAULT_PROMPT)
+  .option('--max-tokens <n>', 'completion tokens at most', integer('--max-tokens', 1), DEFAULT_MAX_TOKENS)
+  .option('--temperature <t>', 'sampling temperature (0 = greedy)', number('--temperature', 0, 100), 1.0)
+  .option('--top-p <p>', 'nucleus sampling mass (1 = off)', number('--top-p', 0, 1), 0.9)
+  .option('--seed <n>', 'sampling seed', integer('--seed', 0), 42)
+  .option('--stages <k>', 'number of in-process pipeline stages', integer('--stages', 1), 1)
+  .option('--threads <n>', 'onnxruntime intra-op threads per session', integer('--threads', 1))
+  .option('--verify', 'check every piece SHA-256 before running')
+  .action(async (opts) => {
+    await generateCommand(opts);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const message = err instanceof InfermeshError ? err.message : (err as Error)?.message ?? String(err);
+  process.stderr.write(`infermesh: error: ${message.split('\n')[0]}\n`);
+  if (process.env.INFERMESH_DEBUG) console.error(err);
+  process.exitCode = 1;
+}

@@ -1,0 +1,109 @@
+/**
+ * Generation through a chain of stages, as a grid client does it: embed locally, send the
+ * hidden state through each stage as a binary frame, run the head locally on the last row,
+ * sample, repeat. Stages here are in-process; on the grid the same frames cross WebRTC.
+ */
+import { UsageError } from '../errors.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { EMBED_IO, HEAD_IO } from '../model/graphs/embed-head.ts';
+import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
+import type { OrtRuntime, OrtSession } from './ort.ts';
+import { createSampler } from './sampler.ts';
+import type { Stage } from './stage.ts';
+
+export interface GenerateOptions {
+  /** completion tokens at most (the prompt does not count) */
+  maxTokens: number;
+  /** 0 = greedy */
+  temperature: number;
+  topP: number;
+  seed: number;
+  signal?: AbortSignal;
+}
+
+export interface GeneratedToken {
+  /** the sampled token; null for the trailing text of an unfinished character at the end */
+  id: number | null;
+  /** text this token completes (may be empty while a multi-byte character is split) */
+  text: string;
+}
+
+export interface Pipeline {
+  readonly config: ModelConfig;
+  readonly tokenizer: Tokenizer;
+  generate(prompt: string, options: GenerateOptions): AsyncGenerator<GeneratedToken, void, void>;
+  /** Runs tokens at `position` for a request and returns the logits of the last one. */
+  step(requestId: string, tokens: number[], position: number, step: number): Promise<Float32Array>;
+  end(requestId: string): void;
+}
+
+export interface PipelineOptions {
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  /** Token ids that end a completion (EOS; llama2.c story models end with BOS). */
+  stopIds: number[];
+  embed: OrtSession;
+  head: OrtSession;
+  stages: Stage[];
+}
+
+export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime }): Pipeline {
+  const { config, tokenizer, embed, head, stages } = options;
+  const { Tensor } = deps.ort;
+  const stop = new Set(options.stopIds);
+  let requestCounter = 0;
+
+  const step: Pipeline['step'] = async (requestId, tokens, position, stepIndex) => {
+    const ids = new Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, tokens.length]);
+    const embedded = (await embed.run({ [EMBED_IO.inputIds]: ids }))[EMBED_IO.hidden];
+    let frame = encodeFrame({ requestId, step: stepIndex, position, dims: [1, tokens.length, config.dim], data: embedded.data as Float32Array });
+    for (const stage of stages) frame = await stage.forward(frame);
+    const hidden = decodeFrame(frame).data;
+    // Only the last row's logits are sampled: the head skips the rest of a prefill.
+    const last = hidden.subarray((tokens.length - 1) * config.dim);
+    const logits = (await head.run({ [HEAD_IO.hidden]: new Tensor('float32', last, [1, 1, config.dim]) }))[HEAD_IO.logits];
+    return logits.data as Float32Array;
+  };
+
+  const end = (requestId: string) => {
+    for (const stage of stages) stage.end(requestId);
+  };
+
+  return {
+    config,
+    tokenizer,
+    step,
+    end,
+    async *generate(prompt, opts) {
+      if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new UsageError(`max tokens must be a positive integer, got ${opts.maxTokens}`);
+      const promptTokens = tokenizer.encode(prompt);
+      if (promptTokens.length === 0) throw new UsageError('the prompt encodes to no tokens and the tokenizer adds no BOS; give a prompt');
+      if (promptTokens.length >= config.maxSeqLen) {
+        throw new UsageError(`prompt is ${promptTokens.length} tokens but the model's context is ${config.maxSeqLen}`);
+      }
+      const sampler = createSampler({ vocabSize: config.vocabSize, temperature: opts.temperature, topP: opts.topP, seed: opts.seed });
+      const decoder = tokenizer.createStreamDecoder();
+      const requestId = `local-${++requestCounter}`;
+      try {
+        let logits = await step(requestId, promptTokens, 0, 0);
+        let position = promptTokens.length;
+        let prev = promptTokens[promptTokens.length - 1];
+        for (let n = 0; n < opts.maxTokens; n++) {
+          opts.signal?.throwIfAborted();
+          const next = sampler.sample(logits);
+          if (stop.has(next)) break;
+          yield { id: next, text: decoder.push(prev, next) };
+          prev = next;
+          if (n + 1 === opts.maxTokens || position >= config.maxSeqLen) break;
+          logits = await step(requestId, [next], position, n + 1);
+          position += 1;
+        }
+        const rest = decoder.flush();
+        if (rest) yield { id: null, text: rest };
+      } finally {
+        end(requestId);
+      }
+    },
+  };
+}

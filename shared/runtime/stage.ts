@@ -1,0 +1,126 @@
+/**
+ * A Stage runs a contiguous range of transformer blocks for many requests: a hidden-state
+ * frame in, the frame for the next stage out. It keeps each request's KV cache for its layers
+ * between steps, as a grid node will; the cache never leaves the stage.
+ */
+import { InfermeshError } from '../errors.ts';
+import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { BLOCK_IO } from '../model/graphs/block.ts';
+import type { OrtRuntime, OrtSession, OrtTensor } from './ort.ts';
+
+export class UnknownRequestError extends InfermeshError {
+  override name = 'UnknownRequestError';
+}
+
+export interface LayerRange {
+  /** first layer, inclusive */
+  start: number;
+  /** last layer, exclusive */
+  end: number;
+}
+
+interface LayerCache {
+  key: OrtTensor;
+  value: OrtTensor;
+}
+
+interface RequestState {
+  caches: LayerCache[];
+  /** the position the next frame must start at */
+  nextPosition: number;
+  step: number;
+}
+
+export interface Stage {
+  readonly layers: LayerRange;
+  /** Runs the stage's layers over one frame and returns the output frame. */
+  forward(frame: Uint8Array): Promise<Uint8Array>;
+  /** Drops a request's KV cache. */
+  end(requestId: string): void;
+  activeRequests(): number;
+  release(): Promise<void>;
+}
+
+export interface StageOptions {
+  config: ModelConfig;
+  layers: LayerRange;
+  /** one session per layer, in order */
+  sessions: OrtSession[];
+}
+
+export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): Stage {
+  const { config, layers, sessions } = options;
+  const { Tensor } = deps.ort;
+  if (sessions.length !== layers.end - layers.start) {
+    throw new RangeError(`stage ${layers.start}..${layers.end} needs ${layers.end - layers.start} sessions, got ${sessions.length}`);
+  }
+  const requests = new Map<string, RequestState>();
+  const emptyCache = () => new Tensor('float32', new Float32Array(0), [1, config.nKvHeads, 0, config.headDim]);
+
+  return {
+    layers,
+    async forward(bytes) {
+      const frame = decodeFrame(bytes);
+      const [batch, seq, width] = frame.dims;
+      if (frame.dims.length !== 3 || batch !== 1 || width !== config.dim || seq < 1) {
+        throw new FrameError(`expected hidden state [1, seq, ${config.dim}], got [${frame.dims}]`);
+      }
+      let state = requests.get(frame.requestId);
+      if (!state) {
+        if (frame.position !== 0) throw new UnknownRequestError(`unknown request ${frame.requestId} (a new request starts at position 0)`);
+        state = { caches: sessions.map(() => ({ key: emptyCache(), value: emptyCache() })), nextPosition: 0, step: 0 };
+        requests.set(frame.requestId, state);
+      }
+      if (frame.position !== state.nextPosition) {
+        throw new FrameError(`request ${frame.requestId} expected position ${state.nextPosition}, got ${frame.position}`);
+      }
+      if (frame.position + seq > config.maxSeqLen) {
+        throw new FrameError(`positions up to ${frame.position + seq} exceed the context of ${config.maxSeqLen}`);
+      }
+      const positions = new BigInt64Array(seq);
+      for (let i = 0; i < seq; i++) positions[i] = BigInt(frame.position + i);
+      const positionTensor = new Tensor('int64', positions, [1, seq]);
+      let hidden: OrtTensor = new Tensor('float32', frame.data, [1, seq, config.dim]);
+      for (let i = 0; i < sessions.length; i++) {
+        const cache = state.caches[i];
+        const out = await sessions[i].run({
+          [BLOCK_IO.hidden]: hidden,
+          [BLOCK_IO.positions]: positionTensor,
+          [BLOCK_IO.pastKey]: cache.key,
+          [BLOCK_IO.pastValue]: cache.value,
+        });
+        hidden = out[BLOCK_IO.hiddenOut];
+        state.caches[i] = { key: out[BLOCK_IO.presentKey], value: out[BLOCK_IO.presentValue] };
+      }
+      state.nextPosition += seq;
+      state.step += 1;
+      return encodeFrame({ requestId: frame.requestId, step: frame.step, position: frame.position, dims: frame.dims, data: hidden.data as Float32Array });
+    },
+    end(requestId) {
+      requests.delete(requestId);
+    },
+    activeRequests: () => requests.size,
+    async release() {
+      requests.clear();
+      await Promise.all(sessions.map((s) => s.release()));
+    },
+  };
+}
+
+/** Splits layers 0..n into k contiguous ranges as evenly as possible (earlier ranges take the remainder). */
+export function splitLayers(nLayers: number, stages: number): LayerRange[] {
+  if (!Number.isInteger(stages) || stages < 1 || stages > nLayers) {
+    throw new RangeError(`stages must be an integer from 1 to ${nLayers} (the number of layers), got ${stages}`);
+  }
+  const base = Math.floor(nLayers / stages);
+  const extra = nLayers % stages;
+  const ranges: LayerRange[] = [];
+  let start = 0;
+  for (let i = 0; i < stages; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    ranges.push({ start, end: start + size });
+    start += size;
+  }
+  return ranges;
+}
