@@ -1,7 +1,7 @@
 /**
  * Opens a model package from a directory for local generation with onnxruntime-node:
  * reads and checks the manifest, checks every file's size (and, when asked, every piece's
- * SHA-256), opens one session per graph and splits the blocks into in-process stages.
+ * SHA-256), splits the blocks into in-process stages and opens one session per stage.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +12,10 @@ import type { Manifest } from '../shared/model/manifest.ts';
 import { createPipeline } from '../shared/runtime/pipeline.ts';
 import type { Pipeline } from '../shared/runtime/pipeline.ts';
 import { createStage, splitLayers } from '../shared/runtime/stage.ts';
+import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
+import { composeStageGraph } from '../shared/model/compose.ts';
+import { decodeModel, encodeModel } from '../shared/model/onnx/schema.ts';
+import type { Model } from '../shared/model/onnx/schema.ts';
 import type { OrtSession } from '../shared/runtime/ort.ts';
 import { loadTokenizer } from '../shared/tokenizer/load.ts';
 
@@ -46,20 +50,47 @@ export async function checkPackageFiles(dir: string, manifest: Manifest, verifyP
   }
 }
 
-export function sessionOptions(threads?: number): ort.InferenceSession.SessionOptions {
+/**
+ * Every session of a pipeline shares the same few cores, and each has its own intra-op thread
+ * pool. Spinning pools (onnxruntime's default) keep burning a core after their run ends, which
+ * starves the next stage's pool; measured on 2 cores, turning spinning off made the staged
+ * pipeline and the whole-model graph alike faster (bench local).
+ */
+export function sessionOptions(threads?: number, externalDataDir?: string): ort.InferenceSession.SessionOptions {
   return {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     ...(threads ? { intraOpNumThreads: threads } : {}),
+    extra: {
+      session: {
+        intra_op: { allow_spinning: '0' },
+        // Graphs composed in memory find their external weight files here.
+        ...(externalDataDir ? { model_external_initializers_file_folder_path: externalDataDir } : {}),
+      },
+    },
   };
 }
 
-export async function openSession(path: string, threads?: number): Promise<OrtSession> {
+/** Opens a graph file, or a graph composed in memory whose weights live in `dir`. */
+export async function openSession(graph: string | { model: Model; dir: string; name: string }, threads?: number): Promise<OrtSession> {
+  const source = typeof graph === 'string' ? graph : join(graph.dir, graph.name);
   try {
-    return await ort.InferenceSession.create(path, sessionOptions(threads));
+    if (typeof graph === 'string') return await ort.InferenceSession.create(graph, sessionOptions(threads));
+    return await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions(threads, graph.dir));
   } catch (err) {
-    throw new PackageError(`onnxruntime cannot load graph: ${(err as Error).message.split('\n')[0]}`, { source: path, cause: err });
+    throw new PackageError(`onnxruntime cannot load graph: ${(err as Error).message.split('\n')[0]}`, { source, cause: err });
   }
+}
+
+export async function readGraph(dir: string, file: string): Promise<Model> {
+  return decodeModel(new Uint8Array(await readFile(join(dir, file))));
+}
+
+/** One session for blocks range.start..range.end-1, stitched from their per-layer graphs. */
+export async function openStageSession(dir: string, manifest: Manifest, range: LayerRange, threads?: number): Promise<OrtSession> {
+  const blocks = blockShards(manifest).slice(range.start, range.end);
+  const model = composeStageGraph(await Promise.all(blocks.map((b) => readGraph(dir, b.graph))), range.start);
+  return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}` }, threads);
 }
 
 export async function openLocalPipeline(dir: string, options: OpenPackageOptions): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
@@ -71,9 +102,10 @@ export async function openLocalPipeline(dir: string, options: OpenPackageOptions
   const [main, extra] = await Promise.all(tokenizerFiles.map((f) => readFile(join(dir, f))));
   const tokenizer = loadTokenizer(manifest, new Uint8Array(main), extra ? new Uint8Array(extra) : undefined);
 
-  const blocks = blockShards(manifest);
-  const blockSessions = await Promise.all(blocks.map((b) => openSession(join(dir, b.graph), options.threads)));
-  const stages = ranges.map((layers) => createStage({ config, layers, sessions: blockSessions.slice(layers.start, layers.end) }, { ort }));
+  const stages: Stage[] = [];
+  for (const layers of ranges) {
+    stages.push(createStage({ config, layers, session: await openStageSession(dir, manifest, layers, options.threads) }, { ort }));
+  }
   const embed = await openSession(join(dir, shardOf(manifest, 'embed').graph), options.threads);
   const head = await openSession(join(dir, shardOf(manifest, 'head').graph), options.threads);
   const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embed, head, stages }, { ort });

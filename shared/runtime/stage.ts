@@ -1,12 +1,13 @@
 /**
  * A Stage runs a contiguous range of transformer blocks for many requests: a hidden-state
  * frame in, the frame for the next stage out. It keeps each request's KV cache for its layers
- * between steps, as a grid node will; the cache never leaves the stage.
+ * between steps, as a grid node will; the cache never leaves the stage. Its session runs the
+ * range's block graphs stitched into one (shared/model/compose.ts).
  */
 import { InfermeshError } from '../errors.ts';
 import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { BLOCK_IO } from '../model/graphs/block.ts';
+import { composedIo } from '../model/compose.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from './ort.ts';
 
 export class UnknownRequestError extends InfermeshError {
@@ -45,16 +46,14 @@ export interface Stage {
 export interface StageOptions {
   config: ModelConfig;
   layers: LayerRange;
-  /** one session per layer, in order */
-  sessions: OrtSession[];
+  /** the stage graph of `layers` (composeStageGraph) */
+  session: OrtSession;
 }
 
 export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): Stage {
-  const { config, layers, sessions } = options;
+  const { config, layers, session } = options;
   const { Tensor } = deps.ort;
-  if (sessions.length !== layers.end - layers.start) {
-    throw new RangeError(`stage ${layers.start}..${layers.end} needs ${layers.end - layers.start} sessions, got ${sessions.length}`);
-  }
+  const layerCount = layers.end - layers.start;
   const requests = new Map<string, RequestState>();
   const emptyCache = () => new Tensor('float32', new Float32Array(0), [1, config.nKvHeads, 0, config.headDim]);
 
@@ -69,7 +68,7 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
       let state = requests.get(frame.requestId);
       if (!state) {
         if (frame.position !== 0) throw new UnknownRequestError(`unknown request ${frame.requestId} (a new request starts at position 0)`);
-        state = { caches: sessions.map(() => ({ key: emptyCache(), value: emptyCache() })), nextPosition: 0, step: 0 };
+        state = { caches: Array.from({ length: layerCount }, () => ({ key: emptyCache(), value: emptyCache() })), nextPosition: 0, step: 0 };
         requests.set(frame.requestId, state);
       }
       if (frame.position !== state.nextPosition) {
@@ -80,19 +79,20 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
       }
       const positions = new BigInt64Array(seq);
       for (let i = 0; i < seq; i++) positions[i] = BigInt(frame.position + i);
-      const positionTensor = new Tensor('int64', positions, [1, seq]);
-      let hidden: OrtTensor = new Tensor('float32', frame.data, [1, seq, config.dim]);
-      for (let i = 0; i < sessions.length; i++) {
-        const cache = state.caches[i];
-        const out = await sessions[i].run({
-          [BLOCK_IO.hidden]: hidden,
-          [BLOCK_IO.positions]: positionTensor,
-          [BLOCK_IO.pastKey]: cache.key,
-          [BLOCK_IO.pastValue]: cache.value,
-        });
-        hidden = out[BLOCK_IO.hiddenOut];
-        state.caches[i] = { key: out[BLOCK_IO.presentKey], value: out[BLOCK_IO.presentValue] };
-      }
+      const feeds: Record<string, OrtTensor> = {
+        [composedIo.hidden]: new Tensor('float32', frame.data, [1, seq, config.dim]),
+        [composedIo.positions]: new Tensor('int64', positions, [1, seq]),
+      };
+      state.caches.forEach((cache, i) => {
+        feeds[composedIo.pastKey(layers.start + i)] = cache.key;
+        feeds[composedIo.pastValue(layers.start + i)] = cache.value;
+      });
+      const out = await session.run(feeds);
+      state.caches = state.caches.map((_, i) => ({
+        key: out[composedIo.presentKey(layers.start + i)],
+        value: out[composedIo.presentValue(layers.start + i)],
+      }));
+      const hidden = out[composedIo.hiddenOut];
       state.nextPosition += seq;
       state.step += 1;
       return encodeFrame({ requestId: frame.requestId, step: frame.step, position: frame.position, dims: frame.dims, data: hidden.data as Float32Array });
@@ -103,7 +103,7 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
     activeRequests: () => requests.size,
     async release() {
       requests.clear();
-      await Promise.all(sessions.map((s) => s.release()));
+      await session.release();
     },
   };
 }

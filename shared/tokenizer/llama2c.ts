@@ -22,11 +22,12 @@ const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
  * Parses tokenizer bytes for a model with `vocabSize` tokens (trailing bytes are ignored, as
  * run.c does). `source` names the file in errors.
  *
+ * eosIds is the vocabulary's EOS [2], but it is not what ends a generation: the stories models
+ * end a story by emitting BOS and run.c stops on BOS alone, so the runner stops on BOS for
+ * llama2.c packages (shared/tokenizer/load.ts returns stopIds [bosId]).
+ *
  * Differences from run.c, all outside what the reference runs exercise:
- * - eosIds is [2, 1]: the stories models end a story by emitting BOS, and run.c stops on BOS
- *   (and only on BOS). Listing BOS as a stop id lets the runner stop on `eosIds` alone; we also
- *   stop on the real EOS (2), which run.c would print as "\n</s>\n" and continue past.
- * - BOS and EOS decode to '' (run.c never prints BOS; EOS is a control token).
+ * - BOS and EOS decode to '' (run.c never prints BOS; it would print EOS as "\n</s>\n").
  * - Byte-fallback bytes >= 0x80 are kept and assembled into UTF-8 characters. run.c's
  *   safe_printf drops them: isprint() is false for them in the C locale run.c runs in, so
  *   run.c cannot print non-ASCII text that came out as byte tokens. ASCII control bytes
@@ -102,7 +103,7 @@ function printableOrSpace(b: number): boolean {
 class Llama2cTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId = BOS;
-  readonly eosIds = [EOS, BOS];
+  readonly eosIds = [EOS];
   readonly #pieces: Uint8Array[];
   readonly #keys: string[];
   readonly #scores: Float32Array;

@@ -12,7 +12,8 @@
  */
 import { DataType } from '../onnx/schema.ts';
 import { createGraphBuilder } from '../onnx/graph-builder.ts';
-import type { GraphBuilder, Model } from '../onnx/graph-builder.ts';
+import type { GraphBuilder } from '../onnx/graph-builder.ts';
+import type { Model } from '../onnx/schema.ts';
 import type { ModelConfig } from '../config.ts';
 import { blockTensorNames } from '../checkpoint.ts';
 import { ropeInverseFrequencies } from '../rope.ts';

@@ -6,7 +6,7 @@
  */
 import { DataType } from '../onnx/schema.ts';
 import { createGraphBuilder } from '../onnx/graph-builder.ts';
-import type { Model } from '../onnx/graph-builder.ts';
+import type { Model } from '../onnx/schema.ts';
 import type { ModelConfig } from '../config.ts';
 import { EMBED_TENSOR, FINAL_NORM_TENSOR, LM_HEAD_TENSOR } from '../checkpoint.ts';
 import { linear, rmsNorm } from './linear.ts';

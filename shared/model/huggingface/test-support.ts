@@ -1,7 +1,8 @@
 /**
- * Test support (Node only: writes to disk): hand-builds Hugging Face checkpoint directories
- * (config.json, safetensors weights, tokenizer.json) so reader and compiler tests need no
- * download. Not imported by production code.
+ * Test support: hand-builds Hugging Face checkpoint directories (config.json, safetensors
+ * weights, tokenizer.json) so reader and compiler tests need no download. Everything but
+ * writeHuggingFaceCheckpoint is isomorphic; that one writes to disk, which is why this file
+ * (unlike the rest of shared/) imports node:fs. Not imported by production code.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,28 +84,27 @@ export function makeHfTensors(c: ModelConfig, options: { dtype?: WritableDtype; 
 }
 
 /**
- * Writes a checkpoint directory. `config` is either a ModelConfig (converted with toHfConfigJson)
- * or a raw config.json object (to test odd configs). Tensors are written as given, so tests can
- * leave one out or give it a wrong shape.
+ * The files of a checkpoint directory, by file name, as bytes (isomorphic: usable with an
+ * in-memory FileOpener). `config` is either a ModelConfig (converted with toHfConfigJson) or a raw
+ * config.json object (to test odd configs). Tensors are written as given, so tests can leave one
+ * out or give it a wrong shape.
  */
-export function writeHuggingFaceCheckpoint(
-  dir: string,
+export function huggingFaceCheckpointFiles(
   config: ModelConfig | Record<string, unknown>,
   tensorsByHfName: Record<string, WritableTensor>,
   tokenizerJson: object = tinyByteLevelTokenizerJson(),
   options: WriteCheckpointOptions = {},
-): void {
-  mkdirSync(dir, { recursive: true });
+): Record<string, Uint8Array> {
+  const text = (v: unknown) => new TextEncoder().encode(JSON.stringify(v, null, 2));
   const configJson = 'dim' in config && 'architecture' in config ? toHfConfigJson(config as ModelConfig) : config;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(configJson, null, 2));
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
-  if (options.tokenizerConfig) writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(options.tokenizerConfig));
+  const files: Record<string, Uint8Array> = { 'config.json': text(configJson), 'tokenizer.json': text(tokenizerJson) };
+  if (options.tokenizerConfig) files['tokenizer_config.json'] = text(options.tokenizerConfig);
 
   const names = Object.keys(tensorsByHfName);
   const shards = Math.max(1, Math.min(options.shards ?? 1, names.length));
   if (shards === 1) {
-    writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(tensorsByHfName, { format: 'pt' }));
-    return;
+    files['model.safetensors'] = encodeSafetensors(tensorsByHfName, { format: 'pt' });
+    return files;
   }
   const weightMap: Record<string, string> = {};
   const per = Math.ceil(names.length / shards);
@@ -115,9 +115,24 @@ export function writeHuggingFaceCheckpoint(
       part[name] = tensorsByHfName[name];
       weightMap[name] = file;
     }
-    writeFileSync(join(dir, file), encodeSafetensors(part, { format: 'pt' }));
+    files[file] = encodeSafetensors(part, { format: 'pt' });
   }
-  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2));
+  files['model.safetensors.index.json'] = text({ metadata: {}, weight_map: weightMap });
+  return files;
+}
+
+/** Writes huggingFaceCheckpointFiles(...) into `dir` (created if needed). Node only. */
+export function writeHuggingFaceCheckpoint(
+  dir: string,
+  config: ModelConfig | Record<string, unknown>,
+  tensorsByHfName: Record<string, WritableTensor>,
+  tokenizerJson: object = tinyByteLevelTokenizerJson(),
+  options: WriteCheckpointOptions = {},
+): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, bytes] of Object.entries(huggingFaceCheckpointFiles(config, tensorsByHfName, tokenizerJson, options))) {
+    writeFileSync(join(dir, name), bytes);
+  }
 }
 
 /** GPT-2's byte -> printable character map, which byte-level BPE vocabularies are written in. */

@@ -1,0 +1,46 @@
+/**
+ * `npm run bench -- <suite> [--json]`: the project's measurements, printed as JSON (--json) or
+ * as a short table. Suites: compile (time and bytes per dtype), local (decode speed through
+ * K in-process stages next to one whole-model graph, same run, same machine).
+ */
+import { Command } from 'commander';
+import { compileBench } from './compile-bench.ts';
+import { localBench } from './local-bench.ts';
+
+function print(result: unknown, json: boolean) {
+  process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatTable(result)}\n`);
+}
+
+function formatTable(result: unknown, indent = ''): string {
+  if (Array.isArray(result)) return result.map((r) => `${indent}- ${formatTable(r, `${indent}  `).trimStart()}`).join('\n');
+  if (result && typeof result === 'object') {
+    return Object.entries(result)
+      .map(([k, v]) => (v && typeof v === 'object' ? `${indent}${k}:\n${formatTable(v, `${indent}  `)}` : `${indent}${k}: ${v}`))
+      .join('\n');
+  }
+  return `${indent}${result}`;
+}
+
+const program = new Command('bench');
+program
+  .command('compile')
+  .description('compile time, peak memory and package bytes per dtype (stories260K and synthetic:110m)')
+  .option('--json', 'print JSON')
+  .option('--models <list>', 'comma-separated checkpoints', 'stories260K,synthetic:110m')
+  .action(async (opts) => print(await compileBench({ models: opts.models.split(',') }), !!opts.json));
+program
+  .command('local')
+  .description('decode tokens/s of synthetic:110m through 1, 2, 4 stages next to the whole-model graph')
+  .option('--json', 'print JSON')
+  .option('--preset <name>', 'synthetic preset', '110m')
+  .option('--tokens <n>', 'decode steps per measurement', '64')
+  .option('--rounds <n>', 'interleaved rounds (median reported)', '5')
+  .option('--threads <n>', 'onnxruntime intra-op threads per session (default: onnxruntime)')
+  .action(async (opts) =>
+    print(
+      await localBench({ preset: opts.preset, tokens: Number(opts.tokens), rounds: Number(opts.rounds), threads: opts.threads ? Number(opts.threads) : undefined }),
+      !!opts.json,
+    ),
+  );
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,121 @@
+/**
+ * Stitches a package's per-layer graphs into bigger graphs at load time, without touching the
+ * weights: the result references the same external data files.
+ *
+ * - A stage graph runs a contiguous range of blocks in one session (hidden, positions, past k/v
+ *   per layer -> hidden_out, present k/v per layer). The package stays one graph per layer so
+ *   the coordinator can hand out any range; the node that serves a range joins it here, so a
+ *   decode step costs one session run per stage rather than one per layer.
+ * - The whole-model graph adds the embedding and the head: the benchmark's baseline.
+ */
+import type { Graph, Model, Node, Tensor, ValueInfo } from './onnx/schema.ts';
+import { BLOCK_IO } from './graphs/block.ts';
+import { EMBED_IO, HEAD_IO } from './graphs/embed-head.ts';
+
+export const WHOLE_MODEL_FILE = 'whole-model.onnx';
+
+/** Input and output names of stage and whole-model graphs; k/v names carry the model layer index. */
+export const composedIo = {
+  inputIds: EMBED_IO.inputIds,
+  hidden: BLOCK_IO.hidden,
+  positions: BLOCK_IO.positions,
+  hiddenOut: BLOCK_IO.hiddenOut,
+  logits: HEAD_IO.logits,
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  presentKey: (layer: number) => `present_key.${layer}`,
+  presentValue: (layer: number) => `present_value.${layer}`,
+};
+
+interface Parts {
+  node: Node[];
+  initializer: Tensor[];
+  input: ValueInfo[];
+  output: ValueInfo[];
+}
+
+/** Renames every value of a sub-graph with a prefix, except those mapped explicitly. */
+function renamed(graph: Graph, prefix: string, map: Record<string, string>): Parts {
+  const name = (n: string) => (n === '' ? n : (map[n] ?? `${prefix}/${n}`));
+  const io = (v: ValueInfo) => ({ ...v, name: name(v.name) });
+  return {
+    node: graph.node.map((n) => ({ ...n, name: `${prefix}/${n.name}`, input: n.input.map(name), output: n.output.map(name) })),
+    initializer: graph.initializer.map((t) => ({ ...t, name: name(t.name) })),
+    input: graph.input.map(io),
+    output: graph.output.map(io),
+  };
+}
+
+/** Blocks `firstLayer ..` chained on the hidden state; hidden.<l> names the value entering layer l. */
+function chainBlocks(blocks: Model[], firstLayer: number, hiddenIn: string, hiddenOut: string): Parts {
+  const parts: Parts = { node: [], initializer: [], input: [], output: [] };
+  const last = firstLayer + blocks.length - 1;
+  blocks.forEach((block, i) => {
+    const layer = firstLayer + i;
+    const inName = layer === firstLayer ? hiddenIn : `hidden.${layer}`;
+    const outName = layer === last ? hiddenOut : `hidden.${layer + 1}`;
+    const b = renamed(block.graph, `block-${layer}`, {
+      [BLOCK_IO.hidden]: inName,
+      [BLOCK_IO.positions]: composedIo.positions,
+      [BLOCK_IO.pastKey]: composedIo.pastKey(layer),
+      [BLOCK_IO.pastValue]: composedIo.pastValue(layer),
+      [BLOCK_IO.hiddenOut]: outName,
+      [BLOCK_IO.presentKey]: composedIo.presentKey(layer),
+      [BLOCK_IO.presentValue]: composedIo.presentValue(layer),
+    });
+    parts.node.push(...b.node);
+    parts.initializer.push(...b.initializer);
+    // The chain's own hidden input and the shared positions are declared once, by the caller.
+    parts.input.push(...b.input.filter((v) => v.name !== inName && v.name !== composedIo.positions));
+    parts.output.push(...b.output.filter((v) => v.name !== outName));
+  });
+  return parts;
+}
+
+function model(first: Model, all: Model[], graph: Graph): Model {
+  const opsets = new Map<string, number>();
+  for (const m of all) for (const o of m.opsetImport) opsets.set(o.domain ?? '', Math.max(opsets.get(o.domain ?? '') ?? 0, o.version));
+  return {
+    irVersion: first.irVersion,
+    producerName: first.producerName,
+    producerVersion: first.producerVersion,
+    opsetImport: [...opsets].map(([domain, version]) => ({ domain, version })),
+    graph,
+  };
+}
+
+const ioOf = (graph: Graph, name: string) => {
+  const v = graph.input.find((x) => x.name === name) ?? graph.output.find((x) => x.name === name);
+  if (!v) throw new Error(`graph ${graph.name} has no value ${name}`);
+  return v;
+};
+
+/** One graph for blocks firstLayer..firstLayer+blocks.length-1, with the block graphs' I/O names. */
+export function composeStageGraph(blocks: Model[], firstLayer: number): Model {
+  const chain = chainBlocks(blocks, firstLayer, composedIo.hidden, composedIo.hiddenOut);
+  const g0 = blocks[0].graph;
+  const gN = blocks[blocks.length - 1].graph;
+  return model(blocks[0], blocks, {
+    name: `stage-${firstLayer}-${firstLayer + blocks.length}`,
+    node: chain.node,
+    initializer: chain.initializer,
+    input: [ioOf(g0, BLOCK_IO.hidden), ioOf(g0, BLOCK_IO.positions), ...chain.input],
+    output: [ioOf(gN, BLOCK_IO.hiddenOut), ...chain.output],
+    docString: `infermesh stage: blocks ${firstLayer}..${firstLayer + blocks.length - 1}`,
+  });
+}
+
+/** input_ids, positions, past k/v per layer -> logits, present k/v per layer. */
+export function composeWholeModel(embed: Model, blocks: Model[], head: Model): Model {
+  const e = renamed(embed.graph, 'embed', { [EMBED_IO.hidden]: 'hidden.0' });
+  const chain = chainBlocks(blocks, 0, 'hidden.0', `hidden.${blocks.length}`);
+  const h = renamed(head.graph, 'head', { [HEAD_IO.hidden]: `hidden.${blocks.length}` });
+  return model(embed, [embed, ...blocks, head], {
+    name: 'whole-model',
+    node: [...e.node, ...chain.node, ...h.node],
+    initializer: [...e.initializer, ...chain.initializer, ...h.initializer],
+    input: [...e.input, ioOf(blocks[0].graph, BLOCK_IO.positions), ...chain.input],
+    output: [...h.output, ...chain.output],
+    docString: 'infermesh whole-model baseline',
+  });
+}
