@@ -38,6 +38,9 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   const { manifest, pipeline, release } = await openLocalPipeline(dir, { stages: options.stages, threads: options.threads, verifyPieces: options.verify });
   if (options.stages > manifest.config.nLayers) throw new UsageError(`--stages ${options.stages} exceeds the model's ${manifest.config.nLayers} layers`);
   process.stderr.write(`model ${manifest.name} (${manifest.dtype}, ${manifest.config.nLayers} layers) in ${options.stages} stage(s)\n`);
+  if (manifest.source.startsWith('synthetic:')) {
+    process.stderr.write('(synthetic model: random weights, so the text is noise; the README shows how to compile a real checkpoint)\n');
+  }
   const started = performance.now();
   let firstTokenAt = 0;
   let count = 0;

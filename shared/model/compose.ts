@@ -107,9 +107,9 @@ export function composeStageGraph(blocks: Model[], firstLayer: number): Model {
 
 /** input_ids, positions, past k/v per layer -> logits, present k/v per layer. */
 export function composeWholeModel(embed: Model, blocks: Model[], head: Model): Model {
-  const e = renamed(embed.graph, 'embed', { [EMBED_IO.hidden]: 'hidden.0' });
+  const e = renamed(embed.graph, 'embed', { [EMBED_IO.inputIds]: composedIo.inputIds, [EMBED_IO.hidden]: 'hidden.0' });
   const chain = chainBlocks(blocks, 0, 'hidden.0', `hidden.${blocks.length}`);
-  const h = renamed(head.graph, 'head', { [HEAD_IO.hidden]: `hidden.${blocks.length}` });
+  const h = renamed(head.graph, 'head', { [HEAD_IO.hidden]: `hidden.${blocks.length}`, [HEAD_IO.logits]: composedIo.logits });
   return model(embed, [embed, ...blocks, head], {
     name: 'whole-model',
     node: [...e.node, ...chain.node, ...h.node],
