@@ -155,7 +155,7 @@ describe('infermesh compile on bad input', () => {
 
   it('refuses a hidden_size that num_attention_heads does not divide when no head_dim is given', async () => {
     const { parent, out } = await outParent();
-    const config = { ...toHfConfigJson(llama), num_attention_heads: 6, num_key_value_heads: 6 };
+    const config: Record<string, unknown> = { ...toHfConfigJson(llama), num_attention_heads: 6, num_key_value_heads: 6 };
     delete config.head_dim;
     const dir = await hfDir(config);
     const result = compile(dir, '--out', out);

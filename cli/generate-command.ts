@@ -4,7 +4,6 @@
  * completion goes to stdout; status goes to stderr.
  */
 import { stat } from 'node:fs/promises';
-import { UsageError } from '../shared/errors.ts';
 import { compileCommand } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
 import { openLocalPipeline } from './local-package.ts';
@@ -36,7 +35,6 @@ export async function ensureDefaultModel(): Promise<string> {
 export async function generateCommand(options: GenerateCommandOptions): Promise<void> {
   const dir = options.model ?? (await ensureDefaultModel());
   const { manifest, pipeline, release } = await openLocalPipeline(dir, { stages: options.stages, threads: options.threads, verifyPieces: options.verify });
-  if (options.stages > manifest.config.nLayers) throw new UsageError(`--stages ${options.stages} exceeds the model's ${manifest.config.nLayers} layers`);
   process.stderr.write(`model ${manifest.name} (${manifest.dtype}, ${manifest.config.nLayers} layers) in ${options.stages} stage(s)\n`);
   if (manifest.source.startsWith('synthetic:')) {
     process.stderr.write('(synthetic model: random weights, so the text is noise; the README shows how to compile a real checkpoint)\n');

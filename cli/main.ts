@@ -44,7 +44,7 @@ program
   .option('--max-tokens <n>', 'completion tokens at most', integer('--max-tokens', 1), DEFAULT_MAX_TOKENS)
   .option('--temperature <t>', 'sampling temperature (0 = greedy)', number('--temperature', 0, 100), 1.0)
   .option('--top-p <p>', 'nucleus sampling mass (1 = off)', number('--top-p', 0, 1), 0.9)
-  .option('--seed <n>', 'sampling seed', integer('--seed', 0), 42)
+  .option('--seed <n>', 'sampling seed (llama2.c xorshift)', integer('--seed', 1), 42)
   .option('--stages <k>', 'number of in-process pipeline stages', integer('--stages', 1), 1)
   .option('--threads <n>', 'onnxruntime intra-op threads per session', integer('--threads', 1))
   .option('--verify', 'check every piece SHA-256 before running')

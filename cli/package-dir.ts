@@ -35,8 +35,17 @@ export async function createDirectorySink(outDir: string): Promise<PackageSink> 
       };
     },
     async commit() {
-      if (existing) await rm(target, { recursive: true, force: true });
-      await rename(temp, target);
+      // Move the old package aside before the new one goes in, so a failure at any point
+      // leaves either package whole at `target`, never neither.
+      const old = existing ? `${temp}.old` : null;
+      if (old) await rename(target, old);
+      try {
+        await rename(temp, target);
+      } catch (err) {
+        if (old) await rename(old, target);
+        throw err;
+      }
+      if (old) await rm(old, { recursive: true, force: true });
     },
     async abort() {
       await Promise.allSettled(open_.map((h) => h.close()));

@@ -55,6 +55,10 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
   const { Tensor } = deps.ort;
   const layerCount = layers.end - layers.start;
   const requests = new Map<string, RequestState>();
+  /** Requests with a step running: a request's steps are strictly sequential. */
+  const inFlight = new Set<string>();
+  /** Requests ended while a step ran: that step's cache is dropped when it finishes. */
+  const endedInFlight = new Set<string>();
   const emptyCache = () => new Tensor('float32', new Float32Array(0), [1, config.nKvHeads, 0, config.headDim]);
 
   return {
@@ -65,11 +69,12 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
       if (frame.dims.length !== 3 || batch !== 1 || width !== config.dim || seq < 1) {
         throw new FrameError(`expected hidden state [1, seq, ${config.dim}], got [${frame.dims}]`);
       }
-      let state = requests.get(frame.requestId);
+      const id = frame.requestId;
+      if (inFlight.has(id)) throw new FrameError(`request ${id} already has a step in flight; send its next frame after the output`);
+      let state = requests.get(id);
       if (!state) {
         if (frame.position !== 0) throw new UnknownRequestError(`unknown request ${frame.requestId} (a new request starts at position 0)`);
         state = { caches: Array.from({ length: layerCount }, () => ({ key: emptyCache(), value: emptyCache() })), nextPosition: 0, step: 0 };
-        requests.set(frame.requestId, state);
       }
       if (frame.position !== state.nextPosition) {
         throw new FrameError(`request ${frame.requestId} expected position ${state.nextPosition}, got ${frame.position}`);
@@ -87,22 +92,37 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
         feeds[composedIo.pastKey(layers.start + i)] = cache.key;
         feeds[composedIo.pastValue(layers.start + i)] = cache.value;
       });
-      const out = await session.run(feeds);
-      state.caches = state.caches.map((_, i) => ({
-        key: out[composedIo.presentKey(layers.start + i)],
-        value: out[composedIo.presentValue(layers.start + i)],
-      }));
+      inFlight.add(id);
+      let out: Record<string, OrtTensor>;
+      try {
+        out = await session.run(feeds);
+      } finally {
+        inFlight.delete(id);
+      }
+      // The request is (re)registered only after its step succeeded: a refused or failed first
+      // frame leaves nothing behind, and a failed later step leaves the cache as it was.
+      if (endedInFlight.delete(id)) {
+        requests.delete(id);
+      } else {
+        state.caches = state.caches.map((_, i) => ({
+          key: out[composedIo.presentKey(layers.start + i)],
+          value: out[composedIo.presentValue(layers.start + i)],
+        }));
+        state.nextPosition += seq;
+        state.step += 1;
+        requests.set(id, state);
+      }
       const hidden = out[composedIo.hiddenOut];
-      state.nextPosition += seq;
-      state.step += 1;
       return encodeFrame({ requestId: frame.requestId, step: frame.step, position: frame.position, dims: frame.dims, data: hidden.data as Float32Array });
     },
     end(requestId) {
       requests.delete(requestId);
+      if (inFlight.has(requestId)) endedInFlight.add(requestId);
     },
     activeRequests: () => requests.size,
     async release() {
       requests.clear();
+      endedInFlight.clear();
       await session.release();
     },
   };
