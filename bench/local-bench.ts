@@ -2,13 +2,17 @@
  * Decode speed of a synthetic model through K in-process stages (K = 1, 2, 4) next to
  * onnxruntime running the whole model as one graph, in the same process and run. The staged
  * and whole-model runs are interleaved round by round so drift on the machine hits both alike.
+ * The baseline is the whole-model graph under the same session settings as the stages; it
+ * also runs under onnxruntime's default settings, reported beside it. Each round starts at a
+ * different configuration: measured here, of two identical sessions alternating, the second
+ * ran 5-8% faster, so a fixed order would bias the comparison by as much as it measures.
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { compileCommand } from '../cli/compile-command.ts';
 import { cacheDir } from '../cli/defaults.ts';
-import { openSession, openStageSession, readGraph, readPackageManifest } from '../cli/local-package.ts';
+import { openEmbedSession, openSession, openStageSession, readGraph, readPackageManifest } from '../cli/local-package.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 import { blockShards, MANIFEST_FILE, shardOf } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
@@ -121,7 +125,7 @@ async function benchDtype(preset: string, dtype: WeightDtype, options: LocalBenc
   const dir = await benchPackage(preset, dtype);
   const manifest = await readPackageManifest(dir);
   const open = (f: string) => openSession(join(dir, f), options.threads);
-  const embed = await open(shardOf(manifest, 'embed').graph);
+  const embed = await openEmbedSession(dir, manifest);
   const head = await open(shardOf(manifest, 'head').graph);
   const wholeModel = composeWholeModel(
     await readGraph(dir, shardOf(manifest, 'embed').graph),
@@ -129,26 +133,38 @@ async function benchDtype(preset: string, dtype: WeightDtype, options: LocalBenc
     await readGraph(dir, shardOf(manifest, 'head').graph),
   );
   const whole = await openSession({ model: wholeModel, dir, name: 'whole model' }, options.threads);
+  const wholeDefaults = await openSession({ model: wholeModel, dir, name: 'whole model' }, options.threads, {});
   const staged = [];
-  const runs: Record<string, Decoder> = { whole: wholeDecoder(manifest, whole) };
+  const runs: Record<string, Decoder> = { whole: wholeDecoder(manifest, whole), wholeOrtDefaults: wholeDecoder(manifest, wholeDefaults) };
   for (const k of STAGE_COUNTS) staged.push((runs[`stages${k}`] = await stagedDecoder(dir, manifest, embed, head, k, options.threads)));
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
   for (const r of Object.values(runs)) await r.run(4); // warm-up: first runs allocate arenas
+  // Each round starts at a different configuration, so none always runs right after the same neighbour.
+  const names = Object.keys(runs);
   for (let round = 0; round < options.rounds; round++) {
-    for (const [name, r] of Object.entries(runs)) times[name].push(await r.run(options.tokens));
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(round + i) % names.length];
+      times[name].push(await runs[name].run(options.tokens));
+    }
   }
-  await Promise.all([embed, head, whole].map((s) => s.release()));
+  await Promise.all([embed, head, whole, wholeDefaults].map((s) => s.release()));
   await Promise.all(staged.map((s) => s.release()));
   const summarize = (name: string) => {
     const ms = median(times[name]) / options.tokens;
     return { tokensPerSecond: +(1000 / ms).toFixed(2), msPerToken: +ms.toFixed(3) };
   };
-  const whole_ = summarize('whole');
+  const wholeSummary = summarize('whole');
+  const wholeOrtDefaults = summarize('wholeOrtDefaults');
   const stages = STAGE_COUNTS.map((k) => {
     const s = summarize(`stages${k}`);
-    return { stages: k, ...s, vsWholeModel: +(s.tokensPerSecond / whole_.tokensPerSecond).toFixed(4) };
+    return {
+      stages: k,
+      ...s,
+      vsWholeModel: +(s.tokensPerSecond / wholeSummary.tokensPerSecond).toFixed(4),
+      vsWholeModelOrtDefaults: +(s.tokensPerSecond / wholeOrtDefaults.tokensPerSecond).toFixed(4),
+    };
   });
-  return { dtype, packageId: manifest.id, wholeModel: whole_, stages };
+  return { dtype, packageId: manifest.id, wholeModel: wholeSummary, wholeModelOrtDefaults: wholeOrtDefaults, stages };
 }
 
 export async function localBench(options: LocalBenchOptions) {
