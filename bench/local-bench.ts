@@ -7,20 +7,21 @@
  * different configuration: measured here, of two identical sessions alternating, the second
  * ran 5-8% faster, so a fixed order would bias the comparison by as much as it measures.
  */
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { compileCommand } from '../cli/compile-command.ts';
 import { cacheDir } from '../cli/defaults.ts';
-import { openEmbedSession, openSession, openStageSession, readGraph, readPackageManifest } from '../cli/local-package.ts';
+import { isCurrentPackage, openEmbedSession, openSession, openStageSession, readGraph, readPackageManifest } from '../cli/local-package.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
-import { blockShards, MANIFEST_FILE, shardOf } from '../shared/model/manifest.ts';
+import { blockShards, shardOf } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { composeWholeModel, composedIo } from '../shared/model/compose.ts';
 import { EMBED_IO, HEAD_IO } from '../shared/model/graphs/embed-head.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import { createStage, splitLayers } from '../shared/runtime/stage.ts';
 import type { Stage } from '../shared/runtime/stage.ts';
+import { createKvRows } from '../shared/runtime/kv-cache.ts';
+import type { KvRows } from '../shared/runtime/kv-cache.ts';
 import type { OrtSession, OrtTensor } from '../shared/runtime/ort.ts';
 import { machineInfo } from './compile-bench.ts';
 
@@ -36,7 +37,7 @@ export interface LocalBenchOptions {
 
 async function benchPackage(preset: string, dtype: WeightDtype): Promise<string> {
   const dir = join(cacheDir(), 'bench', `synthetic-${preset}-${dtype}-seed0`);
-  if (!(await stat(join(dir, MANIFEST_FILE)).catch(() => null))) {
+  if (!(await isCurrentPackage(dir))) {
     process.stderr.write(`bench local: compiling synthetic:${preset} ${dtype} into ${dir}\n`);
     await compileCommand(`synthetic:${preset}`, { out: dir, dtype, seed: 0, quiet: true });
   }
@@ -92,21 +93,25 @@ async function stagedDecoder(dir: string, manifest: Manifest, embed: OrtSession,
 
 function wholeDecoder(manifest: Manifest, session: OrtSession): Decoder {
   const { config } = manifest;
-  const empty = () => new ort.Tensor('float32', new Float32Array(0), [1, config.nKvHeads, 0, config.headDim]);
+  const width = config.nKvHeads * config.headDim;
+  const tensor = (rows: KvRows) => new ort.Tensor('float32', rows.view(), [1, rows.length, config.nKvHeads, config.headDim]);
   return {
     async run(steps) {
-      const cache: OrtTensor[][] = Array.from({ length: config.nLayers }, () => [empty(), empty()]);
+      const cache = Array.from({ length: config.nLayers }, () => [createKvRows(width, config.maxSeqLen), createKvRows(width, config.maxSeqLen)]);
       const step = async (tokens: number[], position: number) => {
         const feeds: Record<string, OrtTensor> = {
           [composedIo.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
           [composedIo.positions]: new ort.Tensor('int64', BigInt64Array.from(tokens, (_, i) => BigInt(position + i)), [1, tokens.length]),
         };
         cache.forEach(([k, v], i) => {
-          feeds[composedIo.pastKey(i)] = k;
-          feeds[composedIo.pastValue(i)] = v;
+          feeds[composedIo.pastKey(i)] = tensor(k);
+          feeds[composedIo.pastValue(i)] = tensor(v);
         });
         const out = await session.run(feeds);
-        cache.forEach((_, i) => (cache[i] = [out[composedIo.presentKey(i)], out[composedIo.presentValue(i)]]));
+        cache.forEach(([k, v], i) => {
+          k.append(out[composedIo.newKey(i)].data as Float32Array);
+          v.append(out[composedIo.newValue(i)].data as Float32Array);
+        });
         const logits = out[composedIo.logits].data as Float32Array;
         return logits.subarray((tokens.length - 1) * config.vocabSize);
       };
@@ -153,17 +158,24 @@ async function benchDtype(preset: string, dtype: WeightDtype, options: LocalBenc
     const ms = median(times[name]) / options.tokens;
     return { tokensPerSecond: +(1000 / ms).toFixed(2), msPerToken: +ms.toFixed(3) };
   };
+  // Ratios paired within each round (same minutes, same machine state), then the median.
+  const pairedRatios = (name: string, baseline: string) => times[name].map((ms, round) => times[baseline][round] / ms);
+  const ratioStats = (ratios: number[]) => ({
+    median: +median(ratios).toFixed(4),
+    min: +Math.min(...ratios).toFixed(4),
+    max: +Math.max(...ratios).toFixed(4),
+  });
   const wholeSummary = summarize('whole');
   const wholeOrtDefaults = summarize('wholeOrtDefaults');
-  const stages = STAGE_COUNTS.map((k) => {
-    const s = summarize(`stages${k}`);
-    return {
-      stages: k,
-      ...s,
-      vsWholeModel: +(s.tokensPerSecond / wholeSummary.tokensPerSecond).toFixed(4),
-      vsWholeModelOrtDefaults: +(s.tokensPerSecond / wholeOrtDefaults.tokensPerSecond).toFixed(4),
-    };
-  });
+  const stages = STAGE_COUNTS.map((k) => ({
+    stages: k,
+    ...summarize(`stages${k}`),
+    /** median of per-round ratios (the headline), with the rounds' spread */
+    vsWholeModel: ratioStats(pairedRatios(`stages${k}`, 'whole')),
+    /** the same comparison as median tokens/s over median tokens/s */
+    vsWholeModelRatioOfMedians: +(median(times.whole) / median(times[`stages${k}`])).toFixed(4),
+    vsWholeModelOrtDefaults: ratioStats(pairedRatios(`stages${k}`, 'wholeOrtDefaults')),
+  }));
   return { dtype, packageId: manifest.id, wholeModel: wholeSummary, wholeModelOrtDefaults: wholeOrtDefaults, stages };
 }
 
@@ -174,7 +186,7 @@ export async function localBench(options: LocalBenchOptions) {
     results.push(await benchDtype(options.preset, dtype, options));
   }
   const f32 = results.find((r) => r.dtype === 'f32')!;
-  const stageOverheadRatio = f32.stages.find((s) => s.stages === 4)!.vsWholeModel;
+  const stageOverheadRatio = f32.stages.find((s) => s.stages === 4)!.vsWholeModel.median;
   return {
     suite: 'local',
     model: `synthetic:${options.preset}`,

@@ -34,7 +34,7 @@ program
   .option('--json', 'print JSON')
   .option('--preset <name>', 'synthetic preset', '110m')
   .option('--tokens <n>', 'decode steps per measurement', '64')
-  .option('--rounds <n>', 'interleaved rounds (median reported)', '9')
+  .option('--rounds <n>', 'interleaved rounds (median reported)', '11')
   .option('--threads <n>', 'onnxruntime intra-op threads per session (default: onnxruntime)')
   .action(async (opts) =>
     print(

@@ -3,12 +3,9 @@
  * K in-process stages that pass binary hidden-state frames as grid nodes will. Only the
  * completion goes to stdout; status goes to stderr.
  */
-import { stat } from 'node:fs/promises';
 import { compileCommand } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
-import { openLocalPipeline } from './local-package.ts';
-import { MANIFEST_FILE } from '../shared/model/manifest.ts';
-import { join } from 'node:path';
+import { isCurrentPackage, openLocalPipeline } from './local-package.ts';
 
 export interface GenerateCommandOptions {
   model?: string;
@@ -26,7 +23,7 @@ export interface GenerateCommandOptions {
 export async function ensureDefaultModel(): Promise<string> {
   const { preset, dtype, seed } = DEFAULT_MODEL;
   const dir = syntheticPackageDir(preset, dtype, seed);
-  if (await stat(join(dir, MANIFEST_FILE)).catch(() => null)) return dir;
+  if (await isCurrentPackage(dir)) return dir;
   process.stderr.write(`first run: generating the default model synthetic:${preset} (${dtype}, seed ${seed}) into ${dir}\n`);
   await compileCommand(`synthetic:${preset}`, { out: dir, dtype, seed });
   return dir;

@@ -35,6 +35,14 @@ export async function readPackageManifest(dir: string): Promise<Manifest> {
   return parseManifest(text, path);
 }
 
+/** True when `dir` holds a package this version can run (cached packages are recompiled otherwise). */
+export async function isCurrentPackage(dir: string): Promise<boolean> {
+  return readPackageManifest(dir).then(
+    () => true,
+    () => false,
+  );
+}
+
 export async function checkPackageFiles(dir: string, manifest: Manifest, verifyPieces: boolean): Promise<void> {
   for (const file of manifest.files) {
     const path = join(dir, file.path);

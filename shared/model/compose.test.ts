@@ -7,7 +7,7 @@ import type { Model } from './onnx/schema.ts';
 import { createSyntheticCheckpoint } from './synthetic/checkpoint.ts';
 import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
 import { openLocalPipeline, openSession, readGraph } from '../../cli/local-package.ts';
-import type { OrtSession, OrtTensor } from '../runtime/ort.ts';
+import type { OrtSession } from '../runtime/ort.ts';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
@@ -43,19 +43,26 @@ describe('composed graphs', () => {
     releases.push(local.release);
 
     const steps = [[1, 17, 300, 42, 5], [7], [99], [256]];
-    const cache: Record<string, OrtTensor> = {};
+    // Position-major caches the test keeps itself: [1, positions, kv, hd], grown by each step's new rows.
+    const rows: Record<string, Float32Array> = {};
     for (let layer = 0; layer < config.nLayers; layer++) {
-      for (const name of [composedIo.pastKey(layer), composedIo.pastValue(layer)]) {
-        cache[name] = new ort.Tensor('float32', new Float32Array(0), [1, config.nKvHeads, 0, config.headDim]);
-      }
+      for (const name of [composedIo.pastKey(layer), composedIo.pastValue(layer)]) rows[name] = new Float32Array(0);
     }
+    const cacheFeeds = (positions: number) =>
+      Object.fromEntries(Object.entries(rows).map(([name, data]) => [name, new ort.Tensor('float32', data, [1, positions, config.nKvHeads, config.headDim])]));
+    const appended = (a: Float32Array, b: Float32Array) => {
+      const out = new Float32Array(a.length + b.length);
+      out.set(a);
+      out.set(b, a.length);
+      return out;
+    };
     let position = 0;
     for (const [i, tokens] of steps.entries()) {
       const staged = await local.pipeline.step('compose', tokens, position, i);
       const out = await whole.run({
         [composedIo.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
         [composedIo.positions]: new ort.Tensor('int64', BigInt64Array.from(tokens, (_, j) => BigInt(position + j)), [1, tokens.length]),
-        ...cache,
+        ...cacheFeeds(position),
       });
       const logits = out[composedIo.logits];
       expect(logits.dims).toEqual([1, tokens.length, config.vocabSize]);
@@ -65,9 +72,9 @@ describe('composed graphs', () => {
       // Not trivially equal: the logits vary across the vocabulary.
       expect(Math.max(...staged) - Math.min(...staged)).toBeGreaterThan(1);
       for (let layer = 0; layer < config.nLayers; layer++) {
-        cache[composedIo.pastKey(layer)] = out[composedIo.presentKey(layer)];
-        cache[composedIo.pastValue(layer)] = out[composedIo.presentValue(layer)];
-        expect(out[composedIo.presentKey(layer)].dims).toEqual([1, config.nKvHeads, position + tokens.length, config.headDim]);
+        expect(out[composedIo.newKey(layer)].dims).toEqual([1, tokens.length, config.nKvHeads, config.headDim]);
+        rows[composedIo.pastKey(layer)] = appended(rows[composedIo.pastKey(layer)], out[composedIo.newKey(layer)].data as Float32Array);
+        rows[composedIo.pastValue(layer)] = appended(rows[composedIo.pastValue(layer)], out[composedIo.newValue(layer)].data as Float32Array);
       }
       position += tokens.length;
     }
@@ -77,7 +84,7 @@ describe('composed graphs', () => {
   it('a stage graph for layers 1..2 takes hidden, positions, then past key and value per layer, in order', async () => {
     const stage = composeStageGraph(blocks.slice(1, 3), 1);
     const inputs = ['hidden', 'positions', 'past_key.1', 'past_value.1', 'past_key.2', 'past_value.2'];
-    const outputs = ['hidden_out', 'present_key.1', 'present_value.1', 'present_key.2', 'present_value.2'];
+    const outputs = ['hidden_out', 'new_key.1', 'new_value.1', 'new_key.2', 'new_value.2'];
     expect(stage.graph.input.map((v) => v.name)).toEqual(inputs);
     expect(stage.graph.output.map((v) => v.name)).toEqual(outputs);
     expect(stage.graph.name).toBe('stage-1-3');
@@ -93,6 +100,6 @@ describe('composed graphs', () => {
     const model = composeWholeModel(embed, blocks, head);
     const layers = [0, 1, 2];
     expect(model.graph.input.map((v) => v.name)).toEqual(['input_ids', 'positions', ...layers.flatMap((l) => [`past_key.${l}`, `past_value.${l}`])]);
-    expect(model.graph.output.map((v) => v.name)).toEqual(['logits', ...layers.flatMap((l) => [`present_key.${l}`, `present_value.${l}`])]);
+    expect(model.graph.output.map((v) => v.name)).toEqual(['logits', ...layers.flatMap((l) => [`new_key.${l}`, `new_value.${l}`])]);
   });
 });

@@ -3,7 +3,7 @@
  * weights: the result references the same external data files.
  *
  * - A stage graph runs a contiguous range of blocks in one session (hidden, positions, past k/v
- *   per layer -> hidden_out, present k/v per layer). The package stays one graph per layer so
+ *   per layer -> hidden_out, new k/v rows per layer). The package stays one graph per layer so
  *   the coordinator can hand out any range; the node that serves a range joins it here, so a
  *   decode step costs one session run per stage rather than one per layer.
  * - The whole-model graph adds the embedding and the head: the benchmark's baseline.
@@ -23,8 +23,8 @@ export const composedIo = {
   logits: HEAD_IO.logits,
   pastKey: (layer: number) => `past_key.${layer}`,
   pastValue: (layer: number) => `past_value.${layer}`,
-  presentKey: (layer: number) => `present_key.${layer}`,
-  presentValue: (layer: number) => `present_value.${layer}`,
+  newKey: (layer: number) => `new_key.${layer}`,
+  newValue: (layer: number) => `new_value.${layer}`,
 };
 
 interface Parts {
@@ -60,8 +60,8 @@ function chainBlocks(blocks: Model[], firstLayer: number, hiddenIn: string, hidd
       [BLOCK_IO.pastKey]: composedIo.pastKey(layer),
       [BLOCK_IO.pastValue]: composedIo.pastValue(layer),
       [BLOCK_IO.hiddenOut]: outName,
-      [BLOCK_IO.presentKey]: composedIo.presentKey(layer),
-      [BLOCK_IO.presentValue]: composedIo.presentValue(layer),
+      [BLOCK_IO.newKey]: composedIo.newKey(layer),
+      [BLOCK_IO.newValue]: composedIo.newValue(layer),
     });
     parts.node.push(...b.node);
     parts.initializer.push(...b.initializer);
@@ -105,7 +105,7 @@ export function composeStageGraph(blocks: Model[], firstLayer: number): Model {
   });
 }
 
-/** input_ids, positions, past k/v per layer -> logits, present k/v per layer. */
+/** input_ids, positions, past k/v per layer -> logits, new k/v rows per layer. */
 export function composeWholeModel(embed: Model, blocks: Model[], head: Model): Model {
   const e = renamed(embed.graph, 'embed', { [EMBED_IO.inputIds]: composedIo.inputIds, [EMBED_IO.hidden]: 'hidden.0' });
   const chain = chainBlocks(blocks, 0, 'hidden.0', `hidden.${blocks.length}`);

@@ -145,10 +145,10 @@ describe('package manifests', () => {
   });
 
   it('parseManifest rejects another package format', async () => {
-    const other = JSON.stringify({ ...JSON.parse(text), format: 'infermesh-package/2' });
+    const other = JSON.stringify({ ...JSON.parse(text), format: 'infermesh-package/1' });
     const err = await rejection(parseManifest(other, 'm.json'));
     expect(err.name).toBe('PackageError');
-    expect(err.message).toBe('m.json: unsupported package format "infermesh-package/2" (expected infermesh-package/1)');
+    expect(err.message).toBe('m.json: unsupported package format "infermesh-package/1" (expected infermesh-package/2); compile the checkpoint again');
     const missing = JSON.parse(text);
     delete missing.format;
     expect((await rejection(parseManifest(JSON.stringify(missing), 'm.json'))).message).toMatch(/unsupported package format undefined/);

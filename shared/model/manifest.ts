@@ -9,7 +9,11 @@ import type { WeightDtype } from './graphs/linear.ts';
 import { PackageError } from '../errors.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
-export const PACKAGE_FORMAT = 'infermesh-package/1';
+/**
+ * Bumped whenever a graph's inputs or outputs change, so a runtime never opens a package
+ * compiled for another interface. 2: KV caches are position-major and blocks return new rows.
+ */
+export const PACKAGE_FORMAT = 'infermesh-package/2';
 /** 1 MiB: BitTorrent-sized pieces, small enough to re-fetch cheaply after a bad hash. */
 export const PIECE_SIZE = 1 << 20;
 
@@ -103,7 +107,9 @@ export async function parseManifest(text: string, source: string): Promise<Manif
   } catch (err) {
     throw new PackageError('manifest is not valid JSON', { source, cause: err });
   }
-  if (m.format !== PACKAGE_FORMAT) throw new PackageError(`unsupported package format ${JSON.stringify(m.format)} (expected ${PACKAGE_FORMAT})`, { source });
+  if (m.format !== PACKAGE_FORMAT) {
+    throw new PackageError(`unsupported package format ${JSON.stringify(m.format)} (expected ${PACKAGE_FORMAT}); compile the checkpoint again`, { source });
+  }
   const id = await manifestId(m);
   if (id !== m.id) throw new PackageError(`manifest id ${m.id} does not match its content (${id})`, { source });
   return m;

@@ -9,6 +9,8 @@ import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { composedIo } from '../model/compose.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from './ort.ts';
+import { createKvRows } from './kv-cache.ts';
+import type { KvRows } from './kv-cache.ts';
 
 export class UnknownRequestError extends InfermeshError {
   override name = 'UnknownRequestError';
@@ -22,8 +24,8 @@ export interface LayerRange {
 }
 
 interface LayerCache {
-  key: OrtTensor;
-  value: OrtTensor;
+  key: KvRows;
+  value: KvRows;
 }
 
 interface RequestState {
@@ -59,7 +61,9 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
   const inFlight = new Set<string>();
   /** Requests ended while a step ran: that step's cache is dropped when it finishes. */
   const endedInFlight = new Set<string>();
-  const emptyCache = () => new Tensor('float32', new Float32Array(0), [1, config.nKvHeads, 0, config.headDim]);
+  const rowWidth = config.nKvHeads * config.headDim;
+  const newCache = (): LayerCache => ({ key: createKvRows(rowWidth, config.maxSeqLen), value: createKvRows(rowWidth, config.maxSeqLen) });
+  const cacheTensor = (rows: KvRows) => new Tensor('float32', rows.view(), [1, rows.length, config.nKvHeads, config.headDim]);
 
   return {
     layers,
@@ -74,7 +78,7 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
       let state = requests.get(id);
       if (!state) {
         if (frame.position !== 0) throw new UnknownRequestError(`unknown request ${frame.requestId} (a new request starts at position 0)`);
-        state = { caches: Array.from({ length: layerCount }, () => ({ key: emptyCache(), value: emptyCache() })), nextPosition: 0, step: 0 };
+        state = { caches: Array.from({ length: layerCount }, newCache), nextPosition: 0, step: 0 };
       }
       if (frame.position !== state.nextPosition) {
         throw new FrameError(`request ${frame.requestId} expected position ${state.nextPosition}, got ${frame.position}`);
@@ -89,8 +93,8 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
         [composedIo.positions]: new Tensor('int64', positions, [1, seq]),
       };
       state.caches.forEach((cache, i) => {
-        feeds[composedIo.pastKey(layers.start + i)] = cache.key;
-        feeds[composedIo.pastValue(layers.start + i)] = cache.value;
+        feeds[composedIo.pastKey(layers.start + i)] = cacheTensor(cache.key);
+        feeds[composedIo.pastValue(layers.start + i)] = cacheTensor(cache.value);
       });
       inFlight.add(id);
       let out: Record<string, OrtTensor>;
@@ -104,10 +108,10 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
       if (endedInFlight.delete(id)) {
         requests.delete(id);
       } else {
-        state.caches = state.caches.map((_, i) => ({
-          key: out[composedIo.presentKey(layers.start + i)],
-          value: out[composedIo.presentValue(layers.start + i)],
-        }));
+        state.caches.forEach((cache, i) => {
+          cache.key.append(out[composedIo.newKey(layers.start + i)].data as Float32Array);
+          cache.value.append(out[composedIo.newValue(layers.start + i)].data as Float32Array);
+        });
         state.nextPosition += seq;
         state.step += 1;
         requests.set(id, state);
