@@ -6,17 +6,10 @@ import { compileTo, removeTempDirs, tempDir } from './test-support.ts';
 import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.ts';
 import { blockShards, createPieceHasher, MANIFEST_FILE } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
+import { rejection } from '../shared/test-support.ts';
 
 afterAll(removeTempDirs);
 
-async function rejection(promise: Promise<unknown>): Promise<Error & { source?: string; shortMessage?: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe('local packages', () => {
   let pristine: string;

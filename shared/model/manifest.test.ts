@@ -6,6 +6,7 @@ import { canonicalJson, createPieceHasher, MANIFEST_FILE, manifestId, PACKAGE_FO
 import type { Manifest } from './manifest.ts';
 import { createSyntheticCheckpoint } from './synthetic/checkpoint.ts';
 import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
+import { rejection } from '../test-support.ts';
 
 afterAll(removeTempDirs);
 
@@ -17,14 +18,6 @@ function bytesOf(length: number): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => (i * 131 + (i >> 8) * 7) & 0xff);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe('canonicalJson', () => {
   it('sorts keys at every depth, inside arrays too, with no whitespace', () => {

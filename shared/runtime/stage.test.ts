@@ -8,6 +8,7 @@ import type { Manifest } from '../model/manifest.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
 import { openStageSession } from '../../cli/local-package.ts';
+import { rejection } from '../test-support.ts';
 
 describe('splitLayers', () => {
   it('splits 12 layers into 4 stages of 3', () => {
@@ -74,14 +75,6 @@ const OTHER_SEQUENCE: Step[] = [
   { position: 4, rows: 1, seed: 24 },
 ];
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe('stages', () => {
   let dir: string;

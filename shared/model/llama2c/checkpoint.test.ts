@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { bytesSource, type ByteSource } from '../byte-source.ts';
 import { blockTensorNames, expectedTensors } from '../checkpoint.ts';
 import { openLlama2cCheckpoint } from './checkpoint.ts';
+import { rejection } from '../../test-support.ts';
 
 const MODELS = new URL('../../../../shared/models/', import.meta.url);
 const CKPT_PATH = new URL('stories260K.bin', MODELS).pathname;
@@ -28,14 +29,6 @@ function recording(name: string, bytes: Uint8Array): ByteSource & { reads: [numb
 
 const tokenizer = () => bytesSource('/models/tok512.bin', tokBytes);
 
-async function catchError(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** stories260K: dim 64, hidden 172, 5 layers, 8 heads of 8, 4 kv heads, vocab 512, seq 512. */
 const D = 64, H = 172, L = 5, HS = 8, KV = 32, V = 512;
@@ -133,7 +126,7 @@ describe('openLlama2cCheckpoint on stories260K.bin', () => {
   it('rejects a truncated copy, naming the file', async () => {
     const path = join(tmp, 'stories260K-truncated.bin');
     await writeFile(path, ckptBytes.subarray(0, ckptBytes.byteLength - 100));
-    const err = await catchError(openLlama2cCheckpoint(bytesSource(path, new Uint8Array(await readFile(path))), tokenizer()));
+    const err = await rejection(openLlama2cCheckpoint(bytesSource(path, new Uint8Array(await readFile(path))), tokenizer()));
     expect(err.name).toBe('CheckpointFormatError');
     expect(err.message).toBe(`${path}: truncated checkpoint: header says 1056540 bytes, file has 1056440`);
   });
@@ -141,19 +134,19 @@ describe('openLlama2cCheckpoint on stories260K.bin', () => {
   it('rejects trailing bytes', async () => {
     const longer = new Uint8Array(ckptBytes.byteLength + 4);
     longer.set(ckptBytes);
-    const err = await catchError(openLlama2cCheckpoint(bytesSource('long.bin', longer), tokenizer()));
+    const err = await rejection(openLlama2cCheckpoint(bytesSource('long.bin', longer), tokenizer()));
     expect(err.name).toBe('CheckpointFormatError');
     expect(err.message).toMatch(/^long\.bin: checkpoint is larger than its header says/);
   });
 
   it('asks for a tokenizer when none is given', async () => {
-    const err = await catchError(openLlama2cCheckpoint(bytesSource(CKPT_PATH, ckptBytes), null));
+    const err = await rejection(openLlama2cCheckpoint(bytesSource(CKPT_PATH, ckptBytes), null));
     expect(err.name).toBe('TokenizerError');
     expect(err.message).toBe(`${CKPT_PATH}: missing tokenizer: pass --tokenizer <file> for llama2.c checkpoints`);
   });
 
   it('rejects a tokenizer made for another vocabulary', async () => {
-    const err = await catchError(
+    const err = await rejection(
       openLlama2cCheckpoint(bytesSource(CKPT_PATH, ckptBytes), bytesSource('/models/tokenizer.bin', llamaTokBytes)),
     );
     expect(err.name).toBe('TokenizerError');
@@ -229,7 +222,7 @@ describe('openLlama2cCheckpoint on hand-built files', () => {
       [[8, 12, 1, 2, 1, 0, 4], /vocab_size must not be 0/],
     ];
     for (const [header, message] of cases) {
-      const err = await catchError(openLlama2cCheckpoint(bytesSource('bad.bin', buildCheckpoint(header, 16)), tinyTokenizer(10)));
+      const err = await rejection(openLlama2cCheckpoint(bytesSource('bad.bin', buildCheckpoint(header, 16)), tinyTokenizer(10)));
       expect(err.name, header.join(',')).toBe('ModelConfigError');
       expect(err.message, header.join(',')).toMatch(message);
       expect(err.message.startsWith('bad.bin: ')).toBe(true);
@@ -237,13 +230,13 @@ describe('openLlama2cCheckpoint on hand-built files', () => {
   });
 
   it('rejects a file shorter than its header and the newer versioned exports', async () => {
-    const short = await catchError(openLlama2cCheckpoint(bytesSource('short.bin', new Uint8Array(10)), tinyTokenizer(1)));
+    const short = await rejection(openLlama2cCheckpoint(bytesSource('short.bin', new Uint8Array(10)), tinyTokenizer(1)));
     expect(short.name).toBe('CheckpointFormatError');
     expect(short.message).toMatch(/^short\.bin: truncated checkpoint/);
     const v2 = new Uint8Array(256);
     new DataView(v2.buffer).setUint32(0, 0x616b3432, true);
     new DataView(v2.buffer).setInt32(4, 2, true);
-    const err = await catchError(openLlama2cCheckpoint(bytesSource('v2.bin', v2), tinyTokenizer(1)));
+    const err = await rejection(openLlama2cCheckpoint(bytesSource('v2.bin', v2), tinyTokenizer(1)));
     expect(err.name).toBe('CheckpointFormatError');
     expect(err.message).toMatch(/version 2 export; only the legacy format/);
   });
