@@ -2,10 +2,34 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['{shared,cli,worker,web,signaling-server,bench}/**/*.test.ts'],
     // Compiling packages and opening ORT sessions is CPU-heavy; on 2 cores a few files at a time is fastest.
     maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['{shared,cli,worker,web,signaling-server,bench}/**/*.test.ts'],
+          exclude: ['e2e/**', '**/node_modules/**'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['e2e/**/*.test.ts'],
+          // Each file drives a whole Chromium (and later several tabs and a relay): one at a time.
+          fileParallelism: false,
+          maxWorkers: 1,
+          // Runs after the unit project, so browsers do not fight unit tests for the CPU.
+          sequence: { groupOrder: 1 },
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
+          globalSetup: ['e2e/support/build-web.ts'],
+        },
+      },
+    ],
   },
 });

@@ -10,7 +10,7 @@ import { PackageError } from '../shared/errors.ts';
 import { blockShards, MANIFEST_FILE, parseManifest, sha256Hex, shardOf } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { createPipeline } from '../shared/runtime/pipeline.ts';
-import type { Pipeline } from '../shared/runtime/pipeline.ts';
+import type { Pipeline, StageLink } from '../shared/runtime/pipeline.ts';
 import { createStage, splitLayers } from '../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
 import { composeStageGraph } from '../shared/model/compose.ts';
@@ -18,6 +18,7 @@ import { decodeModel, encodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
 import type { OrtSession } from '../shared/runtime/ort.ts';
 import { loadTokenizer } from '../shared/tokenizer/load.ts';
+import type { LoadedTokenizer } from '../shared/tokenizer/load.ts';
 
 export interface OpenPackageOptions {
   stages: number;
@@ -112,21 +113,41 @@ export async function openStageSession(dir: string, manifest: Manifest, range: L
   return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}` }, threads);
 }
 
-export async function openLocalPipeline(dir: string, options: OpenPackageOptions): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
+/** What a client runs itself: the tokenizer, the embedding and the head of a package. */
+export interface ClientSide {
+  manifest: Manifest;
+  tokenizer: LoadedTokenizer;
+  embed: OrtSession;
+  head: OrtSession;
+}
+
+export async function openClientSide(dir: string, options: { verifyPieces?: boolean; threads?: number } = {}): Promise<ClientSide> {
   const manifest = await readPackageManifest(dir);
   await checkPackageFiles(dir, manifest, options.verifyPieces ?? false);
-  const { config } = manifest;
-  const ranges = splitLayers(config.nLayers, options.stages);
   const tokenizerFiles = [manifest.tokenizer.file, ...('configFile' in manifest.tokenizer && manifest.tokenizer.configFile ? [manifest.tokenizer.configFile] : [])];
   const [main, extra] = await Promise.all(tokenizerFiles.map((f) => readFile(join(dir, f))));
   const tokenizer = loadTokenizer(manifest, new Uint8Array(main), extra ? new Uint8Array(extra) : undefined);
-
-  const stages: Stage[] = [];
-  for (const layers of ranges) {
-    stages.push(createStage({ config, layers, session: await openStageSession(dir, manifest, layers, options.threads) }, { ort }));
-  }
   const embed = await openEmbedSession(dir, manifest);
   const head = await openSession(join(dir, shardOf(manifest, 'head').graph), options.threads);
+  return { manifest, tokenizer, embed, head };
+}
+
+/** A pipeline over any stages (in-process, worker engines): the client side comes from `dir`. */
+export async function openPipelineWithStages(dir: string, stages: (Stage | StageLink)[]): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
+  const client = await openClientSide(dir);
+  const { manifest, tokenizer, embed, head } = client;
+  const pipeline = createPipeline({ config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embed, head, stages }, { ort });
+  return { manifest, pipeline, release: async () => void (await Promise.all([embed.release(), head.release()])) };
+}
+
+export async function openLocalPipeline(dir: string, options: OpenPackageOptions): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
+  const client = await openClientSide(dir, options);
+  const { manifest, tokenizer, embed, head } = client;
+  const { config } = manifest;
+  const stages: Stage[] = [];
+  for (const layers of splitLayers(config.nLayers, options.stages)) {
+    stages.push(createStage({ config, layers, session: await openStageSession(dir, manifest, layers, options.threads) }, { ort }));
+  }
   const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embed, head, stages }, { ort });
   return {
     manifest,

@@ -32,3 +32,12 @@ export async function compileTo(checkpoint: Checkpoint, dtype: WeightDtype): Pro
   const manifest = await compilePackage(checkpoint, { dtype }, { sink: await createDirectorySink(dir) });
   return { dir, manifest };
 }
+
+/** A package folder as the bytes a shard engine can be handed (ShardSource 'bytes'). */
+export async function packageBytes(dir: string): Promise<{ kind: 'bytes'; manifest: string; files: Record<string, Uint8Array> }> {
+  const { readFile } = await import('node:fs/promises');
+  const manifest = await readFile(join(dir, 'manifest.json'), 'utf8');
+  const files: Record<string, Uint8Array> = {};
+  for (const f of (JSON.parse(manifest) as Manifest).files) files[f.path] = new Uint8Array(await readFile(join(dir, f.path)));
+  return { kind: 'bytes', manifest, files };
+}

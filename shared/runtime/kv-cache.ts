@@ -15,6 +15,9 @@ export interface KvRows {
   capacityBytes(): number;
 }
 
+import type { ModelConfig } from '../model/config.ts';
+import type { OrtRuntime, OrtTensor } from './ort.ts';
+
 const INITIAL_ROWS = 32;
 
 export function createKvRows(rowWidth: number, maxRows: number): KvRows {
@@ -40,5 +43,41 @@ export function createKvRows(rowWidth: number, maxRows: number): KvRows {
       length += added;
     },
     capacityBytes: () => buffer.byteLength,
+  };
+}
+
+/**
+ * One layer's keys or values for one request, wherever they live: the stage feeds `tensor()`
+ * to the graph as past_key/past_value and hands the graph's new_key/new_value output to
+ * `append`. The CPU store below keeps rows in a KvRows buffer; the WebGPU store
+ * (worker/gpu-kv-store.ts) keeps them in a GPU buffer and appends with a GPU-side copy.
+ */
+export interface KvStore {
+  readonly length: number;
+  tensor(): OrtTensor;
+  append(rows: OrtTensor): void;
+  /** bytes reserved for this store */
+  bytes(): number;
+  dispose(): void;
+}
+
+/** Makes the stores of one new request: one per (layer, key|value). */
+export type KvStoreFactory = () => KvStore;
+
+export function cpuKvStoreFactory(config: Pick<ModelConfig, 'nKvHeads' | 'headDim' | 'maxSeqLen'>, ort: OrtRuntime): KvStoreFactory {
+  const width = config.nKvHeads * config.headDim;
+  return () => {
+    let rows = createKvRows(width, config.maxSeqLen);
+    return {
+      get length() {
+        return rows.length;
+      },
+      tensor: () => new ort.Tensor('float32', rows.view(), [1, rows.length, config.nKvHeads, config.headDim]),
+      append: (out) => rows.append(out.data as Float32Array),
+      bytes: () => rows.capacityBytes(),
+      dispose: () => {
+        rows = createKvRows(width, config.maxSeqLen);
+      },
+    };
   };
 }

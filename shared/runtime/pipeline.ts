@@ -12,6 +12,17 @@ import type { OrtRuntime, OrtSession } from './ort.ts';
 import { createSampler } from './sampler.ts';
 import type { Stage } from './stage.ts';
 
+/** What the pipeline needs of a stage: an in-process Stage, or a shard engine in a worker or across the grid. */
+export interface StageLink {
+  forward(frame: Uint8Array): Promise<Uint8Array>;
+  end(requestId: string): unknown;
+}
+
+/** A shard engine (shared/engine/api.ts) as a pipeline stage. */
+export function engineStage(engine: { step(frame: Uint8Array): Promise<Uint8Array>; end(requestId: string): Promise<void> }): StageLink {
+  return { forward: (frame) => engine.step(frame), end: (id) => engine.end(id) };
+}
+
 export interface GenerateOptions {
   /** completion tokens at most (the prompt does not count) */
   maxTokens: number;
@@ -45,7 +56,7 @@ export interface PipelineOptions {
   stopIds: number[];
   embed: OrtSession;
   head: OrtSession;
-  stages: Stage[];
+  stages: (Stage | StageLink)[];
 }
 
 export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime }): Pipeline {
@@ -67,7 +78,8 @@ export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime
   };
 
   const end = (requestId: string) => {
-    for (const stage of stages) stage.end(requestId);
+    // Best effort: a stage that cannot end a request (gone, reloaded) drops it on its own idle timeout.
+    for (const stage of stages) Promise.resolve(stage.end(requestId)).catch(() => undefined);
   };
 
   return {

@@ -3,14 +3,17 @@
  * frame in, the frame for the next stage out. It keeps each request's KV cache for its layers
  * between steps, as a grid node will; the cache never leaves the stage. Its session runs the
  * range's block graphs stitched into one (shared/model/compose.ts).
+ *
+ * Caches are dropped when a request ends, when it has been idle too long, and under memory
+ * pressure, least recently used first; a frame for a dropped request is refused by name.
  */
 import { InfermeshError } from '../errors.ts';
 import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { composedIo } from '../model/compose.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from './ort.ts';
-import { createKvRows } from './kv-cache.ts';
-import type { KvRows } from './kv-cache.ts';
+import { cpuKvStoreFactory } from './kv-cache.ts';
+import type { KvStore, KvStoreFactory } from './kv-cache.ts';
 
 export class UnknownRequestError extends InfermeshError {
   override name = 'UnknownRequestError';
@@ -23,16 +26,14 @@ export interface LayerRange {
   end: number;
 }
 
-interface LayerCache {
-  key: KvRows;
-  value: KvRows;
-}
+export type EvictionReason = 'idle' | 'memory';
 
 interface RequestState {
-  caches: LayerCache[];
+  /** per layer of the range: [key, value] */
+  caches: [KvStore, KvStore][];
   /** the position the next frame must start at */
   nextPosition: number;
-  step: number;
+  lastUsed: number;
 }
 
 export interface Stage {
@@ -42,28 +43,90 @@ export interface Stage {
   /** Drops a request's KV cache. */
   end(requestId: string): void;
   activeRequests(): number;
+  /** Bytes reserved by all live requests' caches. */
+  cacheBytes(): number;
+  /** Drops caches idle longer than the limit; returns the ids dropped. */
+  sweep(): string[];
   release(): Promise<void>;
 }
+
+export interface StageLimits {
+  /** drop a request after this long without a step */
+  idleTimeoutMs: number;
+  /** beyond this many cache bytes, drop least recently used requests */
+  maxCacheBytes: number;
+}
+
+export const DEFAULT_STAGE_LIMITS: StageLimits = { idleTimeoutMs: 5 * 60_000, maxCacheBytes: 1 << 30 };
+/** Remembered so a late frame for an evicted request says why it is unknown. */
+const EVICTED_MEMORY = 1024;
 
 export interface StageOptions {
   config: ModelConfig;
   layers: LayerRange;
   /** the stage graph of `layers` (composeStageGraph) */
   session: OrtSession;
+  limits?: Partial<StageLimits>;
 }
 
-export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): Stage {
+export interface StageDeps {
+  ort: OrtRuntime;
+  /** where caches live; default: CPU buffers */
+  kv?: KvStoreFactory;
+  now?: () => number;
+  onEvict?: (requestIds: string[], reason: EvictionReason) => void;
+}
+
+export function createStage(options: StageOptions, deps: StageDeps): Stage {
   const { config, layers, session } = options;
+  const limits: StageLimits = {
+    idleTimeoutMs: options.limits?.idleTimeoutMs ?? DEFAULT_STAGE_LIMITS.idleTimeoutMs,
+    maxCacheBytes: options.limits?.maxCacheBytes ?? DEFAULT_STAGE_LIMITS.maxCacheBytes,
+  };
   const { Tensor } = deps.ort;
+  const newStore = deps.kv ?? cpuKvStoreFactory(config, deps.ort);
+  const now = deps.now ?? (() => Date.now());
   const layerCount = layers.end - layers.start;
+  /** Map order is recency order: a request is re-inserted on every step. */
   const requests = new Map<string, RequestState>();
   /** Requests with a step running: a request's steps are strictly sequential. */
   const inFlight = new Set<string>();
   /** Requests ended while a step ran: that step's cache is dropped when it finishes. */
   const endedInFlight = new Set<string>();
-  const rowWidth = config.nKvHeads * config.headDim;
-  const newCache = (): LayerCache => ({ key: createKvRows(rowWidth, config.maxSeqLen), value: createKvRows(rowWidth, config.maxSeqLen) });
-  const cacheTensor = (rows: KvRows) => new Tensor('float32', rows.view(), [1, rows.length, config.nKvHeads, config.headDim]);
+  const evicted = new Map<string, EvictionReason>();
+
+  const bytesOf = (state: RequestState) => state.caches.reduce((sum, [k, v]) => sum + k.bytes() + v.bytes(), 0);
+  const drop = (id: string) => {
+    requests.get(id)?.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
+    requests.delete(id);
+  };
+  const evict = (ids: string[], reason: EvictionReason) => {
+    if (ids.length === 0) return;
+    for (const id of ids) {
+      drop(id);
+      evicted.set(id, reason);
+      if (evicted.size > EVICTED_MEMORY) evicted.delete(evicted.keys().next().value!);
+    }
+    deps.onEvict?.(ids, reason);
+  };
+  const sweep = () => {
+    const cutoff = now() - limits.idleTimeoutMs;
+    const idle = [...requests].filter(([id, s]) => s.lastUsed < cutoff && !inFlight.has(id)).map(([id]) => id);
+    evict(idle, 'idle');
+    return idle;
+  };
+  /** Least recently used first, never the request being served. */
+  const relievePressure = (keep: string) => {
+    let total = [...requests.values()].reduce((sum, s) => sum + bytesOf(s), 0);
+    const victims: string[] = [];
+    for (const [id, state] of requests) {
+      if (total <= limits.maxCacheBytes) break;
+      if (id === keep || inFlight.has(id)) continue;
+      total -= bytesOf(state);
+      victims.push(id);
+    }
+    evict(victims, 'memory');
+  };
 
   return {
     layers,
@@ -75,13 +138,20 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
       }
       const id = frame.requestId;
       if (inFlight.has(id)) throw new FrameError(`request ${id} already has a step in flight; send its next frame after the output`);
+      sweep();
       let state = requests.get(id);
       if (!state) {
-        if (frame.position !== 0) throw new UnknownRequestError(`unknown request ${frame.requestId} (a new request starts at position 0)`);
-        state = { caches: Array.from({ length: layerCount }, newCache), nextPosition: 0, step: 0 };
+        if (frame.position !== 0) {
+          const why = evicted.get(id);
+          throw new UnknownRequestError(
+            why ? `request ${id} was evicted (${why === 'idle' ? 'idle timeout' : 'memory pressure'}); start it again at position 0`
+              : `unknown request ${id} (a new request starts at position 0)`,
+          );
+        }
+        state = { caches: Array.from({ length: layerCount }, () => [newStore(), newStore()]), nextPosition: 0, lastUsed: now() };
       }
       if (frame.position !== state.nextPosition) {
-        throw new FrameError(`request ${frame.requestId} expected position ${state.nextPosition}, got ${frame.position}`);
+        throw new FrameError(`request ${id} expected position ${state.nextPosition}, got ${frame.position}`);
       }
       if (frame.position + seq > config.maxSeqLen) {
         throw new FrameError(`positions up to ${frame.position + seq} exceed the context of ${config.maxSeqLen}`);
@@ -92,40 +162,51 @@ export function createStage(options: StageOptions, deps: { ort: OrtRuntime }): S
         [composedIo.hidden]: new Tensor('float32', frame.data, [1, seq, config.dim]),
         [composedIo.positions]: new Tensor('int64', positions, [1, seq]),
       };
-      state.caches.forEach((cache, i) => {
-        feeds[composedIo.pastKey(layers.start + i)] = cacheTensor(cache.key);
-        feeds[composedIo.pastValue(layers.start + i)] = cacheTensor(cache.value);
+      state.caches.forEach(([key, value], i) => {
+        feeds[composedIo.pastKey(layers.start + i)] = key.tensor();
+        feeds[composedIo.pastValue(layers.start + i)] = value.tensor();
       });
       inFlight.add(id);
       let out: Record<string, OrtTensor>;
       try {
         out = await session.run(feeds);
+      } catch (err) {
+        // A fresh request that failed leaves nothing behind; a live one keeps its cache as it was.
+        if (!requests.has(id)) state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
+        throw err;
       } finally {
         inFlight.delete(id);
       }
-      // The request is (re)registered only after its step succeeded: a refused or failed first
-      // frame leaves nothing behind, and a failed later step leaves the cache as it was.
       if (endedInFlight.delete(id)) {
+        state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
         requests.delete(id);
       } else {
-        state.caches.forEach((cache, i) => {
-          cache.key.append(out[composedIo.newKey(layers.start + i)].data as Float32Array);
-          cache.value.append(out[composedIo.newValue(layers.start + i)].data as Float32Array);
+        state.caches.forEach(([key, value], i) => {
+          key.append(out[composedIo.newKey(layers.start + i)]);
+          value.append(out[composedIo.newValue(layers.start + i)]);
         });
         state.nextPosition += seq;
-        state.step += 1;
+        state.lastUsed = now();
+        requests.delete(id);
         requests.set(id, state);
+        evicted.delete(id);
+        relievePressure(id);
       }
       const hidden = out[composedIo.hiddenOut];
-      return encodeFrame({ requestId: frame.requestId, step: frame.step, position: frame.position, dims: frame.dims, data: hidden.data as Float32Array });
+      return encodeFrame({ requestId: id, step: frame.step, position: frame.position, dims: frame.dims, data: hidden.data as Float32Array });
     },
     end(requestId) {
-      requests.delete(requestId);
-      if (inFlight.has(requestId)) endedInFlight.add(requestId);
+      // A running step still reads its cache: it is disposed when that step finishes.
+      if (inFlight.has(requestId)) {
+        endedInFlight.add(requestId);
+        requests.delete(requestId);
+      } else drop(requestId);
     },
     activeRequests: () => requests.size,
+    cacheBytes: () => [...requests.values()].reduce((sum, s) => sum + bytesOf(s), 0),
+    sweep,
     async release() {
-      requests.clear();
+      for (const id of [...requests.keys()]) drop(id);
       endedInFlight.clear();
       await session.release();
     },

@@ -1,0 +1,202 @@
+/**
+ * The shard engine: a layer range of a model package behind the ShardEngine contract
+ * (shared/engine/api.ts). It runs the range as one stitched graph on the first execution
+ * provider that works (WebGPU, then WASM in a browser; CPU under onnxruntime-node), keeps each
+ * request's KV cache where the provider computes (GPU buffers on WebGPU), and reports why it
+ * chose the provider it runs on. If the GPU device is lost it reports that, reopens the shard
+ * on the next provider, and refuses the lost requests by name instead of hanging.
+ *
+ * Runtime-agnostic: the onnxruntime module, navigator.gpu and fetch are injected, so the same
+ * engine runs in a browser Web Worker (worker/engine.worker.ts) and in Node (worker/node-host.ts).
+ */
+import { UsageError } from '../shared/errors.ts';
+import { DeviceLostError, EngineNotLoadedError } from '../shared/engine/errors.ts';
+import type { EngineEvent, ExecutionProvider, LoadReport, LoadRequest, MemoryReport, ShardEngine } from '../shared/engine/api.ts';
+import { composedIo, composeStageGraph } from '../shared/model/compose.ts';
+import type { ModelConfig } from '../shared/model/config.ts';
+import { encodeModel } from '../shared/model/onnx/schema.ts';
+import { createStage, DEFAULT_STAGE_LIMITS } from '../shared/runtime/stage.ts';
+import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
+import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
+import type { KvStoreFactory } from '../shared/runtime/kv-cache.ts';
+import type { OrtRuntime, OrtSession } from '../shared/runtime/ort.ts';
+import { gpuKvStoreFactory } from './gpu-kv-store.ts';
+import { loadShardFiles } from './shard-loader.ts';
+
+/** The parts of onnxruntime-web / onnxruntime-node the engine uses. */
+export interface EngineOrt extends OrtRuntime {
+  InferenceSession: { create(model: Uint8Array, options?: object): Promise<OrtSession> };
+  env: { webgpu?: { device?: GPUDevice | Promise<GPUDevice> } };
+}
+
+export interface EngineDeps {
+  ort: EngineOrt;
+  /** navigator.gpu where WebGPU may exist; absent under Node */
+  gpu?: GPU | null;
+  fetch?: typeof fetch;
+  now?: () => number;
+  /** providers tried when a load request names none */
+  defaultProviders?: ExecutionProvider[];
+}
+
+interface Loaded {
+  request: LoadRequest;
+  config: ModelConfig;
+  layers: LayerRange;
+  model: Uint8Array;
+  externalData: { path: string; data: Uint8Array }[];
+  weightBytes: number;
+  provider: ExecutionProvider;
+  stage: Stage;
+  device?: GPUDevice;
+}
+
+export interface TestableShardEngine extends ShardEngine {
+  /** Fault injection for tests: destroys the WebGPU device, as a driver reset would. */
+  destroyGpuDevice(): Promise<boolean>;
+}
+
+export function createShardEngine(deps: EngineDeps): TestableShardEngine {
+  const { ort } = deps;
+  let loaded: Loaded | null = null;
+  /** Set while the shard is being reopened after a device loss; steps wait for it. */
+  let reopening: Promise<void> | null = null;
+  let sweepTimer: ReturnType<typeof setInterval> | null = null;
+  const events: EngineEvent[] = [];
+
+  async function open(provider: ExecutionProvider, l: Pick<Loaded, 'config' | 'model' | 'externalData' | 'layers'>): Promise<{ session: OrtSession; kv: KvStoreFactory; device?: GPUDevice }> {
+    if (provider === 'webgpu') {
+      if (!deps.gpu) throw new Error('WebGPU is not available here (no navigator.gpu)');
+      const adapter = await deps.gpu.requestAdapter();
+      if (!adapter) throw new Error('WebGPU has no adapter (navigator.gpu.requestAdapter() returned null)');
+      const gpuOutputs: Record<string, 'gpu-buffer'> = {};
+      for (let layer = l.layers.start; layer < l.layers.end; layer++) {
+        gpuOutputs[composedIo.newKey(layer)] = 'gpu-buffer';
+        gpuOutputs[composedIo.newValue(layer)] = 'gpu-buffer';
+      }
+      const session = await ort.InferenceSession.create(l.model, { executionProviders: ['webgpu'], externalData: l.externalData, preferredOutputLocation: gpuOutputs });
+      const device = await ort.env.webgpu?.device;
+      if (!device) throw new Error('onnxruntime did not expose its WebGPU device');
+      return { session, device, kv: gpuKvStoreFactory(l.config, { ort, device }) };
+    }
+    const session = await ort.InferenceSession.create(l.model, { executionProviders: [provider], externalData: l.externalData });
+    return { session, kv: cpuKvStoreFactory(l.config, ort) };
+  }
+
+  /** Opens on the first provider that works; the reason records every one that did not. */
+  async function openFirst(providers: ExecutionProvider[], l: Pick<Loaded, 'config' | 'model' | 'externalData' | 'layers'>) {
+    const failures: string[] = [];
+    for (const provider of providers) {
+      try {
+        const opened = await open(provider, l);
+        const reason = failures.length === 0 ? `${provider} is the first choice and works` : `${failures.join('; ')}; using ${provider}`;
+        return { provider, reason, ...opened };
+      } catch (err) {
+        failures.push(`${provider} unavailable: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+    throw new UsageError(`no execution provider could run the shard (${failures.join('; ')})`);
+  }
+
+  function makeStage(l: Pick<Loaded, 'config' | 'layers' | 'request'>, session: OrtSession, kv: KvStoreFactory): Stage {
+    return createStage(
+      { config: l.config, layers: l.layers, session, limits: { idleTimeoutMs: l.request.idleTimeoutMs, maxCacheBytes: l.request.maxCacheBytes } },
+      { ort, kv, now: deps.now, onEvict: (ids, reason) => events.push({ kind: 'evicted', message: `evicted for ${reason === 'idle' ? 'idle timeout' : 'memory pressure'}`, requestIds: ids }) },
+    );
+  }
+
+  function watchDevice(l: Loaded) {
+    l.device?.lost.then((info) => {
+      if (loaded !== l) return; // an old shard's device
+      const lost = l.stage.activeRequests();
+      events.push({ kind: 'device-lost', message: `GPU device lost (${info.reason}): ${info.message || 'no message'}; ${lost} request cache(s) lost` });
+      const remaining = (l.request.executionProviders ?? deps.defaultProviders ?? ['webgpu', 'wasm']).filter((p) => p !== 'webgpu');
+      reopening = (async () => {
+        const opened = await openFirst(remaining.length ? remaining : ['wasm'], l);
+        const stage = makeStage(l, opened.session, opened.kv);
+        loaded = { ...l, provider: opened.provider, stage, device: opened.device };
+        events.push({ kind: 'fallback', message: `reopened on ${opened.provider} after the device loss: ${opened.reason}` });
+        l.stage.release().catch(() => undefined);
+      })().finally(() => {
+        reopening = null;
+      });
+    });
+  }
+
+  const requireLoaded = async (): Promise<Loaded> => {
+    if (reopening) await reopening;
+    if (!loaded) throw new EngineNotLoadedError('no shard is loaded; call load() first');
+    return loaded;
+  };
+
+  return {
+    async load(request) {
+      const started = deps.now?.() ?? Date.now();
+      const shard = await loadShardFiles(request, { fetch: deps.fetch });
+      const l = {
+        request,
+        config: shard.manifest.config,
+        layers: request.layers,
+        model: encodeModel(composeStageGraph(shard.blocks, request.layers.start)),
+        externalData: shard.externalData,
+      };
+      const providers = request.executionProviders ?? deps.defaultProviders ?? ['webgpu', 'wasm'];
+      const opened = await openFirst(providers, l);
+      await this.unload();
+      const next: Loaded = { ...l, weightBytes: shard.weightBytes, provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device };
+      loaded = next;
+      watchDevice(next);
+      if (opened.provider !== providers[0]) events.push({ kind: 'fallback', message: opened.reason });
+      const idle = request.idleTimeoutMs ?? DEFAULT_STAGE_LIMITS.idleTimeoutMs;
+      sweepTimer = setInterval(() => loaded?.stage.sweep(), Math.max(50, Math.min(idle / 2, 30_000)));
+      (sweepTimer as { unref?: () => void }).unref?.();
+      return {
+        modelId: shard.manifest.id,
+        layers: request.layers,
+        executionProvider: opened.provider,
+        reason: opened.reason,
+        piecesVerified: shard.piecesVerified,
+        weightBytes: shard.weightBytes,
+        loadMs: (deps.now?.() ?? Date.now()) - started,
+      } satisfies LoadReport;
+    },
+    async step(frame) {
+      const l = await requireLoaded();
+      try {
+        return await l.stage.forward(frame);
+      } catch (err) {
+        if (l.device && loaded !== l) throw new DeviceLostError('the GPU device was lost during this step; start the request again', { cause: err });
+        throw err;
+      }
+    },
+    async end(requestId) {
+      (await requireLoaded()).stage.end(requestId);
+    },
+    async memory(): Promise<MemoryReport> {
+      if (reopening) await reopening;
+      return {
+        cacheBytes: loaded?.stage.cacheBytes() ?? 0,
+        requests: loaded?.stage.activeRequests() ?? 0,
+        weightBytes: loaded?.weightBytes ?? 0,
+        executionProvider: loaded?.provider ?? null,
+      };
+    },
+    async events() {
+      return events.splice(0);
+    },
+    async unload() {
+      if (sweepTimer) clearInterval(sweepTimer);
+      sweepTimer = null;
+      const old = loaded;
+      loaded = null;
+      await old?.stage.release();
+    },
+    async destroyGpuDevice() {
+      const device = loaded?.device;
+      if (!device) return false;
+      device.destroy();
+      await device.lost;
+      return true;
+    },
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * The browser Web Worker entry: one shard engine per worker, onnxruntime-web with the WebGPU
+ * execution provider first and WASM second. The page wraps it with comlink
+ * (web/engine-client.ts). onnxruntime's .wasm files are served under /ort/ by whoever serves
+ * the app (the signaling server, or the test server).
+ */
+import * as ort from 'onnxruntime-web/webgpu';
+import { createShardEngine } from './engine.ts';
+import type { EngineOrt } from './engine.ts';
+import { exposeEngine } from './expose.ts';
+
+export const ORT_ASSET_PATH = '/ort/';
+
+ort.env.wasm.wasmPaths = new URL(ORT_ASSET_PATH, self.location.href).href;
+ort.env.logLevel = 'error';
+
+exposeEngine(createShardEngine({ ort: ort as unknown as EngineOrt, gpu: self.navigator.gpu ?? null, fetch: self.fetch.bind(self) }));
