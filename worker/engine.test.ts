@@ -11,17 +11,13 @@ import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import { openLocalPipeline } from '../cli/local-package.ts';
 import { compileTo, packageBytes, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
 import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.ts';
-import { expectedTensors } from '../shared/model/checkpoint.ts';
 import type { Checkpoint } from '../shared/model/checkpoint.ts';
-import type { ModelConfig } from '../shared/model/config.ts';
-import { blockForward } from '../shared/model/reference/forward.ts';
-import type { LayerCache } from '../shared/model/reference/forward.ts';
-import { dequantizeMatrix, quantizeMatrix } from '../shared/model/quantize.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import { startNodeEngine } from './node-host.ts';
 import type { NodeEngineHost } from './node-host.ts';
 import type { EngineOrt } from './engine.ts';
 import { generateThroughEngines, interleavedRequests, refusals, syntheticHidden } from './testing/scenarios.ts';
+import { maxRelativeError, referenceRange, referenceWeights } from './testing/reference-check.ts';
 
 const hosts: NodeEngineHost[] = [];
 const host = () => {
@@ -42,33 +38,6 @@ const MODELS: Model[] = [
   { name: 'stories260K', checkpoint: () => openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }) },
   { name: 'synthetic:tiny', checkpoint: async () => createSyntheticCheckpoint('tiny', 0) },
 ];
-
-/** Weights the reference forward pass uses: f32 as stored, or what a q4 package multiplies by. */
-async function referenceWeights(checkpoint: Checkpoint, dtype: 'f32' | 'q4') {
-  const weights = new Map<string, Float32Array>();
-  for (const t of expectedTensors(checkpoint.config)) {
-    const w = await checkpoint.read(t.name);
-    const quantized = dtype === 'q4' && t.shape.length === 2 && t.name.startsWith('layers.');
-    weights.set(t.name, quantized ? dequantizeMatrix(quantizeMatrix(w, t.shape[0], t.shape[1], 4)) : w);
-  }
-  return (name: string) => weights.get(name)!;
-}
-
-/** The reference's hidden state after layers start..end-1 for a prefill of `input`. */
-function referenceRange(config: ModelConfig, weights: (n: string) => Float32Array, input: Float32Array, start: number, end: number): Float32Array {
-  const positions = Array.from({ length: input.length / config.dim }, (_, i) => i);
-  let h = input;
-  for (let layer = start; layer < end; layer++) h = blockForward(config, weights, layer, h, positions, { k: [], v: [] } as LayerCache);
-  return h;
-}
-
-function maxRelativeError(got: ArrayLike<number>, want: Float32Array): number {
-  let scale = 0;
-  for (const v of want) scale = Math.max(scale, Math.abs(v));
-  let err = 0;
-  for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
-  return err / Math.max(scale, 1e-6);
-}
 
 describe('shard engine in Node worker threads', () => {
   for (const model of MODELS) {

@@ -8,6 +8,8 @@
  * the tests through `EngineTestHarness`.
  */
 
+import { deviceLoss, interleaved, refused, twoStage } from './engine-scenarios.ts';
+
 /** What this browser offers the shard engine: isolation (threaded WASM) and a WebGPU adapter. */
 export interface GpuReport {
   /** True when the page is served with COOP/COEP, which threaded WASM (SharedArrayBuffer) needs. */
@@ -42,6 +44,11 @@ const harness = {
   /** Set once this module has run; tests wait for it before calling anything else. */
   ready: true as const,
   gpu,
+  // Shard engines in Web Workers (e2e/engine.test.ts).
+  twoStage,
+  interleaved,
+  refused,
+  deviceLoss,
 };
 
 export type EngineTestHarness = typeof harness;

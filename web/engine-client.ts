@@ -1,0 +1,29 @@
+/**
+ * Starts a shard engine in a Web Worker and wraps it with comlink: the page side of the
+ * engine contract (shared/engine/api.ts). Errors arrive with their class; frames sent with
+ * `stepTransfer` give their buffer to the worker instead of copying it.
+ */
+import * as Comlink from 'comlink';
+import { installErrorTransfer } from '../shared/engine/error-transfer.ts';
+import type { TestableShardEngine } from '../worker/engine.ts';
+
+export interface EngineWorker {
+  engine: Comlink.Remote<TestableShardEngine>;
+  /** Sends a frame without copying; the caller's buffer is detached afterwards. */
+  stepTransfer(frame: Uint8Array): Promise<Uint8Array>;
+  terminate(): void;
+}
+
+export function startEngineWorker(): EngineWorker {
+  installErrorTransfer(Comlink.transferHandlers as never);
+  const worker = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'infermesh-engine' });
+  const engine = Comlink.wrap<TestableShardEngine>(worker);
+  return {
+    engine,
+    stepTransfer: (frame) => engine.step(Comlink.transfer(frame, [frame.buffer as ArrayBuffer])),
+    terminate() {
+      engine[Comlink.releaseProxy]();
+      worker.terminate();
+    },
+  };
+}
