@@ -1,11 +1,13 @@
 /**
  * `npm run bench -- <suite> [--json]`: the project's measurements, printed as JSON (--json) or
  * as a short table. Suites: compile (time and bytes per dtype), local (decode speed through
- * K in-process stages next to one whole-model graph, same run, same machine).
+ * K in-process stages next to one whole-model graph, same run, same machine), engine (the shard
+ * engine in Chromium and Node next to the whole-model graph on the same execution provider).
  */
 import { Command } from 'commander';
 import { compileBench } from './compile-bench.ts';
 import { localBench } from './local-bench.ts';
+import { engineBench } from './engine-bench.ts';
 
 function print(result: unknown, json: boolean) {
   process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatTable(result)}\n`);
@@ -42,5 +44,13 @@ program
       !!opts.json,
     ),
   );
+
+program
+  .command('engine')
+  .description('shard engine decode speed next to the whole-model graph: 110m on WASM in Chromium and in Node, tiny on WebGPU')
+  .option('--json', 'print JSON')
+  .option('--tokens <n>', 'decode steps per measurement', '32')
+  .option('--rounds <n>', 'interleaved rounds (median reported)', '5')
+  .action(async (opts) => print(await engineBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), !!opts.json));
 
 await program.parseAsync(process.argv);

@@ -17,6 +17,7 @@ import { composeStageGraph } from '../shared/model/compose.ts';
 import { decodeModel, encodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
 import type { OrtSession } from '../shared/runtime/ort.ts';
+import { PIPELINE_SESSION_CONFIG } from '../shared/runtime/ort.ts';
 import { loadTokenizer } from '../shared/tokenizer/load.ts';
 import type { LoadedTokenizer } from '../shared/tokenizer/load.ts';
 
@@ -59,14 +60,6 @@ export async function checkPackageFiles(dir: string, manifest: Manifest, verifyP
   }
 }
 
-/**
- * Every session of a pipeline shares the same few cores and has its own intra-op thread pool.
- * onnxruntime's pools spin between ops (fast dispatch) and, by default, keep spinning after a
- * run ends, which starves the next stage's pool. `force_spinning_stop` keeps the spinning within
- * a run and parks the threads when it ends: on 2 cores this made the staged pipeline ~1.5x
- * faster than spinning freely and ~20% faster than not spinning (bench local).
- */
-export const PIPELINE_SESSION_CONFIG = { intra_op: { allow_spinning: '1' }, force_spinning_stop: '1' };
 
 export function sessionOptions(threads?: number, externalDataDir?: string, config: object = PIPELINE_SESSION_CONFIG): ort.InferenceSession.SessionOptions {
   return {

@@ -5,6 +5,19 @@ import * as ort from 'onnxruntime-node';
 import { createShardEngine } from './engine.ts';
 import type { EngineOrt } from './engine.ts';
 import { exposeEngine } from './expose.ts';
+import { runHandshake } from './device/handshake.ts';
+import { nodeHost } from './device/node-host.ts';
+import { PIPELINE_SESSION_CONFIG } from '../shared/runtime/ort.ts';
 
 if (!parentPort) throw new Error('engine.node-worker.ts must run in a worker thread');
-exposeEngine(createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'] }), nodeEndpoint(parentPort));
+// The same thread settings as the local runner's sessions (see PIPELINE_SESSION_CONFIG).
+const sessionOptions = { graphOptimizationLevel: 'all', extra: { session: PIPELINE_SESSION_CONFIG } };
+exposeEngine(
+  createShardEngine({
+    ort: ort as unknown as EngineOrt,
+    defaultProviders: ['cpu'],
+    sessionOptions,
+    handshake: (options) => runHandshake(options, { ort, host: nodeHost() }),
+  }),
+  nodeEndpoint(parentPort),
+);

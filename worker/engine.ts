@@ -22,6 +22,7 @@ import type { KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtRuntime, OrtSession } from '../shared/runtime/ort.ts';
 import { gpuKvStoreFactory } from './gpu-kv-store.ts';
 import { loadShardFiles } from './shard-loader.ts';
+import type { DeviceHandshake, HandshakeOptions } from './device/handshake.ts';
 
 /** The parts of onnxruntime-web / onnxruntime-node the engine uses. */
 export interface EngineOrt extends OrtRuntime {
@@ -37,6 +38,10 @@ export interface EngineDeps {
   now?: () => number;
   /** providers tried when a load request names none */
   defaultProviders?: ExecutionProvider[];
+  /** extra onnxruntime session options (e.g. onnxruntime-node thread settings) */
+  sessionOptions?: object;
+  /** the device handshake of this host (worker/device/handshake.ts), bound to its runtime */
+  handshake?: (options: HandshakeOptions) => Promise<DeviceHandshake>;
 }
 
 interface Loaded {
@@ -52,6 +57,8 @@ interface Loaded {
 }
 
 export interface TestableShardEngine extends ShardEngine {
+  /** Measures this host's device: what the scheduler places layers by. */
+  handshake(options?: HandshakeOptions): Promise<DeviceHandshake>;
   /** Fault injection for tests: destroys the WebGPU device, as a driver reset would. */
   destroyGpuDevice(): Promise<boolean>;
 }
@@ -74,12 +81,12 @@ export function createShardEngine(deps: EngineDeps): TestableShardEngine {
         gpuOutputs[composedIo.newKey(layer)] = 'gpu-buffer';
         gpuOutputs[composedIo.newValue(layer)] = 'gpu-buffer';
       }
-      const session = await ort.InferenceSession.create(l.model, { executionProviders: ['webgpu'], externalData: l.externalData, preferredOutputLocation: gpuOutputs });
+      const session = await ort.InferenceSession.create(l.model, { ...deps.sessionOptions, executionProviders: ['webgpu'], externalData: l.externalData, preferredOutputLocation: gpuOutputs });
       const device = await ort.env.webgpu?.device;
       if (!device) throw new Error('onnxruntime did not expose its WebGPU device');
       return { session, device, kv: gpuKvStoreFactory(l.config, { ort, device }) };
     }
-    const session = await ort.InferenceSession.create(l.model, { executionProviders: [provider], externalData: l.externalData });
+    const session = await ort.InferenceSession.create(l.model, { ...deps.sessionOptions, executionProviders: [provider], externalData: l.externalData });
     return { session, kv: cpuKvStoreFactory(l.config, ort) };
   }
 
@@ -190,6 +197,10 @@ export function createShardEngine(deps: EngineDeps): TestableShardEngine {
       const old = loaded;
       loaded = null;
       await old?.stage.release();
+    },
+    async handshake(options = {}) {
+      if (!deps.handshake) throw new UsageError('this engine host was started without a device handshake');
+      return deps.handshake(options);
     },
     async destroyGpuDevice() {
       const device = loaded?.device;

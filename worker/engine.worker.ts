@@ -8,10 +8,20 @@ import * as ort from 'onnxruntime-web/webgpu';
 import { createShardEngine } from './engine.ts';
 import type { EngineOrt } from './engine.ts';
 import { exposeEngine } from './expose.ts';
+import { runHandshake } from './device/handshake.ts';
+import { browserHost } from './device/host.ts';
 
 export const ORT_ASSET_PATH = '/ort/';
 
 ort.env.wasm.wasmPaths = new URL(ORT_ASSET_PATH, self.location.href).href;
 ort.env.logLevel = 'error';
 
-exposeEngine(createShardEngine({ ort: ort as unknown as EngineOrt, gpu: self.navigator.gpu ?? null, fetch: self.fetch.bind(self) }));
+const gpu = self.navigator.gpu ?? null;
+exposeEngine(
+  createShardEngine({
+    ort: ort as unknown as EngineOrt,
+    gpu,
+    fetch: self.fetch.bind(self),
+    handshake: (options) => runHandshake(options, { ort, host: browserHost(self.navigator), gpu }),
+  }),
+);

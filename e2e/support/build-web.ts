@@ -11,5 +11,5 @@ export default async function buildWeb(): Promise<void> {
     configFile: fileURLToPath(new URL('../../vite.config.ts', import.meta.url)),
     logLevel: 'warn',
   });
-  console.log(`e2e: built dist/web in ${Math.round(performance.now() - started)} ms`);
+  console.error(`e2e: built dist/web in ${Math.round(performance.now() - started)} ms`);
 }

@@ -14,3 +14,12 @@ export interface OrtRuntime {
 
 /** Opens a graph of the package by its path within the package (e.g. "block-3.onnx"). */
 export type SessionOpener = (graph: string) => Promise<OrtSession>;
+
+/**
+ * Every session of a pipeline shares the same few cores and has its own intra-op thread pool.
+ * onnxruntime's pools spin between ops (fast dispatch) and, by default, keep spinning after a
+ * run ends, which starves the next stage's pool. `force_spinning_stop` keeps the spinning within
+ * a run and parks the threads when it ends: on 2 cores this made the staged pipeline ~1.5x
+ * faster than spinning freely and ~20% faster than not spinning (bench local).
+ */
+export const PIPELINE_SESSION_CONFIG = { intra_op: { allow_spinning: '1' }, force_spinning_stop: '1' };

@@ -1,9 +1,10 @@
 /**
  * The engine scenarios of worker/testing/scenarios.ts, run in this page with engines in Web
  * Workers and packages served under /packages/<name>/. The page runs the embedding and head
- * itself on onnxruntime-web's WASM provider, as a client tab does.
+ * itself on onnxruntime-web's WASM provider, as a client tab does. (The WebGPU bundle also
+ * carries the WASM provider; the bench functions need both in one onnxruntime instance.)
  */
-import * as ort from 'onnxruntime-web/wasm';
+import * as ort from 'onnxruntime-web/webgpu';
 import type { ExecutionProvider, ShardSource } from '../../shared/engine/api.ts';
 import { parseManifest } from '../../shared/model/manifest.ts';
 import { encodeFrame } from '../../shared/protocol/frame.ts';
@@ -14,13 +15,14 @@ import { startEngineWorker } from '../engine-client.ts';
 ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
 ort.env.logLevel = 'error';
 
-const packageUrl = (name: string) => new URL(`/packages/${name}`, location.href).href;
-const read = (name: string) => async (path: string) => {
+export { ort };
+export const packageUrl = (name: string) => new URL(`/packages/${name}`, location.href).href;
+export const read = (name: string) => async (path: string) => {
   const response = await fetch(`${packageUrl(name)}/${path}`);
   if (!response.ok) throw new Error(`GET ${path}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
 };
-const manifestOf = async (name: string) => parseManifest(new TextDecoder().decode(await read(name)('manifest.json')), name);
+export const manifestOf = async (name: string) => parseManifest(new TextDecoder().decode(await read(name)('manifest.json')), name);
 
 /** Two engines (two Web Workers), the blocks split between them; greedy generation. */
 export async function twoStage(name: string, providers: ExecutionProvider[], maxTokens: number) {

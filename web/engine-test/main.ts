@@ -9,6 +9,7 @@
  */
 
 import { deviceLoss, interleaved, refused, twoStage } from './engine-scenarios.ts';
+import { benchEngine, handshakeInWorker } from './engine-bench.ts';
 
 /** What this browser offers the shard engine: isolation (threaded WASM) and a WebGPU adapter. */
 export interface GpuReport {
@@ -40,6 +41,23 @@ async function gpu(): Promise<GpuReport> {
   };
 }
 
+// --- Device handshake (worker/device/handshake.ts; e2e/handshake.test.ts) -------------------
+// Loaded on first call, so pages that never measure do not fetch onnxruntime.
+
+/** Measures this browser as a donor would be measured: WebGPU (SwiftShader here), WASM, one block. */
+async function handshake(options: import('../../worker/device/handshake.ts').HandshakeOptions = {}) {
+  const [ort, { runHandshake }, { browserHost }] = await Promise.all([
+    import('onnxruntime-web/webgpu'),
+    import('../../worker/device/handshake.ts'),
+    import('../../worker/device/host.ts'),
+  ]);
+  ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
+  ort.env.logLevel = 'error'; // as the engine worker: node-placement warnings are not errors
+  return runHandshake(options, { ort, host: browserHost(navigator), gpu: navigator.gpu ?? null });
+}
+
+// --- end device handshake ------------------------------------------------------------------
+
 const harness = {
   /** Set once this module has run; tests wait for it before calling anything else. */
   ready: true as const,
@@ -49,6 +67,11 @@ const harness = {
   interleaved,
   refused,
   deviceLoss,
+  // bench/engine-bench.ts
+  benchEngine,
+  handshakeInWorker,
+  // Device handshake (e2e/handshake.test.ts).
+  handshake,
 };
 
 export type EngineTestHarness = typeof harness;

@@ -1,0 +1,112 @@
+/**
+ * `npm run bench -- engine --json`: the shard engine's decode speed next to onnxruntime running
+ * the whole model as one graph, on the same execution provider, in the same page or process and
+ * run: synthetic:110m (q4, f32) on WASM in headless Chromium and in Node (worker_threads,
+ * onnxruntime-node), synthetic:tiny on WebGPU (SwiftShader, so correctness rather than speed).
+ * Top-level `engineVsWholeModel`: WASM in Chromium, 110m q4 (target ≥ 0.9).
+ */
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { cacheDir } from '../cli/defaults.ts';
+import { openEmbedSession, openSession, readPackageManifest } from '../cli/local-package.ts';
+import { packageBytes } from '../cli/test-support.ts';
+import { openApp } from '../e2e/support/app.ts';
+import buildWebApp from '../e2e/support/build-web.ts';
+import type { ExecutionProvider } from '../shared/engine/api.ts';
+import type { WeightDtype } from '../shared/model/graphs/linear.ts';
+import { shardOf } from '../shared/model/manifest.ts';
+import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
+import { engineStage } from '../shared/runtime/pipeline.ts';
+import { startNodeEngine } from '../worker/node-host.ts';
+import { syntheticConfig } from '../shared/model/synthetic/presets.ts';
+import { machineInfo } from './compile-bench.ts';
+import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from './decoders.ts';
+import { benchPackage, wholeModelGraph } from './local-bench.ts';
+
+export interface EngineBenchOptions {
+  tokens: number;
+  rounds: number;
+}
+
+const BROWSER_RUNS: { preset: string; dtype: WeightDtype; provider: ExecutionProvider; tokens?: number; rounds?: number }[] = [
+  { preset: '110m', dtype: 'q4', provider: 'wasm' },
+  { preset: '110m', dtype: 'f32', provider: 'wasm' },
+  // SwiftShader runs WebGPU on the CPU at a fraction of WASM's speed: a short run of the tiny model.
+  { preset: 'tiny', dtype: 'f32', provider: 'webgpu', tokens: 16, rounds: 3 },
+  { preset: 'tiny', dtype: 'q4', provider: 'webgpu', tokens: 16, rounds: 3 },
+];
+
+async function nodeRun(preset: string, dtype: WeightDtype, options: EngineBenchOptions) {
+  const dir = await benchPackage(preset, dtype);
+  const manifest = await readPackageManifest(dir);
+  const { config } = manifest;
+  const host = startNodeEngine();
+  try {
+    const report = await host.engine.load({ modelId: manifest.id, layers: { start: 0, end: config.nLayers }, source: await packageBytes(dir) });
+    const embed = await openEmbedSession(dir, manifest);
+    const head = await openSession(join(dir, shardOf(manifest, 'head').graph));
+    const whole = await openSession({ model: await wholeModelGraph(dir, manifest), dir, name: 'whole model' });
+    const times = await timeInterleaved(
+      {
+        engine: stagesDecoder({ config, ort, embed, head, stages: [engineStage(host.engine)] }),
+        wholeModel: wholeModelDecoder({ config, ort, session: whole, kv: cpuKvStoreFactory(config, ort) }),
+      },
+      options,
+    );
+    await Promise.all([embed, head, whole].map((s) => s.release()));
+    return {
+      runtime: 'node',
+      model: manifest.name,
+      dtype,
+      executionProvider: report.executionProvider,
+      engine: speed(times.engine, options.tokens),
+      wholeModel: speed(times.wholeModel, options.tokens),
+      engineVsWholeModel: pairedRatio(times.engine, times.wholeModel),
+      msPerLayerDecode: +(speed(times.engine, options.tokens).msPerToken / config.nLayers).toFixed(3),
+    };
+  } finally {
+    await host.terminate();
+  }
+}
+
+/** The handshake measures one 110m block on the host's preferred provider. */
+const HANDSHAKE_OPTIONS = { layer: { config: syntheticConfig('110m'), dtype: 'q4' as const } };
+
+export async function engineBench(options: EngineBenchOptions) {
+  process.stderr.write('bench engine: node handshake\n');
+  const nodeHost = startNodeEngine();
+  const nodeHandshake = await nodeHost.engine.handshake(HANDSHAKE_OPTIONS).finally(() => nodeHost.terminate());
+  const node = [];
+  for (const dtype of ['q4', 'f32'] as const) {
+    process.stderr.write(`bench engine: node synthetic:110m ${dtype}\n`);
+    node.push(await nodeRun('110m', dtype, options));
+  }
+  for (const run of BROWSER_RUNS) await benchPackage(run.preset, run.dtype);
+  await buildWebApp();
+  const app = await openApp('engine-test/', { packagesDir: join(cacheDir(), 'bench'), waitFor: 'window.harness?.ready === true' });
+  const browser = [];
+  let chromiumHandshake: unknown;
+  try {
+    process.stderr.write('bench engine: chromium handshake (engine worker)\n');
+    chromiumHandshake = await app.page.evaluate((o) => window.harness!.handshakeInWorker(o), HANDSHAKE_OPTIONS);
+    for (const run of BROWSER_RUNS) {
+      process.stderr.write(`bench engine: chromium synthetic:${run.preset} ${run.dtype} on ${run.provider}\n`);
+      const name = `synthetic-${run.preset}-${run.dtype}-seed0`;
+      const result = await app.page.evaluate(([n, p, t, r]) => window.harness!.benchEngine(n, p, t, r), [name, run.provider, run.tokens ?? options.tokens, run.rounds ?? options.rounds] as const);
+      browser.push({ runtime: 'chromium', ...result });
+    }
+  } finally {
+    await app.close();
+  }
+  const headline = browser.find((r) => r.executionProvider === 'wasm' && r.dtype === 'q4' && r.model === 'synthetic:110m');
+  return {
+    suite: 'engine',
+    engineVsWholeModel: headline?.engineVsWholeModel.median ?? null,
+    target: { engineVsWholeModel: 0.9 },
+    decodeTokens: options.tokens,
+    rounds: options.rounds,
+    machine: machineInfo(),
+    handshake: { chromium: chromiumHandshake, node: nodeHandshake },
+    results: [...browser, ...node],
+  };
+}
