@@ -15,7 +15,7 @@ import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.
 import type { Checkpoint } from '../shared/model/checkpoint.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
-import { maxRelativeError, referenceRange, referenceWeights } from '../worker/testing/reference-check.ts';
+import { maxRelativeError, q4Bound, referenceRange, referenceWeights, relativeRms } from '../worker/testing/reference-check.ts';
 
 const MODELS: Record<string, () => Promise<Checkpoint>> = {
   stories: () => openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }),
@@ -75,6 +75,14 @@ describe('shard engines in Web Workers', () => {
           const errors = [maxRelativeError(run.prefillOutputs[0], first), maxRelativeError(run.prefillOutputs[1], second)];
           console.log(`${provider} ${name}: stage errors vs reference ${errors.map((e) => e.toExponential(2)).join(', ')}`);
           for (const e of errors) expect(e).toBeLessThan(TOLERANCE[provider]);
+          if (dtype === 'q4') {
+            // Against the original f32 weights: within the quantization error itself (q4Bound).
+            const f32 = await referenceWeights(await MODELS[model](), 'f32');
+            const f32First = referenceRange(config, f32, Float32Array.from(run.prefillInput), 0, split);
+            const f32Second = referenceRange(config, f32, f32First, split, config.nLayers);
+            expect(relativeRms(run.prefillOutputs[0], f32First)).toBeLessThan(q4Bound(relativeRms(first, f32First)));
+            expect(relativeRms(run.prefillOutputs[1], f32Second)).toBeLessThan(q4Bound(relativeRms(second, f32Second)));
+          }
         });
       }
     }

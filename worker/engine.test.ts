@@ -17,7 +17,7 @@ import { startNodeEngine } from './node-host.ts';
 import type { NodeEngineHost } from './node-host.ts';
 import type { EngineOrt } from './engine.ts';
 import { generateThroughEngines, interleavedRequests, refusals, syntheticHidden } from './testing/scenarios.ts';
-import { maxRelativeError, referenceRange, referenceWeights } from './testing/reference-check.ts';
+import { maxRelativeError, q4Bound, referenceRange, referenceWeights, relativeRms } from './testing/reference-check.ts';
 
 const hosts: NodeEngineHost[] = [];
 const host = () => {
@@ -73,6 +73,16 @@ describe('shard engine in Node worker threads', () => {
         const second = referenceRange(manifest.config, weights, first, split, manifest.config.nLayers);
         expect(maxRelativeError(run.prefillOutputs[0], first)).toBeLessThan(1e-4);
         expect(maxRelativeError(run.prefillOutputs[1], second)).toBeLessThan(1e-4);
+        if (dtype === 'q4') {
+          // Against the f32 weights, the difference is 4-bit quantization error, not engine error.
+          const f32 = await referenceWeights(checkpoint, 'f32');
+          const f32First = referenceRange(manifest.config, f32, input, 0, split);
+          const f32Second = referenceRange(manifest.config, f32, f32First, split, manifest.config.nLayers);
+          const rms = [relativeRms(run.prefillOutputs[0], f32First), relativeRms(run.prefillOutputs[1], f32Second)];
+          const quantization = [relativeRms(first, f32First), relativeRms(second, f32Second)];
+          console.log(`${model.name} q4 vs f32 reference: relative RMS ${rms.map((e) => e.toFixed(4)).join(', ')} (quantization alone: ${quantization.map((e) => e.toFixed(4)).join(', ')})`);
+          rms.forEach((e, i) => expect(e).toBeLessThan(q4Bound(quantization[i])));
+        }
       });
     }
   }
