@@ -7,7 +7,8 @@
  */
 import { composedIo } from '../shared/model/compose.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
-import { EMBED_IO, HEAD_IO } from '../shared/model/graphs/embed-head.ts';
+import { HEAD_IO } from '../shared/model/graphs/embed-head.ts';
+import type { EmbeddingTable } from '../shared/model/embedding.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import type { KvStore, KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from '../shared/runtime/ort.ts';
@@ -31,14 +32,12 @@ export function promptIds(vocab: number): number[] {
   return Array.from({ length: PROMPT_TOKENS }, (_, i) => 3 + ((i * 7919) % (vocab - 3)));
 }
 
-/** Embedding and head here, blocks in `stages`, hidden states as binary frames between them. */
-export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; embed: OrtSession; head: OrtSession; stages: StageLink[] }): Decoder {
-  const { config, ort, embed, head, stages } = options;
+/** Embedding (a lookup) and head here, blocks in `stages`, hidden states as binary frames between them. */
+export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; embedding: EmbeddingTable; head: OrtSession; stages: StageLink[] }): Decoder {
+  const { config, ort, embedding, head, stages } = options;
   let request = 0;
   const step = async (id: string, tokens: number[], position: number, n: number) => {
-    const ids = new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]);
-    const h = (await embed.run({ [EMBED_IO.inputIds]: ids }))[EMBED_IO.hidden];
-    let frame = encodeFrame({ requestId: id, step: n, position, dims: [1, tokens.length, config.dim], data: h.data as Float32Array });
+    let frame = encodeFrame({ requestId: id, step: n, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
     for (const s of stages) frame = await s.forward(frame);
     const last = decodeFrame(frame).data.subarray((tokens.length - 1) * config.dim);
     return (await head.run({ [HEAD_IO.hidden]: new ort.Tensor('float32', last, [1, 1, config.dim]) }))[HEAD_IO.logits].data as Float32Array;

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { cacheDir } from '../cli/defaults.ts';
-import { openEmbedSession, openSession, readPackageManifest } from '../cli/local-package.ts';
+import { openEmbedding, openSession, readPackageManifest } from '../cli/local-package.ts';
 import { packageBytes } from '../cli/test-support.ts';
 import { openApp } from '../e2e/support/app.ts';
 import buildWebApp from '../e2e/support/build-web.ts';
@@ -43,17 +43,17 @@ async function nodeRun(preset: string, dtype: WeightDtype, options: EngineBenchO
   const host = startNodeEngine();
   try {
     const report = await host.engine.load({ modelId: manifest.id, layers: { start: 0, end: config.nLayers }, source: await packageBytes(dir) });
-    const embed = await openEmbedSession(dir, manifest);
+    const embedding = await openEmbedding(dir, manifest);
     const head = await openSession(join(dir, shardOf(manifest, 'head').graph));
     const whole = await openSession({ model: await wholeModelGraph(dir, manifest), dir, name: 'whole model' });
     const times = await timeInterleaved(
       {
-        engine: stagesDecoder({ config, ort, embed, head, stages: [engineStage(host.engine)] }),
+        engine: stagesDecoder({ config, ort, embedding, head, stages: [engineStage(host.engine)] }),
         wholeModel: wholeModelDecoder({ config, ort, session: whole, kv: cpuKvStoreFactory(config, ort) }),
       },
       options,
     );
-    await Promise.all([embed, head, whole].map((s) => s.release()));
+    await Promise.all([head, whole].map((s) => s.release()));
     return {
       runtime: 'node',
       model: manifest.name,

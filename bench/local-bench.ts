@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { compileCommand } from '../cli/compile-command.ts';
 import { cacheDir } from '../cli/defaults.ts';
-import { isCurrentPackage, openEmbedSession, openSession, openStageSession, readGraph, readPackageManifest } from '../cli/local-package.ts';
+import { isCurrentPackage, openEmbedding, openSession, openStageSession, readGraph, readPackageManifest } from '../cli/local-package.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 import { blockShards, shardOf } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
@@ -51,7 +51,7 @@ async function benchDtype(preset: string, dtype: WeightDtype, options: LocalBenc
   const dir = await benchPackage(preset, dtype);
   const manifest = await readPackageManifest(dir);
   const { config } = manifest;
-  const embed = await openEmbedSession(dir, manifest);
+  const embedding = await openEmbedding(dir, manifest);
   const head = await openSession(join(dir, shardOf(manifest, 'head').graph), options.threads);
   const model = await wholeModelGraph(dir, manifest);
   const whole = await openSession({ model, dir, name: 'whole model' }, options.threads);
@@ -68,10 +68,10 @@ async function benchDtype(preset: string, dtype: WeightDtype, options: LocalBenc
       split.push(createStage({ config, layers, session: await openStageSession(dir, manifest, layers, options.threads) }, { ort }));
     }
     stages.push(...split);
-    runs[`stages${k}`] = stagesDecoder({ config, ort, embed, head, stages: split });
+    runs[`stages${k}`] = stagesDecoder({ config, ort, embedding, head, stages: split });
   }
   const times = await timeInterleaved(runs, options);
-  await Promise.all([embed, head, whole, wholeDefaults].map((s) => s.release()));
+  await Promise.all([head, whole, wholeDefaults].map((s) => s.release()));
   await Promise.all(stages.map((s) => s.release()));
   return {
     dtype,

@@ -20,6 +20,8 @@ import type { OrtSession } from '../shared/runtime/ort.ts';
 import { PIPELINE_SESSION_CONFIG } from '../shared/runtime/ort.ts';
 import { loadTokenizer } from '../shared/tokenizer/load.ts';
 import type { LoadedTokenizer } from '../shared/tokenizer/load.ts';
+import { createEmbeddingTable } from '../shared/model/embedding.ts';
+import type { EmbeddingTable } from '../shared/model/embedding.ts';
 
 export interface OpenPackageOptions {
   stages: number;
@@ -91,12 +93,10 @@ export async function readGraph(dir: string, file: string): Promise<Model> {
   return decodeModel(new Uint8Array(await readFile(join(dir, file))));
 }
 
-/**
- * The embedding is a one-row Gather per decode step: a thread pool only adds wake-ups
- * (measured 0.1-0.3 ms per token with two threads against ~0.01 ms with one).
- */
-export async function openEmbedSession(dir: string, manifest: Manifest): Promise<OrtSession> {
-  return openSession(join(dir, shardOf(manifest, 'embed').graph), 1);
+/** The client's embedding: a lookup into embed.data (shared/model/embedding.ts). */
+export async function openEmbedding(dir: string, manifest: Manifest): Promise<EmbeddingTable> {
+  const shard = shardOf(manifest, 'embed');
+  return createEmbeddingTable(manifest.config, await readGraph(dir, shard.graph), new Uint8Array(await readFile(join(dir, shard.data))));
 }
 
 /** One session for blocks range.start..range.end-1, stitched from their per-layer graphs. */
@@ -106,11 +106,11 @@ export async function openStageSession(dir: string, manifest: Manifest, range: L
   return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}` }, threads);
 }
 
-/** What a client runs itself: the tokenizer, the embedding and the head of a package. */
+/** What a client runs itself: the tokenizer, the embedding lookup and the head of a package. */
 export interface ClientSide {
   manifest: Manifest;
   tokenizer: LoadedTokenizer;
-  embed: OrtSession;
+  embedding: EmbeddingTable;
   head: OrtSession;
 }
 
@@ -120,33 +120,33 @@ export async function openClientSide(dir: string, options: { verifyPieces?: bool
   const tokenizerFiles = [manifest.tokenizer.file, ...('configFile' in manifest.tokenizer && manifest.tokenizer.configFile ? [manifest.tokenizer.configFile] : [])];
   const [main, extra] = await Promise.all(tokenizerFiles.map((f) => readFile(join(dir, f))));
   const tokenizer = loadTokenizer(manifest, new Uint8Array(main), extra ? new Uint8Array(extra) : undefined);
-  const embed = await openEmbedSession(dir, manifest);
+  const embedding = await openEmbedding(dir, manifest);
   const head = await openSession(join(dir, shardOf(manifest, 'head').graph), options.threads);
-  return { manifest, tokenizer, embed, head };
+  return { manifest, tokenizer, embedding, head };
 }
 
 /** A pipeline over any stages (in-process, worker engines): the client side comes from `dir`. */
 export async function openPipelineWithStages(dir: string, stages: (Stage | StageLink)[]): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
   const client = await openClientSide(dir);
-  const { manifest, tokenizer, embed, head } = client;
-  const pipeline = createPipeline({ config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embed, head, stages }, { ort });
-  return { manifest, pipeline, release: async () => void (await Promise.all([embed.release(), head.release()])) };
+  const { manifest, tokenizer, embedding, head } = client;
+  const pipeline = createPipeline({ config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages }, { ort });
+  return { manifest, pipeline, release: () => head.release() };
 }
 
 export async function openLocalPipeline(dir: string, options: OpenPackageOptions): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
   const client = await openClientSide(dir, options);
-  const { manifest, tokenizer, embed, head } = client;
+  const { manifest, tokenizer, embedding, head } = client;
   const { config } = manifest;
   const stages: Stage[] = [];
   for (const layers of splitLayers(config.nLayers, options.stages)) {
     stages.push(createStage({ config, layers, session: await openStageSession(dir, manifest, layers, options.threads) }, { ort }));
   }
-  const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embed, head, stages }, { ort });
+  const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages }, { ort });
   return {
     manifest,
     pipeline,
     async release() {
-      await Promise.all([...stages.map((s) => s.release()), embed.release(), head.release()]);
+      await Promise.all([...stages.map((s) => s.release()), head.release()]);
     },
   };
 }

@@ -1,11 +1,13 @@
 /**
- * Generation through a chain of stages, as a grid client does it: embed locally, send the
+ * Generation through a chain of stages, as a grid client does it: embed locally (a table
+ * lookup), send the
  * hidden state through each stage as a binary frame, run the head locally on the last row,
  * sample, repeat. Stages here are in-process; on the grid the same frames cross WebRTC.
  */
 import { UsageError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { EMBED_IO, HEAD_IO } from '../model/graphs/embed-head.ts';
+import { HEAD_IO } from '../model/graphs/embed-head.ts';
+import type { EmbeddingTable } from '../model/embedding.ts';
 import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import type { OrtRuntime, OrtSession } from './ort.ts';
@@ -54,21 +56,20 @@ export interface PipelineOptions {
   tokenizer: Tokenizer;
   /** Token ids that end a completion (EOS; llama2.c story models end with BOS). */
   stopIds: number[];
-  embed: OrtSession;
+  /** the client's embedding lookup (shared/model/embedding.ts) */
+  embedding: EmbeddingTable;
   head: OrtSession;
   stages: (Stage | StageLink)[];
 }
 
 export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime }): Pipeline {
-  const { config, tokenizer, embed, head, stages } = options;
+  const { config, tokenizer, embedding, head, stages } = options;
   const { Tensor } = deps.ort;
   const stop = new Set(options.stopIds);
   let requestCounter = 0;
 
   const step: Pipeline['step'] = async (requestId, tokens, position, stepIndex) => {
-    const ids = new Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, tokens.length]);
-    const embedded = (await embed.run({ [EMBED_IO.inputIds]: ids }))[EMBED_IO.hidden];
-    let frame = encodeFrame({ requestId, step: stepIndex, position, dims: [1, tokens.length, config.dim], data: embedded.data as Float32Array });
+    let frame = encodeFrame({ requestId, step: stepIndex, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
     for (const stage of stages) frame = await stage.forward(frame);
     const hidden = decodeFrame(frame).data;
     // Only the last row's logits are sampled: the head skips the rest of a prefill.

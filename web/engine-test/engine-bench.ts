@@ -15,6 +15,7 @@ import type { OrtSession } from '../../shared/runtime/ort.ts';
 import { gpuKvStoreFactory } from '../../worker/gpu-kv-store.ts';
 import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from '../../bench/decoders.ts';
 import { startEngineWorker } from '../engine-client.ts';
+import { createEmbeddingTable } from '../../shared/model/embedding.ts';
 import { manifestOf, ort, packageUrl, read } from './engine-scenarios.ts';
 
 export async function benchEngine(name: string, provider: ExecutionProvider, tokens: number, rounds: number) {
@@ -37,16 +38,16 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
       ...(provider === 'webgpu' ? { preferredOutputLocation: gpuOutputs } : {}),
     })) as unknown as OrtSession;
     const kv = provider === 'webgpu' ? gpuKvStoreFactory(config, { ort: ort as never, device: (await ort.env.webgpu.device) as GPUDevice }) : cpuKvStoreFactory(config, ort as never);
-    // The client's embedding and head run on the same provider as the blocks they are compared with.
-    const clientSession = async (kind: 'embed' | 'head') => {
+    // The client's head runs on the same provider as the blocks it is compared with; its embedding is a lookup.
+    const clientSession = async (kind: 'head') => {
       const shard = shardOf(manifest, kind);
       return (await ort.InferenceSession.create(await get(shard.graph), { executionProviders: [provider], externalData: [{ path: shard.data, data: await get(shard.data) }] })) as unknown as OrtSession;
     };
-    const embed = await clientSession('embed');
+    const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
     const head = await clientSession('head');
     const times = await timeInterleaved(
       {
-        engine: stagesDecoder({ config, ort: ort as never, embed, head, stages: [engineStage(worker.engine)] }),
+        engine: stagesDecoder({ config, ort: ort as never, embedding, head, stages: [engineStage(worker.engine)] }),
         wholeModel: wholeModelDecoder({ config, ort: ort as never, session: wholeSession, kv }),
       },
       { tokens, rounds },
@@ -59,7 +60,7 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     for (let p = 1; p <= steps; p++) await worker.engine.step(frame(p));
     const msPerLayer = (performance.now() - t) / steps / config.nLayers;
     await worker.engine.end('layer-timing');
-    await Promise.all([wholeSession, embed, head].map((s) => s.release()));
+    await Promise.all([wholeSession, head].map((s) => s.release()));
     return {
       model: manifest.name,
       dtype: manifest.dtype,

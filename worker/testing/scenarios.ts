@@ -11,6 +11,8 @@ import { createPipeline, engineStage } from '../../shared/runtime/pipeline.ts';
 import type { StageLink } from '../../shared/runtime/pipeline.ts';
 import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { loadTokenizer } from '../../shared/tokenizer/load.ts';
+import { createEmbeddingTable } from '../../shared/model/embedding.ts';
+import { decodeModel } from '../../shared/model/onnx/schema.ts';
 import type { EngineOrt } from '../engine.ts';
 
 /** Reads package files by path (bytes in Node, fetch in a page). */
@@ -42,14 +44,13 @@ export async function generateThroughEngines(options: {
   for (const [i, engine] of options.engines.entries()) {
     reports.push(await engine.load({ modelId: manifest.id, layers: options.ranges[i], source: options.source, executionProviders: options.executionProviders }));
   }
-  const open = async (kind: 'embed' | 'head') => {
-    const shard = shardOf(manifest, kind);
-    return options.ort.InferenceSession.create(await options.read(shard.graph), {
-      executionProviders: [typeof window === 'undefined' ? 'cpu' : 'wasm'],
-      externalData: [{ path: shard.data, data: await options.read(shard.data) }],
-    });
-  };
-  const [embed, head] = [await open('embed'), await open('head')];
+  const headShard = shardOf(manifest, 'head');
+  const head = await options.ort.InferenceSession.create(await options.read(headShard.graph), {
+    executionProviders: [typeof window === 'undefined' ? 'cpu' : 'wasm'],
+    externalData: [{ path: headShard.data, data: await options.read(headShard.data) }],
+  });
+  const embedShard = shardOf(manifest, 'embed');
+  const embedding = createEmbeddingTable(manifest.config, decodeModel(await options.read(embedShard.graph)), await options.read(embedShard.data));
   const tokenizer = await tokenizerOf(manifest, options.read);
   const prefillOutputs: number[][] = [];
   let prefillInput: number[] = [];
@@ -66,12 +67,12 @@ export async function generateThroughEngines(options: {
       },
     };
   });
-  const pipeline = createPipeline({ config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embed, head, stages }, { ort: options.ort });
+  const pipeline = createPipeline({ config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages }, { ort: options.ort });
   const tokens: number[] = [];
   for await (const t of pipeline.generate(options.prompt, { maxTokens: options.maxTokens, temperature: 0, topP: 0.9, seed: 1 })) {
     if (t.id !== null) tokens.push(t.id);
   }
-  await Promise.all([embed.release(), head.release()]);
+  await head.release();
   return { reports, promptTokens: tokenizer.tokenizer.encode(options.prompt), tokens, prefillOutputs, prefillInput };
 }
 
