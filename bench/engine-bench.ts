@@ -36,7 +36,7 @@ const BROWSER_RUNS: { preset: string; dtype: WeightDtype; provider: ExecutionPro
   { preset: 'tiny', dtype: 'q4', provider: 'webgpu', tokens: 16, rounds: 3 },
 ];
 
-async function nodeRun(preset: string, dtype: WeightDtype, options: EngineBenchOptions) {
+export async function nodeRun(preset: string, dtype: WeightDtype, options: EngineBenchOptions) {
   const dir = await benchPackage(preset, dtype);
   const manifest = await readPackageManifest(dir);
   const { config } = manifest;
