@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MANIFEST_FILE } from '../shared/model/manifest.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
-import { encodeTensorBytes } from '../shared/model/huggingface/safetensors-writer.ts';
+import { encodeSafetensors, type SafetensorsHeader } from '../shared/model/huggingface/safetensors-writer.ts';
 import {
-  encodeSafetensorsRaw,
   makeHfTensors,
   toHfConfigJson,
   writeHuggingFaceCheckpoint,
@@ -79,25 +78,8 @@ async function hfDir(config: ModelConfig | Record<string, unknown> = llama): Pro
  * model.safetensors with every tensor packed in order, then `lie` rewrites the header's
  * data_offsets (sizes stay consistent with shape and dtype, so only the placement lies).
  */
-function lyingSafetensors(tensors: Record<string, WritableTensor>, lie: (header: Record<string, { data_offsets: [number, number] }>, dataSize: number) => void): Uint8Array {
-  const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
-  const blobs: Uint8Array[] = [];
-  let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    if (!('data' in t)) throw new Error('expected float tensors');
-    const bytes = encodeTensorBytes('F32', t.data);
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
-    blobs.push(bytes);
-    offset += bytes.byteLength;
-  }
-  const data = new Uint8Array(offset);
-  let at = 0;
-  for (const b of blobs) {
-    data.set(b, at);
-    at += b.byteLength;
-  }
-  lie(header, data.byteLength);
-  return encodeSafetensorsRaw(header, data);
+function lyingSafetensors(tensors: Record<string, WritableTensor>, lie: (header: SafetensorsHeader, dataSize: number) => void): Uint8Array {
+  return encodeSafetensors(tensors, undefined, lie);
 }
 
 describe('infermesh compile on bad input', () => {

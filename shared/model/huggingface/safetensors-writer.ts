@@ -29,10 +29,16 @@ export function encodeTensorBytes(dtype: WritableDtype, data: ArrayLike<number>)
   return bytes;
 }
 
-/** Encodes named tensors as one safetensors file. Throws if data length does not match shape. */
+export type SafetensorsHeader = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+
+/**
+ * Encodes named tensors as one safetensors file. Throws if data length does not match shape.
+ * `editHeader` lets a test rewrite the header before it is written (to make it lie).
+ */
 export function encodeSafetensors(
   tensors: Record<string, WritableTensor>,
   metadata?: Record<string, string>,
+  editHeader?: (header: SafetensorsHeader, dataSize: number) => void,
 ): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
@@ -60,6 +66,7 @@ export function encodeSafetensors(
     data.set(b, at);
     at += b.byteLength;
   }
+  editHeader?.(header as SafetensorsHeader, data.byteLength);
   return encodeSafetensorsRaw(header, data);
 }
 
