@@ -16,6 +16,13 @@ export const STORIES_260K = join(SHARED_MODELS, 'stories260K.bin');
 export const TOK_512 = join(SHARED_MODELS, 'tok512.bin');
 
 const made: string[] = [];
+const opened: Checkpoint[] = [];
+
+/** Closes a checkpoint's files when the test file cleans up (removeTempDirs); returns it. */
+export function track<T extends Checkpoint>(checkpoint: T): T {
+  opened.push(checkpoint);
+  return checkpoint;
+}
 
 export async function tempDir(prefix = 'infermesh-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -23,13 +30,15 @@ export async function tempDir(prefix = 'infermesh-test-'): Promise<string> {
   return dir;
 }
 
+/** Removes the test's temp folders and closes the checkpoints it compiled or tracked. */
 export async function removeTempDirs(): Promise<void> {
+  await Promise.all(opened.splice(0).map((c) => c.close?.()));
   await Promise.all(made.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }
 
 export async function compileTo(checkpoint: Checkpoint, dtype: WeightDtype): Promise<{ dir: string; manifest: Manifest }> {
   const dir = join(await tempDir(), 'pkg');
-  const manifest = await compilePackage(checkpoint, { dtype }, { sink: await createDirectorySink(dir) });
+  const manifest = await compilePackage(track(checkpoint), { dtype }, { sink: await createDirectorySink(dir) });
   return { dir, manifest };
 }
 

@@ -10,7 +10,7 @@ import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import { openLocalPipeline } from '../cli/local-package.ts';
 import { compilePackage } from '../shared/model/compiler.ts';
 import { createDirectorySink } from '../cli/package-dir.ts';
-import { removeTempDirs, STORIES_260K, TOK_512, tempDir } from '../cli/test-support.ts';
+import { removeTempDirs, STORIES_260K, TOK_512, tempDir, track } from '../cli/test-support.ts';
 import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.ts';
 import type { Checkpoint } from '../shared/model/checkpoint.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
@@ -18,7 +18,7 @@ import type { Manifest } from '../shared/model/manifest.ts';
 import { maxRelativeError, q4Bound, referenceRange, referenceWeights, relativeRms } from '../worker/testing/reference-check.ts';
 
 const MODELS: Record<string, () => Promise<Checkpoint>> = {
-  stories: () => openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }),
+  stories: async () => track(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 })),
   tiny: async () => createSyntheticCheckpoint('tiny', 0),
 };
 /**
