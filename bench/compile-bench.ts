@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { WEIGHT_DTYPES } from '../shared/model/graphs/linear.ts';
+import { machineInfo } from './machine.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const MODELS = join(REPO, '..', 'shared', 'models');
@@ -55,8 +56,4 @@ export async function compileBench(options: { models: string[] }) {
     await rm(dir, { recursive: true, force: true });
   }
   return { suite: 'compile', machine: machineInfo(), results: rows };
-}
-
-export function machineInfo() {
-  return { cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null, node: process.version, platform: `${process.platform}-${process.arch}` };
 }

@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { cacheDir } from '../cli/defaults.ts';
-import { openEmbedding, openSession, readPackageManifest } from '../cli/local-package.ts';
+import { openEmbedding, openSession } from '../cli/local-package.ts';
+import { readPackageManifest } from '../cli/package-files.ts';
 import { packageBytes } from '../cli/test-support.ts';
 import { openApp } from '../e2e/support/app.ts';
 import buildWebApp from '../e2e/support/build-web.ts';
@@ -19,7 +20,7 @@ import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import { engineStage } from '../shared/runtime/pipeline.ts';
 import { startNodeEngine } from '../worker/node-host.ts';
 import { syntheticConfig } from '../shared/model/synthetic/presets.ts';
-import { machineInfo } from './compile-bench.ts';
+import { machineInfo } from './machine.ts';
 import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from './decoders.ts';
 import { benchPackage, wholeModelGraph } from './local-bench.ts';
 
@@ -36,7 +37,7 @@ const BROWSER_RUNS: { preset: string; dtype: WeightDtype; provider: ExecutionPro
   { preset: 'tiny', dtype: 'q4', provider: 'webgpu', tokens: 16, rounds: 3 },
 ];
 
-export async function nodeRun(preset: string, dtype: WeightDtype, options: EngineBenchOptions) {
+async function nodeRun(preset: string, dtype: WeightDtype, options: EngineBenchOptions) {
   const dir = await benchPackage(preset, dtype);
   const manifest = await readPackageManifest(dir);
   const { config } = manifest;
@@ -88,7 +89,7 @@ export async function engineBench(options: EngineBenchOptions) {
   let chromiumHandshake: unknown;
   try {
     process.stderr.write('bench engine: chromium handshake (engine worker)\n');
-    chromiumHandshake = await app.page.evaluate((o) => window.harness!.handshakeInWorker(o), HANDSHAKE_OPTIONS);
+    chromiumHandshake = await app.page.evaluate((o) => window.harness!.handshake(o), HANDSHAKE_OPTIONS);
     for (const run of BROWSER_RUNS) {
       process.stderr.write(`bench engine: chromium synthetic:${run.preset} ${run.dtype} on ${run.provider}\n`);
       const name = `synthetic-${run.preset}-${run.dtype}-seed0`;

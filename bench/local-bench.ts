@@ -6,17 +6,18 @@
  */
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { compileCommand } from '../cli/compile-command.ts';
+import { ensureSyntheticPackage } from '../cli/compile-command.ts';
 import { cacheDir } from '../cli/defaults.ts';
-import { isCurrentPackage, openEmbedding, openSession, openStageSession, readGraph, readPackageManifest } from '../cli/local-package.ts';
+import { openEmbedding, openSession, openStageSession, readGraph } from '../cli/local-package.ts';
+import { readPackageManifest } from '../cli/package-files.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
-import { blockShards, shardOf } from '../shared/model/manifest.ts';
+import { shardOf } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
-import { composeWholeModel } from '../shared/model/compose.ts';
+import { composePackageWholeModel } from '../shared/model/compose.ts';
 import { createStage, splitLayers } from '../shared/runtime/stage.ts';
 import type { Stage } from '../shared/runtime/stage.ts';
 import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
-import { machineInfo } from './compile-bench.ts';
+import { machineInfo } from './machine.ts';
 import { pairedRatio, PROMPT_TOKENS, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from './decoders.ts';
 import type { Decoder } from './decoders.ts';
 
@@ -30,21 +31,12 @@ export interface LocalBenchOptions {
 }
 
 /** A synthetic package in the bench cache, compiled on first use (or when the format changed). */
-export async function benchPackage(preset: string, dtype: WeightDtype): Promise<string> {
-  const dir = join(cacheDir(), 'bench', `synthetic-${preset}-${dtype}-seed0`);
-  if (!(await isCurrentPackage(dir))) {
-    process.stderr.write(`bench: compiling synthetic:${preset} ${dtype} into ${dir}\n`);
-    await compileCommand(`synthetic:${preset}`, { out: dir, dtype, seed: 0, quiet: true });
-  }
-  return dir;
+export function benchPackage(preset: string, dtype: WeightDtype): Promise<string> {
+  return ensureSyntheticPackage(join(cacheDir(), 'bench', `synthetic-${preset}-${dtype}-seed0`), { preset, dtype, seed: 0 }, { quiet: true });
 }
 
-export async function wholeModelGraph(dir: string, manifest: Manifest) {
-  return composeWholeModel(
-    await readGraph(dir, shardOf(manifest, 'embed').graph),
-    await Promise.all(blockShards(manifest).map((b) => readGraph(dir, b.graph))),
-    await readGraph(dir, shardOf(manifest, 'head').graph),
-  );
+export function wholeModelGraph(dir: string, manifest: Manifest) {
+  return composePackageWholeModel(manifest, (graph) => readGraph(dir, graph));
 }
 
 async function benchDtype(preset: string, dtype: WeightDtype, options: LocalBenchOptions) {

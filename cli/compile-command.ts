@@ -7,6 +7,7 @@ import type { Manifest } from '../shared/model/manifest.ts';
 import { openCheckpoint } from './open-checkpoint.ts';
 import { createDirectorySink } from './package-dir.ts';
 import { createCompileProgressBar } from './progress.ts';
+import { isCurrentPackage } from './package-files.ts';
 
 export interface CompileCommandOptions {
   out: string;
@@ -20,6 +21,17 @@ export interface CompileCommandOptions {
 export function parseDtype(value: string): WeightDtype {
   if (!(WEIGHT_DTYPES as readonly string[]).includes(value)) throw new UsageError(`unknown dtype ${JSON.stringify(value)} (use ${WEIGHT_DTYPES.join(', ')})`);
   return value as WeightDtype;
+}
+
+/**
+ * A synthetic package kept in a cache folder: compiled on first use, and again whenever the
+ * cached one is not a package this version can run (e.g. after a package format change).
+ */
+export async function ensureSyntheticPackage(dir: string, model: { preset: string; dtype: WeightDtype; seed: number }, options: { quiet?: boolean } = {}): Promise<string> {
+  if (await isCurrentPackage(dir)) return dir;
+  process.stderr.write(`compiling synthetic:${model.preset} (${model.dtype}, seed ${model.seed}) into ${dir}\n`);
+  await compileCommand(`synthetic:${model.preset}`, { out: dir, dtype: model.dtype, seed: model.seed, quiet: options.quiet });
+  return dir;
 }
 
 export async function compileCommand(spec: string, options: CompileCommandOptions): Promise<Manifest> {

@@ -3,9 +3,9 @@
  * K in-process stages that pass binary hidden-state frames as grid nodes will. Only the
  * completion goes to stdout; status goes to stderr.
  */
-import { compileCommand } from './compile-command.ts';
+import { ensureSyntheticPackage } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
-import { isCurrentPackage, openLocalPipeline } from './local-package.ts';
+import { openLocalPipeline } from './local-package.ts';
 
 export interface GenerateCommandOptions {
   model?: string;
@@ -19,18 +19,9 @@ export interface GenerateCommandOptions {
   verify?: boolean;
 }
 
-/** The default package, compiled into the cache the first time it is needed. */
-export async function ensureDefaultModel(): Promise<string> {
-  const { preset, dtype, seed } = DEFAULT_MODEL;
-  const dir = syntheticPackageDir(preset, dtype, seed);
-  if (await isCurrentPackage(dir)) return dir;
-  process.stderr.write(`first run: generating the default model synthetic:${preset} (${dtype}, seed ${seed}) into ${dir}\n`);
-  await compileCommand(`synthetic:${preset}`, { out: dir, dtype, seed });
-  return dir;
-}
-
 export async function generateCommand(options: GenerateCommandOptions): Promise<void> {
-  const dir = options.model ?? (await ensureDefaultModel());
+  const { preset, dtype, seed } = DEFAULT_MODEL;
+  const dir = options.model ?? (await ensureSyntheticPackage(syntheticPackageDir(preset, dtype, seed), DEFAULT_MODEL));
   const { manifest, pipeline, release } = await openLocalPipeline(dir, { stages: options.stages, threads: options.threads, verifyPieces: options.verify });
   process.stderr.write(`model ${manifest.name} (${manifest.dtype}, ${manifest.config.nLayers} layers) in ${options.stages} stage(s)\n`);
   if (manifest.source.startsWith('synthetic:')) {

@@ -3,14 +3,15 @@
  * reads and checks the manifest, checks every file's size (and, when asked, every piece's
  * SHA-256), splits the blocks into in-process stages and opens one session per stage.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PackageError } from '../shared/errors.ts';
-import { blockShards, MANIFEST_FILE, parseManifest, sha256Hex, shardOf } from '../shared/model/manifest.ts';
+import { blockShards, shardOf } from '../shared/model/manifest.ts';
+import { checkPackageFiles, readPackageManifest } from './package-files.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { createPipeline } from '../shared/runtime/pipeline.ts';
-import type { Pipeline, StageLink } from '../shared/runtime/pipeline.ts';
+import type { Pipeline } from '../shared/runtime/pipeline.ts';
 import { createStage, splitLayers } from '../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
 import { composeStageGraph } from '../shared/model/compose.ts';
@@ -30,38 +31,6 @@ export interface OpenPackageOptions {
   /** intra-op threads per session; default: onnxruntime's choice */
   threads?: number;
 }
-
-export async function readPackageManifest(dir: string): Promise<Manifest> {
-  const path = join(dir, MANIFEST_FILE);
-  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new PackageError(err.code === 'ENOENT' ? 'not a model package (no manifest.json)' : `cannot read manifest: ${err.message}`, { source: dir });
-  });
-  return parseManifest(text, path);
-}
-
-/** True when `dir` holds a package this version can run (cached packages are recompiled otherwise). */
-export async function isCurrentPackage(dir: string): Promise<boolean> {
-  return readPackageManifest(dir).then(
-    () => true,
-    () => false,
-  );
-}
-
-export async function checkPackageFiles(dir: string, manifest: Manifest, verifyPieces: boolean): Promise<void> {
-  for (const file of manifest.files) {
-    const path = join(dir, file.path);
-    const info = await stat(path).catch(() => null);
-    if (!info) throw new PackageError('file listed in the manifest is missing', { source: path });
-    if (info.size !== file.size) throw new PackageError(`size ${info.size} does not match the manifest (${file.size})`, { source: path });
-    if (!verifyPieces) continue;
-    const bytes = await readFile(path);
-    for (let i = 0; i < file.pieces.length; i++) {
-      const piece = bytes.subarray(i * manifest.pieceSize, (i + 1) * manifest.pieceSize);
-      if ((await sha256Hex(piece)) !== file.pieces[i]) throw new PackageError(`piece ${i} fails its SHA-256 check`, { source: path });
-    }
-  }
-}
-
 
 export function sessionOptions(threads?: number, externalDataDir?: string, config: object = PIPELINE_SESSION_CONFIG): ort.InferenceSession.SessionOptions {
   return {
@@ -123,14 +92,6 @@ export async function openClientSide(dir: string, options: { verifyPieces?: bool
   const embedding = await openEmbedding(dir, manifest);
   const head = await openSession(join(dir, shardOf(manifest, 'head').graph), options.threads);
   return { manifest, tokenizer, embedding, head };
-}
-
-/** A pipeline over any stages (in-process, worker engines): the client side comes from `dir`. */
-export async function openPipelineWithStages(dir: string, stages: (Stage | StageLink)[]): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
-  const client = await openClientSide(dir);
-  const { manifest, tokenizer, embedding, head } = client;
-  const pipeline = createPipeline({ config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages }, { ort });
-  return { manifest, pipeline, release: () => head.release() };
 }
 
 export async function openLocalPipeline(dir: string, options: OpenPackageOptions): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {

@@ -1,6 +1,6 @@
 /**
- * The device handshake in headless Chromium (worker/device/handshake.ts through the engine test
- * page's `harness.handshake`): the WGSL matmul really runs and is checked on WebGPU (SwiftShader
+ * The device handshake in headless Chromium (worker/device/handshake.ts, run by an engine Web
+ * Worker through the engine test page's `harness.handshake`): the WGSL matmul really runs and is checked on WebGPU (SwiftShader
  * here: correct, slow), onnxruntime-web's WASM is measured, and one block is timed per decode
  * step on either provider. Node's own tests (worker/device/*.test.ts) cover the rest with
  * onnxruntime-node and a fake GPU.

@@ -5,10 +5,10 @@
  */
 import * as Comlink from 'comlink';
 import { installErrorTransfer } from '../shared/engine/error-transfer.ts';
-import type { TestableShardEngine } from '../worker/engine.ts';
+import type { ExposedShardEngine } from '../worker/engine.ts';
 
 export interface EngineWorker {
-  engine: Comlink.Remote<TestableShardEngine>;
+  engine: Comlink.Remote<ExposedShardEngine>;
   /** Sends a frame without copying; the caller's buffer is detached afterwards. */
   stepTransfer(frame: Uint8Array): Promise<Uint8Array>;
   terminate(): void;
@@ -17,7 +17,7 @@ export interface EngineWorker {
 export function startEngineWorker(): EngineWorker {
   installErrorTransfer(Comlink.transferHandlers as never);
   const worker = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'infermesh-engine' });
-  const engine = Comlink.wrap<TestableShardEngine>(worker);
+  const engine = Comlink.wrap<ExposedShardEngine>(worker);
   return {
     engine,
     stepTransfer: (frame) => engine.step(Comlink.transfer(frame, [frame.buffer as ArrayBuffer])),

@@ -3,7 +3,7 @@
  * onnxruntime-node, driven through comlink exactly as a page drives its Web Workers. The same
  * scenarios run in Chromium on WebGPU and WASM (e2e/engine.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';

@@ -19,14 +19,13 @@ import { createStage, DEFAULT_STAGE_LIMITS } from '../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
 import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { KvStoreFactory } from '../shared/runtime/kv-cache.ts';
-import type { OrtRuntime, OrtSession } from '../shared/runtime/ort.ts';
+import type { OrtModule, OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
 import { gpuKvStoreFactory } from './gpu-kv-store.ts';
 import { loadShardFiles } from './shard-loader.ts';
 import type { DeviceHandshake, HandshakeOptions } from './device/handshake.ts';
 
-/** The parts of onnxruntime-web / onnxruntime-node the engine uses. */
-export interface EngineOrt extends OrtRuntime {
-  InferenceSession: { create(model: Uint8Array, options?: object): Promise<OrtSession> };
+/** The parts of onnxruntime-web / onnxruntime-node the engine uses: sessions, and WebGPU's device. */
+export interface EngineOrt extends OrtModule {
   env: { webgpu?: { device?: GPUDevice | Promise<GPUDevice> } };
 }
 
@@ -39,7 +38,7 @@ export interface EngineDeps {
   /** providers tried when a load request names none */
   defaultProviders?: ExecutionProvider[];
   /** extra onnxruntime session options (e.g. onnxruntime-node thread settings) */
-  sessionOptions?: object;
+  sessionOptions?: OrtSessionOptions;
   /** the device handshake of this host (worker/device/handshake.ts), bound to its runtime */
   handshake?: (options: HandshakeOptions) => Promise<DeviceHandshake>;
 }
@@ -56,14 +55,15 @@ interface Loaded {
   device?: GPUDevice;
 }
 
-export interface TestableShardEngine extends ShardEngine {
+/** What an engine worker exposes over comlink: the ShardEngine contract, its device handshake, and a fault-injection hook. */
+export interface ExposedShardEngine extends ShardEngine {
   /** Measures this host's device: what the scheduler places layers by. */
   handshake(options?: HandshakeOptions): Promise<DeviceHandshake>;
   /** Fault injection for tests: destroys the WebGPU device, as a driver reset would. */
   destroyGpuDevice(): Promise<boolean>;
 }
 
-export function createShardEngine(deps: EngineDeps): TestableShardEngine {
+export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   const { ort } = deps;
   let loaded: Loaded | null = null;
   /** Set while the shard is being reopened after a device loss; steps wait for it. */

@@ -1,17 +1,16 @@
 /**
  * The browser Web Worker entry: one shard engine per worker, onnxruntime-web with the WebGPU
  * execution provider first and WASM second. The page wraps it with comlink
- * (web/engine-client.ts). onnxruntime's .wasm files are served under /ort/ by whoever serves
- * the app (the signaling server, or the test server).
+ * (web/engine-client.ts). onnxruntime's .wasm files are served under ORT_ASSET_PATH by whoever
+ * serves the app (the signaling server, or the test server).
  */
 import * as ort from 'onnxruntime-web/webgpu';
+import { ORT_ASSET_PATH } from '../shared/engine/api.ts';
 import { createShardEngine } from './engine.ts';
 import type { EngineOrt } from './engine.ts';
 import { exposeEngine } from './expose.ts';
 import { runHandshake } from './device/handshake.ts';
 import { browserHost } from './device/host.ts';
-
-export const ORT_ASSET_PATH = '/ort/';
 
 ort.env.wasm.wasmPaths = new URL(ORT_ASSET_PATH, self.location.href).href;
 ort.env.logLevel = 'error';

@@ -5,11 +5,11 @@
  */
 import * as Comlink from 'comlink';
 import { installErrorTransfer } from '../shared/engine/error-transfer.ts';
-import type { TestableShardEngine } from './engine.ts';
+import type { ExposedShardEngine } from './engine.ts';
 
-export function exposeEngine(engine: TestableShardEngine, endpoint?: Comlink.Endpoint): void {
+export function exposeEngine(engine: ExposedShardEngine, endpoint?: Comlink.Endpoint): void {
   installErrorTransfer(Comlink.transferHandlers as never);
-  const api: TestableShardEngine = {
+  const api: ExposedShardEngine = {
     ...engine,
     async step(frame) {
       const out = await engine.step(frame);

@@ -7,17 +7,17 @@ import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { installErrorTransfer } from '../shared/engine/error-transfer.ts';
-import type { TestableShardEngine } from './engine.ts';
+import type { ExposedShardEngine } from './engine.ts';
 
 export interface NodeEngineHost {
-  engine: Comlink.Remote<TestableShardEngine>;
+  engine: Comlink.Remote<ExposedShardEngine>;
   terminate(): Promise<void>;
 }
 
 export function startNodeEngine(): NodeEngineHost {
   installErrorTransfer(Comlink.transferHandlers as never);
   const worker = new Worker(new URL('./engine.node-worker.ts', import.meta.url));
-  const engine = Comlink.wrap<TestableShardEngine>(nodeEndpoint(worker));
+  const engine = Comlink.wrap<ExposedShardEngine>(nodeEndpoint(worker));
   return {
     engine,
     async terminate() {

@@ -6,7 +6,7 @@
  */
 import { PackageError, UsageError } from '../shared/errors.ts';
 import type { LoadRequest } from '../shared/engine/api.ts';
-import { blockShards, MANIFEST_FILE, parseManifest, sha256Hex } from '../shared/model/manifest.ts';
+import { blockShards, MANIFEST_FILE, parseManifest, verifyFile } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { decodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
@@ -53,12 +53,7 @@ export async function loadShardFiles(request: LoadRequest, deps: { fetch?: typeo
     const entry = manifest.files.find((f) => f.path === path);
     if (!entry) throw new PackageError('file is not listed in the manifest', { source: path });
     const bytes = await get(path);
-    if (bytes.byteLength !== entry.size) throw new PackageError(`size ${bytes.byteLength} does not match the manifest (${entry.size})`, { source: path });
-    for (let i = 0; i < entry.pieces.length; i++) {
-      const piece = bytes.subarray(i * manifest.pieceSize, (i + 1) * manifest.pieceSize);
-      if ((await sha256Hex(piece)) !== entry.pieces[i]) throw new PackageError(`piece ${i} fails its SHA-256 check`, { source: path });
-      piecesVerified++;
-    }
+    piecesVerified += await verifyFile(bytes, entry, manifest.pieceSize, path);
     return bytes;
   };
 

@@ -4,6 +4,7 @@
  * one way in: `const app = await openApp('engine-test/')`, then `app.page.evaluate(...)`, then
  * `await app.close()`.
  */
+import { ORT_ASSET_PATH } from '../../shared/engine/api.ts';
 import { fileURLToPath } from 'node:url';
 import type { Browser, ConsoleMessage, Page } from 'playwright-core';
 import { launchChromium } from './browser.ts';
@@ -30,7 +31,7 @@ export interface App {
 
 /** Opens `pagePath` (relative to dist/web, e.g. 'engine-test/'). */
 export async function openApp(pagePath: string, options: OpenAppOptions = {}): Promise<App> {
-  const routes: Record<string, string> = { '/': distWebDir, '/ort/': ortDistDir };
+  const routes: Record<string, string> = { '/': distWebDir, [ORT_ASSET_PATH]: ortDistDir };
   if (options.packagesDir) routes['/packages/'] = options.packagesDir;
   const server = await startStaticServer({ routes });
   let browser: Browser | undefined;

@@ -7,6 +7,9 @@ import type { LayerRange } from '../runtime/stage.ts';
 
 export type ExecutionProvider = 'webgpu' | 'wasm' | 'cpu';
 
+/** Where whoever serves the app serves onnxruntime-web's dist/ (its .wasm and loader files). */
+export const ORT_ASSET_PATH = '/ort/';
+
 /** Where the shard's files come from: handed in, or fetched from a package URL. */
 export type ShardSource =
   | { kind: 'bytes'; manifest: string; files: Record<string, Uint8Array> }

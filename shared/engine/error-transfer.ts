@@ -28,11 +28,6 @@ const known = new Map<string, ErrorClass>(
   ),
 );
 
-/** Adds error classes defined outside shared/ (e.g. the engine's) so they survive the crossing. */
-export function registerErrorClasses(...classes: ErrorClass[]): void {
-  for (const c of classes) known.set(new c('').name, c);
-}
-
 interface SerializedError {
   isInfermeshError: true;
   name: string;

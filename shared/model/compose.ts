@@ -11,6 +11,8 @@
 import type { Graph, Model, Node, Tensor, ValueInfo } from './onnx/schema.ts';
 import { BLOCK_IO } from './graphs/block.ts';
 import { EMBED_IO, HEAD_IO } from './graphs/embed-head.ts';
+import { blockShards, shardOf } from './manifest.ts';
+import type { Manifest } from './manifest.ts';
 
 export const WHOLE_MODEL_FILE = 'whole-model.onnx';
 
@@ -118,4 +120,13 @@ export function composeWholeModel(embed: Model, blocks: Model[], head: Model): M
     output: [...h.output, ...chain.output],
     docString: 'infermesh whole-model baseline',
   });
+}
+
+/** The whole-model graph of a package, its graphs read by `read` (from disk, or fetched). */
+export async function composePackageWholeModel(manifest: Manifest, read: (graphPath: string) => Promise<Model>): Promise<Model> {
+  return composeWholeModel(
+    await read(shardOf(manifest, 'embed').graph),
+    await Promise.all(blockShards(manifest).map((b) => read(b.graph))),
+    await read(shardOf(manifest, 'head').graph),
+  );
 }

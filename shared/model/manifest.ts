@@ -99,6 +99,19 @@ export function createPieceHasher(pieceSize = PIECE_SIZE) {
   };
 }
 
+/**
+ * Checks a file's bytes against its manifest entry: size, then every piece's SHA-256.
+ * Returns the number of pieces checked; throws a PackageError naming the file and the piece.
+ */
+export async function verifyFile(bytes: Uint8Array, entry: PackageFile, pieceSize: number, source: string): Promise<number> {
+  if (bytes.byteLength !== entry.size) throw new PackageError(`size ${bytes.byteLength} does not match the manifest (${entry.size})`, { source });
+  for (let i = 0; i < entry.pieces.length; i++) {
+    const piece = bytes.subarray(i * pieceSize, (i + 1) * pieceSize);
+    if ((await sha256Hex(piece)) !== entry.pieces[i]) throw new PackageError(`piece ${i} fails its SHA-256 check`, { source });
+  }
+  return entry.pieces.length;
+}
+
 /** Checks a manifest read from disk or the network before anything trusts it. */
 export async function parseManifest(text: string, source: string): Promise<Manifest> {
   let m: Manifest;

@@ -7,13 +7,17 @@ import type { InferenceSession, Tensor } from 'onnxruntime-common';
 
 export type OrtTensor = Tensor;
 export type OrtSession = Pick<InferenceSession, 'run' | 'release' | 'inputNames' | 'outputNames'>;
+export type OrtSessionOptions = InferenceSession.SessionOptions;
 
+/** What code that only builds tensors needs (stages, pipelines). */
 export interface OrtRuntime {
   Tensor: typeof Tensor;
 }
 
-/** Opens a graph of the package by its path within the package (e.g. "block-3.onnx"). */
-export type SessionOpener = (graph: string) => Promise<OrtSession>;
+/** What code that also opens sessions needs: both runtimes' namespaces fit it. */
+export interface OrtModule extends OrtRuntime {
+  InferenceSession: { create(model: Uint8Array, options?: OrtSessionOptions): Promise<OrtSession> };
+}
 
 /**
  * Every session of a pipeline shares the same few cores and has its own intra-op thread pool.

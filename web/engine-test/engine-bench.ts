@@ -5,7 +5,7 @@
  * provider, interleaved round by round.
  */
 import type { ExecutionProvider } from '../../shared/engine/api.ts';
-import { composeWholeModel, composedIo } from '../../shared/model/compose.ts';
+import { composePackageWholeModel, composedIo } from '../../shared/model/compose.ts';
 import { blockShards, shardOf } from '../../shared/model/manifest.ts';
 import { decodeModel, encodeModel } from '../../shared/model/onnx/schema.ts';
 import { encodeFrame } from '../../shared/protocol/frame.ts';
@@ -30,7 +30,7 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
       [shardOf(manifest, 'embed').data, ...blocks.map((b) => b.data), shardOf(manifest, 'head').data].map(async (path) => ({ path, data: await get(path) })),
     );
     const graph = async (path: string) => decodeModel(await get(path));
-    const whole = composeWholeModel(await graph(shardOf(manifest, 'embed').graph), await Promise.all(blocks.map((b) => graph(b.graph))), await graph(shardOf(manifest, 'head').graph));
+    const whole = await composePackageWholeModel(manifest, graph);
     const gpuOutputs: Record<string, 'gpu-buffer'> = Object.fromEntries(blocks.flatMap((b) => [[composedIo.newKey(b.layer), 'gpu-buffer'], [composedIo.newValue(b.layer), 'gpu-buffer']]));
     const wholeSession = (await ort.InferenceSession.create(encodeModel(whole), {
       executionProviders: [provider],
@@ -39,12 +39,9 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     })) as unknown as OrtSession;
     const kv = provider === 'webgpu' ? gpuKvStoreFactory(config, { ort: ort as never, device: (await ort.env.webgpu.device) as GPUDevice }) : cpuKvStoreFactory(config, ort as never);
     // The client's head runs on the same provider as the blocks it is compared with; its embedding is a lookup.
-    const clientSession = async (kind: 'head') => {
-      const shard = shardOf(manifest, kind);
-      return (await ort.InferenceSession.create(await get(shard.graph), { executionProviders: [provider], externalData: [{ path: shard.data, data: await get(shard.data) }] })) as unknown as OrtSession;
-    };
+    const headShard = shardOf(manifest, 'head');
+    const head = (await ort.InferenceSession.create(await get(headShard.graph), { executionProviders: [provider], externalData: [{ path: headShard.data, data: await get(headShard.data) }] })) as unknown as OrtSession;
     const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
-    const head = await clientSession('head');
     const times = await timeInterleaved(
       {
         engine: stagesDecoder({ config, ort: ort as never, embedding, head, stages: [engineStage(worker.engine)] }),
@@ -76,7 +73,7 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
 }
 
 /** The device handshake as a donor tab's engine worker measures it. */
-export async function handshakeInWorker(options: import('../../worker/device/handshake.ts').HandshakeOptions) {
+export async function handshake(options: import('../../worker/device/handshake.ts').HandshakeOptions) {
   const worker = startEngineWorker();
   try {
     return await worker.engine.handshake(options);

@@ -5,6 +5,7 @@
  * carries the WASM provider; the bench functions need both in one onnxruntime instance.)
  */
 import * as ort from 'onnxruntime-web/webgpu';
+import { ORT_ASSET_PATH } from '../../shared/engine/api.ts';
 import type { ExecutionProvider, ShardSource } from '../../shared/engine/api.ts';
 import { parseManifest } from '../../shared/model/manifest.ts';
 import { encodeFrame } from '../../shared/protocol/frame.ts';
@@ -12,7 +13,7 @@ import type { EngineOrt } from '../../worker/engine.ts';
 import { generateThroughEngines, interleavedRequests, refusals } from '../../worker/testing/scenarios.ts';
 import { startEngineWorker } from '../engine-client.ts';
 
-ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
+ort.env.wasm.wasmPaths = new URL(ORT_ASSET_PATH, location.href).href;
 ort.env.logLevel = 'error';
 
 export { ort };

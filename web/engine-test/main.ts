@@ -9,7 +9,7 @@
  */
 
 import { deviceLoss, interleaved, refused, twoStage } from './engine-scenarios.ts';
-import { benchEngine, handshakeInWorker } from './engine-bench.ts';
+import { benchEngine, handshake } from './engine-bench.ts';
 
 /** What this browser offers the shard engine: isolation (threaded WASM) and a WebGPU adapter. */
 export interface GpuReport {
@@ -19,18 +19,8 @@ export interface GpuReport {
   features: string[];
 }
 
-// The few WebGPU members used here; the project does not carry @webgpu/types.
-interface GpuAdapterLike {
-  readonly info: { vendor: string; architecture: string; device: string; description: string };
-  readonly features: ReadonlySet<string>;
-}
-interface GpuLike {
-  requestAdapter(): Promise<GpuAdapterLike | null>;
-}
-
 async function gpu(): Promise<GpuReport> {
-  const webgpu = (navigator as Navigator & { gpu?: GpuLike }).gpu;
-  const adapter = (await webgpu?.requestAdapter()) ?? null;
+  const adapter = (await navigator.gpu?.requestAdapter()) ?? null;
   if (!adapter) return { crossOriginIsolated, adapter: null, features: [] };
   // GPUAdapterInfo's fields are prototype getters, invisible to JSON: copy them.
   const { vendor, architecture, device, description } = adapter.info;
@@ -40,23 +30,6 @@ async function gpu(): Promise<GpuReport> {
     features: [...adapter.features].sort(),
   };
 }
-
-// --- Device handshake (worker/device/handshake.ts; e2e/handshake.test.ts) -------------------
-// Loaded on first call, so pages that never measure do not fetch onnxruntime.
-
-/** Measures this browser as a donor would be measured: WebGPU (SwiftShader here), WASM, one block. */
-async function handshake(options: import('../../worker/device/handshake.ts').HandshakeOptions = {}) {
-  const [ort, { runHandshake }, { browserHost }] = await Promise.all([
-    import('onnxruntime-web/webgpu'),
-    import('../../worker/device/handshake.ts'),
-    import('../../worker/device/host.ts'),
-  ]);
-  ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
-  ort.env.logLevel = 'error'; // as the engine worker: node-placement warnings are not errors
-  return runHandshake(options, { ort, host: browserHost(navigator), gpu: navigator.gpu ?? null });
-}
-
-// --- end device handshake ------------------------------------------------------------------
 
 const harness = {
   /** Set once this module has run; tests wait for it before calling anything else. */
@@ -69,8 +42,7 @@ const harness = {
   deviceLoss,
   // bench/engine-bench.ts
   benchEngine,
-  handshakeInWorker,
-  // Device handshake (e2e/handshake.test.ts).
+  // The device handshake, measured in an engine worker as a donor tab's is (e2e/handshake.test.ts, bench engine).
   handshake,
 };
 

@@ -3,7 +3,7 @@
  * and the browser test page (web/engine-test/, engines in Web Workers), so both runtimes are
  * held to the same behaviour. Isomorphic: onnxruntime and the engines are injected.
  */
-import type { LoadReport, ShardEngine, ShardSource } from '../../shared/engine/api.ts';
+import type { ExecutionProvider, LoadReport, ShardEngine, ShardSource } from '../../shared/engine/api.ts';
 import { parseManifest, shardOf } from '../../shared/model/manifest.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
 import { decodeFrame, encodeFrame } from '../../shared/protocol/frame.ts';
@@ -37,7 +37,7 @@ export async function generateThroughEngines(options: {
   ranges: LayerRange[];
   prompt: string;
   maxTokens: number;
-  executionProviders?: LoadRequestProviders;
+  executionProviders?: ExecutionProvider[];
 }): Promise<TwoStageRun> {
   const manifest = await parseManifest(new TextDecoder().decode(await options.read('manifest.json')), 'manifest.json');
   const reports: LoadReport[] = [];
@@ -75,8 +75,6 @@ export async function generateThroughEngines(options: {
   await head.release();
   return { reports, promptTokens: tokenizer.tokenizer.encode(options.prompt), tokens, prefillOutputs, prefillInput };
 }
-
-type LoadRequestProviders = Parameters<ShardEngine['load']>[0]['executionProviders'];
 
 async function tokenizerOf(manifest: Manifest, read: PackageReader) {
   const t = manifest.tokenizer;

@@ -3,7 +3,7 @@
  * inline (small constants) or pointing into an external data file (weights). The layer graphs
  * (shared/model/graphs/) are written against it so they read like the maths they implement.
  */
-import { AttributeType, DataType, encodeModel } from './schema.ts';
+import { AttributeType, DataType } from './schema.ts';
 import type { Attribute, DataTypeId, Dimension, Model, Node, Tensor, ValueInfo } from './schema.ts';
 
 /** A dimension: a number, or a symbolic name such as 'seq'. */
@@ -129,8 +129,4 @@ export function createGraphBuilder(graphName: string): GraphBuilder {
     },
   };
   return b;
-}
-
-export function encodeGraph(model: Model): Uint8Array {
-  return encodeModel(model);
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cp, mkdir, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkPackageFiles, readPackageManifest } from './local-package.ts';
+import { checkPackageFiles, readPackageManifest } from './package-files.ts';
 import { compileTo, removeTempDirs, tempDir } from './test-support.ts';
 import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.ts';
 import { blockShards, createPieceHasher, MANIFEST_FILE } from '../shared/model/manifest.ts';
