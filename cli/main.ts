@@ -6,7 +6,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { InfermeshError } from '../shared/errors.ts';
 import { compileCommand } from './compile-command.ts';
 import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT } from './defaults.ts';
+import { demoCommand } from './demo-command.ts';
 import { generateCommand } from './generate-command.ts';
+import { serveCommand } from './serve-command.ts';
 
 const integer = (name: string, min: number) => (value: string) => {
   const n = Number(value);
@@ -18,6 +20,9 @@ const number = (name: string, min: number, max: number) => (value: string) => {
   if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number from ${min} to ${max}`);
   return n;
 };
+
+/** Each demo tab runs an engine worker: more than this only makes a machine thrash. */
+const MAX_DEMO_TABS = 16;
 
 const program = new Command('infermesh')
   .description('Compile Llama-family models into verified layer shards and run them across stages.')
@@ -50,6 +55,37 @@ program
   .option('--verify', 'check every piece SHA-256 before running')
   .action(async (opts) => {
     await generateCommand(opts);
+  });
+
+program
+  .command('serve')
+  .description('run the grid server: libp2p relay, coordinator, donor page, OpenAI-compatible API (serve --help lists its flags)')
+  .helpOption(false)
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .action(async () => {
+    // The server parses its own flags and INFERMESH_* variables (signaling-server/config.ts).
+    await serveCommand(process.argv.slice(process.argv.indexOf('serve') + 1));
+  });
+
+program
+  .command('demo')
+  .description('run the grid on this machine: a grid server, N headless Chromium donor tabs splitting the model, and a client generating through them')
+  .option('--tabs <n>', 'donor tabs (each a Chromium context of its own)', (value: string) => {
+    const n = integer('--tabs', 1)(value);
+    if (n > MAX_DEMO_TABS) throw new InvalidArgumentError(`--tabs must be at most ${MAX_DEMO_TABS} (each tab runs an engine worker of its own)`);
+    return n;
+  }, 4)
+  .option('--model <dir>', 'model package directory (default: the synthetic 110M model generate uses)')
+  .option('--prompt <text>', 'prompt text', DEFAULT_PROMPT)
+  .option('--max-tokens <n>', 'completion tokens at most', integer('--max-tokens', 1), DEFAULT_MAX_TOKENS)
+  .option('--max-layers-per-node <k>', 'most layers one tab may serve (default: ceil(layers / tabs), so the model is split across the tabs)', integer('--max-layers-per-node', 1))
+  .option('--temperature <t>', 'sampling temperature (0 = greedy)', number('--temperature', 0, 100), 1.0)
+  .option('--top-p <p>', 'nucleus sampling mass (1 = off)', number('--top-p', 0, 1), 0.9)
+  .option('--seed <n>', 'sampling seed (llama2.c xorshift)', integer('--seed', 1), 42)
+  .option('--json', 'print one JSON object (text, speed, route, hops, tabs) on stdout')
+  .action(async (opts) => {
+    await demoCommand(opts);
   });
 
 try {

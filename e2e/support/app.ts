@@ -7,8 +7,8 @@
 import { ORT_ASSET_PATH } from '../../shared/engine/api.ts';
 import { fileURLToPath } from 'node:url';
 import type { Browser, ConsoleMessage, Page } from 'playwright-core';
-import { launchChromium } from './browser.ts';
-import { startStaticServer, type StaticServer } from './static-server.ts';
+import { launchChromium } from '../../cli/chromium.ts';
+import { startStaticServer, type StaticServer } from '../../signaling-server/http/static-files.ts';
 
 export const distWebDir = fileURLToPath(new URL('../../dist/web/', import.meta.url));
 export const ortDistDir = fileURLToPath(new URL('../../node_modules/onnxruntime-web/dist/', import.meta.url));

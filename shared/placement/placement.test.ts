@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { coverage, planPlacement, rebalance, REPLICAS, spanOf, weakestLayer } from './placement.ts';
-import type { NodeCapacity } from './types.ts';
+import { coverage, hasRoute, planPlacement, rebalance, REPLICAS, spanOf, tilingStarts, weakestLayer } from './placement.ts';
+import { bestRoute } from './route.ts';
+import type { Assignment, ModelShape, NodeCapacity } from './types.ts';
 
 const MiB = 1 << 20;
 const shape = { nLayers: 12, bytesPerLayer: 100 * MiB };
@@ -11,6 +12,35 @@ describe('placement', () => {
     expect(spanOf(shape, node('a', 5))).toBe(5);
     expect(spanOf(shape, node('a', 40))).toBe(12);
     expect(spanOf(shape, { id: 'x', memoryBytes: 50 * MiB, msPerLayer: 1 })).toBe(0);
+  });
+
+  it('caps a node at maxLayersPerNode, and rejects a cap that is not a whole number of at least 1', () => {
+    expect(spanOf(shape, node('a', 5), 3)).toBe(3);
+    expect(spanOf(shape, node('a', 2), 3)).toBe(2);
+    expect(() => spanOf(shape, node('a', 5), 0)).toThrow(expect.objectContaining({ name: 'UsageError' }));
+    expect(() => spanOf(shape, node('a', 5), 2.5)).toThrow(expect.objectContaining({ name: 'UsageError' }));
+  });
+
+  it('gives no node more than maxLayersPerNode layers, and the capped nodes still tile the model', () => {
+    const nodes = ['a', 'b', 'c', 'd'].map((id) => node(id, 12));
+    const plan = planPlacement(shape, nodes, { maxLayersPerNode: 3 });
+    expect(plan.map((a) => a.layers)).toEqual([
+      { start: 0, end: 3 },
+      { start: 3, end: 6 },
+      { start: 6, end: 9 },
+      { start: 9, end: 12 },
+    ]);
+    const { assignments } = rebalance(shape, [...nodes, node('e', 12)], plan, { maxLayersPerNode: 3 });
+    for (const a of assignments) expect(a.layers.end - a.layers.start).toBeLessThanOrEqual(3);
+  });
+
+  it('moves a node off a range larger than a lowered cap allows, and the smaller ranges still tile the model', () => {
+    const nodes = [node('a', 12), node('b', 12)];
+    const plan = planPlacement(shape, nodes);
+    expect(plan.map((a) => a.layers)).toEqual([{ start: 0, end: 12 }, { start: 0, end: 12 }]);
+    const { assignments, moved } = rebalance(shape, nodes, plan, { maxLayersPerNode: 6 });
+    expect(moved).toEqual(['a', 'b']);
+    expect(assignments.map((a) => [a.nodeId, a.layers.start, a.layers.end])).toEqual([['a', 0, 6], ['b', 6, 12]]);
   });
 
   it('covers every layer at least twice when the grid has room, and every node holds a contiguous range', () => {
@@ -78,5 +108,140 @@ describe('placement', () => {
     expect(moved).toHaveLength(1);
     expect(assignments.find((a) => a.nodeId === moved[0])!.layers).toEqual({ start: 6, end: 12 });
     expect(coverage(shape, nodes, assignments).replicas).toEqual(new Array(12).fill(1));
+  });
+});
+
+/** A stage per assignment, as the coordinator hands them to bestRoute. */
+const stagesOf = (nodes: NodeCapacity[], plan: Assignment[]) =>
+  plan.map((a) => ({ peerId: a.nodeId, layers: a.layers, msPerLayer: nodes.find((n) => n.id === a.nodeId)!.msPerLayer }));
+
+/** mulberry32: a small seeded generator, so a failing case can be replayed from its seed. */
+function seeded(seed: number) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { next, int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)) };
+}
+
+/** Any finite RTTs: symmetric, drawn once per pair. */
+function randomRtt(rng: ReturnType<typeof seeded>) {
+  const table = new Map<string, number>();
+  return (a: string, b: string) => {
+    if (a === b) return 0;
+    const k = a < b ? `${a}|${b}` : `${b}|${a}`;
+    if (!table.has(k)) table.set(k, rng.next() * 200);
+    return table.get(k)!;
+  };
+}
+
+describe('placement leaves a route: windows start only at tiling boundaries', () => {
+  const five: ModelShape = { nLayers: 5, bytesPerLayer: 100 * MiB };
+  const pairs = (count: number) => Array.from({ length: count }, (_, i) => node(`n${i}`, 2));
+
+  it('four nodes of two layers on five layers: 0-2, 2-4, 4-5 (clipped), then 0-2 again; a route runs 0-2, 2-4, 4-5', () => {
+    const nodes = pairs(4);
+    const plan = planPlacement(five, nodes);
+    expect(plan.map((a) => [a.layers.start, a.layers.end])).toEqual([[0, 2], [2, 4], [4, 5], [0, 2]]);
+    expect(coverage(five, nodes, plan).replicas).toEqual([2, 2, 1, 1, 1]);
+    const route = bestRoute(5, stagesOf(nodes, plan), () => 5, 'client')!;
+    expect(route.hops.map((h) => [h.layers.start, h.layers.end])).toEqual([[0, 2], [2, 4], [4, 5]]);
+  });
+
+  it('eight nodes of two layers on five layers: every layer on at least two nodes, and a route exists', () => {
+    const nodes = pairs(8);
+    const plan = planPlacement(five, nodes);
+    expect(coverage(five, nodes, plan).replicas).toEqual([3, 3, 2, 2, 3]);
+    expect(bestRoute(5, stagesOf(nodes, plan), () => 5, 'client')).not.toBeNull();
+  });
+
+  it('starts a window only at 0 or where a reachable range ends, and clips it at the model\'s end', () => {
+    const current: Assignment[] = [
+      { nodeId: 'a', layers: { start: 0, end: 2 } },
+      { nodeId: 'b', layers: { start: 2, end: 4 } },
+      { nodeId: 'stranded', layers: { start: 3, end: 5 } },
+    ];
+    expect(tilingStarts(5, current)).toEqual([0, 2, 4]);
+    const plan = planPlacement(five, pairs(3));
+    expect(plan[2].layers).toEqual({ start: 4, end: 5 });
+  });
+
+  it('moves a node whose range a departure stranded, so the route is whole again', () => {
+    // b (2..4) leaves: c's range 4..5 now starts where no reachable range ends, and c can hold three layers.
+    const nodes = [node('a', 2), node('c', 3)];
+    const current: Assignment[] = [
+      { nodeId: 'a', layers: { start: 0, end: 2 } },
+      { nodeId: 'b', layers: { start: 2, end: 4 } },
+      { nodeId: 'c', layers: { start: 4, end: 5 } },
+    ];
+    const { assignments, moved } = rebalance(five, nodes, current);
+    expect(moved).toEqual(['c']);
+    expect(assignments.map((a) => [a.nodeId, a.layers.start, a.layers.end])).toEqual([['a', 0, 2], ['c', 2, 5]]);
+    expect(bestRoute(5, stagesOf(nodes, assignments), () => 5, 'client')!.hops.map((h) => h.peerId)).toEqual(['a', 'c']);
+  });
+
+  it('closes a gap wider than any one node a node at a time, and a route exists again', () => {
+    // 2..6 lost its nodes; two of the three spare replicas of 0..2 move into it, two layers each.
+    const six: ModelShape = { nLayers: 6, bytesPerLayer: 100 * MiB };
+    const nodes = ['a', 'b', 'c'].map((id) => node(id, 2));
+    const current: Assignment[] = nodes.map((n) => ({ nodeId: n.id, layers: { start: 0, end: 2 } }));
+    const { assignments, moved } = rebalance(six, nodes, current);
+    expect(moved).toEqual(['a', 'b']);
+    expect(assignments.map((a) => [a.nodeId, a.layers.start, a.layers.end])).toEqual([['c', 0, 2], ['a', 2, 4], ['b', 4, 6]]);
+  });
+
+  it('places the grid afresh when no move that strands nobody restores a route, though capacity covers the model', () => {
+    // Old non-tiling ranges: only 0-1, 1-3, 3-5 or 0-2, 2-4, 4-5 tile five layers with these nodes.
+    const nodes = [node('n0', 1, 2), node('n1', 2, 2), node('n2', 2, 3)];
+    const current: Assignment[] = [
+      { nodeId: 'n0', layers: { start: 0, end: 1 } },
+      { nodeId: 'n1', layers: { start: 1, end: 3 } },
+      { nodeId: 'n2', layers: { start: 0, end: 2 } },
+    ];
+    const { assignments, moved } = rebalance(five, nodes, current);
+    expect(assignments).toEqual(planPlacement(five, nodes));
+    expect(assignments.map((a) => [a.nodeId, a.layers.start, a.layers.end])).toEqual([['n1', 0, 2], ['n2', 2, 4], ['n0', 4, 5]]);
+    expect(moved).toEqual(['n0', 'n1', 'n2']);
+  });
+
+  it('property: whenever the nodes\' capacity covers the model, bestRoute finds a route with any finite RTTs (200 seeded cases)', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const rng = seeded(seed);
+      const model: ModelShape = { nLayers: rng.int(1, 24), bytesPerLayer: 100 * MiB };
+      const nodes = Array.from({ length: rng.int(1, 12) }, (_, i) => node(`n${i}`, rng.int(0, model.nLayers + 2), 0.5 + rng.next() * 20));
+      const options = rng.next() < 0.3 ? { maxLayersPerNode: rng.int(1, model.nLayers) } : {};
+      const capacity = nodes.reduce((sum, n) => sum + spanOf(model, n, options.maxLayersPerNode), 0);
+      const plan = planPlacement(model, nodes, options);
+      const context = `seed ${seed}: ${model.nLayers} layers, spans ${nodes.map((n) => spanOf(model, n, options.maxLayersPerNode))}`;
+      for (const a of plan) expect(tilingStarts(model.nLayers, plan.filter((b) => b !== a)), context).toContain(a.layers.start);
+      if (capacity < model.nLayers) continue;
+      expect(bestRoute(model.nLayers, stagesOf(nodes, plan), randomRtt(rng), 'client'), context).not.toBeNull();
+    }
+  });
+
+  it('property: after random departures and arrivals, from any ranges, rebalance leaves a route whenever capacity covers the model (200 seeded cases)', () => {
+    for (let seed = 1001; seed <= 1200; seed++) {
+      const rng = seeded(seed);
+      const model: ModelShape = { nLayers: rng.int(1, 24), bytesPerLayer: 100 * MiB };
+      const before = Array.from({ length: rng.int(1, 12) }, (_, i) => node(`n${i}`, rng.int(0, model.nLayers + 2), 0.5 + rng.next() * 20));
+      // Half the cases start from a plan, half from arbitrary windows such as the old, non-tiling placement left.
+      const plan = rng.next() < 0.5 ? planPlacement(model, before) : before.filter((n) => spanOf(model, n) >= 1).map((n) => {
+        const start = rng.int(0, model.nLayers - spanOf(model, n));
+        return { nodeId: n.id, layers: { start, end: start + spanOf(model, n) } };
+      });
+      const stayed = before.filter(() => rng.next() < 0.6);
+      const arrived = Array.from({ length: rng.int(0, 4) }, (_, i) => node(`new${i}`, rng.int(0, model.nLayers + 2), 0.5 + rng.next() * 20));
+      const nodes = [...stayed, ...arrived];
+      const { assignments } = rebalance(model, nodes, plan);
+      const context = `seed ${seed}: ${model.nLayers} layers, stayed ${stayed.map((n) => n.id)}, arrived spans ${arrived.map((n) => spanOf(model, n))}`;
+      expect(assignments.every((a) => nodes.some((n) => n.id === a.nodeId)), context).toBe(true);
+      const capacity = nodes.reduce((sum, n) => sum + spanOf(model, n), 0);
+      if (capacity < model.nLayers) continue;
+      expect(bestRoute(model.nLayers, stagesOf(nodes, assignments), randomRtt(rng), 'client'), context).not.toBeNull();
+    }
   });
 });

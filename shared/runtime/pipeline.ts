@@ -60,6 +60,8 @@ export interface PipelineOptions {
   embedding: EmbeddingTable;
   head: OrtSession;
   stages: (Stage | StageLink)[];
+  /** Request ids: stages on a grid key caches by them, so grid clients pass random ones. */
+  newRequestId?: () => string;
 }
 
 export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime }): Pipeline {
@@ -67,6 +69,7 @@ export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime
   const { Tensor } = deps.ort;
   const stop = new Set(options.stopIds);
   let requestCounter = 0;
+  const newRequestId = options.newRequestId ?? (() => `local-${++requestCounter}`);
 
   const step: Pipeline['step'] = async (requestId, tokens, position, stepIndex) => {
     let frame = encodeFrame({ requestId, step: stepIndex, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
@@ -97,7 +100,7 @@ export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime
       }
       const sampler = createSampler({ vocabSize: config.vocabSize, temperature: opts.temperature, topP: opts.topP, seed: opts.seed });
       const decoder = tokenizer.createStreamDecoder();
-      const requestId = `local-${++requestCounter}`;
+      const requestId = newRequestId();
       try {
         let logits = await step(requestId, promptTokens, 0, 0);
         let position = promptTokens.length;

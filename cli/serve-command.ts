@@ -1,0 +1,51 @@
+/**
+ * `infermesh serve` (and `npm start`): the signaling server with its configuration from flags
+ * and INFERMESH_* environment variables (signaling-server/config.ts; `--help` lists them).
+ * Without --model it serves the CLI's default synthetic model, compiled on first use. State
+ * (peers, assignments, requests) goes to grid.sqlite in the data folder.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError } from '../shared/errors.ts';
+import { parseServerConfig } from '../signaling-server/config.ts';
+import { startGridServer } from '../signaling-server/grid-server.ts';
+import { openGridStore } from '../signaling-server/store.ts';
+import { ensureSyntheticPackage } from './compile-command.ts';
+import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  const parsed = parseServerConfig(argv, process.env);
+  if ('help' in parsed) {
+    process.stdout.write(parsed.help.endsWith('\n') ? parsed.help : `${parsed.help}\n`);
+    return;
+  }
+  const config = parsed.config;
+  if (!existsSync(join(config.webDir, 'donor', 'index.html'))) {
+    throw new UsageError(`the web app is not built (no donor/index.html); run \`npm install\` (it builds it) or \`npx vite build\``, { source: config.webDir });
+  }
+  const { preset, dtype, seed } = DEFAULT_MODEL;
+  const modelDir = config.model ?? (await ensureSyntheticPackage(syntheticPackageDir(preset, dtype, seed), DEFAULT_MODEL));
+  const store = openGridStore(join(config.dataDir, 'grid.sqlite'));
+  const server = await startGridServer(
+    { host: config.host, port: config.port, relayPort: config.relayPort, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
+    { store },
+  );
+  process.stderr.write(
+    [
+      `infermesh grid server: ${server.manifest.name} (${server.manifest.config.nLayers} layers, package ${server.manifest.id.slice(0, 12)}…)`,
+      `  donate this machine's GPU: open ${server.url}donor/`,
+      `  OpenAI-compatible API:     ${server.url}v1/chat/completions`,
+      `  relay:                     ${server.relay.getMultiaddrs().map(String).join(' ')}`,
+      `  state:                     ${store.path}`,
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  process.stderr.write('infermesh grid server: stopping\n');
+  await server.close();
+  store.close();
+}

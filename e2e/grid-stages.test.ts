@@ -1,0 +1,143 @@
+/**
+ * Pipelined generation over real libp2p in Node: a relay, three stage peers (shard engines on
+ * onnxruntime-node) and a client, every tensor on direct WebRTC (node-datachannel). The route's
+ * tokens equal the local runner's; bad input is refused to its sender by name while the stages
+ * keep serving.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { lpStream } from '@libp2p/utils';
+import { openCheckpoint } from '../cli/open-checkpoint.ts';
+import { openClientSide, openLocalPipeline } from '../cli/local-package.ts';
+import { compileTo, packageBytes, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
+import { createShardEngine } from '../worker/engine.ts';
+import type { EngineOrt } from '../worker/engine.ts';
+import { startRelay } from '../signaling-server/relay.ts';
+import type { RelayNode } from '../signaling-server/relay.ts';
+import { createPeerNode, dialDirect, peerAddress } from '../shared/grid/node.ts';
+import type { PeerNode } from '../shared/grid/node.ts';
+import { serveStage } from '../shared/grid/stage-server.ts';
+import { createRouteLink, serveResults } from '../shared/grid/route-link.ts';
+import type { ResultSink } from '../shared/grid/route-link.ts';
+import { STAGE_PROTOCOL } from '../shared/grid/protocol.ts';
+import type { RouteHop } from '../shared/grid/protocol.ts';
+import { decodeStageMessage, encodeFrameMessage, encodeOpen } from '../shared/grid/stage-wire.ts';
+import { encodeFrame } from '../shared/protocol/frame.ts';
+import { createPipeline } from '../shared/runtime/pipeline.ts';
+import type { Manifest } from '../shared/model/manifest.ts';
+
+const RANGES = [
+  { start: 0, end: 2 },
+  { start: 2, end: 4 },
+  { start: 4, end: 5 },
+];
+
+let relay: RelayNode;
+let stages: PeerNode[] = [];
+let client: PeerNode;
+let sink: ResultSink;
+let dir: string;
+let manifest: Manifest;
+let hops: RouteHop[];
+
+beforeAll(async () => {
+  ({ dir, manifest } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32'));
+  relay = await startRelay({ host: '127.0.0.1', port: 0 });
+  const relayAddrs = relay.getMultiaddrs().map(String);
+  const source = await packageBytes(dir);
+  stages = await Promise.all(RANGES.map(() => createPeerNode({ relayAddrs })));
+  for (const [i, node] of stages.entries()) {
+    const engine = createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'] });
+    await engine.load({ modelId: manifest.id, layers: RANGES[i], source });
+    await serveStage(node, { packageId: manifest.id, layers: RANGES[i] }, { engine });
+  }
+  client = await createPeerNode({ relayAddrs });
+  sink = await serveResults(client);
+  hops = stages.map((node, i) => ({ ...peerAddress(node), layers: RANGES[i] }));
+});
+
+afterAll(async () => {
+  await Promise.all([client, ...stages, relay].map((n) => n?.stop()));
+  await removeTempDirs();
+});
+
+async function gridPipeline(routeHops = hops) {
+  const side = await openClientSide(dir);
+  const link = createRouteLink({ packageId: manifest.id, hops: routeHops, stepTimeoutMs: 20_000 }, { node: client, sink });
+  const pipeline = createPipeline(
+    { config: manifest.config, tokenizer: side.tokenizer.tokenizer, stopIds: side.tokenizer.stopIds, embedding: side.embedding, head: side.head, stages: [link], newRequestId: () => crypto.randomUUID() },
+    { ort },
+  );
+  return { pipeline, link };
+}
+
+async function text(gen: AsyncIterable<{ text: string }>) {
+  let out = '';
+  for await (const t of gen) out += t.text;
+  return out;
+}
+
+describe('pipelined generation over direct WebRTC', () => {
+  it('produces the local runner’s tokens through three stage peers, every hop direct', async () => {
+    const opts = { maxTokens: 60, temperature: 0, topP: 0.9, seed: 1 };
+    const local = await openLocalPipeline(dir, { stages: 1 });
+    const expected = await text(local.pipeline.generate('Once upon a time', opts));
+    await local.release();
+    const { pipeline, link } = await gridPipeline();
+    expect(await text(pipeline.generate('Once upon a time', opts))).toBe(expected);
+    const report = link.report();
+    expect(report.map((h) => h.transport)).toEqual(['webrtc-direct', 'webrtc-direct', 'webrtc-direct', 'webrtc-direct']);
+    expect(report.slice(0, 3).every((h) => typeof h.stageMs === 'number' && h.stageMs >= 0)).toBe(true);
+  });
+
+  it('keeps generating after the relay stops once the route’s connections are up', async () => {
+    const opts = { maxTokens: 30, temperature: 0, topP: 0.9, seed: 1 };
+    const { pipeline } = await gridPipeline();
+    const before = await text(pipeline.generate('Once upon a time', opts));
+    // A second relay is started for later tests only if needed; this one is gone for good.
+    await relay.stop();
+    expect(await text(pipeline.generate('Once upon a time', opts))).toBe(before);
+  });
+});
+
+describe('bad input to a stage', () => {
+  async function openStream(to: PeerNode) {
+    const conn = await dialDirect(client, peerAddress(to));
+    return lpStream(await conn.newStream(STAGE_PROTOCOL), { maxDataLength: 64 << 20 });
+  }
+  const refusal = async (lp: Awaited<ReturnType<typeof openStream>>) => {
+    const message = decodeStageMessage((await lp.read()).subarray());
+    if (message.kind !== 'error') throw new Error(`expected an ERROR, got ${message.kind}`);
+    return message.failure;
+  };
+  const open = (requestId: string, layers = RANGES[0]) => encodeOpen({ requestId, packageId: manifest.id, hops: [{ ...hops[0], layers }, ...hops.slice(1)], client: peerAddress(client) });
+
+  it('refuses an OPEN for layers the stage does not serve', async () => {
+    const lp = await openStream(stages[0]);
+    await lp.write(open('wrong-layers', { start: 0, end: 3 }));
+    const failure = await refusal(lp);
+    expect(failure.name).toBe('WrongStageError');
+    expect(failure.message).toContain('serves layers 0..1, not 0..2');
+  });
+
+  it('refuses malformed frames, frames for unknown requests and oversized messages, and keeps serving', async () => {
+    const lp = await openStream(stages[0]);
+    sink.expect('bad-input', () => undefined, () => undefined);
+    await lp.write(open('bad-input'));
+    await lp.write(encodeFrameMessage([], new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19])));
+    expect((await refusal(lp)).name).toBe('FrameError');
+    const dim = manifest.config.dim;
+    await lp.write(encodeFrameMessage([], encodeFrame({ requestId: 'someone-else', step: 0, position: 0, dims: [1, 1, dim], data: new Float32Array(dim) })));
+    const unknown = await refusal(lp);
+    expect(unknown.name).toBe('UnknownRequestError');
+    expect(unknown.message).toContain('someone-else');
+    await lp.write(new Uint8Array(33 << 20));
+    const oversized = await refusal(lp);
+    expect(oversized.name).toBe('StageMessageError');
+    expect(oversized.message).toContain(`limit ${32 << 20} bytes`);
+    sink.forget('bad-input');
+    // The stage still serves a well-formed request.
+    const { pipeline } = await gridPipeline();
+    expect((await text(pipeline.generate('Once upon a time', { maxTokens: 5, temperature: 0, topP: 0.9, seed: 1 }))).length).toBeGreaterThan(0);
+  });
+});

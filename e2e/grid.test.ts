@@ -1,0 +1,113 @@
+/**
+ * The grid end to end: the real server (relay, coordinator, HTTP), four real Chromium donor
+ * tabs joined over WebRTC, stories260K split so no tab holds more than 2 of its 5 layers, and
+ * the Node SDK generating through them. The tokens equal the local runner's; every tensor hop
+ * is direct WebRTC; generation completes after the relay is stopped.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { openCheckpoint } from '../cli/open-checkpoint.ts';
+import { openLocalPipeline } from '../cli/local-package.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
+import { openDonorTabs } from '../cli/donor-tabs.ts';
+import type { DonorTabs } from '../cli/donor-tabs.ts';
+import { startGridServer } from '../signaling-server/grid-server.ts';
+import type { GridServer } from '../signaling-server/grid-server.ts';
+import { connectGrid } from '../shared/grid/client.ts';
+import type { GridClient } from '../shared/grid/client.ts';
+import type { OrtModule } from '../shared/runtime/ort.ts';
+
+const PROMPT = 'Once upon a time';
+let dir: string;
+let server: GridServer;
+let tabs: DonorTabs;
+let client: GridClient;
+
+beforeAll(async () => {
+  ({ dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32'));
+  server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 2 });
+  tabs = await openDonorTabs(server.url, 4);
+  await server.coordinator.waitFor((r) => [...r.peers.values()].filter((p) => p.serving).length === 4, 'all four tabs serving');
+  client = await connectGrid({ url: server.url }, { ort: ort as unknown as OrtModule });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await tabs?.close();
+  await server?.close();
+  await removeTempDirs();
+});
+
+async function generateText(gen: AsyncIterable<{ text: string; id: number | null }>) {
+  let text = '';
+  let tokens = 0;
+  for await (const t of gen) {
+    text += t.text;
+    if (t.id !== null) tokens += 1;
+  }
+  return { text, tokens };
+}
+
+describe('a grid of four Chromium tabs', () => {
+  it('splits stories260K so no tab holds more than 2 layers and every layer is served', async () => {
+    const peers = [...server.coordinator.registry.peers.values()].filter((p) => p.role === 'donor');
+    expect(peers).toHaveLength(4);
+    for (const p of peers) expect(p.serving!.end - p.serving!.start).toBeLessThanOrEqual(2);
+    expect(server.coordinator.registry.coverage().every((c) => c >= 1)).toBe(true);
+    for (const tab of tabs.tabs) expect(await tab.donorErrors()).toEqual([]);
+  });
+
+  it('generates 100 greedy tokens through the SDK equal to `infermesh generate`, every hop direct WebRTC', async () => {
+    const opts = { maxTokens: 100, temperature: 0, topP: 0.9, seed: 42 };
+    const local = await openLocalPipeline(dir, { stages: 1 });
+    const expected = await generateText(local.pipeline.generate(PROMPT, opts));
+    await local.release();
+    const got = await generateText(client.generate(PROMPT, opts));
+    expect(got.text).toBe(expected.text);
+    expect(got.tokens).toBe(expected.tokens);
+    const report = client.routeReport()!;
+    expect(report.hops.length).toBeGreaterThanOrEqual(4);
+    expect(report.hops.every((h) => h.transport === 'webrtc-direct')).toBe(true);
+    for (const hop of report.hops.slice(0, -1)) expect(hop.layers!.end - hop.layers!.start).toBeLessThanOrEqual(2);
+  });
+
+  it('answers a streaming chat request on the OpenAI endpoint through the grid (plain HTTP client)', async () => {
+    const response = await fetch(`${server.url}v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Tell me a story.' }], stream: true, max_tokens: 30, temperature: 0 }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    const events = (await response.text()).split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
+    expect(chunks[0].choices[0].delta.role).toBe('assistant');
+    const content = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+    expect(content.length).toBeGreaterThan(20);
+    expect(['stop', 'length']).toContain(chunks.at(-1).choices[0].finish_reason);
+  });
+
+  it('refuses a prompt longer than the context, to the SDK caller and over HTTP, and keeps serving', async () => {
+    const long = 'Once upon a time there was a cat. '.repeat(80);
+    await expect(generateText(client.generate(long, { maxTokens: 5 }))).rejects.toThrow(/prompt is \d+ tokens but the model's context is 512/);
+    const response = await fetch(`${server.url}v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: long, max_tokens: 5 }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(/context/);
+    expect((await generateText(client.generate(PROMPT, { maxTokens: 5, temperature: 0 }))).tokens).toBe(5);
+  });
+
+  it('completes a generation after the relay is stopped once the route is set up', async () => {
+    const opts = { maxTokens: 40, temperature: 0, topP: 0.9, seed: 42 };
+    const before = await generateText(client.generate(PROMPT, opts));
+    await server.relay.stop();
+    const after = await generateText(client.generate(PROMPT, opts));
+    expect(after.text).toBe(before.text);
+    expect(client.routeReport()!.hops.every((h) => h.transport === 'webrtc-direct')).toBe(true);
+  });
+});

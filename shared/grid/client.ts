@@ -1,0 +1,201 @@
+/**
+ * The grid client behind the SDK (web/sdk) and the server's OpenAI gateway: it fetches the
+ * client side of a package from the server (manifest, embedding, head, tokenizer; every piece
+ * hash-checked), joins the grid as a libp2p peer, asks the coordinator for a route, and
+ * generates through it with the same pipeline the local runner uses. onnxruntime (web or node)
+ * and fetch are injected, so the same client runs in a browser and in Node.
+ */
+import { InfermeshError, PackageError, UsageError } from '../errors.ts';
+import { MANIFEST_FILE, parseManifest, shardOf, verifyFile } from '../model/manifest.ts';
+import type { Manifest } from '../model/manifest.ts';
+import { createEmbeddingTable } from '../model/embedding.ts';
+import { decodeModel } from '../model/onnx/schema.ts';
+import { createPipeline } from '../runtime/pipeline.ts';
+import type { GeneratedToken, GenerateOptions, Pipeline } from '../runtime/pipeline.ts';
+import type { OrtModule, OrtSession } from '../runtime/ort.ts';
+import { loadTokenizer } from '../tokenizer/load.ts';
+import type { LoadedTokenizer } from '../tokenizer/load.ts';
+import { createChatRenderer, tokenizerAddsBos } from '../openai/chat-template.ts';
+import { createOpenAIApi } from '../openai/completions.ts';
+import type { OpenAIApi } from '../openai/types.ts';
+import { createPeerNode } from './node.ts';
+import type { PeerNode } from './node.ts';
+import type { ModelOffer, RouteHop } from './protocol.ts';
+import { createRouteLink, serveResults } from './route-link.ts';
+import type { HopReport, ResultSink, RouteLink } from './route-link.ts';
+
+/** The server answered an API call with an error (its message is passed on). */
+export class GridApiError extends InfermeshError {
+  override name = 'GridApiError';
+}
+
+/** What GET /api/info answers. */
+export interface GridInfo {
+  relayAddrs: string[];
+  models: ModelOffer[];
+}
+
+/** What GET /api/route answers. */
+export interface RouteAnswer {
+  hops: RouteHop[];
+  predictedMs: number;
+}
+
+export interface ConnectOptions {
+  /** the server's HTTP URL, e.g. http://127.0.0.1:8470 */
+  url: string;
+  /** package id; default: the first model the server offers */
+  model?: string;
+  /** give up on a step after this long (default 60 s) */
+  stepTimeoutMs?: number;
+}
+
+/** Told about every generation this client runs (the server records its gateway's requests). */
+export interface RequestObserver {
+  started(request: { requestId: string; route: RouteHop[]; promptTokens: number }): void;
+  ended(result: { requestId: string; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }): void;
+}
+
+export interface ClientDeps {
+  ort: OrtModule;
+  observer?: RequestObserver;
+  fetch?: typeof fetch;
+  /** onnxruntime session options for the head (e.g. threads, execution providers) */
+  headSessionOptions?: object;
+}
+
+export interface GridRouteReport {
+  hops: HopReport[];
+  predictedMs: number;
+}
+
+export interface GridClient extends OpenAIApi {
+  readonly peerId: string;
+  readonly manifest: Manifest;
+  readonly tokenizer: LoadedTokenizer;
+  generate(prompt: string, options?: Partial<GenerateOptions>): AsyncGenerator<GeneratedToken, void, void>;
+  /** The route the next generate uses (asked from the coordinator when there is none yet). */
+  route(): Promise<RouteLink>;
+  /** The current route's hops with measured stage times and link kinds; null before the first. */
+  routeReport(): GridRouteReport | null;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_GENERATE: GenerateOptions = { maxTokens: 256, temperature: 0, topP: 0.9, seed: 0 };
+
+export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Promise<GridClient> {
+  const fetchFn = deps.fetch ?? fetch;
+  const base = options.url.replace(/\/$/, '');
+  const api = async <T>(path: string): Promise<T> => {
+    const response = await fetchFn(`${base}${path}`).catch((err: unknown) => {
+      throw new GridApiError(`cannot reach the grid server: ${(err as Error).message}`, { source: `${base}${path}`, cause: err });
+    });
+    const body = (await response.json().catch(() => ({}))) as T & { error?: { message?: string } };
+    if (!response.ok) throw new GridApiError(body.error?.message ?? `HTTP ${response.status}`, { source: `${base}${path}` });
+    return body;
+  };
+
+  const info = await api<GridInfo>('/api/info');
+  const offer = options.model ? info.models.find((m) => m.packageId === options.model) : info.models[0];
+  if (!offer) throw new UsageError(options.model ? `the grid does not serve model ${options.model}` : 'the grid serves no model');
+  const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
+  const file = async (path: string) => {
+    const response = await fetchFn(new URL(path, packageUrl)).catch((err: unknown) => {
+      throw new PackageError(`cannot fetch: ${(err as Error).message}`, { source: path, cause: err });
+    });
+    if (!response.ok) throw new PackageError(`fetch failed with HTTP ${response.status}`, { source: new URL(path, packageUrl).href });
+    return new Uint8Array(await response.arrayBuffer());
+  };
+  const manifest = await parseManifest(new TextDecoder().decode(await file(MANIFEST_FILE)), `${packageUrl}${MANIFEST_FILE}`);
+  if (manifest.id !== offer.packageId) throw new PackageError(`the server's manifest is package ${manifest.id}, not the offered ${offer.packageId}`, { source: packageUrl });
+  const verified = async (path: string) => {
+    const entry = manifest.files.find((f) => f.path === path);
+    if (!entry) throw new PackageError('file is not listed in the manifest', { source: path });
+    const bytes = await file(path);
+    await verifyFile(bytes, entry, manifest.pieceSize, path);
+    return bytes;
+  };
+
+  const embed = shardOf(manifest, 'embed');
+  const headShard = shardOf(manifest, 'head');
+  const t = manifest.tokenizer;
+  const [embedGraph, embedData, headGraph, headData, tokenizerMain, tokenizerConfigBytes] = await Promise.all([
+    verified(embed.graph),
+    verified(embed.data),
+    verified(headShard.graph),
+    verified(headShard.data),
+    verified(t.file),
+    t.kind === 'huggingface' && t.configFile ? verified(t.configFile) : Promise.resolve(undefined),
+  ]);
+  const tokenizer = loadTokenizer(manifest, tokenizerMain, tokenizerConfigBytes);
+  const embedding = createEmbeddingTable(manifest.config, decodeModel(embedGraph), embedData);
+  const head: OrtSession = await deps.ort.InferenceSession.create(headGraph, { ...deps.headSessionOptions, externalData: [{ path: headShard.data, data: headData }] } as never);
+
+  const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs });
+  const sink: ResultSink = await serveResults(node);
+  let link: RouteLink | null = null;
+  let predictedMs = 0;
+  let pipeline: Pipeline | null = null;
+
+  const route = async (): Promise<RouteLink> => {
+    if (link) return link;
+    const answer = await api<RouteAnswer>(`/api/route?package=${encodeURIComponent(manifest.id)}&client=${encodeURIComponent(node.peerId.toString())}`);
+    predictedMs = answer.predictedMs;
+    link = createRouteLink({ packageId: manifest.id, hops: answer.hops, stepTimeoutMs: options.stepTimeoutMs }, { node, sink });
+    pipeline = createPipeline(
+      { config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages: [link], newRequestId: () => crypto.randomUUID() },
+      { ort: deps.ort },
+    );
+    return link;
+  };
+
+  const tokenizerConfig = tokenizerConfigBytes ? (JSON.parse(new TextDecoder().decode(tokenizerConfigBytes)) as object) : null;
+  async function* generate(prompt: string, opts: Partial<GenerateOptions> = {}): AsyncGenerator<GeneratedToken, void, void> {
+    const current = await route();
+    const requestId = crypto.randomUUID();
+    let completionTokens = 0;
+    let status: 'done' | 'failed' | 'aborted' = 'aborted';
+    let error: string | undefined;
+    deps.observer?.started({ requestId, route: current.hops, promptTokens: tokenizer.tokenizer.encode(prompt).length });
+    try {
+      for await (const token of pipeline!.generate(prompt, { ...DEFAULT_GENERATE, ...opts })) {
+        if (token.id !== null) completionTokens += 1;
+        yield token;
+      }
+      status = 'done';
+    } catch (err) {
+      status = opts.signal?.aborted ? 'aborted' : 'failed';
+      error = (err as Error).message;
+      // A broken route is asked for again next time (the coordinator may know a better one).
+      if (['StageFailedError', 'RouteBrokenError', 'StageTimeoutError', 'DirectConnectionError'].includes((err as Error).name)) link = null;
+      throw err;
+    } finally {
+      deps.observer?.ended({ requestId, completionTokens, status, error });
+    }
+  }
+  const openai = createOpenAIApi({
+    modelId: manifest.id,
+    generate,
+    countTokens: (text) => tokenizer.tokenizer.encode(text).length,
+    renderChat: createChatRenderer(tokenizerConfig, { tokenizerAddsBos: tokenizerAddsBos(tokenizer.tokenizer), source: t.kind === 'huggingface' ? t.configFile : undefined }),
+    contextLength: manifest.config.maxSeqLen,
+  });
+
+  return {
+    peerId: node.peerId.toString(),
+    manifest,
+    tokenizer,
+    modelId: openai.modelId,
+    chat: openai.chat,
+    completions: openai.completions,
+    generate,
+    route,
+    routeReport: () => (link ? { hops: link.report(), predictedMs } : null),
+    async close() {
+      await link?.close();
+      await sink.stop().catch(() => undefined);
+      await node.stop();
+      await head.release();
+    },
+  };
+}

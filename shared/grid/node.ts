@@ -1,0 +1,124 @@
+/**
+ * The libp2p node every grid peer runs (donor tabs, SDK clients in browsers and in Node): it
+ * reaches the server's relay over WebSockets, listens for WebRTC through it (the relay carries
+ * only the SDP handshake), and opens direct WebRTC connections to other peers for tensors and
+ * pieces. On Node, @libp2p/webrtc speaks WebRTC through node-datachannel.
+ */
+import { createLibp2p } from 'libp2p';
+import type { Libp2p } from 'libp2p';
+import { webSockets } from '@libp2p/websockets';
+import { webRTC } from '@libp2p/webrtc';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import { ping } from '@libp2p/ping';
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Connection } from '@libp2p/interface';
+import { InfermeshError } from '../errors.ts';
+import type { PeerAddress } from './protocol.ts';
+
+/** A peer could not be reached over a direct (non-relayed) WebRTC connection. */
+export class DirectConnectionError extends InfermeshError {
+  override name = 'DirectConnectionError';
+}
+
+export type PeerNode = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; ping: ReturnType<ReturnType<typeof ping>> }>;
+
+export interface PeerNodeOptions {
+  /** the relay's multiaddrs (from the server's /api/info) */
+  relayAddrs: string[];
+}
+
+export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode> {
+  const node = await createLibp2p({
+    addresses: { listen: ['/p2p-circuit', '/webrtc'] },
+    transports: [webSockets(), webRTC(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), ping: ping() },
+    // Peers on one machine or LAN dial each other at private addresses; the default gater refuses those.
+    connectionGater: { denyDialMultiaddr: () => false },
+  });
+  await node.dial(options.relayAddrs.map((a) => multiaddr(a)));
+  await waitFor(() => webrtcAddrs(node).length > 0, 10_000, 'the relay did not give this node a /webrtc address');
+  return node;
+}
+
+/** This node's addresses others can dial over WebRTC (through the relay's signaling). */
+export function webrtcAddrs(node: Libp2p): string[] {
+  return node.getMultiaddrs().map(String).filter((a) => a.includes('/p2p-circuit/webrtc/'));
+}
+
+export function peerAddress(node: Libp2p): PeerAddress {
+  return { peerId: node.peerId.toString(), addrs: webrtcAddrs(node) };
+}
+
+/** True for a connection tensors may use: WebRTC, peer to peer, no relay limits. */
+export function isDirectWebRTC(conn: Connection): boolean {
+  return conn.limits == null && conn.remoteAddr.toString().includes('/webrtc') && conn.status === 'open';
+}
+
+/** Dials in progress per node and peer: concurrent callers share one dial instead of racing. */
+const dialing = new WeakMap<Libp2p, Map<string, Promise<Connection>>>();
+/** Two peers often dial each other at once (one for pieces, the other to probe); the loser retries after this. */
+const REDIAL_DELAY_MS = 250;
+
+/**
+ * A direct WebRTC connection to a peer: an open one is reused (so routes keep working when
+ * the relay is gone), otherwise one is dialed through the relay's signaling. Never returns a
+ * relayed connection: tensors and pieces do not fit the relay's limits, and must not cross it.
+ */
+export async function dialDirect(node: Libp2p, peer: PeerAddress, signal?: AbortSignal): Promise<Connection> {
+  const open = existingDirect(node, peer.peerId);
+  if (open) return open;
+  let pending = dialing.get(node);
+  if (!pending) dialing.set(node, (pending = new Map()));
+  const inFlight = pending.get(peer.peerId);
+  if (inFlight) return inFlight;
+  const attempt = (async (): Promise<Connection> => {
+    try {
+      return await dialOnce(node, peer, signal);
+    } catch (err) {
+      // The peer may have dialed us meanwhile (simultaneous dials can fail on both sides): use
+      // its connection, or try once more.
+      await new Promise((r) => setTimeout(r, REDIAL_DELAY_MS));
+      signal?.throwIfAborted();
+      const theirs = existingDirect(node, peer.peerId);
+      if (theirs) return theirs;
+      return dialOnce(node, peer, signal).catch(() => Promise.reject(err));
+    } finally {
+      pending.delete(peer.peerId);
+    }
+  })();
+  pending.set(peer.peerId, attempt);
+  return attempt;
+}
+
+function existingDirect(node: Libp2p, peerId: string): Connection | undefined {
+  return node.getConnections().find((c) => c.remotePeer.toString() === peerId && isDirectWebRTC(c));
+}
+
+async function dialOnce(node: Libp2p, peer: PeerAddress, signal?: AbortSignal): Promise<Connection> {
+  const addrs = peer.addrs.filter((a) => a.includes('/webrtc'));
+  if (addrs.length === 0) throw new DirectConnectionError(`peer ${peer.peerId} has no /webrtc address to dial`);
+  let lastError: unknown;
+  for (const addr of addrs) {
+    try {
+      const conn = await node.dial(multiaddr(addr), { signal });
+      if (isDirectWebRTC(conn)) return conn;
+      lastError = new Error(`dial returned a ${conn.limits ? 'relayed' : 'non-WebRTC'} connection (${conn.remoteAddr})`);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new DirectConnectionError(`cannot open a direct WebRTC connection to ${peer.peerId}: ${(lastError as Error)?.message}`, { cause: lastError });
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number, message: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new DirectConnectionError(message);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The grid's wire contract: libp2p protocol ids and the messages on them. Control messages
+ * (coordinator, piece requests) are small JSON documents, length-prefixed; tensors and piece
+ * bytes are binary (shared/protocol/frame.ts, shared/grid/stage-wire.ts), never JSON.
+ *
+ *   COORDINATOR  tab or client <-> server, one long-lived stream over the WebSocket connection
+ *   STAGE        upstream -> stage -> downstream, one stream per request per hop, direct WebRTC only
+ *   RESULT       last stage -> client, the same messages; a client handles this one, a stage the
+ *                other, so one tab can be a stage and a client at once
+ *   PIECES       peer <-> peer, piece requests over direct WebRTC (relays cap data at 128 KiB)
+ *   PROBE        peer <-> peer, RTT and throughput measurement (echo)
+ */
+import type { LayerRange } from '../runtime/stage.ts';
+import type { PieceKey } from '../swarm/piece-plan.ts';
+
+export const COORDINATOR_PROTOCOL = '/infermesh/coordinator/1.0.0';
+export const STAGE_PROTOCOL = '/infermesh/stage/1.0.0';
+export const RESULT_PROTOCOL = '/infermesh/result/1.0.0';
+export const PIECES_PROTOCOL = '/infermesh/pieces/1.0.0';
+export const PROBE_PROTOCOL = '/infermesh/probe/1.0.0';
+
+/** Largest control message (JSON) on any grid protocol. */
+export const MAX_CONTROL_BYTES = 1 << 20;
+
+/** A peer as others reach it: its id and the multiaddrs it listens on (relay + /webrtc). */
+export interface PeerAddress {
+  peerId: string;
+  addrs: string[];
+}
+
+/** What a tab tells the coordinator about its device (from the engine's handshake). */
+export interface DeviceSummary {
+  executionProvider: 'webgpu' | 'wasm' | 'cpu';
+  /** measured milliseconds per layer per decode step for the served model's layer shape */
+  msPerLayer: number;
+  /** bytes the tab offers for weights and caches */
+  memoryBytes: number;
+  /** device signature (shared with the trust layer; stable per device) */
+  signature: string;
+  /** adapter description for people, e.g. "google swiftshader" */
+  label: string;
+}
+
+/** A tab's running totals, for the coordinator's registry and the dashboards. */
+export interface ServingStats {
+  requestsServed: number;
+  tokensServed: number;
+  /** decode steps per second over the last few seconds */
+  tokensPerSecond: number;
+}
+
+/** Messages a tab (or SDK client) sends to the coordinator. */
+export type ToCoordinator =
+  | { type: 'hello'; role: 'donor' | 'client'; addrs: string[]; device?: DeviceSummary }
+  | { type: 'have'; packageId: string; pieces: PieceKey[] }
+  | { type: 'serving'; packageId: string; layers: LayerRange }
+  | { type: 'rtt'; peers: Record<string, { rttMs: number; throughputMBps?: number }> }
+  | { type: 'stats'; stats: ServingStats };
+
+/** A model the grid serves, as the coordinator announces it. */
+export interface ModelOffer {
+  packageId: string;
+  name: string;
+  nLayers: number;
+  /** HTTP base URL of the package (the web seed), ending in '/' */
+  packageUrl: string;
+}
+
+/** Messages the coordinator sends to a tab. */
+export type FromCoordinator =
+  | { type: 'welcome'; peerId: string; model: ModelOffer }
+  | { type: 'assign'; packageId: string; layers: LayerRange }
+  | { type: 'peers'; peers: (PeerAddress & { have: PieceKey[]; serving?: LayerRange })[] }
+  | { type: 'error'; name: string; message: string };
+
+/** One hop of a route, as a client receives it and stages forward it. */
+export interface RouteHop extends PeerAddress {
+  layers: LayerRange;
+}

@@ -1,0 +1,196 @@
+/**
+ * A client's end of a route: a pipeline stage (shared/runtime/pipeline.ts StageLink) that sends
+ * each hidden-state frame to the route's first stage and waits for the last stage to send the
+ * result back on the RESULT protocol. Every hop is a direct WebRTC connection (dialDirect);
+ * each result carries the stage milliseconds and link kind of every hop it crossed, which the
+ * link keeps for reports. One STAGE stream per request: the stages keep that request's cache.
+ */
+import type { Libp2p } from 'libp2p';
+import type { Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import type { LengthPrefixedStream } from '@libp2p/utils';
+import { InfermeshError } from '../errors.ts';
+import { decodeFrame } from '../protocol/frame.ts';
+import type { StageLink } from '../runtime/pipeline.ts';
+import { dialDirect, isDirectWebRTC, peerAddress } from './node.ts';
+import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
+import type { RouteHop } from './protocol.ts';
+import { UnknownRequestError } from './stage-server.ts';
+import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, StageFailedError } from './stage-wire.ts';
+import type { HopRecord } from './stage-wire.ts';
+
+/** A step that got no answer in time: a stage is gone or stuck. */
+export class StageTimeoutError extends InfermeshError {
+  override name = 'StageTimeoutError';
+}
+
+/** The route broke mid-request: a stream closed before the result came back. */
+export class RouteBrokenError extends InfermeshError {
+  override name = 'RouteBrokenError';
+}
+
+export interface HopReport {
+  /** 'client' for the first link's sender; otherwise the stage's peer id */
+  from: string;
+  to: string;
+  layers?: { start: number; end: number };
+  /** median stage milliseconds of the receiving stage (undefined for the link back to the client) */
+  stageMs?: number;
+  /** 'webrtc-direct' when every frame crossed this link on a direct WebRTC connection */
+  transport: 'webrtc-direct' | 'relayed';
+}
+
+export interface RouteLink extends StageLink {
+  readonly hops: RouteHop[];
+  report(): HopReport[];
+  close(): Promise<void>;
+}
+
+interface Pending {
+  resolve(frame: Uint8Array): void;
+  reject(err: Error): void;
+}
+
+interface Session {
+  out: LengthPrefixedStream<Stream>;
+  pending?: Pending;
+  firstLinkDirect: boolean;
+}
+
+export interface RouteLinkOptions {
+  packageId: string;
+  hops: RouteHop[];
+  stepTimeoutMs?: number;
+  maxMessageBytes?: number;
+}
+
+/** Return streams from last stages, dispatched to the route link that opened the request. */
+export interface ResultSink {
+  expect(requestId: string, deliver: (frame: Uint8Array, hops: HopRecord[]) => void, fail: (err: Error) => void): void;
+  forget(requestId: string): void;
+  stop(): Promise<void>;
+}
+
+/** Registers the RESULT protocol on a client node; one sink serves all of the node's routes. */
+export async function serveResults(node: Libp2p, options: { maxMessageBytes?: number } = {}): Promise<ResultSink> {
+  const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
+  const waiting = new Map<string, { deliver: (frame: Uint8Array, hops: HopRecord[]) => void; fail: (err: Error) => void }>();
+  const me = node.peerId.toString();
+  await node.handle(RESULT_PROTOCOL, async (stream) => {
+    const lp = lpStream(stream, { maxDataLength: maxBytes });
+    const refuse = (err: Error, requestId?: string) =>
+      lp.write(encodeFailure({ requestId, name: err.name, message: (err as InfermeshError).shortMessage ?? err.message, peerId: me })).catch(() => undefined);
+    let requestId: string | undefined;
+    try {
+      const first = decodeStageMessage((await lp.read()).subarray());
+      if (first.kind !== 'open' || !waiting.has(first.open.requestId)) {
+        await refuse(new UnknownRequestError(first.kind === 'open' ? `this client has no request ${first.open.requestId}` : 'a result stream must start with OPEN'));
+        await stream.close();
+        return;
+      }
+      requestId = first.open.requestId;
+      for (;;) {
+        const message = decodeStageMessage((await lp.read()).subarray());
+        const target = waiting.get(requestId);
+        if (message.kind === 'end' || !target) break;
+        if (message.kind === 'error') target.fail(new StageFailedError(message.failure));
+        else if (message.kind === 'frame') {
+          const id = decodeFrame(message.frame, maxBytes).requestId;
+          if (id !== requestId) await refuse(new UnknownRequestError(`result for request ${id} on the stream of request ${requestId}`), requestId);
+          else target.deliver(message.frame, message.hops);
+        }
+      }
+    } catch (err) {
+      if (requestId) waiting.get(requestId)?.fail(new RouteBrokenError(`the result stream of request ${requestId} failed: ${(err as Error).message}`, { cause: err }));
+    }
+    await stream.close().catch(() => undefined);
+  }, { maxInboundStreams: 256 });
+  return {
+    expect: (id, deliver, fail) => void waiting.set(id, { deliver, fail }),
+    forget: (id) => void waiting.delete(id),
+    stop: () => node.unhandle(RESULT_PROTOCOL),
+  };
+}
+
+export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p; sink: ResultSink }): RouteLink {
+  const { node, sink } = deps;
+  const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
+  const timeoutMs = options.stepTimeoutMs ?? 60_000;
+  const sessions = new Map<string, Session>();
+  const stageMs: number[][] = options.hops.map(() => []);
+  const linkDirect: boolean[] = new Array(options.hops.length + 1).fill(true);
+
+  const failPending = (session: Session, err: Error) => {
+    const p = session.pending;
+    session.pending = undefined;
+    p?.reject(err);
+  };
+
+  async function open(requestId: string): Promise<Session> {
+    const conn = await dialDirect(node, options.hops[0]);
+    const out = lpStream(await conn.newStream(STAGE_PROTOCOL), { maxDataLength: maxBytes });
+    const session: Session = { out, firstLinkDirect: isDirectWebRTC(conn) };
+    sessions.set(requestId, session);
+    sink.expect(
+      requestId,
+      (frame, hops) => {
+        hops.forEach((h, i) => {
+          stageMs[i]?.push(h.stageMs);
+          if (!h.direct) linkDirect[i + 1] = false;
+        });
+        const p = session.pending;
+        session.pending = undefined;
+        p?.resolve(frame);
+      },
+      (err) => failPending(session, err),
+    );
+    await out.write(encodeOpen({ requestId, packageId: options.packageId, hops: options.hops, client: peerAddress(node) }));
+    // Refusals from the first stage (and, relayed by it, from later ones) arrive on this stream.
+    (async () => {
+      for (;;) {
+        const message = decodeStageMessage((await out.read()).subarray());
+        if (message.kind === 'error') failPending(session, new StageFailedError(message.failure));
+      }
+    })().catch((err) => failPending(session, new RouteBrokenError(`the stream to ${options.hops[0].peerId} closed: ${(err as Error).message}`, { cause: err })));
+    return session;
+  }
+
+  return {
+    hops: options.hops,
+    async forward(frame) {
+      const { requestId } = decodeFrame(frame);
+      const session = sessions.get(requestId) ?? (await open(requestId));
+      if (!session.firstLinkDirect) linkDirect[0] = false;
+      const result = new Promise<Uint8Array>((resolve, reject) => {
+        const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${timeoutMs} ms`)), timeoutMs);
+        session.pending = {
+          resolve: (f) => (clearTimeout(timer), resolve(f)),
+          reject: (e) => (clearTimeout(timer), reject(e)),
+        };
+      });
+      await session.out.write(encodeFrameMessage([], frame));
+      return result;
+    },
+    async end(requestId) {
+      const session = sessions.get(requestId);
+      sessions.delete(requestId);
+      sink.forget(requestId);
+      if (!session) return;
+      await session.out.write(encodeEnd(requestId)).catch(() => undefined);
+      await session.out.unwrap().close().catch(() => undefined);
+    },
+    report() {
+      const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : undefined);
+      return [...options.hops, null].map((hop, i) => ({
+        from: i === 0 ? 'client' : options.hops[i - 1].peerId,
+        to: hop ? hop.peerId : 'client',
+        layers: hop?.layers,
+        stageMs: hop ? median(stageMs[i]) : undefined,
+        transport: linkDirect[i] ? 'webrtc-direct' : 'relayed',
+      }));
+    },
+    async close() {
+      await Promise.all([...sessions.keys()].map((id) => this.end(id)));
+    },
+  };
+}

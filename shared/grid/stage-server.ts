@@ -1,0 +1,171 @@
+/**
+ * A donor's side of pipelined generation: it accepts STAGE streams from upstream (the client or
+ * the previous stage), runs each frame through its shard engine, and forwards the result over a
+ * direct WebRTC connection to the next stage, or to the client on the RESULT protocol. Bad input
+ * is refused with an ERROR message to whoever sent it, and only that request is affected: the
+ * stage keeps serving every other stream.
+ */
+import type { Libp2p } from 'libp2p';
+import type { Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import type { LengthPrefixedStream } from '@libp2p/utils';
+import { InfermeshError } from '../errors.ts';
+import { decodeFrame } from '../protocol/frame.ts';
+import type { LayerRange } from '../runtime/stage.ts';
+import { dialDirect, isDirectWebRTC } from './node.ts';
+import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
+import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, StageMessageError } from './stage-wire.ts';
+import type { StageOpen } from './stage-wire.ts';
+
+/** A frame for a request this stream was not opened for (or a client that never asked). */
+export class UnknownRequestError extends InfermeshError {
+  override name = 'UnknownRequestError';
+}
+
+/** An OPEN for layers, a model or a route position this stage does not serve. */
+export class WrongStageError extends InfermeshError {
+  override name = 'WrongStageError';
+}
+
+export interface StageEngine {
+  step(frame: Uint8Array): Promise<Uint8Array>;
+  end(requestId: string): Promise<void>;
+}
+
+export interface StageServerOptions {
+  packageId: string;
+  layers: LayerRange;
+  maxMessageBytes?: number;
+}
+
+export interface StageServerStats {
+  requestsServed: number;
+  tokensServed: number;
+  activeRequests: number;
+  /** the last few steps' stage milliseconds, newest last */
+  recentStepMs: number[];
+}
+
+export interface StageServer {
+  stats(): StageServerStats;
+  /** Called after every step with the rows it processed (for throughput displays). */
+  onStep(listener: (rows: number, ms: number) => void): void;
+  stop(): Promise<void>;
+}
+
+/** Streams that end or fail while this stage waits on them are not errors of the stage. */
+const closed = (err: unknown) => ['StreamClosedError', 'StreamResetError', 'StreamStateError', 'UnexpectedEOFError', 'AbortError'].includes((err as Error)?.name);
+
+export async function serveStage(node: Libp2p, options: StageServerOptions, deps: { engine: StageEngine; now?: () => number }): Promise<StageServer> {
+  const me = node.peerId.toString();
+  const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
+  const now = deps.now ?? (() => performance.now());
+  const listeners: ((rows: number, ms: number) => void)[] = [];
+  const stats: StageServerStats = { requestsServed: 0, tokensServed: 0, activeRequests: 0, recentStepMs: [] };
+
+  const refuse = (to: LengthPrefixedStream<Stream>, err: unknown, requestId?: string) =>
+    to.write(encodeFailure({ requestId, name: (err as Error).name ?? 'Error', message: (err as InfermeshError).shortMessage ?? (err as Error).message, peerId: me })).catch(() => undefined);
+
+  function checkOpen(open: StageOpen): number {
+    if (open.packageId !== options.packageId) throw new WrongStageError(`this stage serves package ${options.packageId}, not ${open.packageId}`);
+    const index = open.hops.findIndex((h) => h.peerId === me);
+    if (index < 0) throw new WrongStageError(`peer ${me} is not on this route`);
+    const { start, end } = open.hops[index].layers;
+    if (start !== options.layers.start || end !== options.layers.end) {
+      throw new WrongStageError(`this stage serves layers ${options.layers.start}..${options.layers.end - 1}, not ${start}..${end - 1}`);
+    }
+    return index;
+  }
+
+  async function handle(stream: Stream): Promise<void> {
+    const upstream = lpStream(stream, { maxDataLength: maxBytes });
+    let open: StageOpen;
+    let downstream: LengthPrefixedStream<Stream>;
+    let direct: () => boolean;
+    try {
+      const first = decodeStageMessage((await upstream.read()).subarray());
+      if (first.kind !== 'open') throw new StageMessageError(`a stage stream must start with OPEN, got ${first.kind.toUpperCase()}`);
+      open = first.open;
+      const index = checkOpen(open);
+      const last = index === open.hops.length - 1;
+      const conn = await dialDirect(node, last ? open.client : open.hops[index + 1]);
+      downstream = lpStream(await conn.newStream(last ? RESULT_PROTOCOL : STAGE_PROTOCOL), { maxDataLength: maxBytes });
+      direct = () => isDirectWebRTC(conn);
+      await downstream.write(encodeOpen(open));
+    } catch (err) {
+      if (!closed(err)) await refuse(upstream, err);
+      await stream.close().catch(() => stream.abort(err as Error));
+      return;
+    }
+
+    stats.activeRequests += 1;
+    // Refusals from further down travel back up to whoever sent the frame.
+    const relayErrors = (async () => {
+      for (;;) {
+        const message = decodeStageMessage((await downstream.read()).subarray());
+        if (message.kind === 'error') await upstream.write(encodeFailure(message.failure));
+      }
+    })().catch(() => undefined);
+
+    try {
+      for (;;) {
+        let raw: Uint8Array;
+        try {
+          raw = (await upstream.read()).subarray();
+        } catch (err) {
+          if (closed(err)) break;
+          // An oversized length prefix leaves the stream unreadable: say why, then drop it.
+          await refuse(upstream, new StageMessageError(`message refused: ${(err as Error).message} (limit ${maxBytes} bytes)`), open.requestId);
+          break;
+        }
+        let message;
+        try {
+          message = decodeStageMessage(raw);
+        } catch (err) {
+          await refuse(upstream, err, open.requestId);
+          continue;
+        }
+        if (message.kind === 'end') break;
+        if (message.kind !== 'frame') {
+          await refuse(upstream, new StageMessageError(`unexpected ${message.kind.toUpperCase()} inside a request`), open.requestId);
+          continue;
+        }
+        try {
+          const header = decodeFrame(message.frame, maxBytes);
+          if (header.requestId !== open.requestId) {
+            throw new UnknownRequestError(`frame for request ${header.requestId} on the stream of request ${open.requestId}`);
+          }
+          const t0 = now();
+          // A copy: the engine may take the buffer (transfer to a worker) and the message shares the stream's.
+          const out = await deps.engine.step(message.frame.slice());
+          const ms = now() - t0;
+          await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, direct: direct() }], out));
+          const rows = header.dims.length >= 2 ? header.dims[header.dims.length - 2] : 1;
+          stats.tokensServed += 1;
+          stats.recentStepMs = [...stats.recentStepMs.slice(-31), ms];
+          for (const l of listeners) l(rows, ms);
+        } catch (err) {
+          await refuse(upstream, err, open.requestId);
+        }
+      }
+    } finally {
+      stats.activeRequests -= 1;
+      stats.requestsServed += 1;
+      await deps.engine.end(open.requestId).catch(() => undefined);
+      await downstream.write(encodeEnd(open.requestId)).catch(() => undefined);
+      await downstream.unwrap().close().catch(() => undefined);
+      await stream.close().catch(() => undefined);
+      void relayErrors;
+    }
+  }
+
+  await node.handle(STAGE_PROTOCOL, (stream) => {
+    handle(stream).catch(() => stream.abort(new Error('stage stream failed')));
+  }, { maxInboundStreams: 256 });
+
+  return {
+    stats: () => ({ ...stats, recentStepMs: [...stats.recentStepMs] }),
+    onStep: (l) => void listeners.push(l),
+    stop: () => node.unhandle(STAGE_PROTOCOL),
+  };
+}

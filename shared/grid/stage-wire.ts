@@ -1,0 +1,153 @@
+/**
+ * Messages on a STAGE_PROTOCOL stream (one stream per request per hop, upstream -> downstream,
+ * each message length-prefixed by lpStream). The first byte says what follows:
+ *
+ *   1 OPEN   JSON StageOpen: the request id, the package, the whole route and the client
+ *   2 FRAME  u8 hop count, u8 reserved, u16 reserved, then per hop already passed 8 bytes
+ *            (f32 stage ms, u8 link: 1 = direct WebRTC, 0 = anything else, 3 reserved),
+ *            then a hidden-state frame (shared/protocol/frame.ts), 4-byte aligned
+ *   3 ERROR  JSON StageFailure, sent back upstream to whoever sent the offending message
+ *   4 END    JSON { requestId }: the request is over; stages free its cache
+ *
+ * Hop records let the client see each stage's compute time and whether every link the tensor
+ * crossed was direct, without a shared clock.
+ */
+import { InfermeshError } from '../errors.ts';
+import { FrameError } from '../protocol/frame.ts';
+import type { PeerAddress, RouteHop } from './protocol.ts';
+
+export const MSG_OPEN = 1;
+export const MSG_FRAME = 2;
+export const MSG_ERROR = 3;
+export const MSG_END = 4;
+
+/**
+ * Largest stage message: a 2,048-token prefill of a 4,096-wide model in f32 is 32 MiB; beyond
+ * that a client must split its prefill. Stated so a peer cannot make another allocate at will.
+ */
+export const MAX_STAGE_MESSAGE_BYTES = 32 << 20;
+/** More stages than this in one route is a mistake or an attack. */
+export const MAX_HOPS = 64;
+
+export interface StageOpen {
+  requestId: string;
+  packageId: string;
+  hops: RouteHop[];
+  client: PeerAddress;
+}
+
+export interface StageFailure {
+  requestId?: string;
+  /** the stable error name, e.g. FrameError, UnknownRequestError */
+  name: string;
+  message: string;
+  /** the peer that refused */
+  peerId: string;
+}
+
+export interface HopRecord {
+  stageMs: number;
+  direct: boolean;
+}
+
+export type StageMessage =
+  | { kind: 'open'; open: StageOpen }
+  | { kind: 'frame'; hops: HopRecord[]; frame: Uint8Array }
+  | { kind: 'error'; failure: StageFailure }
+  | { kind: 'end'; requestId: string };
+
+/** A stage message that cannot be parsed; the receiver answers with an ERROR naming the problem. */
+export class StageMessageError extends InfermeshError {
+  override name = 'StageMessageError';
+}
+
+/** A peer refused a step of a request (the error travels back to the client with its name). */
+export class StageFailedError extends InfermeshError {
+  override name = 'StageFailedError';
+  readonly failure: StageFailure;
+  constructor(failure: StageFailure) {
+    super(`${failure.name} from ${failure.peerId}: ${failure.message}`);
+    this.failure = failure;
+  }
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+function jsonMessage(kind: number, value: unknown): Uint8Array {
+  const body = utf8.encode(JSON.stringify(value));
+  const out = new Uint8Array(1 + body.byteLength);
+  out[0] = kind;
+  out.set(body, 1);
+  return out;
+}
+
+export const encodeOpen = (open: StageOpen) => jsonMessage(MSG_OPEN, open);
+export const encodeFailure = (failure: StageFailure) => jsonMessage(MSG_ERROR, failure);
+export const encodeEnd = (requestId: string) => jsonMessage(MSG_END, { requestId });
+
+export function encodeFrameMessage(hops: HopRecord[], frame: Uint8Array): Uint8Array {
+  if (hops.length > MAX_HOPS) throw new StageMessageError(`${hops.length} hops exceed the limit of ${MAX_HOPS}`);
+  const at = 4 + 8 * hops.length;
+  const out = new Uint8Array(at + frame.byteLength);
+  const view = new DataView(out.buffer);
+  out[0] = MSG_FRAME;
+  out[1] = hops.length;
+  hops.forEach((h, i) => {
+    view.setFloat32(4 + 8 * i, h.stageMs, true);
+    view.setUint8(8 + 8 * i, h.direct ? 1 : 0);
+  });
+  out.set(frame, at);
+  return out;
+}
+
+export function decodeStageMessage(bytes: Uint8Array): StageMessage {
+  if (bytes.byteLength === 0) throw new StageMessageError('empty stage message');
+  const kind = bytes[0];
+  if (kind === MSG_FRAME) {
+    if (bytes.byteLength < 4) throw new FrameError('frame message shorter than its hop header');
+    const count = bytes[1];
+    const at = 4 + 8 * count;
+    if (count > MAX_HOPS || bytes.byteLength < at) throw new FrameError(`frame message announces ${count} hop records it does not hold`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const hops = Array.from({ length: count }, (_, i) => ({ stageMs: view.getFloat32(4 + 8 * i, true), direct: view.getUint8(8 + 8 * i) === 1 }));
+    return { kind: 'frame', hops, frame: bytes.subarray(at) };
+  }
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(fromUtf8.decode(bytes.subarray(1)));
+  } catch (err) {
+    throw new StageMessageError(`stage message of kind ${kind} is not valid JSON`, { cause: err });
+  }
+  if (typeof value !== 'object' || value === null) throw new StageMessageError(`stage message of kind ${kind} is not an object`);
+  if (kind === MSG_OPEN) return { kind: 'open', open: checkOpen(value) };
+  if (kind === MSG_ERROR) {
+    if (typeof value.name !== 'string' || typeof value.message !== 'string') throw new StageMessageError('error message lacks name or message');
+    return { kind: 'error', failure: value as unknown as StageFailure };
+  }
+  if (kind === MSG_END) {
+    if (typeof value.requestId !== 'string') throw new StageMessageError('end message lacks a request id');
+    return { kind: 'end', requestId: value.requestId };
+  }
+  throw new StageMessageError(`unknown stage message kind ${kind}`);
+}
+
+function checkPeer(value: unknown, what: string): PeerAddress {
+  const p = value as PeerAddress;
+  if (!p || typeof p.peerId !== 'string' || !Array.isArray(p.addrs) || !p.addrs.every((a) => typeof a === 'string')) {
+    throw new StageMessageError(`${what} is not a peer address ({ peerId, addrs[] })`);
+  }
+  return p;
+}
+
+function checkOpen(value: Record<string, unknown>): StageOpen {
+  if (typeof value.requestId !== 'string' || value.requestId.length === 0 || value.requestId.length > 128) throw new StageMessageError('open message needs a request id of 1..128 characters');
+  if (typeof value.packageId !== 'string') throw new StageMessageError('open message lacks a package id');
+  if (!Array.isArray(value.hops) || value.hops.length === 0 || value.hops.length > MAX_HOPS) throw new StageMessageError(`open message needs 1..${MAX_HOPS} hops`);
+  value.hops.forEach((h: RouteHop, i: number) => {
+    checkPeer(h, `hop ${i}`);
+    if (!h.layers || !Number.isInteger(h.layers.start) || !Number.isInteger(h.layers.end)) throw new StageMessageError(`hop ${i} lacks a layer range`);
+  });
+  checkPeer(value.client, 'client');
+  return value as unknown as StageOpen;
+}

@@ -1,0 +1,94 @@
+/** The server's configuration: flags over INFERMESH_* variables over defaults, and refusals naming the flag. */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_WEB_DIR, parseServerConfig, SERVER_ENV, type ServerConfig } from './config.ts';
+
+const deps = { cwd: '/srv/infermesh', homedir: () => '/home/ada' };
+function config(argv: string[], env: Record<string, string> = {}): ServerConfig {
+  const parsed = parseServerConfig(argv, env, deps);
+  if (!('config' in parsed)) throw new Error('expected a configuration, got help');
+  return parsed.config;
+}
+function refusal(argv: string[], env: Record<string, string> = {}): Error & { source?: string } {
+  try {
+    parseServerConfig(argv, env, deps);
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('parseServerConfig', () => {
+  it('defaults: loopback, port 8470, any relay port, the default model, the user cache, dist/web', () => {
+    expect(config([])).toEqual({
+      host: '127.0.0.1',
+      port: 8470,
+      relayPort: 0,
+      model: undefined,
+      dataDir: '/home/ada/.cache/infermesh/server',
+      maxLayersPerNode: undefined,
+      webDir: DEFAULT_WEB_DIR,
+    });
+    expect(DEFAULT_WEB_DIR.endsWith(join('dist', 'web'))).toBe(true);
+  });
+
+  it('keeps state under $INFERMESH_CACHE/server, else $XDG_CACHE_HOME/infermesh/server', () => {
+    expect(config([], { INFERMESH_CACHE: '/cache' }).dataDir).toBe('/cache/server');
+    expect(config([], { XDG_CACHE_HOME: '/xdg' }).dataDir).toBe('/xdg/infermesh/server');
+  });
+
+  it('reads every flag, resolving folders against the working directory', () => {
+    expect(
+      config(['--host', '0.0.0.0', '--port', '0', '--relay-port', '9090', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build']),
+    ).toEqual({ host: '0.0.0.0', port: 0, relayPort: 9090, model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build' });
+  });
+
+  it('reads INFERMESH_* variables, and a flag wins over its variable', () => {
+    const env = {
+      INFERMESH_HOST: '::',
+      INFERMESH_PORT: '8000',
+      INFERMESH_RELAY_PORT: '8001',
+      INFERMESH_MODEL: '/models/tiny',
+      INFERMESH_DATA: 'state',
+      INFERMESH_MAX_LAYERS_PER_NODE: '2',
+      INFERMESH_WEB: '/web',
+    };
+    expect(config([], env)).toEqual({ host: '::', port: 8000, relayPort: 8001, model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web' });
+    expect(config(['--port', '9000'], env).port).toBe(9000);
+  });
+
+  it('--help lists every option with its variable', () => {
+    const parsed = parseServerConfig(['--help'], {}, deps);
+    expect('help' in parsed).toBe(true);
+    const help = (parsed as { help: string }).help;
+    for (const flag of ['--host', '--port', '--relay-port', '--model', '--data', '--max-layers-per-node', '--web']) expect(help).toContain(flag);
+    for (const name of Object.values(SERVER_ENV)) expect(help).toContain(`[$${name}]`);
+  });
+
+  const bad: [string[], Record<string, string>, string, RegExp][] = [
+    [['--port', 'http'], {}, '--port', /must be a port from 0 to 65535, got "http"/],
+    [['--port', '70000'], {}, '--port', /must be a port/],
+    [['--relay-port', '-1'], {}, '--relay-port', /must be a port/],
+    [['--max-layers-per-node', '0'], {}, '--max-layers-per-node', /must be an integer ≥ 1, got "0"/],
+    [['--max-layers-per-node', '2.5'], {}, '--max-layers-per-node', /must be an integer ≥ 1/],
+    [['--host', ''], {}, '--host', /must be a host name or IP address/],
+    [['--model', ''], {}, '--model', /must name a folder/],
+    [[], { INFERMESH_PORT: 'eighty' }, 'INFERMESH_PORT (--port)', /must be a port/],
+    [[], { INFERMESH_MAX_LAYERS_PER_NODE: '-3' }, 'INFERMESH_MAX_LAYERS_PER_NODE (--max-layers-per-node)', /must be an integer ≥ 1/],
+  ];
+  for (const [argv, env, source, message] of bad) {
+    it(`refuses ${argv.join(' ') || JSON.stringify(env)} with a UsageError naming ${source}`, () => {
+      const err = refusal(argv, env);
+      expect(err.name).toBe('UsageError');
+      expect(err.source).toBe(source);
+      expect(err.message).toMatch(message);
+      expect(err.message.startsWith(source)).toBe(true);
+    });
+  }
+
+  it('refuses unknown options and stray arguments with a UsageError pointing at --help', () => {
+    expect(refusal(['--prot', '1'])).toMatchObject({ name: 'UsageError', message: expect.stringMatching(/unknown option '--prot'.*--port.*--help/) });
+    expect(refusal(['serve'])).toMatchObject({ name: 'UsageError', message: expect.stringMatching(/too many arguments/) });
+    expect(refusal(['--port'])).toMatchObject({ name: 'UsageError', message: expect.stringMatching(/'--port <n>' argument missing/) });
+  });
+});

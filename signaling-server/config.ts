@@ -1,0 +1,142 @@
+/**
+ * The signaling server's configuration, from its command line and INFERMESH_* environment
+ * variables (a flag wins over its variable, a variable over the default), so the same server
+ * runs from a terminal, a container or a test. The server's entry point calls
+ * parseServerConfig(process.argv.slice(2), process.env); tests hand in their own.
+ */
+import { Command, CommanderError } from 'commander';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../shared/errors.ts';
+
+export interface ServerConfig {
+  /** address the HTTP and relay listeners bind */
+  host: string;
+  /** HTTP port (app, packages, /v1, /api); 0 = any free */
+  port: number;
+  /** libp2p relay WebSocket port; 0 = any free */
+  relayPort: number;
+  /** model package folder; undefined = the synthetic default model, which the server resolves */
+  model?: string;
+  /** state folder (the SQLite store, the relay's key) */
+  dataDir: string;
+  /** most layers one node is given; undefined = as many as its memory allows */
+  maxLayersPerNode?: number;
+  /** the built web app (vite build output) */
+  webDir: string;
+}
+
+export type ParsedServerArgs = { config: ServerConfig } | { help: string };
+
+export interface ServerConfigDeps {
+  /** relative paths are resolved against it; default process.cwd() */
+  cwd?: string;
+  /** default os.homedir() */
+  homedir?: () => string;
+}
+
+export const DEFAULT_HOST = '127.0.0.1';
+/** An unassigned port (IANA) that spells nothing in particular; any free port works. */
+export const DEFAULT_PORT = 8470;
+export const DEFAULT_WEB_DIR = resolve(fileURLToPath(new URL('../dist/web/', import.meta.url)));
+
+/** Each option's environment variable. */
+export const SERVER_ENV = {
+  host: 'INFERMESH_HOST',
+  port: 'INFERMESH_PORT',
+  relayPort: 'INFERMESH_RELAY_PORT',
+  model: 'INFERMESH_MODEL',
+  data: 'INFERMESH_DATA',
+  maxLayersPerNode: 'INFERMESH_MAX_LAYERS_PER_NODE',
+  web: 'INFERMESH_WEB',
+} as const;
+
+type Env = Record<string, string | undefined>;
+
+/** Where state lives unless told: $INFERMESH_CACHE/server, else the user's cache folder (as cli/defaults.ts). */
+export function defaultDataDir(env: Env, home: () => string = homedir): string {
+  if (env.INFERMESH_CACHE) return join(env.INFERMESH_CACHE, 'server');
+  return join(env.XDG_CACHE_HOME ?? join(home(), '.cache'), 'infermesh', 'server');
+}
+
+/** Parses the server's arguments (without node and the script) and environment; `--help` returns the help text. */
+export function parseServerConfig(argv: readonly string[], env: Env, deps: ServerConfigDeps = {}): ParsedServerArgs {
+  const cwd = deps.cwd ?? process.cwd();
+  const dataDefault = defaultDataDir(env, deps.homedir);
+  let out = '';
+  const program = new Command('infermesh-server')
+    .description('The infermesh signaling server: libp2p relay, coordinator, model packages, the web app and an OpenAI-compatible API.')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => void (out += text), writeErr: () => undefined })
+    // A fixed width: the same help in a terminal, a log and a test.
+    .configureHelp({ helpWidth: 100 })
+    .allowExcessArguments(false)
+    .option('--host <address>', `address to listen on [$${SERVER_ENV.host}]`, host('--host'), DEFAULT_HOST)
+    .option('--port <n>', `HTTP port, 0 = any free [$${SERVER_ENV.port}]`, port('--port'), DEFAULT_PORT)
+    .option('--relay-port <n>', `libp2p relay (WebSocket) port, 0 = any free [$${SERVER_ENV.relayPort}]`, port('--relay-port'), 0)
+    .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
+    .option('--data <dir>', `state folder for the SQLite store [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
+    .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
+    .option('--web <dir>', `built web app folder [$${SERVER_ENV.web}]`, folder('--web', cwd), DEFAULT_WEB_DIR);
+
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError && err.code === 'commander.helpDisplayed') return { help: out };
+    if (err instanceof CommanderError) throw new UsageError(`${err.message.replace(/^error: /, '').replaceAll('\n', ' ')} (run with --help for usage)`, { cause: err });
+    throw err;
+  }
+
+  const opts = program.opts();
+  /** The flag's value; else its variable's, parsed the same way; else the default. */
+  const pick = <T>(key: string, flag: string, envName: string, parse: (value: string) => T): T => {
+    if (program.getOptionValueSource(key) !== 'cli' && env[envName] !== undefined && env[envName] !== '') {
+      return parseEnv(envName, flag, env[envName]!, parse);
+    }
+    return opts[key] as T;
+  };
+  return {
+    config: {
+      host: pick('host', '--host', SERVER_ENV.host, host('--host')),
+      port: pick('port', '--port', SERVER_ENV.port, port('--port')),
+      relayPort: pick('relayPort', '--relay-port', SERVER_ENV.relayPort, port('--relay-port')),
+      model: pick('model', '--model', SERVER_ENV.model, folder('--model', cwd)),
+      dataDir: pick('data', '--data', SERVER_ENV.data, folder('--data', cwd)),
+      maxLayersPerNode: pick('maxLayersPerNode', '--max-layers-per-node', SERVER_ENV.maxLayersPerNode, positiveInteger('--max-layers-per-node')),
+      webDir: pick('web', '--web', SERVER_ENV.web, folder('--web', cwd)),
+    },
+  };
+}
+
+/** Re-labels a bad variable's error with the variable and the flag it stands for. */
+function parseEnv<T>(envName: string, flag: string, value: string, parse: (value: string) => T): T {
+  try {
+    return parse(value);
+  } catch (err) {
+    if (err instanceof UsageError) throw new UsageError(err.shortMessage, { source: `${envName} (${flag})` });
+    throw err;
+  }
+}
+
+const port = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`must be a port from 0 to 65535, got ${JSON.stringify(value)}`, { source: flag });
+  return n;
+};
+
+const positiveInteger = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`must be an integer ≥ 1, got ${JSON.stringify(value)}`, { source: flag });
+  return n;
+};
+
+const host = (flag: string) => (value: string) => {
+  if (value.trim() === '' || /\s|\//.test(value)) throw new UsageError(`must be a host name or IP address, got ${JSON.stringify(value)}`, { source: flag });
+  return value;
+};
+
+const folder = (flag: string, cwd: string) => (value: string) => {
+  if (value.trim() === '') throw new UsageError('must name a folder', { source: flag });
+  return resolve(cwd, value);
+};

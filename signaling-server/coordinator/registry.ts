@@ -1,0 +1,124 @@
+/**
+ * The coordinator's view of the grid: who is connected, what each donor measured, holds,
+ * was assigned and serves, and the RTTs peers reported. Placement and routes are computed from
+ * it with the pure functions in shared/placement/. No I/O here: coordinator.ts feeds it messages.
+ */
+import { InfermeshError } from '../../shared/errors.ts';
+import type { Manifest } from '../../shared/model/manifest.ts';
+import { blockShards } from '../../shared/model/manifest.ts';
+import { rebalance } from '../../shared/placement/placement.ts';
+import { bestRoute } from '../../shared/placement/route.ts';
+import type { Assignment, ModelShape, NodeCapacity } from '../../shared/placement/types.ts';
+import type { LayerRange } from '../../shared/runtime/stage.ts';
+import { piecesForLayers } from '../../shared/swarm/package-pieces.ts';
+import type { PieceKey } from '../../shared/swarm/piece-plan.ts';
+import type { DeviceSummary, RouteHop, ServingStats } from '../../shared/grid/protocol.ts';
+
+/** A donor announced layers it was not assigned or whose pieces it does not hold. */
+export class LayersNotHeldError extends InfermeshError {
+  override name = 'LayersNotHeldError';
+}
+
+/** No chain of serving stages covers the model yet. */
+export class NoRouteError extends InfermeshError {
+  override name = 'NoRouteError';
+}
+
+export interface PeerRecord {
+  peerId: string;
+  role: 'donor' | 'client';
+  addrs: string[];
+  device?: DeviceSummary;
+  have: Set<PieceKey>;
+  assignment?: LayerRange;
+  serving?: LayerRange;
+  rtt: Map<string, number>;
+  stats?: ServingStats;
+  joinedAt: number;
+}
+
+/** RTT assumed for a link nobody has measured yet (a client's first hop): a LAN-ish guess. */
+export const UNMEASURED_RTT_MS = 5;
+
+export interface RegistryOptions {
+  manifest: Manifest;
+  /** the server's --max-layers-per-node */
+  maxLayersPerNode?: number;
+}
+
+/** Bytes one layer needs on a donor: its graph and weights plus a full-context KV cache in f32. */
+export function bytesPerLayer(manifest: Manifest): number {
+  const sizes = new Map(manifest.files.map((f) => [f.path, f.size]));
+  const weights = Math.max(...blockShards(manifest).map((s) => (sizes.get(s.graph) ?? 0) + (sizes.get(s.data) ?? 0)));
+  const { maxSeqLen, nKvHeads, headDim } = manifest.config;
+  return weights + 2 * maxSeqLen * nKvHeads * headDim * 4;
+}
+
+export function createRegistry(options: RegistryOptions) {
+  const { manifest } = options;
+  const shape: ModelShape = { nLayers: manifest.config.nLayers, bytesPerLayer: bytesPerLayer(manifest) };
+  const peers = new Map<string, PeerRecord>();
+
+  const donors = () => [...peers.values()].filter((p) => p.role === 'donor' && p.device);
+  const capacity = (p: PeerRecord): NodeCapacity => ({ id: p.peerId, memoryBytes: p.device!.memoryBytes, msPerLayer: p.device!.msPerLayer });
+
+  return {
+    peers,
+    shape,
+    join(peerId: string, role: PeerRecord['role'], addrs: string[], device: DeviceSummary | undefined, now: number): PeerRecord {
+      const record: PeerRecord = { peerId, role, addrs, device, have: new Set(), rtt: new Map(), joinedAt: now, ...(peers.get(peerId) && { have: peers.get(peerId)!.have }) };
+      peers.set(peerId, record);
+      return record;
+    },
+    leave(peerId: string) {
+      peers.delete(peerId);
+    },
+    /** Re-places donors after a join or leave; returns the donors whose range changed. */
+    place(): Assignment[] {
+      const current = donors().flatMap((p) => (p.assignment ? [{ nodeId: p.peerId, layers: p.assignment }] : []));
+      const { assignments } = rebalance(shape, donors().map(capacity), current, { maxLayersPerNode: options.maxLayersPerNode });
+      const changed: Assignment[] = [];
+      for (const a of assignments) {
+        const p = peers.get(a.nodeId)!;
+        if (p.assignment?.start === a.layers.start && p.assignment?.end === a.layers.end) continue;
+        p.assignment = a.layers;
+        if (p.serving && (p.serving.start !== a.layers.start || p.serving.end !== a.layers.end)) p.serving = undefined;
+        changed.push(a);
+      }
+      return changed;
+    },
+    /** A donor says it serves `layers`: only its assignment, and only when it announced every piece of it. */
+    serving(peerId: string, layers: LayerRange): void {
+      const p = peers.get(peerId);
+      if (!p || p.role !== 'donor') throw new LayersNotHeldError(`peer ${peerId} is not a registered donor`);
+      const a = p.assignment;
+      if (!a || a.start !== layers.start || a.end !== layers.end) {
+        throw new LayersNotHeldError(`announced layers ${layers.start}..${layers.end - 1} but was assigned ${a ? `${a.start}..${a.end - 1}` : 'none'}`);
+      }
+      const needed = piecesForLayers(manifest, layers);
+      const missing = needed.filter((k) => !p.have.has(k));
+      if (missing.length > 0) {
+        throw new LayersNotHeldError(`announced layers ${layers.start}..${layers.end - 1} but holds ${needed.length - missing.length} of their ${needed.length} pieces (missing ${missing[0]})`);
+      }
+      p.serving = layers;
+    },
+    /** Layers 0..n-1 each served by how many donors. */
+    coverage(): number[] {
+      const cover = new Array<number>(shape.nLayers).fill(0);
+      for (const p of peers.values()) if (p.serving) for (let l = p.serving.start; l < p.serving.end; l++) cover[l] += 1;
+      return cover;
+    },
+    route(clientId = 'client'): { predictedMs: number; hops: RouteHop[] } {
+      const stages = [...peers.values()].filter((p) => p.serving && p.device).map((p) => ({ peerId: p.peerId, layers: p.serving!, msPerLayer: p.device!.msPerLayer }));
+      const rtt = (a: string, b: string) => peers.get(a)?.rtt.get(b) ?? peers.get(b)?.rtt.get(a) ?? UNMEASURED_RTT_MS;
+      const route = bestRoute(shape.nLayers, stages, rtt, clientId);
+      if (!route) {
+        const cover = this.coverage();
+        throw new NoRouteError(`no chain of serving stages covers layers 0..${shape.nLayers - 1} yet (coverage per layer: ${cover.join(',')})`);
+      }
+      return { predictedMs: route.predictedMs, hops: route.hops.map((h) => ({ peerId: h.peerId, addrs: peers.get(h.peerId)!.addrs, layers: h.layers })) };
+    },
+  };
+}
+
+export type Registry = ReturnType<typeof createRegistry>;

@@ -1,0 +1,176 @@
+/**
+ * The signaling server as one process: the libp2p relay (relay.ts), the coordinator
+ * (coordinator/), and the HTTP server (http/) with the built web app, onnxruntime-web's files,
+ * the model package (the swarm's web seed), the grid API (/api/info, /api/route, /api/peers)
+ * and the OpenAI-compatible gateway (/v1), which answers through the grid with a grid client of
+ * its own (onnxruntime-node for the head). State goes to node:sqlite when a store is given.
+ */
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { ORT_ASSET_PATH } from '../shared/engine/api.ts';
+import { MANIFEST_FILE, parseManifest } from '../shared/model/manifest.ts';
+import type { Manifest } from '../shared/model/manifest.ts';
+import { connectGrid } from '../shared/grid/client.ts';
+import type { GridClient, GridInfo } from '../shared/grid/client.ts';
+import type { OrtModule } from '../shared/runtime/ort.ts';
+import type { RouteHop } from '../shared/grid/protocol.ts';
+import { DEFAULT_WEB_DIR } from './config.ts';
+import { startRelay } from './relay.ts';
+import type { RelayNode } from './relay.ts';
+import { startCoordinator } from './coordinator/coordinator.ts';
+import type { Coordinator, CoordinatorEvents } from './coordinator/coordinator.ts';
+import { NoRouteError } from './coordinator/registry.ts';
+import { jsonResponse, startHttpServer } from './http/server.ts';
+import type { ApiHandler, HttpServer } from './http/server.ts';
+import { HttpError } from './http/errors.ts';
+import { createOpenAIGateway } from './http/openai-gateway.ts';
+import type { GridStore } from './store.ts';
+
+/** onnxruntime-web's .wasm and loader files, served at ORT_ASSET_PATH for the engine workers. */
+const ORT_DIST_DIR = fileURLToPath(new URL('../node_modules/onnxruntime-web/dist/', import.meta.url));
+
+export interface GridServerOptions {
+  host: string;
+  port: number;
+  relayPort: number;
+  /** the model package directory the grid serves */
+  modelDir: string;
+  /** the built web app (vite build) */
+  webDir?: string;
+  maxLayersPerNode?: number;
+}
+
+export interface GridServer {
+  /** the HTTP origin with a trailing slash: open `${url}donor/` to donate */
+  url: string;
+  manifest: Manifest;
+  relay: RelayNode;
+  coordinator: Coordinator;
+  http: HttpServer;
+  /** the server's own grid client (the OpenAI gateway's), connected on first use */
+  client(): Promise<GridClient>;
+  close(): Promise<void>;
+}
+
+/** The grid cannot answer yet: no chain of serving stages covers the model. */
+class NoRouteHttpError extends HttpError {
+  override name = 'NoRouteHttpError';
+  constructor(message: string) {
+    super(503, message, { type: 'service_unavailable', code: 'no_route' });
+  }
+}
+
+/** The coordinator's events written to the store: peers seen, their stats, assignments. */
+function storeEvents(store: GridStore, packageId: string): CoordinatorEvents {
+  return {
+    peerSeen(peer) {
+      store.peerSeen({ peerId: peer.peerId, role: peer.role, device: peer.device });
+      if (peer.stats) store.recordStats(peer.peerId, peer.stats);
+    },
+    peerLeft: (peerId) => void store.endAssignments(peerId, packageId),
+    assigned(peerId, layers) {
+      store.endAssignments(peerId, packageId);
+      store.assign({ peerId, packageId, layers });
+    },
+  };
+}
+
+export async function startGridServer(options: GridServerOptions, deps: { store?: GridStore } = {}): Promise<GridServer> {
+  const manifest = await parseManifest(await readFile(join(options.modelDir, MANIFEST_FILE), 'utf8'), join(options.modelDir, MANIFEST_FILE));
+  const relay = await startRelay({ host: options.host, port: options.relayPort });
+  const packagePath = `/packages/${manifest.id}/`;
+  const { store } = deps;
+  const coordinator = await startCoordinator(
+    { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode },
+    { node: relay, events: store && storeEvents(store, manifest.id) },
+  );
+
+  let client: Promise<GridClient> | null = null;
+  const api: ApiHandler[] = [
+    {
+      method: 'GET',
+      path: '/api/info',
+      handle: () => jsonResponse({ relayAddrs: relay.getMultiaddrs().map(String), models: [coordinator.offer] } satisfies GridInfo),
+    },
+    {
+      method: 'GET',
+      path: '/api/route',
+      handle: (req) => {
+        const requested = req.url.searchParams.get('package');
+        if (requested && requested !== manifest.id) throw new HttpError(404, `this grid serves package ${manifest.id}, not ${requested}`, { code: 'model_not_found' });
+        try {
+          return jsonResponse(coordinator.registry.route(req.url.searchParams.get('client') ?? undefined));
+        } catch (err) {
+          if (err instanceof NoRouteError) throw new NoRouteHttpError(err.message);
+          throw err;
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/peers',
+      handle: () =>
+        jsonResponse({
+          coverage: coordinator.registry.coverage(),
+          peers: [...coordinator.registry.peers.values()].map((p) => ({
+            peerId: p.peerId,
+            role: p.role,
+            device: p.device,
+            assignment: p.assignment,
+            serving: p.serving,
+            pieces: p.have.size,
+            stats: p.stats,
+            rtt: Object.fromEntries(p.rtt),
+          })),
+        }),
+    },
+    ...createOpenAIGateway({
+      models: () => [{ id: manifest.id, name: manifest.name, contextLength: manifest.config.maxSeqLen }],
+      // The gateway answers through the grid like any SDK client would.
+      apiFor: (id) => (id === manifest.id || id === manifest.name ? lazyApi() : undefined),
+    }),
+  ];
+  const http = await startHttpServer({
+    host: options.host,
+    port: options.port,
+    routes: { '/': options.webDir ?? DEFAULT_WEB_DIR, [ORT_ASSET_PATH]: ORT_DIST_DIR, [packagePath]: options.modelDir },
+    api,
+  });
+
+  const observer = store && {
+    started: (r: { requestId: string; route: RouteHop[]; promptTokens: number }) => store.requestStarted({ ...r, packageId: manifest.id }),
+    ended: (r: { requestId: string; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }) => store.requestEnded(r),
+  };
+  const connect = () => (client ??= connectGrid({ url: http.url, model: manifest.id }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
+    client = null;
+    throw err;
+  }));
+  /** The OpenAI API of the server's grid client, connected when a request first needs it. */
+  function lazyApi() {
+    const call = <T>(f: (c: GridClient) => Promise<T>) => connect().then(f);
+    return {
+      modelId: manifest.id,
+      chat: { completions: { create: ((params: never, opts: never) => call((c) => c.chat.completions.create(params, opts) as Promise<unknown>)) as never } },
+      completions: { create: ((params: never, opts: never) => call((c) => c.completions.create(params, opts) as Promise<unknown>)) as never },
+    };
+  }
+
+  return {
+    url: http.url,
+    manifest,
+    relay,
+    coordinator,
+    http,
+    client: connect,
+    async close() {
+      const c = await client?.catch(() => null);
+      await c?.close();
+      await coordinator.stop().catch(() => undefined);
+      await http.close();
+      await relay.stop();
+
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * The OpenAI-compatible HTTP gateway: `POST /v1/chat/completions`, `POST /v1/completions`
+ * (server-sent events with `stream: true`, ending with `data: [DONE]`) and `GET /v1/models`,
+ * as API handlers for server.ts. Each request runs on the OpenAI API object of its model
+ * (shared/openai/completions.ts), which the server's entry point builds over the grid (or a
+ * local pipeline) and hands in through `apiFor`. A client that disconnects aborts its
+ * generation through the request's signal.
+ */
+import { UsageError } from '../../shared/errors.ts';
+import type { OpenAIApi } from '../../shared/openai/types.ts';
+import { ModelNotFoundError } from './errors.ts';
+import { eventStreamResponse, jsonResponse, type ApiHandler, type ApiRequest, type ApiResponse } from './server.ts';
+
+export interface GatewayModel {
+  /** what clients put in `model` */
+  id: string;
+  /** a display name */
+  name: string;
+  /** context window in tokens */
+  contextLength: number;
+}
+
+export interface GatewayOptions {
+  models(): GatewayModel[];
+  /** The API of a served model, or undefined when it is not served (a 404 naming it). */
+  apiFor(modelId: string): OpenAIApi | undefined;
+}
+
+export interface GatewayDeps {
+  /** milliseconds since the epoch, for the models' `created` */
+  now?: () => number;
+}
+
+type Endpoint = 'chat' | 'text';
+
+export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps = {}): ApiHandler[] {
+  const startedAt = Math.floor((deps.now ?? Date.now)() / 1000);
+  const modelObject = (m: GatewayModel) => ({ id: m.id, object: 'model', created: startedAt, owned_by: 'infermesh', name: m.name, context_length: m.contextLength });
+
+  /** `model` picks the API; it may be left out while exactly one model is served. */
+  function resolveApi(body: Record<string, unknown>): OpenAIApi {
+    const served = options.models().map((m) => m.id);
+    let model = body.model;
+    if (model === undefined || model === null) {
+      if (served.length !== 1) throw new UsageError(`is required; served: ${served.join(', ') || 'none'}`, { source: 'model' });
+      model = served[0];
+    }
+    if (typeof model !== 'string') throw new UsageError(`must be a string, got ${typeof model}`, { source: 'model' });
+    const api = options.apiFor(model);
+    if (!api) throw new ModelNotFoundError(model, served);
+    return api;
+  }
+
+  async function complete(endpoint: Endpoint, req: ApiRequest, raw: unknown): Promise<ApiResponse> {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new UsageError('the request body must be a JSON object', { source: 'body' });
+    }
+    // `signal` is ours to set: the client's connection, never a field of the JSON.
+    const { signal: _ignored, ...body } = raw as Record<string, unknown>;
+    const api = resolveApi(body);
+    const requestOptions = { signal: req.signal };
+    const result =
+      endpoint === 'chat'
+        ? await api.chat.completions.create(body as never, requestOptions)
+        : await api.completions.create(body as never, requestOptions);
+    if (Symbol.asyncIterator in result) return eventStreamResponse(sseData(result as AsyncIterable<unknown>));
+    return jsonResponse(result);
+  }
+
+  return [
+    { method: 'POST', path: '/v1/chat/completions', handle: (req, body) => complete('chat', req, body) },
+    { method: 'POST', path: '/v1/completions', handle: (req, body) => complete('text', req, body) },
+    { method: 'GET', path: '/v1/models', handle: () => jsonResponse({ object: 'list', data: options.models().map(modelObject) }) },
+    {
+      method: 'GET',
+      path: '/v1/models/*',
+      handle: (req) => {
+        const id = decodeURIComponent(req.url.pathname.slice('/v1/models/'.length));
+        const models = options.models();
+        const model = models.find((m) => m.id === id);
+        if (!model) throw new ModelNotFoundError(id, models.map((m) => m.id));
+        return jsonResponse(modelObject(model));
+      },
+    },
+  ];
+}
+
+/** OpenAI's stream: one JSON chunk per event, then the literal `[DONE]`. */
+async function* sseData(chunks: AsyncIterable<unknown>): AsyncGenerator<string> {
+  for await (const chunk of chunks) yield JSON.stringify(chunk);
+  yield '[DONE]';
+}

@@ -1,0 +1,142 @@
+/** The grid store on a real SQLite file: peers, assignments, requests, migrations and reopening. */
+import { DatabaseSync } from 'node:sqlite';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../cli/test-support.ts';
+import type { DeviceSummary, RouteHop } from '../shared/grid/protocol.ts';
+import { openGridStore, STORE_SCHEMA_VERSION, type GridStore } from './store.ts';
+
+const device: DeviceSummary = { executionProvider: 'webgpu', msPerLayer: 1.5, memoryBytes: 2 ** 30, signature: 'sig-a', label: 'google swiftshader' };
+const route: RouteHop[] = [
+  { peerId: 'peer-a', addrs: ['/ip4/127.0.0.1/tcp/1/ws/p2p/relay/p2p-circuit/webrtc/p2p/peer-a'], layers: { start: 0, end: 3 } },
+  { peerId: 'peer-b', addrs: [], layers: { start: 3, end: 5 } },
+];
+
+let clock = 1_000;
+const now = () => clock;
+let file: string;
+let store: GridStore;
+
+beforeEach(async () => {
+  clock = 1_000;
+  // A folder that does not exist yet: the store makes it, as a fresh --data folder needs.
+  file = join(await tempDir(), 'state', 'grid.sqlite');
+  store = openGridStore(file, { now });
+});
+afterEach(() => store.close());
+afterAll(removeTempDirs);
+
+describe('peers', () => {
+  it('records a peer on first sight and keeps first seen while last seen, role and device move on', () => {
+    expect(store.peerSeen({ peerId: 'peer-a', role: 'donor', device })).toEqual({ peerId: 'peer-a', role: 'donor', device, firstSeen: 1_000, lastSeen: 1_000, stats: null });
+    clock = 5_000;
+    // A later hello without a device keeps the one already known.
+    expect(store.peerSeen({ peerId: 'peer-a', role: 'donor' })).toMatchObject({ firstSeen: 1_000, lastSeen: 5_000, device });
+  });
+
+  it('stores serving stats as a sign of life', () => {
+    store.peerSeen({ peerId: 'peer-a', role: 'donor' });
+    clock = 2_000;
+    store.recordStats('peer-a', { requestsServed: 3, tokensServed: 120, tokensPerSecond: 14.5 });
+    expect(store.peer('peer-a')).toMatchObject({ lastSeen: 2_000, stats: { requestsServed: 3, tokensServed: 120, tokensPerSecond: 14.5 } });
+  });
+
+  it('lists peers most recently seen first, by role and by last sight', () => {
+    store.peerSeen({ peerId: 'old', role: 'donor' });
+    clock = 2_000;
+    store.peerSeen({ peerId: 'client', role: 'client' });
+    clock = 3_000;
+    store.peerSeen({ peerId: 'new', role: 'donor' });
+    expect(store.peers().map((p) => p.peerId)).toEqual(['new', 'client', 'old']);
+    expect(store.peers({ role: 'donor' }).map((p) => p.peerId)).toEqual(['new', 'old']);
+    expect(store.peers({ seenSince: 2_000 }).map((p) => p.peerId)).toEqual(['new', 'client']);
+    expect(store.peer('nobody')).toBeUndefined();
+  });
+});
+
+describe('assignments', () => {
+  it('a new assignment of the same package ends the previous one', () => {
+    const first = store.assign({ peerId: 'peer-a', packageId: 'pkg', layers: { start: 0, end: 4 } });
+    expect(first).toMatchObject({ peerId: 'peer-a', packageId: 'pkg', layers: { start: 0, end: 4 }, assignedAt: 1_000, active: true, endedAt: null });
+    clock = 2_000;
+    store.assign({ peerId: 'peer-a', packageId: 'pkg', layers: { start: 4, end: 8 } });
+    store.assign({ peerId: 'peer-b', packageId: 'pkg', layers: { start: 0, end: 4 } });
+    store.assign({ peerId: 'peer-b', packageId: 'other', layers: { start: 0, end: 2 } });
+    expect(store.activeAssignments('pkg').map((a) => [a.peerId, a.layers.start, a.layers.end])).toEqual([
+      ['peer-b', 0, 4],
+      ['peer-a', 4, 8],
+    ]);
+    expect(store.activeAssignments()).toHaveLength(3);
+  });
+
+  it('ending a peer ends its assignments, all or of one package, and says how many', () => {
+    store.assign({ peerId: 'peer-a', packageId: 'pkg', layers: { start: 0, end: 4 } });
+    store.assign({ peerId: 'peer-a', packageId: 'other', layers: { start: 0, end: 4 } });
+    expect(store.endAssignments('peer-a', 'other')).toBe(1);
+    expect(store.activeAssignments().map((a) => a.packageId)).toEqual(['pkg']);
+    expect(store.endAssignments('peer-a')).toBe(1);
+    expect(store.activeAssignments()).toEqual([]);
+  });
+});
+
+describe('requests', () => {
+  it('records a request from start to end with its route, tokens and outcome', () => {
+    store.requestStarted({ requestId: 'r1', packageId: 'pkg', route, promptTokens: 12 });
+    expect(store.request('r1')).toEqual({ requestId: 'r1', packageId: 'pkg', route, promptTokens: 12, completionTokens: 0, startedAt: 1_000, endedAt: null, status: 'running', error: null });
+    clock = 4_000;
+    store.requestEnded({ requestId: 'r1', completionTokens: 30, status: 'failed', error: 'StageLostError: peer-b went away' });
+    expect(store.request('r1')).toMatchObject({ completionTokens: 30, endedAt: 4_000, status: 'failed', error: 'StageLostError: peer-b went away' });
+  });
+
+  it('lists the latest requests first, by package, up to a limit', () => {
+    for (let i = 0; i < 5; i++) {
+      clock = 1_000 + i;
+      store.requestStarted({ requestId: `r${i}`, packageId: i % 2 ? 'odd' : 'even', route: [], promptTokens: 1 });
+    }
+    expect(store.requests({ limit: 3 }).map((r) => r.requestId)).toEqual(['r4', 'r3', 'r2']);
+    expect(store.requests({ packageId: 'odd' }).map((r) => r.requestId)).toEqual(['r3', 'r1']);
+  });
+
+  it('refuses a request id twice and the end of a request never started, with a StoreError', () => {
+    store.requestStarted({ requestId: 'r1', packageId: 'pkg', route, promptTokens: 1 });
+    expect(() => store.requestStarted({ requestId: 'r1', packageId: 'pkg', route, promptTokens: 1 })).toThrow(expect.objectContaining({ name: 'StoreError', message: expect.stringMatching(/r1 is already recorded/) }));
+    expect(() => store.requestEnded({ requestId: 'nope', completionTokens: 0, status: 'done' })).toThrow(expect.objectContaining({ name: 'StoreError' }));
+  });
+});
+
+describe('the file', () => {
+  it('keeps everything when reopened', () => {
+    store.peerSeen({ peerId: 'peer-a', role: 'donor', device });
+    store.assign({ peerId: 'peer-a', packageId: 'pkg', layers: { start: 0, end: 4 } });
+    store.requestStarted({ requestId: 'r1', packageId: 'pkg', route, promptTokens: 7 });
+    store.requestEnded({ requestId: 'r1', completionTokens: 9, status: 'done' });
+    store.close();
+
+    store = openGridStore(file, { now });
+    expect(store.peer('peer-a')?.device).toEqual(device);
+    expect(store.activeAssignments('pkg')).toHaveLength(1);
+    expect(store.request('r1')).toMatchObject({ route, promptTokens: 7, completionTokens: 9, status: 'done' });
+  });
+
+  it('stamps the schema version in user_version', () => {
+    store.close();
+    const db = new DatabaseSync(file);
+    expect((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(STORE_SCHEMA_VERSION);
+    db.close();
+  });
+
+  it('refuses a file from a newer schema instead of misreading it', () => {
+    store.close();
+    const db = new DatabaseSync(file);
+    db.exec(`PRAGMA user_version = ${STORE_SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => openGridStore(file)).toThrow(expect.objectContaining({ name: 'StoreError', source: file, message: expect.stringMatching(/newer than this infermesh knows/) }));
+  });
+
+  it('works in memory too', () => {
+    const memory = openGridStore(':memory:');
+    memory.peerSeen({ peerId: 'x', role: 'client' });
+    expect(memory.peers()).toHaveLength(1);
+    memory.close();
+  });
+});

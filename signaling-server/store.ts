@@ -1,0 +1,292 @@
+/**
+ * The signaling server's memory across restarts, in one SQLite file (node:sqlite): the peers it
+ * has seen (role, device, running stats), the layer assignments it handed out, and the requests
+ * routed through the grid with their token counts and outcome. The coordinator writes it; the
+ * REST API and dashboards read it. Timestamps are milliseconds since the epoch.
+ *
+ * The schema grows by migrations numbered by SQLite's `user_version` pragma: each runs once, in
+ * a transaction, in order, so an old file is brought up to date when it is opened and a file
+ * from a newer infermesh is refused rather than misread.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { InfermeshError } from '../shared/errors.ts';
+import type { DeviceSummary, RouteHop, ServingStats } from '../shared/grid/protocol.ts';
+import type { LayerRange } from '../shared/runtime/stage.ts';
+
+/** A store file that cannot be opened or used: unreadable, from a newer version, an unknown request. */
+export class StoreError extends InfermeshError {
+  override name = 'StoreError';
+}
+
+export type PeerRole = 'donor' | 'client';
+
+export interface PeerRecord {
+  peerId: string;
+  role: PeerRole;
+  device: DeviceSummary | null;
+  firstSeen: number;
+  lastSeen: number;
+  stats: ServingStats | null;
+}
+
+export interface AssignmentRecord {
+  id: number;
+  peerId: string;
+  packageId: string;
+  layers: LayerRange;
+  assignedAt: number;
+  active: boolean;
+  endedAt: number | null;
+}
+
+export type RequestStatus = 'running' | 'done' | 'failed' | 'aborted';
+
+export interface RequestRecord {
+  requestId: string;
+  packageId: string;
+  route: RouteHop[];
+  promptTokens: number;
+  completionTokens: number;
+  startedAt: number;
+  endedAt: number | null;
+  status: RequestStatus;
+  error: string | null;
+}
+
+export interface GridStore {
+  /** the file, or ':memory:' */
+  readonly path: string;
+  /** Records a hello (or any sign of life): first time inserts, later updates role, device and last seen. */
+  peerSeen(peer: { peerId: string; role: PeerRole; device?: DeviceSummary }): PeerRecord;
+  /** Stores a peer's latest serving totals and counts as a sign of life. */
+  recordStats(peerId: string, stats: ServingStats): void;
+  peer(peerId: string): PeerRecord | undefined;
+  /** Most recently seen first. */
+  peers(filter?: { role?: PeerRole; seenSince?: number }): PeerRecord[];
+  /** A new active assignment; the peer's earlier active one for the same package ends (a peer serves one range of a model). */
+  assign(assignment: { peerId: string; packageId: string; layers: LayerRange }): AssignmentRecord;
+  /** Ends a peer's active assignments (of one package, or all when it left); returns how many ended. */
+  endAssignments(peerId: string, packageId?: string): number;
+  /** Active assignments, of one package or all, by package and first layer. */
+  activeAssignments(packageId?: string): AssignmentRecord[];
+  requestStarted(request: { requestId: string; packageId: string; route: RouteHop[]; promptTokens: number }): void;
+  requestEnded(result: { requestId: string; completionTokens: number; status: Exclude<RequestStatus, 'running'>; error?: string }): void;
+  request(requestId: string): RequestRecord | undefined;
+  /** Latest started first; default limit 100. */
+  requests(filter?: { packageId?: string; limit?: number }): RequestRecord[];
+  close(): void;
+}
+
+export interface GridStoreDeps {
+  /** milliseconds since the epoch */
+  now?: () => number;
+}
+
+/** Migration i (1-based) brings user_version from i - 1 to i. Append only; never edit a shipped one. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE peers (
+     peer_id     TEXT PRIMARY KEY,
+     role        TEXT NOT NULL CHECK (role IN ('donor', 'client')),
+     device      TEXT,
+     first_seen  INTEGER NOT NULL,
+     last_seen   INTEGER NOT NULL,
+     stats       TEXT
+   );
+   CREATE INDEX peers_last_seen ON peers (last_seen);
+   CREATE TABLE assignments (
+     id           INTEGER PRIMARY KEY AUTOINCREMENT,
+     peer_id      TEXT NOT NULL,
+     package_id   TEXT NOT NULL,
+     layer_start  INTEGER NOT NULL,
+     layer_end    INTEGER NOT NULL,
+     assigned_at  INTEGER NOT NULL,
+     active       INTEGER NOT NULL DEFAULT 1,
+     ended_at     INTEGER
+   );
+   CREATE INDEX assignments_active ON assignments (active, package_id, layer_start);
+   CREATE INDEX assignments_peer ON assignments (peer_id, active);
+   CREATE TABLE requests (
+     request_id         TEXT PRIMARY KEY,
+     package_id         TEXT NOT NULL,
+     route              TEXT NOT NULL,
+     prompt_tokens      INTEGER NOT NULL,
+     completion_tokens  INTEGER NOT NULL DEFAULT 0,
+     started_at         INTEGER NOT NULL,
+     ended_at           INTEGER,
+     status             TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'aborted')),
+     error              TEXT
+   );
+   CREATE INDEX requests_started ON requests (started_at);`,
+];
+
+export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
+
+export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore {
+  const now = deps.now ?? Date.now;
+  let db: DatabaseSync;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new DatabaseSync(path);
+  } catch (err) {
+    throw new StoreError(`cannot open the store: ${(err as Error).message}`, { source: path, cause: err });
+  }
+  try {
+    if (path !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
+    // Another process (a dashboard, sqlite3) may hold the file briefly; wait instead of failing.
+    db.exec('PRAGMA busy_timeout = 5000');
+    migrate(db, path);
+  } catch (err) {
+    db.close();
+    throw err instanceof StoreError ? err : new StoreError(`cannot open the store: ${(err as Error).message}`, { source: path, cause: err });
+  }
+
+  const transaction = <T>(run: () => T): T => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = run();
+      db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  };
+
+  const q = {
+    upsertPeer: db.prepare(
+      `INSERT INTO peers (peer_id, role, device, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (peer_id) DO UPDATE SET role = excluded.role, device = COALESCE(excluded.device, peers.device), last_seen = excluded.last_seen`,
+    ),
+    peerStats: db.prepare('UPDATE peers SET stats = ?, last_seen = ? WHERE peer_id = ?'),
+    peer: db.prepare('SELECT * FROM peers WHERE peer_id = ?'),
+    peers: db.prepare('SELECT * FROM peers WHERE (?1 IS NULL OR role = ?1) AND last_seen >= ?2 ORDER BY last_seen DESC, peer_id'),
+    endPeerPackage: db.prepare('UPDATE assignments SET active = 0, ended_at = ? WHERE peer_id = ? AND package_id = ? AND active = 1'),
+    endPeer: db.prepare('UPDATE assignments SET active = 0, ended_at = ? WHERE peer_id = ? AND active = 1'),
+    insertAssignment: db.prepare('INSERT INTO assignments (peer_id, package_id, layer_start, layer_end, assigned_at) VALUES (?, ?, ?, ?, ?)'),
+    assignment: db.prepare('SELECT * FROM assignments WHERE id = ?'),
+    active: db.prepare('SELECT * FROM assignments WHERE active = 1 AND (?1 IS NULL OR package_id = ?1) ORDER BY package_id, layer_start, id'),
+    insertRequest: db.prepare(`INSERT INTO requests (request_id, package_id, route, prompt_tokens, started_at, status) VALUES (?, ?, ?, ?, ?, 'running')`),
+    endRequest: db.prepare('UPDATE requests SET completion_tokens = ?, ended_at = ?, status = ?, error = ? WHERE request_id = ?'),
+    request: db.prepare('SELECT * FROM requests WHERE request_id = ?'),
+    requests: db.prepare('SELECT * FROM requests WHERE (?1 IS NULL OR package_id = ?1) ORDER BY started_at DESC, rowid DESC LIMIT ?2'),
+  };
+
+  const peer = (peerId: string) => {
+    const row = q.peer.get(peerId);
+    return row ? peerOf(row) : undefined;
+  };
+
+  return {
+    path,
+    peerSeen({ peerId, role, device }) {
+      const at = now();
+      q.upsertPeer.run(peerId, role, device ? JSON.stringify(device) : null, at, at);
+      return peer(peerId)!;
+    },
+    recordStats(peerId, stats) {
+      q.peerStats.run(JSON.stringify(stats), now(), peerId);
+    },
+    peer,
+    peers(filter = {}) {
+      return q.peers.all(filter.role ?? null, filter.seenSince ?? 0).map(peerOf);
+    },
+    assign({ peerId, packageId, layers }) {
+      return transaction(() => {
+        const at = now();
+        q.endPeerPackage.run(at, peerId, packageId);
+        const { lastInsertRowid } = q.insertAssignment.run(peerId, packageId, layers.start, layers.end, at);
+        return assignmentOf(q.assignment.get(lastInsertRowid)!);
+      });
+    },
+    endAssignments(peerId, packageId) {
+      const result = packageId === undefined ? q.endPeer.run(now(), peerId) : q.endPeerPackage.run(now(), peerId, packageId);
+      return Number(result.changes);
+    },
+    activeAssignments(packageId) {
+      return q.active.all(packageId ?? null).map(assignmentOf);
+    },
+    requestStarted({ requestId, packageId, route, promptTokens }) {
+      try {
+        q.insertRequest.run(requestId, packageId, JSON.stringify(route), promptTokens, now());
+      } catch (err) {
+        const duplicate = /UNIQUE/.test((err as Error).message);
+        throw new StoreError(duplicate ? `request ${requestId} is already recorded` : `cannot record request ${requestId}: ${(err as Error).message}`, { source: path, cause: err });
+      }
+    },
+    requestEnded({ requestId, completionTokens, status, error }) {
+      const { changes } = q.endRequest.run(completionTokens, now(), status, error ?? null, requestId);
+      if (Number(changes) === 0) throw new StoreError(`no request ${requestId} was recorded as started`, { source: path });
+    },
+    request(requestId) {
+      const row = q.request.get(requestId);
+      return row ? requestOf(row) : undefined;
+    },
+    requests(filter = {}) {
+      return q.requests.all(filter.packageId ?? null, filter.limit ?? 100).map(requestOf);
+    },
+    close() {
+      if (db.isOpen) db.close();
+    },
+  };
+}
+
+function migrate(db: DatabaseSync, path: string): void {
+  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+  if (version > MIGRATIONS.length) {
+    throw new StoreError(`the store has schema version ${version}, newer than this infermesh knows (${MIGRATIONS.length}); upgrade infermesh or use another --data folder`, { source: path });
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[v]);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw new StoreError(`migration to schema version ${v + 1} failed: ${(err as Error).message}`, { source: path, cause: err });
+    }
+  }
+}
+
+type Row = Record<string, unknown>;
+
+const json = <T>(value: unknown): T | null => (typeof value === 'string' ? (JSON.parse(value) as T) : null);
+
+function peerOf(r: Row): PeerRecord {
+  return {
+    peerId: r.peer_id as string,
+    role: r.role as PeerRole,
+    device: json<DeviceSummary>(r.device),
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    stats: json<ServingStats>(r.stats),
+  };
+}
+
+function assignmentOf(r: Row): AssignmentRecord {
+  return {
+    id: Number(r.id),
+    peerId: r.peer_id as string,
+    packageId: r.package_id as string,
+    layers: { start: Number(r.layer_start), end: Number(r.layer_end) },
+    assignedAt: Number(r.assigned_at),
+    active: r.active === 1,
+    endedAt: r.ended_at === null ? null : Number(r.ended_at),
+  };
+}
+
+function requestOf(r: Row): RequestRecord {
+  return {
+    requestId: r.request_id as string,
+    packageId: r.package_id as string,
+    route: json<RouteHop[]>(r.route) ?? [],
+    promptTokens: Number(r.prompt_tokens),
+    completionTokens: Number(r.completion_tokens),
+    startedAt: Number(r.started_at),
+    endedAt: r.ended_at === null ? null : Number(r.ended_at),
+    status: r.status as RequestStatus,
+    error: (r.error as string | null) ?? null,
+  };
+}

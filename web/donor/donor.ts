@@ -1,0 +1,231 @@
+/**
+ * A donor tab's life on the grid: join the relay as a libp2p peer, measure the device in the
+ * engine worker, say hello to the coordinator, take the assigned layer range, fetch its pieces
+ * from peers (web seed as fallback) into IndexedDB, load them into the engine, and serve them
+ * as a pipeline stage. It serves its pieces to other peers and answers link probes all along.
+ * Everything the visitor sees goes through `hooks` (web/donor/main.ts renders it).
+ */
+import { multiaddr } from '@multiformats/multiaddr';
+import { lpStream } from '@libp2p/utils';
+import { createPeerNode, dialDirect, webrtcAddrs } from '../../shared/grid/node.ts';
+import type { PeerNode } from '../../shared/grid/node.ts';
+import { COORDINATOR_PROTOCOL, MAX_CONTROL_BYTES, PIECES_PROTOCOL } from '../../shared/grid/protocol.ts';
+import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared/grid/protocol.ts';
+import type { GridInfo } from '../../shared/grid/client.ts';
+import { probePeer, serveProbe } from '../../shared/grid/probe.ts';
+import { serveStage } from '../../shared/grid/stage-server.ts';
+import type { StageServer } from '../../shared/grid/stage-server.ts';
+import { MANIFEST_FILE, parseManifest } from '../../shared/model/manifest.ts';
+import type { Manifest } from '../../shared/model/manifest.ts';
+import type { LayerRange } from '../../shared/runtime/stage.ts';
+import { assembleFiles, filesForLayers, piecesForLayers } from '../../shared/swarm/package-pieces.ts';
+import { servePieces } from '../../shared/swarm/piece-protocol.ts';
+import { createSwarmFetcher } from '../../shared/swarm/swarm-fetcher.ts';
+import type { SwarmFetcher, SwarmPeer } from '../../shared/swarm/swarm-fetcher.ts';
+import type { ExecutionProvider } from '../../shared/engine/api.ts';
+import { startEngineWorker } from '../engine-client.ts';
+import { createIndexedDbPieceStore } from '../piece-store.ts';
+import type { DonorState } from './view.ts';
+
+export interface DonorOptions {
+  /** the server's origin (the page's own by default) */
+  serverUrl: string;
+  /** force an execution provider instead of choosing by the device (?ep=wasm|webgpu) */
+  executionProvider?: ExecutionProvider;
+  /** test-only fault switch: serve corrupted pieces to peers (?fault=corrupt-pieces) */
+  corruptPieces?: boolean;
+}
+
+export interface DonorHooks {
+  update(state: Partial<DonorState>): void;
+  throughput(atMs: number, tokensPerSecond: number): void;
+  error(message: string): void;
+}
+
+/** Serving stats are sent to the coordinator and shown this often. */
+const STATS_INTERVAL_MS = 1000;
+/** Piece announcements are batched: one 'have' per this many ms while downloading. */
+const HAVE_INTERVAL_MS = 250;
+
+export interface Donor {
+  readonly node: PeerNode;
+  state(): DonorState;
+  stop(): Promise<void>;
+}
+
+export async function startDonor(options: DonorOptions, hooks: DonorHooks): Promise<Donor> {
+  const state: DonorState = { status: 'connecting', requestsServed: 0, tokensServed: 0, tokensPerSecond: 0, peers: 0 };
+  const update = (patch: Partial<DonorState>) => {
+    Object.assign(state, patch);
+    hooks.update(patch);
+  };
+  const fail = (err: unknown) => {
+    const message = `${(err as Error).name ?? 'Error'}: ${(err as Error).message ?? String(err)}`;
+    update({ status: 'error' });
+    hooks.error(message);
+  };
+
+  const base = options.serverUrl.replace(/\/$/, '');
+  const info = (await (await fetch(`${base}/api/info`)).json()) as GridInfo;
+  const offer = info.models[0];
+  const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
+  const manifestText = await (await fetch(new URL(MANIFEST_FILE, packageUrl))).text();
+  const manifest: Manifest = await parseManifest(manifestText, `${packageUrl}${MANIFEST_FILE}`);
+  const store = await createIndexedDbPieceStore();
+
+  const node = await createPeerNode({ relayAddrs: info.relayAddrs });
+  update({ peerId: node.peerId.toString(), nLayers: manifest.config.nLayers });
+  await servePieces(node, { store, corrupt: options.corruptPieces });
+  await serveProbe(node);
+
+  // The coordinator stream rides the WebSocket connection to the relay.
+  const coordinatorStream = await node.dialProtocol(multiaddr(info.relayAddrs[0]), COORDINATOR_PROTOCOL);
+  const coordinator = lpStream(coordinatorStream, { maxDataLength: MAX_CONTROL_BYTES });
+  let sending = Promise.resolve();
+  const send = (message: ToCoordinator) => {
+    sending = sending.then(() => coordinator.write(new TextEncoder().encode(JSON.stringify(message)))).catch(fail);
+    return sending;
+  };
+
+  update({ status: 'benchmarking' });
+  const engine = startEngineWorker();
+  const executionProvider = options.executionProvider ?? (await preferredProvider());
+  const handshake = await engine.engine.handshake({ layer: { config: manifest.config, dtype: manifest.dtype, executionProvider }, skipWebGpu: executionProvider !== 'webgpu', targetMs: 100 });
+  const layer = handshake.layer && 'msPerLayerDecode' in handshake.layer ? handshake.layer : null;
+  if (!layer) throw new Error(`the device benchmark could not run a layer: ${(handshake.layer as { unavailable?: string })?.unavailable ?? 'no result'}`);
+  const device: DeviceSummary = {
+    executionProvider,
+    msPerLayer: layer.msPerLayerDecode,
+    memoryBytes: await offeredMemory(),
+    signature: handshake.signature,
+    label: executionProvider === 'webgpu' && 'info' in handshake.webgpu ? describeAdapter(handshake.webgpu.info) : `${handshake.host.platform}, ${handshake.host.cores} cores (WASM)`,
+  };
+  update({ device: { label: device.label, executionProvider, msPerLayer: device.msPerLayer } });
+
+  let peers: SwarmPeer[] = [];
+  const probed = new Set<string>();
+  let fetcher: SwarmFetcher | null = null;
+  let stage: StageServer | null = null;
+  let assignment: AbortController | null = null;
+
+  const announceHave = async () => send({ type: 'have', packageId: manifest.id, pieces: [...(await store.keys(manifest.id))] });
+
+  async function serveAssignment(layers: LayerRange, signal: AbortSignal): Promise<void> {
+    await stage?.stop();
+    stage = null;
+    update({ status: 'downloading', layers });
+    fetcher = createSwarmFetcher(
+      { manifest, packageId: manifest.id, needed: piecesForLayers(manifest, layers), webSeedUrl: packageUrl },
+      { store, fetch: (...args) => fetch(...args), openPieceStream: async (peer, s) => (await dialDirect(node, peer, s)).newStream(PIECES_PROTOCOL, { signal: s }) },
+    );
+    fetcher.setPeers(peers);
+    let lastHave = 0;
+    fetcher.onProgress((progress) => {
+      update({ download: { ...progress, dropped: [...progress.dropped] } });
+      if (performance.now() - lastHave > HAVE_INTERVAL_MS) {
+        lastHave = performance.now();
+        void announceHave();
+      }
+    });
+    const report = await fetcher.run(signal);
+    update({ download: { ...report, dropped: [...report.dropped] } });
+    await announceHave();
+    update({ status: 'loading' });
+    const files = await assembleFiles(manifest, store, filesForLayers(manifest, layers));
+    await engine.engine.load({ modelId: manifest.id, layers, source: { kind: 'bytes', manifest: manifestText, files }, executionProviders: [executionProvider] });
+    signal.throwIfAborted();
+    stage = await serveStage(node, { packageId: manifest.id, layers }, { engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) } });
+    await send({ type: 'serving', packageId: manifest.id, layers });
+    update({ status: 'serving' });
+  }
+
+  async function probeNewPeers(): Promise<void> {
+    const results: Record<string, { rttMs: number; throughputMBps?: number }> = {};
+    for (const peer of peers) {
+      if (probed.has(peer.peerId)) continue;
+      probed.add(peer.peerId);
+      try {
+        results[peer.peerId] = await probePeer(node, peer);
+      } catch {
+        // unreachable peers simply get no measurement; routes avoid unmeasured links only by cost
+      }
+    }
+    if (Object.keys(results).length > 0) await send({ type: 'rtt', peers: results });
+  }
+
+  function onMessage(message: FromCoordinator): void {
+    if (message.type === 'assign') {
+      assignment?.abort();
+      assignment = new AbortController();
+      serveAssignment(message.layers, assignment.signal).catch((err) => {
+        if ((err as Error).name !== 'AbortError') fail(err);
+      });
+    } else if (message.type === 'peers') {
+      peers = message.peers;
+      update({ peers: peers.length });
+      fetcher?.setPeers(peers);
+      void probeNewPeers();
+    } else if (message.type === 'error') {
+      hooks.error(`the coordinator refused: ${message.name}: ${message.message}`);
+    }
+  }
+
+  void (async () => {
+    for (;;) onMessage(JSON.parse(new TextDecoder().decode((await coordinator.read()).subarray())) as FromCoordinator);
+  })().catch((err) => {
+    if (state.status !== 'error') fail(new Error(`lost the coordinator: ${(err as Error).message}`));
+  });
+
+  await send({ type: 'hello', role: 'donor', addrs: webrtcAddrs(node), device });
+  await announceHave();
+
+  let lastTokens = 0;
+  let lastAt = performance.now();
+  const statsTimer = setInterval(() => {
+    if (!stage) return;
+    const s = stage.stats();
+    const at = performance.now();
+    const tokensPerSecond = ((s.tokensServed - lastTokens) * 1000) / (at - lastAt);
+    lastTokens = s.tokensServed;
+    lastAt = at;
+    update({ requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond });
+    hooks.throughput(Date.now(), tokensPerSecond);
+    void send({ type: 'stats', stats: { requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond } });
+  }, STATS_INTERVAL_MS);
+
+  return {
+    node,
+    state: () => ({ ...state }),
+    async stop() {
+      clearInterval(statsTimer);
+      assignment?.abort();
+      await stage?.stop();
+      engine.terminate();
+      await node.stop();
+      store.close();
+    },
+  };
+}
+
+/**
+ * WebGPU first, unless the adapter is a software rasterizer (SwiftShader, or one the browser
+ * calls a fallback adapter): those run on the CPU and are slower than onnxruntime's WASM kernels.
+ */
+async function preferredProvider(): Promise<ExecutionProvider> {
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  if (!adapter) return 'wasm';
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return info.isFallbackAdapter || info.architecture === 'swiftshader' ? 'wasm' : 'webgpu';
+}
+
+/** Bytes offered for layers: half of what the browser says the device has (at most 8 GiB reported), within the storage quota left. */
+async function offeredMemory(): Promise<number> {
+  const deviceGiB = (navigator as Navigator & { deviceMemory?: number }).deviceMemory ?? 4;
+  const estimate = await navigator.storage?.estimate?.().catch(() => undefined);
+  const storageLeft = estimate?.quota != null ? estimate.quota - (estimate.usage ?? 0) : Infinity;
+  return Math.max(0, Math.min((deviceGiB * 2 ** 30) / 2, storageLeft));
+}
+
+function describeAdapter(info: { vendor?: string; architecture?: string }): string {
+  return [info.vendor, info.architecture].filter(Boolean).join(' ') || 'WebGPU adapter';
+}

@@ -1,0 +1,187 @@
+/**
+ * What a donor sees of its own tab, live: who it is on the grid, its device, the layers it was
+ * given, how their download goes, what it has served, and anything that went wrong. Plain DOM;
+ * web/donor/main.ts owns the state and calls `update` as it changes.
+ *
+ * Every value sits in an element with a stable `data-testid` whose text is the value alone (a
+ * number in plain decimal, a layer range as `start-end` with `end` exclusive like LayerRange,
+ * empty while unknown), so the e2e tests read it directly; CSS shows a dash for empty values.
+ * Earnings are left out on purpose until settlement pays real amounts.
+ */
+import { createThroughputChart } from './throughput-chart.ts';
+import './view.css';
+
+export type DonorStatus = 'connecting' | 'benchmarking' | 'downloading' | 'loading' | 'serving' | 'error';
+
+export interface DonorState {
+  status: DonorStatus;
+  peerId?: string;
+  /** the device handshake's result: what runs the layers and how fast */
+  device?: { label: string; executionProvider: string; msPerLayer: number };
+  /** the assigned range, `end` exclusive */
+  layers?: { start: number; end: number };
+  nLayers?: number;
+  download?: {
+    /** pieces the assigned layers need */
+    total: number;
+    /** pieces whose SHA-256 matched, from any source */
+    verified: number;
+    /** pieces already in IndexedDB from an earlier visit */
+    resumed: number;
+    fromPeers: number;
+    fromWebSeed: number;
+    /** pieces that failed their SHA-256 and were fetched again */
+    badPieces: number;
+    /** peers dropped for sending bad pieces */
+    dropped: string[];
+    /** bytes fetched so far */
+    bytes: number;
+  };
+  requestsServed: number;
+  tokensServed: number;
+  tokensPerSecond: number;
+  /** peers this tab is connected to */
+  peers: number;
+}
+
+export interface DonorView {
+  /** Merges `state` into what is shown (top-level fields replace, `download` as a whole) and redraws. */
+  update(state: Partial<DonorState>): void;
+  /** Adds a sample to the throughput chart; `t` in milliseconds since the epoch (`Date.now()`). */
+  pushThroughput(t: number, tokensPerSecond: number): void;
+  /** Shows an error until the next one replaces it: a donor must see why the tab stopped helping. */
+  showError(message: string): void;
+}
+
+const STATUS_TEXT: Record<DonorStatus, string> = {
+  connecting: 'Joining the grid',
+  benchmarking: 'Measuring this device',
+  downloading: 'Downloading layers',
+  loading: 'Loading layers',
+  serving: 'Serving requests',
+  error: 'Stopped by an error',
+};
+
+// A fixed skeleton with no data in it; values go in through textContent only, since peer ids
+// and error messages come from the network.
+const SKELETON = `
+  <header class="donor-header">
+    <h1>infermesh donor</h1>
+    <span class="donor-status" data-testid="status"></span>
+    <span class="donor-status-text" data-testid="status-text"></span>
+  </header>
+  <p class="donor-error" role="alert" data-testid="error" hidden></p>
+  <section class="donor-card">
+    <h2>This node</h2>
+    <dl>
+      <dt>Peer id</dt><dd class="donor-mono" data-testid="peer-id"></dd>
+      <dt>Connected peers</dt><dd data-testid="peers"></dd>
+      <dt>Device</dt><dd data-testid="device"></dd>
+      <dt>Execution provider</dt><dd data-testid="execution-provider"></dd>
+      <dt>ms per layer</dt><dd data-testid="ms-per-layer"></dd>
+      <dt>Layers</dt><dd><span data-testid="layers"></span> <span class="donor-muted">of <span data-testid="n-layers"></span></span></dd>
+    </dl>
+  </section>
+  <section class="donor-card">
+    <h2>Download</h2>
+    <progress data-testid="download-progress" max="1" value="0"></progress>
+    <dl>
+      <dt>Pieces verified</dt><dd><span data-testid="download-verified"></span> / <span data-testid="download-total"></span></dd>
+      <dt>Resumed from this browser</dt><dd data-testid="download-resumed"></dd>
+      <dt>From peers</dt><dd data-testid="download-from-peers"></dd>
+      <dt>From the web seed</dt><dd data-testid="download-from-web-seed"></dd>
+      <dt>Bad pieces</dt><dd data-testid="download-bad-pieces"></dd>
+      <dt>Dropped peers</dt><dd><span data-testid="download-dropped"></span><ul class="donor-mono" data-testid="download-dropped-peers"></ul></dd>
+      <dt>Downloaded</dt><dd data-testid="download-bytes"></dd>
+    </dl>
+  </section>
+  <section class="donor-card">
+    <h2>Serving</h2>
+    <dl>
+      <dt>Requests served</dt><dd data-testid="requests-served"></dd>
+      <dt>Tokens served</dt><dd data-testid="tokens-served"></dd>
+      <dt>Tokens/s</dt><dd data-testid="tokens-per-second"></dd>
+    </dl>
+    <div class="donor-chart" data-testid="throughput-chart"></div>
+  </section>
+`;
+
+const formatBytes = (bytes: number) => {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+};
+
+export function createDonorView(root: HTMLElement): DonorView {
+  root.classList.add('donor');
+  root.innerHTML = SKELETON;
+  // Every id asked for is in SKELETON above, so the lookup cannot miss.
+  const field = <T extends HTMLElement = HTMLElement>(testId: string) => root.querySelector<T>(`[data-testid="${testId}"]`)!;
+  const set = (testId: string, text: string | number | undefined) => {
+    field(testId).textContent = text === undefined ? '' : String(text);
+  };
+  const progress = field<HTMLProgressElement>('download-progress');
+  const error = field('error');
+  const dropped = field('download-dropped-peers');
+  const chart = createThroughputChart(field('throughput-chart'));
+
+  let state: DonorState = { status: 'connecting', requestsServed: 0, tokensServed: 0, tokensPerSecond: 0, peers: 0 };
+
+  const render = () => {
+    root.dataset.status = state.status;
+    set('status', state.status);
+    set('status-text', STATUS_TEXT[state.status]);
+    set('peer-id', state.peerId);
+    set('peers', state.peers);
+    set('device', state.device?.label);
+    set('execution-provider', state.device?.executionProvider);
+    set('ms-per-layer', state.device?.msPerLayer.toFixed(2));
+    set('layers', state.layers && `${state.layers.start}-${state.layers.end}`);
+    set('n-layers', state.nLayers);
+
+    const d = state.download;
+    // max must stay positive: a <progress> with max 0 is invalid and shows as indeterminate.
+    progress.max = Math.max(1, d?.total ?? 1);
+    progress.value = d?.verified ?? 0;
+    set('download-verified', d?.verified);
+    set('download-total', d?.total);
+    set('download-resumed', d?.resumed);
+    set('download-from-peers', d?.fromPeers);
+    set('download-from-web-seed', d?.fromWebSeed);
+    set('download-bad-pieces', d?.badPieces);
+    set('download-dropped', d?.dropped.length);
+    dropped.replaceChildren(
+      ...(d?.dropped ?? []).map((peer) => {
+        const item = document.createElement('li');
+        item.textContent = peer;
+        return item;
+      }),
+    );
+    set('download-bytes', d && formatBytes(d.bytes));
+    if (d) field('download-bytes').dataset.value = String(d.bytes);
+
+    set('requests-served', state.requestsServed);
+    set('tokens-served', state.tokensServed);
+    set('tokens-per-second', state.tokensPerSecond.toFixed(1));
+  };
+  render();
+
+  return {
+    update(next) {
+      state = { ...state, ...next };
+      render();
+    },
+    pushThroughput(t, tokensPerSecond) {
+      chart.push(t, tokensPerSecond);
+    },
+    showError(message) {
+      error.textContent = message;
+      error.hidden = false;
+    },
+  };
+}
