@@ -11,7 +11,7 @@ import { defineConfig } from 'vite';
 const webRoot = fileURLToPath(new URL('./web/', import.meta.url));
 
 /** Pages to build, by their folder under web/; each folder holds an index.html. */
-const pages = ['donor', 'engine-test'];
+const pages = ['chat', 'donor', 'engine-test'];
 
 /** crossOriginIsolated, so onnxruntime-web gets threaded WASM (SharedArrayBuffer) under `vite` too. */
 const isolationHeaders = {

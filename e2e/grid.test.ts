@@ -5,7 +5,6 @@
  * is direct WebRTC; generation completes after the relay is stopped.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as ort from 'onnxruntime-node';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import { openLocalPipeline } from '../cli/local-package.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
@@ -13,9 +12,8 @@ import { openDonorTabs } from '../cli/donor-tabs.ts';
 import type { DonorTabs } from '../cli/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
-import { connectGrid } from '../shared/grid/client.ts';
-import type { GridClient } from '../shared/grid/client.ts';
-import type { OrtModule } from '../shared/runtime/ort.ts';
+import { connect } from '../web/sdk/node.ts';
+import type { GridClient } from '../web/sdk/node.ts';
 
 const PROMPT = 'Once upon a time';
 let dir: string;
@@ -28,7 +26,7 @@ beforeAll(async () => {
   server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 2 });
   tabs = await openDonorTabs(server.url, 4);
   await server.coordinator.waitFor((r) => [...r.peers.values()].filter((p) => p.serving).length === 4, 'all four tabs serving');
-  client = await connectGrid({ url: server.url }, { ort: ort as unknown as OrtModule });
+  client = await connect({ url: server.url });
 });
 
 afterAll(async () => {
@@ -87,6 +85,19 @@ describe('a grid of four Chromium tabs', () => {
     const content = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
     expect(content.length).toBeGreaterThan(20);
     expect(['stop', 'length']).toContain(chunks.at(-1).choices[0].finish_reason);
+  });
+
+  it('generates the same text with the browser SDK in a Chromium tab (the chat page)', async () => {
+    const opts = { maxTokens: 30, temperature: 0, topP: 0.9, seed: 42 };
+    const expected = await generateText(client.generate(PROMPT, opts));
+    const page = await (await tabs.browser.newContext()).newPage();
+    await page.goto(`${server.url}chat/`);
+    await page.waitForFunction(() => window.chatPage !== undefined, null, { timeout: 60_000 });
+    const got = await page.evaluate(([prompt, max]) => window.chatPage!.generate(prompt as string, max as number), [PROMPT, 30]);
+    expect(got.text).toBe(expected.text);
+    expect(got.tokens).toBe(expected.tokens);
+    expect((got.route as { hops: { transport: string }[] }).hops.every((h) => h.transport === 'webrtc-direct')).toBe(true);
+    await page.context().close();
   });
 
   it('refuses a prompt longer than the context, to the SDK caller and over HTTP, and keeps serving', async () => {

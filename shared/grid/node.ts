@@ -37,6 +37,9 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: { identify: identify(), ping: ping() },
+    // A WebRTC dial is an SDP exchange through the relay plus ICE; on a loaded machine (several
+    // tabs computing) it can take longer than libp2p's 6 s per address.
+    connectionManager: { dialTimeout: 30_000, addressDialTimeout: 20_000 },
     // Peers on one machine or LAN dial each other at private addresses; the default gater refuses those.
     connectionGater: { denyDialMultiaddr: () => false },
   });

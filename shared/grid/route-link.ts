@@ -127,7 +127,9 @@ export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p;
   };
 
   async function open(requestId: string): Promise<Session> {
-    const conn = await dialDirect(node, options.hops[0]);
+    // The client dials the last stage too: the result comes back on that connection, so the
+    // last stage need not dial the client in the middle of the first step.
+    const [conn] = await Promise.all([dialDirect(node, options.hops[0]), dialDirect(node, options.hops[options.hops.length - 1])]);
     const out = lpStream(await conn.newStream(STAGE_PROTOCOL), { maxDataLength: maxBytes });
     const session: Session = { out, firstLinkDirect: isDirectWebRTC(conn) };
     sessions.set(requestId, session);

@@ -1,0 +1,28 @@
+/**
+ * The infermesh SDK in a browser: `const grid = await connect({ url })`, then
+ * `for await (const t of grid.generate(prompt, { maxTokens, temperature, topP, seed, signal }))`
+ * or `await grid.chat.completions.create({ messages, stream })` in OpenAI's shape. The client
+ * runs the embedding and the head itself (onnxruntime-web, WASM) and streams hidden states
+ * through a route of donor tabs over direct WebRTC (shared/grid/client.ts).
+ * In Node the same API comes from web/sdk/node.ts (onnxruntime-node); package.json's
+ * `exports["./sdk"]` picks the right one.
+ */
+import * as ort from 'onnxruntime-web';
+import { ORT_ASSET_PATH } from '../../shared/engine/api.ts';
+import { connectGrid } from '../../shared/grid/client.ts';
+import type { ConnectOptions, GridClient } from '../../shared/grid/client.ts';
+import type { OrtModule } from '../../shared/runtime/ort.ts';
+
+export type { ConnectOptions, GridClient } from '../../shared/grid/client.ts';
+export type { GeneratedToken, GenerateOptions } from '../../shared/runtime/pipeline.ts';
+
+export interface BrowserConnectOptions extends ConnectOptions {
+  /** where onnxruntime-web's .wasm files are served (default: the grid server's /ort/) */
+  ortAssets?: string;
+}
+
+export async function connect(options: BrowserConnectOptions): Promise<GridClient> {
+  // The head is one matmul per token: onnxruntime-web's WASM kernels, from the grid server.
+  ort.env.wasm.wasmPaths ??= options.ortAssets ?? new URL(ORT_ASSET_PATH, options.url).href;
+  return connectGrid(options, { ort: ort as unknown as OrtModule, headSessionOptions: { executionProviders: ['wasm'] } });
+}
