@@ -14,22 +14,14 @@ import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-su
 import { openDonorTabs } from '../cli/donor-tabs.ts';
 import type { DonorTab, DonorTabs } from '../cli/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
+import type { SwarmProgress } from '../shared/swarm/swarm-fetcher.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 
-interface Download {
-  total: number;
-  verified: number;
-  resumed: number;
-  fromPeers: number;
-  fromWebSeed: number;
-  badPieces: number;
-  dropped: string[];
-}
 interface TabState {
   status: string;
   peerId: string;
   layers?: { start: number; end: number };
-  download?: Download;
+  download?: SwarmProgress;
 }
 
 async function openServing(tabs: DonorTabs, query = ''): Promise<{ tab: DonorTab; state: TabState }> {
@@ -59,6 +51,7 @@ async function startGrid(maxLayersPerNode?: number) {
 
 describe('a tab joining a split grid', () => {
   let grid: Awaited<ReturnType<typeof startGrid>>;
+  let joined: DonorTab;
   beforeAll(async () => {
     grid = await startGrid(2);
     for (let i = 0; i < 4; i++) await openServing(grid.tabs);
@@ -74,6 +67,16 @@ describe('a tab joining a split grid', () => {
     expect(d.fromPeers).toBeGreaterThanOrEqual(d.total / 2);
     expect(d.fromPeers + d.fromWebSeed).toBe(d.verified);
     expect(await tab.donorErrors()).toEqual([]);
+    joined = tab;
+  });
+
+  it('resumes from the pieces stored in IndexedDB after a reload, fetching nothing again', async () => {
+    await joined.page.reload();
+    await joined.page.waitForFunction(() => (window as unknown as { donor?: { state(): { status: string } } }).donor?.state().status === 'serving', null, { timeout: 120_000 });
+    const d = ((await joined.state()) as unknown as TabState).download!;
+    expect(d.resumed).toBe(d.total);
+    expect(d.verified).toBe(0);
+    expect(await joined.donorErrors()).toEqual([]);
   });
 });
 

@@ -8,6 +8,7 @@
  * empty while unknown), so the e2e tests read it directly; CSS shows a dash for empty values.
  * Earnings are left out on purpose until settlement pays real amounts.
  */
+import type { SwarmProgress } from '../../shared/swarm/swarm-fetcher.ts';
 import { createThroughputChart } from './throughput-chart.ts';
 import './view.css';
 
@@ -21,22 +22,8 @@ export interface DonorState {
   /** the assigned range, `end` exclusive */
   layers?: { start: number; end: number };
   nLayers?: number;
-  download?: {
-    /** pieces the assigned layers need */
-    total: number;
-    /** pieces whose SHA-256 matched, from any source */
-    verified: number;
-    /** pieces already in IndexedDB from an earlier visit */
-    resumed: number;
-    fromPeers: number;
-    fromWebSeed: number;
-    /** pieces that failed their SHA-256 and were fetched again */
-    badPieces: number;
-    /** peers dropped for sending bad pieces */
-    dropped: string[];
-    /** bytes fetched so far */
-    bytes: number;
-  };
+  /** the swarm's progress on the assigned layers' pieces (shared/swarm/swarm-fetcher.ts) */
+  download?: SwarmProgress;
   requestsServed: number;
   tokensServed: number;
   tokensPerSecond: number;
