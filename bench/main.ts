@@ -2,12 +2,14 @@
  * `npm run bench -- <suite> [--json]`: the project's measurements, printed as JSON (--json) or
  * as a short table. Suites: compile (time and bytes per dtype), local (decode speed through
  * K in-process stages next to one whole-model graph, same run, same machine), engine (the shard
- * engine in Chromium and Node next to the whole-model graph on the same execution provider).
+ * engine in Chromium and Node next to the whole-model graph on the same execution provider), grid
+ * (decode speed through 1, 2 and 4 Chromium donor tabs of a grid on this machine).
  */
 import { Command } from 'commander';
 import { compileBench } from './compile-bench.ts';
 import { localBench } from './local-bench.ts';
 import { engineBench } from './engine-bench.ts';
+import { gridBench } from './grid-bench.ts';
 
 function print(result: unknown, json: boolean) {
   process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatTable(result)}\n`);
@@ -52,5 +54,20 @@ program
   .option('--tokens <n>', 'decode steps per measurement', '32')
   .option('--rounds <n>', 'interleaved rounds (median reported)', '5')
   .action(async (opts) => print(await engineBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), !!opts.json));
+
+program
+  .command('grid')
+  .description('decode tokens/s of synthetic:110m q4 through a grid of 1, 2 and 4 Chromium donor tabs (server, tabs and client as `infermesh demo` runs them)')
+  .option('--json', 'print JSON')
+  .option('--tokens <n>', 'greedy completion tokens per generation', '64')
+  .option('--rounds <n>', 'rounds per grid (median reported)', '3')
+  .option('--schedule <kind>', 'interleaved (all three grids up, round by round) or sequential (one grid at a time); default: interleaved on 8+ cores')
+  .action(async (opts) => {
+    if (opts.schedule && !['interleaved', 'sequential'].includes(opts.schedule)) throw new Error(`--schedule must be interleaved or sequential, not ${opts.schedule}`);
+    print(await gridBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds), schedule: opts.schedule }), !!opts.json);
+    // Everything the suite started is closed, but a library can keep a handle open after (seen
+    // once after the WebRTC nodes stopped): do not let that hold the process.
+    setTimeout(() => process.exit(), 5_000).unref();
+  });
 
 await program.parseAsync(process.argv);

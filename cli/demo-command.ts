@@ -61,7 +61,7 @@ export async function demoCommand(options: DemoCommandOptions): Promise<void> {
       prompt: options.prompt,
       text: gen.text,
       tokens: gen.tokens,
-      /** decode speed: steps after the first token (the first carries the prefill and the route setup) */
+      // decode speed: the steps after the first token (the first carries the prefill and the route setup)
       tokensPerSecond: msPerToken > 0 ? round(1000 / msPerToken) : null,
       msPerToken: round(msPerToken, 3),
       msPerTokenStatistic: 'mean of the decode steps after the first token',
@@ -73,6 +73,7 @@ export async function demoCommand(options: DemoCommandOptions): Promise<void> {
       direct: hops.length > 0 && hops.every((h) => h.transport === 'webrtc-direct'),
       tabs: await tabReport(grid),
       timeToServingMs: grid.timeToServingMs,
+      timeToLinksMs: grid.timeToLinksMs,
     };
   } finally {
     await grid.close();

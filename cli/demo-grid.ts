@@ -24,12 +24,20 @@ export class GridNotServingError extends InfermeshError {
 const POLL_MS = 200;
 /** Downloading and loading 12 layers of the 110M model takes a few seconds per tab; this is a stuck grid. */
 const DEFAULT_SERVING_TIMEOUT_MS = 300_000;
+/**
+ * How long to wait for the tabs' link probes. Two tabs introduced at once dial each other at
+ * once, and that can leave a half-open WebRTC connection on one side that takes 10-20 s to be
+ * dropped; a stage dialing over it before then times out. A probe that came back proves the
+ * link the stages will use, so the grid is ready when every tab has measured every other.
+ */
+const DEFAULT_LINKS_TIMEOUT_MS = 60_000;
 
 export interface DemoGridOptions {
   modelDir: string;
   tabs: number;
   maxLayersPerNode: number;
   servingTimeoutMs?: number;
+  linksTimeoutMs?: number;
   /** status lines for people (stderr) */
   log?: (line: string) => void;
 }
@@ -40,6 +48,8 @@ export interface DemoGrid {
   client: GridClient;
   /** from opening the first donor page (browser launch included) until every tab serves */
   timeToServingMs: number;
+  /** from the same start until every tab has measured its link to every other (null: not within the wait) */
+  timeToLinksMs: number | null;
   close(): Promise<void>;
 }
 
@@ -72,8 +82,11 @@ export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid>
     await waitUntilServing(server, donors, options.tabs, options.servingTimeoutMs ?? DEFAULT_SERVING_TIMEOUT_MS, log);
     const timeToServingMs = Math.round(performance.now() - opened);
     log(`every layer served after ${timeToServingMs} ms`);
+    const linked = await waitForLinks(server, options.linksTimeoutMs ?? DEFAULT_LINKS_TIMEOUT_MS);
+    const timeToLinksMs = linked ? Math.round(performance.now() - opened) : null;
+    log(linked ? `every tab measured its links to the others after ${timeToLinksMs} ms` : `warning: not every link between tabs was measured within ${options.linksTimeoutMs ?? DEFAULT_LINKS_TIMEOUT_MS} ms; a stage may stall on it`);
     client = await connectGrid({ url: server.url, model: server.manifest.id }, { ort: ort as unknown as OrtModule });
-    return { server, donors, client, timeToServingMs, close };
+    return { server, donors, client, timeToServingMs, timeToLinksMs, close };
   } catch (err) {
     await close();
     throw err;
@@ -107,6 +120,17 @@ async function waitUntilServing(server: GridServer, donors: DonorTabs, count: nu
     if (performance.now() > deadline) {
       throw new GridNotServingError(`the tabs were not all serving after ${timeoutMs} ms (${peers.length} of ${count} joined; coverage per layer ${registry.coverage().join(',')})`);
     }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** True once every serving donor reported an RTT to every other serving donor; false after `timeoutMs`. */
+async function waitForLinks(server: GridServer, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const serving = [...server.coordinator.registry.peers.values()].filter((p) => p.role === 'donor' && p.serving);
+    if (serving.every((a) => serving.every((b) => a === b || a.rtt.has(b.peerId) || b.rtt.has(a.peerId)))) return true;
+    if (performance.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }

@@ -23,6 +23,7 @@ const number = (name: string, min: number, max: number) => (value: string) => {
 
 /** Each demo tab runs an engine worker: more than this only makes a machine thrash. */
 const MAX_DEMO_TABS = 16;
+const DEMO_EXIT_GRACE_MS = 5_000;
 
 const program = new Command('infermesh')
   .description('Compile Llama-family models into verified layer shards and run them across stages.')
@@ -85,7 +86,13 @@ program
   .option('--seed <n>', 'sampling seed (llama2.c xorshift)', integer('--seed', 1), 42)
   .option('--json', 'print one JSON object (text, speed, route, hops, tabs) on stdout')
   .action(async (opts) => {
-    await demoCommand(opts);
+    try {
+      await demoCommand(opts);
+    } finally {
+      // The demo closed everything it started, but a library can keep a handle open after
+      // (seen once after the WebRTC nodes stopped): do not let that hold the command.
+      setTimeout(() => process.exit(), DEMO_EXIT_GRACE_MS).unref();
+    }
   });
 
 try {

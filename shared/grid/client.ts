@@ -12,6 +12,7 @@ import { createEmbeddingTable } from '../model/embedding.ts';
 import { decodeModel } from '../model/onnx/schema.ts';
 import { createPipeline } from '../runtime/pipeline.ts';
 import type { GeneratedToken, GenerateOptions, Pipeline } from '../runtime/pipeline.ts';
+import { PIPELINE_SESSION_CONFIG } from '../runtime/ort.ts';
 import type { OrtModule, OrtSession } from '../runtime/ort.ts';
 import { loadTokenizer } from '../tokenizer/load.ts';
 import type { LoadedTokenizer } from '../tokenizer/load.ts';
@@ -129,7 +130,13 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   ]);
   const tokenizer = loadTokenizer(manifest, tokenizerMain, tokenizerConfigBytes);
   const embedding = createEmbeddingTable(manifest.config, decodeModel(embedGraph), embedData);
-  const head: OrtSession = await deps.ort.InferenceSession.create(headGraph, { ...deps.headSessionOptions, externalData: [{ path: headShard.data, data: headData }] } as never);
+  // The head's threads park when a run ends (PIPELINE_SESSION_CONFIG): a client often shares
+  // its cores with the stages it waits for, and spinning threads would slow them.
+  const head: OrtSession = await deps.ort.InferenceSession.create(headGraph, {
+    extra: { session: PIPELINE_SESSION_CONFIG },
+    ...deps.headSessionOptions,
+    externalData: [{ path: headShard.data, data: headData }],
+  } as never);
 
   const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs });
   const sink: ResultSink = await serveResults(node);

@@ -14,7 +14,7 @@ import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { Connection } from '@libp2p/interface';
+import type { Connection, Stream } from '@libp2p/interface';
 import { InfermeshError } from '../errors.ts';
 import type { PeerAddress } from './protocol.ts';
 
@@ -96,6 +96,35 @@ export async function dialDirect(node: Libp2p, peer: PeerAddress, signal?: Abort
   })();
   pending.set(peer.peerId, attempt);
   return attempt;
+}
+
+/** How long a new stream may take to open on a connection that looks open before it counts as dead. */
+const STREAM_OPEN_TIMEOUT_MS = 5_000;
+
+/**
+ * A stream on a direct WebRTC connection to a peer. When two peers dial each other at once one
+ * side can be left holding a connection whose other end is gone, on which new streams never
+ * open: such a connection is closed and the peer dialed afresh, once.
+ */
+export async function openDirectStream(node: Libp2p, peer: PeerAddress, protocol: string, signal?: AbortSignal): Promise<{ stream: Stream; connection: Connection }> {
+  const attempt = async () => {
+    const connection = await dialDirect(node, peer, signal);
+    const timeout = AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS);
+    try {
+      return { stream: await connection.newStream(protocol, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout }), connection };
+    } catch (err) {
+      if (signal?.aborted || !timeout.aborted) throw err;
+      await connection.close().catch(() => connection.abort(err as Error));
+      throw err;
+    }
+  };
+  try {
+    return await attempt();
+  } catch (err) {
+    signal?.throwIfAborted();
+    if (existingDirect(node, peer.peerId) === undefined && (err as Error)?.name !== 'DirectConnectionError') return attempt();
+    throw err;
+  }
 }
 
 function existingDirect(node: Libp2p, peerId: string): Connection | undefined {

@@ -6,7 +6,7 @@
  */
 import type { Libp2p } from 'libp2p';
 import { lpStream } from '@libp2p/utils';
-import { dialDirect } from './node.ts';
+import { openDirectStream } from './node.ts';
 import { PROBE_PROTOCOL } from './protocol.ts';
 import type { PeerAddress } from './protocol.ts';
 
@@ -34,8 +34,7 @@ export interface LinkMeasurement {
 }
 
 export async function probePeer(node: Libp2p, peer: PeerAddress, now: () => number = () => performance.now()): Promise<LinkMeasurement> {
-  const conn = await dialDirect(node, peer);
-  const stream = await conn.newStream(PROBE_PROTOCOL);
+  const { stream } = await openDirectStream(node, peer, PROBE_PROTOCOL);
   const lp = lpStream(stream, { maxDataLength: MAX_PROBE_BYTES });
   try {
     const rtts: number[] = [];

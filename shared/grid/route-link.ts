@@ -12,7 +12,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
 import { decodeFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
-import { dialDirect, isDirectWebRTC, peerAddress } from './node.ts';
+import { dialDirect, isDirectWebRTC, openDirectStream, peerAddress } from './node.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
 import type { RouteHop } from './protocol.ts';
 import { UnknownRequestError } from './stage-server.ts';
@@ -129,8 +129,8 @@ export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p;
   async function open(requestId: string): Promise<Session> {
     // The client dials the last stage too: the result comes back on that connection, so the
     // last stage need not dial the client in the middle of the first step.
-    const [conn] = await Promise.all([dialDirect(node, options.hops[0]), dialDirect(node, options.hops[options.hops.length - 1])]);
-    const out = lpStream(await conn.newStream(STAGE_PROTOCOL), { maxDataLength: maxBytes });
+    const [{ stream, connection: conn }] = await Promise.all([openDirectStream(node, options.hops[0], STAGE_PROTOCOL), dialDirect(node, options.hops[options.hops.length - 1])]);
+    const out = lpStream(stream, { maxDataLength: maxBytes });
     const session: Session = { out, firstLinkDirect: isDirectWebRTC(conn) };
     sessions.set(requestId, session);
     sink.expect(

@@ -12,7 +12,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
 import { decodeFrame } from '../protocol/frame.ts';
 import type { LayerRange } from '../runtime/stage.ts';
-import { dialDirect, isDirectWebRTC } from './node.ts';
+import { isDirectWebRTC, openDirectStream } from './node.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
@@ -88,8 +88,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       open = first.open;
       const index = checkOpen(open);
       const last = index === open.hops.length - 1;
-      const conn = await dialDirect(node, last ? open.client : open.hops[index + 1]);
-      downstream = lpStream(await conn.newStream(last ? RESULT_PROTOCOL : STAGE_PROTOCOL), { maxDataLength: maxBytes });
+      const { stream: out, connection: conn } = await openDirectStream(node, last ? open.client : open.hops[index + 1], last ? RESULT_PROTOCOL : STAGE_PROTOCOL);
+      downstream = lpStream(out, { maxDataLength: maxBytes });
       direct = () => isDirectWebRTC(conn);
       await downstream.write(encodeOpen(open));
     } catch (err) {

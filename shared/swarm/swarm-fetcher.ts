@@ -41,7 +41,7 @@ export interface SwarmFetcherOptions {
 export interface SwarmFetcherDeps {
   store: PieceStore;
   /**
-   * An outbound PIECES_PROTOCOL stream to a peer, e.g. `(await dialDirect(node, peer, signal)).newStream(PIECES_PROTOCOL, { signal })`.
+   * An outbound PIECES_PROTOCOL stream to a peer, e.g. `(await openDirectStream(node, peer, PIECES_PROTOCOL, signal)).stream`.
    * It must give up when `signal` aborts (it carries the request timeout), or a dial that hangs holds its piece forever.
    */
   openPieceStream(peer: PeerAddress, signal?: AbortSignal): Promise<Stream>;

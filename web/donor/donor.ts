@@ -7,7 +7,7 @@
  */
 import { multiaddr } from '@multiformats/multiaddr';
 import { lpStream } from '@libp2p/utils';
-import { createPeerNode, dialDirect, webrtcAddrs } from '../../shared/grid/node.ts';
+import { createPeerNode, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
 import type { PeerNode } from '../../shared/grid/node.ts';
 import { COORDINATOR_PROTOCOL, MAX_CONTROL_BYTES, PIECES_PROTOCOL } from '../../shared/grid/protocol.ts';
 import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared/grid/protocol.ts';
@@ -44,6 +44,8 @@ export interface DonorHooks {
 
 /** Serving stats are sent to the coordinator and shown this often. */
 const STATS_INTERVAL_MS = 1000;
+/** While idle, stats are shown and sent on every this many ticks only. */
+const IDLE_STATS_EVERY = 10;
 /** Piece announcements are batched: one 'have' per this many ms while downloading. */
 const HAVE_INTERVAL_MS = 250;
 
@@ -116,7 +118,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     update({ status: 'downloading', layers });
     fetcher = createSwarmFetcher(
       { manifest, packageId: manifest.id, needed: piecesForLayers(manifest, layers), webSeedUrl: packageUrl },
-      { store, fetch: (...args) => fetch(...args), openPieceStream: async (peer, s) => (await dialDirect(node, peer, s)).newStream(PIECES_PROTOCOL, { signal: s }) },
+      { store, fetch: (...args) => fetch(...args), openPieceStream: async (peer, s) => (await openDirectStream(node, peer, PIECES_PROTOCOL, s)).stream },
     );
     fetcher.setPeers(peers);
     let lastHave = 0;
@@ -141,13 +143,17 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
 
   async function probeNewPeers(): Promise<void> {
     const results: Record<string, { rttMs: number; throughputMBps?: number }> = {};
+    const me = node.peerId.toString();
     for (const peer of peers) {
-      if (probed.has(peer.peerId)) continue;
+      // One probe per pair (the coordinator reads RTTs both ways): the lower peer id measures,
+      // so two tabs introduced at once do not dial each other at the same moment.
+      if (probed.has(peer.peerId) || peer.peerId < me) continue;
       probed.add(peer.peerId);
       try {
         results[peer.peerId] = await probePeer(node, peer);
       } catch {
-        // unreachable peers simply get no measurement; routes avoid unmeasured links only by cost
+        // Tried again when the coordinator next sends the peer list; until then no measurement.
+        probed.delete(peer.peerId);
       }
     }
     if (Object.keys(results).length > 0) await send({ type: 'rtt', peers: results });
@@ -181,9 +187,17 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
 
   let lastTokens = 0;
   let lastAt = performance.now();
+  let lastRequests = -1;
+  let idleTicks = 0;
   const statsTimer = setInterval(() => {
     if (!stage) return;
     const s = stage.stats();
+    // An idle tab redraws and reports only now and then: on a shared machine its timer work
+    // is taken from the tabs that compute.
+    const idle = s.tokensServed === lastTokens && s.requestsServed === lastRequests;
+    if (idle && ++idleTicks % IDLE_STATS_EVERY !== 1) return;
+    if (!idle) idleTicks = 0;
+    lastRequests = s.requestsServed;
     const at = performance.now();
     const tokensPerSecond = ((s.tokensServed - lastTokens) * 1000) / (at - lastAt);
     lastTokens = s.tokensServed;
