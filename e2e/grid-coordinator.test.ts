@@ -85,4 +85,11 @@ describe('the coordinator protocol', () => {
     await coordinator.waitFor((r) => r.peers.get(donor.peerId.toString())?.serving?.end === 2, 'the donor serving 0..1', 5_000);
     expect(coordinator.registry.coverage()).toEqual([1, 1, 0, 0, 0]);
   });
+
+  it('routes by the ms per layer a donor measures while serving, not only by its handshake', async () => {
+    expect(coordinator.registry.peers.get(donor.peerId.toString())?.device?.msPerLayer).toBe(1);
+    await send({ type: 'stats', stats: { requestsServed: 3, tokensServed: 90, tokensPerSecond: 12, msPerLayer: 0.25 } });
+    await expect.poll(() => coordinator.registry.peers.get(donor.peerId.toString())?.device?.msPerLayer).toBe(0.25);
+    expect(coordinator.registry.peers.get(donor.peerId.toString())?.stats?.tokensServed).toBe(90);
+  });
 });

@@ -47,6 +47,12 @@ export interface ServingStats {
   tokensServed: number;
   /** decode steps per second over the last few seconds */
   tokensPerSecond: number;
+  /**
+   * milliseconds per layer per decode step as served (median of recent steps ÷ layers): the
+   * handshake measures it once, often while other tabs compete for the machine; this is the
+   * figure routes then use
+   */
+  msPerLayer?: number;
 }
 
 /** Messages a tab (or SDK client) sends to the coordinator. */

@@ -42,8 +42,8 @@ export interface StageServerStats {
   requestsServed: number;
   tokensServed: number;
   activeRequests: number;
-  /** the last few steps' stage milliseconds, newest last */
-  recentStepMs: number[];
+  /** the last few decode steps' stage milliseconds (one row each; prefills left out), newest last */
+  recentDecodeMs: number[];
 }
 
 export interface StageServer {
@@ -61,7 +61,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
   const now = deps.now ?? (() => performance.now());
   const listeners: ((rows: number, ms: number) => void)[] = [];
-  const stats: StageServerStats = { requestsServed: 0, tokensServed: 0, activeRequests: 0, recentStepMs: [] };
+  const stats: StageServerStats = { requestsServed: 0, tokensServed: 0, activeRequests: 0, recentDecodeMs: [] };
 
   const refuse = (to: LengthPrefixedStream<Stream>, err: unknown, requestId?: string) =>
     to.write(encodeFailure({ requestId, name: (err as Error).name ?? 'Error', message: (err as InfermeshError).shortMessage ?? (err as Error).message, peerId: me })).catch(() => undefined);
@@ -142,7 +142,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, direct: direct() }], out));
           const rows = header.dims.length >= 2 ? header.dims[header.dims.length - 2] : 1;
           stats.tokensServed += 1;
-          stats.recentStepMs = [...stats.recentStepMs.slice(-31), ms];
+          if (rows === 1) stats.recentDecodeMs = [...stats.recentDecodeMs.slice(-31), ms];
           for (const l of listeners) l(rows, ms);
         } catch (err) {
           await refuse(upstream, err, open.requestId);
@@ -164,7 +164,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
   }, { maxInboundStreams: 256 });
 
   return {
-    stats: () => ({ ...stats, recentStepMs: [...stats.recentStepMs] }),
+    stats: () => ({ ...stats, recentDecodeMs: [...stats.recentDecodeMs] }),
     onStep: (l) => void listeners.push(l),
     stop: () => node.unhandle(STAGE_PROTOCOL),
   };

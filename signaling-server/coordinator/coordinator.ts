@@ -109,6 +109,7 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
         return;
       case 'stats':
         peer.stats = message.stats;
+        if (peer.device && Number(message.stats?.msPerLayer) > 0) peer.device = { ...peer.device, msPerLayer: Number(message.stats.msPerLayer) };
         deps.events?.peerSeen?.(peer);
         return;
       default:

@@ -44,6 +44,8 @@ export interface DonorHooks {
 
 /** Serving stats are sent to the coordinator and shown this often. */
 const STATS_INTERVAL_MS = 1000;
+/** Peers whose probe failed are probed again this often. */
+const PROBE_RETRY_MS = 5000;
 /** While idle, stats are shown and sent on every this many ticks only. */
 const IDLE_STATS_EVERY = 10;
 /** Piece announcements are batched: one 'have' per this many ms while downloading. */
@@ -141,7 +143,18 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     update({ status: 'serving' });
   }
 
+  let probing = false;
   async function probeNewPeers(): Promise<void> {
+    if (probing) return;
+    probing = true;
+    try {
+      await probeUnmeasured();
+    } finally {
+      probing = false;
+    }
+  }
+
+  async function probeUnmeasured(): Promise<void> {
     const results: Record<string, { rttMs: number; throughputMBps?: number }> = {};
     const me = node.peerId.toString();
     for (const peer of peers) {
@@ -152,7 +165,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
       try {
         results[peer.peerId] = await probePeer(node, peer);
       } catch {
-        // Tried again when the coordinator next sends the peer list; until then no measurement.
+        // Tried again by the next probe round (PROBE_RETRY_MS); until then no measurement.
         probed.delete(peer.peerId);
       }
     }
@@ -187,6 +200,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
 
   let lastTokens = 0;
   let lastAt = performance.now();
+  // Probes that failed (a peer busy benchmarking, two dials crossing) are tried again.
+  const probeTimer = setInterval(() => void probeNewPeers(), PROBE_RETRY_MS);
   let lastRequests = -1;
   let idleTicks = 0;
   const statsTimer = setInterval(() => {
@@ -204,7 +219,11 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     lastAt = at;
     update({ requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond });
     hooks.throughput(Date.now(), tokensPerSecond);
-    void send({ type: 'stats', stats: { requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond } });
+    const layers = state.layers ? state.layers.end - state.layers.start : 0;
+    const decode = [...s.recentDecodeMs].sort((a, b) => a - b);
+    const msPerLayer = decode.length > 0 && layers > 0 ? decode[decode.length >> 1] / layers : undefined;
+    if (msPerLayer !== undefined) update({ device: { ...state.device!, msPerLayer } });
+    void send({ type: 'stats', stats: { requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond, msPerLayer } });
   }, STATS_INTERVAL_MS);
 
   return {
@@ -212,6 +231,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     state: () => ({ ...state }),
     async stop() {
       clearInterval(statsTimer);
+      clearInterval(probeTimer);
       assignment?.abort();
       await stage?.stop();
       engine.terminate();
