@@ -63,7 +63,7 @@ afterAll(async () => {
 
 async function gridPipeline(routeHops = hops) {
   const side = await openClientSide(dir);
-  const link = createRouteLink({ packageId: manifest.id, hops: routeHops, stepTimeoutMs: 20_000 }, { node: client, sink });
+  const link = createRouteLink({ packageId: manifest.id, hops: routeHops }, { node: client, sink });
   const pipeline = createPipeline(
     { config: manifest.config, tokenizer: side.tokenizer.tokenizer, stopIds: side.tokenizer.stopIds, embedding: side.embedding, head: side.head, stages: [link], newRequestId: () => crypto.randomUUID() },
     { ort },
