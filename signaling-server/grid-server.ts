@@ -16,6 +16,7 @@ import { connectGrid } from '../shared/grid/client.ts';
 import type { GridClient, GridInfo } from '../shared/grid/client.ts';
 import type { OrtModule } from '../shared/runtime/ort.ts';
 import type { RouteHop } from '../shared/grid/protocol.ts';
+import type { ChatCompletionCreateParams, ChatCompletionsApi, CompletionCreateParams, CompletionsApi, OpenAIApi, RequestOptions } from '../shared/openai/types.ts';
 import { DEFAULT_WEB_DIR } from './config.ts';
 import { startRelay } from './relay.ts';
 import type { RelayNode } from './relay.ts';
@@ -148,13 +149,11 @@ export async function startGridServer(options: GridServerOptions, deps: { store?
     throw err;
   }));
   /** The OpenAI API of the server's grid client, connected when a request first needs it. */
-  function lazyApi() {
-    const call = <T>(f: (c: GridClient) => Promise<T>) => connect().then(f);
-    return {
-      modelId: manifest.id,
-      chat: { completions: { create: ((params: never, opts: never) => call((c) => c.chat.completions.create(params, opts) as Promise<unknown>)) as never } },
-      completions: { create: ((params: never, opts: never) => call((c) => c.completions.create(params, opts) as Promise<unknown>)) as never },
-    };
+  function lazyApi(): OpenAIApi {
+    // The overloads only narrow the result by `stream`; one implementation serves them all.
+    const chat = (params: ChatCompletionCreateParams, opts?: RequestOptions) => connect().then((c) => c.chat.completions.create(params, opts));
+    const text = (params: CompletionCreateParams, opts?: RequestOptions) => connect().then((c) => c.completions.create(params, opts));
+    return { modelId: manifest.id, chat: { completions: { create: chat as ChatCompletionsApi['create'] } }, completions: { create: text as CompletionsApi['create'] } };
   }
 
   return {
