@@ -82,6 +82,11 @@ export interface GridClient extends OpenAIApi {
   close(): Promise<void>;
 }
 
+/** Failures of a route rather than of the request: a stage gone, a link that would not open. */
+const ROUTE_ERRORS = ['StageFailedError', 'RouteBrokenError', 'StageTimeoutError', 'DirectConnectionError'];
+/** A request that fails on its route before its first token is tried on a fresh route this many times in all. */
+const ROUTE_ATTEMPTS = 2;
+
 export const DEFAULT_GENERATE: GenerateOptions = { maxTokens: 256, temperature: 0, topP: 0.9, seed: 0 };
 
 export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Promise<GridClient> {
@@ -158,26 +163,37 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
 
   const tokenizerConfig = tokenizerConfigBytes ? (JSON.parse(new TextDecoder().decode(tokenizerConfigBytes)) as object) : null;
   async function* generate(prompt: string, opts: Partial<GenerateOptions> = {}): AsyncGenerator<GeneratedToken, void, void> {
-    const current = await route();
     const requestId = crypto.randomUUID();
     let completionTokens = 0;
     let status: 'done' | 'failed' | 'aborted' = 'aborted';
     let error: string | undefined;
-    deps.observer?.started({ requestId, route: current.hops, promptTokens: tokenizer.tokenizer.encode(prompt).length });
+    let started = false;
     try {
-      for await (const token of pipeline!.generate(prompt, { ...DEFAULT_GENERATE, ...opts })) {
-        if (token.id !== null) completionTokens += 1;
-        yield token;
+      for (let attempt = 1; ; attempt++) {
+        const current = await route();
+        if (!started) deps.observer?.started({ requestId, route: current.hops, promptTokens: tokenizer.tokenizer.encode(prompt).length });
+        started = true;
+        try {
+          for await (const token of pipeline!.generate(prompt, { ...DEFAULT_GENERATE, ...opts })) {
+            if (token.id !== null) completionTokens += 1;
+            yield token;
+          }
+          status = 'done';
+          return;
+        } catch (err) {
+          if (!ROUTE_ERRORS.includes((err as Error).name)) throw err;
+          // A broken route is asked for again (the coordinator may know a better one). Before
+          // the first token nothing was shown yet, so the request itself is tried once more.
+          link = null;
+          if (completionTokens > 0 || attempt >= ROUTE_ATTEMPTS || opts.signal?.aborted) throw err;
+        }
       }
-      status = 'done';
     } catch (err) {
       status = opts.signal?.aborted ? 'aborted' : 'failed';
       error = (err as Error).message;
-      // A broken route is asked for again next time (the coordinator may know a better one).
-      if (['StageFailedError', 'RouteBrokenError', 'StageTimeoutError', 'DirectConnectionError'].includes((err as Error).name)) link = null;
       throw err;
     } finally {
-      deps.observer?.ended({ requestId, completionTokens, status, error });
+      if (started) deps.observer?.ended({ requestId, completionTokens, status, error });
     }
   }
   const openai = createOpenAIApi({
