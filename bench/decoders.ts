@@ -13,6 +13,7 @@ import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import type { KvStore, KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from '../shared/runtime/ort.ts';
 import type { StageLink } from '../shared/runtime/pipeline.ts';
+import { median as sharedMedian } from '../shared/statistics.ts';
 
 export const PROMPT_TOKENS = 16;
 
@@ -90,7 +91,8 @@ export function wholeModelDecoder(options: { config: ModelConfig; ort: OrtRuntim
   };
 }
 
-export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The benches' median: the upper middle of measured values (shared/statistics.ts). */
+export const median = (xs: number[]) => sharedMedian(xs)!;
 
 /**
  * Runs every decoder once to warm up, then `rounds` rounds of `tokens` steps each, every round

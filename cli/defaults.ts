@@ -3,18 +3,17 @@
  * 110M-parameter Llama (seeded random weights, q4) compiled on first use into the user's
  * cache, so a fresh clone runs the whole path with no download.
  */
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { defaultCacheDir } from '../signaling-server/config.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 
 export const DEFAULT_MODEL = { preset: '110m', dtype: 'q4' as WeightDtype, seed: 0 };
 export const DEFAULT_PROMPT = 'Once upon a time';
 export const DEFAULT_MAX_TOKENS = 128;
 
-/** Where generated packages are cached: $INFERMESH_CACHE, else $XDG_CACHE_HOME/infermesh, else ~/.cache/infermesh. */
+/** Where generated packages are cached (the same folder rule as the server's state). */
 export function cacheDir(): string {
-  if (process.env.INFERMESH_CACHE) return process.env.INFERMESH_CACHE;
-  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'infermesh');
+  return defaultCacheDir(process.env);
 }
 
 export function syntheticPackageDir(preset: string, dtype: WeightDtype, seed: number): string {

@@ -7,6 +7,7 @@
  */
 import { ensureWebApp } from '../e2e/support/build-web.ts';
 import { UsageError } from '../shared/errors.ts';
+import { median } from '../shared/statistics.ts';
 import { ensureSyntheticPackage } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
 import { hopReport, startDemoGrid, tabReport, timeGeneration } from './demo-grid.ts';
@@ -31,7 +32,6 @@ export function defaultMaxLayersPerNode(nLayers: number, tabs: number): number {
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : 0);
 const round = (x: number, digits = 2) => +x.toFixed(digits);
 
 export async function demoCommand(options: DemoCommandOptions): Promise<void> {
@@ -65,7 +65,7 @@ export async function demoCommand(options: DemoCommandOptions): Promise<void> {
       tokensPerSecond: msPerToken > 0 ? round(1000 / msPerToken) : null,
       msPerToken: round(msPerToken, 3),
       msPerTokenStatistic: 'mean of the decode steps after the first token',
-      msPerTokenMedian: round(median(gen.decodeStepsMs), 3),
+      msPerTokenMedian: round(median(gen.decodeStepsMs) ?? 0, 3),
       firstTokenMs: round(gen.firstTokenMs, 1),
       maxLayersPerNode,
       route,

@@ -54,10 +54,14 @@ export const SERVER_ENV = {
 
 type Env = Record<string, string | undefined>;
 
-/** Where state lives unless told: $INFERMESH_CACHE/server, else the user's cache folder (as cli/defaults.ts). */
+/** infermesh's cache folder (packages, bench data, server state): $INFERMESH_CACHE, else $XDG_CACHE_HOME/infermesh, else ~/.cache/infermesh. */
+export function defaultCacheDir(env: Env, home: () => string = homedir): string {
+  return env.INFERMESH_CACHE || join(env.XDG_CACHE_HOME ?? join(home(), '.cache'), 'infermesh');
+}
+
+/** Where state lives unless told: `server` in the cache folder. */
 export function defaultDataDir(env: Env, home: () => string = homedir): string {
-  if (env.INFERMESH_CACHE) return join(env.INFERMESH_CACHE, 'server');
-  return join(env.XDG_CACHE_HOME ?? join(home(), '.cache'), 'infermesh', 'server');
+  return join(defaultCacheDir(env, home), 'server');
 }
 
 /** Parses the server's arguments (without node and the script) and environment; `--help` returns the help text. */

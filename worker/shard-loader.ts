@@ -6,7 +6,9 @@
  */
 import { PackageError, UsageError } from '../shared/errors.ts';
 import type { LoadRequest } from '../shared/engine/api.ts';
-import { blockShards, MANIFEST_FILE, parseManifest, verifyFile } from '../shared/model/manifest.ts';
+import { blockShards, MANIFEST_FILE, parseManifest } from '../shared/model/manifest.ts';
+import { fetchPackageFiles, readVerifiedFile } from '../shared/model/package-fetch.ts';
+import type { PackageFileReader } from '../shared/model/package-fetch.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { decodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
@@ -24,19 +26,14 @@ export interface LoadedShard {
 export async function loadShardFiles(request: LoadRequest, deps: { fetch?: typeof fetch } = {}): Promise<LoadedShard> {
   const source = request.source;
   const where = source.kind === 'url' ? source.baseUrl : 'handed-in package';
-  const get = async (path: string): Promise<Uint8Array> => {
-    if (source.kind === 'bytes') {
-      const bytes = source.files[path];
-      if (!bytes) throw new PackageError('file is missing from the bytes handed in', { source: path });
-      return bytes;
-    }
-    const url = `${source.baseUrl.replace(/\/$/, '')}/${path}`;
-    const response = await (deps.fetch ?? fetch)(url).catch((err: unknown) => {
-      throw new PackageError(`cannot fetch: ${(err as Error).message}`, { source: url, cause: err });
-    });
-    if (!response.ok) throw new PackageError(`fetch failed with HTTP ${response.status}`, { source: url });
-    return new Uint8Array(await response.arrayBuffer());
-  };
+  const get: PackageFileReader =
+    source.kind === 'url'
+      ? fetchPackageFiles(source.baseUrl, deps.fetch)
+      : async (path) => {
+          const bytes = source.files[path];
+          if (!bytes) throw new PackageError('file is missing from the bytes handed in', { source: path });
+          return bytes;
+        };
 
   const manifestText = source.kind === 'bytes' ? source.manifest : new TextDecoder().decode(await get(MANIFEST_FILE));
   const manifest = await parseManifest(manifestText, `${where}/${MANIFEST_FILE}`);
@@ -50,10 +47,8 @@ export async function loadShardFiles(request: LoadRequest, deps: { fetch?: typeo
 
   let piecesVerified = 0;
   const verified = async (path: string): Promise<Uint8Array> => {
-    const entry = manifest.files.find((f) => f.path === path);
-    if (!entry) throw new PackageError('file is not listed in the manifest', { source: path });
-    const bytes = await get(path);
-    piecesVerified += await verifyFile(bytes, entry, manifest.pieceSize, path);
+    const { bytes, pieces } = await readVerifiedFile(manifest, path, get);
+    piecesVerified += pieces;
     return bytes;
   };
 

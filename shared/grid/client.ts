@@ -6,7 +6,8 @@
  * and fetch are injected, so the same client runs in a browser and in Node.
  */
 import { InfermeshError, PackageError, UsageError } from '../errors.ts';
-import { MANIFEST_FILE, parseManifest, shardOf, verifyFile } from '../model/manifest.ts';
+import { MANIFEST_FILE, parseManifest, shardOf } from '../model/manifest.ts';
+import { fetchPackageFiles, readVerifiedFile } from '../model/package-fetch.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { createEmbeddingTable } from '../model/embedding.ts';
 import { decodeModel } from '../model/onnx/schema.ts';
@@ -105,22 +106,10 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   const offer = options.model ? info.models.find((m) => m.packageId === options.model) : info.models[0];
   if (!offer) throw new UsageError(options.model ? `the grid does not serve model ${options.model}` : 'the grid serves no model');
   const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
-  const file = async (path: string) => {
-    const response = await fetchFn(new URL(path, packageUrl)).catch((err: unknown) => {
-      throw new PackageError(`cannot fetch: ${(err as Error).message}`, { source: path, cause: err });
-    });
-    if (!response.ok) throw new PackageError(`fetch failed with HTTP ${response.status}`, { source: new URL(path, packageUrl).href });
-    return new Uint8Array(await response.arrayBuffer());
-  };
+  const file = fetchPackageFiles(packageUrl, fetchFn);
   const manifest = await parseManifest(new TextDecoder().decode(await file(MANIFEST_FILE)), `${packageUrl}${MANIFEST_FILE}`);
   if (manifest.id !== offer.packageId) throw new PackageError(`the server's manifest is package ${manifest.id}, not the offered ${offer.packageId}`, { source: packageUrl });
-  const verified = async (path: string) => {
-    const entry = manifest.files.find((f) => f.path === path);
-    if (!entry) throw new PackageError('file is not listed in the manifest', { source: path });
-    const bytes = await file(path);
-    await verifyFile(bytes, entry, manifest.pieceSize, path);
-    return bytes;
-  };
+  const verified = async (path: string) => (await readVerifiedFile(manifest, path, file)).bytes;
 
   const embed = shardOf(manifest, 'embed');
   const headShard = shardOf(manifest, 'head');

@@ -10,13 +10,14 @@ import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
+import { median } from '../statistics.ts';
 import { decodeFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
 import { dialDirect, isDirectWebRTC, openDirectStream, peerAddress } from './node.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
 import type { RouteHop } from './protocol.ts';
 import { UnknownRequestError } from './stage-server.ts';
-import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, StageFailedError } from './stage-wire.ts';
+import { decodeStageMessage, encodeEnd, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageFailedError } from './stage-wire.ts';
 import type { HopRecord } from './stage-wire.ts';
 
 /** A step that got no answer in time: a stage is gone or stuck. */
@@ -78,8 +79,7 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
   const me = node.peerId.toString();
   await node.handle(RESULT_PROTOCOL, async (stream) => {
     const lp = lpStream(stream, { maxDataLength: maxBytes });
-    const refuse = (err: Error, requestId?: string) =>
-      lp.write(encodeFailure({ requestId, name: err.name, message: (err as InfermeshError).shortMessage ?? err.message, peerId: me })).catch(() => undefined);
+    const refuse = (err: Error, requestId?: string) => refuseTo(lp, err, me, requestId);
     let requestId: string | undefined;
     try {
       const first = decodeStageMessage((await lp.read()).subarray());
@@ -182,7 +182,6 @@ export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p;
       await session.out.unwrap().close().catch(() => undefined);
     },
     report() {
-      const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : undefined);
       return [...options.hops, null].map((hop, i) => ({
         from: i === 0 ? 'client' : options.hops[i - 1].peerId,
         to: hop ? hop.peerId : 'client',

@@ -14,7 +14,7 @@ import { decodeFrame } from '../protocol/frame.ts';
 import type { LayerRange } from '../runtime/stage.ts';
 import { isDirectWebRTC, openDirectStream } from './node.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
-import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, StageMessageError } from './stage-wire.ts';
+import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
 
 /** A frame for a request this stream was not opened for (or a client that never asked). */
@@ -53,6 +53,9 @@ export interface StageServer {
   stop(): Promise<void>;
 }
 
+/** Decode steps kept for the served ms-per-layer figure. */
+const RECENT_STEPS = 32;
+
 /** Streams that end or fail while this stage waits on them are not errors of the stage. */
 const closed = (err: unknown) => ['StreamClosedError', 'StreamResetError', 'StreamStateError', 'UnexpectedEOFError', 'AbortError'].includes((err as Error)?.name);
 
@@ -63,8 +66,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
   const listeners: ((rows: number, ms: number) => void)[] = [];
   const stats: StageServerStats = { requestsServed: 0, tokensServed: 0, activeRequests: 0, recentDecodeMs: [] };
 
-  const refuse = (to: LengthPrefixedStream<Stream>, err: unknown, requestId?: string) =>
-    to.write(encodeFailure({ requestId, name: (err as Error).name ?? 'Error', message: (err as InfermeshError).shortMessage ?? (err as Error).message, peerId: me })).catch(() => undefined);
+  const refuse = (to: LengthPrefixedStream<Stream>, err: unknown, requestId?: string) => refuseTo(to, err, me, requestId);
 
   function checkOpen(open: StageOpen): number {
     if (open.packageId !== options.packageId) throw new WrongStageError(`this stage serves package ${options.packageId}, not ${open.packageId}`);
@@ -142,7 +144,10 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, direct: direct() }], out));
           const rows = header.dims.length >= 2 ? header.dims[header.dims.length - 2] : 1;
           stats.tokensServed += 1;
-          if (rows === 1) stats.recentDecodeMs = [...stats.recentDecodeMs.slice(-31), ms];
+          if (rows === 1) {
+            stats.recentDecodeMs.push(ms);
+            if (stats.recentDecodeMs.length > RECENT_STEPS) stats.recentDecodeMs.shift();
+          }
           for (const l of listeners) l(rows, ms);
         } catch (err) {
           await refuse(upstream, err, open.requestId);

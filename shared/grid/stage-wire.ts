@@ -84,6 +84,15 @@ function jsonMessage(kind: number, value: unknown): Uint8Array {
 
 export const encodeOpen = (open: StageOpen) => jsonMessage(MSG_OPEN, open);
 export const encodeFailure = (failure: StageFailure) => jsonMessage(MSG_ERROR, failure);
+
+/**
+ * Sends `err` back to whoever sent the offending message, by its stable name and one-line
+ * message. Best effort: a sender that has gone cannot be told.
+ */
+export function refuse(to: { write(bytes: Uint8Array): Promise<void> }, err: unknown, peerId: string, requestId?: string): Promise<void> {
+  const e = err as Partial<InfermeshError> & Error;
+  return to.write(encodeFailure({ requestId, name: e.name ?? 'Error', message: e.shortMessage ?? e.message, peerId })).catch(() => undefined);
+}
 export const encodeEnd = (requestId: string) => jsonMessage(MSG_END, { requestId });
 
 export function encodeFrameMessage(hops: HopRecord[], frame: Uint8Array): Uint8Array {

@@ -8,6 +8,7 @@
 import { multiaddr } from '@multiformats/multiaddr';
 import { lpStream } from '@libp2p/utils';
 import { createPeerNode, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
+import { median } from '../../shared/statistics.ts';
 import type { PeerNode } from '../../shared/grid/node.ts';
 import { COORDINATOR_PROTOCOL, MAX_CONTROL_BYTES, PIECES_PROTOCOL } from '../../shared/grid/protocol.ts';
 import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared/grid/protocol.ts';
@@ -16,6 +17,7 @@ import { probePeer, serveProbe } from '../../shared/grid/probe.ts';
 import { serveStage } from '../../shared/grid/stage-server.ts';
 import type { StageServer } from '../../shared/grid/stage-server.ts';
 import { MANIFEST_FILE, parseManifest } from '../../shared/model/manifest.ts';
+import { fetchPackageFiles } from '../../shared/model/package-fetch.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
 import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { assembleFiles, filesForLayers, piecesForLayers } from '../../shared/swarm/package-pieces.ts';
@@ -73,7 +75,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
   const info = (await (await fetch(`${base}/api/info`)).json()) as GridInfo;
   const offer = info.models[0];
   const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
-  const manifestText = await (await fetch(new URL(MANIFEST_FILE, packageUrl))).text();
+  const manifestText = new TextDecoder().decode(await fetchPackageFiles(packageUrl)(MANIFEST_FILE));
   const manifest: Manifest = await parseManifest(manifestText, `${packageUrl}${MANIFEST_FILE}`);
   const store = await createIndexedDbPieceStore();
 
@@ -220,8 +222,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     update({ requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond });
     hooks.throughput(Date.now(), tokensPerSecond);
     const layers = state.layers ? state.layers.end - state.layers.start : 0;
-    const decode = [...s.recentDecodeMs].sort((a, b) => a - b);
-    const msPerLayer = decode.length > 0 && layers > 0 ? decode[decode.length >> 1] / layers : undefined;
+    const decodeMs = median(s.recentDecodeMs);
+    const msPerLayer = decodeMs !== undefined && layers > 0 ? decodeMs / layers : undefined;
     if (msPerLayer !== undefined) update({ device: { ...state.device!, msPerLayer } });
     void send({ type: 'stats', stats: { requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond, msPerLayer } });
   }, STATS_INTERVAL_MS);
