@@ -135,16 +135,21 @@ async function dialOnce(node: Libp2p, peer: PeerAddress, signal?: AbortSignal): 
   const addrs = peer.addrs.filter((a) => a.includes('/webrtc'));
   if (addrs.length === 0) throw new DirectConnectionError(`peer ${peer.peerId} has no /webrtc address to dial`);
   let lastError: unknown;
+  // The dial's last progress event says where a failed WebRTC handshake stalled (relay, SDP, ICE, data channel).
+  let stage = 'start';
+  const onProgress = (event: { type: string }) => {
+    stage = event.type;
+  };
   for (const addr of addrs) {
     try {
-      const conn = await node.dial(multiaddr(addr), { signal });
+      const conn = await node.dial(multiaddr(addr), { signal, onProgress });
       if (isDirectWebRTC(conn)) return conn;
       lastError = new Error(`dial returned a ${conn.limits ? 'relayed' : 'non-WebRTC'} connection (${conn.remoteAddr})`);
     } catch (err) {
       lastError = err;
     }
   }
-  throw new DirectConnectionError(`cannot open a direct WebRTC connection to ${peer.peerId}: ${(lastError as Error)?.message}`, { cause: lastError });
+  throw new DirectConnectionError(`cannot open a direct WebRTC connection to ${peer.peerId} (last step: ${stage}): ${(lastError as Error)?.message}`, { cause: lastError });
 }
 
 async function waitFor(check: () => boolean, timeoutMs: number, message: string): Promise<void> {

@@ -77,6 +77,8 @@ interface TestPeer {
   unreachable?: boolean;
   /** accepts streams but never answers */
   silent?: boolean;
+  /** this many stream opens fail before the peer answers (a dial that hangs, then works) */
+  flakyOpens?: number;
 }
 
 /**
@@ -101,6 +103,10 @@ async function swarm(peers: TestPeer[]) {
   const openPieceStream = async ({ peerId }: { peerId: string }) => {
     const peer = byId.get(peerId)!;
     if (peer.unreachable) throw new DirectConnectionError(`cannot open a direct WebRTC connection to ${peerId}`);
+    if ((peer.flakyOpens ?? 0) > 0) {
+      peer.flakyOpens!--;
+      throw new DirectConnectionError(`the dial to ${peerId} timed out`);
+    }
     const [outbound, inbound] = await streamPair();
     if (!peer.silent) void handlePieceStream(inbound, { store: stores.get(peerId)!, corrupt: peer.corrupt });
     return outbound;
@@ -250,6 +256,14 @@ describe('swarm fetcher', () => {
     const report = await fetcher.run();
     expect(report.sources).toEqual({ here: allPieces.length });
     expect(report.dropped).toEqual([]);
+    expect(await holdsExactly(store, allPieces)).toBe(true);
+  });
+
+  it('asks a peer whose stream failed once more before falling back to the web seed', async () => {
+    const { fetcher, store } = await fetchWith([{ peerId: 'flaky', have: allPieces, flakyOpens: 1 }]);
+    const report = await fetcher.run();
+    expect(report.sources).toEqual({ flaky: allPieces.length });
+    expect(seedHits).toEqual([]);
     expect(await holdsExactly(store, allPieces)).toBe(true);
   });
 

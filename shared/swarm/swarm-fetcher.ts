@@ -81,6 +81,15 @@ export interface SwarmFetcher {
   onProgress(listener: (progress: SwarmProgress) => void): () => void;
 }
 
+/** A peer answered a piece request with a refusal (it broke the protocol or would not serve). */
+class PeerRefusedError extends InfermeshError {
+  override name = 'PeerRefusedError';
+}
+
+/** Tries of one piece request to one peer before the peer is benched until the next setPeers. */
+const PEER_ATTEMPTS = 2;
+const RETRY = Symbol('retry');
+
 export function createSwarmFetcher(options: SwarmFetcherOptions, deps: SwarmFetcherDeps): SwarmFetcher {
   const { manifest, packageId, webSeedUrl } = options;
   const maxPerPeer = options.maxPerPeer ?? 4;
@@ -137,10 +146,22 @@ export function createSwarmFetcher(options: SwarmFetcherOptions, deps: SwarmFetc
     pools.delete(peerId);
   }
 
-  /** A piece from a peer, or undefined when the peer did not give one (declined, failed, gone). */
+  /**
+   * A piece from a peer, or undefined when the peer did not give one (declined, failed, gone).
+   * A request that fails in transport is tried once more on a fresh stream before the peer is
+   * benched: a WebRTC dial or stream now and then fails where the next attempt works at once.
+   */
   async function askPeer(peerId: string, at: PieceLocation, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    for (let attempt = 1; attempt <= PEER_ATTEMPTS; attempt++) {
+      const answer = await askPeerOnce(peerId, at, signal, attempt === PEER_ATTEMPTS);
+      if (answer !== RETRY) return answer;
+    }
+    return undefined;
+  }
+
+  async function askPeerOnce(peerId: string, at: PieceLocation, signal: AbortSignal, last: boolean): Promise<Uint8Array | undefined | typeof RETRY> {
     const peer = peers.get(peerId);
-    if (!peer) return undefined;
+    if (!peer || benched.has(peerId) || dropped.has(peerId)) return undefined;
     let stream: Stream | undefined;
     try {
       stream = await acquireStream(peer, signal);
@@ -154,12 +175,13 @@ export function createSwarmFetcher(options: SwarmFetcherOptions, deps: SwarmFetc
         declined.set(peerId, (declined.get(peerId) ?? new Set()).add(at.key));
         return undefined;
       }
-      throw new InfermeshError(`peer refused the request: ${answer.reason}`);
+      throw new PeerRefusedError(`peer refused the request: ${answer.reason}`);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       if (stream) closeStream(stream);
-      benched.add(peerId);
       closePool(peerId);
+      if (!last && !(err instanceof PeerRefusedError)) return RETRY;
+      benched.add(peerId);
       return undefined;
     }
   }
