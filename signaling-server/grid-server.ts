@@ -28,6 +28,11 @@ import type { ApiHandler, HttpServer } from './http/server.ts';
 import { HttpError } from './http/errors.ts';
 import { createOpenAIGateway } from './http/openai-gateway.ts';
 import type { GridStore } from './store.ts';
+import { createReplayer } from './trust/replayer.ts';
+import { startValidator, verdictReason } from './trust/validator.ts';
+import type { Validator, Verdict } from './trust/validator.ts';
+
+const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
 /** onnxruntime-web's .wasm and loader files, served at ORT_ASSET_PATH for the engine workers. */
 const ORT_DIST_DIR = fileURLToPath(new URL('../node_modules/onnxruntime-web/dist/', import.meta.url));
@@ -49,6 +54,7 @@ export interface GridServer {
   manifest: Manifest;
   relay: RelayNode;
   coordinator: Coordinator;
+  validator: Validator;
   http: HttpServer;
   /** the server's own grid client (the OpenAI gateway's), connected on first use */
   client(): Promise<GridClient>;
@@ -87,6 +93,23 @@ export async function startGridServer(options: GridServerOptions, deps: { store?
     { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode },
     { node: relay, events: store && storeEvents(store, manifest.id) },
   );
+
+  // The validator runs on the relay node: stages reach it over the WebSocket connection they already have.
+  const replayer = createReplayer({ dir: options.modelDir, manifest });
+  const validator = await startValidator({ manifest }, {
+    node: relay,
+    replayer,
+    reputation: store && ((peerId) => store.reputation(peerId)),
+    onVerdict: (verdict) => void judged(verdict).catch(() => undefined),
+    onRefusal: (refusal) => store?.recordRefusal({ ...refusal, requestId: refusal.requestId ?? null }),
+  });
+  /** A verdict is recorded; a failed one bans the stage and re-places its layers. */
+  async function judged(verdict: Verdict): Promise<void> {
+    const evidenceHash = toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', verdict.commitment.slice().buffer)));
+    store?.recordVerdict({ ...verdict, evidenceHash });
+    if (verdict.ok) return;
+    coordinator.banish({ peerId: verdict.peerId, requestId: verdict.requestId, layers: verdict.layers, reason: verdictReason(verdict), evidenceHash });
+  }
 
   let client: Promise<GridClient> | null = null;
   const api: ApiHandler[] = [
@@ -161,11 +184,14 @@ export async function startGridServer(options: GridServerOptions, deps: { store?
     manifest,
     relay,
     coordinator,
+    validator,
     http,
     client: connect,
     async close() {
       const c = await client?.catch(() => null);
       await c?.close();
+      await validator.stop().catch(() => undefined);
+      await replayer.close();
       await coordinator.stop().catch(() => undefined);
       await http.close();
       await relay.stop();

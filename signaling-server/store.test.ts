@@ -140,3 +140,49 @@ describe('the file', () => {
     memory.close();
   });
 });
+
+describe('verdicts and refusals', () => {
+  const verdict = (ok: boolean, stepCount: number) => ({
+    peerId: 'peer-a', requestId: `r-${clock}`, packageId: 'pkg', layers: { start: 0, end: 2 }, ok, stepCount, tokens: stepCount + 7,
+    checkedSteps: [0, 3], worst: { ok, margins: { matchFraction: 0.2, valueError: ok ? 0.002 : -0.01 } }, replayMs: 12.5, confirmed: !ok, evidenceHash: 'ab'.repeat(32),
+  });
+
+  it('keeps every verdict with what it rests on, latest first, across a reopen', () => {
+    store.recordVerdict(verdict(true, 24));
+    clock = 2_000;
+    store.recordVerdict(verdict(false, 10));
+    store.close();
+    store = openGridStore(file, { now });
+    expect(store.verdicts({ peerId: 'peer-a' })).toEqual([
+      expect.objectContaining({ ok: false, confirmed: true, stepCount: 10, checkedSteps: [0, 3], judgedAt: 2_000, worst: verdict(false, 10).worst }),
+      expect.objectContaining({ ok: true, confirmed: false, stepCount: 24, layers: { start: 0, end: 2 }, judgedAt: 1_000 }),
+    ]);
+    expect(store.verdicts({ peerId: 'peer-b' })).toEqual([]);
+  });
+
+  it('sums a peer’s verified steps and failed checks into its reputation', () => {
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 0, failedChecks: 0 });
+    store.recordVerdict(verdict(true, 24));
+    store.recordVerdict(verdict(true, 6));
+    store.recordVerdict(verdict(false, 10));
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 30, failedChecks: 1 });
+  });
+
+  it('records refusals with their reason', () => {
+    store.recordRefusal({ peerId: 'peer-a', requestId: 'r1', name: 'RevealLateError', message: 'the reveal came 500 ms after the answer window closed' });
+    store.recordRefusal({ peerId: 'peer-a', requestId: null, name: 'CommitmentSignatureError', message: 'not signed by peer-a' });
+    expect(store.refusals().map((r) => r.name)).toEqual(['CommitmentSignatureError', 'RevealLateError']);
+  });
+
+  it('brings a file of schema version 1 up to date, keeping its rows', () => {
+    store.close();
+    const db = new DatabaseSync(file);
+    db.exec('DROP TABLE verdicts; DROP TABLE refusals; PRAGMA user_version = 1');
+    db.prepare("INSERT INTO peers (peer_id, role, first_seen, last_seen) VALUES ('old', 'donor', 1, 1)").run();
+    db.close();
+    store = openGridStore(file, { now });
+    expect(store.peer('old')).toMatchObject({ peerId: 'old' });
+    store.recordVerdict(verdict(true, 1));
+    expect(store.reputation('peer-a').verifiedSteps).toBe(1);
+  });
+});

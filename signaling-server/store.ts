@@ -55,6 +55,33 @@ export interface RequestRecord {
   error: string | null;
 }
 
+export interface VerdictRecord {
+  id: number;
+  peerId: string;
+  requestId: string;
+  packageId: string;
+  layers: LayerRange;
+  ok: boolean;
+  stepCount: number;
+  tokens: number;
+  checkedSteps: number[];
+  /** the worst comparison (fingerprint.ts FingerprintVerdict) */
+  worst: unknown;
+  replayMs: number;
+  confirmed: boolean;
+  evidenceHash: string;
+  judgedAt: number;
+}
+
+export interface RefusalRecord {
+  id: number;
+  peerId: string;
+  requestId: string | null;
+  name: string;
+  message: string;
+  refusedAt: number;
+}
+
 export interface GridStore {
   /** the file, or ':memory:' */
   readonly path: string;
@@ -74,6 +101,15 @@ export interface GridStore {
   requestStarted(request: { requestId: string; packageId: string; route: RouteHop[]; promptTokens: number }): void;
   requestEnded(result: { requestId: string; completionTokens: number; status: Exclude<RequestStatus, 'running'>; error?: string }): void;
   request(requestId: string): RequestRecord | undefined;
+  /** The validator's finding on one stage's part of one request. */
+  recordVerdict(verdict: Omit<VerdictRecord, 'id' | 'judgedAt'>): VerdictRecord;
+  /** A commitment or reveal the validator refused, and why. */
+  recordRefusal(refusal: Omit<RefusalRecord, 'id' | 'refusedAt'>): void;
+  /** Latest first; default limit 100. */
+  verdicts(filter?: { peerId?: string; limit?: number }): VerdictRecord[];
+  refusals(filter?: { peerId?: string; limit?: number }): RefusalRecord[];
+  /** Verified decode steps and failed checks of a peer over all its verdicts (the validator's sampling input). */
+  reputation(peerId: string): { verifiedSteps: number; failedChecks: number };
   /** Latest started first; default limit 100. */
   requests(filter?: { packageId?: string; limit?: number }): RequestRecord[];
   close(): void;
@@ -119,6 +155,33 @@ const MIGRATIONS: readonly string[] = [
      error              TEXT
    );
    CREATE INDEX requests_started ON requests (started_at);`,
+  `CREATE TABLE verdicts (
+     id             INTEGER PRIMARY KEY AUTOINCREMENT,
+     peer_id        TEXT NOT NULL,
+     request_id     TEXT NOT NULL,
+     package_id     TEXT NOT NULL,
+     layer_start    INTEGER NOT NULL,
+     layer_end      INTEGER NOT NULL,
+     ok             INTEGER NOT NULL,
+     step_count     INTEGER NOT NULL,
+     tokens         INTEGER NOT NULL,
+     checked_steps  TEXT NOT NULL,
+     worst          TEXT NOT NULL,
+     replay_ms      REAL NOT NULL,
+     confirmed      INTEGER NOT NULL,
+     evidence_hash  TEXT NOT NULL,
+     judged_at      INTEGER NOT NULL
+   );
+   CREATE INDEX verdicts_peer ON verdicts (peer_id, judged_at);
+   CREATE TABLE refusals (
+     id          INTEGER PRIMARY KEY AUTOINCREMENT,
+     peer_id     TEXT NOT NULL,
+     request_id  TEXT,
+     name        TEXT NOT NULL,
+     message     TEXT NOT NULL,
+     refused_at  INTEGER NOT NULL
+   );
+   CREATE INDEX refusals_peer ON refusals (peer_id, refused_at);`,
 ];
 
 export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -171,6 +234,15 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     endRequest: db.prepare('UPDATE requests SET completion_tokens = ?, ended_at = ?, status = ?, error = ? WHERE request_id = ?'),
     request: db.prepare('SELECT * FROM requests WHERE request_id = ?'),
     requests: db.prepare('SELECT * FROM requests WHERE (?1 IS NULL OR package_id = ?1) ORDER BY started_at DESC, rowid DESC LIMIT ?2'),
+    insertVerdict: db.prepare(
+      `INSERT INTO verdicts (peer_id, request_id, package_id, layer_start, layer_end, ok, step_count, tokens, checked_steps, worst, replay_ms, confirmed, evidence_hash, judged_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    verdict: db.prepare('SELECT * FROM verdicts WHERE id = ?'),
+    verdicts: db.prepare('SELECT * FROM verdicts WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY judged_at DESC, id DESC LIMIT ?2'),
+    insertRefusal: db.prepare('INSERT INTO refusals (peer_id, request_id, name, message, refused_at) VALUES (?, ?, ?, ?, ?)'),
+    refusals: db.prepare('SELECT * FROM refusals WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY refused_at DESC, id DESC LIMIT ?2'),
+    reputation: db.prepare('SELECT COALESCE(SUM(CASE WHEN ok = 1 THEN step_count END), 0) AS verified, COALESCE(SUM(CASE WHEN ok = 0 THEN 1 END), 0) AS failed FROM verdicts WHERE peer_id = ?'),
   };
 
   const peer = (peerId: string) => {
@@ -225,6 +297,27 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     },
     requests(filter = {}) {
       return q.requests.all(filter.packageId ?? null, filter.limit ?? 100).map(requestOf);
+    },
+    recordVerdict(v) {
+      const at = now();
+      const { lastInsertRowid } = q.insertVerdict.run(
+        v.peerId, v.requestId, v.packageId, v.layers.start, v.layers.end, v.ok ? 1 : 0, v.stepCount, v.tokens,
+        JSON.stringify(v.checkedSteps), JSON.stringify(v.worst), v.replayMs, v.confirmed ? 1 : 0, v.evidenceHash, at,
+      );
+      return verdictOf(q.verdict.get(lastInsertRowid)!);
+    },
+    recordRefusal(r) {
+      q.insertRefusal.run(r.peerId, r.requestId ?? null, r.name, r.message, now());
+    },
+    verdicts(filter = {}) {
+      return q.verdicts.all(filter.peerId ?? null, filter.limit ?? 100).map(verdictOf);
+    },
+    refusals(filter = {}) {
+      return q.refusals.all(filter.peerId ?? null, filter.limit ?? 100).map(refusalOf);
+    },
+    reputation(peerId) {
+      const row = q.reputation.get(peerId)!;
+      return { verifiedSteps: Number(row.verified), failedChecks: Number(row.failed) };
     },
     close() {
       if (db.isOpen) db.close();
@@ -288,5 +381,35 @@ function requestOf(r: Row): RequestRecord {
     endedAt: r.ended_at === null ? null : Number(r.ended_at),
     status: r.status as RequestStatus,
     error: (r.error as string | null) ?? null,
+  };
+}
+
+function verdictOf(r: Row): VerdictRecord {
+  return {
+    id: Number(r.id),
+    peerId: r.peer_id as string,
+    requestId: r.request_id as string,
+    packageId: r.package_id as string,
+    layers: { start: Number(r.layer_start), end: Number(r.layer_end) },
+    ok: r.ok === 1,
+    stepCount: Number(r.step_count),
+    tokens: Number(r.tokens),
+    checkedSteps: json<number[]>(r.checked_steps) ?? [],
+    worst: json<unknown>(r.worst),
+    replayMs: Number(r.replay_ms),
+    confirmed: r.confirmed === 1,
+    evidenceHash: r.evidence_hash as string,
+    judgedAt: Number(r.judged_at),
+  };
+}
+
+function refusalOf(r: Row): RefusalRecord {
+  return {
+    id: Number(r.id),
+    peerId: r.peer_id as string,
+    requestId: (r.request_id as string | null) ?? null,
+    name: r.name as string,
+    message: r.message as string,
+    refusedAt: Number(r.refused_at),
   };
 }

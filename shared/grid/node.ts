@@ -14,7 +14,7 @@ import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { Connection, Stream } from '@libp2p/interface';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { InfermeshError } from '../errors.ts';
 import type { PeerAddress } from './protocol.ts';
 
@@ -28,10 +28,13 @@ export type PeerNode = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>
 export interface PeerNodeOptions {
   /** the relay's multiaddrs (from the server's /api/info) */
   relayAddrs: string[];
+  /** the node's identity; a stage passes its own so it can sign commitments with it (default: a new Ed25519 key) */
+  privateKey?: PrivateKey;
 }
 
 export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode> {
   const node = await createLibp2p({
+    privateKey: options.privateKey,
     addresses: { listen: ['/p2p-circuit', '/webrtc'] },
     transports: [webSockets(), webRTC(), circuitRelayTransport()],
     connectionEncrypters: [noise()],

@@ -77,7 +77,24 @@ export type FromCoordinator =
   | { type: 'welcome'; peerId: string; model: ModelOffer }
   | { type: 'assign'; packageId: string; layers: LayerRange }
   | { type: 'peers'; peers: (PeerAddress & { have: PieceKey[]; serving?: LayerRange })[] }
+  | { type: 'verdict'; verdict: VerdictNotice }
   | { type: 'error'; name: string; message: string };
+
+/**
+ * The validator's finding against a stage, sent to every peer: the stage itself (its page shows
+ * it), clients (a route through it is not used again) and donors.
+ */
+export interface VerdictNotice {
+  peerId: string;
+  requestId: string;
+  layers: LayerRange;
+  /** why, for people: which check failed and by how much */
+  reason: string;
+  /** SHA-256 (hex) of the evidence: the signed commitment the verdict rests on */
+  evidenceHash: string;
+  /** the slashing transaction, when the chain took it */
+  slashTx?: string;
+}
 
 /** One hop of a route, as a client receives it and stages forward it. */
 export interface RouteHop extends PeerAddress {

@@ -12,6 +12,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
 import { decodeFrame } from '../protocol/frame.ts';
 import type { LayerRange } from '../runtime/stage.ts';
+import type { StepJournal } from '../trust/step-journal.ts';
 import { isDirectWebRTC, openDirectStream } from './node.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
@@ -59,7 +60,16 @@ const RECENT_STEPS = 32;
 /** Streams that end or fail while this stage waits on them are not errors of the stage. */
 const closed = (err: unknown) => ['StreamClosedError', 'StreamResetError', 'StreamStateError', 'UnexpectedEOFError', 'AbortError'].includes((err as Error)?.name);
 
-export async function serveStage(node: Libp2p, options: StageServerOptions, deps: { engine: StageEngine; now?: () => number }): Promise<StageServer> {
+export interface StageServerDeps {
+  engine: StageEngine;
+  /** where served steps are noted so the stage can answer for them (shared/trust/step-journal.ts) */
+  journal?: StepJournal;
+  /** called once a request's stream has ended, e.g. to commit to it (stage-attestor.ts) */
+  onRequestEnd?: (requestId: string) => void;
+  now?: () => number;
+}
+
+export async function serveStage(node: Libp2p, options: StageServerOptions, deps: StageServerDeps): Promise<StageServer> {
   const me = node.peerId.toString();
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
   const now = deps.now ?? (() => performance.now());
@@ -101,6 +111,19 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     }
 
     stats.activeRequests += 1;
+    // A request whose steps could not all be noted is not committed to: a commitment with a gap would not replay.
+    let journaled = deps.journal !== undefined;
+    let noted = 0;
+    const note = (header: ReturnType<typeof decodeFrame>, rows: number, out: Uint8Array): boolean => {
+      try {
+        deps.journal!.record(open.requestId, { step: header.step, position: header.position, rows }, header.data, decodeFrame(out).data);
+        noted++;
+        return true;
+      } catch {
+        deps.journal!.forget(open.requestId);
+        return false;
+      }
+    };
     // Refusals from further down travel back up to whoever sent the frame.
     const relayErrors = (async () => {
       for (;;) {
@@ -143,6 +166,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           const ms = now() - t0;
           await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, direct: direct() }], out));
           const rows = header.dims.length >= 2 ? header.dims[header.dims.length - 2] : 1;
+          journaled &&= note(header, rows, out);
           stats.tokensServed += 1;
           if (rows === 1) {
             stats.recentDecodeMs.push(ms);
@@ -161,6 +185,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       await downstream.unwrap().close().catch(() => undefined);
       await stream.close().catch(() => undefined);
       void relayErrors;
+      if (journaled && noted > 0) deps.onRequestEnd?.(open.requestId);
     }
   }
 

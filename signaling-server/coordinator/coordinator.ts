@@ -13,7 +13,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError, UsageError } from '../../shared/errors.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
 import { COORDINATOR_PROTOCOL, MAX_CONTROL_BYTES } from '../../shared/grid/protocol.ts';
-import type { FromCoordinator, ModelOffer, ToCoordinator } from '../../shared/grid/protocol.ts';
+import type { FromCoordinator, ModelOffer, ToCoordinator, VerdictNotice } from '../../shared/grid/protocol.ts';
 import { createRegistry } from './registry.ts';
 import type { PeerRecord, Registry } from './registry.ts';
 
@@ -36,6 +36,11 @@ export interface CoordinatorEvents {
 
 export interface Coordinator {
   readonly registry: Registry;
+  /**
+   * Acts on a verdict against a stage: bans the peer and its device, gives its layers to
+   * others, and tells every peer (the stage, clients, donors).
+   */
+  banish(verdict: VerdictNotice): void;
   readonly offer: ModelOffer;
   /** Resolves when every layer is served by at least `replicas` donors. */
   waitForCoverage(replicas?: number, timeoutMs?: number): Promise<void>;
@@ -174,6 +179,16 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
   return {
     registry,
     offer,
+    banish(verdict) {
+      const wasHere = registry.peers.has(verdict.peerId);
+      registry.ban(verdict.peerId, verdict.reason);
+      for (const id of senders.keys()) send(id, { type: 'verdict', verdict });
+      if (!wasHere) return;
+      deps.events?.peerLeft?.(verdict.peerId);
+      place();
+      broadcastPeers();
+      coverageChanged();
+    },
     waitFor,
     waitForCoverage: (replicas = 1, timeoutMs = 120_000) =>
       waitFor((r) => r.coverage().every((c) => c >= replicas), `every layer served ${replicas}x`, timeoutMs),

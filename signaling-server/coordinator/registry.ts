@@ -19,6 +19,11 @@ export class LayersNotHeldError extends InfermeshError {
   override name = 'LayersNotHeldError';
 }
 
+/** A peer (or a device) the validator caught cheating: it may not join the grid again. */
+export class BannedPeerError extends InfermeshError {
+  override name = 'BannedPeerError';
+}
+
 /** No chain of serving stages covers the model yet. */
 export class NoRouteError extends InfermeshError {
   override name = 'NoRouteError';
@@ -58,6 +63,8 @@ export function createRegistry(options: RegistryOptions) {
   const { manifest } = options;
   const shape: ModelShape = { nLayers: manifest.config.nLayers, bytesPerLayer: bytesPerLayer(manifest) };
   const peers = new Map<string, PeerRecord>();
+  /** Peer ids and device signatures caught cheating, with why. */
+  const banned = new Map<string, string>();
 
   const donors = () => [...peers.values()].filter((p) => p.role === 'donor' && p.device);
   const capacity = (p: PeerRecord): NodeCapacity => ({ id: p.peerId, memoryBytes: p.device!.memoryBytes, msPerLayer: p.device!.msPerLayer });
@@ -66,6 +73,8 @@ export function createRegistry(options: RegistryOptions) {
     peers,
     shape,
     join(peerId: string, role: PeerRecord['role'], addrs: string[], device: DeviceSummary | undefined, now: number): PeerRecord {
+      const ban = banned.get(peerId) ?? (device && banned.get(`device:${device.signature}`));
+      if (ban) throw new BannedPeerError(`this ${banned.has(peerId) ? 'peer' : 'device'} was caught serving wrong results and may not join: ${ban}`);
       const record: PeerRecord = { peerId, role, addrs, device, have: new Set(), rtt: new Map(), joinedAt: now, ...(peers.get(peerId) && { have: peers.get(peerId)!.have }) };
       peers.set(peerId, record);
       return record;
@@ -73,6 +82,14 @@ export function createRegistry(options: RegistryOptions) {
     leave(peerId: string) {
       peers.delete(peerId);
     },
+    /** Bans a peer and its device from the grid; it leaves the registry (re-place after this). */
+    ban(peerId: string, reason: string) {
+      banned.set(peerId, reason);
+      const signature = peers.get(peerId)?.device?.signature;
+      if (signature) banned.set(`device:${signature}`, reason);
+      peers.delete(peerId);
+    },
+    isBanned: (peerId: string) => banned.has(peerId),
     /** Re-places donors after a join or leave; returns the donors whose range changed. */
     place(): Assignment[] {
       const current = donors().flatMap((p) => (p.assignment ? [{ nodeId: p.peerId, layers: p.assignment }] : []));

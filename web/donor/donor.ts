@@ -15,6 +15,10 @@ import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared
 import type { GridInfo } from '../../shared/grid/client.ts';
 import { probePeer, serveProbe } from '../../shared/grid/probe.ts';
 import { serveStage } from '../../shared/grid/stage-server.ts';
+import { createAttestor } from '../../shared/grid/stage-attestor.ts';
+import { createStepJournal } from '../../shared/trust/step-journal.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { StageServer } from '../../shared/grid/stage-server.ts';
 import { MANIFEST_FILE, parseManifest } from '../../shared/model/manifest.ts';
 import { fetchPackageFiles } from '../../shared/model/package-fetch.ts';
@@ -27,7 +31,7 @@ import type { SwarmFetcher, SwarmPeer } from '../../shared/swarm/swarm-fetcher.t
 import type { ExecutionProvider } from '../../shared/engine/api.ts';
 import { startEngineWorker } from '../engine-client.ts';
 import { createIndexedDbPieceStore } from '../piece-store.ts';
-import type { DonorState } from './view.ts';
+import type { DonorState, TrustState } from './view.ts';
 
 export interface DonorOptions {
   /** the server's origin (the page's own by default) */
@@ -79,7 +83,12 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
   const manifest: Manifest = await parseManifest(manifestText, `${packageUrl}${MANIFEST_FILE}`);
   const store = await createIndexedDbPieceStore();
 
-  const node = await createPeerNode({ relayAddrs: info.relayAddrs });
+  // The tab's identity signs its commitments: the validator checks them against the peer id.
+  const privateKey = await generateKeyPair('Ed25519');
+  const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey });
+  const validator = peerIdFromString(multiaddr(info.relayAddrs[0]).getComponents().findLast((c) => c.name === 'p2p')!.value!);
+  const journal = createStepJournal();
+  const trust: TrustState = { committed: 0, challengedSteps: 0, proofBytes: 0, refused: 0 };
   update({ peerId: node.peerId.toString(), nLayers: manifest.config.nLayers });
   await servePieces(node, { store, corrupt: options.corruptPieces });
   await serveProbe(node);
@@ -140,7 +149,18 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     const files = await assembleFiles(manifest, store, filesForLayers(manifest, layers));
     await engine.engine.load({ modelId: manifest.id, layers, source: { kind: 'bytes', manifest: manifestText, files }, executionProviders: [executionProvider] });
     signal.throwIfAborted();
-    stage = await serveStage(node, { packageId: manifest.id, layers }, { engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) } });
+    const attestor = createAttestor({ packageId: manifest.id, layers }, { node, privateKey, journal, validator });
+    // After a request, off its path: commit, answer the challenge, show what the validator said.
+    const answerFor = (requestId: string) =>
+      attestor.attest(requestId).then(
+        (outcome) => Object.assign(trust, { committed: trust.committed + 1, challengedSteps: trust.challengedSteps + outcome.challenged.length, proofBytes: trust.proofBytes + outcome.proofBytes }),
+        (err: Error) => Object.assign(trust, { refused: trust.refused + 1, lastRefusal: `${err.name}: ${err.message}` }),
+      ).then(() => update({ trust: { ...trust } }));
+    stage = await serveStage(node, { packageId: manifest.id, layers }, {
+      engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) },
+      journal,
+      onRequestEnd: (id) => void answerFor(id),
+    });
     await send({ type: 'serving', packageId: manifest.id, layers });
     update({ status: 'serving' });
   }
@@ -186,6 +206,11 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
       update({ peers: peers.length });
       fetcher?.setPeers(peers);
       void probeNewPeers();
+    } else if (message.type === 'verdict') {
+      if (message.verdict.peerId !== node.peerId.toString()) return;
+      trust.verdict = message.verdict.reason;
+      update({ trust: { ...trust }, status: 'error' });
+      hooks.error(`the validator found this tab serving wrong results and banned it: ${message.verdict.reason}`);
     } else if (message.type === 'error') {
       hooks.error(`the coordinator refused: ${message.name}: ${message.message}`);
     }

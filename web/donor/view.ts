@@ -29,6 +29,22 @@ export interface DonorState {
   tokensPerSecond: number;
   /** peers this tab is connected to */
   peers: number;
+  /** what the validator made of this tab's work (shared/grid/stage-attestor.ts) */
+  trust?: TrustState;
+}
+
+export interface TrustState {
+  /** requests this tab committed to and answered challenges for */
+  committed: number;
+  /** decode steps the validator challenged */
+  challengedSteps: number;
+  /** commitment and reveal bytes sent */
+  proofBytes: number;
+  /** commitments or reveals the validator refused, with the last reason */
+  refused: number;
+  lastRefusal?: string;
+  /** a verdict against this tab: why it was banned */
+  verdict?: string;
 }
 
 export interface DonorView {
@@ -90,6 +106,16 @@ const SKELETON = `
       <dt>Tokens/s</dt><dd data-testid="tokens-per-second"></dd>
     </dl>
     <div class="donor-chart" data-testid="throughput-chart"></div>
+  </section>
+  <section class="donor-card">
+    <h2>Verification</h2>
+    <dl>
+      <dt>Requests committed</dt><dd data-testid="trust-committed"></dd>
+      <dt>Steps challenged</dt><dd data-testid="trust-challenged"></dd>
+      <dt>Proof bytes sent</dt><dd data-testid="trust-proof-bytes"></dd>
+      <dt>Refused by the validator</dt><dd><span data-testid="trust-refused"></span> <span class="donor-muted" data-testid="trust-last-refusal"></span></dd>
+      <dt>Verdict</dt><dd data-testid="trust-verdict"></dd>
+    </dl>
   </section>
 `;
 
@@ -155,6 +181,15 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('requests-served', state.requestsServed);
     set('tokens-served', state.tokensServed);
     set('tokens-per-second', state.tokensPerSecond.toFixed(1));
+
+    const t = state.trust;
+    set('trust-committed', t?.committed ?? 0);
+    set('trust-challenged', t?.challengedSteps ?? 0);
+    set('trust-proof-bytes', formatBytes(t?.proofBytes ?? 0));
+    set('trust-refused', t?.refused ?? 0);
+    set('trust-last-refusal', t?.lastRefusal);
+    set('trust-verdict', t?.verdict ?? 'no verdict against this tab');
+    field('trust-verdict').dataset.banned = String(t?.verdict !== undefined);
   };
   render();
 

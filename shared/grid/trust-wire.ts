@@ -1,0 +1,193 @@
+/**
+ * Messages on a TRUST_PROTOCOL stream: a stage that finished a request answers for it to the
+ * validator (the server) over its WebSocket connection to the server, one stream per request,
+ * each message length-prefixed by lpStream. The first byte says what follows:
+ *
+ *   1 COMMIT     the signed commitment over the request's step records (shared/trust/commitment.ts)
+ *   2 CHALLENGE  JSON { steps, deadline }: the steps the validator will check, drawn after the
+ *                commitment arrived, and when the answer must be in (ms since the epoch)
+ *   3 REVEAL     u32 record count, then per record: u32 index, u32 record bytes, the record
+ *                (step-record.ts), u32 proof hashes, 32 bytes each; then u32 input count, then
+ *                per input: u32 value count, the f32 values (little-endian). Records and inputs
+ *                cover steps 0..max(challenged): a step's output depends on every earlier step.
+ *   4 RECEIPT    JSON { requestId, accepted: true }: the reveal matched the commitment and is queued for replay
+ *   5 ERROR      JSON { name, message }: the message named was refused, and why
+ *
+ * Tensors stay binary; only control messages are JSON.
+ */
+import { InfermeshError } from '../errors.ts';
+
+export const TRUST_PROTOCOL = '/infermesh/trust/1.0.0';
+
+export const MSG_COMMIT = 1;
+export const MSG_CHALLENGE = 2;
+export const MSG_REVEAL = 3;
+export const MSG_RECEIPT = 4;
+export const MSG_TRUST_ERROR = 5;
+
+/** A reveal of a 4,096-wide model's 2,048-token request in f32 is 32 MiB; past that, a peer is wasting the validator's memory. */
+export const MAX_TRUST_MESSAGE_BYTES = 40 << 20;
+
+/** A trust message that cannot be parsed. */
+export class TrustMessageError extends InfermeshError {
+  override name = 'TrustMessageError';
+}
+
+export interface Challenge {
+  steps: number[];
+  deadline: number;
+}
+
+export interface RevealedRecord {
+  index: number;
+  /** an encoded StepRecord */
+  record: Uint8Array;
+  proof: Uint8Array[];
+}
+
+export interface Reveal {
+  records: RevealedRecord[];
+  inputs: Float32Array[];
+}
+
+export interface TrustFailure {
+  name: string;
+  message: string;
+}
+
+export type TrustMessage =
+  | { kind: 'commit'; commitment: Uint8Array }
+  | { kind: 'challenge'; challenge: Challenge }
+  | { kind: 'reveal'; reveal: Reveal }
+  | { kind: 'receipt'; requestId: string; accepted: boolean }
+  | { kind: 'error'; failure: TrustFailure };
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function withKind(kind: number, body: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(1 + body.byteLength);
+  bytes[0] = kind;
+  bytes.set(body, 1);
+  return bytes;
+}
+
+export const encodeCommit = (commitment: Uint8Array) => withKind(MSG_COMMIT, commitment);
+export const encodeChallenge = (challenge: Challenge) => withKind(MSG_CHALLENGE, utf8.encode(JSON.stringify(challenge)));
+export const encodeReceipt = (requestId: string, accepted: boolean) => withKind(MSG_RECEIPT, utf8.encode(JSON.stringify({ requestId, accepted })));
+export const encodeTrustFailure = (err: unknown) =>
+  withKind(MSG_TRUST_ERROR, utf8.encode(JSON.stringify({ name: (err as Error)?.name ?? 'Error', message: (err as Error)?.message ?? String(err) })));
+
+export function encodeReveal(reveal: Reveal): Uint8Array {
+  let size = 1 + 4 + 4;
+  for (const r of reveal.records) size += 12 + r.record.byteLength + 32 * r.proof.length;
+  for (const input of reveal.inputs) size += 4 + input.byteLength;
+  const bytes = new Uint8Array(size);
+  const view = new DataView(bytes.buffer);
+  bytes[0] = MSG_REVEAL;
+  let at = 1;
+  view.setUint32(at, reveal.records.length, true);
+  at += 4;
+  for (const r of reveal.records) {
+    view.setUint32(at, r.index, true);
+    view.setUint32(at + 4, r.record.byteLength, true);
+    bytes.set(r.record, at + 8);
+    at += 8 + r.record.byteLength;
+    view.setUint32(at, r.proof.length, true);
+    at += 4;
+    for (const hash of r.proof) {
+      if (hash.byteLength !== 32) throw new TrustMessageError(`a Merkle proof hash is 32 bytes, not ${hash.byteLength}`);
+      bytes.set(hash, at);
+      at += 32;
+    }
+  }
+  view.setUint32(at, reveal.inputs.length, true);
+  at += 4;
+  for (const input of reveal.inputs) {
+    view.setUint32(at, input.length, true);
+    bytes.set(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), at + 4);
+    at += 4 + input.byteLength;
+  }
+  return bytes;
+}
+
+/** A cursor over a message that refuses to read past its end. */
+function reader(bytes: Uint8Array) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 1;
+  const need = (n: number, what: string) => {
+    if (at + n > bytes.byteLength) throw new TrustMessageError(`REVEAL ends inside ${what} (needs ${n} bytes at offset ${at}, has ${bytes.byteLength - at})`);
+  };
+  return {
+    u32(what: string) {
+      need(4, what);
+      const v = view.getUint32(at, true);
+      at += 4;
+      return v;
+    },
+    take(n: number, what: string) {
+      need(n, what);
+      // A copy (never Buffer#slice, a view): inputs are viewed as Float32Arrays, which need 4-byte alignment.
+      const v = new Uint8Array(bytes.subarray(at, at + n));
+      at += n;
+      return v;
+    },
+    done: () => at === bytes.byteLength,
+  };
+}
+
+function decodeReveal(bytes: Uint8Array): Reveal {
+  const r = reader(bytes);
+  const records: RevealedRecord[] = [];
+  const recordCount = r.u32('the record count');
+  for (let i = 0; i < recordCount; i++) {
+    const index = r.u32(`record ${i}'s index`);
+    const record = r.take(r.u32(`record ${i}'s length`), `record ${i}`);
+    const proofCount = r.u32(`record ${i}'s proof length`);
+    if (proofCount > 64) throw new TrustMessageError(`record ${i} has a ${proofCount}-hash proof; a tree of 2^64 steps is not a request`);
+    const proof = Array.from({ length: proofCount }, (_, h) => r.take(32, `record ${i}'s proof hash ${h}`));
+    records.push({ index, record, proof });
+  }
+  const inputs: Float32Array[] = [];
+  const inputCount = r.u32('the input count');
+  for (let i = 0; i < inputCount; i++) {
+    const count = r.u32(`input ${i}'s value count`);
+    const raw = r.take(count * 4, `input ${i}`);
+    inputs.push(new Float32Array(raw.buffer, raw.byteOffset, count));
+  }
+  if (!r.done()) throw new TrustMessageError(`REVEAL has ${bytes.byteLength} bytes, more than its records and inputs`);
+  return { records, inputs };
+}
+
+function json<T>(bytes: Uint8Array, kind: string): T {
+  try {
+    return JSON.parse(fromUtf8.decode(bytes.subarray(1))) as T;
+  } catch (err) {
+    throw new TrustMessageError(`${kind} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function decodeTrustMessage(bytes: Uint8Array): TrustMessage {
+  if (bytes.byteLength === 0) throw new TrustMessageError('an empty trust message');
+  switch (bytes[0]) {
+    case MSG_COMMIT:
+      return { kind: 'commit', commitment: new Uint8Array(bytes.subarray(1)) };
+    case MSG_CHALLENGE: {
+      const challenge = json<Challenge>(bytes, 'CHALLENGE');
+      if (!Array.isArray(challenge.steps) || !challenge.steps.every((s) => Number.isInteger(s) && s >= 0) || typeof challenge.deadline !== 'number') {
+        throw new TrustMessageError('CHALLENGE needs steps (non-negative integers) and a deadline');
+      }
+      return { kind: 'challenge', challenge };
+    }
+    case MSG_REVEAL:
+      return { kind: 'reveal', reveal: decodeReveal(bytes) };
+    case MSG_RECEIPT: {
+      const { requestId, accepted } = json<{ requestId: string; accepted: boolean }>(bytes, 'RECEIPT');
+      return { kind: 'receipt', requestId, accepted };
+    }
+    case MSG_TRUST_ERROR:
+      return { kind: 'error', failure: json<TrustFailure>(bytes, 'ERROR') };
+    default:
+      throw new TrustMessageError(`unknown trust message kind ${bytes[0]}`);
+  }
+}

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title infermesh Settlement
+/// @notice Pay-per-use for the infermesh grid, in native ETH.
+///
+/// Providers (donor nodes) stake; clients escrow. After each request a client signs an EIP-712
+/// voucher with the *cumulative* amount it owes (payment-channel style), so the coordinator only
+/// ever needs the latest one. The coordinator redeems vouchers into an undistributed pool and pays
+/// providers from it in batches by verified work; a batch id is paid at most once, which is what
+/// makes settlement idempotent across coordinator restarts. The validator slashes cheaters' stake
+/// with an evidence hash.
+///
+/// Roles are fixed at deployment and never change:
+/// - coordinator: redeems vouchers, submits payout batches;
+/// - validator:   slashes stake;
+/// - treasury:    receives every slashed wei (pushed at slash time). Nothing else goes there.
+///
+/// Withdrawals (stake and escrow) take two steps separated by `withdrawDelay` seconds: the funds
+/// stay in place while waiting, so the validator can still slash a departing provider and the
+/// coordinator can still redeem a departing client's outstanding vouchers.
+///
+/// Conservation: address(this).balance == totalStaked + totalEscrowed + pool + totalEarnings,
+/// and every wei that leaves goes to a provider (unstake, earnings), a client (withdraw) or the
+/// treasury (slash).
+contract Settlement {
+    // ---------------------------------------------------------------- roles and parameters
+
+    address public immutable coordinator;
+    address public immutable validator;
+    address public immutable treasury;
+    uint64 public immutable withdrawDelay;
+
+    // ---------------------------------------------------------------- EIP-712
+
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 public constant VOUCHER_TYPEHASH = keccak256("Voucher(address client,uint256 cumulativeAmount)");
+    bytes32 private constant NAME_HASH = keccak256("infermesh Settlement");
+    bytes32 private constant VERSION_HASH = keccak256("1");
+    /// secp256k1n / 2: signatures with a higher s are the malleable twin of a valid one.
+    uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    struct Voucher {
+        address client;
+        uint256 cumulativeAmount;
+    }
+
+    // ---------------------------------------------------------------- state
+
+    struct AccountBalances {
+        uint256 stake;
+        uint256 unstakeRequested;
+        uint64 unstakeReadyAt;
+        uint256 escrow;
+        uint256 withdrawalRequested;
+        uint64 withdrawalReadyAt;
+        uint256 redeemed;
+        uint256 earnings;
+    }
+
+    struct Pending {
+        uint256 amount;
+        uint64 readyAt;
+    }
+
+    mapping(address => uint256) public stakeOf;
+    mapping(address => Pending) public unstakeRequestOf;
+    mapping(address => uint256) public escrowOf;
+    mapping(address => Pending) public withdrawalRequestOf;
+    mapping(address => uint256) public redeemedOf;
+    mapping(address => uint256) public earningsOf;
+    mapping(bytes32 => bool) public batchPaid;
+
+    /// Redeemed from escrow, not yet credited to a provider.
+    uint256 public pool;
+    uint256 public totalStaked;
+    uint256 public totalEscrowed;
+    uint256 public totalEarnings;
+    uint256 public totalSlashed;
+
+    // ---------------------------------------------------------------- events
+
+    event Staked(address indexed provider, uint256 amount, uint256 stake);
+    event UnstakeRequested(address indexed provider, uint256 amount, uint64 readyAt);
+    event Unstaked(address indexed provider, uint256 amount);
+    event Deposited(address indexed client, uint256 amount, uint256 escrow);
+    event WithdrawalRequested(address indexed client, uint256 amount, uint64 readyAt);
+    event Withdrawn(address indexed client, uint256 amount);
+    event VoucherRedeemed(address indexed client, uint256 cumulativeAmount, uint256 amount);
+    event BatchPaid(bytes32 indexed batchId, uint256 total, uint256 providers);
+    event EarningsCredited(bytes32 indexed batchId, address indexed provider, uint256 amount);
+    event EarningsWithdrawn(address indexed provider, uint256 amount);
+    event Slashed(address indexed provider, uint256 amount, bytes32 indexed evidenceHash, bytes peerId);
+
+    // ---------------------------------------------------------------- errors
+
+    error ZeroAddress();
+    error ZeroAmount();
+    error NotCoordinator(address caller);
+    error NotValidator(address caller);
+    error InsufficientStake(address provider, uint256 available, uint256 requested);
+    error InsufficientEscrow(address client, uint256 available, uint256 needed);
+    error NothingRequested(address account);
+    error WithdrawalNotReady(address account, uint64 readyAt);
+    error InvalidSignature();
+    error VoucherSignerMismatch(address client, address signer);
+    error VoucherNotAboveRedeemed(address client, uint256 cumulativeAmount, uint256 redeemed);
+    error BatchAlreadyPaid(bytes32 batchId);
+    error BatchLengthMismatch(uint256 providers, uint256 amounts);
+    error PoolShort(uint256 available, uint256 needed);
+    error NoEarnings(address provider);
+    error TransferFailed(address to, uint256 amount);
+
+    // ---------------------------------------------------------------- setup
+
+    constructor(address coordinator_, address validator_, address treasury_, uint64 withdrawDelay_) {
+        if (coordinator_ == address(0) || validator_ == address(0) || treasury_ == address(0)) revert ZeroAddress();
+        coordinator = coordinator_;
+        validator = validator_;
+        treasury = treasury_;
+        withdrawDelay = withdrawDelay_;
+    }
+
+    modifier onlyCoordinator() {
+        if (msg.sender != coordinator) revert NotCoordinator(msg.sender);
+        _;
+    }
+
+    modifier onlyValidator() {
+        if (msg.sender != validator) revert NotValidator(msg.sender);
+        _;
+    }
+
+    // ---------------------------------------------------------------- providers
+
+    function stake() external payable {
+        if (msg.value == 0) revert ZeroAmount();
+        stakeOf[msg.sender] += msg.value;
+        totalStaked += msg.value;
+        emit Staked(msg.sender, msg.value, stakeOf[msg.sender]);
+    }
+
+    /// Starts the delay; a new request replaces the previous one and restarts the clock.
+    function requestUnstake(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        uint256 available = stakeOf[msg.sender];
+        if (amount > available) revert InsufficientStake(msg.sender, available, amount);
+        uint64 readyAt = uint64(block.timestamp) + withdrawDelay;
+        unstakeRequestOf[msg.sender] = Pending(amount, readyAt);
+        emit UnstakeRequested(msg.sender, amount, readyAt);
+    }
+
+    /// Pays the requested amount, or what is left of the stake if a slash took part of it meanwhile.
+    function unstake() external {
+        Pending memory request = unstakeRequestOf[msg.sender];
+        if (request.amount == 0) revert NothingRequested(msg.sender);
+        if (block.timestamp < request.readyAt) revert WithdrawalNotReady(msg.sender, request.readyAt);
+        uint256 amount = _min(request.amount, stakeOf[msg.sender]);
+        delete unstakeRequestOf[msg.sender];
+        stakeOf[msg.sender] -= amount;
+        totalStaked -= amount;
+        emit Unstaked(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    function withdrawEarnings() external {
+        uint256 amount = earningsOf[msg.sender];
+        if (amount == 0) revert NoEarnings(msg.sender);
+        earningsOf[msg.sender] = 0;
+        totalEarnings -= amount;
+        emit EarningsWithdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- clients
+
+    function deposit() external payable {
+        if (msg.value == 0) revert ZeroAmount();
+        escrowOf[msg.sender] += msg.value;
+        totalEscrowed += msg.value;
+        emit Deposited(msg.sender, msg.value, escrowOf[msg.sender]);
+    }
+
+    /// Starts the delay; a new request replaces the previous one and restarts the clock.
+    function requestWithdrawal(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        uint256 available = escrowOf[msg.sender];
+        if (amount > available) revert InsufficientEscrow(msg.sender, available, amount);
+        uint64 readyAt = uint64(block.timestamp) + withdrawDelay;
+        withdrawalRequestOf[msg.sender] = Pending(amount, readyAt);
+        emit WithdrawalRequested(msg.sender, amount, readyAt);
+    }
+
+    /// Pays the requested amount, or what escrow is left if vouchers were redeemed meanwhile.
+    function withdraw() external {
+        Pending memory request = withdrawalRequestOf[msg.sender];
+        if (request.amount == 0) revert NothingRequested(msg.sender);
+        if (block.timestamp < request.readyAt) revert WithdrawalNotReady(msg.sender, request.readyAt);
+        uint256 amount = _min(request.amount, escrowOf[msg.sender]);
+        delete withdrawalRequestOf[msg.sender];
+        escrowOf[msg.sender] -= amount;
+        totalEscrowed -= amount;
+        emit Withdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- coordinator
+
+    /// Moves what the voucher adds over the last redeemed one from the client's escrow to the pool.
+    function redeem(Voucher calldata voucher, bytes calldata signature) external onlyCoordinator {
+        address signer = _recover(voucherDigest(voucher), signature);
+        if (signer != voucher.client) revert VoucherSignerMismatch(voucher.client, signer);
+        uint256 redeemed = redeemedOf[voucher.client];
+        if (voucher.cumulativeAmount <= redeemed) {
+            revert VoucherNotAboveRedeemed(voucher.client, voucher.cumulativeAmount, redeemed);
+        }
+        uint256 amount = voucher.cumulativeAmount - redeemed;
+        uint256 escrow = escrowOf[voucher.client];
+        if (amount > escrow) revert InsufficientEscrow(voucher.client, escrow, amount);
+        redeemedOf[voucher.client] = voucher.cumulativeAmount;
+        escrowOf[voucher.client] = escrow - amount;
+        totalEscrowed -= amount;
+        pool += amount;
+        emit VoucherRedeemed(voucher.client, voucher.cumulativeAmount, amount);
+    }
+
+    /// Credits earnings from the pool. A batch id is paid at most once: replaying one reverts.
+    function payoutBatch(bytes32 batchId, address[] calldata providers, uint256[] calldata amounts)
+        external
+        onlyCoordinator
+    {
+        if (batchPaid[batchId]) revert BatchAlreadyPaid(batchId);
+        if (providers.length != amounts.length) revert BatchLengthMismatch(providers.length, amounts.length);
+        uint256 total;
+        for (uint256 i = 0; i < amounts.length; i++) total += amounts[i];
+        if (total > pool) revert PoolShort(pool, total);
+        batchPaid[batchId] = true;
+        pool -= total;
+        totalEarnings += total;
+        for (uint256 i = 0; i < providers.length; i++) {
+            if (providers[i] == address(0)) revert ZeroAddress();
+            earningsOf[providers[i]] += amounts[i];
+            emit EarningsCredited(batchId, providers[i], amounts[i]);
+        }
+        emit BatchPaid(batchId, total, providers.length);
+    }
+
+    // ---------------------------------------------------------------- validator
+
+    /// Sends up to `amount` of the provider's stake (waiting unstake requests included) to the
+    /// treasury. Slashing more than is staked takes all of it, so a slash never fails on a race
+    /// with the provider's own unstake.
+    function slash(address provider, uint256 amount, bytes32 evidenceHash, bytes calldata peerId)
+        external
+        onlyValidator
+    {
+        if (amount == 0) revert ZeroAmount();
+        uint256 available = stakeOf[provider];
+        if (available == 0) revert InsufficientStake(provider, 0, amount);
+        uint256 slashed = _min(amount, available);
+        stakeOf[provider] = available - slashed;
+        totalStaked -= slashed;
+        totalSlashed += slashed;
+        emit Slashed(provider, slashed, evidenceHash, peerId);
+        _send(treasury, slashed);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function domainSeparator() public view returns (bytes32) {
+        // Computed per call, so a chain fork (new chainid) cannot replay vouchers from the old chain.
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
+    }
+
+    function voucherDigest(Voucher calldata voucher) public view returns (bytes32) {
+        bytes32 structHash = keccak256(abi.encode(VOUCHER_TYPEHASH, voucher.client, voucher.cumulativeAmount));
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    function isBatchPaid(bytes32 batchId) external view returns (bool) {
+        return batchPaid[batchId];
+    }
+
+    /// Everything the contract knows about one address, in one call.
+    function balances(address account) external view returns (AccountBalances memory) {
+        Pending memory u = unstakeRequestOf[account];
+        Pending memory w = withdrawalRequestOf[account];
+        return AccountBalances({
+            stake: stakeOf[account],
+            unstakeRequested: u.amount,
+            unstakeReadyAt: u.readyAt,
+            escrow: escrowOf[account],
+            withdrawalRequested: w.amount,
+            withdrawalReadyAt: w.readyAt,
+            redeemed: redeemedOf[account],
+            earnings: earningsOf[account]
+        });
+    }
+
+    /// What the contract owes; equals address(this).balance (the conservation invariant).
+    function liabilities() external view returns (uint256) {
+        return totalStaked + totalEscrowed + pool + totalEarnings;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        if (signature.length != 65) revert InvalidSignature();
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (v < 27) v += 27;
+        if (uint256(s) > HALF_N || (v != 27 && v != 28)) revert InvalidSignature();
+        address signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert InvalidSignature();
+        return signer;
+    }
+
+    function _send(address to, uint256 amount) private {
+        if (amount == 0) return;
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert TransferFailed(to, amount);
+    }
+
+    function _min(uint256 a, uint256 b) private pure returns (uint256) {
+        return a < b ? a : b;
+    }
+}

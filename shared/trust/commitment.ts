@@ -1,0 +1,239 @@
+/**
+ * A stage's signed commitment to what it computed for one request: the Merkle root over its
+ * step records (merkle.ts over encodeStepRecord), signed with the stage's libp2p key when the
+ * request ends. The validator checks the signature against the peer id (Ed25519 peer ids
+ * inline their public key), draws challenges only after it holds the commitment
+ * (challenge.ts), and checks each revealed record against the root before replaying it; a
+ * stage cannot change a record after signing without breaking the root, nor deny a signature.
+ *
+ * Commitment encoding, the bytes that are signed (binary, little-endian):
+ *   0 magic "IMCM"  4 version u8 (1)  5 reserved u8  6 package id length u16  then package id (utf-8)
+ *   then request id length u16 + utf-8, peer id length u16 + utf-8,
+ *   layers start u32, end u32, step count u32, root (32), created at u64 (ms since the epoch)
+ * Signed commitment: commitment length u32, commitment, signature length u16, signature.
+ */
+import type { PrivateKey, PublicKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { InfermeshError, UsageError } from '../errors.ts';
+import { merkleProof, merkleRoot, verifyMerkleProof } from './merkle.ts';
+import { encodeStepRecord } from './step-record.ts';
+import type { StepRecord } from './step-record.ts';
+
+/** Bytes that are not a (signed) commitment. */
+export class CommitmentFormatError extends InfermeshError {
+  override name = 'CommitmentFormatError';
+}
+
+/** The signature is not by the key of the commitment's peer id (or that id carries no key). */
+export class CommitmentSignatureError extends InfermeshError {
+  override name = 'CommitmentSignatureError';
+}
+
+/** A revealed record is not the one committed to (wrong proof, index, or changed bytes). */
+export class RevealMismatchError extends InfermeshError {
+  override name = 'RevealMismatchError';
+}
+
+export interface Commitment {
+  version: 1;
+  /** the model package's manifest id */
+  packageId: string;
+  requestId: string;
+  /** the signing stage's libp2p peer id */
+  peerId: string;
+  /** the stage's layers, end exclusive */
+  layers: { start: number; end: number };
+  stepCount: number;
+  /** Merkle root over the encoded step records 0..stepCount-1 */
+  root: Uint8Array;
+  /** ms since the epoch, by the stage's clock */
+  createdAt: number;
+}
+
+export interface SignedCommitment {
+  commitment: Commitment;
+  signature: Uint8Array;
+}
+
+export interface CommitmentMeta {
+  packageId: string;
+  requestId: string;
+  layers: { start: number; end: number };
+  createdAt?: number;
+}
+
+export interface RevealedRecord {
+  index: number;
+  record: StepRecord;
+  proof: Uint8Array[];
+}
+
+const MAGIC = 0x4d43_4d49; // "IMCM" read as little-endian u32
+const VERSION = 1;
+/** Ids are short; a cap keeps a header from being used to allocate memory. */
+const MAX_ID_BYTES = 1024;
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeCommitment(c: Commitment): Uint8Array {
+  const ids = [c.packageId, c.requestId, c.peerId].map((s) => utf8.encode(s));
+  if (ids.some((b) => b.byteLength === 0 || b.byteLength > MAX_ID_BYTES)) throw new UsageError(`commitment ids must be 1..${MAX_ID_BYTES} bytes`);
+  if (c.root.length !== 32) throw new UsageError('commitment root must be 32 bytes');
+  const u32s = [c.layers.start, c.layers.end, c.stepCount];
+  if (!u32s.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff) || c.layers.end <= c.layers.start) {
+    throw new UsageError(`bad commitment layers ${c.layers.start}..${c.layers.end} or step count ${c.stepCount}`);
+  }
+  if (!Number.isSafeInteger(c.createdAt) || c.createdAt < 0) throw new UsageError(`bad commitment time ${c.createdAt}`);
+  const bytes = new Uint8Array(6 + ids.reduce((n, b) => n + 2 + b.byteLength, 0) - 2 + 12 + 32 + 8 + 2);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, MAGIC, true);
+  view.setUint8(4, VERSION);
+  let at = 6;
+  for (const id of ids) {
+    view.setUint16(at, id.byteLength, true);
+    bytes.set(id, at + 2);
+    at += 2 + id.byteLength;
+  }
+  for (const n of u32s) {
+    view.setUint32(at, n, true);
+    at += 4;
+  }
+  bytes.set(c.root, at);
+  view.setBigUint64(at + 32, BigInt(c.createdAt), true);
+  return bytes;
+}
+
+export function decodeCommitment(bytes: Uint8Array): Commitment {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const need = (at: number, n: number) => {
+    if (at + n > bytes.byteLength) throw new CommitmentFormatError(`commitment ends at byte ${bytes.byteLength}, inside a field`);
+  };
+  need(0, 6);
+  if (view.getUint32(0, true) !== MAGIC) throw new CommitmentFormatError('not a commitment (bad magic)');
+  if (view.getUint8(4) !== VERSION) throw new CommitmentFormatError(`unsupported commitment version ${view.getUint8(4)}`);
+  let at = 6;
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    need(at, 2);
+    const n = view.getUint16(at, true);
+    if (n === 0 || n > MAX_ID_BYTES) throw new CommitmentFormatError(`id length ${n} outside 1..${MAX_ID_BYTES}`);
+    need(at + 2, n);
+    try {
+      ids.push(fromUtf8.decode(bytes.subarray(at + 2, at + 2 + n)));
+    } catch (err) {
+      throw new CommitmentFormatError('an id is not valid UTF-8', { cause: err });
+    }
+    at += 2 + n;
+  }
+  need(at, 12 + 32 + 8);
+  if (bytes.byteLength !== at + 52) throw new CommitmentFormatError(`commitment has ${bytes.byteLength - at - 52} trailing bytes`);
+  const layers = { start: view.getUint32(at, true), end: view.getUint32(at + 4, true) };
+  if (layers.end <= layers.start) throw new CommitmentFormatError(`empty layer range ${layers.start}..${layers.end}`);
+  const createdAt = view.getBigUint64(at + 44, true);
+  if (createdAt > BigInt(Number.MAX_SAFE_INTEGER)) throw new CommitmentFormatError(`time ${createdAt} is out of range`);
+  return {
+    version: VERSION,
+    packageId: ids[0],
+    requestId: ids[1],
+    peerId: ids[2],
+    layers,
+    stepCount: view.getUint32(at + 8, true),
+    root: bytes.slice(at + 12, at + 44),
+    createdAt: Number(createdAt),
+  };
+}
+
+/** Builds and signs the commitment to `records`, which must be steps 0..n-1 in order. */
+export async function signCommitment(records: StepRecord[], meta: CommitmentMeta, privateKey: PrivateKey): Promise<SignedCommitment> {
+  records.forEach((r, i) => {
+    if (r.step !== i) throw new UsageError(`record ${i} is step ${r.step}; a commitment covers steps 0..n-1 in order`);
+  });
+  const commitment: Commitment = {
+    version: VERSION,
+    packageId: meta.packageId,
+    requestId: meta.requestId,
+    peerId: peerIdFromPrivateKey(privateKey).toString(),
+    layers: { start: meta.layers.start, end: meta.layers.end },
+    stepCount: records.length,
+    root: await merkleRoot(records.map(encodeStepRecord)),
+    createdAt: meta.createdAt ?? Date.now(),
+  };
+  // Copied into a plain Uint8Array: in Node the key hands back a Buffer.
+  return { commitment, signature: new Uint8Array(await privateKey.sign(encodeCommitment(commitment))) };
+}
+
+/** Throws CommitmentSignatureError unless the signature is by the key of `commitment.peerId`. */
+export async function verifyCommitment(signed: SignedCommitment): Promise<void> {
+  const { peerId } = signed.commitment;
+  let key: PublicKey | undefined;
+  try {
+    key = (peerIdFromString(peerId) as { publicKey?: PublicKey }).publicKey;
+  } catch (err) {
+    throw new CommitmentSignatureError(`peer id ${peerId} is not a valid peer id`, { cause: err });
+  }
+  if (!key) throw new CommitmentSignatureError(`peer id ${peerId} does not carry its public key`);
+  let ok = false;
+  try {
+    ok = await key.verify(encodeCommitment(signed.commitment), signed.signature);
+  } catch (err) {
+    throw new CommitmentSignatureError(`the signature of ${peerId}'s commitment cannot be checked`, { cause: err });
+  }
+  if (!ok) throw new CommitmentSignatureError(`the commitment for request ${signed.commitment.requestId} is not signed by ${peerId}`);
+}
+
+export function encodeSignedCommitment(signed: SignedCommitment): Uint8Array {
+  const body = encodeCommitment(signed.commitment);
+  if (signed.signature.byteLength > 0xffff) throw new UsageError('signature too long');
+  const bytes = new Uint8Array(4 + body.byteLength + 2 + signed.signature.byteLength);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, body.byteLength, true);
+  bytes.set(body, 4);
+  view.setUint16(4 + body.byteLength, signed.signature.byteLength, true);
+  bytes.set(signed.signature, 6 + body.byteLength);
+  return bytes;
+}
+
+export function decodeSignedCommitment(bytes: Uint8Array): SignedCommitment {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.byteLength < 6) throw new CommitmentFormatError(`signed commitment of ${bytes.byteLength} bytes is too short`);
+  const n = view.getUint32(0, true);
+  if (4 + n + 2 > bytes.byteLength) throw new CommitmentFormatError(`commitment length ${n} runs past the end`);
+  const commitment = decodeCommitment(bytes.subarray(4, 4 + n));
+  const s = view.getUint16(4 + n, true);
+  if (6 + n + s !== bytes.byteLength) throw new CommitmentFormatError(`signature length ${s} does not fit the ${bytes.byteLength} bytes`);
+  return { commitment, signature: bytes.slice(6 + n) };
+}
+
+/** The challenged records with their inclusion proofs, as a stage answers a challenge. */
+export async function revealRecords(records: StepRecord[], indices: number[]): Promise<RevealedRecord[]> {
+  const leaves = records.map(encodeStepRecord);
+  return Promise.all(indices.map(async (index) => ({ index, record: records[index], proof: await merkleProof(leaves, index) })));
+}
+
+/**
+ * Throws RevealMismatchError unless every revealed record is step `index` under the committed
+ * root, and, when `challenged` is given, the reveal answers exactly those indices. The
+ * signature is checked by verifyCommitment, once, when the commitment arrives.
+ */
+export async function verifyReveal(signed: SignedCommitment, reveal: RevealedRecord[], challenged?: number[]): Promise<void> {
+  const { root, stepCount, requestId } = signed.commitment;
+  if (challenged) {
+    const got = reveal.map((r) => r.index).sort((a, b) => a - b);
+    const want = [...challenged].sort((a, b) => a - b);
+    if (got.length !== want.length || got.some((x, i) => x !== want[i])) {
+      throw new RevealMismatchError(`request ${requestId}: revealed steps [${got}] but challenged [${want}]`);
+    }
+  }
+  for (const { index, record, proof } of reveal) {
+    if (record.step !== index) throw new RevealMismatchError(`request ${requestId}: record at index ${index} says step ${record.step}`);
+    let leaf: Uint8Array;
+    try {
+      leaf = encodeStepRecord(record);
+    } catch (err) {
+      throw new RevealMismatchError(`request ${requestId}: step ${index} is not a valid record`, { cause: err });
+    }
+    if (!(await verifyMerkleProof(leaf, index, stepCount, proof, root))) {
+      throw new RevealMismatchError(`request ${requestId}: step ${index} does not match the committed root`);
+    }
+  }
+}

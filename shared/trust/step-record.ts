@@ -1,0 +1,102 @@
+/**
+ * A step record: what a serving stage commits to for one (request, step) it ran. The SHA-256 of
+ * its input bytes lets the validator check the chain (this stage's input is the previous
+ * stage's output) and that the revealed inputs are the ones served; the SHA-256 of its output
+ * ties the record to the frame it forwarded; the fingerprint is what the replay is compared to.
+ * Written by the step journal (step-journal.ts), leaves of the commitment's Merkle tree
+ * (commitment.ts), revealed to the validator.
+ *
+ * Encoding (binary, little-endian):
+ *   0 magic "IMSR"  4 version u8 (1)  5..7 reserved  8 step u32  12 position u32  16 rows u32
+ *   20 input SHA-256 (32)  52 output SHA-256 (32)  84 fingerprint length u32  88 fingerprint
+ * Tensor bytes are hashed as a frame carries them: little-endian float32 (shared/protocol/frame.ts).
+ */
+import { InfermeshError, UsageError } from '../errors.ts';
+import { decodeFingerprint, encodeFingerprint, fingerprintHidden } from './fingerprint.ts';
+import type { Fingerprint } from './fingerprint.ts';
+
+/** Bytes that are not a step record. */
+export class StepRecordFormatError extends InfermeshError {
+  override name = 'StepRecordFormatError';
+}
+
+export interface StepRecord {
+  step: number;
+  /** absolute position of the step's first row */
+  position: number;
+  rows: number;
+  inputSha256: Uint8Array;
+  outputSha256: Uint8Array;
+  output: Fingerprint;
+}
+
+export interface StepRecordMeta {
+  step: number;
+  position: number;
+  rows: number;
+}
+
+const MAGIC = 0x5253_4d49; // "IMSR" read as little-endian u32
+const VERSION = 1;
+const HEADER_BYTES = 88;
+
+/** SHA-256 of a tensor's bytes as they travel in a frame (little-endian float32, as every host we run on is). */
+export async function tensorSha256(data: Float32Array): Promise<Uint8Array> {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+}
+
+/** Hashes a step's input and output and fingerprints its output ([rows, width] each). */
+export async function recordStep(input: Float32Array, output: Float32Array, meta: StepRecordMeta): Promise<StepRecord> {
+  const { step, position, rows } = meta;
+  if (![step, position, rows].every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff) || rows === 0) {
+    throw new UsageError(`bad step meta: step ${step}, position ${position}, rows ${rows}`);
+  }
+  if (output.length === 0 || output.length % rows !== 0) throw new UsageError(`output of ${output.length} values is not ${rows} rows`);
+  if (input.length !== output.length) throw new UsageError(`input of ${input.length} values and output of ${output.length} differ in shape`);
+  const [inputSha256, outputSha256] = await Promise.all([tensorSha256(input), tensorSha256(output)]);
+  return { step, position, rows, inputSha256, outputSha256, output: fingerprintHidden(output, rows, output.length / rows) };
+}
+
+export function encodeStepRecord(record: StepRecord): Uint8Array {
+  if (record.inputSha256.length !== 32 || record.outputSha256.length !== 32) throw new UsageError('step record hashes must be 32 bytes');
+  if (record.output.rows !== record.rows) throw new UsageError(`step record of ${record.rows} rows has a fingerprint of ${record.output.rows}`);
+  const fp = encodeFingerprint(record.output);
+  const bytes = new Uint8Array(HEADER_BYTES + fp.byteLength);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, MAGIC, true);
+  view.setUint8(4, VERSION);
+  view.setUint32(8, record.step, true);
+  view.setUint32(12, record.position, true);
+  view.setUint32(16, record.rows, true);
+  bytes.set(record.inputSha256, 20);
+  bytes.set(record.outputSha256, 52);
+  view.setUint32(84, fp.byteLength, true);
+  bytes.set(fp, HEADER_BYTES);
+  return bytes;
+}
+
+export function decodeStepRecord(bytes: Uint8Array): StepRecord {
+  if (bytes.byteLength < HEADER_BYTES) throw new StepRecordFormatError(`step record of ${bytes.byteLength} bytes is shorter than its header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0, true) !== MAGIC) throw new StepRecordFormatError('not a step record (bad magic)');
+  if (view.getUint8(4) !== VERSION) throw new StepRecordFormatError(`unsupported step record version ${view.getUint8(4)}`);
+  const fpLength = view.getUint32(84, true);
+  if (bytes.byteLength !== HEADER_BYTES + fpLength) throw new StepRecordFormatError(`step record says ${HEADER_BYTES + fpLength} bytes but has ${bytes.byteLength}`);
+  let output: Fingerprint;
+  try {
+    output = decodeFingerprint(bytes.subarray(HEADER_BYTES));
+  } catch (err) {
+    throw new StepRecordFormatError(`its fingerprint is unreadable: ${(err as Error).message}`, { cause: err });
+  }
+  const rows = view.getUint32(16, true);
+  if (output.rows !== rows) throw new StepRecordFormatError(`step record of ${rows} rows has a fingerprint of ${output.rows}`);
+  return {
+    step: view.getUint32(8, true),
+    position: view.getUint32(12, true),
+    rows,
+    inputSha256: bytes.slice(20, 52),
+    outputSha256: bytes.slice(52, 84),
+    output,
+  };
+}

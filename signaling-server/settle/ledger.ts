@@ -1,0 +1,397 @@
+/**
+ * The coordinator's settlement memory, in its own SQLite file (node:sqlite) next to the grid
+ * store: the latest accepted voucher per client (and every rejected one with its reason), the
+ * receipts of verified work, the payout batches built from them and the slashes. The settler
+ * (settler.ts) writes here *before* it sends a transaction, so after a crash it knows what may
+ * already be on chain and checks there before sending again.
+ *
+ * Amounts are wei, stored as decimal TEXT (SQLite integers stop at 2^63). Timestamps are ms since
+ * the epoch. Schema migrations follow store.ts: numbered by `user_version`, append only.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { getAddress, type Address, type Hash, type Hex } from 'viem';
+import { InfermeshError } from '../../shared/errors.ts';
+import type { Payout } from '../../shared/settle/settlement-client.ts';
+import type { SignedVoucher } from '../../shared/settle/voucher.ts';
+
+/** A ledger file that cannot be opened or used, or a write that contradicts what it holds. */
+export class LedgerError extends InfermeshError {
+  override name = 'LedgerError';
+}
+
+export interface AcceptedVoucher extends SignedVoucher {
+  acceptedAt: number;
+  /** the cumulative amount redeemed on chain so far */
+  redeemed: bigint;
+}
+
+export interface RejectedVoucher extends SignedVoucher {
+  id: number;
+  /** the error's name: VoucherSignatureError, VoucherAmountError, VoucherEscrowError */
+  reason: string;
+  message: string;
+  rejectedAt: number;
+}
+
+export interface WorkReceipt {
+  id: number;
+  provider: Address;
+  requestId: string;
+  layers: number;
+  tokens: number;
+  amount: bigint;
+  recordedAt: number;
+  batchId: Hex | null;
+}
+
+export type BatchState = 'pending' | 'submitted' | 'confirmed';
+
+export interface PayoutBatch {
+  id: Hex;
+  /** one entry per provider, sorted by address */
+  payouts: Payout[];
+  total: bigint;
+  receipts: number;
+  state: BatchState;
+  txHash: Hash | null;
+  /** why the batch ended as it did when it was not simply mined (found paid after a restart, ...) */
+  note: string | null;
+  /** the last failure to submit, kept while the batch waits for another try */
+  lastError: string | null;
+  createdAt: number;
+  submittedAt: number | null;
+  confirmedAt: number | null;
+}
+
+export interface SlashRecord {
+  id: number;
+  provider: Address;
+  amount: bigint;
+  evidenceHash: Hex;
+  peerId: string | null;
+  txHash: Hash;
+  slashedAt: number;
+}
+
+export interface SettlementLedger {
+  readonly path: string;
+  latestVoucher(client: Address): AcceptedVoucher | undefined;
+  acceptVoucher(voucher: SignedVoucher): AcceptedVoucher;
+  rejectVoucher(voucher: SignedVoucher, reason: string, message: string): RejectedVoucher;
+  rejectedVouchers(client?: Address): RejectedVoucher[];
+  /** vouchers whose cumulative amount is above what was redeemed */
+  unredeemedVouchers(): AcceptedVoucher[];
+  markRedeemed(client: Address, cumulativeAmount: bigint): void;
+  /** Idempotent on (provider, requestId): recording the same work again returns the first receipt. */
+  recordWork(work: { provider: Address; requestId: string; layers: number; tokens: number; amount: bigint }): WorkReceipt;
+  receipts(filter?: { batchId?: Hex | null }): WorkReceipt[];
+  /**
+   * Gathers every receipt not yet in a batch into a new pending batch (one transaction), or
+   * returns undefined when there is nothing to pay. `scope` (chain id and contract) goes into the id.
+   */
+  createBatch(scope: string): PayoutBatch | undefined;
+  batch(id: Hex): PayoutBatch | undefined;
+  batches(filter?: { states?: BatchState[] }): PayoutBatch[];
+  markSubmitted(id: Hex, txHash: Hash): void;
+  markConfirmed(id: Hex, result: { txHash: Hash | null; note?: string }): void;
+  markFailed(id: Hex, error: string): void;
+  recordSlash(slash: Omit<SlashRecord, 'id' | 'slashedAt'>): SlashRecord;
+  slashes(provider?: Address): SlashRecord[];
+  close(): void;
+}
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE vouchers (
+     client             TEXT PRIMARY KEY,
+     cumulative_amount  TEXT NOT NULL,
+     signature          TEXT NOT NULL,
+     accepted_at        INTEGER NOT NULL,
+     redeemed           TEXT NOT NULL DEFAULT '0'
+   );
+   CREATE TABLE rejected_vouchers (
+     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+     client             TEXT NOT NULL,
+     cumulative_amount  TEXT NOT NULL,
+     signature          TEXT NOT NULL,
+     reason             TEXT NOT NULL,
+     message            TEXT NOT NULL,
+     rejected_at        INTEGER NOT NULL
+   );
+   CREATE INDEX rejected_vouchers_client ON rejected_vouchers (client, id);
+   CREATE TABLE batches (
+     batch_id      TEXT PRIMARY KEY,
+     payouts       TEXT NOT NULL,
+     total         TEXT NOT NULL,
+     receipts      INTEGER NOT NULL,
+     state         TEXT NOT NULL CHECK (state IN ('pending', 'submitted', 'confirmed')),
+     tx_hash       TEXT,
+     note          TEXT,
+     last_error    TEXT,
+     created_at    INTEGER NOT NULL,
+     submitted_at  INTEGER,
+     confirmed_at  INTEGER
+   );
+   CREATE INDEX batches_state ON batches (state, created_at);
+   CREATE TABLE receipts (
+     id           INTEGER PRIMARY KEY AUTOINCREMENT,
+     provider     TEXT NOT NULL,
+     request_id   TEXT NOT NULL,
+     layers       INTEGER NOT NULL,
+     tokens       INTEGER NOT NULL,
+     amount       TEXT NOT NULL,
+     recorded_at  INTEGER NOT NULL,
+     batch_id     TEXT REFERENCES batches (batch_id),
+     UNIQUE (provider, request_id)
+   );
+   CREATE INDEX receipts_batch ON receipts (batch_id);
+   CREATE TABLE slashes (
+     id             INTEGER PRIMARY KEY AUTOINCREMENT,
+     provider       TEXT NOT NULL,
+     amount         TEXT NOT NULL,
+     evidence_hash  TEXT NOT NULL,
+     peer_id        TEXT,
+     tx_hash        TEXT NOT NULL,
+     slashed_at     INTEGER NOT NULL
+   );`,
+];
+
+export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
+
+export function openSettlementLedger(path: string, deps: { now?: () => number } = {}): SettlementLedger {
+  const now = deps.now ?? Date.now;
+  let db: DatabaseSync;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new DatabaseSync(path);
+    if (path !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA busy_timeout = 5000');
+    migrate(db, path);
+  } catch (err) {
+    throw err instanceof LedgerError ? err : new LedgerError(`cannot open the settlement ledger: ${(err as Error).message}`, { source: path, cause: err });
+  }
+
+  const transaction = <T>(run: () => T): T => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = run();
+      db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  };
+
+  const q = {
+    voucher: db.prepare('SELECT * FROM vouchers WHERE client = ?'),
+    upsertVoucher: db.prepare(
+      `INSERT INTO vouchers (client, cumulative_amount, signature, accepted_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (client) DO UPDATE SET cumulative_amount = excluded.cumulative_amount, signature = excluded.signature, accepted_at = excluded.accepted_at`,
+    ),
+    // Cumulative amounts are compared as numbers in JS: TEXT would sort "9" above "10".
+    allVouchers: db.prepare('SELECT * FROM vouchers ORDER BY client'),
+    setRedeemed: db.prepare('UPDATE vouchers SET redeemed = ? WHERE client = ?'),
+    insertRejected: db.prepare('INSERT INTO rejected_vouchers (client, cumulative_amount, signature, reason, message, rejected_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    rejected: db.prepare('SELECT * FROM rejected_vouchers WHERE (?1 IS NULL OR client = ?1) ORDER BY id'),
+    insertReceipt: db.prepare('INSERT INTO receipts (provider, request_id, layers, tokens, amount, recorded_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+    receipt: db.prepare('SELECT * FROM receipts WHERE provider = ? AND request_id = ?'),
+    receiptsAll: db.prepare('SELECT * FROM receipts ORDER BY id'),
+    receiptsUnbatched: db.prepare('SELECT * FROM receipts WHERE batch_id IS NULL ORDER BY id'),
+    receiptsOfBatch: db.prepare('SELECT * FROM receipts WHERE batch_id = ? ORDER BY id'),
+    assignReceipt: db.prepare('UPDATE receipts SET batch_id = ? WHERE id = ?'),
+    insertBatch: db.prepare(`INSERT INTO batches (batch_id, payouts, total, receipts, state, created_at) VALUES (?, ?, ?, ?, 'pending', ?)`),
+    batch: db.prepare('SELECT * FROM batches WHERE batch_id = ?'),
+    batches: db.prepare('SELECT * FROM batches ORDER BY created_at, rowid'),
+    submitted: db.prepare(`UPDATE batches SET state = 'submitted', tx_hash = ?, submitted_at = ?, last_error = NULL WHERE batch_id = ? AND state != 'confirmed'`),
+    confirmed: db.prepare(`UPDATE batches SET state = 'confirmed', tx_hash = COALESCE(?, tx_hash), note = ?, confirmed_at = ?, last_error = NULL WHERE batch_id = ?`),
+    failed: db.prepare('UPDATE batches SET last_error = ? WHERE batch_id = ?'),
+    insertSlash: db.prepare('INSERT INTO slashes (provider, amount, evidence_hash, peer_id, tx_hash, slashed_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    slash: db.prepare('SELECT * FROM slashes WHERE id = ?'),
+    slashes: db.prepare('SELECT * FROM slashes WHERE (?1 IS NULL OR provider = ?1) ORDER BY id'),
+  };
+
+  const batch = (id: Hex) => {
+    const row = q.batch.get(id);
+    return row ? batchOf(row) : undefined;
+  };
+  const must = (id: Hex, changes: number | bigint) => {
+    if (Number(changes) === 0) throw new LedgerError(`no batch ${id} in the ledger (or it is already confirmed)`, { source: path });
+  };
+
+  return {
+    path,
+    latestVoucher(client) {
+      const row = q.voucher.get(getAddress(client));
+      return row ? voucherOf(row) : undefined;
+    },
+    acceptVoucher(v) {
+      const client = getAddress(v.client);
+      q.upsertVoucher.run(client, v.cumulativeAmount.toString(), v.signature, now());
+      return voucherOf(q.voucher.get(client)!);
+    },
+    rejectVoucher(v, reason, message) {
+      const { lastInsertRowid } = q.insertRejected.run(getAddress(v.client), v.cumulativeAmount.toString(), v.signature, reason, message, now());
+      return this.rejectedVouchers().find((r) => r.id === Number(lastInsertRowid))!;
+    },
+    rejectedVouchers(client) {
+      return q.rejected.all(client ? getAddress(client) : null).map(rejectedOf);
+    },
+    unredeemedVouchers() {
+      return q.allVouchers.all().map(voucherOf).filter((v) => v.cumulativeAmount > v.redeemed);
+    },
+    markRedeemed(client, cumulativeAmount) {
+      q.setRedeemed.run(cumulativeAmount.toString(), getAddress(client));
+    },
+    recordWork(work) {
+      const provider = getAddress(work.provider);
+      q.insertReceipt.run(provider, work.requestId, work.layers, work.tokens, work.amount.toString(), now());
+      const receipt = receiptOf(q.receipt.get(provider, work.requestId)!);
+      if (receipt.amount !== work.amount || receipt.layers !== work.layers || receipt.tokens !== work.tokens) {
+        throw new LedgerError(`request ${work.requestId} of ${provider} is already recorded with different work`, { source: path });
+      }
+      return receipt;
+    },
+    receipts(filter = {}) {
+      if (filter.batchId === undefined) return q.receiptsAll.all().map(receiptOf);
+      return (filter.batchId === null ? q.receiptsUnbatched.all() : q.receiptsOfBatch.all(filter.batchId)).map(receiptOf);
+    },
+    createBatch(scope) {
+      return transaction(() => {
+        const receipts = q.receiptsUnbatched.all().map(receiptOf);
+        if (receipts.length === 0) return undefined;
+        const owed = new Map<Address, bigint>();
+        for (const r of receipts) owed.set(r.provider, (owed.get(r.provider) ?? 0n) + r.amount);
+        const payouts = [...owed].map(([provider, amount]) => ({ provider, amount })).sort((a, b) => compare(a.provider.toLowerCase(), b.provider.toLowerCase()));
+        const total = payouts.reduce((sum, p) => sum + p.amount, 0n);
+        const id = batchId(scope, receipts);
+        q.insertBatch.run(id, JSON.stringify(payouts, bigintJson), total.toString(), receipts.length, now());
+        for (const r of receipts) q.assignReceipt.run(id, r.id);
+        return batch(id)!;
+      });
+    },
+    batch,
+    batches(filter = {}) {
+      const all = q.batches.all().map(batchOf);
+      return filter.states ? all.filter((b) => filter.states!.includes(b.state)) : all;
+    },
+    markSubmitted(id, txHash) {
+      must(id, q.submitted.run(txHash, now(), id).changes);
+    },
+    markConfirmed(id, result) {
+      must(id, q.confirmed.run(result.txHash, result.note ?? null, now(), id).changes);
+    },
+    markFailed(id, error) {
+      must(id, q.failed.run(error, id).changes);
+    },
+    recordSlash(s) {
+      const { lastInsertRowid } = q.insertSlash.run(getAddress(s.provider), s.amount.toString(), s.evidenceHash, s.peerId, s.txHash, now());
+      return slashOf(q.slash.get(lastInsertRowid)!);
+    },
+    slashes(provider) {
+      return q.slashes.all(provider ? getAddress(provider) : null).map(slashOf);
+    },
+    close() {
+      if (db.isOpen) db.close();
+    },
+  };
+}
+
+/**
+ * sha256 over the sorted work a batch pays (provider, request, amount) and its scope. Keyed by
+ * the work rather than by row ids, so the same work always gets the same id: rebuilt from a lost
+ * ledger it is still recognised on chain as paid, and different work never collides.
+ */
+export function batchId(scope: string, receipts: readonly Pick<WorkReceipt, 'provider' | 'requestId' | 'amount'>[]): Hex {
+  const lines = receipts.map((r) => `${r.provider.toLowerCase()}\t${r.requestId}\t${r.amount}`).sort(compare);
+  return `0x${createHash('sha256').update(`infermesh-batch-v1\n${scope}\n${lines.join('\n')}`).digest('hex')}`;
+}
+
+function migrate(db: DatabaseSync, path: string): void {
+  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+  if (version > MIGRATIONS.length) {
+    throw new LedgerError(`the ledger has schema version ${version}, newer than this infermesh knows (${MIGRATIONS.length})`, { source: path });
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[v]);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw new LedgerError(`migration to schema version ${v + 1} failed: ${(err as Error).message}`, { source: path, cause: err });
+    }
+  }
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const bigintJson = (_key: string, value: unknown) => (typeof value === 'bigint' ? value.toString() : value);
+
+type Row = Record<string, unknown>;
+
+function voucherOf(r: Row): AcceptedVoucher {
+  return {
+    client: r.client as Address,
+    cumulativeAmount: BigInt(r.cumulative_amount as string),
+    signature: r.signature as Hex,
+    acceptedAt: Number(r.accepted_at),
+    redeemed: BigInt(r.redeemed as string),
+  };
+}
+
+function rejectedOf(r: Row): RejectedVoucher {
+  return {
+    id: Number(r.id),
+    client: r.client as Address,
+    cumulativeAmount: BigInt(r.cumulative_amount as string),
+    signature: r.signature as Hex,
+    reason: r.reason as string,
+    message: r.message as string,
+    rejectedAt: Number(r.rejected_at),
+  };
+}
+
+function receiptOf(r: Row): WorkReceipt {
+  return {
+    id: Number(r.id),
+    provider: r.provider as Address,
+    requestId: r.request_id as string,
+    layers: Number(r.layers),
+    tokens: Number(r.tokens),
+    amount: BigInt(r.amount as string),
+    recordedAt: Number(r.recorded_at),
+    batchId: (r.batch_id as Hex | null) ?? null,
+  };
+}
+
+function batchOf(r: Row): PayoutBatch {
+  const payouts = JSON.parse(r.payouts as string) as { provider: Address; amount: string }[];
+  return {
+    id: r.batch_id as Hex,
+    payouts: payouts.map((p) => ({ provider: p.provider, amount: BigInt(p.amount) })),
+    total: BigInt(r.total as string),
+    receipts: Number(r.receipts),
+    state: r.state as BatchState,
+    txHash: (r.tx_hash as Hash | null) ?? null,
+    note: (r.note as string | null) ?? null,
+    lastError: (r.last_error as string | null) ?? null,
+    createdAt: Number(r.created_at),
+    submittedAt: r.submitted_at === null ? null : Number(r.submitted_at),
+    confirmedAt: r.confirmed_at === null ? null : Number(r.confirmed_at),
+  };
+}
+
+function slashOf(r: Row): SlashRecord {
+  return {
+    id: Number(r.id),
+    provider: r.provider as Address,
+    amount: BigInt(r.amount as string),
+    evidenceHash: r.evidence_hash as Hex,
+    peerId: (r.peer_id as string | null) ?? null,
+    txHash: r.tx_hash as Hash,
+    slashedAt: Number(r.slashed_at),
+  };
+}

@@ -1,0 +1,270 @@
+/**
+ * The validator: it takes each stage's signed commitment for a finished request, draws the
+ * steps to check from randomness it makes only after the commitment arrived, checks the
+ * reveal against the commitment (Merkle proofs, input hashes, positions), and queues a replay
+ * of the layer range on the reference engine (replayer.ts). A step whose fingerprint does not
+ * match the replay is replayed again on another thread count before a verdict is given, so no
+ * one is slashed on one summation order. All of it runs after generation: nothing here is on
+ * a request's path.
+ *
+ * Sampling adapts per peer: new or low-reputation stages are checked often, proven ones
+ * rarely (shared/trust/challenge.ts). Verdicts go to `onVerdict` (slashing, blacklisting,
+ * rewards) and refusals, with their reasons, to `onRefusal`.
+ */
+import type { Libp2p } from 'libp2p';
+import type { Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import type { LengthPrefixedStream } from '@libp2p/utils';
+import { InfermeshError } from '../../shared/errors.ts';
+import type { Manifest } from '../../shared/model/manifest.ts';
+import { decodeSignedCommitment, verifyCommitment, verifyReveal } from '../../shared/trust/commitment.ts';
+import type { SignedCommitment } from '../../shared/trust/commitment.ts';
+import { drawChallenges, samplingRate } from '../../shared/trust/challenge.ts';
+import { compareFingerprint, thresholdsFor } from '../../shared/trust/fingerprint.ts';
+import type { FingerprintThresholds, FingerprintVerdict } from '../../shared/trust/fingerprint.ts';
+import { decodeStepRecord } from '../../shared/trust/step-record.ts';
+import type { StepRecord } from '../../shared/trust/step-record.ts';
+import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, MAX_TRUST_MESSAGE_BYTES, TRUST_PROTOCOL } from '../../shared/grid/trust-wire.ts';
+import type { Reveal } from '../../shared/grid/trust-wire.ts';
+import type { Replayer } from './replayer.ts';
+
+/** A commitment or reveal the validator will not accept; the name says which rule it broke. */
+export class CommitmentRefusedError extends InfermeshError {
+  override name = 'CommitmentRefusedError';
+}
+export class RevealLateError extends InfermeshError {
+  override name = 'RevealLateError';
+}
+export class RevealInvalidError extends InfermeshError {
+  override name = 'RevealInvalidError';
+}
+
+/** How long a stage has to answer a challenge: a reveal is a few MiB at most, sent at once. */
+export const ANSWER_WINDOW_MS = 30_000;
+
+export interface Reputation {
+  verifiedSteps: number;
+  failedChecks: number;
+}
+
+export interface Verdict {
+  peerId: string;
+  requestId: string;
+  packageId: string;
+  layers: { start: number; end: number };
+  ok: boolean;
+  /** steps whose fingerprints were compared */
+  checkedSteps: number[];
+  /** the request's steps the commitment covered (verified work = layers × these, when ok) */
+  stepCount: number;
+  /** tokens of the request (rows over all its steps) */
+  tokens: number;
+  /** the worst step's comparison */
+  worst: FingerprintVerdict;
+  /** the step it was at */
+  worstStep: number;
+  replayMs: number;
+  /** true when a failed first replay was confirmed by a second */
+  confirmed: boolean;
+  /** the signed commitment the verdict rests on (evidence) */
+  commitment: Uint8Array;
+}
+
+export interface Refusal {
+  peerId: string;
+  requestId?: string;
+  name: string;
+  message: string;
+}
+
+export interface ValidatorOptions {
+  manifest: Manifest;
+  answerWindowMs?: number;
+}
+
+export interface ValidatorDeps {
+  node: Libp2p;
+  replayer: Replayer;
+  reputation?: (peerId: string) => Reputation;
+  onVerdict?: (verdict: Verdict) => void;
+  onRefusal?: (refusal: Refusal) => void;
+  random?: (bytes: number) => Uint8Array;
+  now?: () => number;
+}
+
+export interface Validator {
+  /** Resolves when every queued replay has finished. */
+  idle(): Promise<void>;
+  stats(): { commitments: number; replays: number; replayMs: number; verdicts: number; failures: number; refusals: number };
+  stop(): Promise<void>;
+}
+
+interface Job {
+  peerId: string;
+  signed: SignedCommitment;
+  commitmentBytes: Uint8Array;
+  records: StepRecord[];
+  inputs: Float32Array[];
+  challenged: number[];
+}
+
+export async function startValidator(options: ValidatorOptions, deps: ValidatorDeps): Promise<Validator> {
+  const { manifest } = options;
+  const answerWindowMs = options.answerWindowMs ?? ANSWER_WINDOW_MS;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
+  const reputations = new Map<string, Reputation>();
+  const reputationOf = deps.reputation ?? ((peerId: string) => reputations.get(peerId) ?? { verifiedSteps: 0, failedChecks: 0 });
+  const stats = { commitments: 0, replays: 0, replayMs: 0, verdicts: 0, failures: 0, refusals: 0 };
+  let queue: Promise<void> = Promise.resolve();
+  const thresholds = thresholdsFor(manifest.dtype);
+
+  const refuse = async (wire: LengthPrefixedStream<Stream>, peerId: string, err: unknown, requestId?: string) => {
+    stats.refusals++;
+    deps.onRefusal?.({ peerId, requestId, name: (err as Error)?.name ?? 'Error', message: (err as Error)?.message ?? String(err) });
+    await wire.write(encodeTrustFailure(err)).catch(() => undefined);
+  };
+
+  async function checkReveal(signed: SignedCommitment, reveal: Reveal, last: number): Promise<StepRecord[]> {
+    const { commitment } = signed;
+    if (reveal.records.length !== last + 1 || reveal.records.some((r, i) => r.index !== i)) {
+      throw new RevealInvalidError(`the reveal must hold the records of steps 0..${last} in order, got ${reveal.records.map((r) => r.index).join(',') || 'none'}`);
+    }
+    if (reveal.inputs.length !== last + 1) throw new RevealInvalidError(`the reveal must hold the inputs of steps 0..${last}, got ${reveal.inputs.length}`);
+    const records = reveal.records.map((r) => decodeStepRecord(r.record));
+    try {
+      await verifyReveal(signed, reveal.records.map((r, i) => ({ index: r.index, record: records[i], proof: r.proof })));
+    } catch (err) {
+      throw new RevealInvalidError(`the reveal does not match the commitment: ${(err as Error).message}`, { cause: err });
+    }
+    let position = 0;
+    for (let i = 0; i <= last; i++) {
+      const record = records[i];
+      const input = reveal.inputs[i];
+      if (record.position !== position) throw new RevealInvalidError(`step ${i} starts at position ${record.position}; the steps before it end at ${position}`);
+      if (input.length !== record.rows * manifest.config.dim) throw new RevealInvalidError(`step ${i}'s input holds ${input.length} values, not ${record.rows} rows of ${manifest.config.dim}`);
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', input.slice().buffer));
+      if (!equalBytes(digest, record.inputSha256)) throw new RevealInvalidError(`step ${i}'s revealed input is not the input committed to (SHA-256 differs)`);
+      position += record.rows;
+    }
+    if (commitment.stepCount <= last) throw new RevealInvalidError(`the commitment covers ${commitment.stepCount} steps, not step ${last}`);
+    return records;
+  }
+
+  async function judge(job: Job): Promise<void> {
+    const { commitment } = job.signed;
+    const compare = (outputs: Float32Array[]) =>
+      job.challenged.map((step) => ({ step, verdict: compareFingerprint(job.records[step].output, outputs[step], thresholds) }));
+    const worstOf = (results: ReturnType<typeof compare>) => results.reduce((a, b) => (marginOf(b.verdict, thresholds) < marginOf(a.verdict, thresholds) ? b : a));
+    const t0 = performance.now();
+    let results = compare(await deps.replayer.replay(commitment.layers, { steps: job.inputs }, 1));
+    let confirmed = false;
+    if (results.some((r) => !r.verdict.ok)) {
+      // A second replay on other threads: the stage is judged failing only if both say so.
+      results = compare(await deps.replayer.replay(commitment.layers, { steps: job.inputs }, 2));
+      confirmed = results.some((r) => !r.verdict.ok);
+    }
+    const replayMs = performance.now() - t0;
+    stats.replays++;
+    stats.replayMs += replayMs;
+    const ok = results.every((r) => r.verdict.ok);
+    const worst = worstOf(results);
+    const rep = reputationOf(job.peerId);
+    if (!deps.reputation) reputations.set(job.peerId, ok ? { ...rep, verifiedSteps: rep.verifiedSteps + commitment.stepCount } : { ...rep, failedChecks: rep.failedChecks + 1 });
+    stats.verdicts++;
+    if (!ok) stats.failures++;
+    deps.onVerdict?.({
+      peerId: job.peerId,
+      requestId: commitment.requestId,
+      packageId: commitment.packageId,
+      layers: commitment.layers,
+      ok,
+      checkedSteps: job.challenged,
+      stepCount: commitment.stepCount,
+      tokens: job.records.reduce((sum, r) => sum + r.rows, 0),
+      worst: worst.verdict,
+      worstStep: worst.step,
+      replayMs,
+      confirmed,
+      commitment: job.commitmentBytes,
+    });
+  }
+
+  async function handle(stream: Stream, peerId: string): Promise<void> {
+    const wire = lpStream(stream, { maxDataLength: MAX_TRUST_MESSAGE_BYTES });
+    let signed: SignedCommitment;
+    let commitmentBytes: Uint8Array;
+    try {
+      const first = decodeTrustMessage((await wire.read()).subarray());
+      if (first.kind !== 'commit') throw new CommitmentRefusedError(`a trust stream starts with COMMIT, not ${first.kind.toUpperCase()}`);
+      commitmentBytes = first.commitment;
+      signed = decodeSignedCommitment(commitmentBytes);
+      await verifyCommitment(signed);
+      const { commitment } = signed;
+      if (commitment.peerId !== peerId) throw new CommitmentRefusedError(`a commitment for peer ${commitment.peerId} came from peer ${peerId}`);
+      if (commitment.packageId !== manifest.id) throw new CommitmentRefusedError(`the grid serves package ${manifest.id}, not ${commitment.packageId}`);
+      const { start, end } = commitment.layers;
+      if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= manifest.config.nLayers && start < end)) {
+        throw new CommitmentRefusedError(`layers ${start}..${end - 1} are not a range of this ${manifest.config.nLayers}-layer model`);
+      }
+      stats.commitments++;
+    } catch (err) {
+      await refuse(wire, peerId, err);
+      return;
+    }
+    const { commitment } = signed;
+    // The seed exists only now, after the commitment is fixed: a stage cannot know what will be checked.
+    const challenged = commitment.stepCount > 0 ? await drawChallenges(random(32), commitment.stepCount, samplingRate(reputationOf(peerId))) : [];
+    const deadline = now() + answerWindowMs;
+    await wire.write(encodeChallenge({ steps: challenged, deadline }));
+    try {
+      const message = decodeTrustMessage((await wire.read()).subarray());
+      if (message.kind !== 'reveal') throw new RevealInvalidError(`expected REVEAL, got ${message.kind.toUpperCase()}`);
+      if (now() > deadline) throw new RevealLateError(`the reveal came ${now() - deadline} ms after the answer window of ${answerWindowMs} ms closed`);
+      const last = challenged.length > 0 ? Math.max(...challenged) : -1;
+      const records = await checkReveal(signed, message.reveal, last);
+      await wire.write(encodeReceipt(commitment.requestId, true));
+      if (challenged.length === 0) return;
+      const job: Job = { peerId, signed, commitmentBytes, records, inputs: message.reveal.inputs, challenged };
+      queue = queue.then(() => judge(job)).catch((err) => deps.onRefusal?.({ peerId, requestId: commitment.requestId, name: (err as Error)?.name ?? 'Error', message: `the replay failed: ${(err as Error)?.message}` }));
+    } catch (err) {
+      await refuse(wire, peerId, err, commitment.requestId);
+    }
+  }
+
+  await deps.node.handle(TRUST_PROTOCOL, (stream, connection) => {
+    const peerId = connection.remotePeer.toString();
+    handle(stream, peerId)
+      .catch(() => undefined)
+      .finally(() => stream.close().catch((err: Error) => stream.abort(err)));
+  }, { maxInboundStreams: 256 });
+
+  return {
+    idle: async () => {
+      let seen: Promise<void>;
+      do {
+        seen = queue;
+        await seen;
+      } while (seen !== queue);
+    },
+    stats: () => ({ ...stats }),
+    stop: () => deps.node.unhandle(TRUST_PROTOCOL),
+  };
+}
+
+/** A failed verdict in words, for the stage's page, clients and the ledger. */
+export function verdictReason(verdict: Verdict): string {
+  const { worst, worstStep } = verdict;
+  const replays = verdict.confirmed ? 'two replays' : 'the replay';
+  return `step ${worstStep} of request ${verdict.requestId} (layers ${verdict.layers.start}..${verdict.layers.end - 1}) does not match ${replays}: ` +
+    `${(worst.worstMatch.matchFraction * 100).toFixed(0)}% of its top-k positions match, value error ${worst.worstValue.valueError.toPrecision(3)}`;
+}
+
+/** The smaller of a comparison's two margins, each as a fraction of its threshold so the two compare. */
+function marginOf(verdict: FingerprintVerdict, thresholds: FingerprintThresholds): number {
+  return Math.min(verdict.margins.matchFraction / thresholds.minMatchFraction, verdict.margins.valueError / thresholds.maxValueError);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
+}
