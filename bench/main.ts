@@ -3,13 +3,15 @@
  * as a short table. Suites: compile (time and bytes per dtype), local (decode speed through
  * K in-process stages next to one whole-model graph, same run, same machine), engine (the shard
  * engine in Chromium and Node next to the whole-model graph on the same execution provider), grid
- * (decode speed through 1, 2 and 4 Chromium donor tabs of a grid on this machine).
+ * (decode speed through 1, 2 and 4 Chromium donor tabs of a grid on this machine), trust
+ * (commitments on vs off, replay cost, proof bytes, detection of each stage fault).
  */
 import { Command } from 'commander';
 import { compileBench } from './compile-bench.ts';
 import { localBench } from './local-bench.ts';
 import { engineBench } from './engine-bench.ts';
 import { gridBench } from './grid-bench.ts';
+import { trustBench } from './trust-bench.ts';
 
 function print(result: unknown, json: boolean) {
   process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatTable(result)}\n`);
@@ -67,6 +69,16 @@ program
     print(await gridBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds), schedule: opts.schedule }), !!opts.json);
     // Everything the suite started is closed, but a library can keep a handle open after (seen
     // once after the WebRTC nodes stopped): do not let that hold the process.
+    setTimeout(() => process.exit(), 5_000).unref();
+  });
+program
+  .command('trust')
+  .description('tokens/s with commitments on and off (synthetic:110m q4, Node stage peers over WebRTC), replay cost, proof bytes per token, and detection of each stage fault')
+  .option('--json', 'print JSON')
+  .option('--tokens <n>', 'greedy completion tokens per generation', '48')
+  .option('--rounds <n>', 'interleaved on/off rounds (median of per-round ratios reported)', '7')
+  .action(async (opts) => {
+    print(await trustBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), !!opts.json);
     setTimeout(() => process.exit(), 5_000).unref();
   });
 

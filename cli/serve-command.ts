@@ -5,11 +5,13 @@
  * (peers, assignments, requests) goes to grid.sqlite in the data folder.
  */
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../shared/errors.ts';
 import { parseServerConfig } from '../signaling-server/config.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import { openGridStore } from '../signaling-server/store.ts';
+import { startGridSettlement } from '../signaling-server/settle/grid-settlement.ts';
 import { ensureSyntheticPackage } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
 
@@ -26,9 +28,22 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const { preset, dtype, seed } = DEFAULT_MODEL;
   const modelDir = config.model ?? (await ensureSyntheticPackage(syntheticPackageDir(preset, dtype, seed), DEFAULT_MODEL));
   const store = openGridStore(join(config.dataDir, 'grid.sqlite'));
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const { chain } = config;
+  // A local anvil starts empty each run and is gone after it, so its ledger lives as long (removed on exit).
+  const localLedger = join(config.dataDir, `ledger-local-${process.pid}-${Date.now()}.sqlite`);
+  const settlement =
+    chain.mode === 'off'
+      ? undefined
+      : await startGridSettlement(
+          chain.mode === 'rpc'
+            ? { rpcUrl: chain.rpcUrl, privateKey: chain.privateKey, contract: chain.contract, treasury: chain.treasury, ledgerPath: join(config.dataDir, 'ledger.sqlite') }
+            : { ledgerPath: localLedger },
+          { log },
+        );
   const server = await startGridServer(
     { host: config.host, port: config.port, relayPort: config.relayPort, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
-    { store },
+    { store, settlement, log },
   );
   process.stderr.write(
     [
@@ -37,6 +52,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       `  OpenAI-compatible API:     ${server.url}v1/chat/completions`,
       `  relay:                     ${server.relay.getMultiaddrs().map(String).join(' ')}`,
       `  state:                     ${store.path}`,
+      `  settlement:                ${settlement ? `chain ${settlement.chain.chainId}${settlement.chain.local ? ' (local anvil)' : ''}, contract ${settlement.chain.contract}; ledger at ${server.url}v1/ledger` : 'off'}`,
       '',
     ].join('\n'),
   );
@@ -47,5 +63,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   });
   process.stderr.write('infermesh grid server: stopping\n');
   await server.close();
+  await settlement?.close();
+  if (chain.mode === 'local') await rm(localLedger, { force: true });
   store.close();
 }

@@ -61,6 +61,8 @@ describe('the coordinator protocol', () => {
     expect(await nextOf('error')).toMatchObject({ name: 'UsageError', message: expect.stringContaining('not JSON') });
     await send({ type: 'hello', role: 'donor', addrs: [] });
     expect(await nextOf('error')).toMatchObject({ message: 'a donor hello needs its device summary' });
+    await send({ type: 'hello', role: 'donor', addrs: [], device, payTo: 'my wallet' });
+    expect(await nextOf('error')).toMatchObject({ name: 'UsageError', message: 'hello.payTo must be an EVM address (0x and 40 hex digits), got "my wallet"' });
   });
 
   it('welcomes a donor, sends the peers it knows, then assigns at most 2 layers', async () => {

@@ -25,7 +25,14 @@ export interface ServerConfig {
   maxLayersPerNode?: number;
   /** the built web app (vite build output) */
   webDir: string;
+  /** where stake, vouchers and payouts live: a local anvil the server starts, an EVM chain, or none */
+  chain: ChainConfig;
 }
+
+export type ChainConfig =
+  | { mode: 'local' }
+  | { mode: 'off' }
+  | { mode: 'rpc'; rpcUrl: string; privateKey: `0x${string}`; contract?: `0x${string}`; treasury?: `0x${string}` };
 
 export type ParsedServerArgs = { config: ServerConfig } | { help: string };
 
@@ -50,6 +57,11 @@ export const SERVER_ENV = {
   data: 'INFERMESH_DATA',
   maxLayersPerNode: 'INFERMESH_MAX_LAYERS_PER_NODE',
   web: 'INFERMESH_WEB',
+  chain: 'INFERMESH_CHAIN',
+  rpcUrl: 'INFERMESH_RPC_URL',
+  chainKey: 'INFERMESH_CHAIN_KEY',
+  contract: 'INFERMESH_CONTRACT',
+  treasury: 'INFERMESH_TREASURY',
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -82,7 +94,12 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
     .option('--data <dir>', `state folder for the SQLite store [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
-    .option('--web <dir>', `built web app folder [$${SERVER_ENV.web}]`, folder('--web', cwd), DEFAULT_WEB_DIR);
+    .option('--web <dir>', `built web app folder [$${SERVER_ENV.web}]`, folder('--web', cwd), DEFAULT_WEB_DIR)
+    .option('--chain <mode>', `settlement chain when no --rpc-url: local (start anvil, deploy the contract) or off [$${SERVER_ENV.chain}]`, chainMode('--chain'), 'local')
+    .option('--rpc-url <url>', `settle on this EVM chain instead of a local anvil [$${SERVER_ENV.rpcUrl}]`, rpcUrl('--rpc-url'))
+    .option('--chain-key <hex>', `the operator's private key on --rpc-url's chain [$${SERVER_ENV.chainKey}]`, privateKey('--chain-key'))
+    .option('--contract <address>', `a Settlement already deployed there (default: deploy one) [$${SERVER_ENV.contract}]`, address('--contract'))
+    .option('--treasury <address>', `where slashed stake goes on --rpc-url's chain (default: the key's address) [$${SERVER_ENV.treasury}]`, address('--treasury'));
 
   try {
     program.parse([...argv], { from: 'user' });
@@ -100,8 +117,17 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     }
     return opts[key] as T;
   };
+  const rpc = pick('rpcUrl', '--rpc-url', SERVER_ENV.rpcUrl, rpcUrl('--rpc-url'));
+  const key = pick('chainKey', '--chain-key', SERVER_ENV.chainKey, privateKey('--chain-key'));
+  if (rpc && !key) throw new UsageError(`--rpc-url needs the operator's key: --chain-key or $${SERVER_ENV.chainKey}`, { source: '--rpc-url' });
+  // Read (and checked) even when unused, so a typo is never silently ignored.
+  const contract = pick('contract', '--contract', SERVER_ENV.contract, address('--contract'));
+  const treasury = pick('treasury', '--treasury', SERVER_ENV.treasury, address('--treasury'));
+  const mode = pick('chain', '--chain', SERVER_ENV.chain, chainMode('--chain'));
+  const chain: ChainConfig = rpc ? { mode: 'rpc', rpcUrl: rpc, privateKey: key!, contract, treasury } : { mode };
   return {
     config: {
+      chain,
       host: pick('host', '--host', SERVER_ENV.host, host('--host')),
       port: pick('port', '--port', SERVER_ENV.port, port('--port')),
       relayPort: pick('relayPort', '--relay-port', SERVER_ENV.relayPort, port('--relay-port')),
@@ -143,4 +169,30 @@ const host = (flag: string) => (value: string) => {
 const folder = (flag: string, cwd: string) => (value: string) => {
   if (value.trim() === '') throw new UsageError('must name a folder', { source: flag });
   return resolve(cwd, value);
+};
+
+const chainMode = (flag: string) => (value: string): 'local' | 'off' => {
+  if (value !== 'local' && value !== 'off') throw new UsageError(`must be local or off, got ${JSON.stringify(value)}`, { source: flag });
+  return value;
+};
+
+const rpcUrl = (flag: string) => (value: string) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`must be a JSON-RPC URL (http, https, ws or wss), got ${JSON.stringify(value)}`, { source: flag });
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) throw new UsageError(`must be an http(s) or ws(s) URL, got ${JSON.stringify(value)}`, { source: flag });
+  return value;
+};
+
+const privateKey = (flag: string) => (value: string): `0x${string}` => {
+  if (!/^0x[0-9a-fA-F]{64}$/.test(value)) throw new UsageError('must be a private key: 0x and 64 hex digits', { source: flag });
+  return value as `0x${string}`;
+};
+
+const address = (flag: string) => (value: string): `0x${string}` => {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(value)) throw new UsageError(`must be an EVM address (0x and 40 hex digits), got ${JSON.stringify(value)}`, { source: flag });
+  return value as `0x${string}`;
 };

@@ -29,6 +29,8 @@ import { HttpError } from './http/errors.ts';
 import { createOpenAIGateway } from './http/openai-gateway.ts';
 import type { GridStore } from './store.ts';
 import { createReplayer } from './trust/replayer.ts';
+import { ledgerHandlers } from './settle/ledger-api.ts';
+import type { GridSettlement } from './settle/grid-settlement.ts';
 import { startValidator, verdictReason } from './trust/validator.ts';
 import type { Validator, Verdict } from './trust/validator.ts';
 
@@ -84,14 +86,28 @@ function storeEvents(store: GridStore, packageId: string): CoordinatorEvents {
   };
 }
 
-export async function startGridServer(options: GridServerOptions, deps: { store?: GridStore } = {}): Promise<GridServer> {
+export interface GridServerDeps {
+  store?: GridStore;
+  /** the chain side: stake, vouchers, payouts, slashing (signaling-server/settle/grid-settlement.ts) */
+  settlement?: GridSettlement;
+  log?: (line: string) => void;
+}
+
+export async function startGridServer(options: GridServerOptions, deps: GridServerDeps = {}): Promise<GridServer> {
   const manifest = await parseManifest(await readFile(join(options.modelDir, MANIFEST_FILE), 'utf8'), join(options.modelDir, MANIFEST_FILE));
   const relay = await startRelay({ host: options.host, port: options.relayPort });
   const packagePath = `/packages/${manifest.id}/`;
-  const { store } = deps;
+  const { store, settlement } = deps;
+  const log = deps.log ?? (() => {});
   const coordinator = await startCoordinator(
     { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode },
-    { node: relay, events: store && storeEvents(store, manifest.id) },
+    {
+      node: relay,
+      events: {
+        ...(store && storeEvents(store, manifest.id)),
+        payTo: (peerId, address) => void settlement?.donorJoined(peerId, address).catch((err: Error) => log(`settlement: no stake for ${peerId}: ${err.message}`)),
+      },
+    },
   );
 
   // The validator runs on the relay node: stages reach it over the WebSocket connection they already have.
@@ -103,12 +119,20 @@ export async function startGridServer(options: GridServerOptions, deps: { store?
     onVerdict: (verdict) => void judged(verdict).catch(() => undefined),
     onRefusal: (refusal) => store?.recordRefusal({ ...refusal, requestId: refusal.requestId ?? null }),
   });
-  /** A verdict is recorded; a failed one bans the stage and re-places its layers. */
+  /**
+   * A verdict is recorded; honest work on a paid request earns a receipt; a failed verdict
+   * slashes the stage's stake, bans it and its device, and re-places its layers.
+   */
   async function judged(verdict: Verdict): Promise<void> {
     const evidenceHash = toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', verdict.commitment.slice().buffer)));
     store?.recordVerdict({ ...verdict, evidenceHash });
-    if (verdict.ok) return;
-    coordinator.banish({ peerId: verdict.peerId, requestId: verdict.requestId, layers: verdict.layers, reason: verdictReason(verdict), evidenceHash });
+    const layers = verdict.layers.end - verdict.layers.start;
+    if (verdict.ok) return settlement?.workVerified({ peerId: verdict.peerId, requestId: verdict.requestId, layers, tokens: verdict.tokens });
+    const slashed = await settlement?.slash(verdict.peerId, `0x${evidenceHash}`).catch((err: Error) => {
+      log(`settlement: could not slash ${verdict.peerId}: ${err.message}`);
+      return undefined;
+    });
+    coordinator.banish({ peerId: verdict.peerId, requestId: verdict.requestId, layers: verdict.layers, reason: verdictReason(verdict), evidenceHash, slashTx: slashed?.txHash });
   }
 
   let client: Promise<GridClient> | null = null;
@@ -150,6 +174,7 @@ export async function startGridServer(options: GridServerOptions, deps: { store?
           })),
         }),
     },
+    ...(settlement ? ledgerHandlers(settlement, store) : []),
     ...createOpenAIGateway({
       models: () => [{ id: manifest.id, name: manifest.name, contextLength: manifest.config.maxSeqLen }],
       // The gateway answers through the grid like any SDK client would.
@@ -163,9 +188,19 @@ export async function startGridServer(options: GridServerOptions, deps: { store?
     api,
   });
 
-  const observer = store && {
-    started: (r: { requestId: string; route: RouteHop[]; promptTokens: number }) => store.requestStarted({ ...r, packageId: manifest.id }),
-    ended: (r: { requestId: string; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }) => store.requestEnded(r),
+  // The gateway's requests: recorded, and paid for with a voucher when settlement runs.
+  const promptTokens = new Map<string, number>();
+  const observer = (store || settlement) && {
+    started: (r: { requestId: string; route: RouteHop[]; promptTokens: number }) => {
+      promptTokens.set(r.requestId, r.promptTokens);
+      store?.requestStarted({ ...r, packageId: manifest.id });
+    },
+    ended: (r: { requestId: string; stageRequestIds: string[]; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }) => {
+      store?.requestEnded({ requestId: r.requestId, completionTokens: r.completionTokens, status: r.status, error: r.error });
+      const tokens = (promptTokens.get(r.requestId) ?? 0) + r.completionTokens;
+      promptTokens.delete(r.requestId);
+      void settlement?.gatewayRequest(r.stageRequestIds, tokens, manifest.config.nLayers).catch((err: Error) => log(`settlement: the gateway's voucher failed: ${err.message}`));
+    },
   };
   const connect = () => (client ??= connectGrid({ url: http.url, model: manifest.id }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
     client = null;

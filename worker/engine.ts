@@ -22,6 +22,8 @@ import type { KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtModule, OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
 import { gpuKvStoreFactory } from './gpu-kv-store.ts';
 import { loadShardFiles } from './shard-loader.ts';
+import { createStepFault, faultShard } from './faults.ts';
+import type { StepFault } from './faults.ts';
 import type { DeviceHandshake, HandshakeOptions } from './device/handshake.ts';
 
 /** The parts of onnxruntime-web / onnxruntime-node the engine uses: sessions, and WebGPU's device. */
@@ -53,6 +55,8 @@ interface Loaded {
   provider: ExecutionProvider;
   stage: Stage;
   device?: GPUDevice;
+  /** a test-only fault on each step's output (LoadRequest.fault), null when honest */
+  stepFault: StepFault | null;
 }
 
 /** What an engine worker exposes over comlink: the ShardEngine contract, its device handshake, and a fault-injection hook. */
@@ -140,17 +144,19 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
     async load(request) {
       const started = deps.now?.() ?? Date.now();
       const shard = await loadShardFiles(request, { fetch: deps.fetch });
+      // Test-only: a faulted load opens other graphs or weights than the package's (worker/faults.ts).
+      const graphs = request.fault ? await faultShard(request.fault, shard.manifest, request.layers, shard) : shard;
       const l = {
         request,
         config: shard.manifest.config,
         layers: request.layers,
-        model: encodeModel(composeStageGraph(shard.blocks, request.layers.start)),
-        externalData: shard.externalData,
+        model: encodeModel(composeStageGraph(graphs.blocks, request.layers.start)),
+        externalData: graphs.externalData,
       };
       const providers = request.executionProviders ?? deps.defaultProviders ?? ['webgpu', 'wasm'];
       const opened = await openFirst(providers, l);
       await this.unload();
-      const next: Loaded = { ...l, weightBytes: shard.weightBytes, provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device };
+      const next: Loaded = { ...l, weightBytes: shard.weightBytes, provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device, stepFault: createStepFault(request.fault) };
       loaded = next;
       watchDevice(next);
       if (opened.provider !== providers[0]) events.push({ kind: 'fallback', message: opened.reason });
@@ -165,19 +171,23 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         piecesVerified: shard.piecesVerified,
         weightBytes: shard.weightBytes,
         loadMs: (deps.now?.() ?? Date.now()) - started,
+        ...(request.fault ? { fault: request.fault } : {}),
       } satisfies LoadReport;
     },
     async step(frame) {
       const l = await requireLoaded();
       try {
-        return await l.stage.forward(frame);
+        const forward = (f: Uint8Array) => l.stage.forward(f);
+        return await (l.stepFault ? l.stepFault.forward(frame, forward) : forward(frame));
       } catch (err) {
         if (l.device && loaded !== l) throw new DeviceLostError('the GPU device was lost during this step; start the request again', { cause: err });
         throw err;
       }
     },
     async end(requestId) {
-      (await requireLoaded()).stage.end(requestId);
+      const l = await requireLoaded();
+      l.stage.end(requestId);
+      l.stepFault?.end(requestId);
     },
     async memory(): Promise<MemoryReport> {
       if (reopening) await reopening;

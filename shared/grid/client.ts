@@ -55,7 +55,8 @@ export interface ConnectOptions {
 /** Told about every generation this client runs (the server records its gateway's requests). */
 export interface RequestObserver {
   started(request: { requestId: string; route: RouteHop[]; promptTokens: number }): void;
-  ended(result: { requestId: string; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }): void;
+  /** `stageRequestIds`: the ids the stages saw, one per attempt (the validator's verdicts name these) */
+  ended(result: { requestId: string; stageRequestIds: string[]; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }): void;
 }
 
 export interface ClientDeps {
@@ -157,13 +158,16 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     let status: 'done' | 'failed' | 'aborted' = 'aborted';
     let error: string | undefined;
     let started = false;
+    const stageRequestIds: string[] = [];
     try {
       for (let attempt = 1; ; attempt++) {
         const current = await route();
         if (!started) deps.observer?.started({ requestId, route: current.hops, promptTokens: tokenizer.tokenizer.encode(prompt).length });
         started = true;
         try {
-          for await (const token of pipeline!.generate(prompt, { ...DEFAULT_GENERATE, ...opts })) {
+          // A retry is a new request to the stages: they ended the first one.
+          stageRequestIds.push(attempt === 1 ? requestId : crypto.randomUUID());
+          for await (const token of pipeline!.generate(prompt, { ...DEFAULT_GENERATE, ...opts, requestId: stageRequestIds.at(-1) })) {
             if (token.id !== null) completionTokens += 1;
             yield token;
           }
@@ -182,7 +186,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       error = (err as Error).message;
       throw err;
     } finally {
-      if (started) deps.observer?.ended({ requestId, completionTokens, status, error });
+      if (started) deps.observer?.ended({ requestId, stageRequestIds, completionTokens, status, error });
     }
   }
   const openai = createOpenAIApi({

@@ -57,7 +57,7 @@ export interface ServingStats {
 
 /** Messages a tab (or SDK client) sends to the coordinator. */
 export type ToCoordinator =
-  | { type: 'hello'; role: 'donor' | 'client'; addrs: string[]; device?: DeviceSummary }
+  | { type: 'hello'; role: 'donor' | 'client'; addrs: string[]; device?: DeviceSummary; /** a donor's EVM address for earnings (and its sponsored stake) */ payTo?: string }
   | { type: 'have'; packageId: string; pieces: PieceKey[] }
   | { type: 'serving'; packageId: string; layers: LayerRange }
   | { type: 'rtt'; peers: Record<string, { rttMs: number; throughputMBps?: number }> }

@@ -42,6 +42,8 @@ export interface AttestationOutcome {
   challenged: number[];
   /** bytes sent to the validator: commitment and reveal */
   proofBytes: number;
+  /** of which the commitment (sent for every request; the reveal only answers a challenge) */
+  commitmentBytes: number;
 }
 
 export interface Attestor {
@@ -75,7 +77,7 @@ export function createAttestor(options: AttestorOptions, deps: AttestorDeps): At
       const revealBytes = encodeReveal(reveal);
       await wire.write(revealBytes);
       expect(decodeTrustMessage((await wire.read()).subarray()), 'receipt');
-      return { requestId, steps: records.length, challenged: challenge.steps, proofBytes: commitBytes.byteLength + revealBytes.byteLength };
+      return { requestId, steps: records.length, challenged: challenge.steps, proofBytes: commitBytes.byteLength + revealBytes.byteLength, commitmentBytes: commitBytes.byteLength };
     } finally {
       deps.journal.forget(requestId);
       await stream.close().catch((err: Error) => stream.abort(err));

@@ -33,6 +33,8 @@ export interface GenerateOptions {
   topP: number;
   seed: number;
   signal?: AbortSignal;
+  /** the id the stages know this request by (default: a new one from newRequestId) */
+  requestId?: string;
 }
 
 export interface GeneratedToken {
@@ -100,7 +102,7 @@ export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime
       }
       const sampler = createSampler({ vocabSize: config.vocabSize, temperature: opts.temperature, topP: opts.topP, seed: opts.seed });
       const decoder = tokenizer.createStreamDecoder();
-      const requestId = newRequestId();
+      const requestId = opts.requestId ?? newRequestId();
       try {
         let logits = await step(requestId, promptTokens, 0, 0);
         let position = promptTokens.length;

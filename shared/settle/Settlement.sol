@@ -135,10 +135,22 @@ contract Settlement {
     // ---------------------------------------------------------------- providers
 
     function stake() external payable {
+        _stake(msg.sender);
+    }
+
+    /// Stakes for another provider: a sponsor (e.g. a grid operator onboarding browser tabs that
+    /// hold no ETH) puts up the bond; it is the provider's stake from then on, slashable and
+    /// withdrawable by the provider only.
+    function stakeFor(address provider) external payable {
+        if (provider == address(0)) revert ZeroAddress();
+        _stake(provider);
+    }
+
+    function _stake(address provider) private {
         if (msg.value == 0) revert ZeroAmount();
-        stakeOf[msg.sender] += msg.value;
+        stakeOf[provider] += msg.value;
         totalStaked += msg.value;
-        emit Staked(msg.sender, msg.value, stakeOf[msg.sender]);
+        emit Staked(provider, msg.value, stakeOf[provider]);
     }
 
     /// Starts the delay; a new request replaces the previous one and restarts the clock.

@@ -69,6 +69,8 @@ interface Target {
 export type OnSubmitted = (hash: Hash) => void;
 
 export const stake = (w: SettlementWallet, p: Target & { amount: bigint }) => send(w, p.settlement, 'stake', [], p.amount);
+/** A sponsor's stake for `provider` (a tab with no ETH): the provider's bond from then on. */
+export const stakeFor = (w: SettlementWallet, p: Target & { provider: Address; amount: bigint }) => send(w, p.settlement, 'stakeFor', [p.provider], p.amount);
 export const requestUnstake = (w: SettlementWallet, p: Target & { amount: bigint }) => send(w, p.settlement, 'requestUnstake', [p.amount]);
 export const unstake = (w: SettlementWallet, p: Target) => send(w, p.settlement, 'unstake', []);
 export const withdrawEarnings = (w: SettlementWallet, p: Target) => send(w, p.settlement, 'withdrawEarnings', []);

@@ -32,6 +32,8 @@ export interface CoordinatorEvents {
   peerSeen?(peer: PeerRecord): void;
   peerLeft?(peerId: string): void;
   assigned?(peerId: string, layers: { start: number; end: number }): void;
+  /** a donor named the EVM address its earnings go to */
+  payTo?(peerId: string, address: `0x${string}`): void;
 }
 
 export interface Coordinator {
@@ -86,11 +88,15 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
       if (message.role !== 'donor' && message.role !== 'client') throw new UsageError(`hello.role must be 'donor' or 'client', got ${JSON.stringify(message.role)}`);
       if (!Array.isArray(message.addrs)) throw new UsageError('hello.addrs must be an array of multiaddrs');
       if (message.role === 'donor') checkDevice(message.device);
+      if (message.payTo !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(String(message.payTo))) {
+        throw new UsageError(`hello.payTo must be an EVM address (0x and 40 hex digits), got ${JSON.stringify(message.payTo)}`);
+      }
       const record = registry.join(peerId, message.role, message.addrs, message.device, now());
       deps.events?.peerSeen?.(record);
       send(peerId, { type: 'welcome', peerId, model: offer });
       // Who holds what, before any assignment: a newcomer's first download plan asks peers, not the web seed.
       send(peerId, donorsSeenBy(peerId));
+      if (message.role === 'donor' && message.payTo) deps.events?.payTo?.(peerId, message.payTo as `0x${string}`);
       if (message.role === 'donor') place();
       broadcastPeers();
       return;

@@ -19,6 +19,7 @@ import {
   settlementTotals,
   slash,
   stake,
+  stakeFor,
   unstake,
   withdraw,
   withdrawEarnings,
@@ -88,6 +89,16 @@ describe('Settlement contract', () => {
     expect((await balances(chain.publicClient, { settlement, account: provider.account.address })).stake).toBe(parseEther('1.5'));
     await revertsWith(unstake(provider, { settlement }), 'NothingRequested');
     await revertsWith(requestUnstake(provider, { settlement, amount: parseEther('9') }), 'InsufficientStake');
+  });
+
+  it('takes a sponsor’s stake for a provider: the provider’s to withdraw, not the sponsor’s', async () => {
+    const { settlement } = await fresh();
+    const [provider, sponsor] = chain.providers;
+    await stakeFor(sponsor, { settlement, provider: provider.account.address, amount: parseEther('0.25') });
+    expect((await balances(chain.publicClient, { settlement, account: provider.account.address })).stake).toBe(parseEther('0.25'));
+    expect((await balances(chain.publicClient, { settlement, account: sponsor.account.address })).stake).toBe(0n);
+    await revertsWith(requestUnstake(sponsor, { settlement, amount: parseEther('0.25') }), 'InsufficientStake');
+    await revertsWith(stakeFor(sponsor, { settlement, provider: '0x0000000000000000000000000000000000000000', amount: 1n }), 'ZeroAddress');
   });
 
   it('escrows a deposit, redeems cumulative vouchers into the pool, pays a batch, and pays out earnings', async () => {

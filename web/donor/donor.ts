@@ -19,6 +19,7 @@ import { createAttestor } from '../../shared/grid/stage-attestor.ts';
 import { createStepJournal } from '../../shared/trust/step-journal.ts';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import type { StageServer } from '../../shared/grid/stage-server.ts';
 import { MANIFEST_FILE, parseManifest } from '../../shared/model/manifest.ts';
 import { fetchPackageFiles } from '../../shared/model/package-fetch.ts';
@@ -38,8 +39,12 @@ export interface DonorOptions {
   serverUrl: string;
   /** force an execution provider instead of choosing by the device (?ep=wasm|webgpu) */
   executionProvider?: ExecutionProvider;
+  /** the EVM address earnings go to (?payTo=0x...); default: an account this browser keeps */
+  payTo?: string;
   /** test-only fault switch: serve corrupted pieces to peers (?fault=corrupt-pieces) */
   corruptPieces?: boolean;
+  /** test-only fault switch: serve the layers dishonestly (?fault=other-model, noise:0.01, ...; worker/faults.ts) */
+  fault?: import('../../shared/engine/api.ts').StageFault;
 }
 
 export interface DonorHooks {
@@ -54,6 +59,8 @@ const STATS_INTERVAL_MS = 1000;
 const PROBE_RETRY_MS = 5000;
 /** While idle, stats are shown and sent on every this many ticks only. */
 const IDLE_STATS_EVERY = 10;
+/** The tab's ledger entry (stake, work, earnings) is fetched this often while serving. */
+const LEDGER_POLL_MS = 5000;
 /** Piece announcements are batched: one 'have' per this many ms while downloading. */
 const HAVE_INTERVAL_MS = 250;
 
@@ -147,7 +154,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     await announceHave();
     update({ status: 'loading' });
     const files = await assembleFiles(manifest, store, filesForLayers(manifest, layers));
-    await engine.engine.load({ modelId: manifest.id, layers, source: { kind: 'bytes', manifest: manifestText, files }, executionProviders: [executionProvider] });
+    await engine.engine.load({ modelId: manifest.id, layers, source: { kind: 'bytes', manifest: manifestText, files }, executionProviders: [executionProvider], fault: options.fault });
     signal.throwIfAborted();
     const attestor = createAttestor({ packageId: manifest.id, layers }, { node, privateKey, journal, validator });
     // After a request, off its path: commit, answer the challenge, show what the validator said.
@@ -222,7 +229,9 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     if (state.status !== 'error') fail(new Error(`lost the coordinator: ${(err as Error).message}`));
   });
 
-  await send({ type: 'hello', role: 'donor', addrs: webrtcAddrs(node), device });
+  trust.payTo = options.payTo ?? payoutAccount();
+  update({ trust: { ...trust } });
+  await send({ type: 'hello', role: 'donor', addrs: webrtcAddrs(node), device, payTo: trust.payTo });
   await announceHave();
 
   let lastTokens = 0;
@@ -253,10 +262,21 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     void send({ type: 'stats', stats: { requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond, msPerLayer } });
   }, STATS_INTERVAL_MS);
 
+  // What the grid's ledger says this tab has earned (absent when the server runs without a chain).
+  const ledgerTimer = setInterval(async () => {
+    if (state.status !== 'serving') return;
+    const response = await fetch(`${base}/v1/ledger/peers/${node.peerId.toString()}`).catch(() => undefined);
+    if (!response?.ok) return;
+    const entry = (await response.json()) as { stake?: string; verifiedWork?: number; pending?: string; paid?: string };
+    Object.assign(trust, { stake: entry.stake, verifiedWork: entry.verifiedWork, pending: entry.pending, paid: entry.paid });
+    update({ trust: { ...trust } });
+  }, LEDGER_POLL_MS);
+
   return {
     node,
     state: () => ({ ...state }),
     async stop() {
+      clearInterval(ledgerTimer);
       clearInterval(statsTimer);
       clearInterval(probeTimer);
       assignment?.abort();
@@ -289,4 +309,19 @@ async function offeredMemory(): Promise<number> {
 
 function describeAdapter(info: { vendor?: string; architecture?: string }): string {
   return [info.vendor, info.architecture].filter(Boolean).join(' ') || 'WebGPU adapter';
+}
+
+/**
+ * The address a visitor's earnings go to when they name none: an account this browser makes
+ * once and keeps in localStorage, so earnings accrue across reloads. Its key is the visitor's
+ * to export and withdraw with; a visitor with a wallet passes ?payTo= instead.
+ */
+function payoutAccount(): string {
+  const KEY = 'infermesh.payoutKey';
+  let key = localStorage.getItem(KEY) as `0x${string}` | null;
+  if (!key) {
+    key = generatePrivateKey();
+    localStorage.setItem(KEY, key);
+  }
+  return privateKeyToAccount(key).address;
 }

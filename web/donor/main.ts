@@ -1,13 +1,18 @@
 /**
  * The donor page: opening it makes this tab part of the grid (web/donor/donor.ts) and shows
  * what it does (web/donor/view.ts). URL switches: `?ep=wasm|webgpu` forces the execution
- * provider; `?fault=corrupt-pieces` is the test-only switch that makes the tab serve corrupted
- * pieces, so the swarm's detection can be shown. `window.donor` exposes the live state to tests.
+ * provider; `?fault=` is the test-only switch that makes the tab cheat, so the grid's detection
+ * can be shown: `corrupt-pieces` serves corrupted pieces to the swarm, and the stage faults
+ * (`other-model`, `q4-weights`, `skip-layer`, `noise:<sigma>`, `replay-old-output`;
+ * shared/engine/api.ts) make its engine serve its layers dishonestly. A fault that does not
+ * parse stops the tab with the error shown, rather than letting it serve honestly unnoticed.
+ * `window.donor` exposes the live state to tests.
  */
 import { startDonor } from './donor.ts';
 import type { Donor } from './donor.ts';
 import { createDonorView } from './view.ts';
-import type { ExecutionProvider } from '../../shared/engine/api.ts';
+import { parseStageFault } from '../../shared/engine/api.ts';
+import type { ExecutionProvider, StageFault } from '../../shared/engine/api.ts';
 
 declare global {
   interface Window {
@@ -23,18 +28,30 @@ const showError = (message: string) => {
   window.donorErrors.push(message);
   view.showError(message);
 };
+const fail = (err: Error) => {
+  view.update({ status: 'error' });
+  showError(`${err.name}: ${err.message}`);
+};
 
-startDonor(
-  {
-    serverUrl: location.origin,
-    executionProvider: (params.get('ep') as ExecutionProvider | null) ?? undefined,
-    corruptPieces: params.get('fault') === 'corrupt-pieces',
-  },
-  { update: (s) => view.update(s), throughput: (t, tps) => view.pushThroughput(t, tps), error: showError },
-).then(
-  (donor) => (window.donor = donor),
-  (err: Error) => {
-    view.update({ status: 'error' });
-    showError(`${err.name}: ${err.message}`);
-  },
-);
+const faultParam = params.get('fault');
+let fault: StageFault | undefined;
+let faultError: Error | undefined;
+try {
+  fault = faultParam !== null && faultParam !== 'corrupt-pieces' ? parseStageFault(faultParam) : undefined;
+} catch (err) {
+  faultError = err as Error;
+}
+
+if (faultError) fail(faultError);
+else {
+  startDonor(
+    {
+      serverUrl: location.origin,
+      executionProvider: (params.get('ep') as ExecutionProvider | null) ?? undefined,
+      payTo: params.get('payTo') ?? undefined,
+      corruptPieces: faultParam === 'corrupt-pieces',
+      fault,
+    },
+    { update: (s) => view.update(s), throughput: (t, tps) => view.pushThroughput(t, tps), error: showError },
+  ).then((donor) => (window.donor = donor), fail);
+}

@@ -45,6 +45,12 @@ export interface TrustState {
   lastRefusal?: string;
   /** a verdict against this tab: why it was banned */
   verdict?: string;
+  /** from the server's ledger (/v1/ledger/peers/<id>); amounts in wei as decimal strings */
+  payTo?: string;
+  stake?: string;
+  verifiedWork?: number;
+  pending?: string;
+  paid?: string;
 }
 
 export interface DonorView {
@@ -115,6 +121,11 @@ const SKELETON = `
       <dt>Proof bytes sent</dt><dd data-testid="trust-proof-bytes"></dd>
       <dt>Refused by the validator</dt><dd><span data-testid="trust-refused"></span> <span class="donor-muted" data-testid="trust-last-refusal"></span></dd>
       <dt>Verdict</dt><dd data-testid="trust-verdict"></dd>
+      <dt>Payout address</dt><dd class="donor-mono" data-testid="ledger-pay-to"></dd>
+      <dt>Stake</dt><dd data-testid="ledger-stake"></dd>
+      <dt>Verified work (layer·tokens)</dt><dd data-testid="ledger-verified-work"></dd>
+      <dt>Earnings pending</dt><dd data-testid="ledger-pending"></dd>
+      <dt>Earnings paid</dt><dd data-testid="ledger-paid"></dd>
     </dl>
   </section>
 `;
@@ -128,6 +139,15 @@ const formatBytes = (bytes: number) => {
     unit++;
   }
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+};
+
+/** Wei (a decimal string) as ETH with up to 9 decimals; exact, no float rounding of large amounts. */
+const formatEth = (wei: string | undefined) => {
+  if (wei === undefined) return undefined;
+  const v = BigInt(wei);
+  const whole = v / 10n ** 18n;
+  const frac = (v % 10n ** 18n).toString().padStart(18, '0').slice(0, 9).replace(/0+$/, '');
+  return `${whole}${frac ? `.${frac}` : ''} ETH`;
 };
 
 export function createDonorView(root: HTMLElement): DonorView {
@@ -190,6 +210,12 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('trust-last-refusal', t?.lastRefusal);
     set('trust-verdict', t?.verdict ?? 'no verdict against this tab');
     field('trust-verdict').dataset.banned = String(t?.verdict !== undefined);
+    set('ledger-pay-to', t?.payTo);
+    set('ledger-stake', formatEth(t?.stake));
+    set('ledger-verified-work', t?.verifiedWork);
+    set('ledger-pending', formatEth(t?.pending));
+    set('ledger-paid', formatEth(t?.paid));
+    field('ledger-paid').dataset.wei = t?.paid ?? '0';
   };
   render();
 

@@ -10,6 +10,7 @@
 
 import { deviceLoss, interleaved, refused, twoStage } from './engine-scenarios.ts';
 import { benchEngine, handshake } from './engine-bench.ts';
+import { serveForCalibration } from './trust-scenarios.ts';
 
 /** What this browser offers the shard engine: isolation (threaded WASM) and a WebGPU adapter. */
 export interface GpuReport {
@@ -44,6 +45,8 @@ const harness = {
   benchEngine,
   // The device handshake, measured in an engine worker as a donor tab's is (e2e/handshake.test.ts, bench engine).
   handshake,
+  // A stage's every step on one provider, for the cross-EP fingerprint check (e2e/trust-calibration.test.ts).
+  serveForCalibration,
 };
 
 export type EngineTestHarness = typeof harness;

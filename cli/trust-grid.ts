@@ -1,0 +1,163 @@
+/**
+ * A trust grid in one Node process, for the tests of the commit-challenge-replay path
+ * (e2e/trust-stages.test.ts, e2e/trust-faults.test.ts) and the trust bench: a model package
+ * (stories260K f32 unless given), a relay with the validator on it (as in the server), stage
+ * peers that serve a layer range from an onnxruntime-node shard engine over direct WebRTC and
+ * attest every request they serve, and a client that generates through a route of them.
+ */
+import * as ort from 'onnxruntime-node';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { openCheckpoint } from '../cli/open-checkpoint.ts';
+import { openClientSide } from '../cli/local-package.ts';
+import { compileTo, packageBytes, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
+import type { StageFault } from '../shared/engine/api.ts';
+import { createShardEngine } from '../worker/engine.ts';
+import type { EngineOrt } from '../worker/engine.ts';
+import { startRelay } from '../signaling-server/relay.ts';
+import type { RelayNode } from '../signaling-server/relay.ts';
+import { createReplayer } from '../signaling-server/trust/replayer.ts';
+import type { Replayer } from '../signaling-server/trust/replayer.ts';
+import { startValidator } from '../signaling-server/trust/validator.ts';
+import type { Refusal, Validator, Verdict } from '../signaling-server/trust/validator.ts';
+import { createPeerNode, peerAddress } from '../shared/grid/node.ts';
+import type { PeerNode } from '../shared/grid/node.ts';
+import { serveStage } from '../shared/grid/stage-server.ts';
+import type { StageEngine } from '../shared/grid/stage-server.ts';
+import { createAttestor } from '../shared/grid/stage-attestor.ts';
+import type { AttestationOutcome, AttestorDeps } from '../shared/grid/stage-attestor.ts';
+import { createRouteLink, serveResults } from '../shared/grid/route-link.ts';
+import type { ResultSink } from '../shared/grid/route-link.ts';
+import type { RouteHop } from '../shared/grid/protocol.ts';
+import { createStepJournal } from '../shared/trust/step-journal.ts';
+import type { StepJournal } from '../shared/trust/step-journal.ts';
+import { readPackageManifest } from './package-files.ts';
+import { createPipeline } from '../shared/runtime/pipeline.ts';
+import type { Manifest } from '../shared/model/manifest.ts';
+import type { LayerRange } from '../shared/runtime/stage.ts';
+
+export interface StagePeer {
+  node: PeerNode;
+  privateKey: PrivateKey;
+  hop: RouteHop;
+  /** one per request served, in the order they ended */
+  attestations: Promise<AttestationOutcome>[];
+}
+
+export interface StageOptions {
+  /** loads the shard engine with a test-only fault (worker/faults.ts) */
+  fault?: StageFault;
+  /** wraps the engine the stage serves from */
+  wrap?: (engine: StageEngine) => StageEngine;
+  tamper?: AttestorDeps['tamper'];
+  /** whether the stage notes its steps and answers for its requests now (default: always); the bench switches it */
+  attest?: () => boolean;
+}
+
+export interface TrustGrid {
+  dir: string;
+  manifest: Manifest;
+  relay: RelayNode;
+  validator: Validator;
+  /** every verdict and refusal the validator gave, in order; tests clear them as they need */
+  verdicts: Verdict[];
+  refusals: Refusal[];
+  startStage(layers: LayerRange, options?: StageOptions): Promise<StagePeer>;
+  /** Greedy generation of `maxTokens` through the route; the text. */
+  generate(route: StagePeer[], maxTokens?: number): Promise<string>;
+  /** Waits for every stage of the route to have answered, and the validator to have replayed. */
+  settled(route: StagePeer[]): Promise<AttestationOutcome[]>;
+  /** The attestations of one peer once it has made at least one. */
+  waitForAttestations(peer: StagePeer): Promise<Promise<AttestationOutcome>[]>;
+  stop(): Promise<void>;
+}
+
+export async function startTrustGrid(options: { answerWindowMs?: number; /** a compiled package; default stories260K f32 */ dir?: string } = {}): Promise<TrustGrid> {
+  const { dir, manifest } = options.dir
+    ? { dir: options.dir, manifest: await readPackageManifest(options.dir) }
+    : await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
+  const source = await packageBytes(dir);
+  const relay = await startRelay({ host: '127.0.0.1', port: 0 });
+  const replayer: Replayer = createReplayer({ dir, manifest });
+  const verdicts: Verdict[] = [];
+  const refusals: Refusal[] = [];
+  const validator = await startValidator(
+    { manifest, answerWindowMs: options.answerWindowMs },
+    { node: relay, replayer, onVerdict: (v) => verdicts.push(v), onRefusal: (r) => refusals.push(r) },
+  );
+  const client = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String) });
+  const sink: ResultSink = await serveResults(client);
+  const peers: PeerNode[] = [];
+
+  const waitFor = async (done: () => boolean) => {
+    const deadline = Date.now() + 20_000;
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  };
+
+  return {
+    dir,
+    manifest,
+    relay,
+    validator,
+    verdicts,
+    refusals,
+    async startStage(layers, stageOptions = {}) {
+      const privateKey = await generateKeyPair('Ed25519');
+      const node = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String), privateKey });
+      peers.push(node);
+      const shard = createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'] });
+      await shard.load({ modelId: manifest.id, layers, source, fault: stageOptions.fault });
+      const engine = stageOptions.wrap ? stageOptions.wrap(shard) : shard;
+      const attesting = stageOptions.attest ?? (() => true);
+      const kept = createStepJournal();
+      // A journal that notes nothing while attesting is off: the stage server then commits to nothing.
+      // A request is answered for when attesting was on at its first step (its end comes later, after the switch may have moved).
+      const noted = new Set<string>();
+      const journal: StepJournal = {
+        ...kept,
+        record(id, meta, input, output) {
+          if (meta.step === 0 && attesting()) noted.add(id);
+          if (noted.has(id)) kept.record(id, meta, input, output);
+        },
+      };
+      const attestor = createAttestor({ packageId: manifest.id, layers }, { node, privateKey, journal, validator: relay.peerId, tamper: stageOptions.tamper });
+      const peer: StagePeer = { node, privateKey, hop: { ...peerAddress(node), layers }, attestations: [] };
+      const onRequestEnd = (id: string) => {
+        if (!noted.delete(id)) return;
+        const outcome = attestor.attest(id);
+        outcome.catch(() => undefined); // judged by the test that awaits it
+        peer.attestations.push(outcome);
+      };
+      await serveStage(node, { packageId: manifest.id, layers }, { engine, journal, onRequestEnd });
+      return peer;
+    },
+    async generate(route, maxTokens = 24) {
+      const side = await openClientSide(dir);
+      const link = createRouteLink({ packageId: manifest.id, hops: route.map((p) => p.hop) }, { node: client, sink });
+      const pipeline = createPipeline(
+        { config: manifest.config, tokenizer: side.tokenizer.tokenizer, stopIds: side.tokenizer.stopIds, embedding: side.embedding, head: side.head, stages: [link], newRequestId: () => crypto.randomUUID() },
+        { ort },
+      );
+      let text = '';
+      for await (const t of pipeline.generate('Once upon a time', { maxTokens, temperature: 0, topP: 0.9, seed: 1 })) text += t.text;
+      await side.head.release();
+      return text;
+    },
+    async settled(route) {
+      await waitFor(() => route.every((p) => p.attestations.length > 0));
+      const outcomes = await Promise.all(route.flatMap((p) => p.attestations.splice(0)));
+      await validator.idle();
+      return outcomes;
+    },
+    async waitForAttestations(peer) {
+      await waitFor(() => peer.attestations.length > 0);
+      return peer.attestations.splice(0);
+    },
+    async stop() {
+      await validator.stop();
+      await replayer.close();
+      // A test may have stopped a cheating peer already.
+      await Promise.all([client, ...peers, relay].map((n) => Promise.resolve().then(() => n.stop()).catch(() => undefined)));
+    },
+  };
+}

@@ -1,0 +1,47 @@
+/** The registry's side of a verdict: a banned stage leaves every route, and neither it nor its device may join again. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../cli/open-checkpoint.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../cli/test-support.ts';
+import { piecesForLayers } from '../../shared/swarm/package-pieces.ts';
+import type { Manifest } from '../../shared/model/manifest.ts';
+import { createRegistry } from './registry.ts';
+
+let manifest: Manifest;
+beforeAll(async () => {
+  ({ manifest } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'q4'));
+});
+afterAll(removeTempDirs);
+
+const device = (msPerLayer: number, signature: string) => ({ executionProvider: 'wasm' as const, msPerLayer, memoryBytes: 1 << 30, signature, label: 'test' });
+
+/** Two donors that each serve the whole model: the faster one is routed first. */
+function twoServingDonors() {
+  const registry = createRegistry({ manifest });
+  registry.join('fast', 'donor', [], device(0.5, 'device-a'), 0);
+  registry.join('slow', 'donor', [], device(2, 'device-b'), 0);
+  registry.place();
+  for (const id of ['fast', 'slow']) {
+    const peer = registry.peers.get(id)!;
+    peer.have = new Set(piecesForLayers(manifest, peer.assignment!));
+    registry.serving(id, peer.assignment!);
+  }
+  return registry;
+}
+
+describe('a banned stage', () => {
+  it('is routed around from the next route on', () => {
+    const registry = twoServingDonors();
+    expect(registry.route().hops.map((h) => h.peerId)).toContain('fast');
+    registry.ban('fast', 'step 3 does not match the replay');
+    expect(registry.route().hops.map((h) => h.peerId)).toEqual(['slow']);
+    expect(registry.isBanned('fast')).toBe(true);
+  });
+
+  it('may not join again, nor may another peer on the same device', () => {
+    const registry = twoServingDonors();
+    registry.ban('fast', 'step 3 does not match the replay');
+    expect(() => registry.join('fast', 'donor', [], device(0.5, 'device-c'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/this peer was caught serving wrong results.*step 3/) }));
+    expect(() => registry.join('new-id', 'donor', [], device(0.5, 'device-a'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/this device was caught/) }));
+    expect(registry.join('other', 'donor', [], device(0.5, 'device-d'), 1).peerId).toBe('other');
+  });
+});

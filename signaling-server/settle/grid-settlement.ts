@@ -1,0 +1,210 @@
+/**
+ * Settlement as the grid server runs it: a chain (by default a local anvil it starts, with a
+ * Settlement it deploys; `--rpc-url` and a key select any EVM chain), the settler with its
+ * ledger, and the grid's money events:
+ *
+ * - a donor that says hello with a payout address gets a sponsored stake (the operator's bond
+ *   for a tab that holds no ETH), once: a stake already on chain is left as it is;
+ * - the OpenAI gateway pays for its requests as a client: escrow deposited once, one voucher
+ *   with the cumulative amount signed after every request;
+ * - a verdict that a stage's work on a paid request is honest becomes a work receipt
+ *   (layers × tokens at the price), paid in batches every `settleIntervalMs`;
+ * - a failed verdict slashes the stage's whole stake to the treasury with the evidence hash.
+ *
+ * Who is who: on anvil, dev accounts 0 (coordinator, deployer), 1 (validator), 2 (treasury),
+ * 3 (stake sponsor) and 4 (the gateway's payer); on another chain the given key plays every
+ * role and the treasury is `treasury` or that key's address.
+ */
+import { createPublicClient, createWalletClient, http, parseEther, type Address, type Chain, type Hex, type PublicClient } from 'viem';
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
+import { getChainId } from 'viem/actions';
+import { InfermeshError } from '../../shared/errors.ts';
+import { balances, deploySettlement, deposit, stakeFor, type SettlementWallet } from '../../shared/settle/settlement-client.ts';
+import { signVoucher } from '../../shared/settle/voucher.ts';
+import { startAnvil, type Anvil } from '../chain/anvil.ts';
+import { settlementArtifact } from './contract.ts';
+import { openSettlementLedger, type SettlementLedger } from './ledger.ts';
+import { createSettler, type Settler } from './settler.ts';
+
+/** The chain could not be reached or set up (RPC down, no key, deployment failed). */
+export class ChainSetupError extends InfermeshError {
+  override name = 'ChainSetupError';
+}
+
+export interface GridSettlementOptions {
+  /** an EVM JSON-RPC URL; without one a local anvil is started */
+  rpcUrl?: string;
+  /** the operator's key on that chain (coordinator, validator, sponsor and payer); required with rpcUrl */
+  privateKey?: Hex;
+  /** a Settlement already deployed there; without one it is deployed */
+  contract?: Address;
+  /** where slashed stake goes on a chain given by rpcUrl (default: the key's address) */
+  treasury?: Address;
+  ledgerPath: string;
+  /** wei per layer per token (default 1 gwei) */
+  pricePerLayerToken?: bigint;
+  /** wei staked for each donor with a payout address (default 0.1 ETH; 0 = none) */
+  sponsorStake?: bigint;
+  /** the gateway's escrow, topped up to this (default 1 ETH) */
+  gatewayEscrow?: bigint;
+  /** how often verified work is paid out (default 10 s) */
+  settleIntervalMs?: number;
+  /** seconds stake and escrow wait before they can leave (a deployment's setting; default 1 hour) */
+  withdrawDelay?: number;
+}
+
+export interface ChainInfo {
+  chainId: number;
+  rpcUrl: string;
+  contract: Address;
+  /** true when the server runs the chain itself (anvil) */
+  local: boolean;
+  treasury: Address;
+  pricePerLayerToken: string;
+}
+
+export interface GridSettlement {
+  readonly chain: ChainInfo;
+  readonly settler: Settler;
+  readonly ledger: SettlementLedger;
+  readonly reader: PublicClient;
+  /** A donor's payout address: sponsored stake once; later verdicts pay it or slash it. */
+  donorJoined(peerId: string, payTo: Address): Promise<void>;
+  payoutAddress(peerId: string): Address | undefined;
+  /** The gateway served a request (the ids its stages saw): sign and hand in its voucher (cumulative amount). */
+  gatewayRequest(stageRequestIds: string[], tokens: number, layers: number): Promise<void>;
+  /** An honest verdict on a stage's work: a receipt when a paying client was behind the request. */
+  workVerified(work: { peerId: string; requestId: string; layers: number; tokens: number }): void;
+  /** A failed verdict: the stage's whole stake goes to the treasury; returns the transaction, if any stake. */
+  slash(peerId: string, evidenceHash: Hex): Promise<{ txHash: Hex; amount: bigint } | undefined>;
+  /** One settlement round now (tests; the timer runs them otherwise). */
+  settleNow(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startGridSettlement(options: GridSettlementOptions, deps: { log?: (line: string) => void } = {}): Promise<GridSettlement> {
+  const log = deps.log ?? (() => {});
+  const price = options.pricePerLayerToken ?? 1_000_000_000n;
+  const sponsorStake = options.sponsorStake ?? parseEther('0.1');
+  const gatewayEscrow = options.gatewayEscrow ?? parseEther('1');
+  let anvil: Anvil | undefined;
+  let rpcUrl: string;
+  let roles: { coordinator: PrivateKeyAccount; validator: PrivateKeyAccount; sponsor: PrivateKeyAccount; payer: PrivateKeyAccount; treasury: Address };
+  let chain: Chain;
+  if (options.rpcUrl) {
+    if (!options.privateKey) throw new ChainSetupError('a chain given by --rpc-url needs the operator key (--chain-key or INFERMESH_CHAIN_KEY)');
+    rpcUrl = options.rpcUrl;
+    const key = privateKeyToAccount(options.privateKey);
+    let chainId: number;
+    try {
+      chainId = await getChainId(createPublicClient({ transport: http(rpcUrl) }));
+    } catch (err) {
+      throw new ChainSetupError(`cannot reach the chain at ${rpcUrl}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+    }
+    chain = { id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } };
+    roles = { coordinator: key, validator: key, sponsor: key, payer: key, treasury: options.treasury ?? key.address };
+  } else {
+    anvil = await startAnvil();
+    rpcUrl = anvil.rpcUrl;
+    chain = anvil.chain;
+    const [coordinator, validator, treasury, sponsor, payer] = anvil.accounts;
+    roles = { coordinator, validator, sponsor, payer, treasury: treasury.address };
+  }
+  // Anvil mines at once: poll receipts often rather than viem's default 4 s.
+  const transport = http(rpcUrl);
+  const pollingInterval = anvil ? 20 : 1000;
+  const wallet = (account: PrivateKeyAccount): SettlementWallet => createWalletClient({ account, chain, transport, pollingInterval });
+  const reader = createPublicClient({ chain, transport, pollingInterval }) as PublicClient;
+  const coordinator = wallet(roles.coordinator);
+
+  let contract = options.contract;
+  try {
+    if (!contract) {
+      ({ address: contract } = await deploySettlement(coordinator, {
+        coordinator: roles.coordinator.address,
+        validator: roles.validator.address,
+        treasury: roles.treasury,
+        withdrawDelay: options.withdrawDelay ?? 3600,
+        bytecode: settlementArtifact().bytecode,
+      }));
+    }
+  } catch (err) {
+    await anvil?.stop();
+    throw new ChainSetupError(`cannot deploy the Settlement contract on ${rpcUrl}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+  }
+
+  const ledger = openSettlementLedger(options.ledgerPath);
+  const settler = createSettler({ ledger, wallet: coordinator, settlement: contract, pricePerLayerToken: price }, { validatorWallet: wallet(roles.validator), log });
+  const payTo = new Map<string, Address>();
+  const paidRequests = new Set<string>();
+  const payer = wallet(roles.payer);
+  const settlement = contract;
+  let gatewaySpent = ledger.latestVoucher(roles.payer.address)?.cumulativeAmount ?? 0n;
+  // One money operation at a time: transactions from one account need their nonces in order.
+  let chainQueue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = chainQueue.then(task, task);
+    chainQueue = run.catch(() => undefined);
+    return run;
+  };
+
+  const settleRound = () =>
+    serially(async () => {
+      const batch = await settler.settle();
+      if (batch) log(`settlement: paid batch ${batch.id.slice(0, 10)}… (${batch.receipts} receipts, ${batch.total} wei)`);
+    }).catch((err: Error) => log(`settlement: round failed, retried next time: ${err.message.split('\n')[0]}`));
+  const timer = setInterval(() => void settleRound(), options.settleIntervalMs ?? 10_000);
+
+  const info: ChainInfo = { chainId: chain.id, rpcUrl, contract, local: anvil !== undefined, treasury: roles.treasury, pricePerLayerToken: price.toString() };
+  log(`settlement: chain ${chain.id} at ${rpcUrl}${anvil ? ' (local anvil)' : ''}, contract ${contract}`);
+
+  return {
+    chain: info,
+    settler,
+    ledger,
+    reader,
+    async donorJoined(peerId, address) {
+      payTo.set(peerId, address);
+      if (sponsorStake === 0n) return;
+      await serially(async () => {
+        if ((await balances(reader, { settlement, account: address })).stake > 0n) return;
+        await stakeFor(wallet(roles.sponsor), { settlement, provider: address, amount: sponsorStake });
+        log(`settlement: staked ${sponsorStake} wei for donor ${peerId} (${address})`);
+      });
+    },
+    payoutAddress: (peerId) => payTo.get(peerId),
+    async gatewayRequest(stageRequestIds, tokens, layers) {
+      if (tokens <= 0) return;
+      for (const id of stageRequestIds) paidRequests.add(id);
+      await serially(async () => {
+        const escrow = (await balances(reader, { settlement, account: roles.payer.address })).escrow;
+        const cost = price * BigInt(tokens) * BigInt(layers);
+        if (escrow < cost) await deposit(payer, { settlement, amount: gatewayEscrow > cost ? gatewayEscrow : cost });
+        gatewaySpent += cost;
+        await settler.acceptVoucher(await signVoucher(roles.payer, settler.domain, { cumulativeAmount: gatewaySpent }));
+      });
+    },
+    workVerified({ peerId, requestId, layers, tokens }) {
+      const provider = payTo.get(peerId);
+      if (!provider || !paidRequests.has(requestId)) return;
+      settler.recordWork({ provider, requestId, layers, tokens });
+    },
+    async slash(peerId, evidenceHash) {
+      const provider = payTo.get(peerId);
+      if (!provider) return undefined;
+      return serially(async () => {
+        const { stake } = await balances(reader, { settlement, account: provider });
+        if (stake === 0n) return undefined;
+        const record = await settler.slash({ provider, amount: stake, evidenceHash, peerId });
+        return { txHash: record.txHash, amount: record.amount };
+      });
+    },
+    settleNow: () => settleRound(),
+    async close() {
+      clearInterval(timer);
+      await chainQueue;
+      ledger.close();
+      await anvil?.stop();
+    },
+  };
+}
