@@ -52,6 +52,8 @@ export interface StageOptions {
   tamper?: AttestorDeps['tamper'];
   /** whether the stage notes its steps and answers for its requests now (default: always); the bench switches it */
   attest?: () => boolean;
+  /** test-only: what the stage notes instead of the truth (e.g. an input it did not receive) */
+  misreport?: (input: Float32Array) => Float32Array;
 }
 
 export interface TrustGrid {
@@ -117,7 +119,7 @@ export async function startTrustGrid(options: { answerWindowMs?: number; /** a c
         ...kept,
         record(id, meta, input, output) {
           if (meta.step === 0 && attesting()) noted.add(id);
-          if (noted.has(id)) kept.record(id, meta, input, output);
+          if (noted.has(id)) kept.record(id, meta, stageOptions.misreport ? stageOptions.misreport(input) : input, output);
         },
       };
       const attestor = createAttestor({ packageId: manifest.id, layers }, { node, privateKey, journal, validator: relay.peerId, tamper: stageOptions.tamper });

@@ -55,8 +55,9 @@ afterAll(async () => {
 
 describe('an honest route', () => {
   it('commits, answers its challenges, and every stage is judged honest', async () => {
-    const { verdicts } = grid;
+    const { verdicts, refusals } = grid;
     verdicts.length = 0;
+    refusals.length = 0;
     await grid.generate(honest);
     const outcomes = await grid.settled(honest);
     expect(outcomes).toHaveLength(3);
@@ -66,6 +67,8 @@ describe('an honest route', () => {
     }
     expect(verdicts.map((v) => [v.peerId, v.ok])).toEqual(expect.arrayContaining(honest.map((p) => [p.hop.peerId, true])));
     expect(verdicts).toHaveLength(3);
+    // The chain check found every link's bytes equal on both sides.
+    expect(refusals).toEqual([]);
     for (const v of verdicts) console.log(`honest ${v.layers.start}..${v.layers.end - 1}: checked ${v.checkedSteps.length} of ${v.stepCount} steps, worst margins ${JSON.stringify(v.worst.margins)}, replay ${v.replayMs.toFixed(1)} ms`);
   });
 });
@@ -84,6 +87,31 @@ describe('a stage that adds noise to its output', () => {
       expect(judged.get(honest[0].hop.peerId)?.ok).toBe(true);
     } finally {
       await cheat.node.stop();
+    }
+  });
+});
+
+describe('a stage that commits to an input it did not receive', () => {
+  it('breaks the input chain: the validator names it and the stage before it, and records why', async () => {
+    // One ulp off in one value: its own replay still matches, only the chain shows the lie.
+    const misreport = (input: Float32Array) => {
+      const copy = input.slice();
+      new Uint32Array(copy.buffer)[0] ^= 1;
+      return copy;
+    };
+    const liar = await grid.startStage(RANGES[1], { misreport });
+    const { refusals, verdicts } = grid;
+    try {
+      refusals.length = 0;
+      verdicts.length = 0;
+      const route = [honest[0], liar, honest[2]];
+      await grid.generate(route, 8);
+      await grid.settled(route);
+      const breaks = refusals.filter((r) => r.name === 'ChainBreakError');
+      expect(breaks.map((r) => r.peerId).sort()).toEqual([honest[0].hop.peerId, liar.hop.peerId].sort());
+      expect(breaks[0].message).toMatch(/step 0: the input layer 2 stage .* committed to is not the output the stage before it .* committed to/);
+    } finally {
+      await liar.node.stop();
     }
   });
 });

@@ -38,6 +38,18 @@ export class RevealLateError extends InfermeshError {
 export class RevealInvalidError extends InfermeshError {
   override name = 'RevealInvalidError';
 }
+/**
+ * Two adjacent stages of a request disagree on the tensor between them: the later one's
+ * committed input is not the earlier one's committed output. One of them sent or claimed bytes
+ * it did not commit to; which one takes the client's word, so both are named and nobody is
+ * slashed on this alone.
+ */
+export class ChainBreakError extends InfermeshError {
+  override name = 'ChainBreakError';
+}
+
+/** Revealed records are kept this long for the chain check with the request's other stages. */
+const CHAIN_MEMORY_MS = 10 * 60_000;
 
 /** How long a stage has to answer a challenge: a reveal is a few MiB at most, sent at once. */
 export const ANSWER_WINDOW_MS = 30_000;
@@ -118,6 +130,40 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
   const stats = { commitments: 0, replays: 0, replayMs: 0, verdicts: 0, failures: 0, refusals: 0 };
   let queue: Promise<void> = Promise.resolve();
   const thresholds = thresholdsFor(manifest.dtype);
+  /** Per request, each stage's revealed records by first layer, for the chain check. */
+  const chains = new Map<string, { at: number; stages: Map<number, { peerId: string; end: number; records: StepRecord[] }> }>();
+
+  /**
+   * The input chain: where this stage and the one before or after it both revealed a step, the
+   * later stage's input SHA-256 must be the earlier one's output SHA-256 (the bytes crossed
+   * the link unchanged). A break is refused, naming both stages.
+   */
+  function checkChain(requestId: string, peerId: string, layers: { start: number; end: number }, records: StepRecord[]): void {
+    const cutoff = now() - CHAIN_MEMORY_MS;
+    for (const [id, chain] of chains) if (chain.at < cutoff) chains.delete(id);
+    let chain = chains.get(requestId);
+    if (!chain) chains.set(requestId, (chain = { at: now(), stages: new Map() }));
+    chain.stages.set(layers.start, { peerId, end: layers.end, records });
+    const before = [...chain.stages.entries()].find(([, s]) => s.end === layers.start);
+    const after = chain.stages.get(layers.end);
+    const links = [
+      ...(before ? [{ from: before[1], fromStart: before[0], to: { peerId, records }, toStart: layers.start }] : []),
+      ...(after ? [{ from: { peerId, records }, fromStart: layers.start, to: after, toStart: layers.end }] : []),
+    ];
+    for (const link of links) {
+      const steps = Math.min(link.from.records.length, link.to.records.length);
+      for (let step = 0; step < steps; step++) {
+        if (!equalBytes(link.from.records[step].outputSha256, link.to.records[step].inputSha256)) {
+          const err = new ChainBreakError(
+            `request ${requestId} step ${step}: the input layer ${link.toStart} stage (${link.to.peerId}) committed to is not the output the stage before it (${link.from.peerId}) committed to`,
+          );
+          for (const who of [link.from.peerId, link.to.peerId]) deps.onRefusal?.({ peerId: who, requestId, name: err.name, message: err.message });
+          stats.refusals++;
+          break;
+        }
+      }
+    }
+  }
 
   const refuse = async (wire: LengthPrefixedStream<Stream>, peerId: string, err: unknown, requestId?: string) => {
     stats.refusals++;
@@ -224,6 +270,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       const last = challenged.length > 0 ? Math.max(...challenged) : -1;
       const records = await checkReveal(signed, message.reveal, last);
       await wire.write(encodeReceipt(commitment.requestId, true));
+      checkChain(commitment.requestId, peerId, commitment.layers, records);
       if (challenged.length === 0) return;
       const job: Job = { peerId, signed, commitmentBytes, records, inputs: message.reveal.inputs, challenged };
       queue = queue.then(() => judge(job)).catch((err) => deps.onRefusal?.({ peerId, requestId: commitment.requestId, name: (err as Error)?.name ?? 'Error', message: `the replay failed: ${(err as Error)?.message}` }));
