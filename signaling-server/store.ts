@@ -3,15 +3,10 @@
  * has seen (role, device, running stats), the layer assignments it handed out, and the requests
  * routed through the grid with their token counts and outcome. The coordinator writes it; the
  * REST API and dashboards read it. Timestamps are milliseconds since the epoch.
- *
- * The schema grows by migrations numbered by SQLite's `user_version` pragma: each runs once, in
- * a transaction, in order, so an old file is brought up to date when it is opened and a file
- * from a newer infermesh is refused rather than misread.
+ * Migrations as sqlite.ts runs them.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { InfermeshError } from '../shared/errors.ts';
+import { openSqlite } from './sqlite.ts';
 import type { DeviceSummary, RouteHop, ServingStats } from '../shared/grid/protocol.ts';
 import type { LayerRange } from '../shared/runtime/stage.ts';
 
@@ -188,34 +183,7 @@ export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
 
 export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore {
   const now = deps.now ?? Date.now;
-  let db: DatabaseSync;
-  try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    db = new DatabaseSync(path);
-  } catch (err) {
-    throw new StoreError(`cannot open the store: ${(err as Error).message}`, { source: path, cause: err });
-  }
-  try {
-    if (path !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
-    // Another process (a dashboard, sqlite3) may hold the file briefly; wait instead of failing.
-    db.exec('PRAGMA busy_timeout = 5000');
-    migrate(db, path);
-  } catch (err) {
-    db.close();
-    throw err instanceof StoreError ? err : new StoreError(`cannot open the store: ${(err as Error).message}`, { source: path, cause: err });
-  }
-
-  const transaction = <T>(run: () => T): T => {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = run();
-      db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw err;
-    }
-  };
+  const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the store', error: StoreError });
 
   const q = {
     upsertPeer: db.prepare(
@@ -323,24 +291,6 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
       if (db.isOpen) db.close();
     },
   };
-}
-
-function migrate(db: DatabaseSync, path: string): void {
-  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
-  if (version > MIGRATIONS.length) {
-    throw new StoreError(`the store has schema version ${version}, newer than this infermesh knows (${MIGRATIONS.length}); upgrade infermesh or use another --data folder`, { source: path });
-  }
-  for (let v = version; v < MIGRATIONS.length; v++) {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      db.exec(MIGRATIONS[v]);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-      db.exec('COMMIT');
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw new StoreError(`migration to schema version ${v + 1} failed: ${(err as Error).message}`, { source: path, cause: err });
-    }
-  }
 }
 
 type Row = Record<string, unknown>;

@@ -24,6 +24,7 @@ import type { Model, Tensor } from '../shared/model/onnx/schema.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import type { LayerRange } from '../shared/runtime/stage.ts';
+import { Xoshiro128 } from '../shared/model/synthetic/random.ts';
 
 export interface ShardGraphs {
   /** block graphs of the range, in layer order */
@@ -68,16 +69,10 @@ function externalTensors(model: Model): ExternalTensor[] {
     });
 }
 
-/** mulberry32: a small seeded generator, so a fault is the same cheat on every run and host. */
+/** The project's seeded generator (synthetic checkpoints use it too): a fault is the same cheat on every run and host. */
 function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const generator = Xoshiro128.forTensor(seed, 'stage-fault');
+  return () => generator.nextFloat();
 }
 
 /**

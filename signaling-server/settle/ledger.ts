@@ -9,11 +9,9 @@
  * the epoch. Schema migrations follow store.ts: numbered by `user_version`, append only.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { getAddress, type Address, type Hash, type Hex } from 'viem';
 import { InfermeshError } from '../../shared/errors.ts';
+import { openSqlite } from '../sqlite.ts';
 import type { Payout } from '../../shared/settle/settlement-client.ts';
 import type { SignedVoucher } from '../../shared/settle/voucher.ts';
 
@@ -162,28 +160,7 @@ export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
 
 export function openSettlementLedger(path: string, deps: { now?: () => number } = {}): SettlementLedger {
   const now = deps.now ?? Date.now;
-  let db: DatabaseSync;
-  try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    db = new DatabaseSync(path);
-    if (path !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
-    db.exec('PRAGMA busy_timeout = 5000');
-    migrate(db, path);
-  } catch (err) {
-    throw err instanceof LedgerError ? err : new LedgerError(`cannot open the settlement ledger: ${(err as Error).message}`, { source: path, cause: err });
-  }
-
-  const transaction = <T>(run: () => T): T => {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = run();
-      db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw err;
-    }
-  };
+  const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the settlement ledger', error: LedgerError });
 
   const q = {
     voucher: db.prepare('SELECT * FROM vouchers WHERE client = ?'),
@@ -307,24 +284,6 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
 export function batchId(scope: string, receipts: readonly Pick<WorkReceipt, 'provider' | 'requestId' | 'amount'>[]): Hex {
   const lines = receipts.map((r) => `${r.provider.toLowerCase()}\t${r.requestId}\t${r.amount}`).sort(compare);
   return `0x${createHash('sha256').update(`infermesh-batch-v1\n${scope}\n${lines.join('\n')}`).digest('hex')}`;
-}
-
-function migrate(db: DatabaseSync, path: string): void {
-  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
-  if (version > MIGRATIONS.length) {
-    throw new LedgerError(`the ledger has schema version ${version}, newer than this infermesh knows (${MIGRATIONS.length})`, { source: path });
-  }
-  for (let v = version; v < MIGRATIONS.length; v++) {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      db.exec(MIGRATIONS[v]);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-      db.exec('COMMIT');
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw new LedgerError(`migration to schema version ${v + 1} failed: ${(err as Error).message}`, { source: path, cause: err });
-    }
-  }
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
