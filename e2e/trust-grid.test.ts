@@ -1,13 +1,14 @@
 /**
  * Settlement with real tabs, a real server and a real chain (a local anvil the settlement
  * starts): donor tabs get a sponsored stake, commit to every request they serve and answer the
- * validator's challenges; the OpenAI gateway pays for its requests with vouchers; honest
- * verified work is paid out in one batch, shown on each tab's page; money is conserved on
- * chain. Cheating tabs are e2e/donor-faults.test.ts.
+ * validator's challenges; the OpenAI gateway pays for its requests with vouchers, and so does a
+ * Node SDK client with its own funded key; honest verified work is paid out in batches, shown on
+ * each tab's page; money is conserved on chain. Cheating tabs are e2e/donor-faults.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { parseEther, type Address } from 'viem';
+import { getAddress, parseEther, type Address } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import { compileTo, removeTempDirs, STORIES_260K, tempDir, TOK_512 } from '../cli/test-support.ts';
 import { openDonorTabs } from '../cli/donor-tabs.ts';
@@ -18,7 +19,12 @@ import { openGridStore } from '../signaling-server/store.ts';
 import type { GridStore } from '../signaling-server/store.ts';
 import { startGridSettlement } from '../signaling-server/settle/grid-settlement.ts';
 import type { GridSettlement } from '../signaling-server/settle/grid-settlement.ts';
-import { settlementTotals } from '../shared/settle/settlement-client.ts';
+import { balances, deposit, settlementTotals } from '../shared/settle/settlement-client.ts';
+import type { RequestPayment } from '../shared/settle/request-payer.ts';
+import type { GridInfo } from '../shared/grid/client.ts';
+import { ANVIL_DEV_KEYS } from '../signaling-server/chain/anvil.ts';
+import { walletOn } from '../signaling-server/settle/test-support.ts';
+import { connect } from '../web/sdk/node.ts';
 
 /** What the gateway test asks for: a short greedy completion. */
 const CHAT = { model: '', messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 12, temperature: 0 };
@@ -28,6 +34,8 @@ let settlement: GridSettlement;
 let store: GridStore;
 let tabs: DonorTabs;
 const log: string[] = [];
+/** the peer ids of the two honest tabs the first test opens (the later tests use them) */
+let honest: string[];
 
 async function serving(tab: DonorTab): Promise<string> {
   await tab.page.waitForFunction(() => (window as unknown as { donor?: { state(): { status: string } } }).donor?.state().status === 'serving', null, { timeout: 120_000 });
@@ -74,8 +82,6 @@ afterAll(async () => {
 });
 
 describe('honest tabs on a paid grid', () => {
-  let honest: string[];
-
   it('stakes for each tab, verifies every stage of the gateway’s requests, and pays the work out in one batch', async () => {
     const opened = [await tabs.open(), await tabs.open()];
     honest = [await serving(opened[0]), await serving(opened[1])];
@@ -103,5 +109,84 @@ describe('honest tabs on a paid grid', () => {
     expect(await tab.page.textContent('[data-testid="ledger-stake"]')).toBe('0.1 ETH');
     expect(Number(await tab.page.textContent('[data-testid="trust-committed"]'))).toBeGreaterThanOrEqual(3);
     expect(await tab.page.textContent('[data-testid="trust-verdict"]')).toBe('no verdict against this tab');
+  });
+});
+
+describe('an SDK client paying with its own vouchers', () => {
+  // Dev accounts 0-4 play the settlement's roles (grid-settlement.ts); 5 is a client with ETH of its own.
+  const payer = privateKeyToAccount(ANVIL_DEV_KEYS[5]);
+  const ESCROW = parseEther('1');
+
+  it('pays the stages for its requests out of its escrow: exactly what its last voucher says', async () => {
+    const contract = settlement.chain.contract;
+    const info = (await (await fetch(new URL('api/info', server.url))).json()) as GridInfo;
+    expect(info.settlement).toEqual({ chainId: settlement.chain.chainId, contract, pricePerLayerToken: settlement.chain.pricePerLayerToken, rpcUrl: settlement.chain.rpcUrl });
+    await deposit(walletOn(settlement.chain, payer), { settlement: contract, amount: ESCROW });
+
+    const paid: RequestPayment[] = [];
+    const grid = await connect({ url: server.url, payer, onPayment: (p) => paid.push(p) });
+    let last: bigint;
+    try {
+      for (let i = 0; i < 2; i++) {
+        let text = '';
+        for await (const t of grid.generate('Once upon a time', { maxTokens: 12, temperature: 0 })) text += t.text;
+        expect(text.length).toBeGreaterThan(0);
+      }
+      last = (await grid.payments())!.cumulativeAmount;
+    } finally {
+      await grid.close();
+    }
+    // Two vouchers, each for what its request cost, the second cumulative over both.
+    const nLayers = BigInt(server.manifest.config.nLayers);
+    expect(paid.map((p) => p.amount % (BigInt(info.settlement!.pricePerLayerToken) * nLayers))).toEqual([0n, 0n]);
+    expect(paid.map((p) => p.cumulativeAmount)).toEqual([paid[0].amount, paid[0].amount + paid[1].amount]);
+    expect(last).toBe(paid[1].cumulativeAmount);
+
+    await verdictsFor(honest, 5); // 3 gateway requests above, 2 of the SDK's
+    for (const id of honest) expect(store.verdicts({ peerId: id }).every((v) => v.ok)).toBe(true);
+    const providers = honest.map((id) => getAddress(settlement.payoutAddress(id)!));
+    const earnings = async (a: Address) => (await balances(settlement.reader, { settlement: contract, account: a })).earnings;
+    const before = await Promise.all(providers.map(earnings));
+    const batchesBefore = settlement.ledger.batches().length;
+    await settlement.settleNow();
+
+    // One new batch, paying only work on the SDK's requests: every stage of both of them.
+    const batches = settlement.ledger.batches().slice(batchesBefore);
+    expect(batches.map((b) => b.state)).toEqual(['confirmed']);
+    const receipts = settlement.ledger.receipts({ batchId: batches[0].id });
+    const sdkRequests = new Set(paid.flatMap((p) => p.requestIds));
+    expect(receipts.every((r) => sdkRequests.has(r.requestId))).toBe(true);
+    for (const provider of providers) expect(receipts.filter((r) => r.provider === provider)).toHaveLength(2);
+    // The vouchers covered all the work: no receipt was cut short by the client's budget.
+    const price = BigInt(settlement.chain.pricePerLayerToken);
+    for (const r of receipts) expect(r.amount).toBe(price * BigInt(r.layers) * BigInt(r.tokens));
+    const total = receipts.reduce((sum, r) => sum + r.amount, 0n);
+    expect(total).toBeGreaterThan(0n);
+    expect(total).toBeLessThanOrEqual(last);
+    const after = await Promise.all(providers.map(earnings));
+    expect(after.map((e, i) => e - before[i])).toEqual(providers.map((p) => receipts.filter((r) => r.provider === p).reduce((sum, r) => sum + r.amount, 0n)));
+
+    // On chain the client's escrow fell by exactly its last voucher, all of it redeemed into the pool.
+    const onChain = await balances(settlement.reader, { settlement: contract, account: payer.address });
+    expect(onChain.escrow).toBe(ESCROW - last);
+    expect(onChain.redeemed).toBe(last);
+    expect(settlement.ledger.rejectedVouchers(payer.address)).toEqual([]);
+    await conserved();
+  });
+
+  it('throws the refusal of an unfunded client’s voucher from its next call, and pays nothing for that request', async () => {
+    const unfunded = privateKeyToAccount(ANVIL_DEV_KEYS[6]); // ETH, but no escrow on the contract
+    const grid = await connect({ url: server.url, payer: unfunded });
+    try {
+      for await (const t of grid.generate('Once upon a time', { maxTokens: 4, temperature: 0 })) void t;
+      const err = await (async () => {
+        for await (const t of grid.generate('Once upon a time', { maxTokens: 4, temperature: 0 })) void t;
+      })().catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'PaymentRefusedError', code: 'VoucherEscrowError', status: 400 });
+      expect(settlement.ledger.rejectedVouchers(unfunded.address).map((v) => v.reason)).toEqual(['VoucherEscrowError']);
+      expect(settlement.ledger.latestVoucher(unfunded.address)).toBeUndefined();
+    } finally {
+      await grid.close();
+    }
   });
 });

@@ -3,7 +3,8 @@
  * (coordinator/), and the HTTP server (http/) with the built web app, onnxruntime-web's files,
  * the model package (the swarm's web seed), the grid API (/api/info, /api/route, /api/peers)
  * and the OpenAI-compatible gateway (/v1), which answers through the grid with a grid client of
- * its own (onnxruntime-node for the head). State goes to node:sqlite when a store is given.
+ * its own (onnxruntime-node for the head). With settlement, /api/info says how clients pay and
+ * /api/vouchers takes SDK clients' vouchers. State goes to node:sqlite when a store is given.
  */
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -30,6 +31,7 @@ import { createOpenAIGateway } from './http/openai-gateway.ts';
 import type { GridStore } from './store.ts';
 import { createReplayer } from './trust/replayer.ts';
 import { ledgerHandlers } from './settle/ledger-api.ts';
+import { voucherHandlers } from './settle/voucher-api.ts';
 import type { GridSettlement } from './settle/grid-settlement.ts';
 import { startValidator, verdictReason } from './trust/validator.ts';
 import type { Validator, Verdict } from './trust/validator.ts';
@@ -86,6 +88,15 @@ function storeEvents(store: GridStore, packageId: string): CoordinatorEvents {
   };
 }
 
+/**
+ * What SDK clients need to pay. The RPC URL is told only for the local anvil: an operator's
+ * `--rpc-url` often carries an API key.
+ */
+function paymentInfo(settlement: GridSettlement): NonNullable<GridInfo['settlement']> {
+  const { chainId, contract, pricePerLayerToken, rpcUrl, local } = settlement.chain;
+  return { chainId, contract, pricePerLayerToken, ...(local && { rpcUrl }) };
+}
+
 export interface GridServerDeps {
   store?: GridStore;
   /** the chain side: stake, vouchers, payouts, slashing (signaling-server/settle/grid-settlement.ts) */
@@ -140,7 +151,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     {
       method: 'GET',
       path: '/api/info',
-      handle: () => jsonResponse({ relayAddrs: relay.getMultiaddrs().map(String), models: [coordinator.offer] } satisfies GridInfo),
+      handle: () => jsonResponse({ relayAddrs: relay.getMultiaddrs().map(String), models: [coordinator.offer], ...(settlement && { settlement: paymentInfo(settlement) }) } satisfies GridInfo),
     },
     {
       method: 'GET',
@@ -174,7 +185,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
           })),
         }),
     },
-    ...(settlement ? ledgerHandlers(settlement, store) : []),
+    ...(settlement ? [...ledgerHandlers(settlement, store), ...voucherHandlers(settlement)] : []),
     ...createOpenAIGateway({
       models: () => [{ id: manifest.id, name: manifest.name, contextLength: manifest.config.maxSeqLen }],
       // The gateway answers through the grid like any SDK client would.

@@ -3,7 +3,8 @@
  * client side of a package from the server (manifest, embedding, head, tokenizer; every piece
  * hash-checked), joins the grid as a libp2p peer, asks the coordinator for a route, and
  * generates through it with the same pipeline the local runner uses. onnxruntime (web or node)
- * and fetch are injected, so the same client runs in a browser and in Node.
+ * and fetch are injected, so the same client runs in a browser and in Node. Given a `payer`, it
+ * pays for each request with a signed voucher when the request ends (shared/settle/request-payer.ts).
  */
 import { InfermeshError, PackageError, UsageError } from '../errors.ts';
 import { MANIFEST_FILE, parseManifest, shardOf } from '../model/manifest.ts';
@@ -20,6 +21,10 @@ import type { LoadedTokenizer } from '../tokenizer/load.ts';
 import { createChatRenderer, tokenizerAddsBos } from '../openai/chat-template.ts';
 import { createOpenAIApi } from '../openai/completions.ts';
 import type { OpenAIApi } from '../openai/types.ts';
+import type { LocalAccount } from 'viem';
+import type { PaymentRefusedError } from '../settle/errors.ts';
+import { createRequestPayer } from '../settle/request-payer.ts';
+import type { RequestPayer, RequestPayment, SettlementInfo } from '../settle/request-payer.ts';
 import { createPeerNode } from './node.ts';
 import type { PeerNode } from './node.ts';
 import type { ModelOffer, RouteHop } from './protocol.ts';
@@ -35,6 +40,8 @@ export class GridApiError extends InfermeshError {
 export interface GridInfo {
   relayAddrs: string[];
   models: ModelOffer[];
+  /** how clients pay, when the server settles on a chain (absent with `--chain off`) */
+  settlement?: SettlementInfo;
 }
 
 /** What GET /api/route answers. */
@@ -50,6 +57,21 @@ export interface ConnectOptions {
   model?: string;
   /** give up on a step after this long (default 60 s) */
   stepTimeoutMs?: number;
+  /**
+   * Pay for every request with an EIP-712 voucher signed by this account (browser:
+   * `privateKeyToAccount(key)` from viem/accounts). Its address needs escrow on the server's
+   * Settlement contract (`GridInfo.settlement.contract`; shared/settle/settlement-client.ts
+   * `deposit` puts it there). Without it requests are unpaid and nothing else changes.
+   */
+  payer?: LocalAccount;
+  /** told of each voucher the server accepted */
+  onPayment?: (payment: RequestPayment) => void;
+  /**
+   * told of each voucher the server refused (its request is then unpaid); without it the
+   * refusal is thrown as a PaymentRefusedError by the client's next generate / create call
+   * (or by close())
+   */
+  onPaymentError?: (err: PaymentRefusedError) => void;
 }
 
 /** Told about every generation this client runs (the server records its gateway's requests). */
@@ -81,6 +103,8 @@ export interface GridClient extends OpenAIApi {
   route(): Promise<RouteLink>;
   /** The current route's hops with measured stage times and link kinds; null before the first. */
   routeReport(): GridRouteReport | null;
+  /** The payer's address and the latest cumulative amount the server accepted (after the vouchers in flight); null without a payer. */
+  payments(): Promise<{ client: string; cumulativeAmount: bigint } | null>;
   close(): Promise<void>;
 }
 
@@ -104,6 +128,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   };
 
   const info = await api<GridInfo>('/api/info');
+  if (options.payer && !info.settlement) throw new UsageError(`the grid at ${base} does not settle payments (it runs without a chain): connect without a payer`);
   const offer = options.model ? info.models.find((m) => m.packageId === options.model) : info.models[0];
   if (!offer) throw new UsageError(options.model ? `the grid does not serve model ${options.model}` : 'the grid serves no model');
   const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
@@ -133,6 +158,13 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     externalData: [{ path: headShard.data, data: headData }],
   } as never);
 
+  const payer: RequestPayer | undefined =
+    options.payer &&
+    createRequestPayer(
+      { url: base, account: options.payer, settlement: info.settlement!, nLayers: manifest.config.nLayers, onPayment: options.onPayment, onPaymentError: options.onPaymentError },
+      { fetch: fetchFn },
+    );
+
   const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs });
   const sink: ResultSink = await serveResults(node);
   let link: RouteLink | null = null;
@@ -158,11 +190,17 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     let status: 'done' | 'failed' | 'aborted' = 'aborted';
     let error: string | undefined;
     let started = false;
+    let promptTokens = 0;
     const stageRequestIds: string[] = [];
+    // An earlier request's refused voucher is this call's error (unless onPaymentError takes it).
+    await payer?.check();
     try {
       for (let attempt = 1; ; attempt++) {
         const current = await route();
-        if (!started) deps.observer?.started({ requestId, route: current.hops, promptTokens: tokenizer.tokenizer.encode(prompt).length });
+        if (!started) {
+          promptTokens = tokenizer.tokenizer.encode(prompt).length;
+          deps.observer?.started({ requestId, route: current.hops, promptTokens });
+        }
         started = true;
         try {
           // A retry is a new request to the stages: they ended the first one.
@@ -186,7 +224,11 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       error = (err as Error).message;
       throw err;
     } finally {
-      if (started) deps.observer?.ended({ requestId, stageRequestIds, completionTokens, status, error });
+      if (started) {
+        deps.observer?.ended({ requestId, stageRequestIds, completionTokens, status, error });
+        // Whatever the outcome, the stages did this work: the voucher goes out after the request, off its path.
+        payer?.charge({ requestIds: stageRequestIds, tokens: promptTokens + completionTokens });
+      }
     }
   }
   const openai = createOpenAIApi({
@@ -207,11 +249,15 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     generate,
     route,
     routeReport: () => (link ? { hops: link.report(), predictedMs } : null),
+    payments: async () => (payer ? { client: payer.client, cumulativeAmount: await payer.cumulativeAmount() } : null),
     async close() {
+      // The last request's voucher is sent before the client goes; a refusal not yet reported is thrown after cleanup.
+      const unpaid = await payer?.check().then(() => undefined, (err: unknown) => err);
       await link?.close();
       await sink.stop().catch(() => undefined);
       await node.stop();
       await head.release();
+      if (unpaid) throw unpaid;
     },
   };
 }

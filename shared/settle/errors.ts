@@ -56,3 +56,32 @@ export class SettlementRevertError extends InfermeshError {
 export class SettlementTransactionError extends InfermeshError {
   override name = 'SettlementTransactionError';
 }
+
+/**
+ * The grid server did not take an SDK client's voucher for a request (shared/settle/request-payer.ts),
+ * so that request is unpaid and its stages earn nothing for it. `code` is the server's stable
+ * name for the refusal (VoucherSignatureError, VoucherAmountError, VoucherEscrowError,
+ * MalformedVoucherError, ...), null when the server could not be reached.
+ */
+export class PaymentRefusedError extends InfermeshError {
+  override name = 'PaymentRefusedError';
+  readonly code: string | null;
+  /** the HTTP status of the refusal, null when there was no answer */
+  readonly status: number | null;
+  /** the stage request ids the voucher was to pay for */
+  readonly requestIds: readonly string[];
+  /** the cumulative amount the refused voucher named, in wei */
+  readonly cumulativeAmount: bigint;
+
+  constructor(
+    shortMessage: string,
+    refusal: { code: string | null; status: number | null; requestIds: readonly string[]; cumulativeAmount: bigint },
+    options: InfermeshErrorOptions = {},
+  ) {
+    super(shortMessage, options);
+    this.code = refusal.code;
+    this.status = refusal.status;
+    this.requestIds = refusal.requestIds;
+    this.cumulativeAmount = refusal.cumulativeAmount;
+  }
+}

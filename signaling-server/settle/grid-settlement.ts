@@ -7,8 +7,13 @@
  *   for a tab that holds no ETH), once: a stake already on chain is left as it is;
  * - the OpenAI gateway pays for its requests as a client: escrow deposited once, one voucher
  *   with the cumulative amount signed after every request;
+ * - SDK clients pay with vouchers of their own (settle/voucher-api.ts, `clientPaid`);
  * - a verdict that a stage's work on a paid request is honest becomes a work receipt
- *   (layers × tokens at the price), paid in batches every `settleIntervalMs`;
+ *   (layers × tokens at the price), paid in batches every `settleIntervalMs`. What a client's
+ *   vouchers added is that client's budget: receipts for its requests draw on it and stop (or are
+ *   cut short) when it is spent, so a client that names request ids it did not pay for cannot
+ *   make the pool pay for them. A verdict that comes before its request's voucher waits for it
+ *   (the last `UNPAID_WORK_KEPT` such requests are kept);
  * - a failed verdict slashes the stage's whole stake to the treasury with the evidence hash.
  *
  * Who is who: on anvil, dev accounts 0 (coordinator, deployer), 1 (validator), 2 (treasury),
@@ -53,6 +58,11 @@ export interface GridSettlementOptions {
   withdrawDelay?: number;
 }
 
+/** Verified work on requests no voucher named yet, kept for a voucher that may still come (the oldest go first). */
+export const UNPAID_WORK_KEPT = 4096;
+
+type VerifiedWork = { peerId: string; requestId: string; layers: number; tokens: number };
+
 export interface ChainInfo {
   chainId: number;
   rpcUrl: string;
@@ -73,8 +83,14 @@ export interface GridSettlement {
   payoutAddress(peerId: string): Address | undefined;
   /** The gateway served a request (the ids its stages saw): sign and hand in its voucher (cumulative amount). */
   gatewayRequest(stageRequestIds: string[], tokens: number, layers: number): Promise<void>;
+  /**
+   * An SDK client's voucher was accepted: `amount` (what it added to the client's cumulative
+   * amount) pays for verified work on `requestIds` (the ids its stages saw). An id another
+   * client paid for first stays theirs.
+   */
+  clientPaid(client: Address, requestIds: readonly string[], amount: bigint): void;
   /** An honest verdict on a stage's work: a receipt when a paying client was behind the request. */
-  workVerified(work: { peerId: string; requestId: string; layers: number; tokens: number }): void;
+  workVerified(work: VerifiedWork): void;
   /** A failed verdict: the stage's whole stake goes to the treasury; returns the transaction, if any stake. */
   slash(peerId: string, evidenceHash: Hex): Promise<{ txHash: Hex; amount: bigint } | undefined>;
   /** One settlement round now (tests; the timer runs them otherwise). */
@@ -136,7 +152,11 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
   const ledger = openSettlementLedger(options.ledgerPath);
   const settler = createSettler({ ledger, wallet: coordinator, settlement: contract, pricePerLayerToken: price }, { validatorWallet: wallet(roles.validator), log });
   const payTo = new Map<string, Address>();
-  const paidRequests = new Set<string>();
+  /** stage request id → the client who paid for it (lower-case address) */
+  const paidBy = new Map<string, string>();
+  /** what each client paid and no receipt has drawn yet */
+  const budgets = new Map<string, bigint>();
+  const unpaidWork = new Map<string, VerifiedWork[]>();
   const payer = wallet(roles.payer);
   const settlement = contract;
   let gatewaySpent = ledger.latestVoucher(roles.payer.address)?.cumulativeAmount ?? 0n;
@@ -147,6 +167,38 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     chainQueue = run.catch(() => undefined);
     return run;
   };
+
+  function markPaid(client: Address, requestIds: readonly string[], amount: bigint): void {
+    const who = client.toLowerCase();
+    budgets.set(who, (budgets.get(who) ?? 0n) + amount);
+    for (const id of requestIds) {
+      if (paidBy.has(id)) continue;
+      paidBy.set(id, who);
+      const waiting = unpaidWork.get(id);
+      unpaidWork.delete(id);
+      for (const work of waiting ?? []) payWork(work);
+    }
+  }
+
+  function payWork(work: VerifiedWork): void {
+    const provider = payTo.get(work.peerId);
+    if (!provider) return;
+    const client = paidBy.get(work.requestId);
+    if (!client) {
+      unpaidWork.set(work.requestId, [...(unpaidWork.get(work.requestId) ?? []), work]);
+      if (unpaidWork.size > UNPAID_WORK_KEPT) unpaidWork.delete(unpaidWork.keys().next().value!);
+      return;
+    }
+    const budget = budgets.get(client) ?? 0n;
+    const worth = price * BigInt(work.layers) * BigInt(work.tokens);
+    const amount = worth < budget ? worth : budget;
+    if (amount <= 0n) {
+      log(`settlement: ${work.peerId}'s work on ${work.requestId} is unpaid: its client's vouchers are spent`);
+      return;
+    }
+    settler.recordWork({ provider, requestId: work.requestId, layers: work.layers, tokens: work.tokens, amount });
+    budgets.set(client, budget - amount);
+  }
 
   const settleRound = () =>
     serially(async () => {
@@ -175,20 +227,17 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     payoutAddress: (peerId) => payTo.get(peerId),
     async gatewayRequest(stageRequestIds, tokens, layers) {
       if (tokens <= 0) return;
-      for (const id of stageRequestIds) paidRequests.add(id);
+      const cost = price * BigInt(tokens) * BigInt(layers);
+      markPaid(roles.payer.address, stageRequestIds, cost);
       await serially(async () => {
         const escrow = (await balances(reader, { settlement, account: roles.payer.address })).escrow;
-        const cost = price * BigInt(tokens) * BigInt(layers);
         if (escrow < cost) await deposit(payer, { settlement, amount: gatewayEscrow > cost ? gatewayEscrow : cost });
         gatewaySpent += cost;
         await settler.acceptVoucher(await signVoucher(roles.payer, settler.domain, { cumulativeAmount: gatewaySpent }));
       });
     },
-    workVerified({ peerId, requestId, layers, tokens }) {
-      const provider = payTo.get(peerId);
-      if (!provider || !paidRequests.has(requestId)) return;
-      settler.recordWork({ provider, requestId, layers, tokens });
-    },
+    clientPaid: markPaid,
+    workVerified: payWork,
     async slash(peerId, evidenceHash) {
       const provider = payTo.get(peerId);
       if (!provider) return undefined;

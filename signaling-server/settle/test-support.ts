@@ -3,7 +3,7 @@
  * coordinator (also the deployer), validator, treasury (never sends a transaction, so its balance
  * moves only by slashes), three providers and three clients, all anvil dev accounts.
  */
-import { createPublicClient, createTestClient, createWalletClient, http, type Address, type PublicClient } from 'viem';
+import { createPublicClient, createTestClient, createWalletClient, defineChain, http, type Address, type PublicClient } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { deploySettlement, type SettlementWallet } from '../../shared/settle/settlement-client.ts';
 import { startAnvil, type Anvil } from '../chain/anvil.ts';
@@ -55,4 +55,10 @@ export async function startSettlementChain(): Promise<SettlementChain> {
     },
   };
   return chain;
+}
+
+/** A wallet on the chain a grid settlement runs (startGridSettlement's own anvil, in tests). */
+export function walletOn(chain: { chainId: number; rpcUrl: string }, account: PrivateKeyAccount): SettlementWallet {
+  const viemChain = defineChain({ id: chain.chainId, name: `chain ${chain.chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [chain.rpcUrl] } } });
+  return createWalletClient({ account, chain: viemChain, transport: http(chain.rpcUrl), pollingInterval: 20 });
 }

@@ -207,7 +207,8 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('trust-challenged', t?.challengedSteps ?? 0);
     set('trust-proof-bytes', formatBytes(t?.proofBytes ?? 0));
     set('trust-refused', t?.refused ?? 0);
-    set('trust-last-refusal', t?.lastRefusal);
+    set('trust-last-refusal', t?.lastRefusal && `(last: ${t.lastRefusal})`);
+    field('trust-last-refusal').hidden = !t?.lastRefusal;
     set('trust-verdict', t?.verdict ?? 'no verdict against this tab');
     field('trust-verdict').dataset.banned = String(t?.verdict !== undefined);
     set('ledger-pay-to', t?.payTo);

@@ -4,6 +4,11 @@
  * or `await grid.chat.completions.create({ messages, stream })` in OpenAI's shape. The client
  * runs the embedding and the head itself (onnxruntime-web, WASM) and streams hidden states
  * through a route of donor tabs over direct WebRTC (shared/grid/client.ts).
+ * To pay for requests, pass `payer: privateKeyToAccount(key)` (viem/accounts): after each request
+ * the client signs an EIP-712 voucher for everything it owes so far and posts it to the server;
+ * the account needs escrow on the server's Settlement contract (`deposit` in
+ * shared/settle/settlement-client.ts). A refused voucher is thrown as a PaymentRefusedError by
+ * the next call, or handed to `onPaymentError` when one is given.
  * In Node the same API comes from web/sdk/node.ts (onnxruntime-node); package.json's
  * `exports["./sdk"]` picks the right one.
  */
@@ -15,6 +20,8 @@ import type { OrtModule } from '../../shared/runtime/ort.ts';
 
 export type { ConnectOptions, GridClient } from '../../shared/grid/client.ts';
 export type { GeneratedToken, GenerateOptions } from '../../shared/runtime/pipeline.ts';
+export type { RequestPayment, SettlementInfo } from '../../shared/settle/request-payer.ts';
+export { PaymentRefusedError } from '../../shared/settle/errors.ts';
 
 export interface BrowserConnectOptions extends ConnectOptions {
   /** where onnxruntime-web's .wasm files are served (default: the grid server's /ort/) */

@@ -9,6 +9,8 @@ import type { OrtModule } from '../../shared/runtime/ort.ts';
 
 export type { ConnectOptions, GridClient } from '../../shared/grid/client.ts';
 export type { GeneratedToken, GenerateOptions } from '../../shared/runtime/pipeline.ts';
+export type { RequestPayment, SettlementInfo } from '../../shared/settle/request-payer.ts';
+export { PaymentRefusedError } from '../../shared/settle/errors.ts';
 
 export function connect(options: ConnectOptions): Promise<GridClient> {
   return connectGrid(options, { ort: ort as unknown as OrtModule });
