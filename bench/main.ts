@@ -75,8 +75,8 @@ program
   .command('trust')
   .description('tokens/s with commitments on and off (synthetic:110m q4, Node stage peers over WebRTC), replay cost, proof bytes per token, and detection of each stage fault')
   .option('--json', 'print JSON')
-  .option('--tokens <n>', 'greedy completion tokens per generation', '48')
-  .option('--rounds <n>', 'interleaved on/off rounds (median of per-round ratios reported)', '7')
+  .option('--tokens <n>', 'greedy completion tokens per generation', '64')
+  .option('--rounds <n>', 'interleaved on/off rounds (median of per-round ratios reported)', '15')
   .action(async (opts) => {
     print(await trustBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), !!opts.json);
     setTimeout(() => process.exit(), 5_000).unref();

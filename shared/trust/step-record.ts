@@ -14,6 +14,7 @@
 import { InfermeshError, UsageError } from '../errors.ts';
 import { decodeFingerprint, encodeFingerprint, fingerprintHidden } from './fingerprint.ts';
 import type { Fingerprint } from './fingerprint.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
 
 /** Bytes that are not a step record. */
 export class StepRecordFormatError extends InfermeshError {
@@ -40,10 +41,14 @@ const MAGIC = 0x5253_4d49; // "IMSR" read as little-endian u32
 const VERSION = 1;
 const HEADER_BYTES = 88;
 
-/** SHA-256 of a tensor's bytes as they travel in a frame (little-endian float32, as every host we run on is). */
+/**
+ * SHA-256 of a tensor's bytes as they travel in a frame (little-endian float32, as every host we
+ * run on is). @noble/hashes, synchronous: for the few KiB of a decode step's row WebCrypto's
+ * per-call cost (a promise and a thread hop, ~0.1 ms) is four times the hashing itself, and a
+ * stage hashes two rows per step.
+ */
 export async function tensorSha256(data: Float32Array): Promise<Uint8Array> {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return sha256(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
 /** Hashes a step's input and output and fingerprints its output ([rows, width] each). */

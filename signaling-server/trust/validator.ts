@@ -22,7 +22,7 @@ import type { SignedCommitment } from '../../shared/trust/commitment.ts';
 import { drawChallenges, samplingRate } from '../../shared/trust/challenge.ts';
 import { compareFingerprint, thresholdsFor } from '../../shared/trust/fingerprint.ts';
 import type { FingerprintThresholds, FingerprintVerdict } from '../../shared/trust/fingerprint.ts';
-import { decodeStepRecord } from '../../shared/trust/step-record.ts';
+import { decodeStepRecord, tensorSha256 } from '../../shared/trust/step-record.ts';
 import type { StepRecord } from '../../shared/trust/step-record.ts';
 import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, MAX_TRUST_MESSAGE_BYTES, TRUST_PROTOCOL } from '../../shared/grid/trust-wire.ts';
 import type { Reveal } from '../../shared/grid/trust-wire.ts';
@@ -189,7 +189,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       const input = reveal.inputs[i];
       if (record.position !== position) throw new RevealInvalidError(`step ${i} starts at position ${record.position}; the steps before it end at ${position}`);
       if (input.length !== record.rows * manifest.config.dim) throw new RevealInvalidError(`step ${i}'s input holds ${input.length} values, not ${record.rows} rows of ${manifest.config.dim}`);
-      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', input.slice().buffer));
+      const digest = await tensorSha256(input);
       if (!equalBytes(digest, record.inputSha256)) throw new RevealInvalidError(`step ${i}'s revealed input is not the input committed to (SHA-256 differs)`);
       position += record.rows;
     }
