@@ -29,7 +29,7 @@ import type { ApiHandler, HttpServer } from './http/server.ts';
 import { HttpError } from './http/errors.ts';
 import { createOpenAIGateway } from './http/openai-gateway.ts';
 import type { GridStore } from './store.ts';
-import { createReplayer } from './trust/replayer.ts';
+import { startReplayerThread } from './trust/replayer-thread.ts';
 import { ledgerHandlers } from './settle/ledger-api.ts';
 import { voucherHandlers } from './settle/voucher-api.ts';
 import type { GridSettlement } from './settle/grid-settlement.ts';
@@ -122,7 +122,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   );
 
   // The validator runs on the relay node: stages reach it over the WebSocket connection they already have.
-  const replayer = createReplayer({ dir: options.modelDir, manifest });
+  const replayer = startReplayerThread({ dir: options.modelDir, manifest });
   const validator = await startValidator({ manifest }, {
     node: relay,
     replayer,
