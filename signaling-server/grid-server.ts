@@ -11,12 +11,11 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { ORT_ASSET_PATH } from '../shared/engine/api.ts';
-import { MANIFEST_FILE, parseManifest } from '../shared/model/manifest.ts';
+import { MANIFEST_FILE, parseManifest, sha256Hex } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { connectGrid } from '../shared/grid/client.ts';
-import type { GridClient, GridInfo } from '../shared/grid/client.ts';
+import type { GridClient, GridInfo, RequestObserver } from '../shared/grid/client.ts';
 import type { OrtModule } from '../shared/runtime/ort.ts';
-import type { RouteHop } from '../shared/grid/protocol.ts';
 import type { ChatCompletionCreateParams, ChatCompletionsApi, CompletionCreateParams, CompletionsApi, OpenAIApi, RequestOptions } from '../shared/openai/types.ts';
 import { DEFAULT_WEB_DIR } from './config.ts';
 import { startRelay } from './relay.ts';
@@ -36,7 +35,6 @@ import type { GridSettlement } from './settle/grid-settlement.ts';
 import { startValidator, verdictReason } from './trust/validator.ts';
 import type { Validator, Verdict } from './trust/validator.ts';
 
-const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
 /** onnxruntime-web's .wasm and loader files, served at ORT_ASSET_PATH for the engine workers. */
 const ORT_DIST_DIR = fileURLToPath(new URL('../node_modules/onnxruntime-web/dist/', import.meta.url));
@@ -135,7 +133,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
    * slashes the stage's stake, bans it and its device, and re-places its layers.
    */
   async function judged(verdict: Verdict): Promise<void> {
-    const evidenceHash = toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', verdict.commitment.slice().buffer)));
+    const evidenceHash = await sha256Hex(verdict.commitment);
     store?.recordVerdict({ ...verdict, evidenceHash });
     const layers = verdict.layers.end - verdict.layers.start;
     if (verdict.ok) return settlement?.workVerified({ peerId: verdict.peerId, requestId: verdict.requestId, layers, tokens: verdict.tokens });
@@ -200,19 +198,14 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   });
 
   // The gateway's requests: recorded, and paid for with a voucher when settlement runs.
-  const promptTokens = new Map<string, number>();
-  const observer = (store || settlement) && {
-    started: (r: { requestId: string; route: RouteHop[]; promptTokens: number }) => {
-      promptTokens.set(r.requestId, r.promptTokens);
-      store?.requestStarted({ ...r, packageId: manifest.id });
-    },
-    ended: (r: { requestId: string; stageRequestIds: string[]; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }) => {
+  const observer: RequestObserver | undefined = (store || settlement) && {
+    started: (r) => store?.requestStarted({ ...r, packageId: manifest.id }),
+    ended: (r) => {
       store?.requestEnded({ requestId: r.requestId, completionTokens: r.completionTokens, status: r.status, error: r.error });
-      const tokens = (promptTokens.get(r.requestId) ?? 0) + r.completionTokens;
-      promptTokens.delete(r.requestId);
-      void settlement?.gatewayRequest(r.stageRequestIds, tokens, manifest.config.nLayers).catch((err: Error) => log(`settlement: the gateway's voucher failed: ${err.message}`));
+      void settlement?.gatewayRequest(r.stageRequestIds, r.promptTokens + r.completionTokens, manifest.config.nLayers).catch((err: Error) => log(`settlement: the gateway's voucher failed: ${err.message}`));
     },
   };
+
   const connect = () => (client ??= connectGrid({ url: http.url, model: manifest.id }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
     client = null;
     throw err;

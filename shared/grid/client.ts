@@ -78,7 +78,7 @@ export interface ConnectOptions {
 export interface RequestObserver {
   started(request: { requestId: string; route: RouteHop[]; promptTokens: number }): void;
   /** `stageRequestIds`: the ids the stages saw, one per attempt (the validator's verdicts name these) */
-  ended(result: { requestId: string; stageRequestIds: string[]; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }): void;
+  ended(result: { requestId: string; stageRequestIds: string[]; promptTokens: number; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }): void;
 }
 
 export interface ClientDeps {
@@ -225,7 +225,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       throw err;
     } finally {
       if (started) {
-        deps.observer?.ended({ requestId, stageRequestIds, completionTokens, status, error });
+        deps.observer?.ended({ requestId, stageRequestIds, promptTokens, completionTokens, status, error });
         // Whatever the outcome, the stages did this work: the voucher goes out after the request, off its path.
         payer?.charge({ requestIds: stageRequestIds, tokens: promptTokens + completionTokens });
       }

@@ -7,7 +7,7 @@
  *   for a tab that holds no ETH), once: a stake already on chain is left as it is;
  * - the OpenAI gateway pays for its requests as a client: escrow deposited once, one voucher
  *   with the cumulative amount signed after every request;
- * - SDK clients pay with vouchers of their own (settle/voucher-api.ts, `clientPaid`);
+ * - SDK clients pay with vouchers of their own (settle/voucher-api.ts, `clientVoucher`);
  * - a verdict that a stage's work on a paid request is honest becomes a work receipt
  *   (layers × tokens at the price), paid in batches every `settleIntervalMs`. What a client's
  *   vouchers added is that client's budget: receipts for its requests draw on it and stop (or are
@@ -25,7 +25,7 @@ import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { getChainId } from 'viem/actions';
 import { InfermeshError } from '../../shared/errors.ts';
 import { balances, deploySettlement, deposit, stakeFor, type SettlementWallet } from '../../shared/settle/settlement-client.ts';
-import { signVoucher } from '../../shared/settle/voucher.ts';
+import { signVoucher, type SignedVoucher } from '../../shared/settle/voucher.ts';
 import { startAnvil, type Anvil } from '../chain/anvil.ts';
 import { settlementArtifact } from './contract.ts';
 import { openSettlementLedger, type SettlementLedger } from './ledger.ts';
@@ -84,11 +84,13 @@ export interface GridSettlement {
   /** The gateway served a request (the ids its stages saw): sign and hand in its voucher (cumulative amount). */
   gatewayRequest(stageRequestIds: string[], tokens: number, layers: number): Promise<void>;
   /**
-   * An SDK client's voucher was accepted: `amount` (what it added to the client's cumulative
-   * amount) pays for verified work on `requestIds` (the ids its stages saw). An id another
-   * client paid for first stays theirs.
+   * An SDK client's voucher: the settler checks and keeps it (its Voucher*Error otherwise), and
+   * what it adds to the client's cumulative amount pays for verified work on `requestIds` (the
+   * ids its stages saw); returns that amount. An id another client paid for first stays theirs.
+   * Vouchers are taken one at a time with the chain's other operations, so "above the last
+   * accepted" and the amount added are read and written with nothing slipping in between.
    */
-  clientPaid(client: Address, requestIds: readonly string[], amount: bigint): void;
+  clientVoucher(voucher: SignedVoucher, requestIds: readonly string[]): Promise<bigint>;
   /** An honest verdict on a stage's work: a receipt when a paying client was behind the request. */
   workVerified(work: VerifiedWork): void;
   /** A failed verdict: the stage's whole stake goes to the treasury; returns the transaction, if any stake. */
@@ -236,7 +238,14 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
         await settler.acceptVoucher(await signVoucher(roles.payer, settler.domain, { cumulativeAmount: gatewaySpent }));
       });
     },
-    clientPaid: markPaid,
+    clientVoucher: (voucher, requestIds) =>
+      serially(async () => {
+        const before = ledger.latestVoucher(voucher.client)?.cumulativeAmount ?? 0n;
+        await settler.acceptVoucher(voucher);
+        const amount = voucher.cumulativeAmount - before;
+        markPaid(voucher.client, requestIds, amount);
+        return amount;
+      }),
     workVerified: payWork,
     async slash(peerId, evidenceHash) {
       const provider = payTo.get(peerId);

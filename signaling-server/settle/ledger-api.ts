@@ -16,20 +16,24 @@ import { jsonResponse } from '../http/server.ts';
 import type { ApiHandler } from '../http/server.ts';
 import type { GridStore } from '../store.ts';
 import type { GridSettlement } from './grid-settlement.ts';
-import type { WorkReceipt } from './ledger.ts';
 
 const wei = (value: bigint) => value.toString();
 
-/** A provider's receipts split by where their money is: not yet paid, or paid in a confirmed batch. */
-function earningsOf(settlement: GridSettlement, provider: Address) {
+/** Every provider's receipts, in one pass, split by where their money is: not yet paid, or paid in a confirmed batch. */
+function earningsByProvider(settlement: GridSettlement) {
   const confirmed = new Set(settlement.ledger.batches({ states: ['confirmed'] }).map((b) => b.id));
-  const receipts = settlement.ledger.receipts().filter((r) => r.provider.toLowerCase() === provider.toLowerCase());
-  const sum = (rs: WorkReceipt[]) => rs.reduce((total, r) => total + r.amount, 0n);
-  const paid = receipts.filter((r) => r.batchId && confirmed.has(r.batchId));
-  return {
-    verifiedWork: receipts.reduce((total, r) => total + r.layers * r.tokens, 0),
-    pending: wei(sum(receipts) - sum(paid)),
-    paid: wei(sum(paid)),
+  const totals = new Map<string, { verifiedWork: number; owed: bigint; paid: bigint }>();
+  for (const r of settlement.ledger.receipts()) {
+    const key = r.provider.toLowerCase();
+    const t = totals.get(key) ?? { verifiedWork: 0, owed: 0n, paid: 0n };
+    t.verifiedWork += r.layers * r.tokens;
+    t.owed += r.amount;
+    if (r.batchId && confirmed.has(r.batchId)) t.paid += r.amount;
+    totals.set(key, t);
+  }
+  return (provider: Address) => {
+    const t = totals.get(provider.toLowerCase()) ?? { verifiedWork: 0, owed: 0n, paid: 0n };
+    return { verifiedWork: t.verifiedWork, pending: wei(t.owed - t.paid), paid: wei(t.paid) };
   };
 }
 
@@ -37,9 +41,9 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
   const { ledger, reader } = settlement;
   const target = { settlement: settlement.chain.contract };
 
-  async function provider(address: Address) {
+  async function provider(address: Address, earnings = earningsByProvider(settlement)) {
     const onChain = await balances(reader, { ...target, account: address });
-    return { address, stake: wei(onChain.stake), earnings: wei(onChain.earnings), ...earningsOf(settlement, address) };
+    return { address, stake: wei(onChain.stake), earnings: wei(onChain.earnings), ...earnings(address) };
   }
 
   return [
@@ -49,11 +53,12 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
       async handle() {
         const totals = await settlementTotals(reader, target);
         const addresses = [...new Set(ledger.receipts().map((r) => r.provider))];
+        const earnings = earningsByProvider(settlement);
         return jsonResponse({
           object: 'ledger',
           chain: settlement.chain,
           totals: Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, wei(v)])),
-          providers: await Promise.all(addresses.map(provider)),
+          providers: await Promise.all(addresses.map((a) => provider(a, earnings))),
           batches: ledger.batches().map((b) => ({ ...b, total: wei(b.total), payouts: b.payouts.map((p) => ({ ...p, amount: wei(p.amount) })) })),
           slashes: ledger.slashes().map((s) => ({ ...s, amount: wei(s.amount) })),
           rejectedVouchers: ledger.rejectedVouchers().map((v) => ({ ...v, cumulativeAmount: wei(v.cumulativeAmount) })),

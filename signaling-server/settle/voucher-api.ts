@@ -67,34 +67,21 @@ function parseBody(body: unknown): { voucher: SignedVoucher; requestIds: string[
 }
 
 export function voucherHandlers(settlement: GridSettlement): ApiHandler[] {
-  const { settler, ledger } = settlement;
-  // One voucher at a time: "above the last accepted" and the amount it adds must be read and
-  // written without another voucher of the same client slipping in between.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serially = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task, task);
-    queue = run.catch(() => undefined);
-    return run;
-  };
-
+  const { ledger } = settlement;
   return [
     {
       method: 'POST',
       path: '/api/vouchers',
       async handle(_req, body) {
         const { voucher, requestIds } = parseBody(body);
-        return serially(async () => {
-          const before = ledger.latestVoucher(voucher.client)?.cumulativeAmount ?? 0n;
-          try {
-            await settler.acceptVoucher(voucher);
-          } catch (err) {
-            if (err instanceof Error && REFUSALS.includes(err.name)) throw new VoucherRefusedError(err);
-            throw err;
-          }
-          const amount = voucher.cumulativeAmount - before;
-          settlement.clientPaid(voucher.client, requestIds, amount);
-          return jsonResponse({ object: 'voucher', client: voucher.client, cumulativeAmount: voucher.cumulativeAmount.toString(), amount: amount.toString(), requestIds });
-        });
+        let amount: bigint;
+        try {
+          amount = await settlement.clientVoucher(voucher, requestIds);
+        } catch (err) {
+          if (err instanceof Error && REFUSALS.includes(err.name)) throw new VoucherRefusedError(err);
+          throw err;
+        }
+        return jsonResponse({ object: 'voucher', client: voucher.client, cumulativeAmount: voucher.cumulativeAmount.toString(), amount: amount.toString(), requestIds });
       },
     },
     {

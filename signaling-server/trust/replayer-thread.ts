@@ -10,13 +10,23 @@ import { installErrorTransfer } from '../../shared/engine/error-transfer.ts';
 import type { Replayer, ReplayerOptions } from './replayer.ts';
 import type { ExposedReplayer } from './replayer.worker.ts';
 
+/** The thread starts with the first replay: a grid that nobody commits to never loads onnxruntime for it. */
 export function startReplayerThread(options: ReplayerOptions): Replayer {
-  installErrorTransfer(Comlink.transferHandlers as never);
-  const worker = new Worker(new URL('./replayer.worker.ts', import.meta.url), { workerData: options });
-  const remote = Comlink.wrap<ExposedReplayer>(nodeEndpoint(worker));
+  let thread: { worker: Worker; remote: Comlink.Remote<ExposedReplayer> } | undefined;
+  const started = () => {
+    if (!thread) {
+      installErrorTransfer(Comlink.transferHandlers as never);
+      const worker = new Worker(new URL('./replayer.worker.ts', import.meta.url), { workerData: options });
+      thread = { worker, remote: Comlink.wrap<ExposedReplayer>(nodeEndpoint(worker)) };
+    }
+    return thread;
+  };
   return {
-    replay: (layers, input, pass = 1) => remote.replay(layers, input.steps, pass),
+    replay: (layers, input, pass = 1) => started().remote.replay(layers, input.steps, pass),
     async close() {
+      if (!thread) return;
+      const { worker, remote } = thread;
+      thread = undefined;
       await remote.close().catch(() => undefined);
       remote[Comlink.releaseProxy]();
       await worker.terminate();

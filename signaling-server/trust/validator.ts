@@ -144,30 +144,33 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     let chain = chains.get(requestId);
     if (!chain) chains.set(requestId, (chain = { at: now(), stages: new Map() }));
     chain.stages.set(layers.start, { peerId, end: layers.end, records });
-    const before = [...chain.stages.entries()].find(([, s]) => s.end === layers.start);
+    const self = { peerId, records };
+    const before = [...chain.stages.values()].find((s) => s.end === layers.start);
     const after = chain.stages.get(layers.end);
-    const links = [
-      ...(before ? [{ from: before[1], fromStart: before[0], to: { peerId, records }, toStart: layers.start }] : []),
-      ...(after ? [{ from: { peerId, records }, fromStart: layers.start, to: after, toStart: layers.end }] : []),
-    ];
-    for (const link of links) {
-      const steps = Math.min(link.from.records.length, link.to.records.length);
-      for (let step = 0; step < steps; step++) {
-        if (!equalBytes(link.from.records[step].outputSha256, link.to.records[step].inputSha256)) {
-          const err = new ChainBreakError(
-            `request ${requestId} step ${step}: the input layer ${link.toStart} stage (${link.to.peerId}) committed to is not the output the stage before it (${link.from.peerId}) committed to`,
-          );
-          for (const who of [link.from.peerId, link.to.peerId]) deps.onRefusal?.({ peerId: who, requestId, name: err.name, message: err.message });
-          stats.refusals++;
-          break;
-        }
-      }
+    if (before) checkLink(requestId, before, self, layers.start);
+    if (after) checkLink(requestId, self, after, layers.end);
+  }
+
+  /** Refused at the first step whose bytes differ between `from`'s output and `to`'s input (which enters layer `at`). */
+  function checkLink(requestId: string, from: { peerId: string; records: StepRecord[] }, to: { peerId: string; records: StepRecord[] }, at: number): void {
+    const steps = Math.min(from.records.length, to.records.length);
+    for (let step = 0; step < steps; step++) {
+      if (equalBytes(from.records[step].outputSha256, to.records[step].inputSha256)) continue;
+      const err = new ChainBreakError(
+        `request ${requestId} step ${step}: the input layer ${at} stage (${to.peerId}) committed to is not the output the stage before it (${from.peerId}) committed to`,
+      );
+      for (const who of [from.peerId, to.peerId]) noteRefusal(who, err, requestId);
+      return;
     }
   }
 
-  const refuse = async (wire: LengthPrefixedStream<Stream>, peerId: string, err: unknown, requestId?: string) => {
+  const noteRefusal = (peerId: string, err: unknown, requestId?: string) => {
     stats.refusals++;
     deps.onRefusal?.({ peerId, requestId, name: (err as Error)?.name ?? 'Error', message: (err as Error)?.message ?? String(err) });
+  };
+
+  const refuse = async (wire: LengthPrefixedStream<Stream>, peerId: string, err: unknown, requestId?: string) => {
+    noteRefusal(peerId, err, requestId);
     await wire.write(encodeTrustFailure(err)).catch(() => undefined);
   };
 
