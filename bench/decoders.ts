@@ -12,14 +12,20 @@ import type { EmbeddingTable } from '../shared/model/embedding.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import type { KvStore, KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from '../shared/runtime/ort.ts';
-import type { StageLink } from '../shared/runtime/pipeline.ts';
+import type { Pipeline, StageLink } from '../shared/runtime/pipeline.ts';
 import { median as sharedMedian } from '../shared/statistics.ts';
 
 export const PROMPT_TOKENS = 16;
 
+/** One request's decode loop: `start` ran its prompt; every `step` decodes one greedy token. */
+export interface DecodeRun {
+  step(): Promise<void>;
+  end(): Promise<void>;
+}
+
 export interface Decoder {
-  /** Runs a 16-token prompt then `steps` greedy decode steps; returns decode-only milliseconds. */
-  run(steps: number): Promise<number>;
+  /** Runs a 16-token prompt (not timed) and returns the request's decode loop. */
+  start(): Promise<DecodeRun>;
 }
 
 export function argmax(logits: Float32Array): number {
@@ -37,22 +43,49 @@ export function promptIds(vocab: number): number[] {
 export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; embedding: EmbeddingTable; head: OrtSession; stages: StageLink[] }): Decoder {
   const { config, ort, embedding, head, stages } = options;
   let request = 0;
-  const step = async (id: string, tokens: number[], position: number, n: number) => {
+  const forward = async (id: string, tokens: number[], position: number, n: number) => {
     let frame = encodeFrame({ requestId: id, step: n, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
     for (const s of stages) frame = await s.forward(frame);
     const last = decodeFrame(frame).data.subarray((tokens.length - 1) * config.dim);
     return (await head.run({ [HEAD_IO.hidden]: new ort.Tensor('float32', last, [1, 1, config.dim]) }))[HEAD_IO.logits].data as Float32Array;
   };
   return {
-    async run(steps) {
+    async start() {
       const id = `bench-${++request}`;
       const prompt = promptIds(config.vocabSize);
-      let token = argmax(await step(id, prompt, 0, 0));
-      const t = performance.now();
-      for (let i = 0; i < steps; i++) token = argmax(await step(id, [token], prompt.length + i, i + 1));
-      const ms = performance.now() - t;
-      await Promise.all(stages.map((s) => s.end(id)));
-      return ms;
+      let token = argmax(await forward(id, prompt, 0, 0));
+      let n = 0;
+      return {
+        async step() {
+          n++;
+          token = argmax(await forward(id, [token], prompt.length + n - 1, n));
+        },
+        async end() {
+          await Promise.all(stages.map((s) => s.end(id)));
+        },
+      };
+    },
+  };
+}
+
+/** A Pipeline's own step (shared/runtime/pipeline.ts): the code path of `infermesh generate`, greedy. */
+export function pipelineDecoder(pipeline: Pick<Pipeline, 'config' | 'step' | 'end'>): Decoder {
+  let request = 0;
+  return {
+    async start() {
+      const id = `bench-${++request}`;
+      const prompt = promptIds(pipeline.config.vocabSize);
+      let token = argmax(await pipeline.step(id, prompt, 0, 0));
+      let n = 0;
+      return {
+        async step() {
+          n++;
+          token = argmax(await pipeline.step(id, [token], prompt.length + n - 1, n));
+        },
+        async end() {
+          pipeline.end(id);
+        },
+      };
     },
   };
 }
@@ -61,9 +94,9 @@ export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; e
 export function wholeModelDecoder(options: { config: ModelConfig; ort: OrtRuntime; session: OrtSession; kv: KvStoreFactory }): Decoder {
   const { config, ort, session } = options;
   return {
-    async run(steps) {
+    async start() {
       const cache: [KvStore, KvStore][] = Array.from({ length: config.nLayers }, () => [options.kv(), options.kv()]);
-      const step = async (tokens: number[], position: number) => {
+      const forward = async (tokens: number[], position: number) => {
         const feeds: Record<string, OrtTensor> = {
           [composedIo.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
           [composedIo.positions]: new ort.Tensor('int64', BigInt64Array.from(tokens, (_, i) => BigInt(position + i)), [1, tokens.length]),
@@ -81,12 +114,16 @@ export function wholeModelDecoder(options: { config: ModelConfig; ort: OrtRuntim
         return logits.subarray((tokens.length - 1) * config.vocabSize);
       };
       const prompt = promptIds(config.vocabSize);
-      let token = argmax(await step(prompt, 0));
-      const t = performance.now();
-      for (let i = 0; i < steps; i++) token = argmax(await step([token], prompt.length + i));
-      const ms = performance.now() - t;
-      cache.forEach(([k, v]) => (k.dispose(), v.dispose()));
-      return ms;
+      let token = argmax(await forward(prompt, 0));
+      let position = prompt.length;
+      return {
+        async step() {
+          token = argmax(await forward([token], position++));
+        },
+        async end() {
+          cache.forEach(([k, v]) => (k.dispose(), v.dispose()));
+        },
+      };
     },
   };
 }
@@ -95,18 +132,40 @@ export function wholeModelDecoder(options: { config: ModelConfig; ort: OrtRuntim
 export const median = (xs: number[]) => sharedMedian(xs)!;
 
 /**
- * Runs every decoder once to warm up, then `rounds` rounds of `tokens` steps each, every round
- * starting at a different decoder: of two identical sessions alternating, the second ran 5-8%
- * faster here, so a fixed order would bias a comparison by as much as it measures.
+ * Times decoders against each other on a shared, noisy host. Every decoder first runs a short
+ * request to warm up. Then, in each of `rounds` rounds, every decoder starts a request and they
+ * take turns token by token, the order rotating at each token: decoders compared this way see
+ * the same moments of host load, so a busy second hits them alike. Timed round by round (64
+ * tokens of one decoder, then of the next), single-round ratios of identical runs spread over
+ * 0.75-1.2 on this 2-vCPU VM; token by token they spread over about 0.9-1.0. A decoder whose
+ * threads keep spinning after its step (onnxruntime's default) would slow whichever runs next:
+ * time it on its own.
+ * Returns each decoder's decode-only milliseconds per round.
  */
-export async function timeInterleaved(runs: Record<string, Decoder>, options: { tokens: number; rounds: number }): Promise<Record<string, number[]>> {
+export async function timeInterleaved(runs: Record<string, Decoder>, options: { tokens: number; rounds: number; turnTokens?: number }): Promise<Record<string, number[]>> {
+  const turn = options.turnTokens ?? 1;
   const names = Object.keys(runs);
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (const name of names) await runs[name].run(4);
+  for (const name of names) {
+    const run = await runs[name].start();
+    for (let i = 0; i < 4; i++) await run.step();
+    await run.end();
+  }
   for (let round = 0; round < options.rounds; round++) {
-    for (let i = 0; i < names.length; i++) {
-      const name = names[(round + i) % names.length];
-      times[name].push(await runs[name].run(options.tokens));
+    const live: Record<string, DecodeRun> = {};
+    for (const name of names) live[name] = await runs[name].start();
+    const ms: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+    for (let token = 0; token < options.tokens; token += turn) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(round + token / turn + i) % names.length];
+        const t = performance.now();
+        for (let k = 0; k < turn && token + k < options.tokens; k++) await live[name].step();
+        ms[name] += performance.now() - t;
+      }
+    }
+    for (const name of names) {
+      await live[name].end();
+      times[name].push(ms[name]);
     }
   }
   return times;

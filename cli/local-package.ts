@@ -10,15 +10,15 @@ import { PackageError } from '../shared/errors.ts';
 import { blockShards, shardOf } from '../shared/model/manifest.ts';
 import { checkPackageFiles, readPackageManifest } from './package-files.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
-import { createPipeline } from '../shared/runtime/pipeline.ts';
+import { createPipeline, HEAD_IN_LAST_STAGE } from '../shared/runtime/pipeline.ts';
 import type { Pipeline } from '../shared/runtime/pipeline.ts';
 import { createStage, splitLayers } from '../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
 import { composeStageGraph } from '../shared/model/compose.ts';
 import { decodeModel, encodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
-import type { OrtSession } from '../shared/runtime/ort.ts';
-import { PIPELINE_SESSION_CONFIG } from '../shared/runtime/ort.ts';
+import { PIPELINE_SESSION_OPTIONS } from '../shared/runtime/ort.ts';
+import type { OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
 import { loadTokenizer } from '../shared/tokenizer/load.ts';
 import type { LoadedTokenizer } from '../shared/tokenizer/load.ts';
 import { createEmbeddingTable } from '../shared/model/embedding.ts';
@@ -32,14 +32,14 @@ export interface OpenPackageOptions {
   threads?: number;
 }
 
-export function sessionOptions(threads?: number, externalDataDir?: string, config: object = PIPELINE_SESSION_CONFIG): ort.InferenceSession.SessionOptions {
+/** `base`: the pipeline's settings, or `{}` for onnxruntime's defaults (a benchmark's reference). */
+export function sessionOptions(threads?: number, externalDataDir?: string, base: OrtSessionOptions = PIPELINE_SESSION_OPTIONS): ort.InferenceSession.SessionOptions {
   return {
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
+    ...base,
     ...(threads ? { intraOpNumThreads: threads } : {}),
     extra: {
       session: {
-        ...config,
+        ...(base.extra as { session?: object } | undefined)?.session,
         // Graphs composed in memory find their external weight files here.
         ...(externalDataDir ? { model_external_initializers_file_folder_path: externalDataDir } : {}),
       },
@@ -48,11 +48,11 @@ export function sessionOptions(threads?: number, externalDataDir?: string, confi
 }
 
 /** Opens a graph file, or a graph composed in memory whose weights live in `dir`. */
-export async function openSession(graph: string | { model: Model; dir: string; name: string }, threads?: number, config?: object): Promise<OrtSession> {
+export async function openSession(graph: string | { model: Model; dir: string; name: string }, threads?: number, base?: OrtSessionOptions): Promise<OrtSession> {
   const source = typeof graph === 'string' ? graph : join(graph.dir, graph.name);
   try {
-    if (typeof graph === 'string') return await ort.InferenceSession.create(graph, sessionOptions(threads, undefined, config));
-    return await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions(threads, graph.dir, config));
+    if (typeof graph === 'string') return await ort.InferenceSession.create(graph, sessionOptions(threads, undefined, base));
+    return await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions(threads, graph.dir, base));
   } catch (err) {
     throw new PackageError(`onnxruntime cannot load graph: ${(err as Error).message.split('\n')[0]}`, { source, cause: err });
   }
@@ -68,11 +68,15 @@ export async function openEmbedding(dir: string, manifest: Manifest): Promise<Em
   return createEmbeddingTable(manifest.config, await readGraph(dir, shard.graph), new Uint8Array(await readFile(join(dir, shard.data))));
 }
 
-/** One session for blocks range.start..range.end-1, stitched from their per-layer graphs. */
-export async function openStageSession(dir: string, manifest: Manifest, range: LayerRange, threads?: number): Promise<OrtSession> {
+/**
+ * One session for blocks range.start..range.end-1, stitched from their per-layer graphs; with
+ * `head`, ending in the head on the last row (the last stage of an in-process pipeline).
+ */
+export async function openStageSession(dir: string, manifest: Manifest, range: LayerRange, threads?: number, options: { head?: boolean } = {}): Promise<OrtSession> {
   const blocks = blockShards(manifest).slice(range.start, range.end);
-  const model = composeStageGraph(await Promise.all(blocks.map((b) => readGraph(dir, b.graph))), range.start);
-  return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}` }, threads);
+  const head = options.head ? await readGraph(dir, shardOf(manifest, 'head').graph) : undefined;
+  const model = composeStageGraph(await Promise.all(blocks.map((b) => readGraph(dir, b.graph))), range.start, head);
+  return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}${head ? ' and head' : ''}` }, threads);
 }
 
 /** What a client runs itself: the tokenizer, the embedding lookup and the head of a package. */
@@ -83,31 +87,42 @@ export interface ClientSide {
   head: OrtSession;
 }
 
-export async function openClientSide(dir: string, options: { verifyPieces?: boolean; threads?: number } = {}): Promise<ClientSide> {
+/** A package's manifest (checked against its files), tokenizer and embedding lookup. */
+async function openClientEnd(dir: string, options: { verifyPieces?: boolean }): Promise<Omit<ClientSide, 'head'>> {
   const manifest = await readPackageManifest(dir);
   await checkPackageFiles(dir, manifest, options.verifyPieces ?? false);
   const tokenizerFiles = [manifest.tokenizer.file, ...('configFile' in manifest.tokenizer && manifest.tokenizer.configFile ? [manifest.tokenizer.configFile] : [])];
   const [main, extra] = await Promise.all(tokenizerFiles.map((f) => readFile(join(dir, f))));
   const tokenizer = loadTokenizer(manifest, new Uint8Array(main), extra ? new Uint8Array(extra) : undefined);
-  const embedding = await openEmbedding(dir, manifest);
-  const head = await openSession(join(dir, shardOf(manifest, 'head').graph), options.threads);
-  return { manifest, tokenizer, embedding, head };
+  return { manifest, tokenizer, embedding: await openEmbedding(dir, manifest) };
 }
 
+export async function openClientSide(dir: string, options: { verifyPieces?: boolean; threads?: number } = {}): Promise<ClientSide> {
+  const end = await openClientEnd(dir, options);
+  return { ...end, head: await openSession(join(dir, shardOf(end.manifest, 'head').graph), options.threads) };
+}
+
+/**
+ * The local runner: the blocks split into in-process stages that pass hidden-state frames as
+ * grid stages do. Unlike a grid client, it runs the head in the last stage's session rather
+ * than in its own: one session run less per token, which on 2 vCPUs was ~4% of a 110m decode
+ * step (each run wakes its session's thread pool; bench local).
+ */
 export async function openLocalPipeline(dir: string, options: OpenPackageOptions): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
-  const client = await openClientSide(dir, options);
-  const { manifest, tokenizer, embedding, head } = client;
+  const { manifest, tokenizer, embedding } = await openClientEnd(dir, options);
   const { config } = manifest;
+  const ranges = splitLayers(config.nLayers, options.stages);
   const stages: Stage[] = [];
-  for (const layers of splitLayers(config.nLayers, options.stages)) {
-    stages.push(createStage({ config, layers, session: await openStageSession(dir, manifest, layers, options.threads) }, { ort }));
+  for (const [i, layers] of ranges.entries()) {
+    const session = await openStageSession(dir, manifest, layers, options.threads, { head: i === ranges.length - 1 });
+    stages.push(createStage({ config, layers, session }, { ort }));
   }
-  const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages }, { ort });
+  const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head: HEAD_IN_LAST_STAGE, stages }, { ort });
   return {
     manifest,
     pipeline,
     async release() {
-      await Promise.all([...stages.map((s) => s.release()), head.release()]);
+      await Promise.all(stages.map((s) => s.release()));
     },
   };
 }

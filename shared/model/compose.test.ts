@@ -94,6 +94,35 @@ describe('composed graphs', () => {
     expect(session.outputNames).toEqual(outputs);
   });
 
+  it('a last stage composed with the head gives the logits of the last row, as the stage and a separate head do', async () => {
+    const { config } = manifest;
+    const headModel = await readGraph(dir, shardOf(manifest, 'head').graph);
+    const withHead = composeStageGraph(blocks.slice(1), 1, headModel);
+    expect(withHead.graph.output.map((v) => v.name)).toEqual(['logits', 'new_key.1', 'new_value.1', 'new_key.2', 'new_value.2']);
+    const [fused, stage, head] = await Promise.all([
+      openSession({ model: withHead, dir, name: 'stage 1..2 and head' }),
+      openSession({ model: composeStageGraph(blocks.slice(1), 1), dir, name: 'stage 1..2' }),
+      openSession(`${dir}/${shardOf(manifest, 'head').graph}`),
+    ]);
+    sessions.push(fused, stage, head);
+    const rows = 5;
+    const hidden = Float32Array.from({ length: rows * config.dim }, (_, i) => Math.sin(i * 0.37));
+    const feeds = {
+      [composedIo.hidden]: new ort.Tensor('float32', hidden, [1, rows, config.dim]),
+      [composedIo.positions]: new ort.Tensor('int64', BigInt64Array.from({ length: rows }, (_, i) => BigInt(i)), [1, rows]),
+      ...Object.fromEntries([1, 2].flatMap((l) => [composedIo.pastKey(l), composedIo.pastValue(l)]).map((n) => [n, new ort.Tensor('float32', new Float32Array(0), [1, 0, config.nKvHeads, config.headDim])])),
+    };
+    const fusedOut = await fused.run(feeds);
+    expect(fusedOut[composedIo.logits].dims).toEqual([1, 1, config.vocabSize]);
+    const stageOut = (await stage.run(feeds))[composedIo.hiddenOut].data as Float32Array;
+    const lastRow = stageOut.subarray((rows - 1) * config.dim);
+    const separate = (await head.run({ hidden: new ort.Tensor('float32', lastRow, [1, 1, config.dim]) }))[composedIo.logits].data as Float32Array;
+    const logits = fusedOut[composedIo.logits].data as Float32Array;
+    expect(maxAbsDiff(logits, separate)).toBeLessThan(1e-5);
+    expect(Math.max(...logits) - Math.min(...logits)).toBeGreaterThan(1);
+    expect(maxAbsDiff(fusedOut[composedIo.newKey(2)].data as Float32Array, (await stage.run(feeds))[composedIo.newKey(2)].data as Float32Array)).toBeLessThan(1e-6);
+  });
+
   it('the whole-model graph takes input_ids, positions, then past key and value per layer, and gives logits first', async () => {
     const embed = await readGraph(dir, shardOf(manifest, 'embed').graph);
     const head = await readGraph(dir, shardOf(manifest, 'head').graph);

@@ -8,6 +8,7 @@
  *   decode step costs one session run per stage rather than one per layer.
  * - The whole-model graph adds the embedding and the head: the benchmark's baseline.
  */
+import { AttributeType, DataType } from './onnx/schema.ts';
 import type { Graph, Model, Node, Tensor, ValueInfo } from './onnx/schema.ts';
 import { BLOCK_IO } from './graphs/block.ts';
 import { EMBED_IO, HEAD_IO } from './graphs/embed-head.ts';
@@ -92,18 +93,45 @@ const ioOf = (graph: Graph, name: string) => {
   return v;
 };
 
-/** One graph for blocks firstLayer..firstLayer+blocks.length-1, with the block graphs' I/O names. */
-export function composeStageGraph(blocks: Model[], firstLayer: number): Model {
-  const chain = chainBlocks(blocks, firstLayer, composedIo.hidden, composedIo.hiddenOut);
+/**
+ * One graph for blocks firstLayer..firstLayer+blocks.length-1, with the block graphs' I/O names.
+ * Given the head, the graph ends with it, on the last row only: hidden, positions, past k/v ->
+ * logits [1, 1, vocab], new k/v rows. An in-process pipeline's last stage runs it so, saving
+ * the client's head its own session run per token.
+ */
+export function composeStageGraph(blocks: Model[], firstLayer: number, head?: Model): Model {
   const g0 = blocks[0].graph;
   const gN = blocks[blocks.length - 1].graph;
-  return model(blocks[0], blocks, {
-    name: `stage-${firstLayer}-${firstLayer + blocks.length}`,
-    node: chain.node,
-    initializer: chain.initializer,
-    input: [ioOf(g0, BLOCK_IO.hidden), ioOf(g0, BLOCK_IO.positions), ...chain.input],
-    output: [ioOf(gN, BLOCK_IO.hiddenOut), ...chain.output],
-    docString: `infermesh stage: blocks ${firstLayer}..${firstLayer + blocks.length - 1}`,
+  const name = `stage-${firstLayer}-${firstLayer + blocks.length}`;
+  const input = [ioOf(g0, BLOCK_IO.hidden), ioOf(g0, BLOCK_IO.positions)];
+  if (!head) {
+    const chain = chainBlocks(blocks, firstLayer, composedIo.hidden, composedIo.hiddenOut);
+    return model(blocks[0], blocks, {
+      name,
+      node: chain.node,
+      initializer: chain.initializer,
+      input: [...input, ...chain.input],
+      output: [ioOf(gN, BLOCK_IO.hiddenOut), ...chain.output],
+      docString: `infermesh stage: blocks ${firstLayer}..${firstLayer + blocks.length - 1}`,
+    });
+  }
+  const chain = chainBlocks(blocks, firstLayer, composedIo.hidden, 'hidden.final');
+  const lastRow: Parts = {
+    node: [{ name: 'last_row', opType: 'Gather', input: ['hidden.final', 'last_row.index'], output: ['hidden.last_row'], attribute: [{ name: 'axis', type: AttributeType.INT, i: 1 }] }],
+    initializer: [{ name: 'last_row.index', dataType: DataType.INT64, dims: [1], rawData: new Uint8Array(BigInt64Array.of(-1n).buffer) }],
+    input: [],
+    output: [],
+  };
+  const h = renamed(head.graph, 'head', { [HEAD_IO.hidden]: 'hidden.last_row', [HEAD_IO.logits]: composedIo.logits });
+  const logits = ioOf(head.graph, HEAD_IO.logits);
+  const [batch, , vocab] = logits.type.tensorType.shape.dim;
+  return model(blocks[0], [...blocks, head], {
+    name: `${name}-head`,
+    node: [...chain.node, ...lastRow.node, ...h.node],
+    initializer: [...chain.initializer, ...lastRow.initializer, ...h.initializer],
+    input: [...input, ...chain.input],
+    output: [{ name: composedIo.logits, type: { tensorType: { ...logits.type.tensorType, shape: { dim: [batch, { dimValue: 1 }, vocab] } } } }, ...chain.output],
+    docString: `infermesh last stage: blocks ${firstLayer}..${firstLayer + blocks.length - 1} and the head on the last row`,
   });
 }
 

@@ -8,7 +8,7 @@ import { UsageError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { HEAD_IO } from '../model/graphs/embed-head.ts';
 import type { EmbeddingTable } from '../model/embedding.ts';
-import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
+import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import type { OrtRuntime, OrtSession } from './ort.ts';
 import { createSampler } from './sampler.ts';
@@ -60,11 +60,18 @@ export interface PipelineOptions {
   stopIds: number[];
   /** the client's embedding lookup (shared/model/embedding.ts) */
   embedding: EmbeddingTable;
-  head: OrtSession;
+  /** the client's head session, or HEAD_IN_LAST_STAGE when the last stage returns logits */
+  head: OrtSession | typeof HEAD_IN_LAST_STAGE;
   stages: (Stage | StageLink)[];
   /** Request ids: stages on a grid key caches by them, so grid clients pass random ones. */
   newRequestId?: () => string;
 }
+
+/**
+ * The last stage runs the head itself (a stage session composed with it, in process) and
+ * returns the logits of the frame's last row, [1, 1, vocab], instead of hidden states.
+ */
+export const HEAD_IN_LAST_STAGE = 'in-last-stage';
 
 export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime }): Pipeline {
   const { config, tokenizer, embedding, head, stages } = options;
@@ -76,7 +83,15 @@ export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime
   const step: Pipeline['step'] = async (requestId, tokens, position, stepIndex) => {
     let frame = encodeFrame({ requestId, step: stepIndex, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
     for (const stage of stages) frame = await stage.forward(frame);
-    const hidden = decodeFrame(frame).data;
+    const out = decodeFrame(frame);
+    if (head === HEAD_IN_LAST_STAGE) {
+      const [batch, rows, vocab] = out.dims;
+      if (out.dims.length !== 3 || batch !== 1 || rows !== 1 || vocab !== config.vocabSize) {
+        throw new FrameError(`the last stage should return logits [1, 1, ${config.vocabSize}], got [${out.dims}]`);
+      }
+      return out.data;
+    }
+    const hidden = out.data;
     // Only the last row's logits are sampled: the head skips the rest of a prefill.
     const last = hidden.subarray((tokens.length - 1) * config.dim);
     const logits = (await head.run({ [HEAD_IO.hidden]: new Tensor('float32', last, [1, 1, config.dim]) }))[HEAD_IO.logits];

@@ -38,7 +38,10 @@ interface RequestState {
 
 export interface Stage {
   readonly layers: LayerRange;
-  /** Runs the stage's layers over one frame and returns the output frame. */
+  /**
+   * Runs the stage's layers over one frame and returns the output frame: the hidden states,
+   * or, from a session composed with the head, the logits of the last row [1, 1, vocab].
+   */
   forward(frame: Uint8Array): Promise<Uint8Array>;
   /** Drops a request's KV cache. */
   end(requestId: string): void;
@@ -192,8 +195,9 @@ export function createStage(options: StageOptions, deps: StageDeps): Stage {
         evicted.delete(id);
         relievePressure(id);
       }
-      const hidden = out[composedIo.hiddenOut];
-      return encodeFrame({ requestId: id, step: frame.step, position: frame.position, dims: frame.dims, data: hidden.data as Float32Array });
+      // A last stage composed with the head returns the logits of the last row instead.
+      const result = out[composedIo.hiddenOut] ?? out[composedIo.logits];
+      return encodeFrame({ requestId: id, step: frame.step, position: frame.position, dims: [...result.dims], data: result.data as Float32Array });
     },
     end(requestId) {
       // A running step still reads its cache: it is disposed when that step finishes.
