@@ -28,6 +28,10 @@ export interface Decoder {
   start(): Promise<DecodeRun>;
 }
 
+let requests = 0;
+/** Unique across decoders: decoders sharing stages or a pipeline must not share request ids. */
+const newRequestId = () => `bench-${++requests}`;
+
 export function argmax(logits: Float32Array): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
@@ -42,7 +46,6 @@ export function promptIds(vocab: number): number[] {
 /** Embedding (a lookup) and head here, blocks in `stages`, hidden states as binary frames between them. */
 export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; embedding: EmbeddingTable; head: OrtSession; stages: StageLink[] }): Decoder {
   const { config, ort, embedding, head, stages } = options;
-  let request = 0;
   const forward = async (id: string, tokens: number[], position: number, n: number) => {
     let frame = encodeFrame({ requestId: id, step: n, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
     for (const s of stages) frame = await s.forward(frame);
@@ -51,7 +54,7 @@ export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; e
   };
   return {
     async start() {
-      const id = `bench-${++request}`;
+      const id = newRequestId();
       const prompt = promptIds(config.vocabSize);
       let token = argmax(await forward(id, prompt, 0, 0));
       let n = 0;
@@ -70,10 +73,9 @@ export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; e
 
 /** A Pipeline's own step (shared/runtime/pipeline.ts): the code path of `infermesh generate`, greedy. */
 export function pipelineDecoder(pipeline: Pick<Pipeline, 'config' | 'step' | 'end'>): Decoder {
-  let request = 0;
   return {
     async start() {
-      const id = `bench-${++request}`;
+      const id = newRequestId();
       const prompt = promptIds(pipeline.config.vocabSize);
       let token = argmax(await pipeline.step(id, prompt, 0, 0));
       let n = 0;

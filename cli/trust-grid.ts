@@ -33,6 +33,8 @@ import { createStepJournal } from '../shared/trust/step-journal.ts';
 import type { StepJournal } from '../shared/trust/step-journal.ts';
 import { readPackageManifest } from './package-files.ts';
 import { createPipeline } from '../shared/runtime/pipeline.ts';
+import type { Pipeline } from '../shared/runtime/pipeline.ts';
+import { PIPELINE_SESSION_OPTIONS } from '../shared/runtime/ort.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import type { LayerRange } from '../shared/runtime/stage.ts';
 
@@ -67,6 +69,8 @@ export interface TrustGrid {
   startStage(layers: LayerRange, options?: StageOptions): Promise<StagePeer>;
   /** Greedy generation of `maxTokens` through the route; the text. */
   generate(route: StagePeer[], maxTokens?: number): Promise<string>;
+  /** A client pipeline through the route, for step-by-step use; release it when done. */
+  client(route: StagePeer[]): Promise<{ pipeline: Pipeline; release(): Promise<void> }>;
   /** Waits for every stage of the route to have answered, and the validator to have replayed. */
   settled(route: StagePeer[]): Promise<AttestationOutcome[]>;
   /** The attestations of one peer once it has made at least one. */
@@ -96,6 +100,16 @@ export async function startTrustGrid(options: { answerWindowMs?: number; /** a c
     while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   };
 
+  const openClient: TrustGrid['client'] = async (route) => {
+    const side = await openClientSide(dir);
+    const link = createRouteLink({ packageId: manifest.id, hops: route.map((p) => p.hop) }, { node: client, sink });
+    const pipeline = createPipeline(
+      { config: manifest.config, tokenizer: side.tokenizer.tokenizer, stopIds: side.tokenizer.stopIds, embedding: side.embedding, head: side.head, stages: [link], newRequestId: () => crypto.randomUUID() },
+      { ort },
+    );
+    return { pipeline, release: () => side.head.release() };
+  };
+
   return {
     dir,
     manifest,
@@ -107,7 +121,9 @@ export async function startTrustGrid(options: { answerWindowMs?: number; /** a c
       const privateKey = await generateKeyPair('Ed25519');
       const node = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String), privateKey });
       peers.push(node);
-      const shard = createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'] });
+      // Pipeline session settings: with onnxruntime's defaults each stage's threads would spin on
+      // after its run and slow the next stage in this same process (all stages share 2 cores here).
+      const shard = createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'], sessionOptions: PIPELINE_SESSION_OPTIONS });
       await shard.load({ modelId: manifest.id, layers, source, fault: stageOptions.fault });
       const engine = stageOptions.wrap ? stageOptions.wrap(shard) : shard;
       const attesting = stageOptions.attest ?? (() => true);
@@ -133,16 +149,12 @@ export async function startTrustGrid(options: { answerWindowMs?: number; /** a c
       await serveStage(node, { packageId: manifest.id, layers }, { engine, journal, onRequestEnd });
       return peer;
     },
+    client: openClient,
     async generate(route, maxTokens = 24) {
-      const side = await openClientSide(dir);
-      const link = createRouteLink({ packageId: manifest.id, hops: route.map((p) => p.hop) }, { node: client, sink });
-      const pipeline = createPipeline(
-        { config: manifest.config, tokenizer: side.tokenizer.tokenizer, stopIds: side.tokenizer.stopIds, embedding: side.embedding, head: side.head, stages: [link], newRequestId: () => crypto.randomUUID() },
-        { ort },
-      );
+      const { pipeline, release } = await openClient(route);
       let text = '';
       for await (const t of pipeline.generate('Once upon a time', { maxTokens, temperature: 0, topP: 0.9, seed: 1 })) text += t.text;
-      await side.head.release();
+      await release();
       return text;
     },
     async settled(route) {
