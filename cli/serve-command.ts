@@ -5,7 +5,6 @@
  * (peers, assignments, requests) goes to grid.sqlite in the data folder.
  */
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../shared/errors.ts';
 import { parseServerConfig } from '../signaling-server/config.ts';
@@ -30,15 +29,16 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const store = openGridStore(join(config.dataDir, 'grid.sqlite'));
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const { chain } = config;
-  // A local anvil starts empty each run and is gone after it, so its ledger lives as long (removed on exit).
-  const localLedger = join(config.dataDir, `ledger-local-${process.pid}-${Date.now()}.sqlite`);
+  // The local anvil keeps its chain in the data folder beside its ledger: a restart settles on
+  // the same contract, stakes and escrows, and pays nothing twice.
+  const local = { ledgerPath: join(config.dataDir, 'ledger-local.sqlite'), anvilStateFile: join(config.dataDir, 'anvil-state.json') };
   const settlement =
     chain.mode === 'off'
       ? undefined
       : await startGridSettlement(
           chain.mode === 'rpc'
             ? { rpcUrl: chain.rpcUrl, privateKey: chain.privateKey, contract: chain.contract, treasury: chain.treasury, ledgerPath: join(config.dataDir, 'ledger.sqlite') }
-            : { ledgerPath: localLedger },
+            : local,
           { log },
         );
   const server = await startGridServer(
@@ -64,6 +64,5 @@ export async function serveCommand(argv: string[]): Promise<void> {
   process.stderr.write('infermesh grid server: stopping\n');
   await server.close();
   await settlement?.close();
-  if (chain.mode === 'local') await rm(localLedger, { force: true });
   store.close();
 }

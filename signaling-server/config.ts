@@ -92,7 +92,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--port <n>', `HTTP port, 0 = any free [$${SERVER_ENV.port}]`, port('--port'), DEFAULT_PORT)
     .option('--relay-port <n>', `libp2p relay (WebSocket) port, 0 = any free [$${SERVER_ENV.relayPort}]`, port('--relay-port'), 0)
     .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
-    .option('--data <dir>', `state folder for the SQLite store [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
+    .option('--data <dir>', `state folder: the grid store, the settlement ledger and the local chain [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
     .option('--web <dir>', `built web app folder [$${SERVER_ENV.web}]`, folder('--web', cwd), DEFAULT_WEB_DIR)
     .option('--chain <mode>', `settlement chain when no --rpc-url: local (start anvil, deploy the contract) or off [$${SERVER_ENV.chain}]`, chainMode('--chain'), 'local')

@@ -30,7 +30,16 @@ export interface StartAnvilOptions {
   timeoutMs?: number;
   /** an anvil binary to use instead of the npm one (also $INFERMESH_ANVIL) */
   binary?: string;
+  /**
+   * Where the chain persists: loaded at start when it exists, written every STATE_INTERVAL_S
+   * seconds and on exit, so a restarted server finds its contract, stakes and escrows again.
+   * Absent: the chain lives and dies with the process.
+   */
+  stateFile?: string;
 }
+
+/** Seconds between state dumps: what a crash of the whole machine can lose of the local chain. */
+export const STATE_INTERVAL_S = 2;
 
 export interface Anvil {
   rpcUrl: string;
@@ -86,6 +95,7 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
   if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId));
   if (options.gasPrice !== undefined) args.push('--gas-price', String(options.gasPrice));
   if (options.baseFee !== undefined) args.push('--block-base-fee-per-gas', String(options.baseFee));
+  if (options.stateFile !== undefined) args.push('--state', options.stateFile, '--state-interval', String(STATE_INTERVAL_S));
 
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // If this process exits without stop() (a crashed test run), take anvil with it: no orphans.

@@ -13,7 +13,8 @@
  *   vouchers added is that client's budget: receipts for its requests draw on it and stop (or are
  *   cut short) when it is spent, so a client that names request ids it did not pay for cannot
  *   make the pool pay for them. A verdict that comes before its request's voucher waits for it
- *   (the last `UNPAID_WORK_KEPT` such requests are kept);
+ *   (the last `UNPAID_WORK_KEPT` such verdicts are kept). Payout addresses, payers, budgets and
+ *   waiting work are kept in the ledger, so a restart pays what arrives after it;
  * - a failed verdict slashes the stage's whole stake to the treasury with the evidence hash.
  *
  * Who is who: on anvil, dev accounts 0 (coordinator, deployer), 1 (validator), 2 (treasury),
@@ -28,7 +29,7 @@ import { balances, deploySettlement, deposit, stakeFor, type SettlementWallet } 
 import { signVoucher, type SignedVoucher } from '../../shared/settle/voucher.ts';
 import { startAnvil, type Anvil } from '../chain/anvil.ts';
 import { settlementArtifact } from './contract.ts';
-import { openSettlementLedger, type SettlementLedger } from './ledger.ts';
+import { openSettlementLedger, type HeldWork, type SettlementLedger } from './ledger.ts';
 import { createSettler, type Settler } from './settler.ts';
 
 /** The chain could not be reached or set up (RPC down, no key, deployment failed). */
@@ -46,6 +47,12 @@ export interface GridSettlementOptions {
   /** where slashed stake goes on a chain given by rpcUrl (default: the key's address) */
   treasury?: Address;
   ledgerPath: string;
+  /**
+   * Without rpcUrl: where the local anvil keeps its chain between runs (anvil --state), so a
+   * restarted server finds its contract, stakes, escrows and payouts again. Absent: a new chain
+   * each run, gone when the process ends.
+   */
+  anvilStateFile?: string;
   /** wei per layer per token (default 1 gwei) */
   pricePerLayerToken?: bigint;
   /** wei staked for each donor with a payout address (default 0.1 ETH; 0 = none) */
@@ -58,10 +65,10 @@ export interface GridSettlementOptions {
   withdrawDelay?: number;
 }
 
-/** Verified work on requests no voucher named yet, kept for a voucher that may still come (the oldest go first). */
+/** Verdicts of verified work on requests no voucher named yet, kept for a voucher that may still come (the oldest go first). */
 export const UNPAID_WORK_KEPT = 4096;
 
-type VerifiedWork = { peerId: string; requestId: string; layers: number; tokens: number };
+type VerifiedWork = HeldWork;
 
 export interface ChainInfo {
   chainId: number;
@@ -100,6 +107,26 @@ export interface GridSettlement {
   close(): Promise<void>;
 }
 
+/**
+ * The contract this ledger settles on: the one it recorded for the chain, or a new deployment
+ * (recorded). A recorded contract the chain no longer holds means the ledger's receipts, batches
+ * and vouchers belong to a chain that is gone (a local chain whose state file was removed):
+ * refused, rather than mixing the two.
+ */
+async function settlementContract(ledger: SettlementLedger, reader: PublicClient, chainId: number, rpcUrl: string, deploy: () => Promise<Address>): Promise<Address> {
+  const known = ledger.deployment(chainId);
+  if (known) {
+    const code = await reader.getCode({ address: known });
+    if (code && code !== '0x') return known;
+    throw new ChainSetupError(
+      `the settlement ledger settles on contract ${known} on chain ${chainId}, which the chain at ${rpcUrl} does not hold (was its state removed?): move the ledger aside to start a new one, or point --rpc-url at that chain`,
+    );
+  }
+  const contract = await deploy();
+  ledger.recordDeployment(chainId, contract);
+  return contract;
+}
+
 export async function startGridSettlement(options: GridSettlementOptions, deps: { log?: (line: string) => void } = {}): Promise<GridSettlement> {
   const log = deps.log ?? (() => {});
   const price = options.pricePerLayerToken ?? 1_000_000_000n;
@@ -122,7 +149,7 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     chain = { id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } };
     roles = { coordinator: key, validator: key, sponsor: key, payer: key, treasury: options.treasury ?? key.address };
   } else {
-    anvil = await startAnvil();
+    anvil = await startAnvil({ stateFile: options.anvilStateFile });
     rpcUrl = anvil.rpcUrl;
     chain = anvil.chain;
     const [coordinator, validator, treasury, sponsor, payer] = anvil.accounts;
@@ -135,30 +162,32 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
   const reader = createPublicClient({ chain, transport, pollingInterval }) as PublicClient;
   const coordinator = wallet(roles.coordinator);
 
+  let ledger: SettlementLedger;
+  try {
+    ledger = openSettlementLedger(options.ledgerPath);
+  } catch (err) {
+    await anvil?.stop();
+    throw err;
+  }
   let contract = options.contract;
   try {
-    if (!contract) {
-      ({ address: contract } = await deploySettlement(coordinator, {
+    contract ??= await settlementContract(ledger, reader, chain.id, rpcUrl, () =>
+      deploySettlement(coordinator, {
         coordinator: roles.coordinator.address,
         validator: roles.validator.address,
         treasury: roles.treasury,
         withdrawDelay: options.withdrawDelay ?? 3600,
         bytecode: settlementArtifact().bytecode,
-      }));
-    }
+      }).then((d) => d.address),
+    );
   } catch (err) {
+    ledger.close();
     await anvil?.stop();
+    if (err instanceof ChainSetupError) throw err;
     throw new ChainSetupError(`cannot deploy the Settlement contract on ${rpcUrl}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
 
-  const ledger = openSettlementLedger(options.ledgerPath);
   const settler = createSettler({ ledger, wallet: coordinator, settlement: contract, pricePerLayerToken: price }, { validatorWallet: wallet(roles.validator), log });
-  const payTo = new Map<string, Address>();
-  /** stage request id → the client who paid for it (lower-case address) */
-  const paidBy = new Map<string, string>();
-  /** what each client paid and no receipt has drawn yet */
-  const budgets = new Map<string, bigint>();
-  const unpaidWork = new Map<string, VerifiedWork[]>();
   const payer = wallet(roles.payer);
   const settlement = contract;
   let gatewaySpent = ledger.latestVoucher(roles.payer.address)?.cumulativeAmount ?? 0n;
@@ -170,36 +199,25 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     return run;
   };
 
+  // Who pays for what (payout addresses, each request's payer, clients' budgets, work waiting
+  // for a voucher) lives in the ledger: verified work that arrives after a restart is paid.
   function markPaid(client: Address, requestIds: readonly string[], amount: bigint): void {
-    const who = client.toLowerCase();
-    budgets.set(who, (budgets.get(who) ?? 0n) + amount);
-    for (const id of requestIds) {
-      if (paidBy.has(id)) continue;
-      paidBy.set(id, who);
-      const waiting = unpaidWork.get(id);
-      unpaidWork.delete(id);
-      for (const work of waiting ?? []) payWork(work);
+    for (const id of ledger.creditClient(client, requestIds, amount)) {
+      for (const work of ledger.releaseWork(id)) payWork(work);
     }
   }
 
   function payWork(work: VerifiedWork): void {
-    const provider = payTo.get(work.peerId);
+    const provider = ledger.payTo(work.peerId);
     if (!provider) return;
-    const client = paidBy.get(work.requestId);
+    const client = ledger.payerOf(work.requestId);
     if (!client) {
-      unpaidWork.set(work.requestId, [...(unpaidWork.get(work.requestId) ?? []), work]);
-      if (unpaidWork.size > UNPAID_WORK_KEPT) unpaidWork.delete(unpaidWork.keys().next().value!);
+      ledger.holdWork(work, UNPAID_WORK_KEPT);
       return;
     }
-    const budget = budgets.get(client) ?? 0n;
     const worth = price * BigInt(work.layers) * BigInt(work.tokens);
-    const amount = worth < budget ? worth : budget;
-    if (amount <= 0n) {
-      log(`settlement: ${work.peerId}'s work on ${work.requestId} is unpaid: its client's vouchers are spent`);
-      return;
-    }
-    settler.recordWork({ provider, requestId: work.requestId, layers: work.layers, tokens: work.tokens, amount });
-    budgets.set(client, budget - amount);
+    const receipt = ledger.payFromBudget(client, { provider, requestId: work.requestId, layers: work.layers, tokens: work.tokens, worth });
+    if (!receipt) log(`settlement: ${work.peerId}'s work on ${work.requestId} is unpaid: its client's vouchers are spent`);
   }
 
   const settleRound = () =>
@@ -218,7 +236,7 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     ledger,
     reader,
     async donorJoined(peerId, address) {
-      payTo.set(peerId, address);
+      ledger.setPayTo(peerId, address);
       if (sponsorStake === 0n) return;
       await serially(async () => {
         if ((await balances(reader, { settlement, account: address })).stake > 0n) return;
@@ -226,7 +244,7 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
         log(`settlement: staked ${sponsorStake} wei for donor ${peerId} (${address})`);
       });
     },
-    payoutAddress: (peerId) => payTo.get(peerId),
+    payoutAddress: (peerId) => ledger.payTo(peerId),
     async gatewayRequest(stageRequestIds, tokens, layers) {
       if (tokens <= 0) return;
       const cost = price * BigInt(tokens) * BigInt(layers);
@@ -248,7 +266,7 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
       }),
     workVerified: payWork,
     async slash(peerId, evidenceHash) {
-      const provider = payTo.get(peerId);
+      const provider = ledger.payTo(peerId);
       if (!provider) return undefined;
       return serially(async () => {
         const { stake } = await balances(reader, { settlement, account: provider });

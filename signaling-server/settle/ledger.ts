@@ -34,6 +34,14 @@ export interface RejectedVoucher extends SignedVoucher {
   rejectedAt: number;
 }
 
+/** Verified work of one stage on one request, as the validator reports it. */
+export interface HeldWork {
+  peerId: string;
+  requestId: string;
+  layers: number;
+  tokens: number;
+}
+
 export interface WorkReceipt {
   id: number;
   provider: Address;
@@ -98,6 +106,28 @@ export interface SettlementLedger {
   markFailed(id: Hex, error: string): void;
   recordSlash(slash: Omit<SlashRecord, 'id' | 'slashedAt'>): SlashRecord;
   slashes(provider?: Address): SlashRecord[];
+  /** Where a stage's earnings go, as its tab said when it joined. */
+  setPayTo(peerId: string, address: Address): void;
+  payTo(peerId: string): Address | undefined;
+  /**
+   * A client's voucher added `amount`: its budget grows by that, and it becomes the payer of
+   * the request ids no one paid for yet. Returns those ids (their held work can now be paid).
+   */
+  creditClient(client: Address, requestIds: readonly string[], amount: bigint): string[];
+  payerOf(requestId: string): Address | undefined;
+  budget(client: Address): bigint;
+  /**
+   * In one transaction: a receipt for the work, worth at most what is left of the client's
+   * budget, and the budget lowered by it. Undefined (nothing written) when the budget is spent.
+   */
+  payFromBudget(client: Address, work: { provider: Address; requestId: string; layers: number; tokens: number; worth: bigint }): WorkReceipt | undefined;
+  /** Verified work on a request no client paid for yet, kept (the oldest beyond `keep` dropped) for a voucher that may still name it. */
+  holdWork(work: HeldWork, keep: number): void;
+  /** Takes the work held for a request. */
+  releaseWork(requestId: string): HeldWork[];
+  /** The Settlement contract this ledger settles on, on a chain; recorded once deployed. */
+  deployment(chainId: number): Address | undefined;
+  recordDeployment(chainId: number, contract: Address): void;
   close(): void;
 }
 
@@ -154,6 +184,33 @@ const MIGRATIONS: readonly string[] = [
      tx_hash        TEXT NOT NULL,
      slashed_at     INTEGER NOT NULL
    );`,
+  // 2: the contract the coordinator deployed on each chain, so a restart settles on it again.
+  `CREATE TABLE deployments (
+     chain_id INTEGER PRIMARY KEY,
+     contract TEXT NOT NULL,
+     deployed_at INTEGER NOT NULL
+   );`,
+  // 3: who pays for what, so verified work that arrives after a restart is still paid.
+  `CREATE TABLE pay_to (
+     peer_id  TEXT PRIMARY KEY,
+     address  TEXT NOT NULL
+   );
+   CREATE TABLE request_payers (
+     request_id  TEXT PRIMARY KEY,
+     client      TEXT NOT NULL
+   );
+   CREATE TABLE budgets (
+     client     TEXT PRIMARY KEY,
+     remaining  TEXT NOT NULL
+   );
+   CREATE TABLE held_work (
+     id          INTEGER PRIMARY KEY AUTOINCREMENT,
+     request_id  TEXT NOT NULL,
+     peer_id     TEXT NOT NULL,
+     layers      INTEGER NOT NULL,
+     tokens      INTEGER NOT NULL
+   );
+   CREATE INDEX held_work_request ON held_work (request_id);`,
 ];
 
 export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
@@ -162,7 +219,21 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
   const now = deps.now ?? Date.now;
   const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the settlement ledger', error: LedgerError });
 
+  const budgetOf = (client: Address): bigint => BigInt((q.budget.get(client) as { remaining: string } | undefined)?.remaining ?? '0');
+  const setBudget = (client: Address, remaining: bigint) => q.setBudget.run(client, remaining.toString());
   const q = {
+    setPayTo: db.prepare('INSERT INTO pay_to (peer_id, address) VALUES (?, ?) ON CONFLICT (peer_id) DO UPDATE SET address = excluded.address'),
+    payTo: db.prepare('SELECT address FROM pay_to WHERE peer_id = ?'),
+    payer: db.prepare('SELECT client FROM request_payers WHERE request_id = ?'),
+    insertPayer: db.prepare('INSERT INTO request_payers (request_id, client) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+    budget: db.prepare('SELECT remaining FROM budgets WHERE client = ?'),
+    setBudget: db.prepare('INSERT INTO budgets (client, remaining) VALUES (?, ?) ON CONFLICT (client) DO UPDATE SET remaining = excluded.remaining'),
+    holdWork: db.prepare('INSERT INTO held_work (request_id, peer_id, layers, tokens) VALUES (?, ?, ?, ?)'),
+    heldWork: db.prepare('SELECT * FROM held_work WHERE request_id = ? ORDER BY id'),
+    releaseWork: db.prepare('DELETE FROM held_work WHERE request_id = ?'),
+    trimHeldWork: db.prepare('DELETE FROM held_work WHERE id <= (SELECT MAX(id) FROM held_work) - ?'),
+    deployment: db.prepare('SELECT contract FROM deployments WHERE chain_id = ?'),
+    recordDeployment: db.prepare('INSERT INTO deployments (chain_id, contract, deployed_at) VALUES (?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET contract = excluded.contract, deployed_at = excluded.deployed_at'),
     voucher: db.prepare('SELECT * FROM vouchers WHERE client = ?'),
     upsertVoucher: db.prepare(
       `INSERT INTO vouchers (client, cumulative_amount, signature, accepted_at) VALUES (?, ?, ?, ?)
@@ -198,7 +269,7 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
     if (Number(changes) === 0) throw new LedgerError(`no batch ${id} in the ledger (or it is already confirmed)`, { source: path });
   };
 
-  return {
+  const ledger: SettlementLedger = {
     path,
     latestVoucher(client) {
       const row = q.voucher.get(getAddress(client));
@@ -270,10 +341,61 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
     slashes(provider) {
       return q.slashes.all(provider ? getAddress(provider) : null).map(slashOf);
     },
+    setPayTo(peerId, address) {
+      q.setPayTo.run(peerId, getAddress(address));
+    },
+    payTo(peerId) {
+      const row = q.payTo.get(peerId) as { address: string } | undefined;
+      return row ? getAddress(row.address) : undefined;
+    },
+    creditClient(client, requestIds, amount) {
+      const who = getAddress(client);
+      return transaction(() => {
+        setBudget(who, budgetOf(who) + amount);
+        return requestIds.filter((id) => q.insertPayer.run(id, who).changes > 0);
+      });
+    },
+    payerOf(requestId) {
+      const row = q.payer.get(requestId) as { client: string } | undefined;
+      return row ? getAddress(row.client) : undefined;
+    },
+    budget: (client) => budgetOf(getAddress(client)),
+    payFromBudget(client, work) {
+      const who = getAddress(client);
+      return transaction(() => {
+        const left = budgetOf(who);
+        const amount = work.worth < left ? work.worth : left;
+        if (amount <= 0n) return undefined;
+        const receipt = ledger.recordWork({ provider: work.provider, requestId: work.requestId, layers: work.layers, tokens: work.tokens, amount });
+        setBudget(who, left - amount);
+        return receipt;
+      });
+    },
+    holdWork(work, keep) {
+      q.holdWork.run(work.requestId, work.peerId, work.layers, work.tokens);
+      q.trimHeldWork.run(keep);
+    },
+    releaseWork(requestId) {
+      return transaction(() => {
+        const rows = q.heldWork.all(requestId) as { request_id: string; peer_id: string; layers: number; tokens: number }[];
+        q.releaseWork.run(requestId);
+        return rows.map((r) => ({ requestId: r.request_id, peerId: r.peer_id, layers: r.layers, tokens: r.tokens }));
+      });
+    },
+    deployment(chainId) {
+      const row = q.deployment.get(chainId) as { contract: string } | undefined;
+      return row ? (row.contract as Address) : undefined;
+    },
+    recordDeployment(chainId, contract) {
+      // As given (deployments report lower case): the next run reports the same string.
+      getAddress(contract);
+      q.recordDeployment.run(chainId, contract, now());
+    },
     close() {
       if (db.isOpen) db.close();
     },
   };
+  return ledger;
 }
 
 /**

@@ -1,0 +1,79 @@
+/**
+ * A server restart on the default local chain: the anvil state file and the ledger carry the
+ * contract, stakes, escrows and payouts into the next run, the contract is not deployed again,
+ * a paid batch is not paid again, work verified after the restart on requests paid before it is
+ * paid (payout addresses, payers, budgets and waiting work are in the ledger), and a ledger
+ * whose chain is gone is refused by name.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseEther } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../../cli/test-support.ts';
+import { balances } from '../../shared/settle/settlement-client.ts';
+import { ChainSetupError, startGridSettlement, type GridSettlement } from './grid-settlement.ts';
+
+const running: GridSettlement[] = [];
+afterAll(async () => {
+  await Promise.all(running.map((s) => s.close()));
+  await removeTempDirs();
+});
+
+const start = async (dir: string, ledger = 'ledger.sqlite', state = 'anvil-state.json') => {
+  const s = await startGridSettlement({ ledgerPath: join(dir, ledger), anvilStateFile: join(dir, state), settleIntervalMs: 3_600_000 });
+  running.push(s);
+  return s;
+};
+
+describe('the local chain across a server restart', () => {
+  it('keeps the contract, the stake, the escrow and the payouts, and pays nothing twice', async () => {
+    const dir = await tempDir();
+    const provider = privateKeyToAccount(generatePrivateKey()).address;
+    const first = await start(dir);
+    await first.donorJoined('stage-a', provider);
+    await first.gatewayRequest(['req-1'], 10, 3);
+    first.workVerified({ peerId: 'stage-a', requestId: 'req-1', layers: 3, tokens: 10 });
+    await first.settleNow();
+    const before = await balances(first.reader, { settlement: first.chain.contract, account: provider });
+    expect(before.stake).toBe(parseEther('0.1'));
+    expect(before.earnings).toBe(30n * 1_000_000_000n);
+    const contract = first.chain.contract;
+    // Left open at the restart: a paid request whose verdict has not come, and a verdict whose voucher has not.
+    await first.gatewayRequest(['req-2'], 5, 3);
+    first.workVerified({ peerId: 'stage-a', requestId: 'req-3', layers: 3, tokens: 4 });
+    await first.close();
+    running.pop();
+    expect(existsSync(join(dir, 'anvil-state.json'))).toBe(true);
+
+    const second = await start(dir);
+    expect(second.chain.contract).toBe(contract);
+    const after = await balances(second.reader, { settlement: contract, account: provider });
+    expect(after).toEqual(before);
+    // The confirmed batch stays paid once.
+    await second.settleNow();
+    expect((await balances(second.reader, { settlement: contract, account: provider })).earnings).toBe(30n * 1_000_000_000n);
+    expect(second.ledger.batches({ states: ['confirmed'] })).toHaveLength(1);
+    // Before the stage says hello again: its payout address, the payer and the waiting work come from the ledger.
+    second.workVerified({ peerId: 'stage-a', requestId: 'req-2', layers: 3, tokens: 5 });
+    await second.gatewayRequest(['req-3'], 4, 3);
+    await second.settleNow();
+    expect((await balances(second.reader, { settlement: contract, account: provider })).earnings).toBe((30n + 15n + 12n) * 1_000_000_000n);
+    expect(second.ledger.batches({ states: ['confirmed'] })).toHaveLength(2);
+    // The stage joins again: its stake is already there, so none is added.
+    await second.donorJoined('stage-a', provider);
+    expect((await balances(second.reader, { settlement: contract, account: provider })).stake).toBe(parseEther('0.1'));
+  });
+
+  it('refuses a ledger whose contract the chain no longer holds, naming the contract and the way out', async () => {
+    const dir = await tempDir();
+    const first = await start(dir, 'ledger.sqlite', 'first-chain.json');
+    const contract = first.chain.contract;
+    await first.close();
+    running.pop();
+    // Same ledger, a new chain (its state file elsewhere): the recorded contract is not there.
+    const refused = start(dir, 'ledger.sqlite', 'other-chain.json');
+    await expect(refused).rejects.toBeInstanceOf(ChainSetupError);
+    await expect(refused).rejects.toThrow(`settles on contract ${contract} on chain 31337, which the chain at`);
+  });
+});
