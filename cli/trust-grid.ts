@@ -19,7 +19,7 @@ import type { RelayNode } from '../signaling-server/relay.ts';
 import { createReplayer } from '../signaling-server/trust/replayer.ts';
 import type { Replayer } from '../signaling-server/trust/replayer.ts';
 import { startValidator } from '../signaling-server/trust/validator.ts';
-import type { Refusal, Validator, Verdict } from '../signaling-server/trust/validator.ts';
+import type { Refusal, ReplayBacklog, Validator, Verdict } from '../signaling-server/trust/validator.ts';
 import { createPeerNode, peerAddress } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { serveStage } from '../shared/grid/stage-server.ts';
@@ -62,7 +62,13 @@ export interface TrustGrid {
   dir: string;
   manifest: Manifest;
   relay: RelayNode;
+  /** the validator now running (restartValidator replaces it) */
   validator: Validator;
+  /**
+   * Stops the validator and starts another on the same relay, as a server restart does: it
+   * picks up the replays the backlog holds. Its replayer: `replayer`, else the grid's own.
+   */
+  restartValidator(deps?: { replayer?: Replayer }): Promise<Validator>;
   /** every verdict and refusal the validator gave, in order; tests clear them as they need */
   verdicts: Verdict[];
   refusals: Refusal[];
@@ -78,7 +84,17 @@ export interface TrustGrid {
   stop(): Promise<void>;
 }
 
-export async function startTrustGrid(options: { answerWindowMs?: number; /** a compiled package; default stories260K f32 */ dir?: string } = {}): Promise<TrustGrid> {
+export interface TrustGridOptions {
+  answerWindowMs?: number;
+  /** a compiled package; default stories260K f32 */
+  dir?: string;
+  /** where the validator keeps replays it owes (a grid store); default: none */
+  backlog?: ReplayBacklog;
+  /** the first validator's replayer; default: one on onnxruntime-node for the package */
+  replayer?: Replayer;
+}
+
+export async function startTrustGrid(options: TrustGridOptions = {}): Promise<TrustGrid> {
   const { dir, manifest } = options.dir
     ? { dir: options.dir, manifest: await readPackageManifest(options.dir) }
     : await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
@@ -87,10 +103,12 @@ export async function startTrustGrid(options: { answerWindowMs?: number; /** a c
   const replayer: Replayer = createReplayer({ dir, manifest });
   const verdicts: Verdict[] = [];
   const refusals: Refusal[] = [];
-  const validator = await startValidator(
-    { manifest, answerWindowMs: options.answerWindowMs },
-    { node: relay, replayer, onVerdict: (v) => verdicts.push(v), onRefusal: (r) => refusals.push(r) },
-  );
+  const startOn = (with_: Replayer) =>
+    startValidator(
+      { manifest, answerWindowMs: options.answerWindowMs },
+      { node: relay, replayer: with_, backlog: options.backlog, onVerdict: (v) => verdicts.push(v), onRefusal: (r) => refusals.push(r) },
+    );
+  let validator = await startOn(options.replayer ?? replayer);
   const client = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String) });
   const sink: ResultSink = await serveResults(client);
   const peers: PeerNode[] = [];
@@ -114,7 +132,14 @@ export async function startTrustGrid(options: { answerWindowMs?: number; /** a c
     dir,
     manifest,
     relay,
-    validator,
+    get validator() {
+      return validator;
+    },
+    async restartValidator(deps = {}) {
+      await validator.stop();
+      validator = await startOn(deps.replayer ?? replayer);
+      return validator;
+    },
     verdicts,
     refusals,
     async startStage(layers, stageOptions = {}) {

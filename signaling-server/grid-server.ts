@@ -124,6 +124,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   const validator = await startValidator({ manifest }, {
     node: relay,
     replayer,
+    backlog: store,
     reputation: store && ((peerId) => store.reputation(peerId)),
     onVerdict: (verdict) => void judged(verdict).catch(() => undefined),
     onRefusal: (refusal) => store?.recordRefusal({ ...refusal, requestId: refusal.requestId ?? null }),

@@ -174,10 +174,23 @@ describe('verdicts and refusals', () => {
     expect(store.refusals().map((r) => r.name)).toEqual(['CommitmentSignatureError', 'RevealLateError']);
   });
 
+  it('keeps the replays the validator owes, bytes intact, until each is removed', () => {
+    const reveal = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 31) & 0xff);
+    const a = store.addPendingReplay({ peerId: 'peer-a', commitment: Uint8Array.of(1, 2, 3), reveal, challenged: [0, 4, 7] });
+    const b = store.addPendingReplay({ peerId: 'peer-b', commitment: Uint8Array.of(9), reveal: Uint8Array.of(5), challenged: [2] });
+    expect(store.pendingReplays()).toEqual([
+      { id: a, peerId: 'peer-a', commitment: Uint8Array.of(1, 2, 3), reveal, challenged: [0, 4, 7] },
+      { id: b, peerId: 'peer-b', commitment: Uint8Array.of(9), reveal: Uint8Array.of(5), challenged: [2] },
+    ]);
+    store.removePendingReplay(a);
+    expect(store.pendingReplays().map((r) => r.id)).toEqual([b]);
+    store.removePendingReplay(b);
+  });
+
   it('brings a file of schema version 1 up to date, keeping its rows', () => {
     store.close();
     const db = new DatabaseSync(file);
-    db.exec('DROP TABLE verdicts; DROP TABLE refusals; PRAGMA user_version = 1');
+    db.exec('DROP TABLE verdicts; DROP TABLE refusals; DROP TABLE pending_replays; PRAGMA user_version = 1');
     db.prepare("INSERT INTO peers (peer_id, role, first_seen, last_seen) VALUES ('old', 'donor', 1, 1)").run();
     db.close();
     store = openGridStore(file, { now });

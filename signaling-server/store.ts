@@ -105,9 +105,21 @@ export interface GridStore {
   refusals(filter?: { peerId?: string; limit?: number }): RefusalRecord[];
   /** Verified decode steps and failed checks of a peer over all its verdicts (the validator's sampling input). */
   reputation(peerId: string): { verifiedSteps: number; failedChecks: number };
+  /** The validator's backlog (signaling-server/trust/validator.ts ReplayBacklog). */
+  addPendingReplay(replay: PendingReplay): number;
+  removePendingReplay(id: number): void;
+  pendingReplays(): (PendingReplay & { id: number })[];
   /** Latest started first; default limit 100. */
   requests(filter?: { packageId?: string; limit?: number }): RequestRecord[];
   close(): void;
+}
+
+/** A replay the validator owes: the signed commitment, the REVEAL message as received, the steps drawn. */
+export interface PendingReplay {
+  peerId: string;
+  commitment: Uint8Array;
+  reveal: Uint8Array;
+  challenged: number[];
 }
 
 export interface GridStoreDeps {
@@ -177,6 +189,15 @@ const MIGRATIONS: readonly string[] = [
      refused_at  INTEGER NOT NULL
    );
    CREATE INDEX refusals_peer ON refusals (peer_id, refused_at);`,
+  // 3: replays the validator owes (reveal accepted, verdict not given yet), so a restart gives them.
+  `CREATE TABLE pending_replays (
+     id           INTEGER PRIMARY KEY AUTOINCREMENT,
+     peer_id      TEXT NOT NULL,
+     commitment   BLOB NOT NULL,
+     reveal       BLOB NOT NULL,
+     challenged   TEXT NOT NULL,
+     received_at  INTEGER NOT NULL
+   );`,
 ];
 
 export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -186,6 +207,9 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
   const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the store', error: StoreError });
 
   const q = {
+    addPendingReplay: db.prepare('INSERT INTO pending_replays (peer_id, commitment, reveal, challenged, received_at) VALUES (?, ?, ?, ?, ?)'),
+    removePendingReplay: db.prepare('DELETE FROM pending_replays WHERE id = ?'),
+    pendingReplays: db.prepare('SELECT * FROM pending_replays ORDER BY id'),
     upsertPeer: db.prepare(
       `INSERT INTO peers (peer_id, role, device, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (peer_id) DO UPDATE SET role = excluded.role, device = COALESCE(excluded.device, peers.device), last_seen = excluded.last_seen`,
@@ -276,6 +300,21 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     },
     recordRefusal(r) {
       q.insertRefusal.run(r.peerId, r.requestId ?? null, r.name, r.message, now());
+    },
+    addPendingReplay(r) {
+      return Number(q.addPendingReplay.run(r.peerId, r.commitment, r.reveal, JSON.stringify(r.challenged), now()).lastInsertRowid);
+    },
+    removePendingReplay(id) {
+      q.removePendingReplay.run(id);
+    },
+    pendingReplays() {
+      return (q.pendingReplays.all() as { id: number; peer_id: string; commitment: Uint8Array; reveal: Uint8Array; challenged: string }[]).map((r) => ({
+        id: Number(r.id),
+        peerId: r.peer_id,
+        commitment: new Uint8Array(r.commitment),
+        reveal: new Uint8Array(r.reveal),
+        challenged: JSON.parse(r.challenged) as number[],
+      }));
     },
     verdicts(filter = {}) {
       return q.verdicts.all(filter.peerId ?? null, filter.limit ?? 100).map(verdictOf);

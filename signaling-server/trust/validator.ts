@@ -94,9 +94,20 @@ export interface ValidatorOptions {
   answerWindowMs?: number;
 }
 
+/**
+ * Where the validator keeps the replays it owes (a reveal accepted, no verdict yet), so a
+ * restarted server still judges them: the grid store (signaling-server/store.ts).
+ */
+export interface ReplayBacklog {
+  addPendingReplay(replay: { peerId: string; commitment: Uint8Array; reveal: Uint8Array; challenged: number[] }): number;
+  removePendingReplay(id: number): void;
+  pendingReplays(): { id: number; peerId: string; commitment: Uint8Array; reveal: Uint8Array; challenged: number[] }[];
+}
+
 export interface ValidatorDeps {
   node: Libp2p;
   replayer: Replayer;
+  backlog?: ReplayBacklog;
   reputation?: (peerId: string) => Reputation;
   onVerdict?: (verdict: Verdict) => void;
   onRefusal?: (refusal: Refusal) => void;
@@ -112,6 +123,8 @@ export interface Validator {
 }
 
 interface Job {
+  /** its row in the backlog, removed once the verdict is out */
+  backlogId?: number;
   peerId: string;
   signed: SignedCommitment;
   commitmentBytes: Uint8Array;
@@ -267,7 +280,8 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     const deadline = now() + answerWindowMs;
     await wire.write(encodeChallenge({ steps: challenged, deadline }));
     try {
-      const message = decodeTrustMessage((await wire.read()).subarray());
+      const raw = (await wire.read()).subarray();
+      const message = decodeTrustMessage(raw);
       if (message.kind !== 'reveal') throw new RevealInvalidError(`expected REVEAL, got ${message.kind.toUpperCase()}`);
       if (now() > deadline) throw new RevealLateError(`the reveal came ${now() - deadline} ms after the answer window of ${answerWindowMs} ms closed`);
       const last = challenged.length > 0 ? Math.max(...challenged) : -1;
@@ -275,10 +289,34 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       await wire.write(encodeReceipt(commitment.requestId, true));
       checkChain(commitment.requestId, peerId, commitment.layers, records);
       if (challenged.length === 0) return;
-      const job: Job = { peerId, signed, commitmentBytes, records, inputs: message.reveal.inputs, challenged };
-      queue = queue.then(() => judge(job)).catch((err) => deps.onRefusal?.({ peerId, requestId: commitment.requestId, name: (err as Error)?.name ?? 'Error', message: `the replay failed: ${(err as Error)?.message}` }));
+      const backlogId = deps.backlog?.addPendingReplay({ peerId, commitment: commitmentBytes, reveal: raw.slice(), challenged });
+      enqueue({ backlogId, peerId, signed, commitmentBytes, records, inputs: message.reveal.inputs, challenged });
     } catch (err) {
       await refuse(wire, peerId, err, commitment.requestId);
+    }
+  }
+
+  /** Judged one after another; a job leaves the backlog once judged, or once its replay failed (a refusal says why). */
+  function enqueue(job: Job): void {
+    queue = queue
+      .then(() => judge(job))
+      .catch((err) => deps.onRefusal?.({ peerId: job.peerId, requestId: job.signed.commitment.requestId, name: (err as Error)?.name ?? 'Error', message: `the replay failed: ${(err as Error)?.message}` }))
+      .finally(() => {
+        if (job.backlogId !== undefined) deps.backlog?.removePendingReplay(job.backlogId);
+      });
+  }
+
+  // Replays an earlier run accepted and did not judge: their reveals were checked when they came.
+  for (const owed of deps.backlog?.pendingReplays() ?? []) {
+    try {
+      const message = decodeTrustMessage(owed.reveal);
+      if (message.kind !== 'reveal') throw new RevealInvalidError(`a stored reveal is a ${message.kind.toUpperCase()} message`);
+      const signed = decodeSignedCommitment(owed.commitment);
+      const records = message.reveal.records.map((r) => decodeStepRecord(r.record));
+      enqueue({ backlogId: owed.id, peerId: owed.peerId, signed, commitmentBytes: owed.commitment, records, inputs: message.reveal.inputs, challenged: owed.challenged });
+    } catch (err) {
+      noteRefusal(owed.peerId, err);
+      deps.backlog?.removePendingReplay(owed.id);
     }
   }
 
