@@ -100,6 +100,15 @@ describe('honest tabs on a paid grid', () => {
       expect(p.earnings).toBe(p.paid); // credited on chain, not yet withdrawn
       expect(p.verifiedWork).toBeGreaterThan(0);
     }
+    // Each tab's reputation: its verified work, all of it recent, and a sampling rate below a new peer's.
+    for (const id of honest) {
+      const entry = (await (await fetch(new URL(`v1/ledger/peers/${id}`, server.url))).json()) as { reputation: { verifiedWork: number; recentWork: number; failedChecks: number; samplingRate: number } };
+      expect(entry.reputation.verifiedWork).toBeGreaterThan(0);
+      expect(entry.reputation.recentWork).toBeCloseTo(entry.reputation.verifiedWork, 0);
+      expect(entry.reputation.failedChecks).toBe(0);
+      expect(entry.reputation.samplingRate).toBeLessThan(0.5);
+      expect(entry.reputation.samplingRate).toBeGreaterThanOrEqual(0.05);
+    }
     await conserved();
   });
 

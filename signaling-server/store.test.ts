@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../cli/test-support.ts';
 import type { DeviceSummary, RouteHop } from '../shared/grid/protocol.ts';
-import { openGridStore, STORE_SCHEMA_VERSION, type GridStore } from './store.ts';
+import { openGridStore, REPUTATION_HALF_LIFE_MS, STORE_SCHEMA_VERSION, type GridStore } from './store.ts';
 
 const device: DeviceSummary = { executionProvider: 'webgpu', msPerLayer: 1.5, memoryBytes: 2 ** 30, signature: 'sig-a', label: 'google swiftshader' };
 const route: RouteHop[] = [
@@ -160,12 +160,15 @@ describe('verdicts and refusals', () => {
     expect(store.verdicts({ peerId: 'peer-b' })).toEqual([]);
   });
 
-  it('sums a peer’s verified steps and failed checks into its reputation', () => {
-    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 0, failedChecks: 0 });
-    store.recordVerdict(verdict(true, 24));
-    store.recordVerdict(verdict(true, 6));
+  it('sums a peer’s verified work into its reputation, its recent work halving every day', () => {
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 0, failedChecks: 0, verifiedSinceFailure: 0, verifiedWork: 0, recentWork: 0 });
+    store.recordVerdict(verdict(true, 24)); // 2 layers × 31 tokens
+    store.recordVerdict(verdict(true, 6)); // 2 × 13
     store.recordVerdict(verdict(false, 10));
-    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 30, failedChecks: 1 });
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 30, failedChecks: 1, verifiedSinceFailure: 0, verifiedWork: 88, recentWork: 88 });
+    clock += REPUTATION_HALF_LIFE_MS;
+    store.recordVerdict(verdict(true, 4)); // 2 × 11, judged a day later
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 34, failedChecks: 1, verifiedSinceFailure: 4, verifiedWork: 110, recentWork: 88 / 2 + 22 });
   });
 
   it('records refusals with their reason', () => {

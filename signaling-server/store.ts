@@ -103,8 +103,8 @@ export interface GridStore {
   /** Latest first; default limit 100. */
   verdicts(filter?: { peerId?: string; limit?: number }): VerdictRecord[];
   refusals(filter?: { peerId?: string; limit?: number }): RefusalRecord[];
-  /** Verified decode steps and failed checks of a peer over all its verdicts (the validator's sampling input). */
-  reputation(peerId: string): { verifiedSteps: number; failedChecks: number };
+  /** A peer's standing from all its verdicts: the validator's sampling input, and what the ledger shows. */
+  reputation(peerId: string): PeerReputation;
   /** The validator's backlog (signaling-server/trust/validator.ts ReplayBacklog). */
   addPendingReplay(replay: PendingReplay): number;
   removePendingReplay(id: number): void;
@@ -121,6 +121,25 @@ export interface PendingReplay {
   reveal: Uint8Array;
   challenged: number[];
 }
+
+export interface PeerReputation {
+  /** steps of requests judged honest */
+  verifiedSteps: number;
+  /** failed verdicts */
+  failedChecks: number;
+  /** verified steps judged after the last failed verdict (all of them when none failed) */
+  verifiedSinceFailure: number;
+  /** verified work (layers × tokens) over all verdicts */
+  verifiedWork: number;
+  /**
+   * Verified work smoothed over time: each verdict's layers × tokens, halved every
+   * REPUTATION_HALF_LIFE_MS since it was given. What a peer has done lately, not ever.
+   */
+  recentWork: number;
+}
+
+/** A day: yesterday's verified work counts half in a peer's recent work. */
+export const REPUTATION_HALF_LIFE_MS = 24 * 3600_000;
 
 export interface GridStoreDeps {
   /** milliseconds since the epoch */
@@ -234,7 +253,7 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     verdicts: db.prepare('SELECT * FROM verdicts WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY judged_at DESC, id DESC LIMIT ?2'),
     insertRefusal: db.prepare('INSERT INTO refusals (peer_id, request_id, name, message, refused_at) VALUES (?, ?, ?, ?, ?)'),
     refusals: db.prepare('SELECT * FROM refusals WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY refused_at DESC, id DESC LIMIT ?2'),
-    reputation: db.prepare('SELECT COALESCE(SUM(CASE WHEN ok = 1 THEN step_count END), 0) AS verified, COALESCE(SUM(CASE WHEN ok = 0 THEN 1 END), 0) AS failed FROM verdicts WHERE peer_id = ?'),
+    reputation: db.prepare('SELECT ok, step_count, layer_end - layer_start AS layers, tokens, judged_at FROM verdicts WHERE peer_id = ? ORDER BY judged_at, id'),
   };
 
   const peer = (peerId: string) => {
@@ -323,8 +342,22 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
       return q.refusals.all(filter.peerId ?? null, filter.limit ?? 100).map(refusalOf);
     },
     reputation(peerId) {
-      const row = q.reputation.get(peerId)!;
-      return { verifiedSteps: Number(row.verified), failedChecks: Number(row.failed) };
+      const rows = q.reputation.all(peerId) as { ok: number; step_count: number; layers: number; tokens: number; judged_at: number }[];
+      const at = now();
+      const r: PeerReputation = { verifiedSteps: 0, failedChecks: 0, verifiedSinceFailure: 0, verifiedWork: 0, recentWork: 0 };
+      for (const row of rows) {
+        if (!row.ok) {
+          r.failedChecks++;
+          r.verifiedSinceFailure = 0;
+          continue;
+        }
+        const work = row.layers * row.tokens;
+        r.verifiedSteps += row.step_count;
+        r.verifiedSinceFailure += row.step_count;
+        r.verifiedWork += work;
+        r.recentWork += work * 0.5 ** (Math.max(0, at - row.judged_at) / REPUTATION_HALF_LIFE_MS);
+      }
+      return r;
     },
     close() {
       if (db.isOpen) db.close();

@@ -5,11 +5,13 @@
  *                                  stake, verified work, earnings pending and paid, batches,
  *                                  slashes and refused vouchers
  *   GET /v1/ledger/peers/<peerId>  one peer's history: payout address, stake, work, pending and
- *                                  paid earnings, the validator's verdicts and refusals, slashes
+ *                                  paid earnings, its reputation (verified work ever and lately,
+ *                                  the validator's sampling rate), verdicts, refusals, slashes
  *
  * Amounts are wei as decimal strings (JSON has no integers that large).
  */
 import type { Address } from 'viem';
+import { samplingRate } from '../../shared/trust/challenge.ts';
 import { balances, settlementTotals } from '../../shared/settle/settlement-client.ts';
 import { HttpError } from '../http/errors.ts';
 import { jsonResponse } from '../http/server.ts';
@@ -78,6 +80,8 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
           object: 'ledger.peer',
           peerId,
           ...(address ? await provider(address) : { address: null }),
+          // Verified work ever and lately (halved each REPUTATION_HALF_LIFE_MS), and how much of its work the validator checks now.
+          ...(store && { reputation: { ...store.reputation(peerId), samplingRate: +samplingRate(store.reputation(peerId)).toFixed(4) } }),
           verdicts,
           refusals: store?.refusals({ peerId }) ?? [],
           slashes: ledger.slashes().filter((s) => s.peerId === peerId).map((s) => ({ ...s, amount: wei(s.amount) })),

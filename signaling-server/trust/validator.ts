@@ -20,6 +20,7 @@ import type { Manifest } from '../../shared/model/manifest.ts';
 import { decodeSignedCommitment, verifyCommitment, verifyReveal } from '../../shared/trust/commitment.ts';
 import type { SignedCommitment } from '../../shared/trust/commitment.ts';
 import { drawChallenges, samplingRate } from '../../shared/trust/challenge.ts';
+import type { Reputation } from '../../shared/trust/challenge.ts';
 import { compareFingerprint, thresholdsFor } from '../../shared/trust/fingerprint.ts';
 import type { FingerprintThresholds, FingerprintVerdict } from '../../shared/trust/fingerprint.ts';
 import { decodeStepRecord, tensorSha256 } from '../../shared/trust/step-record.ts';
@@ -54,10 +55,7 @@ const CHAIN_MEMORY_MS = 10 * 60_000;
 /** How long a stage has to answer a challenge: a reveal is a few MiB at most, sent at once. */
 export const ANSWER_WINDOW_MS = 30_000;
 
-export interface Reputation {
-  verifiedSteps: number;
-  failedChecks: number;
-}
+export type { Reputation };
 
 export interface Verdict {
   peerId: string;
