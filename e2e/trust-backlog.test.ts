@@ -15,8 +15,12 @@ import type { Replayer } from '../signaling-server/trust/replayer.ts';
 let grid: TrustGrid;
 let store: GridStore;
 let route: StagePeer[];
-/** A replayer that never finishes: the server stops while it replays. */
-const stalled: Replayer = { replay: () => new Promise(() => {}), close: async () => {} };
+/** A replayer that finishes only when told to fail: the server stops while it replays. */
+const cutShort: (() => void)[] = [];
+const stalled: Replayer = {
+  replay: () => new Promise((_, reject) => cutShort.push(() => reject(new Error('the replayer closed')))),
+  close: async () => {},
+};
 
 beforeAll(async () => {
   store = openGridStore(join(await tempDir(), 'grid.sqlite'));
@@ -43,6 +47,8 @@ describe('replays owed across a validator restart', () => {
     expect(grid.verdicts).toEqual([]);
 
     await grid.restartValidator();
+    // The old validator's replay fails as its replayer closes: after stop() that is no refusal, and its row stays for the new one.
+    for (const fail of cutShort) fail();
     await grid.validator.idle();
     expect(grid.verdicts.map((v) => [v.peerId, v.ok, v.requestId]).sort()).toEqual(
       route.map((p) => [p.hop.peerId, true, outcomes[0].requestId]).sort(),

@@ -294,14 +294,27 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     }
   }
 
+  /** Set by stop(): a replay cut short by the shutdown stays in the backlog for the next run. */
+  let stopped = false;
+  const forget = (id: number | undefined) => {
+    if (id === undefined) return;
+    try {
+      deps.backlog?.removePendingReplay(id);
+    } catch {
+      // The store is gone (shutting down): the next run judges this one again, which is harmless.
+    }
+  };
+
   /** Judged one after another; a job leaves the backlog once judged, or once its replay failed (a refusal says why). */
   function enqueue(job: Job): void {
-    queue = queue
-      .then(() => judge(job))
-      .catch((err) => deps.onRefusal?.({ peerId: job.peerId, requestId: job.signed.commitment.requestId, name: (err as Error)?.name ?? 'Error', message: `the replay failed: ${(err as Error)?.message}` }))
-      .finally(() => {
-        if (job.backlogId !== undefined) deps.backlog?.removePendingReplay(job.backlogId);
-      });
+    queue = queue.then(() => judge(job)).then(
+      () => forget(job.backlogId),
+      (err) => {
+        if (stopped) return;
+        deps.onRefusal?.({ peerId: job.peerId, requestId: job.signed.commitment.requestId, name: (err as Error)?.name ?? 'Error', message: `the replay failed: ${(err as Error)?.message}` });
+        forget(job.backlogId);
+      },
+    );
   }
 
   // Replays an earlier run accepted and did not judge: their reveals were checked when they came.
@@ -314,7 +327,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       enqueue({ backlogId: owed.id, peerId: owed.peerId, signed, commitmentBytes: owed.commitment, records, inputs: message.reveal.inputs, challenged: owed.challenged });
     } catch (err) {
       noteRefusal(owed.peerId, err);
-      deps.backlog?.removePendingReplay(owed.id);
+      forget(owed.id);
     }
   }
 
@@ -334,7 +347,10 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       } while (seen !== queue);
     },
     stats: () => ({ ...stats }),
-    stop: () => deps.node.unhandle(TRUST_PROTOCOL),
+    stop: () => {
+      stopped = true;
+      return deps.node.unhandle(TRUST_PROTOCOL);
+    },
   };
 }
 
