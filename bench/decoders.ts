@@ -144,8 +144,7 @@ export const median = (xs: number[]) => sharedMedian(xs)!;
  * time it on its own.
  * Returns each decoder's decode-only milliseconds per round.
  */
-export async function timeInterleaved(runs: Record<string, Decoder>, options: { tokens: number; rounds: number; turnTokens?: number }): Promise<Record<string, number[]>> {
-  const turn = options.turnTokens ?? 1;
+export async function timeInterleaved(runs: Record<string, Decoder>, options: { tokens: number; rounds: number }): Promise<Record<string, number[]>> {
   const names = Object.keys(runs);
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (const name of names) {
@@ -157,11 +156,11 @@ export async function timeInterleaved(runs: Record<string, Decoder>, options: { 
     const live: Record<string, DecodeRun> = {};
     for (const name of names) live[name] = await runs[name].start();
     const ms: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
-    for (let token = 0; token < options.tokens; token += turn) {
+    for (let token = 0; token < options.tokens; token++) {
       for (let i = 0; i < names.length; i++) {
-        const name = names[(round + token / turn + i) % names.length];
+        const name = names[(round + token + i) % names.length];
         const t = performance.now();
-        for (let k = 0; k < turn && token + k < options.tokens; k++) await live[name].step();
+        await live[name].step();
         ms[name] += performance.now() - t;
       }
     }
