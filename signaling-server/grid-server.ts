@@ -35,7 +35,6 @@ import type { GridSettlement } from './settle/grid-settlement.ts';
 import { startValidator, verdictReason } from './trust/validator.ts';
 import type { Validator, Verdict } from './trust/validator.ts';
 
-
 /** onnxruntime-web's .wasm and loader files, served at ORT_ASSET_PATH for the engine workers. */
 const ORT_DIST_DIR = fileURLToPath(new URL('../node_modules/onnxruntime-web/dist/', import.meta.url));
 

@@ -253,7 +253,15 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     verdicts: db.prepare('SELECT * FROM verdicts WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY judged_at DESC, id DESC LIMIT ?2'),
     insertRefusal: db.prepare('INSERT INTO refusals (peer_id, request_id, name, message, refused_at) VALUES (?, ?, ?, ?, ?)'),
     refusals: db.prepare('SELECT * FROM refusals WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY refused_at DESC, id DESC LIMIT ?2'),
-    reputation: db.prepare('SELECT ok, step_count, layer_end - layer_start AS layers, tokens, judged_at FROM verdicts WHERE peer_id = ? ORDER BY judged_at, id'),
+    // One pass in SQLite over the peer's verdicts: ?1 peer, ?2 now, ?3 half-life (ms).
+    reputation: db.prepare(
+      `SELECT COALESCE(SUM(CASE WHEN ok = 1 THEN step_count END), 0) AS verified,
+              COALESCE(SUM(CASE WHEN ok = 0 THEN 1 END), 0) AS failed,
+              COALESCE(SUM(CASE WHEN ok = 1 AND id > COALESCE((SELECT MAX(id) FROM verdicts WHERE peer_id = ?1 AND ok = 0), 0) THEN step_count END), 0) AS since_failure,
+              COALESCE(SUM(CASE WHEN ok = 1 THEN (layer_end - layer_start) * tokens END), 0) AS work,
+              COALESCE(SUM(CASE WHEN ok = 1 THEN (layer_end - layer_start) * tokens * pow(0.5, MAX(0, ?2 - judged_at) * 1.0 / ?3) END), 0) AS recent
+       FROM verdicts WHERE peer_id = ?1`,
+    ),
   };
 
   const peer = (peerId: string) => {
@@ -342,22 +350,14 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
       return q.refusals.all(filter.peerId ?? null, filter.limit ?? 100).map(refusalOf);
     },
     reputation(peerId) {
-      const rows = q.reputation.all(peerId) as { ok: number; step_count: number; layers: number; tokens: number; judged_at: number }[];
-      const at = now();
-      const r: PeerReputation = { verifiedSteps: 0, failedChecks: 0, verifiedSinceFailure: 0, verifiedWork: 0, recentWork: 0 };
-      for (const row of rows) {
-        if (!row.ok) {
-          r.failedChecks++;
-          r.verifiedSinceFailure = 0;
-          continue;
-        }
-        const work = row.layers * row.tokens;
-        r.verifiedSteps += row.step_count;
-        r.verifiedSinceFailure += row.step_count;
-        r.verifiedWork += work;
-        r.recentWork += work * 0.5 ** (Math.max(0, at - row.judged_at) / REPUTATION_HALF_LIFE_MS);
-      }
-      return r;
+      const row = q.reputation.get(peerId, now(), REPUTATION_HALF_LIFE_MS) as Record<'verified' | 'failed' | 'since_failure' | 'work' | 'recent', number>;
+      return {
+        verifiedSteps: Number(row.verified),
+        failedChecks: Number(row.failed),
+        verifiedSinceFailure: Number(row.since_failure),
+        verifiedWork: Number(row.work),
+        recentWork: Number(row.recent),
+      };
     },
     close() {
       if (db.isOpen) db.close();

@@ -39,6 +39,11 @@ function earningsByProvider(settlement: GridSettlement) {
   };
 }
 
+function reputationOf(store: GridStore, peerId: string) {
+  const reputation = store.reputation(peerId);
+  return { ...reputation, samplingRate: +samplingRate(reputation).toFixed(4) };
+}
+
 export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): ApiHandler[] {
   const { ledger, reader } = settlement;
   const target = { settlement: settlement.chain.contract };
@@ -81,7 +86,7 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
           peerId,
           ...(address ? await provider(address) : { address: null }),
           // Verified work ever and lately (halved each REPUTATION_HALF_LIFE_MS), and how much of its work the validator checks now.
-          ...(store && { reputation: { ...store.reputation(peerId), samplingRate: +samplingRate(store.reputation(peerId)).toFixed(4) } }),
+          ...(store && { reputation: reputationOf(store, peerId) }),
           verdicts,
           refusals: store?.refusals({ peerId }) ?? [],
           slashes: ledger.slashes().filter((s) => s.peerId === peerId).map((s) => ({ ...s, amount: wei(s.amount) })),

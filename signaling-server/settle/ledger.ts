@@ -115,7 +115,6 @@ export interface SettlementLedger {
    */
   creditClient(client: Address, requestIds: readonly string[], amount: bigint): string[];
   payerOf(requestId: string): Address | undefined;
-  budget(client: Address): bigint;
   /**
    * In one transaction: a receipt for the work, worth at most what is left of the client's
    * budget, and the budget lowered by it. Undefined (nothing written) when the budget is spent.
@@ -359,7 +358,6 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
       const row = q.payer.get(requestId) as { client: string } | undefined;
       return row ? getAddress(row.client) : undefined;
     },
-    budget: (client) => budgetOf(getAddress(client)),
     payFromBudget(client, work) {
       const who = getAddress(client);
       return transaction(() => {

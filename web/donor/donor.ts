@@ -29,7 +29,7 @@ import { assembleFiles, filesForLayers, piecesForLayers } from '../../shared/swa
 import { servePieces } from '../../shared/swarm/piece-protocol.ts';
 import { createSwarmFetcher } from '../../shared/swarm/swarm-fetcher.ts';
 import type { SwarmFetcher, SwarmPeer } from '../../shared/swarm/swarm-fetcher.ts';
-import type { ExecutionProvider } from '../../shared/engine/api.ts';
+import type { ExecutionProvider, StageFault } from '../../shared/engine/api.ts';
 import { startEngineWorker } from '../engine-client.ts';
 import { createIndexedDbPieceStore } from '../piece-store.ts';
 import type { DonorState, TrustState } from './view.ts';
@@ -44,7 +44,7 @@ export interface DonorOptions {
   /** test-only fault switch: serve corrupted pieces to peers (?fault=corrupt-pieces) */
   corruptPieces?: boolean;
   /** test-only fault switch: serve the layers dishonestly (?fault=other-model, noise:0.01, ...; worker/faults.ts) */
-  fault?: import('../../shared/engine/api.ts').StageFault;
+  fault?: StageFault;
 }
 
 export interface DonorHooks {
