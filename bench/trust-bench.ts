@@ -60,7 +60,7 @@ async function overhead(options: TrustBenchOptions, honestPeers: Set<string>) {
     let commitmentBytes = 0;
     let replayMs = 0;
     let generationMs = 0;
-    const { pipeline, release } = await grid.client(route);
+    const { pipeline, release } = await grid.client(route, { seal: () => attesting });
     const decoder = pipelineDecoder(pipeline);
     try {
       for (let round = 0; round < options.rounds; round++) {
@@ -123,7 +123,7 @@ async function overhead(options: TrustBenchOptions, honestPeers: Set<string>) {
 
 async function detection(honestPeers: Set<string>) {
   const grid: TrustGrid = await startTrustGrid();
-  const table: Record<string, { detected: boolean; requests: number | null; checkedSteps: string; match: number | null; valueError: number | null }> = {};
+  const table: Record<string, { detected: boolean; requests: number | null; checkedSteps: string; kind: string | null; match: number | null; valueError: number | null }> = {};
   try {
     const honest = [await grid.startStage({ start: 0, end: 2 }), await grid.startStage({ start: 4, end: 5 })];
     honest.forEach((p) => honestPeers.add(p.hop.peerId));
@@ -148,8 +148,10 @@ async function detection(honestPeers: Set<string>) {
         detected: caught !== undefined,
         requests: caught ? requests : null,
         checkedSteps: caught ? `${caught.checkedSteps.length} of ${caught.stepCount}` : '-',
-        match: caught ? caught.worst.worstMatch.matchFraction : null,
-        valueError: caught ? +caught.worst.worstValue.valueError.toPrecision(3) : null,
+        /** the worst step's comparison with the replay (a conviction on signatures has none) */
+        kind: caught?.kind ?? null,
+        match: caught?.worst ? caught.worst.worstMatch.matchFraction : null,
+        valueError: caught?.worst ? +caught.worst.worstValue.valueError.toPrecision(3) : null,
       };
       await cheat.node.stop();
     }

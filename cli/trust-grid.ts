@@ -19,7 +19,7 @@ import type { RelayNode } from '../signaling-server/relay.ts';
 import { createReplayer } from '../signaling-server/trust/replayer.ts';
 import type { Replayer } from '../signaling-server/trust/replayer.ts';
 import { startValidator } from '../signaling-server/trust/validator.ts';
-import type { Refusal, ReplayBacklog, Validator, Verdict } from '../signaling-server/trust/validator.ts';
+import type { Refusal, ReplayBacklog, Validator, ValidatorDeps, Verdict } from '../signaling-server/trust/validator.ts';
 import { createPeerNode, peerAddress } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { serveStage } from '../shared/grid/stage-server.ts';
@@ -54,8 +54,13 @@ export interface StageOptions {
   tamper?: AttestorDeps['tamper'];
   /** whether the stage notes its steps and answers for its requests now (default: always); the bench switches it */
   attest?: () => boolean;
-  /** test-only: what the stage notes instead of the truth (e.g. an input it did not receive) */
+  /**
+   * test-only: the input the stage notes instead of the one it received, committing to it
+   * without checking its upstream's seals (a stage that makes up its input)
+   */
   misreport?: (input: Float32Array) => Float32Array;
+  /** test-only: the output the stage notes instead of the one it sealed and sent (a stage that equivocates) */
+  misrecordOutput?: (output: Float32Array) => Float32Array;
 }
 
 export interface TrustGrid {
@@ -66,17 +71,21 @@ export interface TrustGrid {
   validator: Validator;
   /**
    * Stops the validator and starts another on the same relay, as a server restart does: it
-   * picks up the replays the backlog holds. Its replayer: `replayer`, else the grid's own.
+   * picks up the replays the backlog holds. Its replayer: `replayer`, else the grid's own;
+   * `routedClient` as the server passes it (ValidatorDeps), else none.
    */
-  restartValidator(deps?: { replayer?: Replayer }): Promise<Validator>;
+  restartValidator(deps?: { replayer?: Replayer; routedClient?: ValidatorDeps['routedClient'] }): Promise<Validator>;
   /** every verdict and refusal the validator gave, in order; tests clear them as they need */
   verdicts: Verdict[];
   refusals: Refusal[];
   startStage(layers: LayerRange, options?: StageOptions): Promise<StagePeer>;
   /** Greedy generation of `maxTokens` through the route; the text. */
   generate(route: StagePeer[], maxTokens?: number): Promise<string>;
-  /** A client pipeline through the route, for step-by-step use; release it when done. */
-  client(route: StagePeer[]): Promise<{ pipeline: Pipeline; release(): Promise<void> }>;
+  /**
+   * A client pipeline through the route, for step-by-step use; release it when done. It seals
+   * the frames of the requests it starts while `seal` says so (default: always).
+   */
+  client(route: StagePeer[], options?: { seal?: () => boolean }): Promise<{ pipeline: Pipeline; release(): Promise<void> }>;
   /** Waits for every stage of the route to have answered, and the validator to have replayed. */
   settled(route: StagePeer[]): Promise<AttestationOutcome[]>;
   /** The attestations of one peer once it has made at least one. */
@@ -103,13 +112,14 @@ export async function startTrustGrid(options: TrustGridOptions = {}): Promise<Tr
   const replayer: Replayer = createReplayer({ dir, manifest });
   const verdicts: Verdict[] = [];
   const refusals: Refusal[] = [];
-  const startOn = (with_: Replayer) =>
+  const startOn = (with_: Replayer, routedClient?: ValidatorDeps['routedClient']) =>
     startValidator(
       { manifest, answerWindowMs: options.answerWindowMs },
-      { node: relay, replayer: with_, backlog: options.backlog, onVerdict: (v) => verdicts.push(v), onRefusal: (r) => refusals.push(r) },
+      { node: relay, replayer: with_, backlog: options.backlog, routedClient, onVerdict: (v) => verdicts.push(v), onRefusal: (r) => refusals.push(r) },
     );
   let validator = await startOn(options.replayer ?? replayer);
-  const client = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String) });
+  const clientKey = await generateKeyPair('Ed25519');
+  const client = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String), privateKey: clientKey });
   const sink: ResultSink = await serveResults(client);
   const peers: PeerNode[] = [];
 
@@ -118,9 +128,17 @@ export async function startTrustGrid(options: TrustGridOptions = {}): Promise<Tr
     while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   };
 
-  const openClient: TrustGrid['client'] = async (route) => {
+  const openClient: TrustGrid['client'] = async (route, clientOptions = {}) => {
     const side = await openClientSide(dir);
-    const link = createRouteLink({ packageId: manifest.id, hops: route.map((p) => p.hop) }, { node: client, sink });
+    const sealing = clientOptions.seal ?? (() => true);
+    // Read as each request opens its stream: a request is sealed when sealing was on at its start.
+    const link = createRouteLink({ packageId: manifest.id, hops: route.map((p) => p.hop) }, {
+      node: client,
+      sink,
+      get privateKey() {
+        return sealing() ? clientKey : undefined;
+      },
+    });
     const pipeline = createPipeline(
       { config: manifest.config, tokenizer: side.tokenizer.tokenizer, stopIds: side.tokenizer.stopIds, embedding: side.embedding, head: side.head, stages: [link], newRequestId: () => crypto.randomUUID() },
       { ort },
@@ -137,7 +155,7 @@ export async function startTrustGrid(options: TrustGridOptions = {}): Promise<Tr
     },
     async restartValidator(deps = {}) {
       await validator.stop();
-      validator = await startOn(deps.replayer ?? replayer);
+      validator = await startOn(deps.replayer ?? replayer, deps.routedClient);
       return validator;
     },
     verdicts,
@@ -152,7 +170,7 @@ export async function startTrustGrid(options: TrustGridOptions = {}): Promise<Tr
       await shard.load({ modelId: manifest.id, layers, source, fault: stageOptions.fault });
       const engine = stageOptions.wrap ? stageOptions.wrap(shard) : shard;
       const attesting = stageOptions.attest ?? (() => true);
-      const kept = createStepJournal();
+      const kept = createStepJournal({ skipSealCheck: stageOptions.misreport !== undefined });
       // A journal that notes nothing while attesting is off: the stage server then commits to nothing.
       // A request is answered for when attesting was on at its first step (its end comes later, after the switch may have moved).
       const noted = new Set<string>();
@@ -160,7 +178,7 @@ export async function startTrustGrid(options: TrustGridOptions = {}): Promise<Tr
         ...kept,
         record(id, meta, input, output) {
           if (meta.step === 0 && attesting()) noted.add(id);
-          if (noted.has(id)) kept.record(id, meta, stageOptions.misreport ? stageOptions.misreport(input) : input, output);
+          if (noted.has(id)) kept.record(id, meta, stageOptions.misreport?.(input) ?? input, stageOptions.misrecordOutput?.(output) ?? output);
         },
       };
       const attestor = createAttestor({ packageId: manifest.id, layers }, { node, privateKey, journal, validator: relay.peerId, tamper: stageOptions.tamper });
@@ -171,7 +189,15 @@ export async function startTrustGrid(options: TrustGridOptions = {}): Promise<Tr
         outcome.catch(() => undefined); // judged by the test that awaits it
         peer.attestations.push(outcome);
       };
-      await serveStage(node, { packageId: manifest.id, layers }, { engine, journal, onRequestEnd });
+      await serveStage(node, { packageId: manifest.id, layers }, {
+        engine,
+        journal,
+        onRequestEnd,
+        // Read as each request's stream opens: the stage seals what it sends while it attests.
+        get privateKey() {
+          return attesting() ? privateKey : undefined;
+        },
+      });
       return peer;
     },
     client: openClient,

@@ -80,8 +80,8 @@ describe('a stage peer serving with a fault', () => {
         requests: caught ? requests : null,
         checkedSteps: caught ? `${caught.checkedSteps.length} of ${caught.stepCount}` : '-',
         worstStep: caught?.worstStep ?? -1,
-        match: caught?.worst.worstMatch.matchFraction ?? NaN,
-        valueError: +(caught?.worst.worstValue.valueError ?? NaN).toPrecision(3),
+        match: caught?.worst?.worstMatch.matchFraction ?? NaN,
+        valueError: +(caught?.worst?.worstValue.valueError ?? NaN).toPrecision(3),
       };
       expect(caught).toMatchObject({ ok: false, confirmed: true, layers: RANGES[1] });
       expect(honestVerdicts.map((v) => v?.ok)).toEqual(honestVerdicts.map(() => true));

@@ -69,7 +69,7 @@ describe('an honest route', () => {
     expect(verdicts).toHaveLength(3);
     // The chain check found every link's bytes equal on both sides.
     expect(refusals).toEqual([]);
-    for (const v of verdicts) console.log(`honest ${v.layers.start}..${v.layers.end - 1}: checked ${v.checkedSteps.length} of ${v.stepCount} steps, worst margins ${JSON.stringify(v.worst.margins)}, replay ${v.replayMs.toFixed(1)} ms`);
+    for (const v of verdicts) console.log(`honest ${v.layers.start}..${v.layers.end - 1}: checked ${v.checkedSteps.length} of ${v.stepCount} steps, worst margins ${JSON.stringify(v.worst?.margins)}, replay ${v.replayMs.toFixed(1)} ms`);
   });
 });
 
@@ -92,8 +92,8 @@ describe('a stage that adds noise to its output', () => {
 });
 
 describe('a stage that commits to an input it did not receive', () => {
-  it('breaks the input chain: the validator names it and the stage before it, and records why', async () => {
-    // One ulp off in one value: its own replay still matches, only the chain shows the lie.
+  it('is convicted on its own commitment: the seal it holds from the stage before it does not cover that input', async () => {
+    // One ulp off in one value: its own replay still matches, only the seal shows the lie.
     const misreport = (input: Float32Array) => {
       const copy = input.slice();
       new Uint32Array(copy.buffer)[0] ^= 1;
@@ -106,12 +106,66 @@ describe('a stage that commits to an input it did not receive', () => {
       verdicts.length = 0;
       const route = [honest[0], liar, honest[2]];
       await grid.generate(route, 8);
-      await grid.settled(route);
-      const breaks = refusals.filter((r) => r.name === 'ChainBreakError');
-      expect(breaks.map((r) => r.peerId).sort()).toEqual([honest[0].hop.peerId, liar.hop.peerId].sort());
-      expect(breaks[0].message).toMatch(/step 0: the input layer 2 stage .* committed to is not the output the stage before it .* committed to/);
+      await Promise.allSettled(await grid.waitForAttestations(liar));
+      await grid.settled([honest[0], honest[2]]);
+      const failed = verdicts.filter((v) => !v.ok);
+      expect(failed.map((v) => [v.peerId, v.kind, v.confirmed])).toEqual([[liar.hop.peerId, 'unsealed-input', true]]);
+      expect(failed[0].reason).toMatch(/step 0 of request .*: it committed to an input its upstream .* did not seal/);
+      expect(refusals).toContainEqual(expect.objectContaining({ peerId: liar.hop.peerId, name: 'RevealInvalidError' }));
+      // The stage before it is not blamed.
+      expect(verdicts.filter((v) => v.peerId === honest[0].hop.peerId).every((v) => v.ok)).toBe(true);
     } finally {
       await liar.node.stop();
+    }
+  });
+});
+
+describe('a stage that sends one tensor and commits to another', () => {
+  it('is convicted of equivocation: the next stage holds its seal over what it really sent', async () => {
+    // It commits to its true output one ulp off: its replay matches, its own seal convicts it.
+    const misrecordOutput = (output: Float32Array) => {
+      const copy = output.slice();
+      new Uint32Array(copy.buffer)[0] ^= 1;
+      return copy;
+    };
+    const liar = await grid.startStage(RANGES[1], { misrecordOutput });
+    const { refusals, verdicts } = grid;
+    try {
+      refusals.length = 0;
+      verdicts.length = 0;
+      const route = [honest[0], liar, honest[2]];
+      await grid.generate(route, 8);
+      await grid.settled(route);
+      const failed = verdicts.filter((v) => !v.ok);
+      expect(failed.map((v) => [v.peerId, v.kind])).toEqual([[liar.hop.peerId, 'equivocation']]);
+      expect(failed[0].reason).toMatch(/step 0 of request .*: it sealed a tensor for the layer 4 stage .* other than the output it committed to/);
+      // The evidence is its commitment followed by the next stage's record holding its seal.
+      expect(failed[0].evidence.byteLength).toBeGreaterThan(200);
+      expect(verdicts.filter((v) => v.peerId !== liar.hop.peerId).every((v) => v.ok)).toBe(true);
+      expect(refusals).toEqual([]);
+    } finally {
+      await liar.node.stop();
+    }
+  });
+});
+
+describe('a first stage', () => {
+  it('answers only for inputs sealed by a client the coordinator routed through it', async () => {
+    const { refusals, verdicts } = grid;
+    const first = honest[0].hop.peerId;
+    // The server's rule (route-grants.ts): this client was never given a route through this stage.
+    await grid.restartValidator({ routedClient: (_client, firstStage) => firstStage !== first });
+    try {
+      refusals.length = 0;
+      verdicts.length = 0;
+      await grid.generate(honest, 4);
+      const [outcome] = await Promise.allSettled(await grid.waitForAttestations(honest[0]));
+      expect(outcome).toMatchObject({ status: 'rejected', reason: { name: 'AttestationRefusedError', message: expect.stringContaining('UnknownClientError') } });
+      expect(refusals).toContainEqual(expect.objectContaining({ peerId: first, name: 'UnknownClientError', message: expect.stringMatching(/its inputs are sealed by .*, which the coordinator never gave a route through this stage/) }));
+      await grid.settled(honest.slice(1));
+      expect(verdicts.every((v) => v.ok)).toBe(true);
+    } finally {
+      await grid.restartValidator();
     }
   });
 });
@@ -150,7 +204,7 @@ describe('bad commitments and reveals', () => {
     const stage = honest[0];
     const { manifest, refusals } = grid;
     const record = await recordStep(new Float32Array(manifest.config.dim), new Float32Array(manifest.config.dim), { step: 0, position: 0, rows: 1 });
-    const meta = { packageId: manifest.id, requestId: 'forged', layers: RANGES[0] };
+    const meta = { packageId: manifest.id, requestId: 'forged', upstream: stage.node.peerId.toString(), layers: RANGES[0] };
     const byOther = await signCommitment([record], meta, await generateKeyPair('Ed25519'));
     const forged = { ...byOther, commitment: { ...byOther.commitment, peerId: stage.node.peerId.toString() } };
     refusals.length = 0;

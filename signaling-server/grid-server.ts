@@ -33,6 +33,7 @@ import { ledgerHandlers } from './settle/ledger-api.ts';
 import { voucherHandlers } from './settle/voucher-api.ts';
 import type { GridSettlement } from './settle/grid-settlement.ts';
 import { startValidator, verdictReason } from './trust/validator.ts';
+import { createRouteGrants } from './coordinator/route-grants.ts';
 import type { Validator, Verdict } from './trust/validator.ts';
 
 /** onnxruntime-web's .wasm and loader files, served at ORT_ASSET_PATH for the engine workers. */
@@ -120,9 +121,11 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
 
   // The validator runs on the relay node: stages reach it over the WebSocket connection they already have.
   const replayer = startReplayerThread({ dir: options.modelDir, manifest });
+  const grants = createRouteGrants();
   const validator = await startValidator({ manifest }, {
     node: relay,
     replayer,
+    routedClient: grants.granted,
     backlog: store,
     reputation: store && ((peerId) => store.reputation(peerId)),
     onVerdict: (verdict) => void judged(verdict).catch(() => undefined),
@@ -133,7 +136,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
    * slashes the stage's stake, bans it and its device, and re-places its layers.
    */
   async function judged(verdict: Verdict): Promise<void> {
-    const evidenceHash = await sha256Hex(verdict.commitment);
+    const evidenceHash = await sha256Hex(verdict.evidence);
     store?.recordVerdict({ ...verdict, evidenceHash });
     const layers = verdict.layers.end - verdict.layers.start;
     if (verdict.ok) return settlement?.workVerified({ peerId: verdict.peerId, requestId: verdict.requestId, layers, tokens: verdict.tokens });
@@ -158,7 +161,10 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
         const requested = req.url.searchParams.get('package');
         if (requested && requested !== manifest.id) throw new HttpError(404, `this grid serves package ${manifest.id}, not ${requested}`, { code: 'model_not_found' });
         try {
-          return jsonResponse(coordinator.registry.route(req.url.searchParams.get('client') ?? undefined));
+          const client = req.url.searchParams.get('client') ?? undefined;
+          const route = coordinator.registry.route(client);
+          if (client && route.hops.length > 0) grants.grant(client, route.hops[0].peerId);
+          return jsonResponse(route);
         } catch (err) {
           if (err instanceof NoRouteError) throw new NoRouteHttpError(err.message);
           throw err;

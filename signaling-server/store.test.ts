@@ -143,6 +143,7 @@ describe('the file', () => {
 
 describe('verdicts and refusals', () => {
   const verdict = (ok: boolean, stepCount: number) => ({
+    kind: 'replay',
     peerId: 'peer-a', requestId: `r-${clock}`, packageId: 'pkg', layers: { start: 0, end: 2 }, ok, stepCount, tokens: stepCount + 7,
     checkedSteps: [0, 3], worst: { ok, margins: { matchFraction: 0.2, valueError: ok ? 0.002 : -0.01 } }, replayMs: 12.5, confirmed: !ok, evidenceHash: 'ab'.repeat(32),
   });

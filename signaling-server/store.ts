@@ -52,6 +52,8 @@ export interface RequestRecord {
 
 export interface VerdictRecord {
   id: number;
+  /** what it rests on: 'replay', or a conviction on signatures ('unsealed-input', 'equivocation') */
+  kind: string;
   peerId: string;
   requestId: string;
   packageId: string;
@@ -60,8 +62,10 @@ export interface VerdictRecord {
   stepCount: number;
   tokens: number;
   checkedSteps: number[];
-  /** the worst comparison (fingerprint.ts FingerprintVerdict) */
-  worst: unknown;
+  /** the worst comparison (fingerprint.ts FingerprintVerdict); null for a conviction */
+  worst?: unknown;
+  /** why a conviction convicts (null for replay verdicts) */
+  reason: string | null;
   replayMs: number;
   confirmed: boolean;
   evidenceHash: string;
@@ -97,7 +101,7 @@ export interface GridStore {
   requestEnded(result: { requestId: string; completionTokens: number; status: Exclude<RequestStatus, 'running'>; error?: string }): void;
   request(requestId: string): RequestRecord | undefined;
   /** The validator's finding on one stage's part of one request. */
-  recordVerdict(verdict: Omit<VerdictRecord, 'id' | 'judgedAt'>): VerdictRecord;
+  recordVerdict(verdict: Omit<VerdictRecord, 'id' | 'judgedAt' | 'reason'> & { reason?: string | null }): VerdictRecord;
   /** A commitment or reveal the validator refused, and why. */
   recordRefusal(refusal: Omit<RefusalRecord, 'id' | 'refusedAt'>): void;
   /** Latest first; default limit 100. */
@@ -217,6 +221,9 @@ const MIGRATIONS: readonly string[] = [
      challenged   TEXT NOT NULL,
      received_at  INTEGER NOT NULL
    );`,
+  // 4: verdicts that convict on a stage's own signatures (hand-off seals) beside replay verdicts.
+  `ALTER TABLE verdicts ADD COLUMN kind TEXT NOT NULL DEFAULT 'replay';
+   ALTER TABLE verdicts ADD COLUMN reason TEXT;`,
 ];
 
 export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -246,8 +253,8 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     request: db.prepare('SELECT * FROM requests WHERE request_id = ?'),
     requests: db.prepare('SELECT * FROM requests WHERE (?1 IS NULL OR package_id = ?1) ORDER BY started_at DESC, rowid DESC LIMIT ?2'),
     insertVerdict: db.prepare(
-      `INSERT INTO verdicts (peer_id, request_id, package_id, layer_start, layer_end, ok, step_count, tokens, checked_steps, worst, replay_ms, confirmed, evidence_hash, judged_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO verdicts (kind, peer_id, request_id, package_id, layer_start, layer_end, ok, step_count, tokens, checked_steps, worst, replay_ms, confirmed, evidence_hash, judged_at, reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     verdict: db.prepare('SELECT * FROM verdicts WHERE id = ?'),
     verdicts: db.prepare('SELECT * FROM verdicts WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY judged_at DESC, id DESC LIMIT ?2'),
@@ -320,8 +327,8 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     recordVerdict(v) {
       const at = now();
       const { lastInsertRowid } = q.insertVerdict.run(
-        v.peerId, v.requestId, v.packageId, v.layers.start, v.layers.end, v.ok ? 1 : 0, v.stepCount, v.tokens,
-        JSON.stringify(v.checkedSteps), JSON.stringify(v.worst), v.replayMs, v.confirmed ? 1 : 0, v.evidenceHash, at,
+        v.kind, v.peerId, v.requestId, v.packageId, v.layers.start, v.layers.end, v.ok ? 1 : 0, v.stepCount, v.tokens,
+        JSON.stringify(v.checkedSteps), JSON.stringify(v.worst ?? null), v.replayMs, v.confirmed ? 1 : 0, v.evidenceHash, at, v.reason ?? null,
       );
       return verdictOf(q.verdict.get(lastInsertRowid)!);
     },
@@ -409,6 +416,7 @@ function requestOf(r: Row): RequestRecord {
 function verdictOf(r: Row): VerdictRecord {
   return {
     id: Number(r.id),
+    kind: r.kind as string,
     peerId: r.peer_id as string,
     requestId: r.request_id as string,
     packageId: r.package_id as string,
@@ -418,6 +426,7 @@ function verdictOf(r: Row): VerdictRecord {
     tokens: Number(r.tokens),
     checkedSteps: json<number[]>(r.checked_steps) ?? [],
     worst: json<unknown>(r.worst),
+    reason: (r.reason as string | null) ?? null,
     replayMs: Number(r.replay_ms),
     confirmed: r.confirmed === 1,
     evidenceHash: r.evidence_hash as string,

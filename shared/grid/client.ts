@@ -22,6 +22,7 @@ import { createChatRenderer, tokenizerAddsBos } from '../openai/chat-template.ts
 import { createOpenAIApi } from '../openai/completions.ts';
 import type { OpenAIApi } from '../openai/types.ts';
 import type { LocalAccount } from 'viem';
+import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PaymentRefusedError } from '../settle/errors.ts';
 import { createRequestPayer } from '../settle/request-payer.ts';
 import type { RequestPayer, RequestPayment, SettlementInfo } from '../settle/request-payer.ts';
@@ -165,7 +166,9 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       { fetch: fetchFn },
     );
 
-  const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs });
+  // The client's own key: it seals the frames it sends, so the first stage can prove its input.
+  const privateKey = await generateKeyPair('Ed25519');
+  const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey });
   const sink: ResultSink = await serveResults(node);
   let link: RouteLink | null = null;
   let predictedMs = 0;
@@ -175,7 +178,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     if (link) return link;
     const answer = await api<RouteAnswer>(`/api/route?package=${encodeURIComponent(manifest.id)}&client=${encodeURIComponent(node.peerId.toString())}`);
     predictedMs = answer.predictedMs;
-    link = createRouteLink({ packageId: manifest.id, hops: answer.hops, stepTimeoutMs: options.stepTimeoutMs }, { node, sink });
+    link = createRouteLink({ packageId: manifest.id, hops: answer.hops, stepTimeoutMs: options.stepTimeoutMs }, { node, sink, privateKey });
     pipeline = createPipeline(
       { config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages: [link], newRequestId: () => crypto.randomUUID() },
       { ort: deps.ort },

@@ -4,9 +4,11 @@
  * result back on the RESULT protocol. Every hop is a direct WebRTC connection (dialDirect);
  * each result carries the stage milliseconds and link kind of every hop it crossed, which the
  * link keeps for reports. One STAGE stream per request: the stages keep that request's cache.
+ * With the client's key, every frame it sends is sealed (seal-queue.ts): that seal is what
+ * ties the first stage's committed input to the client.
  */
 import type { Libp2p } from 'libp2p';
-import type { Stream } from '@libp2p/interface';
+import type { PrivateKey, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
@@ -15,6 +17,8 @@ import { decodeFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
 import { dialDirect, isDirectWebRTC, openDirectStream, peerAddress } from './node.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
+import { createSealQueue } from './seal-queue.ts';
+import type { SealQueue } from './seal-queue.ts';
 import type { RouteHop } from './protocol.ts';
 import { UnknownRequestError } from './stage-server.ts';
 import { decodeStageMessage, encodeEnd, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageFailedError } from './stage-wire.ts';
@@ -54,6 +58,7 @@ interface Pending {
 
 interface Session {
   out: LengthPrefixedStream<Stream>;
+  seals: SealQueue;
   pending?: Pending;
   firstLinkDirect: boolean;
 }
@@ -112,7 +117,14 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
   };
 }
 
-export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p; sink: ResultSink }): RouteLink {
+export interface RouteLinkDeps {
+  node: Libp2p;
+  sink: ResultSink;
+  /** the client node's key, to seal the frames it sends; without it they go unsealed and no stage can answer for them */
+  privateKey?: PrivateKey;
+}
+
+export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps): RouteLink {
   const { node, sink } = deps;
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
   const timeoutMs = options.stepTimeoutMs ?? 60_000;
@@ -131,7 +143,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p;
     // last stage need not dial the client in the middle of the first step.
     const [{ stream, connection: conn }] = await Promise.all([openDirectStream(node, options.hops[0], STAGE_PROTOCOL), dialDirect(node, options.hops[options.hops.length - 1])]);
     const out = lpStream(stream, { maxDataLength: maxBytes });
-    const session: Session = { out, firstLinkDirect: isDirectWebRTC(conn) };
+    const session: Session = { out, seals: createSealQueue(deps.privateKey, (bytes) => out.write(bytes)), firstLinkDirect: isDirectWebRTC(conn) };
     sessions.set(requestId, session);
     sink.expect(
       requestId,
@@ -171,6 +183,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p;
         };
       });
       await session.out.write(encodeFrameMessage([], frame));
+      session.seals.add(frame);
       return result;
     },
     async end(requestId) {
@@ -178,6 +191,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: { node: Libp2p;
       sessions.delete(requestId);
       sink.forget(requestId);
       if (!session) return;
+      await session.seals.flush();
       await session.out.write(encodeEnd(requestId)).catch(() => undefined);
       await session.out.unwrap().close().catch(() => undefined);
     },

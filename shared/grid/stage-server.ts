@@ -4,9 +4,13 @@
  * direct WebRTC connection to the next stage, or to the client on the RESULT protocol. Bad input
  * is refused with an ERROR message to whoever sent it, and only that request is affected: the
  * stage keeps serving every other stream.
+ *
+ * With a key, the stage seals every frame it hands to the next stage (seal-queue.ts) and keeps
+ * its upstream's seals in the journal: a request's frames must come from the peer the route
+ * puts before this stage (the client for the first stage).
  */
 import type { Libp2p } from 'libp2p';
-import type { Stream } from '@libp2p/interface';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
@@ -14,6 +18,7 @@ import { decodeFrame } from '../protocol/frame.ts';
 import type { LayerRange } from '../runtime/stage.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
 import { isDirectWebRTC, openDirectStream } from './node.ts';
+import { createSealQueue } from './seal-queue.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
@@ -64,6 +69,8 @@ export interface StageServerDeps {
   engine: StageEngine;
   /** where served steps are noted so the stage can answer for them (shared/trust/step-journal.ts) */
   journal?: StepJournal;
+  /** the stage's libp2p key: it seals the frames it hands on (shared/trust/handoff.ts) */
+  privateKey?: PrivateKey;
   /** called once a request's stream has ended, e.g. to commit to it (stage-attestor.ts) */
   onRequestEnd?: (requestId: string) => void;
   now?: () => number;
@@ -89,7 +96,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     return index;
   }
 
-  async function handle(stream: Stream): Promise<void> {
+  async function handle(stream: Stream, connection: Connection): Promise<void> {
+    const sender = connection.remotePeer.toString();
     const upstream = lpStream(stream, { maxDataLength: maxBytes });
     let open: StageOpen;
     let downstream: LengthPrefixedStream<Stream>;
@@ -99,6 +107,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       if (first.kind !== 'open') throw new StageMessageError(`a stage stream must start with OPEN, got ${first.kind.toUpperCase()}`);
       open = first.open;
       const index = checkOpen(open);
+      const expected = index === 0 ? open.client.peerId : open.hops[index - 1].peerId;
+      if (sender !== expected) throw new WrongStageError(`on this route the frames for layers ${options.layers.start}..${options.layers.end - 1} come from ${expected}, not ${sender}`);
       const last = index === open.hops.length - 1;
       const { stream: out, connection: conn } = await openDirectStream(node, last ? open.client : open.hops[index + 1], last ? RESULT_PROTOCOL : STAGE_PROTOCOL);
       downstream = lpStream(out, { maxDataLength: maxBytes });
@@ -110,6 +120,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       return;
     }
 
+    // The client needs no seals from the last stage: it commits to nothing.
+    const seals = createSealQueue(open.hops.at(-1)!.peerId === me ? undefined : deps.privateKey, (bytes) => downstream.write(bytes));
     stats.activeRequests += 1;
     // A request whose steps could not all be noted is not committed to: a commitment with a gap would not replay.
     let journaled = deps.journal !== undefined;
@@ -151,6 +163,14 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           continue;
         }
         if (message.kind === 'end') break;
+        if (message.kind === 'seal') {
+          try {
+            deps.journal?.seal(open.requestId, sender, message.step, message.seal);
+          } catch (err) {
+            await refuse(upstream, err, open.requestId);
+          }
+          continue;
+        }
         if (message.kind !== 'frame') {
           await refuse(upstream, new StageMessageError(`unexpected ${message.kind.toUpperCase()} inside a request`), open.requestId);
           continue;
@@ -165,6 +185,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           const out = await deps.engine.step(message.frame.slice());
           const ms = now() - t0;
           await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, direct: direct() }], out));
+          seals.add(out);
           const rows = header.dims.length >= 2 ? header.dims[header.dims.length - 2] : 1;
           journaled &&= note(header, rows, out);
           stats.tokensServed += 1;
@@ -181,6 +202,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       stats.activeRequests -= 1;
       stats.requestsServed += 1;
       await deps.engine.end(open.requestId).catch(() => undefined);
+      await seals.flush();
       await downstream.write(encodeEnd(open.requestId)).catch(() => undefined);
       await downstream.unwrap().close().catch(() => undefined);
       await stream.close().catch(() => undefined);
@@ -189,8 +211,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     }
   }
 
-  await node.handle(STAGE_PROTOCOL, (stream) => {
-    handle(stream).catch(() => stream.abort(new Error('stage stream failed')));
+  await node.handle(STAGE_PROTOCOL, (stream, connection) => {
+    handle(stream, connection).catch(() => stream.abort(new Error('stage stream failed')));
   }, { maxInboundStreams: 256 });
 
   return {

@@ -8,6 +8,9 @@
  *            then a hidden-state frame (shared/protocol/frame.ts), 4-byte aligned
  *   3 ERROR  JSON StageFailure, sent back upstream to whoever sent the offending message
  *   4 END    JSON { requestId }: the request is over; stages free its cache
+ *   5 SEAL   u8 reserved ×3, u32 step, then the sender's hand-off seal of that step's frame
+ *            (shared/trust/handoff.ts), sent after the frame, never before it; a sender's
+ *            last SEAL goes out before its END
  *
  * Hop records let the client see each stage's compute time and whether every link the tensor
  * crossed was direct, without a shared clock.
@@ -20,6 +23,7 @@ export const MSG_OPEN = 1;
 export const MSG_FRAME = 2;
 export const MSG_ERROR = 3;
 export const MSG_END = 4;
+export const MSG_SEAL = 5;
 
 /**
  * Largest stage message: a 2,048-token prefill of a 4,096-wide model in f32 is 32 MiB; beyond
@@ -54,7 +58,8 @@ export type StageMessage =
   | { kind: 'open'; open: StageOpen }
   | { kind: 'frame'; hops: HopRecord[]; frame: Uint8Array }
   | { kind: 'error'; failure: StageFailure }
-  | { kind: 'end'; requestId: string };
+  | { kind: 'end'; requestId: string }
+  | { kind: 'seal'; step: number; seal: Uint8Array };
 
 /** A stage message that cannot be parsed; the receiver answers with an ERROR naming the problem. */
 export class StageMessageError extends InfermeshError {
@@ -110,9 +115,24 @@ export function encodeFrameMessage(hops: HopRecord[], frame: Uint8Array): Uint8A
   return out;
 }
 
+/** Ed25519 signatures are 64 bytes; a little room for other key types, none for payloads. */
+const MAX_SEAL_BYTES = 512;
+
+export function encodeSeal(step: number, seal: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + seal.byteLength);
+  out[0] = MSG_SEAL;
+  new DataView(out.buffer).setUint32(4, step, true);
+  out.set(seal, 8);
+  return out;
+}
+
 export function decodeStageMessage(bytes: Uint8Array): StageMessage {
   if (bytes.byteLength === 0) throw new StageMessageError('empty stage message');
   const kind = bytes[0];
+  if (kind === MSG_SEAL) {
+    if (bytes.byteLength <= 8 || bytes.byteLength > 8 + MAX_SEAL_BYTES) throw new StageMessageError(`a seal message of ${bytes.byteLength} bytes holds no seal of 1..${MAX_SEAL_BYTES} bytes`);
+    return { kind: 'seal', step: new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true), seal: bytes.slice(8) };
+  }
   if (kind === MSG_FRAME) {
     if (bytes.byteLength < 4) throw new FrameError('frame message shorter than its hop header');
     const count = bytes[1];

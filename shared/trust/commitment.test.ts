@@ -15,7 +15,7 @@ import type { StepRecord } from './step-record.ts';
 
 const WIDTH = 32;
 const hidden = (rows: number, seed: number) => Float32Array.from({ length: rows * WIDTH }, (_, i) => Math.cos(seed * 7 + i * 0.21) * (1 + (i % 5)));
-const META: CommitmentMeta = { packageId: 'pkg-3f2a', requestId: 'req-1', layers: { start: 1, end: 4 }, createdAt: 1_700_000_000_123 };
+const META: CommitmentMeta = { packageId: 'pkg-3f2a', requestId: 'req-1', upstream: '12D3KooWClientClientClientClientClientClientClient', layers: { start: 1, end: 4 }, createdAt: 1_700_000_000_123 };
 
 let records: StepRecord[];
 beforeAll(async () => {
@@ -28,7 +28,7 @@ describe('signCommitment', () => {
   it('commits to every step under the signer\'s peer id, verifiable by anyone', async () => {
     const key = await generateKeyPair('Ed25519');
     const signed = await signCommitment(records, META, key);
-    expect(signed.commitment).toMatchObject({ version: 1, ...META, peerId: peerIdFromPrivateKey(key).toString(), stepCount: 7 });
+    expect(signed.commitment).toMatchObject({ version: 2, ...META, peerId: peerIdFromPrivateKey(key).toString(), stepCount: 7 });
     expect(signed.commitment.root.byteLength).toBe(32);
     await expect(verifyCommitment(signed)).resolves.toBeUndefined();
   });

@@ -7,8 +7,8 @@
  * stage cannot change a record after signing without breaking the root, nor deny a signature.
  *
  * Commitment encoding, the bytes that are signed (binary, little-endian):
- *   0 magic "IMCM"  4 version u8 (1)  5 reserved u8  6 package id length u16  then package id (utf-8)
- *   then request id length u16 + utf-8, peer id length u16 + utf-8,
+ *   0 magic "IMCM"  4 version u8 (2)  5 reserved u8  6 package id length u16  then package id (utf-8)
+ *   then request id length u16 + utf-8, peer id length u16 + utf-8, upstream peer id length u16 + utf-8,
  *   layers start u32, end u32, step count u32, root (32), created at u64 (ms since the epoch)
  * Signed commitment: commitment length u32, commitment, signature length u16, signature.
  */
@@ -35,12 +35,17 @@ export class RevealMismatchError extends InfermeshError {
 }
 
 export interface Commitment {
-  version: 1;
+  version: 2;
   /** the model package's manifest id */
   packageId: string;
   requestId: string;
   /** the signing stage's libp2p peer id */
   peerId: string;
+  /**
+   * the peer that handed the stage its inputs (the client, or the stage before it), whose
+   * hand-off seals the step records carry (handoff.ts)
+   */
+  upstream: string;
   /** the stage's layers, end exclusive */
   layers: { start: number; end: number };
   stepCount: number;
@@ -58,6 +63,7 @@ export interface SignedCommitment {
 export interface CommitmentMeta {
   packageId: string;
   requestId: string;
+  upstream: string;
   layers: { start: number; end: number };
   createdAt?: number;
 }
@@ -69,14 +75,14 @@ export interface RevealedRecord {
 }
 
 const MAGIC = 0x4d43_4d49; // "IMCM" read as little-endian u32
-const VERSION = 1;
+const VERSION = 2;
 /** Ids are short; a cap keeps a header from being used to allocate memory. */
 const MAX_ID_BYTES = 1024;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeCommitment(c: Commitment): Uint8Array {
-  const ids = [c.packageId, c.requestId, c.peerId].map((s) => utf8.encode(s));
+  const ids = [c.packageId, c.requestId, c.peerId, c.upstream].map((s) => utf8.encode(s));
   if (ids.some((b) => b.byteLength === 0 || b.byteLength > MAX_ID_BYTES)) throw new UsageError(`commitment ids must be 1..${MAX_ID_BYTES} bytes`);
   if (c.root.length !== 32) throw new UsageError('commitment root must be 32 bytes');
   const u32s = [c.layers.start, c.layers.end, c.stepCount];
@@ -113,7 +119,7 @@ export function decodeCommitment(bytes: Uint8Array): Commitment {
   if (view.getUint8(4) !== VERSION) throw new CommitmentFormatError(`unsupported commitment version ${view.getUint8(4)}`);
   let at = 6;
   const ids: string[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 4; i++) {
     need(at, 2);
     const n = view.getUint16(at, true);
     if (n === 0 || n > MAX_ID_BYTES) throw new CommitmentFormatError(`id length ${n} outside 1..${MAX_ID_BYTES}`);
@@ -136,6 +142,7 @@ export function decodeCommitment(bytes: Uint8Array): Commitment {
     packageId: ids[0],
     requestId: ids[1],
     peerId: ids[2],
+    upstream: ids[3],
     layers,
     stepCount: view.getUint32(at + 8, true),
     root: bytes.slice(at + 12, at + 44),
@@ -153,6 +160,7 @@ export async function signCommitment(records: StepRecord[], meta: CommitmentMeta
     packageId: meta.packageId,
     requestId: meta.requestId,
     peerId: peerIdFromPrivateKey(privateKey).toString(),
+    upstream: meta.upstream,
     layers: { start: meta.layers.start, end: meta.layers.end },
     stepCount: records.length,
     root: await merkleRoot(records.map(encodeStepRecord)),

@@ -7,11 +7,17 @@
  * step's output; hashing and fingerprinting run in a later task, never before the next frame
  * goes out.
  *
+ * The upstream's hand-off seals (handoff.ts) arrive after their frames; `close` puts each in
+ * its step's record and checks it against the input the stage received, so the stage never
+ * commits to an input it could not prove was handed to it (a commitment that did would convict
+ * the stage itself).
+ *
  * Memory is bounded: beyond `maxBytes` of retained inputs the oldest closed requests go first,
  * and a request older than the retention window is forgotten; asking for either is refused by
  * name, which is how a validator's late challenge is told apart from a lost request.
  */
 import { InfermeshError, UsageError } from '../errors.ts';
+import { handoffSealed, HandoffSealError } from './handoff.ts';
 import { recordStep } from './step-record.ts';
 import type { StepRecord } from './step-record.ts';
 
@@ -31,13 +37,30 @@ export interface StepJournalOptions {
   retentionMs?: number;
   /** retained input bytes across requests before the oldest closed ones are dropped (default 256 MiB) */
   maxBytes?: number;
+  /**
+   * Commit without checking the upstream's seals. A stage that does so answers for its
+   * upstream's bad seals itself; tests set it to play a stage that commits to inputs it made up.
+   */
+  skipSealCheck?: boolean;
+}
+
+/** What a stage commits to for a request: its steps' records, sealed by `upstream`. */
+export interface ClosedRequest {
+  /** the peer that handed the stage its inputs and sealed them */
+  upstream: string;
+  records: StepRecord[];
 }
 
 export interface StepJournal {
   /** Notes a step the stage ran; `input` is copied, `output` must not change afterwards. */
   record(requestId: string, meta: StepMeta, input: Float32Array, output: Float32Array): void;
-  /** The request's records in step order, once every one is computed; the request takes no more steps. */
-  close(requestId: string): Promise<StepRecord[]>;
+  /** Notes `upstream`'s seal of a step's input (the SEAL after its frame). */
+  seal(requestId: string, upstream: string, step: number, seal: Uint8Array): void;
+  /**
+   * The request's records in step order, each with its checked seal, once every one is
+   * computed; the request takes no more steps. A step without a valid seal is a HandoffSealError.
+   */
+  close(requestId: string): Promise<ClosedRequest>;
   /** The input rows of steps 0..`lastStep` of a request, for a reveal. */
   inputs(requestId: string, lastStep: number): Float32Array[];
   /** Drops a request (answered, or no longer wanted). */
@@ -55,6 +78,8 @@ interface Entry {
   closed: boolean;
   inputs: Float32Array[];
   records: Promise<StepRecord>[];
+  upstream?: string;
+  seals: Map<number, Uint8Array>;
   bytes: number;
 }
 
@@ -92,7 +117,7 @@ export function createStepJournal(options: StepJournalOptions = {}, deps: { now?
       if (!entry) {
         if (meta.step !== 0) throw new UsageError(`request ${requestId} starts at step ${meta.step}; a journal starts at step 0`);
         expire();
-        entries.set(requestId, (entry = { startedAt: now(), closed: false, inputs: [], records: [], bytes: 0 }));
+        entries.set(requestId, (entry = { startedAt: now(), closed: false, inputs: [], records: [], seals: new Map(), bytes: 0 }));
       }
       if (entry.closed) throw new UsageError(`request ${requestId} has ended; it takes no more steps`);
       if (meta.step !== entry.inputs.length) throw new UsageError(`request ${requestId} expected step ${entry.inputs.length}, got ${meta.step}`);
@@ -102,13 +127,31 @@ export function createStepJournal(options: StepJournalOptions = {}, deps: { now?
       total += kept.byteLength;
       entry.records.push(new Promise<StepRecord>((resolve, reject) => defer(() => recordStep(kept, output, meta).then(resolve, reject))));
     },
+    seal(requestId, upstream, step, seal) {
+      const entry = entries.get(requestId);
+      // A request this journal does not note (trust off at its start, or forgotten): nothing to keep.
+      if (!entry || entry.closed) return;
+      if (entry.upstream !== undefined && entry.upstream !== upstream) throw new HandoffSealError(`request ${requestId} is sealed by ${entry.upstream}, not ${upstream}`);
+      entry.upstream = upstream;
+      entry.seals.set(step, seal);
+    },
     async close(requestId) {
       const entry = entries.get(requestId);
       if (!entry) throw new RetentionExpiredError(`request ${requestId} is not held: ${gone.get(requestId) ?? 'this stage never ran it'}`);
       entry.closed = true;
-      const records = await Promise.all(entry.records);
+      const computed = await Promise.all(entry.records);
       expire();
-      return records;
+      const { upstream } = entry;
+      if (upstream === undefined) throw new HandoffSealError(`request ${requestId} came without its upstream's seals`);
+      const records = computed.map((r) => ({ ...r, upstreamSeal: entry.seals.get(r.step) ?? new Uint8Array(0) }));
+      if (!options.skipSealCheck) {
+        for (const r of records) {
+          const handoff = { requestId, step: r.step, position: r.position, rows: r.rows, tensorSha256: r.inputSha256 };
+          if (r.upstreamSeal.byteLength === 0) throw new HandoffSealError(`step ${r.step} of request ${requestId} came without ${upstream}'s seal`);
+          if (!(await handoffSealed(handoff, r.upstreamSeal, upstream))) throw new HandoffSealError(`${upstream}'s seal of step ${r.step} of request ${requestId} does not match the input received`);
+        }
+      }
+      return { upstream, records };
     },
     inputs(requestId, lastStep) {
       expire();

@@ -32,18 +32,23 @@ describe('recordStep', () => {
 });
 
 describe('step record encoding', () => {
-  it('round-trips in 88 bytes plus the fingerprint (168 bytes for a decode step)', async () => {
+  it('round-trips in 92 bytes plus the fingerprint and the upstream seal (236 bytes for a sealed decode step)', async () => {
     const record = await recordStep(hidden(1, 4), hidden(1, 5), { step: 7, position: 31, rows: 1 });
-    const bytes = encodeStepRecord(record);
-    expect(bytes.byteLength).toBe(88 + 16 + 4 * FINGERPRINT_TOP_K);
-    expect(decodeStepRecord(bytes)).toEqual(record);
+    expect(record.upstreamSeal.byteLength).toBe(0);
+    expect(encodeStepRecord(record).byteLength).toBe(92 + 16 + 4 * FINGERPRINT_TOP_K);
+    expect(decodeStepRecord(encodeStepRecord(record))).toEqual(record);
+    const sealed = { ...record, upstreamSeal: Uint8Array.from({ length: 64 }, (_, i) => i) };
+    const bytes = encodeStepRecord(sealed);
+    expect(bytes.byteLength).toBe(92 + 16 + 4 * FINGERPRINT_TOP_K + 64);
+    expect(decodeStepRecord(bytes)).toEqual(sealed);
   });
 
   it.each([
     ['a truncated record', (b: Uint8Array) => b.subarray(0, 50), /shorter than its header/],
     ['bad magic', (b: Uint8Array) => (b.set([1, 2, 3, 4], 0), b), /bad magic/],
     ['a lying fingerprint length', (b: Uint8Array) => (b.set([1], 84), b), /says \d+ bytes/],
-    ['a damaged fingerprint', (b: Uint8Array) => (b.set([0], 88), b), /fingerprint is unreadable/],
+    ['a lying seal length', (b: Uint8Array) => (b.set([9], 88), b), /says \d+ bytes/],
+    ['a damaged fingerprint', (b: Uint8Array) => (b.set([0], 92), b), /fingerprint is unreadable/],
     ['rows that disagree with the fingerprint', (b: Uint8Array) => (b.set([2], 16), b), /has a fingerprint of 1/],
   ])('refuses %s with StepRecordFormatError', async (_, damage, message) => {
     const bytes = encodeStepRecord(await recordStep(hidden(1, 4), hidden(1, 5), { step: 7, position: 31, rows: 1 }));

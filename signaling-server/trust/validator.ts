@@ -7,6 +7,12 @@
  * one is slashed on one summation order. All of it runs after generation: nothing here is on
  * a request's path.
  *
+ * Every revealed step must carry its upstream's hand-off seal over the input the stage
+ * committed to (shared/trust/handoff.ts). With the seals, a disagreement between two adjacent
+ * stages convicts one of them on its own signatures: a stage that committed to an input its
+ * upstream did not seal, or a stage that sealed one tensor for the next stage and committed to
+ * another as its output (it equivocated).
+ *
  * Sampling adapts per peer: new or low-reputation stages are checked often, proven ones
  * rarely (shared/trust/challenge.ts). Verdicts go to `onVerdict` (slashing, blacklisting,
  * rewards) and refusals, with their reasons, to `onRefusal`.
@@ -23,7 +29,8 @@ import { drawChallenges, samplingRate } from '../../shared/trust/challenge.ts';
 import type { Reputation } from '../../shared/trust/challenge.ts';
 import { compareFingerprint, thresholdsFor } from '../../shared/trust/fingerprint.ts';
 import type { FingerprintThresholds, FingerprintVerdict } from '../../shared/trust/fingerprint.ts';
-import { decodeStepRecord, tensorSha256 } from '../../shared/trust/step-record.ts';
+import { handoffSealed } from '../../shared/trust/handoff.ts';
+import { decodeStepRecord, encodeStepRecord, tensorSha256 } from '../../shared/trust/step-record.ts';
 import type { StepRecord } from '../../shared/trust/step-record.ts';
 import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, MAX_TRUST_MESSAGE_BYTES, TRUST_PROTOCOL } from '../../shared/grid/trust-wire.ts';
 import type { Reveal } from '../../shared/grid/trust-wire.ts';
@@ -40,13 +47,18 @@ export class RevealInvalidError extends InfermeshError {
   override name = 'RevealInvalidError';
 }
 /**
- * Two adjacent stages of a request disagree on the tensor between them: the later one's
- * committed input is not the earlier one's committed output. One of them sent or claimed bytes
- * it did not commit to; which one takes the client's word, so both are named and nobody is
- * slashed on this alone.
+ * Two stages of a request do not line up: the later one's inputs are sealed by a peer other
+ * than the stage that committed to the layers before it. Both are named; neither is convicted
+ * on this alone (a bytes mismatch between a stage and its sealing upstream is a conviction, an
+ * 'equivocation' verdict).
  */
 export class ChainBreakError extends InfermeshError {
   override name = 'ChainBreakError';
+}
+
+/** A first stage whose inputs are sealed by a peer the coordinator never routed through it. */
+export class UnknownClientError extends InfermeshError {
+  override name = 'UnknownClientError';
 }
 
 /** Revealed records are kept this long for the chain check with the request's other stages. */
@@ -57,7 +69,14 @@ export const ANSWER_WINDOW_MS = 30_000;
 
 export type { Reputation };
 
+/**
+ * What a verdict rests on: 'replay' compares fingerprints with the validator's replay;
+ * 'unsealed-input' and 'equivocation' convict on the stage's own signatures (handoff.ts).
+ */
+export type VerdictKind = 'replay' | 'unsealed-input' | 'equivocation';
+
 export interface Verdict {
+  kind: VerdictKind;
   peerId: string;
   requestId: string;
   packageId: string;
@@ -69,15 +88,20 @@ export interface Verdict {
   stepCount: number;
   /** tokens of the request (rows over all its steps) */
   tokens: number;
-  /** the worst step's comparison */
-  worst: FingerprintVerdict;
-  /** the step it was at */
+  /** the worst step's comparison (replay verdicts) */
+  worst?: FingerprintVerdict;
+  /** the step it was at, or the step a conviction is for */
   worstStep: number;
   replayMs: number;
-  /** true when a failed first replay was confirmed by a second */
+  /** true when a failed first replay was confirmed by a second, and for every conviction */
   confirmed: boolean;
-  /** the signed commitment the verdict rests on (evidence) */
-  commitment: Uint8Array;
+  /** why a conviction convicts, in words (absent for replay verdicts) */
+  reason?: string;
+  /**
+   * the evidence: the signed commitment the verdict rests on; for an equivocation, followed
+   * by the next stage's revealed record that holds this stage's seal over other bytes
+   */
+  evidence: Uint8Array;
 }
 
 export interface Refusal {
@@ -105,6 +129,11 @@ export interface ReplayBacklog {
 export interface ValidatorDeps {
   node: Libp2p;
   replayer: Replayer;
+  /**
+   * Whether the coordinator gave `client` a route whose first stage is `firstStage`: a first
+   * stage's inputs must be sealed by such a client. Without it any sealing client is accepted.
+   */
+  routedClient?: (client: string, firstStage: string) => boolean;
   backlog?: ReplayBacklog;
   reputation?: (peerId: string) => Reputation;
   onVerdict?: (verdict: Verdict) => void;
@@ -141,38 +170,86 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
   const stats = { commitments: 0, replays: 0, replayMs: 0, verdicts: 0, failures: 0, refusals: 0 };
   let queue: Promise<void> = Promise.resolve();
   const thresholds = thresholdsFor(manifest.dtype);
-  /** Per request, each stage's revealed records by first layer, for the chain check. */
-  const chains = new Map<string, { at: number; stages: Map<number, { peerId: string; end: number; records: StepRecord[] }> }>();
+  /** Per request, each stage's revealed (and seal-checked) records by first layer, for the chain check. */
+  const chains = new Map<string, { at: number; stages: Map<number, ChainLink> }>();
 
   /**
    * The input chain: where this stage and the one before or after it both revealed a step, the
    * later stage's input SHA-256 must be the earlier one's output SHA-256 (the bytes crossed
-   * the link unchanged). A break is refused, naming both stages.
+   * the link unchanged).
    */
-  function checkChain(requestId: string, peerId: string, layers: { start: number; end: number }, records: StepRecord[]): void {
+  function checkChain(signed: SignedCommitment, commitmentBytes: Uint8Array, records: StepRecord[]): void {
+    const { requestId, layers } = signed.commitment;
     const cutoff = now() - CHAIN_MEMORY_MS;
     for (const [id, chain] of chains) if (chain.at < cutoff) chains.delete(id);
     let chain = chains.get(requestId);
     if (!chain) chains.set(requestId, (chain = { at: now(), stages: new Map() }));
-    chain.stages.set(layers.start, { peerId, end: layers.end, records });
-    const self = { peerId, records };
-    const before = [...chain.stages.values()].find((s) => s.end === layers.start);
+    const self: ChainLink = { signed, commitmentBytes, records };
+    chain.stages.set(layers.start, self);
+    const before = [...chain.stages.values()].find((s) => s.signed.commitment.layers.end === layers.start);
     const after = chain.stages.get(layers.end);
-    if (before) checkLink(requestId, before, self, layers.start);
-    if (after) checkLink(requestId, self, after, layers.end);
+    if (before) checkLink(before, self);
+    if (after) checkLink(self, after);
   }
 
-  /** Refused at the first step whose bytes differ between `from`'s output and `to`'s input (which enters layer `at`). */
-  function checkLink(requestId: string, from: { peerId: string; records: StepRecord[] }, to: { peerId: string; records: StepRecord[] }, at: number): void {
+  /**
+   * `to`'s records were checked to hold its upstream's seals. If that upstream is `from`, the
+   * first step whose bytes differ convicts `from`: it sealed one tensor and committed to
+   * another. If `to` names another upstream, the two do not form a link: refused, naming both.
+   */
+  function checkLink(from: ChainLink, to: ChainLink): void {
+    const { requestId, layers } = to.signed.commitment;
+    const sender = from.signed.commitment.peerId;
+    if (to.signed.commitment.upstream !== sender) {
+      const err = new ChainBreakError(
+        `request ${requestId}: the layer ${layers.start} stage (${to.signed.commitment.peerId}) took its inputs from ${to.signed.commitment.upstream}, not from ${sender}, which committed to the layers before it`,
+      );
+      for (const who of [sender, to.signed.commitment.peerId]) noteRefusal(who, err, requestId);
+      return;
+    }
     const steps = Math.min(from.records.length, to.records.length);
     for (let step = 0; step < steps; step++) {
       if (equalBytes(from.records[step].outputSha256, to.records[step].inputSha256)) continue;
-      const err = new ChainBreakError(
-        `request ${requestId} step ${step}: the input layer ${at} stage (${to.peerId}) committed to is not the output the stage before it (${from.peerId}) committed to`,
-      );
-      for (const who of [from.peerId, to.peerId]) noteRefusal(who, err, requestId);
+      convict(from.signed, concatBytes(from.commitmentBytes, encodeStepRecord(to.records[step])), 'equivocation', step,
+        `step ${step} of request ${requestId}: it sealed a tensor for the layer ${layers.start} stage (${to.signed.commitment.peerId}) other than the output it committed to`);
       return;
     }
+  }
+
+  /** A failed verdict on the stage's own signatures: no replay needed, nothing to confirm. */
+  function convict(signed: SignedCommitment, evidence: Uint8Array, kind: Exclude<VerdictKind, 'replay'>, step: number, reason: string): void {
+    const { commitment } = signed;
+    stats.verdicts++;
+    stats.failures++;
+    if (!deps.reputation) {
+      const rep = reputationOf(commitment.peerId);
+      reputations.set(commitment.peerId, { ...rep, failedChecks: rep.failedChecks + 1 });
+    }
+    deps.onVerdict?.({
+      kind,
+      peerId: commitment.peerId,
+      requestId: commitment.requestId,
+      packageId: commitment.packageId,
+      layers: commitment.layers,
+      ok: false,
+      checkedSteps: [step],
+      stepCount: commitment.stepCount,
+      tokens: 0,
+      worstStep: step,
+      replayMs: 0,
+      confirmed: true,
+      reason,
+      evidence,
+    });
+  }
+
+  /** The first revealed step whose record lacks a valid seal by the commitment's upstream, or -1. */
+  async function firstUnsealed(commitment: SignedCommitment['commitment'], records: StepRecord[]): Promise<number> {
+    for (const [i, r] of records.entries()) {
+      const handoff = { requestId: commitment.requestId, step: r.step, position: r.position, rows: r.rows, tensorSha256: r.inputSha256 };
+      if (!(await handoffSealed(handoff, r.upstreamSeal, commitment.upstream))) return i;
+    }
+    return -1;
   }
 
   const noteRefusal = (peerId: string, err: unknown, requestId?: string) => {
@@ -234,6 +311,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     stats.verdicts++;
     if (!ok) stats.failures++;
     deps.onVerdict?.({
+      kind: 'replay',
       peerId: job.peerId,
       requestId: commitment.requestId,
       packageId: commitment.packageId,
@@ -246,7 +324,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       worstStep: worst.step,
       replayMs,
       confirmed,
-      commitment: job.commitmentBytes,
+      evidence: job.commitmentBytes,
     });
   }
 
@@ -267,6 +345,9 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= manifest.config.nLayers && start < end)) {
         throw new CommitmentRefusedError(`layers ${start}..${end - 1} are not a range of this ${manifest.config.nLayers}-layer model`);
       }
+      if (start === 0 && deps.routedClient && !deps.routedClient(commitment.upstream, peerId)) {
+        throw new UnknownClientError(`its inputs are sealed by ${commitment.upstream}, which the coordinator never gave a route through this stage`);
+      }
       stats.commitments++;
     } catch (err) {
       await refuse(wire, peerId, err);
@@ -284,8 +365,15 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       if (now() > deadline) throw new RevealLateError(`the reveal came ${now() - deadline} ms after the answer window of ${answerWindowMs} ms closed`);
       const last = challenged.length > 0 ? Math.max(...challenged) : -1;
       const records = await checkReveal(signed, message.reveal, last);
+      const unsealed = await firstUnsealed(commitment, records);
+      if (unsealed >= 0) {
+        // Its own signature convicts it: an honest stage commits only to inputs whose seals it checked.
+        convict(signed, commitmentBytes, 'unsealed-input', unsealed,
+          `step ${unsealed} of request ${commitment.requestId}: it committed to an input its upstream ${commitment.upstream} did not seal`);
+        throw new RevealInvalidError(`step ${unsealed}'s input is not sealed by the upstream ${commitment.upstream}`);
+      }
       await wire.write(encodeReceipt(commitment.requestId, true));
-      checkChain(commitment.requestId, peerId, commitment.layers, records);
+      checkChain(signed, commitmentBytes, records);
       if (challenged.length === 0) return;
       const backlogId = deps.backlog?.addPendingReplay({ peerId, commitment: commitmentBytes, reveal: raw.slice(), challenged });
       enqueue({ backlogId, peerId, signed, commitmentBytes, records, inputs: message.reveal.inputs, challenged });
@@ -357,6 +445,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
 /** A failed verdict in words, for the stage's page, clients and the ledger. */
 export function verdictReason(verdict: Verdict): string {
   const { worst, worstStep } = verdict;
+  if (verdict.kind !== 'replay' || !worst) return verdict.reason ?? `${verdict.kind} at step ${worstStep} of request ${verdict.requestId}`;
   const replays = verdict.confirmed ? 'two replays' : 'the replay';
   return `step ${worstStep} of request ${verdict.requestId} (layers ${verdict.layers.start}..${verdict.layers.end - 1}) does not match ${replays}: ` +
     `${(worst.worstMatch.matchFraction * 100).toFixed(0)}% of its top-k positions match, value error ${worst.worstValue.valueError.toPrecision(3)}`;
@@ -365,6 +454,19 @@ export function verdictReason(verdict: Verdict): string {
 /** The smaller of a comparison's two margins, each as a fraction of its threshold so the two compare. */
 function marginOf(verdict: FingerprintVerdict, thresholds: FingerprintThresholds): number {
   return Math.min(verdict.margins.matchFraction / thresholds.minMatchFraction, verdict.margins.valueError / thresholds.maxValueError);
+}
+
+interface ChainLink {
+  signed: SignedCommitment;
+  commitmentBytes: Uint8Array;
+  records: StepRecord[];
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

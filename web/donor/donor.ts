@@ -166,6 +166,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     stage = await serveStage(node, { packageId: manifest.id, layers }, {
       engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) },
       journal,
+      privateKey,
       onRequestEnd: (id) => void answerFor(id),
     });
     await send({ type: 'serving', packageId: manifest.id, layers });
@@ -267,8 +268,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     if (state.status !== 'serving') return;
     const response = await fetch(`${base}/v1/ledger/peers/${node.peerId.toString()}`).catch(() => undefined);
     if (!response?.ok) return;
-    const entry = (await response.json()) as { stake?: string; verifiedWork?: number; pending?: string; paid?: string };
-    Object.assign(trust, { stake: entry.stake, verifiedWork: entry.verifiedWork, pending: entry.pending, paid: entry.paid });
+    const entry = (await response.json()) as { stake?: string; verifiedWork?: number; pending?: string; paid?: string; forfeited?: string };
+    Object.assign(trust, { stake: entry.stake, verifiedWork: entry.verifiedWork, pending: entry.pending, paid: entry.paid, forfeited: entry.forfeited });
     update({ trust: { ...trust } });
   }, LEDGER_POLL_MS);
 
