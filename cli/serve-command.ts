@@ -37,8 +37,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       ? undefined
       : await startGridSettlement(
           chain.mode === 'rpc'
-            ? { rpcUrl: chain.rpcUrl, privateKey: chain.privateKey, contract: chain.contract, treasury: chain.treasury, ledgerPath: join(config.dataDir, 'ledger.sqlite') }
-            : local,
+            ? { rpcUrl: chain.rpcUrl, privateKey: chain.privateKey, contract: chain.contract, treasury: chain.treasury, ledgerPath: join(config.dataDir, 'ledger.sqlite'), rewardHalfLifeMs: config.rewardHalfLifeMs }
+            : { ...local, rewardHalfLifeMs: config.rewardHalfLifeMs },
           { log },
         );
   const server = await startGridServer(

@@ -67,7 +67,8 @@ async function conserved(): Promise<void> {
 beforeAll(async () => {
   const { dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
   // Batches are paid when the test says so, not on a timer.
-  settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000 }, { log: (l) => log.push(l) });
+  // Rewards paid whole in the next round: this test counts each batch's receipts (vesting is ledger.test.ts).
+  settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000, rewardHalfLifeMs: 0 }, { log: (l) => log.push(l) });
   store = openGridStore(':memory:');
   server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 3 }, { store, settlement, log: (l) => log.push(l) });
   tabs = await openDonorTabs(server.url, 0);

@@ -29,6 +29,7 @@ describe('parseServerConfig', () => {
       maxLayersPerNode: undefined,
       webDir: DEFAULT_WEB_DIR,
       chain: { mode: 'local' },
+      rewardHalfLifeMs: 3_600_000,
     });
     expect(DEFAULT_WEB_DIR.endsWith(join('dist', 'web'))).toBe(true);
   });
@@ -41,7 +42,9 @@ describe('parseServerConfig', () => {
   it('reads every flag, resolving folders against the working directory', () => {
     expect(
       config(['--host', '0.0.0.0', '--port', '0', '--relay-port', '9090', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build']),
-    ).toEqual({ host: '0.0.0.0', port: 0, relayPort: 9090, model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' } });
+    ).toEqual({ host: '0.0.0.0', port: 0, relayPort: 9090, model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000 });
+    expect(config(['--reward-half-life', '0']).rewardHalfLifeMs).toBe(0);
+    expect(config(['--reward-half-life', '2.5']).rewardHalfLifeMs).toBe(150_000);
     expect(config(['--chain', 'off']).chain).toEqual({ mode: 'off' });
     expect(config(['--rpc-url', 'https://rpc.example/v1', '--chain-key', `0x${'ab'.repeat(32)}`, '--contract', `0x${'12'.repeat(20)}`, '--treasury', `0x${'34'.repeat(20)}`]).chain).toEqual({
       mode: 'rpc',
@@ -63,10 +66,12 @@ describe('parseServerConfig', () => {
       INFERMESH_WEB: '/web',
       INFERMESH_RPC_URL: 'http://127.0.0.1:8545',
       INFERMESH_CHAIN_KEY: `0x${'cd'.repeat(32)}`,
+      INFERMESH_REWARD_HALF_LIFE: '10',
     };
     expect(config([], env)).toEqual({
       host: '::', port: 8000, relayPort: 8001, model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
       chain: { mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined },
+      rewardHalfLifeMs: 600_000,
     });
     expect(config(['--port', '9000'], env).port).toBe(9000);
   });
@@ -89,6 +94,8 @@ describe('parseServerConfig', () => {
     [['--model', ''], {}, '--model', /must name a folder/],
     [[], { INFERMESH_PORT: 'eighty' }, 'INFERMESH_PORT (--port)', /must be a port/],
     [[], { INFERMESH_MAX_LAYERS_PER_NODE: '-3' }, 'INFERMESH_MAX_LAYERS_PER_NODE (--max-layers-per-node)', /must be an integer ≥ 1/],
+    [['--reward-half-life', '-1'], {}, '--reward-half-life', /must be minutes ≥ 0/],
+    [[], { INFERMESH_REWARD_HALF_LIFE: 'soon' }, 'INFERMESH_REWARD_HALF_LIFE (--reward-half-life)', /must be minutes ≥ 0/],
     [['--chain', 'mainnet'], {}, '--chain', /must be local or off, got "mainnet"/],
     [['--rpc-url', 'localhost:8545'], {}, '--rpc-url', /must be an http\(s\) or ws\(s\) URL/],
     [['--rpc-url', 'http://127.0.0.1:8545'], {}, '--rpc-url', /needs the operator's key: --chain-key or \$INFERMESH_CHAIN_KEY/],

@@ -27,6 +27,8 @@ export interface ServerConfig {
   webDir: string;
   /** where stake, vouchers and payouts live: a local anvil the server starts, an EVM chain, or none */
   chain: ChainConfig;
+  /** the half-life over which a stage's rewards vest, ms (signaling-server/settle/vesting.ts); 0 = paid whole at once */
+  rewardHalfLifeMs: number;
 }
 
 export type ChainConfig =
@@ -62,7 +64,11 @@ export const SERVER_ENV = {
   chainKey: 'INFERMESH_CHAIN_KEY',
   contract: 'INFERMESH_CONTRACT',
   treasury: 'INFERMESH_TREASURY',
+  rewardHalfLife: 'INFERMESH_REWARD_HALF_LIFE',
 } as const;
+
+/** Sixty minutes, as the settlement's REWARD_HALF_LIFE_MS (not imported: config stays free of the chain code). */
+export const DEFAULT_REWARD_HALF_LIFE_MINUTES = 60;
 
 type Env = Record<string, string | undefined>;
 
@@ -99,7 +105,8 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--rpc-url <url>', `settle on this EVM chain instead of a local anvil [$${SERVER_ENV.rpcUrl}]`, rpcUrl('--rpc-url'))
     .option('--chain-key <hex>', `the operator's private key on --rpc-url's chain [$${SERVER_ENV.chainKey}]`, privateKey('--chain-key'))
     .option('--contract <address>', `a Settlement already deployed there (default: deploy one) [$${SERVER_ENV.contract}]`, address('--contract'))
-    .option('--treasury <address>', `where slashed stake goes on --rpc-url's chain (default: the key's address) [$${SERVER_ENV.treasury}]`, address('--treasury'));
+    .option('--treasury <address>', `where slashed stake goes on --rpc-url's chain (default: the key's address) [$${SERVER_ENV.treasury}]`, address('--treasury'))
+    .option('--reward-half-life <minutes>', `rewards vest over time: half of what is unpaid each this many minutes, forfeited on a conviction; 0 = paid whole at once [$${SERVER_ENV.rewardHalfLife}]`, minutes('--reward-half-life'), DEFAULT_REWARD_HALF_LIFE_MINUTES);
 
   try {
     program.parse([...argv], { from: 'user' });
@@ -135,6 +142,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
       dataDir: pick('data', '--data', SERVER_ENV.data, folder('--data', cwd)),
       maxLayersPerNode: pick('maxLayersPerNode', '--max-layers-per-node', SERVER_ENV.maxLayersPerNode, positiveInteger('--max-layers-per-node')),
       webDir: pick('web', '--web', SERVER_ENV.web, folder('--web', cwd)),
+      rewardHalfLifeMs: pick('rewardHalfLife', '--reward-half-life', SERVER_ENV.rewardHalfLife, minutes('--reward-half-life')) * 60_000,
     },
   };
 }
@@ -169,6 +177,12 @@ const host = (flag: string) => (value: string) => {
 const folder = (flag: string, cwd: string) => (value: string) => {
   if (value.trim() === '') throw new UsageError('must name a folder', { source: flag });
   return resolve(cwd, value);
+};
+
+const minutes = (flag: string) => (value: string | number) => {
+  const n = Number(value);
+  if (String(value).trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`must be minutes ≥ 0, got ${JSON.stringify(value)}`, { source: flag });
+  return n;
 };
 
 const chainMode = (flag: string) => (value: string): 'local' | 'off' => {

@@ -3,7 +3,8 @@
  * contract, stakes, escrows and payouts into the next run, the contract is not deployed again,
  * a paid batch is not paid again, work verified after the restart on requests paid before it is
  * paid (payout addresses, payers, budgets and waiting work are in the ledger), and a ledger
- * whose chain is gone is refused by name.
+ * whose chain is gone is refused by name. Also: rewards vest over rounds, and a slashed stage
+ * forfeits what has not vested.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,8 +21,9 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
-const start = async (dir: string, ledger = 'ledger.sqlite', state = 'anvil-state.json') => {
-  const s = await startGridSettlement({ ledgerPath: join(dir, ledger), anvilStateFile: join(dir, state), settleIntervalMs: 3_600_000 });
+// Rewards paid whole in the next round unless a test says otherwise: amounts stay exact.
+const start = async (dir: string, ledger = 'ledger.sqlite', state = 'anvil-state.json', rewardHalfLifeMs = 0) => {
+  const s = await startGridSettlement({ ledgerPath: join(dir, ledger), anvilStateFile: join(dir, state), settleIntervalMs: 3_600_000, rewardHalfLifeMs });
   running.push(s);
   return s;
 };
@@ -75,5 +77,37 @@ describe('the local chain across a server restart', () => {
     const refused = start(dir, 'ledger.sqlite', 'other-chain.json');
     await expect(refused).rejects.toBeInstanceOf(ChainSetupError);
     await expect(refused).rejects.toThrow(`settles on contract ${contract} on chain 31337, which the chain at`);
+  });
+});
+
+describe('vesting rewards on the local chain', () => {
+  it('pays a stage its rewards as they vest, and a slash forfeits the rest', async () => {
+    const gwei = 1_000_000_000n;
+    const dir = await tempDir();
+    const provider = privateKeyToAccount(generatePrivateKey()).address;
+    const s = await start(dir, 'ledger.sqlite', 'anvil-state.json', 1_000);
+    await s.donorJoined('stage-v', provider);
+    await s.gatewayRequest(['v-1'], 100, 4);
+    s.workVerified({ peerId: 'stage-v', requestId: 'v-1', layers: 4, tokens: 100 });
+    const earned = 400n * gwei;
+    await new Promise((r) => setTimeout(r, 1_100));
+    await s.settleNow();
+    const paid = (await balances(s.reader, { settlement: s.chain.contract, account: provider })).earnings;
+    // More than one half-life has passed, fewer than eight: some, not all.
+    expect(paid).toBeGreaterThanOrEqual(earned / 2n);
+    expect(paid).toBeLessThan(earned);
+    const slashed = await s.slash('stage-v', `0x${'ee'.repeat(32)}`);
+    expect(slashed).toMatchObject({ amount: parseEther('0.1') });
+    expect(slashed!.forfeited).toBeGreaterThan(0n);
+    expect(paid + slashed!.forfeited).toBeLessThanOrEqual(earned);
+    await new Promise((r) => setTimeout(r, 200));
+    const batches = s.ledger.batches().length;
+    await s.settleNow();
+    // Nothing more for it: what had not gone out in a batch is forfeited.
+    expect(s.ledger.receipts({ batchId: null })).toEqual([]);
+    expect(s.ledger.batches().length).toBe(batches);
+    const [e] = s.ledger.earnings();
+    expect(e.paid + e.forfeited).toBe(earned);
+    expect((await balances(s.reader, { settlement: s.chain.contract, account: provider })).earnings).toBe(e.paid);
   });
 });

@@ -15,7 +15,10 @@
  *   make the pool pay for them. A verdict that comes before its request's voucher waits for it
  *   (the last `UNPAID_WORK_KEPT` such verdicts are kept). Payout addresses, payers, budgets and
  *   waiting work are kept in the ledger, so a restart pays what arrives after it;
- * - a failed verdict slashes the stage's whole stake to the treasury with the evidence hash.
+ * - rewards vest (vesting.ts): each round pays what vested since the last, so a stage's payouts
+ *   follow its verified work smoothed over `rewardHalfLifeMs`;
+ * - a failed verdict slashes the stage's whole stake to the treasury with the evidence hash, and
+ *   what its receipts have not paid yet is forfeited, back to the budgets of the clients who paid.
  *
  * Who is who: on anvil, dev accounts 0 (coordinator, deployer), 1 (validator), 2 (treasury),
  * 3 (stake sponsor) and 4 (the gateway's payer); on another chain the given key plays every
@@ -59,11 +62,16 @@ export interface GridSettlementOptions {
   sponsorStake?: bigint;
   /** the gateway's escrow, topped up to this (default 1 ETH) */
   gatewayEscrow?: bigint;
-  /** how often verified work is paid out (default 10 s) */
+  /** how often verified work is paid out (default 10 s): at most one payout transaction per round */
   settleIntervalMs?: number;
+  /** the half-life over which a receipt's reward vests (default REWARD_HALF_LIFE_MS; 0 pays it whole in the next round) */
+  rewardHalfLifeMs?: number;
   /** seconds stake and escrow wait before they can leave (a deployment's setting; default 1 hour) */
   withdrawDelay?: number;
 }
+
+/** One hour: a stage convicted within an hour of some work loses at least half of its reward for it. */
+export const REWARD_HALF_LIFE_MS = 60 * 60_000;
 
 /** Verdicts of verified work on requests no voucher named yet, kept for a voucher that may still come (the oldest go first). */
 export const UNPAID_WORK_KEPT = 4096;
@@ -100,8 +108,11 @@ export interface GridSettlement {
   clientVoucher(voucher: SignedVoucher, requestIds: readonly string[]): Promise<bigint>;
   /** An honest verdict on a stage's work: a receipt when a paying client was behind the request. */
   workVerified(work: VerifiedWork): void;
-  /** A failed verdict: the stage's whole stake goes to the treasury; returns the transaction, if any stake. */
-  slash(peerId: string, evidenceHash: Hex): Promise<{ txHash: Hex; amount: bigint } | undefined>;
+  /**
+   * A failed verdict: the stage's whole stake goes to the treasury (the transaction, when it had
+   * stake) and its unpaid rewards are forfeited; undefined for a stage with no payout address.
+   */
+  slash(peerId: string, evidenceHash: Hex): Promise<{ txHash?: Hex; amount: bigint; forfeited: bigint } | undefined>;
   /** One settlement round now (tests; the timer runs them otherwise). */
   settleNow(): Promise<void>;
   close(): Promise<void>;
@@ -187,7 +198,10 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     throw new ChainSetupError(`cannot deploy the Settlement contract on ${rpcUrl}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
 
-  const settler = createSettler({ ledger, wallet: coordinator, settlement: contract, pricePerLayerToken: price }, { validatorWallet: wallet(roles.validator), log });
+  const settler = createSettler(
+    { ledger, wallet: coordinator, settlement: contract, pricePerLayerToken: price, rewardHalfLifeMs: options.rewardHalfLifeMs ?? REWARD_HALF_LIFE_MS },
+    { validatorWallet: wallet(roles.validator), log },
+  );
   const payer = wallet(roles.payer);
   const settlement = contract;
   let gatewaySpent = ledger.latestVoucher(roles.payer.address)?.cumulativeAmount ?? 0n;
@@ -269,10 +283,11 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
       const provider = ledger.payTo(peerId);
       if (!provider) return undefined;
       return serially(async () => {
+        const forfeited = ledger.forfeit(provider);
         const { stake } = await balances(reader, { settlement, account: provider });
-        if (stake === 0n) return undefined;
+        if (stake === 0n) return { amount: 0n, forfeited };
         const record = await settler.slash({ provider, amount: stake, evidenceHash, peerId });
-        return { txHash: record.txHash, amount: record.amount };
+        return { txHash: record.txHash, amount: record.amount, forfeited };
       });
     },
     settleNow: () => settleRound(),

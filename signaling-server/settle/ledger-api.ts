@@ -2,7 +2,7 @@
  * The money and trust record over HTTP, for people and dashboards (the donor page polls its own):
  *
  *   GET /v1/ledger                 the chain and contract, on-chain totals, every provider's
- *                                  stake, verified work, earnings pending and paid, batches,
+ *                                  stake, verified work, earnings pending, paid and forfeited, batches,
  *                                  slashes and refused vouchers
  *   GET /v1/ledger/peers/<peerId>  one peer's history: payout address, stake, work, pending and
  *                                  paid earnings, its reputation (verified work ever and lately,
@@ -21,21 +21,16 @@ import type { GridSettlement } from './grid-settlement.ts';
 
 const wei = (value: bigint) => value.toString();
 
-/** Every provider's receipts, in one pass, split by where their money is: not yet paid, or paid in a confirmed batch. */
+/**
+ * Every provider's earnings from the ledger, in one query: paid (released in confirmed
+ * batches), pending (earned, neither paid nor forfeited: vesting, or in a batch on its way)
+ * and forfeited (lost unvested on a conviction).
+ */
 function earningsByProvider(settlement: GridSettlement) {
-  const confirmed = new Set(settlement.ledger.batches({ states: ['confirmed'] }).map((b) => b.id));
-  const totals = new Map<string, { verifiedWork: number; owed: bigint; paid: bigint }>();
-  for (const r of settlement.ledger.receipts()) {
-    const key = r.provider.toLowerCase();
-    const t = totals.get(key) ?? { verifiedWork: 0, owed: 0n, paid: 0n };
-    t.verifiedWork += r.layers * r.tokens;
-    t.owed += r.amount;
-    if (r.batchId && confirmed.has(r.batchId)) t.paid += r.amount;
-    totals.set(key, t);
-  }
+  const totals = new Map(settlement.ledger.earnings().map((e) => [e.provider.toLowerCase(), e]));
   return (provider: Address) => {
-    const t = totals.get(provider.toLowerCase()) ?? { verifiedWork: 0, owed: 0n, paid: 0n };
-    return { verifiedWork: t.verifiedWork, pending: wei(t.owed - t.paid), paid: wei(t.paid) };
+    const e = totals.get(provider.toLowerCase()) ?? { verifiedWork: 0, earned: 0n, paid: 0n, forfeited: 0n };
+    return { verifiedWork: e.verifiedWork, pending: wei(e.earned - e.paid - e.forfeited), paid: wei(e.paid), forfeited: wei(e.forfeited) };
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The coordinator's settlement memory, in its own SQLite file (node:sqlite) next to the grid
  * store: the latest accepted voucher per client (and every rejected one with its reason), the
- * receipts of verified work, the payout batches built from them and the slashes. The settler
+ * receipts of verified work, what of them each payout batch releases (rewards vest over time,
+ * vesting.ts; what has not vested when a stage is convicted is forfeited), and the slashes. The settler
  * (settler.ts) writes here *before* it sends a transaction, so after a crash it knows what may
  * already be on chain and checks there before sending again.
  *
@@ -14,6 +15,7 @@ import { InfermeshError } from '../../shared/errors.ts';
 import { openSqlite } from '../sqlite.ts';
 import type { Payout } from '../../shared/settle/settlement-client.ts';
 import type { SignedVoucher } from '../../shared/settle/voucher.ts';
+import { vestedAmount } from './vesting.ts';
 
 /** A ledger file that cannot be opened or used, or a write that contradicts what it holds. */
 export class LedgerError extends InfermeshError {
@@ -50,7 +52,25 @@ export interface WorkReceipt {
   tokens: number;
   amount: bigint;
   recordedAt: number;
+  /** what batches have released of `amount` so far (rewards vest: vesting.ts) */
+  released: bigint;
+  /** what its stage lost of it, unvested, when it was convicted (returned to the payer's budget) */
+  forfeited: bigint;
+  /** the batch that released the last of it; null while some is still to be paid or it was forfeited */
   batchId: Hex | null;
+}
+
+/** One provider's earnings as the ledger holds them. */
+export interface ProviderEarnings {
+  provider: Address;
+  /** layers × tokens of its receipts */
+  verifiedWork: number;
+  /** what its receipts are worth */
+  earned: bigint;
+  /** released in confirmed batches */
+  paid: bigint;
+  /** forfeited when it was convicted */
+  forfeited: bigint;
 }
 
 export type BatchState = 'pending' | 'submitted' | 'confirmed';
@@ -93,12 +113,22 @@ export interface SettlementLedger {
   markRedeemed(client: Address, cumulativeAmount: bigint): void;
   /** Idempotent on (provider, requestId): recording the same work again returns the first receipt. */
   recordWork(work: { provider: Address; requestId: string; layers: number; tokens: number; amount: bigint }): WorkReceipt;
+  /** All receipts; with `batchId`, those the batch released some of; with null, those still being paid. */
   receipts(filter?: { batchId?: Hex | null }): WorkReceipt[];
   /**
-   * Gathers every receipt not yet in a batch into a new pending batch (one transaction), or
-   * returns undefined when there is nothing to pay. `scope` (chain id and contract) goes into the id.
+   * Releases what has vested of every receipt still being paid (all of it with a half-life of 0,
+   * the default) into a new pending batch (one transaction), or returns undefined when nothing
+   * is due. `scope` (chain id and contract) goes into the id.
    */
-  createBatch(scope: string): PayoutBatch | undefined;
+  createBatch(scope: string, halfLifeMs?: number): PayoutBatch | undefined;
+  /**
+   * A convicted provider loses what its receipts have not released yet: each receipt's rest is
+   * marked forfeited and returned to its request's payer's budget (the money stays in the pool).
+   * Returns the wei forfeited.
+   */
+  forfeit(provider: Address): bigint;
+  /** Every provider's earned, paid and forfeited wei, in one query. */
+  earnings(): ProviderEarnings[];
   batch(id: Hex): PayoutBatch | undefined;
   batches(filter?: { states?: BatchState[] }): PayoutBatch[];
   markSubmitted(id: Hex, txHash: Hash): void;
@@ -210,6 +240,18 @@ const MIGRATIONS: readonly string[] = [
      tokens      INTEGER NOT NULL
    );
    CREATE INDEX held_work_request ON held_work (request_id);`,
+  // 4: rewards vest (vesting.ts): a receipt is released over several batches, and forfeited in part on a conviction.
+  `ALTER TABLE receipts ADD COLUMN released TEXT NOT NULL DEFAULT '0';
+   ALTER TABLE receipts ADD COLUMN forfeited TEXT NOT NULL DEFAULT '0';
+   CREATE TABLE releases (
+     batch_id    TEXT NOT NULL REFERENCES batches (batch_id),
+     receipt_id  INTEGER NOT NULL REFERENCES receipts (id),
+     amount      TEXT NOT NULL,
+     PRIMARY KEY (batch_id, receipt_id)
+   );
+   CREATE INDEX releases_receipt ON releases (receipt_id);
+   UPDATE receipts SET released = amount WHERE batch_id IS NOT NULL;
+   INSERT INTO releases (batch_id, receipt_id, amount) SELECT batch_id, id, amount FROM receipts WHERE batch_id IS NOT NULL;`,
 ];
 
 export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
@@ -246,9 +288,19 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
     insertReceipt: db.prepare('INSERT INTO receipts (provider, request_id, layers, tokens, amount, recorded_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     receipt: db.prepare('SELECT * FROM receipts WHERE provider = ? AND request_id = ?'),
     receiptsAll: db.prepare('SELECT * FROM receipts ORDER BY id'),
-    receiptsUnbatched: db.prepare('SELECT * FROM receipts WHERE batch_id IS NULL ORDER BY id'),
-    receiptsOfBatch: db.prepare('SELECT * FROM receipts WHERE batch_id = ? ORDER BY id'),
-    assignReceipt: db.prepare('UPDATE receipts SET batch_id = ? WHERE id = ?'),
+    receiptsOpen: db.prepare(`SELECT * FROM receipts WHERE batch_id IS NULL AND forfeited = '0' ORDER BY id`),
+    receiptsOfProvider: db.prepare(`SELECT * FROM receipts WHERE provider = ? AND batch_id IS NULL AND forfeited = '0' ORDER BY id`),
+    receiptsOfBatch: db.prepare('SELECT receipts.* FROM receipts JOIN releases ON releases.receipt_id = receipts.id WHERE releases.batch_id = ? ORDER BY receipts.id'),
+    release: db.prepare('UPDATE receipts SET released = ?, batch_id = ? WHERE id = ?'),
+    insertRelease: db.prepare('INSERT INTO releases (batch_id, receipt_id, amount) VALUES (?, ?, ?)'),
+    forfeitReceipt: db.prepare('UPDATE receipts SET forfeited = ? WHERE id = ?'),
+    // Amounts are TEXT (wei beyond 2^63): summed per row in JS, the rows grouped here.
+    earnings: db.prepare(
+      `SELECT receipts.provider, receipts.layers, receipts.tokens, receipts.amount, receipts.forfeited,
+              (SELECT group_concat(releases.amount) FROM releases JOIN batches ON batches.batch_id = releases.batch_id
+                WHERE releases.receipt_id = receipts.id AND batches.state = 'confirmed') AS paid
+       FROM receipts ORDER BY receipts.provider, receipts.id`,
+    ),
     insertBatch: db.prepare(`INSERT INTO batches (batch_id, payouts, total, receipts, state, created_at) VALUES (?, ?, ?, ?, 'pending', ?)`),
     batch: db.prepare('SELECT * FROM batches WHERE batch_id = ?'),
     batches: db.prepare('SELECT * FROM batches ORDER BY created_at, rowid'),
@@ -303,21 +355,58 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
     },
     receipts(filter = {}) {
       if (filter.batchId === undefined) return q.receiptsAll.all().map(receiptOf);
-      return (filter.batchId === null ? q.receiptsUnbatched.all() : q.receiptsOfBatch.all(filter.batchId)).map(receiptOf);
+      return (filter.batchId === null ? q.receiptsOpen.all() : q.receiptsOfBatch.all(filter.batchId)).map(receiptOf);
     },
-    createBatch(scope) {
+    createBatch(scope, halfLifeMs = 0) {
       return transaction(() => {
-        const receipts = q.receiptsUnbatched.all().map(receiptOf);
-        if (receipts.length === 0) return undefined;
+        const at = now();
+        const due = q.receiptsOpen
+          .all()
+          .map(receiptOf)
+          .map((receipt) => ({ receipt, amount: vestedAmount(receipt.amount, at - receipt.recordedAt, halfLifeMs) - receipt.released }))
+          .filter((d) => d.amount > 0n);
+        if (due.length === 0) return undefined;
         const owed = new Map<Address, bigint>();
-        for (const r of receipts) owed.set(r.provider, (owed.get(r.provider) ?? 0n) + r.amount);
+        for (const d of due) owed.set(d.receipt.provider, (owed.get(d.receipt.provider) ?? 0n) + d.amount);
         const payouts = [...owed].map(([provider, amount]) => ({ provider, amount })).sort((a, b) => compare(a.provider.toLowerCase(), b.provider.toLowerCase()));
         const total = payouts.reduce((sum, p) => sum + p.amount, 0n);
-        const id = batchId(scope, receipts);
-        q.insertBatch.run(id, JSON.stringify(payouts, bigintJson), total.toString(), receipts.length, now());
-        for (const r of receipts) q.assignReceipt.run(id, r.id);
+        const id = batchId(scope, due.map((d) => ({ provider: d.receipt.provider, requestId: d.receipt.requestId, amount: d.amount, releasedAfter: d.receipt.released + d.amount })));
+        q.insertBatch.run(id, JSON.stringify(payouts, bigintJson), total.toString(), due.length, at);
+        for (const { receipt, amount } of due) {
+          const released = receipt.released + amount;
+          q.insertRelease.run(id, receipt.id, amount.toString());
+          q.release.run(released.toString(), released === receipt.amount ? id : null, receipt.id);
+        }
         return batch(id)!;
       });
+    },
+    forfeit(provider) {
+      const who = getAddress(provider);
+      return transaction(() => {
+        let total = 0n;
+        for (const r of q.receiptsOfProvider.all(who).map(receiptOf)) {
+          const rest = r.amount - r.released;
+          if (rest <= 0n) continue;
+          q.forfeitReceipt.run(rest.toString(), r.id);
+          const payer = ledger.payerOf(r.requestId);
+          if (payer) setBudget(payer, budgetOf(payer) + rest);
+          total += rest;
+        }
+        return total;
+      });
+    },
+    earnings() {
+      const byProvider = new Map<string, ProviderEarnings>();
+      for (const r of q.earnings.all() as { provider: string; layers: number; tokens: number; amount: string; forfeited: string; paid: string | null }[]) {
+        const provider = r.provider as Address;
+        const e = byProvider.get(provider) ?? { provider, verifiedWork: 0, earned: 0n, paid: 0n, forfeited: 0n };
+        e.verifiedWork += Number(r.layers) * Number(r.tokens);
+        e.earned += BigInt(r.amount);
+        e.forfeited += BigInt(r.forfeited);
+        for (const part of r.paid?.split(',') ?? []) e.paid += BigInt(part);
+        byProvider.set(provider, e);
+      }
+      return [...byProvider.values()];
     },
     batch,
     batches(filter = {}) {
@@ -397,12 +486,15 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
 }
 
 /**
- * sha256 over the sorted work a batch pays (provider, request, amount) and its scope. Keyed by
- * the work rather than by row ids, so the same work always gets the same id: rebuilt from a lost
- * ledger it is still recognised on chain as paid, and different work never collides.
+ * sha256 over the sorted work a batch pays (provider, request, amount released, and, for a part
+ * of a vesting receipt, what is released of it by then) and its scope. Keyed by the work rather
+ * than by row ids, so the same work always gets the same id: rebuilt from a lost ledger it is
+ * still recognised on chain as paid, and different work never collides.
  */
-export function batchId(scope: string, receipts: readonly Pick<WorkReceipt, 'provider' | 'requestId' | 'amount'>[]): Hex {
-  const lines = receipts.map((r) => `${r.provider.toLowerCase()}\t${r.requestId}\t${r.amount}`).sort(compare);
+export function batchId(scope: string, releases: readonly { provider: Address; requestId: string; amount: bigint; releasedAfter?: bigint }[]): Hex {
+  const lines = releases
+    .map((r) => `${r.provider.toLowerCase()}\t${r.requestId}\t${r.amount}${r.releasedAfter !== undefined && r.releasedAfter !== r.amount ? `\t${r.releasedAfter}` : ''}`)
+    .sort(compare);
   return `0x${createHash('sha256').update(`infermesh-batch-v1\n${scope}\n${lines.join('\n')}`).digest('hex')}`;
 }
 
@@ -442,6 +534,8 @@ function receiptOf(r: Row): WorkReceipt {
     tokens: Number(r.tokens),
     amount: BigInt(r.amount as string),
     recordedAt: Number(r.recorded_at),
+    released: BigInt(r.released as string),
+    forfeited: BigInt(r.forfeited as string),
     batchId: (r.batch_id as Hex | null) ?? null,
   };
 }

@@ -31,6 +31,8 @@ export interface SettlerOptions {
   pricePerLayerToken?: bigint;
   /** refuse vouchers the client's escrow cannot pay (one chain read per voucher); default true */
   checkEscrow?: boolean;
+  /** the half-life over which receipts vest (vesting.ts); default 0: a receipt is paid whole in the next batch */
+  rewardHalfLifeMs?: number;
 }
 
 export interface SettlerDeps {
@@ -46,7 +48,7 @@ export interface Settler {
   recordWork(work: { provider: Address; requestId: string; layers: number; tokens: number; amount?: bigint }): WorkReceipt;
   /** Redeems every voucher above what was redeemed; returns the wei moved into the pool. */
   redeemVouchers(): Promise<bigint>;
-  /** Gathers unpaid receipts into a pending batch (in the ledger only). */
+  /** Releases what vested of unpaid receipts into a pending batch (in the ledger only). */
   prepareBatch(): PayoutBatch | undefined;
   /** Pays one batch unless the chain says it is paid already; returns it confirmed. */
   submitBatch(id: Hex): Promise<PayoutBatch>;
@@ -148,13 +150,13 @@ export function createSettler(options: SettlerOptions, deps: SettlerDeps = {}): 
       return ledger.recordWork({ ...work, amount: work.amount ?? BigInt(work.layers) * BigInt(work.tokens) * price });
     },
     redeemVouchers,
-    prepareBatch: () => ledger.createBatch(scope),
+    prepareBatch: () => ledger.createBatch(scope, options.rewardHalfLifeMs),
     submitBatch,
     resume,
     async settle() {
       await resume();
       await redeemVouchers();
-      const batch = ledger.createBatch(scope);
+      const batch = ledger.createBatch(scope, options.rewardHalfLifeMs);
       return batch ? submitBatch(batch.id) : undefined;
     },
     async slash(s) {

@@ -51,6 +51,8 @@ export interface TrustState {
   verifiedWork?: number;
   pending?: string;
   paid?: string;
+  /** lost unvested when a verdict convicted this tab */
+  forfeited?: string;
 }
 
 export interface DonorView {
@@ -124,8 +126,9 @@ const SKELETON = `
       <dt>Payout address</dt><dd class="donor-mono" data-testid="ledger-pay-to"></dd>
       <dt>Stake</dt><dd data-testid="ledger-stake"></dd>
       <dt>Verified work (layer·tokens)</dt><dd data-testid="ledger-verified-work"></dd>
-      <dt>Earnings pending</dt><dd data-testid="ledger-pending"></dd>
+      <dt>Earnings pending (vesting)</dt><dd data-testid="ledger-pending"></dd>
       <dt>Earnings paid</dt><dd data-testid="ledger-paid"></dd>
+      <dt>Earnings forfeited</dt><dd data-testid="ledger-forfeited"></dd>
     </dl>
   </section>
 `;
@@ -217,6 +220,7 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('ledger-pending', formatEth(t?.pending));
     set('ledger-paid', formatEth(t?.paid));
     field('ledger-paid').dataset.wei = t?.paid ?? '0';
+    set('ledger-forfeited', formatEth(t?.forfeited));
   };
   render();
 
