@@ -92,7 +92,7 @@ describe('a stage that adds noise to its output', () => {
 });
 
 describe('a stage that commits to an input it did not receive', () => {
-  it('is convicted on its own commitment: the seal it holds from the stage before it does not cover that input', async () => {
+  it('is convicted on its own commitment: the seal it holds from the stage before it does not cover those inputs', async () => {
     // One ulp off in one value: its own replay still matches, only the seal shows the lie.
     const misreport = (input: Float32Array) => {
       const copy = input.slice();
@@ -106,12 +106,13 @@ describe('a stage that commits to an input it did not receive', () => {
       verdicts.length = 0;
       const route = [honest[0], liar, honest[2]];
       await grid.generate(route, 8);
-      await Promise.allSettled(await grid.waitForAttestations(liar));
+      const [attested] = await Promise.allSettled(await grid.waitForAttestations(liar));
+      expect(attested).toMatchObject({ status: 'rejected', reason: { name: 'AttestationRefusedError' } });
       await grid.settled([honest[0], honest[2]]);
       const failed = verdicts.filter((v) => !v.ok);
       expect(failed.map((v) => [v.peerId, v.kind, v.confirmed])).toEqual([[liar.hop.peerId, 'unsealed-input', true]]);
-      expect(failed[0].reason).toMatch(/step 0 of request .*: it committed to an input its upstream .* did not seal/);
-      expect(refusals).toContainEqual(expect.objectContaining({ peerId: liar.hop.peerId, name: 'RevealInvalidError' }));
+      expect(failed[0].reason).toMatch(/request .*: it committed to inputs its upstream .* did not seal/);
+      expect(refusals).toContainEqual(expect.objectContaining({ peerId: liar.hop.peerId, name: 'HandoffSealError' }));
       // The stage before it is not blamed.
       expect(verdicts.filter((v) => v.peerId === honest[0].hop.peerId).every((v) => v.ok)).toBe(true);
     } finally {
@@ -204,7 +205,7 @@ describe('bad commitments and reveals', () => {
     const stage = honest[0];
     const { manifest, refusals } = grid;
     const record = await recordStep(new Float32Array(manifest.config.dim), new Float32Array(manifest.config.dim), { step: 0, position: 0, rows: 1 });
-    const meta = { packageId: manifest.id, requestId: 'forged', upstream: stage.node.peerId.toString(), layers: RANGES[0] };
+    const meta = { packageId: manifest.id, requestId: 'forged', upstream: stage.node.peerId.toString(), upstreamRoot: new Uint8Array(32), upstreamSeal: new Uint8Array(64), layers: RANGES[0] };
     const byOther = await signCommitment([record], meta, await generateKeyPair('Ed25519'));
     const forged = { ...byOther, commitment: { ...byOther.commitment, peerId: stage.node.peerId.toString() } };
     refusals.length = 0;

@@ -57,8 +57,8 @@ export function createAttestor(options: AttestorOptions, deps: AttestorDeps): At
   let inProgress = 0;
 
   async function attest(requestId: string): Promise<AttestationOutcome> {
-    const { upstream, records } = await deps.journal.close(requestId);
-    const signed = await signCommitment(records, { packageId: options.packageId, requestId, upstream, layers: options.layers }, deps.privateKey);
+    const { upstream, upstreamRoot, upstreamSeal, records } = await deps.journal.close(requestId);
+    const signed = await signCommitment(records, { packageId: options.packageId, requestId, upstream, upstreamRoot, upstreamSeal, layers: options.layers }, deps.privateKey);
     const commitBytes = encodeCommit(encodeSignedCommitment(signed));
     const stream = await deps.node.dialProtocol(deps.validator, TRUST_PROTOCOL);
     const wire = lpStream(stream, { maxDataLength: MAX_TRUST_MESSAGE_BYTES });

@@ -5,9 +5,10 @@
  * is refused with an ERROR message to whoever sent it, and only that request is affected: the
  * stage keeps serving every other stream.
  *
- * With a key, the stage seals every frame it hands to the next stage (seal-queue.ts) and keeps
- * its upstream's seals in the journal: a request's frames must come from the peer the route
- * puts before this stage (the client for the first stage).
+ * With a key, the stage seals the frames it hands to the next stage (seal-queue.ts: one
+ * signature per request, before its END) and keeps its upstream's seal in the journal: a
+ * request's frames must come from the peer the route puts before this stage (the client for the
+ * first stage).
  */
 import type { Libp2p } from 'libp2p';
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
@@ -165,7 +166,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
         if (message.kind === 'end') break;
         if (message.kind === 'seal') {
           try {
-            deps.journal?.seal(open.requestId, sender, message.step, message.seal);
+            deps.journal?.seal(open.requestId, sender, message.steps, message.seal);
           } catch (err) {
             await refuse(upstream, err, open.requestId);
           }

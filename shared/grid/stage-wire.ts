@@ -8,9 +8,8 @@
  *            then a hidden-state frame (shared/protocol/frame.ts), 4-byte aligned
  *   3 ERROR  JSON StageFailure, sent back upstream to whoever sent the offending message
  *   4 END    JSON { requestId }: the request is over; stages free its cache
- *   5 SEAL   u8 reserved ×3, u32 step, then the sender's hand-off seal of that step's frame
- *            (shared/trust/handoff.ts), sent after the frame, never before it; a sender's
- *            last SEAL goes out before its END
+ *   5 SEAL   u8 reserved ×3, u32 steps, then the sender's seal of the transcript of the
+ *            request's frames 0..steps-1 (shared/trust/handoff.ts), sent once, before its END
  *
  * Hop records let the client see each stage's compute time and whether every link the tensor
  * crossed was direct, without a shared clock.
@@ -59,7 +58,7 @@ export type StageMessage =
   | { kind: 'frame'; hops: HopRecord[]; frame: Uint8Array }
   | { kind: 'error'; failure: StageFailure }
   | { kind: 'end'; requestId: string }
-  | { kind: 'seal'; step: number; seal: Uint8Array };
+  | { kind: 'seal'; steps: number; seal: Uint8Array };
 
 /** A stage message that cannot be parsed; the receiver answers with an ERROR naming the problem. */
 export class StageMessageError extends InfermeshError {
@@ -118,10 +117,10 @@ export function encodeFrameMessage(hops: HopRecord[], frame: Uint8Array): Uint8A
 /** Ed25519 signatures are 64 bytes; a little room for other key types, none for payloads. */
 const MAX_SEAL_BYTES = 512;
 
-export function encodeSeal(step: number, seal: Uint8Array): Uint8Array {
+export function encodeSeal(steps: number, seal: Uint8Array): Uint8Array {
   const out = new Uint8Array(8 + seal.byteLength);
   out[0] = MSG_SEAL;
-  new DataView(out.buffer).setUint32(4, step, true);
+  new DataView(out.buffer).setUint32(4, steps, true);
   out.set(seal, 8);
   return out;
 }
@@ -131,7 +130,7 @@ export function decodeStageMessage(bytes: Uint8Array): StageMessage {
   const kind = bytes[0];
   if (kind === MSG_SEAL) {
     if (bytes.byteLength <= 8 || bytes.byteLength > 8 + MAX_SEAL_BYTES) throw new StageMessageError(`a seal message of ${bytes.byteLength} bytes holds no seal of 1..${MAX_SEAL_BYTES} bytes`);
-    return { kind: 'seal', step: new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true), seal: bytes.slice(8) };
+    return { kind: 'seal', steps: new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true), seal: bytes.slice(8) };
   }
   if (kind === MSG_FRAME) {
     if (bytes.byteLength < 4) throw new FrameError('frame message shorter than its hop header');

@@ -15,7 +15,7 @@ import type { StepRecord } from './step-record.ts';
 
 const WIDTH = 32;
 const hidden = (rows: number, seed: number) => Float32Array.from({ length: rows * WIDTH }, (_, i) => Math.cos(seed * 7 + i * 0.21) * (1 + (i % 5)));
-const META: CommitmentMeta = { packageId: 'pkg-3f2a', requestId: 'req-1', upstream: '12D3KooWClientClientClientClientClientClientClient', layers: { start: 1, end: 4 }, createdAt: 1_700_000_000_123 };
+const META: CommitmentMeta = { packageId: 'pkg-3f2a', requestId: 'req-1', upstream: '12D3KooWClientClientClientClientClientClientClient', upstreamRoot: new Uint8Array(32).fill(7), upstreamSeal: new Uint8Array(64).fill(9), layers: { start: 1, end: 4 }, createdAt: 1_700_000_000_123 };
 
 let records: StepRecord[];
 beforeAll(async () => {

@@ -9,7 +9,8 @@
  * Commitment encoding, the bytes that are signed (binary, little-endian):
  *   0 magic "IMCM"  4 version u8 (2)  5 reserved u8  6 package id length u16  then package id (utf-8)
  *   then request id length u16 + utf-8, peer id length u16 + utf-8, upstream peer id length u16 + utf-8,
- *   layers start u32, end u32, step count u32, root (32), created at u64 (ms since the epoch)
+ *   layers start u32, end u32, step count u32, root (32), upstream's transcript root (32),
+ *   created at u64 (ms since the epoch), upstream's seal length u16, upstream's seal
  * Signed commitment: commitment length u32, commitment, signature length u16, signature.
  */
 import type { PrivateKey, PublicKey } from '@libp2p/interface';
@@ -42,10 +43,13 @@ export interface Commitment {
   /** the signing stage's libp2p peer id */
   peerId: string;
   /**
-   * the peer that handed the stage its inputs (the client, or the stage before it), whose
-   * hand-off seals the step records carry (handoff.ts)
+   * the peer that handed the stage its inputs (the client, or the stage before it); it sealed
+   * the transcript of those hand-offs (handoff.ts) whose root and seal follow, and each step
+   * record carries its hand-off's proof under that root
    */
   upstream: string;
+  upstreamRoot: Uint8Array;
+  upstreamSeal: Uint8Array;
   /** the stage's layers, end exclusive */
   layers: { start: number; end: number };
   stepCount: number;
@@ -64,6 +68,8 @@ export interface CommitmentMeta {
   packageId: string;
   requestId: string;
   upstream: string;
+  upstreamRoot: Uint8Array;
+  upstreamSeal: Uint8Array;
   layers: { start: number; end: number };
   createdAt?: number;
 }
@@ -84,13 +90,14 @@ const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 export function encodeCommitment(c: Commitment): Uint8Array {
   const ids = [c.packageId, c.requestId, c.peerId, c.upstream].map((s) => utf8.encode(s));
   if (ids.some((b) => b.byteLength === 0 || b.byteLength > MAX_ID_BYTES)) throw new UsageError(`commitment ids must be 1..${MAX_ID_BYTES} bytes`);
-  if (c.root.length !== 32) throw new UsageError('commitment root must be 32 bytes');
+  if (c.root.length !== 32 || c.upstreamRoot.length !== 32) throw new UsageError('commitment roots must be 32 bytes');
+  if (c.upstreamSeal.byteLength > 0xffff) throw new UsageError('upstream seal too long');
   const u32s = [c.layers.start, c.layers.end, c.stepCount];
   if (!u32s.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff) || c.layers.end <= c.layers.start) {
     throw new UsageError(`bad commitment layers ${c.layers.start}..${c.layers.end} or step count ${c.stepCount}`);
   }
   if (!Number.isSafeInteger(c.createdAt) || c.createdAt < 0) throw new UsageError(`bad commitment time ${c.createdAt}`);
-  const bytes = new Uint8Array(6 + ids.reduce((n, b) => n + 2 + b.byteLength, 0) - 2 + 12 + 32 + 8 + 2);
+  const bytes = new Uint8Array(6 + ids.reduce((n, b) => n + 2 + b.byteLength, 0) + 12 + 32 + 32 + 8 + 2 + c.upstreamSeal.byteLength);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, MAGIC, true);
   view.setUint8(4, VERSION);
@@ -105,7 +112,10 @@ export function encodeCommitment(c: Commitment): Uint8Array {
     at += 4;
   }
   bytes.set(c.root, at);
-  view.setBigUint64(at + 32, BigInt(c.createdAt), true);
+  bytes.set(c.upstreamRoot, at + 32);
+  view.setBigUint64(at + 64, BigInt(c.createdAt), true);
+  view.setUint16(at + 72, c.upstreamSeal.byteLength, true);
+  bytes.set(c.upstreamSeal, at + 74);
   return bytes;
 }
 
@@ -131,11 +141,12 @@ export function decodeCommitment(bytes: Uint8Array): Commitment {
     }
     at += 2 + n;
   }
-  need(at, 12 + 32 + 8);
-  if (bytes.byteLength !== at + 52) throw new CommitmentFormatError(`commitment has ${bytes.byteLength - at - 52} trailing bytes`);
+  need(at, 12 + 64 + 8 + 2);
+  const sealLength = view.getUint16(at + 84, true);
+  if (bytes.byteLength !== at + 86 + sealLength) throw new CommitmentFormatError(`commitment of ${bytes.byteLength} bytes does not end after its upstream seal of ${sealLength}`);
   const layers = { start: view.getUint32(at, true), end: view.getUint32(at + 4, true) };
   if (layers.end <= layers.start) throw new CommitmentFormatError(`empty layer range ${layers.start}..${layers.end}`);
-  const createdAt = view.getBigUint64(at + 44, true);
+  const createdAt = view.getBigUint64(at + 76, true);
   if (createdAt > BigInt(Number.MAX_SAFE_INTEGER)) throw new CommitmentFormatError(`time ${createdAt} is out of range`);
   return {
     version: VERSION,
@@ -146,6 +157,8 @@ export function decodeCommitment(bytes: Uint8Array): Commitment {
     layers,
     stepCount: view.getUint32(at + 8, true),
     root: bytes.slice(at + 12, at + 44),
+    upstreamRoot: bytes.slice(at + 44, at + 76),
+    upstreamSeal: bytes.slice(at + 86),
     createdAt: Number(createdAt),
   };
 }
@@ -161,6 +174,8 @@ export async function signCommitment(records: StepRecord[], meta: CommitmentMeta
     requestId: meta.requestId,
     peerId: peerIdFromPrivateKey(privateKey).toString(),
     upstream: meta.upstream,
+    upstreamRoot: meta.upstreamRoot,
+    upstreamSeal: meta.upstreamSeal,
     layers: { start: meta.layers.start, end: meta.layers.end },
     stepCount: records.length,
     root: await merkleRoot(records.map(encodeStepRecord)),

@@ -3,7 +3,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PrivateKey } from '@libp2p/interface';
 import { encodeFrame } from '../protocol/frame.ts';
-import { handoffOfFrame, handoffSealed, publicKeyOf, sealHandoff } from './handoff.ts';
+import { handoffInTranscript, handoffOfFrame, handoffProofs, publicKeyOf, sealTranscript, transcriptOf, transcriptSealed } from './handoff.ts';
 import type { Handoff } from './handoff.ts';
 import { createStepJournal } from './step-journal.ts';
 import { tensorSha256 } from './step-record.ts';
@@ -18,77 +18,110 @@ beforeAll(async () => {
   senderId = peerIdFromPrivateKey(sender).toString();
 });
 
-describe('hand-off seals', () => {
-  it('seal what a frame carries, verifiable by the sender\'s peer id alone', async () => {
-    const data = rows(3, 1);
-    const frame = encodeFrame({ requestId: 'req-7', step: 0, position: 0, dims: [1, 3, WIDTH], data });
-    const handoff = await handoffOfFrame(frame);
-    expect(handoff).toEqual({ requestId: 'req-7', step: 0, position: 0, rows: 3, tensorSha256: await tensorSha256(data) });
-    const seal = await sealHandoff(handoff, sender);
-    expect(await handoffSealed(handoff, seal, senderId)).toBe(true);
+/** A request's frames as a client sends them: a 4-row prompt, then one row a step. */
+async function sentFrames(requestId: string, steps: number): Promise<{ frames: Uint8Array[]; inputs: Float32Array[] }> {
+  const frames: Uint8Array[] = [];
+  const inputs: Float32Array[] = [];
+  let position = 0;
+  for (let step = 0; step < steps; step++) {
+    const n = step === 0 ? 4 : 1;
+    inputs.push(rows(n, step));
+    frames.push(encodeFrame({ requestId, step, position, dims: [1, n, WIDTH], data: inputs[step] }));
+    position += n;
+  }
+  return { frames, inputs };
+}
+
+describe('hand-off transcripts', () => {
+  it('cover what each frame carries; one seal over the root, verifiable by the sender\'s peer id alone', async () => {
+    const { frames, inputs } = await sentFrames('req-7', 5);
+    const handoffs = await Promise.all(frames.map(handoffOfFrame));
+    expect(handoffs[2]).toEqual({ requestId: 'req-7', step: 2, position: 5, rows: 1, tensorSha256: await tensorSha256(inputs[2]) });
+    const transcript = await transcriptOf(handoffs);
+    expect(transcript.steps).toBe(5);
+    const seal = await sealTranscript(transcript, sender);
+    expect(await transcriptSealed(transcript, seal, senderId)).toBe(true);
+    const proofs = await handoffProofs(handoffs);
+    for (const [i, h] of handoffs.entries()) expect(await handoffInTranscript(h, proofs[i], transcript)).toBe(true);
   });
 
   it.each<[string, (h: Handoff) => Handoff]>([
     ['other bytes', (h) => ({ ...h, tensorSha256: h.tensorSha256.map((b, i) => (i === 0 ? b ^ 1 : b)) })],
-    ['another step', (h) => ({ ...h, step: h.step + 1 })],
+    ['another position', (h) => ({ ...h, position: h.position + 1 })],
     ['another request', (h) => ({ ...h, requestId: 'req-8' })],
     ['other rows', (h) => ({ ...h, rows: h.rows + 1 })],
-  ])('do not hold for %s', async (_, change) => {
-    const handoff = await handoffOfFrame(encodeFrame({ requestId: 'req-7', step: 4, position: 9, dims: [1, 1, WIDTH], data: rows(1, 2) }));
-    const seal = await sealHandoff(handoff, sender);
-    expect(await handoffSealed(change(handoff), seal, senderId)).toBe(false);
+  ])('prove no hand-off with %s', async (_, change) => {
+    const handoffs = await Promise.all((await sentFrames('req-7', 4)).frames.map(handoffOfFrame));
+    const transcript = await transcriptOf(handoffs);
+    const proofs = await handoffProofs(handoffs);
+    expect(await handoffInTranscript(change(handoffs[3]), proofs[3], transcript)).toBe(false);
+    expect(await handoffInTranscript(handoffs[2], proofs[3], transcript)).toBe(false);
   });
 
-  it('do not hold under another peer\'s key, nor when empty; a bad peer id is named', async () => {
-    const handoff = await handoffOfFrame(encodeFrame({ requestId: 'r', step: 0, position: 0, dims: [1, 1, WIDTH], data: rows(1, 3) }));
+  it('seals hold under no other key, length, or root; a bad peer id is named', async () => {
+    const transcript = await transcriptOf(await Promise.all((await sentFrames('r', 3)).frames.map(handoffOfFrame)));
+    const seal = await sealTranscript(transcript, sender);
     const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString();
-    expect(await handoffSealed(handoff, await sealHandoff(handoff, sender), other)).toBe(false);
-    expect(await handoffSealed(handoff, new Uint8Array(0), senderId)).toBe(false);
+    expect(await transcriptSealed(transcript, seal, other)).toBe(false);
+    expect(await transcriptSealed({ ...transcript, steps: 2 }, seal, senderId)).toBe(false);
+    expect(await transcriptSealed({ ...transcript, root: new Uint8Array(32) }, seal, senderId)).toBe(false);
+    expect(await transcriptSealed(transcript, new Uint8Array(0), senderId)).toBe(false);
     expect(() => publicKeyOf('not-a-peer')).toThrow(expect.objectContaining({ name: 'HandoffSealError', message: expect.stringContaining('"not-a-peer" is not a peer id') }));
+  });
+
+  it('cover steps 0..n-1 of one request only', async () => {
+    const handoffs = await Promise.all((await sentFrames('r', 3)).frames.map(handoffOfFrame));
+    await expect(transcriptOf([handoffs[0], handoffs[2]])).rejects.toMatchObject({ name: 'UsageError' });
+    await expect(transcriptOf([])).rejects.toMatchObject({ name: 'UsageError' });
   });
 });
 
-describe('the step journal with seals', () => {
-  async function served(journal: ReturnType<typeof createStepJournal>, requestId: string, steps: number, seal: (step: number, handoff: Handoff) => Promise<Uint8Array | null>) {
-    let position = 0;
-    for (let step = 0; step < steps; step++) {
+describe('the step journal with its upstream\'s seal', () => {
+  /** Records a request's steps as a stage serves them; `sealed` changes what the upstream seals. */
+  async function served(journal: ReturnType<typeof createStepJournal>, requestId: string, steps: number, sealed: (frames: Uint8Array[]) => Uint8Array[] = (f) => f) {
+    const { frames, inputs } = await sentFrames(requestId, steps);
+    inputs.forEach((input, step) => {
       const n = step === 0 ? 4 : 1;
-      const input = rows(n, step);
-      journal.record(requestId, { step, position, rows: n }, input, rows(n, 100 + step));
-      const handoff = { requestId, step, position, rows: n, tensorSha256: await tensorSha256(input) };
-      const s = await seal(step, handoff);
-      if (s) journal.seal(requestId, senderId, step, s);
-      position += n;
-    }
+      journal.record(requestId, { step, position: step === 0 ? 0 : 3 + step, rows: n }, input, rows(n, 100 + step));
+    });
+    const sealedFrames = sealed(frames);
+    const transcript = await transcriptOf(await Promise.all(sealedFrames.map(handoffOfFrame)));
+    journal.seal(requestId, senderId, sealedFrames.length, await sealTranscript(transcript, sender));
+    return transcript;
   }
 
-  it('puts each step\'s checked seal in its record and names the upstream', async () => {
+  it('checks the seal against the inputs recorded and gives each record its proof', async () => {
     const journal = createStepJournal();
-    await served(journal, 'ok', 3, (_, h) => sealHandoff(h, sender));
-    const { upstream, records } = await journal.close('ok');
-    expect(upstream).toBe(senderId);
-    expect(records.map((r) => r.upstreamSeal.byteLength)).toEqual([64, 64, 64]);
+    const transcript = await served(journal, 'ok', 3);
+    const closed = await journal.close('ok');
+    expect(closed.upstream).toBe(senderId);
+    expect(closed.upstreamRoot).toEqual(transcript.root);
+    expect(closed.upstreamSeal.byteLength).toBe(64);
+    for (const r of closed.records) {
+      const handoff = { requestId: 'ok', step: r.step, position: r.position, rows: r.rows, tensorSha256: r.inputSha256 };
+      expect(await handoffInTranscript(handoff, r.handoffProof, transcript)).toBe(true);
+    }
   });
 
-  it('refuses to close a request with a missing or wrong seal, naming the step', async () => {
+  it('refuses to close a request its upstream sealed otherwise, or not at all, naming the problem', async () => {
     const journal = createStepJournal();
-    await served(journal, 'gap', 3, (step, h) => (step === 1 ? Promise.resolve(null) : sealHandoff(h, sender)));
-    await expect(journal.close('gap')).rejects.toMatchObject({ name: 'HandoffSealError', message: expect.stringContaining(`step 1 of request gap came without ${senderId}'s seal`) });
-    await served(journal, 'wrong', 2, (step, h) => sealHandoff(step === 1 ? { ...h, position: 0 } : h, sender));
-    await expect(journal.close('wrong')).rejects.toMatchObject({ name: 'HandoffSealError', message: expect.stringContaining('seal of step 1 of request wrong does not match the input received') });
+    await served(journal, 'short', 3, (f) => f.slice(0, 2));
+    await expect(journal.close('short')).rejects.toMatchObject({ name: 'HandoffSealError', message: `${senderId} sealed 2 steps of request short; this stage ran 3` });
+    await served(journal, 'wrong', 3, (f) => [f[0], encodeFrame({ requestId: 'wrong', step: 1, position: 4, dims: [1, 1, WIDTH], data: rows(1, 99) }), f[2]]);
+    await expect(journal.close('wrong')).rejects.toMatchObject({ name: 'HandoffSealError', message: `${senderId}'s seal of request wrong does not cover the inputs this stage received` });
     journal.record('none', { step: 0, position: 0, rows: 1 }, rows(1, 0), rows(1, 1));
-    await expect(journal.close('none')).rejects.toMatchObject({ name: 'HandoffSealError', message: 'request none came without its upstream\'s seals' });
+    await expect(journal.close('none')).rejects.toMatchObject({ name: 'HandoffSealError', message: 'request none came without its upstream\'s seal' });
   });
 
-  it('refuses seals of one request from a second upstream', async () => {
+  it('takes one seal per request', async () => {
     const journal = createStepJournal();
-    await served(journal, 'two', 1, (_, h) => sealHandoff(h, sender));
-    expect(() => journal.seal('two', 'someone-else', 0, new Uint8Array(64))).toThrow(expect.objectContaining({ name: 'HandoffSealError' }));
+    await served(journal, 'twice', 1);
+    expect(() => journal.seal('twice', 'someone-else', 1, new Uint8Array(64))).toThrow(expect.objectContaining({ name: 'HandoffSealError' }));
   });
 
-  it('with skipSealCheck, commits whatever seals it holds (a stage that answers for them itself)', async () => {
+  it('with skipSealCheck, commits whatever it recorded (a stage that answers for its inputs itself)', async () => {
     const journal = createStepJournal({ skipSealCheck: true });
-    await served(journal, 'lax', 2, (step, h) => sealHandoff(step === 1 ? { ...h, rows: 9 } : h, sender));
+    await served(journal, 'lax', 2, (f) => f.slice(0, 1));
     expect((await journal.close('lax')).records).toHaveLength(2);
   });
 });

@@ -1,27 +1,32 @@
 /**
- * Hand-off seals: whoever sends a hidden-state frame down a route (the client to the first
- * stage, each stage to the next) signs, with its libp2p key, what it handed over: the request,
- * the step, its rows and the SHA-256 of the tensor bytes. The receiver keeps the seal in the
- * step record it commits to (step-record.ts), so a stage can prove where its input came from.
+ * Hand-off seals: whoever sends hidden-state frames down a route (the client to the first
+ * stage, each stage to the next) signs, with its libp2p key, what it handed over. Each frame is
+ * a hand-off (the request, the step, its position and rows, the SHA-256 of the tensor bytes);
+ * when the request ends the sender signs the Merkle root over all of them, once, and sends that
+ * seal before its END. The receiver checks the seal against the inputs it recorded before it
+ * commits, puts the root and the seal in its commitment, and each step record carries its
+ * hand-off's Merkle proof (commitment.ts, step-record.ts). One signature per request and hop,
+ * and per frame only a hash: nothing is signed on a frame's path.
  *
  * That is what lets the validator say who lied when two adjacent stages disagree about the
- * tensor between them: the receiver's record holds the sender's seal over the bytes it got. If
- * the seal holds and the sender committed to other output bytes, the sender signed two
- * contradicting statements (it equivocated); if the seal does not hold over the input the
- * receiver committed to, the receiver claims an input nobody handed it. Either way one signed
- * statement convicts one peer. It also ties the first stage's input to the client: only the
+ * tensor between them: the receiver's commitment holds the sender's seal over the bytes it got.
+ * If the seal holds and the sender committed to other output bytes, the sender signed two
+ * contradicting statements (it equivocated); if the receiver's committed inputs are not the
+ * ones its upstream sealed, the receiver claims inputs nobody handed it. Either way one peer's
+ * own signatures convict it. It also ties the first stage's input to the client: only the
  * client's key can seal the embedding rows it sent.
  *
- * The sender seals after the frame has gone out; the receiver checks seals when it commits, so
- * neither step waits on a signature.
- *
- * Sealed bytes (binary, little-endian): "IMHO" magic, version u8 (1), 3 reserved, step u32,
- * position u32, rows u32, tensor SHA-256 (32), request id length u16, request id (utf-8).
+ * Encodings (binary, little-endian):
+ *   hand-off (a Merkle leaf): "IMHO" magic, version u8 (1), 3 reserved, step u32, position u32,
+ *     rows u32, tensor SHA-256 (32), request id length u16, request id (utf-8)
+ *   sealed transcript: "IMHT" magic, version u8 (1), 3 reserved, steps u32, root (32),
+ *     request id length u16, request id (utf-8)
  */
 import type { PrivateKey, PublicKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { InfermeshError, UsageError } from '../errors.ts';
 import { decodeFrame } from '../protocol/frame.ts';
+import { merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
 import { tensorSha256 } from './step-record.ts';
 
 /** A seal that is missing, malformed, or not by the key it should be by. */
@@ -38,18 +43,35 @@ export interface Handoff {
   tensorSha256: Uint8Array;
 }
 
-const MAGIC = 0x4f48_4d49; // "IMHO" read as little-endian u32
+/** What a sender signs when a request ends: the Merkle root over its hand-offs, steps 0..steps-1. */
+export interface Transcript {
+  requestId: string;
+  steps: number;
+  root: Uint8Array;
+}
+
+const HANDOFF_MAGIC = 0x4f48_4d49; // "IMHO" read as little-endian u32
+const TRANSCRIPT_MAGIC = 0x5448_4d49; // "IMHT"
 const VERSION = 1;
 const utf8 = new TextEncoder();
 
-export function encodeHandoff(h: Handoff): Uint8Array {
-  const id = utf8.encode(h.requestId);
+function idBytes(requestId: string): Uint8Array {
+  const id = utf8.encode(requestId);
   if (id.byteLength === 0 || id.byteLength > 0xffff) throw new UsageError('a hand-off needs a request id of 1..65535 bytes');
+  return id;
+}
+
+const u32 = (...ns: number[]) => {
+  if (!ns.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff)) throw new UsageError(`hand-off numbers must be u32, got ${ns.join(', ')}`);
+};
+
+export function encodeHandoff(h: Handoff): Uint8Array {
+  const id = idBytes(h.requestId);
   if (h.tensorSha256.byteLength !== 32) throw new UsageError('a hand-off hash must be 32 bytes');
-  if (![h.step, h.position, h.rows].every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff)) throw new UsageError(`bad hand-off step ${h.step}, position ${h.position}, rows ${h.rows}`);
+  u32(h.step, h.position, h.rows);
   const bytes = new Uint8Array(54 + id.byteLength);
   const view = new DataView(bytes.buffer);
-  view.setUint32(0, MAGIC, true);
+  view.setUint32(0, HANDOFF_MAGIC, true);
   view.setUint8(4, VERSION);
   view.setUint32(8, h.step, true);
   view.setUint32(12, h.position, true);
@@ -60,10 +82,52 @@ export function encodeHandoff(h: Handoff): Uint8Array {
   return bytes;
 }
 
-/** The sender's signature over a hand-off. */
-export async function sealHandoff(handoff: Handoff, privateKey: PrivateKey): Promise<Uint8Array> {
+export function encodeTranscript(t: Transcript): Uint8Array {
+  const id = idBytes(t.requestId);
+  if (t.root.byteLength !== 32) throw new UsageError('a transcript root must be 32 bytes');
+  u32(t.steps);
+  const bytes = new Uint8Array(46 + id.byteLength);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, TRANSCRIPT_MAGIC, true);
+  view.setUint8(4, VERSION);
+  view.setUint32(8, t.steps, true);
+  bytes.set(t.root, 12);
+  view.setUint16(44, id.byteLength, true);
+  bytes.set(id, 46);
+  return bytes;
+}
+
+/** The hand-off a hidden-state frame (shared/protocol/frame.ts) is. */
+export async function handoffOfFrame(frame: Uint8Array): Promise<Handoff> {
+  const { requestId, step, position, dims, data } = decodeFrame(frame);
+  const rows = dims.length >= 2 ? dims[dims.length - 2] : 1;
+  return { requestId, step, position, rows, tensorSha256: await tensorSha256(data) };
+}
+
+/** The transcript of a request's hand-offs, which must be steps 0..n-1 in order. */
+export async function transcriptOf(handoffs: Handoff[]): Promise<Transcript> {
+  if (handoffs.length === 0) throw new UsageError('a transcript needs at least one hand-off');
+  const { requestId } = handoffs[0];
+  handoffs.forEach((h, i) => {
+    if (h.step !== i || h.requestId !== requestId) throw new UsageError(`hand-off ${i} is step ${h.step} of ${h.requestId}; a transcript covers steps 0..n-1 of one request`);
+  });
+  return { requestId, steps: handoffs.length, root: await merkleRoot(handoffs.map(encodeHandoff)) };
+}
+
+/** Each hand-off's Merkle proof under its transcript's root (transcriptOf). */
+export function handoffProofs(handoffs: Handoff[]): Promise<Uint8Array[][]> {
+  return merkleProofs(handoffs.map(encodeHandoff));
+}
+
+/** True when `handoff` is step `handoff.step` of the transcript. */
+export function handoffInTranscript(handoff: Handoff, proof: Uint8Array[], transcript: Transcript): Promise<boolean> {
+  return verifyMerkleProof(encodeHandoff(handoff), handoff.step, transcript.steps, proof, transcript.root);
+}
+
+/** The sender's seal: its signature over the transcript. */
+export async function sealTranscript(transcript: Transcript, privateKey: PrivateKey): Promise<Uint8Array> {
   // Copied into a plain Uint8Array: in Node the key hands back a Buffer.
-  return new Uint8Array(await privateKey.sign(encodeHandoff(handoff)));
+  return new Uint8Array(await privateKey.sign(encodeTranscript(transcript)));
 }
 
 /** The public key inlined in an Ed25519 peer id, or a HandoffSealError. */
@@ -78,20 +142,12 @@ export function publicKeyOf(peerId: string): PublicKey {
   return key;
 }
 
-/** True when `seal` is `sender`'s signature over `handoff`. */
-export async function handoffSealed(handoff: Handoff, seal: Uint8Array, sender: string | PublicKey): Promise<boolean> {
-  const key = typeof sender === 'string' ? publicKeyOf(sender) : sender;
+/** True when `seal` is `sender`'s signature over the transcript. */
+export async function transcriptSealed(transcript: Transcript, seal: Uint8Array, sender: string): Promise<boolean> {
   if (seal.byteLength === 0) return false;
   try {
-    return await key.verify(encodeHandoff(handoff), seal);
+    return await publicKeyOf(sender).verify(encodeTranscript(transcript), seal);
   } catch {
     return false;
   }
-}
-
-/** The hand-off a hidden-state frame (shared/protocol/frame.ts) is: what its sender seals. */
-export async function handoffOfFrame(frame: Uint8Array): Promise<Handoff> {
-  const { requestId, step, position, dims, data } = decodeFrame(frame);
-  const rows = dims.length >= 2 ? dims[dims.length - 2] : 1;
-  return { requestId, step, position, rows, tensorSha256: await tensorSha256(data) };
 }

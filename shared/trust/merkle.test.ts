@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { leafHash, merkleProof, merkleRoot, verifyMerkleProof } from './merkle.ts';
+import { leafHash, merkleProof, merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
 
 const leaves = (n: number) => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`step ${i}`));
 const sha256 = async (...parts: number[][]) => new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.from(parts.flat())));
@@ -57,6 +57,13 @@ describe('merkle proofs', () => {
     // The left inner node H(0x01‖h0‖h1) with only the right subtree as a proof: the leaf prefix forbids it.
     const inner = Uint8Array.from([...(await leafHash(d[0])), ...(await leafHash(d[1]))]);
     expect(await verifyMerkleProof(inner, 0, 2, proof.slice(1), root)).toBe(false);
+  });
+
+  it('are the same computed all at once as one by one', async () => {
+    for (const n of [1, 2, 5, 8, 13]) {
+      const d = leaves(n);
+      expect(await merkleProofs(d)).toEqual(await Promise.all(d.map((_, i) => merkleProof(d, i))));
+    }
   });
 
   it('refuse to prove a leaf that is not there', async () => {

@@ -64,6 +64,40 @@ export async function merkleProof(leaves: Uint8Array[], index: number): Promise<
   return path;
 }
 
+/** Every leaf's audit path (merkleProof for each index), each subtree hashed once: O(n) hashes, not O(n²). */
+export async function merkleProofs(leaves: Uint8Array[]): Promise<Uint8Array[][]> {
+  const hashes = await Promise.all(leaves.map(leafHash));
+  const memo = new Map<string, Promise<Uint8Array>>();
+  const root = (from: number, to: number): Promise<Uint8Array> => {
+    const key = `${from}:${to}`;
+    let r = memo.get(key);
+    if (!r) {
+      const k = split(to - from);
+      r = to - from === 1 ? Promise.resolve(hashes[from]) : Promise.all([root(from, from + k), root(from + k, to)]).then(([a, b]) => nodeHash(a, b));
+      memo.set(key, r);
+    }
+    return r;
+  };
+  return Promise.all(
+    leaves.map(async (_, index) => {
+      const siblings: [number, number][] = [];
+      let from = 0;
+      let to = leaves.length;
+      while (to - from > 1) {
+        const k = split(to - from);
+        if (index < from + k) {
+          siblings.push([from + k, to]);
+          to = from + k;
+        } else {
+          siblings.push([from, from + k]);
+          from += k;
+        }
+      }
+      return Promise.all(siblings.reverse().map(([a, b]) => root(a, b)));
+    }),
+  );
+}
+
 const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** RFC 9162 §2.1.3.2: true when `leafBytes` is leaf `index` of a tree of `leafCount` leaves with this root. */

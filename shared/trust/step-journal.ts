@@ -7,17 +7,17 @@
  * step's output; hashing and fingerprinting run in a later task, never before the next frame
  * goes out.
  *
- * The upstream's hand-off seals (handoff.ts) arrive after their frames; `close` puts each in
- * its step's record and checks it against the input the stage received, so the stage never
- * commits to an input it could not prove was handed to it (a commitment that did would convict
- * the stage itself).
+ * The upstream's seal (handoff.ts) arrives before its END; `close` checks it against the inputs
+ * the stage recorded and gives each record its hand-off's proof, so the stage never commits to
+ * an input it could not prove was handed to it (a commitment that did would convict the stage
+ * itself).
  *
  * Memory is bounded: beyond `maxBytes` of retained inputs the oldest closed requests go first,
  * and a request older than the retention window is forgotten; asking for either is refused by
  * name, which is how a validator's late challenge is told apart from a lost request.
  */
 import { InfermeshError, UsageError } from '../errors.ts';
-import { handoffSealed, HandoffSealError } from './handoff.ts';
+import { handoffProofs, HandoffSealError, transcriptOf, transcriptSealed } from './handoff.ts';
 import { recordStep } from './step-record.ts';
 import type { StepRecord } from './step-record.ts';
 
@@ -44,21 +44,25 @@ export interface StepJournalOptions {
   skipSealCheck?: boolean;
 }
 
-/** What a stage commits to for a request: its steps' records, sealed by `upstream`. */
+/** What a stage commits to for a request: its steps' records, their inputs sealed by `upstream`. */
 export interface ClosedRequest {
   /** the peer that handed the stage its inputs and sealed them */
   upstream: string;
+  /** the root of the transcript of those hand-offs, and the upstream's seal over it */
+  upstreamRoot: Uint8Array;
+  upstreamSeal: Uint8Array;
+  /** each with its hand-off's proof under upstreamRoot */
   records: StepRecord[];
 }
 
 export interface StepJournal {
   /** Notes a step the stage ran; `input` is copied, `output` must not change afterwards. */
   record(requestId: string, meta: StepMeta, input: Float32Array, output: Float32Array): void;
-  /** Notes `upstream`'s seal of a step's input (the SEAL after its frame). */
-  seal(requestId: string, upstream: string, step: number, seal: Uint8Array): void;
+  /** Notes `upstream`'s seal over the transcript of the request's first `steps` inputs (its SEAL). */
+  seal(requestId: string, upstream: string, steps: number, seal: Uint8Array): void;
   /**
-   * The request's records in step order, each with its checked seal, once every one is
-   * computed; the request takes no more steps. A step without a valid seal is a HandoffSealError.
+   * The request's records in step order with their hand-off proofs, once every one is computed;
+   * the request takes no more steps. Inputs the upstream's seal does not cover are a HandoffSealError.
    */
   close(requestId: string): Promise<ClosedRequest>;
   /** The input rows of steps 0..`lastStep` of a request, for a reveal. */
@@ -78,8 +82,7 @@ interface Entry {
   closed: boolean;
   inputs: Float32Array[];
   records: Promise<StepRecord>[];
-  upstream?: string;
-  seals: Map<number, Uint8Array>;
+  upstream?: { peerId: string; steps: number; seal: Uint8Array };
   bytes: number;
 }
 
@@ -117,7 +120,7 @@ export function createStepJournal(options: StepJournalOptions = {}, deps: { now?
       if (!entry) {
         if (meta.step !== 0) throw new UsageError(`request ${requestId} starts at step ${meta.step}; a journal starts at step 0`);
         expire();
-        entries.set(requestId, (entry = { startedAt: now(), closed: false, inputs: [], records: [], seals: new Map(), bytes: 0 }));
+        entries.set(requestId, (entry = { startedAt: now(), closed: false, inputs: [], records: [], bytes: 0 }));
       }
       if (entry.closed) throw new UsageError(`request ${requestId} has ended; it takes no more steps`);
       if (meta.step !== entry.inputs.length) throw new UsageError(`request ${requestId} expected step ${entry.inputs.length}, got ${meta.step}`);
@@ -127,13 +130,12 @@ export function createStepJournal(options: StepJournalOptions = {}, deps: { now?
       total += kept.byteLength;
       entry.records.push(new Promise<StepRecord>((resolve, reject) => defer(() => recordStep(kept, output, meta).then(resolve, reject))));
     },
-    seal(requestId, upstream, step, seal) {
+    seal(requestId, upstream, steps, seal) {
       const entry = entries.get(requestId);
       // A request this journal does not note (trust off at its start, or forgotten): nothing to keep.
       if (!entry || entry.closed) return;
-      if (entry.upstream !== undefined && entry.upstream !== upstream) throw new HandoffSealError(`request ${requestId} is sealed by ${entry.upstream}, not ${upstream}`);
-      entry.upstream = upstream;
-      entry.seals.set(step, seal);
+      if (entry.upstream) throw new HandoffSealError(`request ${requestId} is sealed already (by ${entry.upstream.peerId})`);
+      entry.upstream = { peerId: upstream, steps, seal };
     },
     async close(requestId) {
       const entry = entries.get(requestId);
@@ -142,16 +144,17 @@ export function createStepJournal(options: StepJournalOptions = {}, deps: { now?
       const computed = await Promise.all(entry.records);
       expire();
       const { upstream } = entry;
-      if (upstream === undefined) throw new HandoffSealError(`request ${requestId} came without its upstream's seals`);
-      const records = computed.map((r) => ({ ...r, upstreamSeal: entry.seals.get(r.step) ?? new Uint8Array(0) }));
+      if (!upstream) throw new HandoffSealError(`request ${requestId} came without its upstream's seal`);
+      const handoffs = computed.map((r) => ({ requestId, step: r.step, position: r.position, rows: r.rows, tensorSha256: r.inputSha256 }));
+      const transcript = await transcriptOf(handoffs);
       if (!options.skipSealCheck) {
-        for (const r of records) {
-          const handoff = { requestId, step: r.step, position: r.position, rows: r.rows, tensorSha256: r.inputSha256 };
-          if (r.upstreamSeal.byteLength === 0) throw new HandoffSealError(`step ${r.step} of request ${requestId} came without ${upstream}'s seal`);
-          if (!(await handoffSealed(handoff, r.upstreamSeal, upstream))) throw new HandoffSealError(`${upstream}'s seal of step ${r.step} of request ${requestId} does not match the input received`);
+        if (upstream.steps !== computed.length) throw new HandoffSealError(`${upstream.peerId} sealed ${upstream.steps} steps of request ${requestId}; this stage ran ${computed.length}`);
+        if (!(await transcriptSealed(transcript, upstream.seal, upstream.peerId))) {
+          throw new HandoffSealError(`${upstream.peerId}'s seal of request ${requestId} does not cover the inputs this stage received`);
         }
       }
-      return { upstream, records };
+      const proofs = await handoffProofs(handoffs);
+      return { upstream: upstream.peerId, upstreamRoot: transcript.root, upstreamSeal: upstream.seal, records: computed.map((r, i) => ({ ...r, handoffProof: proofs[i] })) };
     },
     inputs(requestId, lastStep) {
       expire();

@@ -32,22 +32,22 @@ describe('recordStep', () => {
 });
 
 describe('step record encoding', () => {
-  it('round-trips in 92 bytes plus the fingerprint and the upstream seal (236 bytes for a sealed decode step)', async () => {
+  it('round-trips in 92 bytes plus the fingerprint and 32 bytes per hand-off proof node', async () => {
     const record = await recordStep(hidden(1, 4), hidden(1, 5), { step: 7, position: 31, rows: 1 });
-    expect(record.upstreamSeal.byteLength).toBe(0);
+    expect(record.handoffProof).toEqual([]);
     expect(encodeStepRecord(record).byteLength).toBe(92 + 16 + 4 * FINGERPRINT_TOP_K);
     expect(decodeStepRecord(encodeStepRecord(record))).toEqual(record);
-    const sealed = { ...record, upstreamSeal: Uint8Array.from({ length: 64 }, (_, i) => i) };
-    const bytes = encodeStepRecord(sealed);
-    expect(bytes.byteLength).toBe(92 + 16 + 4 * FINGERPRINT_TOP_K + 64);
-    expect(decodeStepRecord(bytes)).toEqual(sealed);
+    const proved = { ...record, handoffProof: [1, 2, 3].map((n) => new Uint8Array(32).fill(n)) };
+    const bytes = encodeStepRecord(proved);
+    expect(bytes.byteLength).toBe(92 + 16 + 4 * FINGERPRINT_TOP_K + 96);
+    expect(decodeStepRecord(bytes)).toEqual(proved);
   });
 
   it.each([
     ['a truncated record', (b: Uint8Array) => b.subarray(0, 50), /shorter than its header/],
     ['bad magic', (b: Uint8Array) => (b.set([1, 2, 3, 4], 0), b), /bad magic/],
     ['a lying fingerprint length', (b: Uint8Array) => (b.set([1], 84), b), /says \d+ bytes/],
-    ['a lying seal length', (b: Uint8Array) => (b.set([9], 88), b), /says \d+ bytes/],
+    ['a lying proof length', (b: Uint8Array) => (b.set([32], 88), b), /says \d+ bytes/],
     ['a damaged fingerprint', (b: Uint8Array) => (b.set([0], 92), b), /fingerprint is unreadable/],
     ['rows that disagree with the fingerprint', (b: Uint8Array) => (b.set([2], 16), b), /has a fingerprint of 1/],
   ])('refuses %s with StepRecordFormatError', async (_, damage, message) => {

@@ -3,14 +3,15 @@
  * its input bytes lets the validator check the chain (this stage's input is the previous
  * stage's output) and that the revealed inputs are the ones served; the SHA-256 of its output
  * ties the record to the frame it forwarded; the fingerprint is what the replay is compared to;
- * the upstream's seal (handoff.ts) proves who handed the stage that input. Written by the step
- * journal (step-journal.ts), leaves of the commitment's Merkle tree (commitment.ts), revealed
- * to the validator.
+ * the Merkle proof of its hand-off under the transcript its upstream sealed (handoff.ts; the
+ * root and seal are in the commitment) proves who handed the stage that input. Written by the
+ * step journal (step-journal.ts), leaves of the commitment's Merkle tree (commitment.ts),
+ * revealed to the validator.
  *
  * Encoding (binary, little-endian):
  *   0 magic "IMSR"  4 version u8 (2)  5..7 reserved  8 step u32  12 position u32  16 rows u32
  *   20 input SHA-256 (32)  52 output SHA-256 (32)  84 fingerprint length u32
- *   88 seal length u16  90 reserved u16  92 fingerprint, then the upstream's seal
+ *   88 hand-off proof length u16 (32 bytes a node)  90 reserved u16  92 fingerprint, then the proof's nodes
  * Tensor bytes are hashed as a frame carries them: little-endian float32 (shared/protocol/frame.ts).
  */
 import { InfermeshError, UsageError } from '../errors.ts';
@@ -31,8 +32,8 @@ export interface StepRecord {
   inputSha256: Uint8Array;
   outputSha256: Uint8Array;
   output: Fingerprint;
-  /** the upstream's signature over the hand-off of this step's input (empty: not sealed) */
-  upstreamSeal: Uint8Array;
+  /** the Merkle proof of this step's hand-off under the transcript its upstream sealed (empty: none yet) */
+  handoffProof: Uint8Array[];
 }
 
 export interface StepRecordMeta {
@@ -64,15 +65,16 @@ export async function recordStep(input: Float32Array, output: Float32Array, meta
   if (output.length === 0 || output.length % rows !== 0) throw new UsageError(`output of ${output.length} values is not ${rows} rows`);
   if (input.length !== output.length) throw new UsageError(`input of ${input.length} values and output of ${output.length} differ in shape`);
   const [inputSha256, outputSha256] = await Promise.all([tensorSha256(input), tensorSha256(output)]);
-  return { step, position, rows, inputSha256, outputSha256, output: fingerprintHidden(output, rows, output.length / rows), upstreamSeal: new Uint8Array(0) };
+  return { step, position, rows, inputSha256, outputSha256, output: fingerprintHidden(output, rows, output.length / rows), handoffProof: [] };
 }
 
 export function encodeStepRecord(record: StepRecord): Uint8Array {
   if (record.inputSha256.length !== 32 || record.outputSha256.length !== 32) throw new UsageError('step record hashes must be 32 bytes');
   if (record.output.rows !== record.rows) throw new UsageError(`step record of ${record.rows} rows has a fingerprint of ${record.output.rows}`);
-  if (record.upstreamSeal.byteLength > 0xffff) throw new UsageError('step record seal too long');
+  if (record.handoffProof.length > 64 || record.handoffProof.some((n) => n.byteLength !== 32)) throw new UsageError('a hand-off proof is at most 64 nodes of 32 bytes');
   const fp = encodeFingerprint(record.output);
-  const bytes = new Uint8Array(HEADER_BYTES + fp.byteLength + record.upstreamSeal.byteLength);
+  const proofBytes = 32 * record.handoffProof.length;
+  const bytes = new Uint8Array(HEADER_BYTES + fp.byteLength + proofBytes);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, MAGIC, true);
   view.setUint8(4, VERSION);
@@ -82,9 +84,9 @@ export function encodeStepRecord(record: StepRecord): Uint8Array {
   bytes.set(record.inputSha256, 20);
   bytes.set(record.outputSha256, 52);
   view.setUint32(84, fp.byteLength, true);
-  view.setUint16(88, record.upstreamSeal.byteLength, true);
+  view.setUint16(88, proofBytes, true);
   bytes.set(fp, HEADER_BYTES);
-  bytes.set(record.upstreamSeal, HEADER_BYTES + fp.byteLength);
+  record.handoffProof.forEach((node, i) => bytes.set(node, HEADER_BYTES + fp.byteLength + 32 * i));
   return bytes;
 }
 
@@ -94,8 +96,9 @@ export function decodeStepRecord(bytes: Uint8Array): StepRecord {
   if (view.getUint32(0, true) !== MAGIC) throw new StepRecordFormatError('not a step record (bad magic)');
   if (view.getUint8(4) !== VERSION) throw new StepRecordFormatError(`unsupported step record version ${view.getUint8(4)}`);
   const fpLength = view.getUint32(84, true);
-  const sealLength = view.getUint16(88, true);
-  if (bytes.byteLength !== HEADER_BYTES + fpLength + sealLength) throw new StepRecordFormatError(`step record says ${HEADER_BYTES + fpLength + sealLength} bytes but has ${bytes.byteLength}`);
+  const proofLength = view.getUint16(88, true);
+  if (bytes.byteLength !== HEADER_BYTES + fpLength + proofLength) throw new StepRecordFormatError(`step record says ${HEADER_BYTES + fpLength + proofLength} bytes but has ${bytes.byteLength}`);
+  if (proofLength % 32 !== 0) throw new StepRecordFormatError(`a hand-off proof of ${proofLength} bytes is not whole 32-byte nodes`);
   let output: Fingerprint;
   try {
     output = decodeFingerprint(bytes.subarray(HEADER_BYTES, HEADER_BYTES + fpLength));
@@ -111,6 +114,6 @@ export function decodeStepRecord(bytes: Uint8Array): StepRecord {
     inputSha256: bytes.slice(20, 52),
     outputSha256: bytes.slice(52, 84),
     output,
-    upstreamSeal: bytes.slice(HEADER_BYTES + fpLength),
+    handoffProof: Array.from({ length: proofLength / 32 }, (_, i) => bytes.slice(HEADER_BYTES + fpLength + 32 * i, HEADER_BYTES + fpLength + 32 * (i + 1))),
   };
 }

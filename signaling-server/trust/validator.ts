@@ -7,8 +7,8 @@
  * one is slashed on one summation order. All of it runs after generation: nothing here is on
  * a request's path.
  *
- * Every revealed step must carry its upstream's hand-off seal over the input the stage
- * committed to (shared/trust/handoff.ts). With the seals, a disagreement between two adjacent
+ * A commitment carries the upstream's seal over the transcript of the stage's inputs, and every
+ * revealed step its hand-off's proof under it (shared/trust/handoff.ts). With the seals, a disagreement between two adjacent
  * stages convicts one of them on its own signatures: a stage that committed to an input its
  * upstream did not seal, or a stage that sealed one tensor for the next stage and committed to
  * another as its output (it equivocated).
@@ -29,7 +29,7 @@ import { drawChallenges, samplingRate } from '../../shared/trust/challenge.ts';
 import type { Reputation } from '../../shared/trust/challenge.ts';
 import { compareFingerprint, thresholdsFor } from '../../shared/trust/fingerprint.ts';
 import type { FingerprintThresholds, FingerprintVerdict } from '../../shared/trust/fingerprint.ts';
-import { handoffSealed } from '../../shared/trust/handoff.ts';
+import { handoffInTranscript, HandoffSealError, transcriptSealed } from '../../shared/trust/handoff.ts';
 import { decodeStepRecord, encodeStepRecord, tensorSha256 } from '../../shared/trust/step-record.ts';
 import type { StepRecord } from '../../shared/trust/step-record.ts';
 import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, MAX_TRUST_MESSAGE_BYTES, TRUST_PROTOCOL } from '../../shared/grid/trust-wire.ts';
@@ -243,11 +243,14 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     });
   }
 
-  /** The first revealed step whose record lacks a valid seal by the commitment's upstream, or -1. */
+  const transcriptOf = (commitment: SignedCommitment['commitment']) => ({ requestId: commitment.requestId, steps: commitment.stepCount, root: commitment.upstreamRoot });
+
+  /** The first revealed step whose input is not the hand-off its upstream sealed, or -1. */
   async function firstUnsealed(commitment: SignedCommitment['commitment'], records: StepRecord[]): Promise<number> {
+    const transcript = transcriptOf(commitment);
     for (const [i, r] of records.entries()) {
       const handoff = { requestId: commitment.requestId, step: r.step, position: r.position, rows: r.rows, tensorSha256: r.inputSha256 };
-      if (!(await handoffSealed(handoff, r.upstreamSeal, commitment.upstream))) return i;
+      if (!(await handoffInTranscript(handoff, r.handoffProof, transcript))) return i;
     }
     return -1;
   }
@@ -349,6 +352,11 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
         throw new UnknownClientError(`its inputs are sealed by ${commitment.upstream}, which the coordinator never gave a route through this stage`);
       }
       stats.commitments++;
+      if (!(await transcriptSealed(transcriptOf(commitment), commitment.upstreamSeal, commitment.upstream))) {
+        // Its own signature convicts it: an honest stage commits only to inputs its upstream sealed.
+        convict(signed, commitmentBytes, 'unsealed-input', 0, `request ${commitment.requestId}: it committed to inputs its upstream ${commitment.upstream} did not seal`);
+        throw new HandoffSealError(`the seal in the commitment is not ${commitment.upstream}'s seal over the inputs committed to`);
+      }
     } catch (err) {
       await refuse(wire, peerId, err);
       return;
@@ -369,8 +377,8 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       if (unsealed >= 0) {
         // Its own signature convicts it: an honest stage commits only to inputs whose seals it checked.
         convict(signed, commitmentBytes, 'unsealed-input', unsealed,
-          `step ${unsealed} of request ${commitment.requestId}: it committed to an input its upstream ${commitment.upstream} did not seal`);
-        throw new RevealInvalidError(`step ${unsealed}'s input is not sealed by the upstream ${commitment.upstream}`);
+          `step ${unsealed} of request ${commitment.requestId}: it committed to an input other than the one its upstream ${commitment.upstream} sealed`);
+        throw new HandoffSealError(`step ${unsealed}'s input is not the hand-off ${commitment.upstream} sealed`);
       }
       await wire.write(encodeReceipt(commitment.requestId, true));
       checkChain(signed, commitmentBytes, records);
