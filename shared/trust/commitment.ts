@@ -16,7 +16,7 @@
 import type { PrivateKey, PublicKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { InfermeshError, UsageError } from '../errors.ts';
-import { merkleProof, merkleRoot, verifyMerkleProof } from './merkle.ts';
+import { merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
 import { encodeStepRecord } from './step-record.ts';
 import type { StepRecord } from './step-record.ts';
 
@@ -230,7 +230,12 @@ export function decodeSignedCommitment(bytes: Uint8Array): SignedCommitment {
 /** The challenged records with their inclusion proofs, as a stage answers a challenge. */
 export async function revealRecords(records: StepRecord[], indices: number[]): Promise<RevealedRecord[]> {
   const leaves = records.map(encodeStepRecord);
-  return Promise.all(indices.map(async (index) => ({ index, record: records[index], proof: await merkleProof(leaves, index) })));
+  // A reveal proves steps 0..last: every subtree hashed once, not once per step.
+  const proofs = indices.length > 0 ? await merkleProofs(leaves) : [];
+  return indices.map((index) => {
+    if (!Number.isInteger(index) || index < 0 || index >= records.length) throw new UsageError(`step ${index} is outside 0..${records.length - 1}`);
+    return { index, record: records[index], proof: proofs[index] };
+  });
 }
 
 /**

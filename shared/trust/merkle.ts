@@ -42,25 +42,30 @@ export async function merkleRoot(leaves: Uint8Array[]): Promise<Uint8Array> {
   return subtreeRoot(await Promise.all(leaves.map(leafHash)), 0, leaves.length);
 }
 
+/** The subtrees whose roots make leaf `index`'s audit path, from the leaf up (RFC 6962 §2.1.1). */
+function siblings(index: number, leafCount: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  let from = 0;
+  let to = leafCount;
+  while (to - from > 1) {
+    const k = split(to - from);
+    if (index < from + k) {
+      ranges.push([from + k, to]);
+      to = from + k;
+    } else {
+      ranges.push([from, from + k]);
+      from += k;
+    }
+  }
+  return ranges.reverse();
+}
+
 /** The audit path of leaf `index`: sibling subtree roots from the leaf up to the root. */
 export async function merkleProof(leaves: Uint8Array[], index: number): Promise<Uint8Array[]> {
   if (!Number.isInteger(index) || index < 0 || index >= leaves.length) throw new UsageError(`leaf ${index} is outside 0..${leaves.length - 1}`);
   const hashes = await Promise.all(leaves.map(leafHash));
   const path: Uint8Array[] = [];
-  let from = 0;
-  let to = leaves.length;
-  const siblings: [number, number][] = [];
-  while (to - from > 1) {
-    const k = split(to - from);
-    if (index < from + k) {
-      siblings.push([from + k, to]);
-      to = from + k;
-    } else {
-      siblings.push([from, from + k]);
-      from += k;
-    }
-  }
-  for (const [a, b] of siblings.reverse()) path.push(await subtreeRoot(hashes, a, b));
+  for (const [a, b] of siblings(index, leaves.length)) path.push(await subtreeRoot(hashes, a, b));
   return path;
 }
 
@@ -78,24 +83,7 @@ export async function merkleProofs(leaves: Uint8Array[]): Promise<Uint8Array[][]
     }
     return r;
   };
-  return Promise.all(
-    leaves.map(async (_, index) => {
-      const siblings: [number, number][] = [];
-      let from = 0;
-      let to = leaves.length;
-      while (to - from > 1) {
-        const k = split(to - from);
-        if (index < from + k) {
-          siblings.push([from + k, to]);
-          to = from + k;
-        } else {
-          siblings.push([from, from + k]);
-          from += k;
-        }
-      }
-      return Promise.all(siblings.reverse().map(([a, b]) => root(a, b)));
-    }),
-  );
+  return Promise.all(leaves.map((_, index) => Promise.all(siblings(index, leaves.length).map(([a, b]) => root(a, b)))));
 }
 
 const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);

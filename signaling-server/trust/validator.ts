@@ -8,10 +8,10 @@
  * a request's path.
  *
  * A commitment carries the upstream's seal over the transcript of the stage's inputs, and every
- * revealed step its hand-off's proof under it (shared/trust/handoff.ts). With the seals, a disagreement between two adjacent
- * stages convicts one of them on its own signatures: a stage that committed to an input its
- * upstream did not seal, or a stage that sealed one tensor for the next stage and committed to
- * another as its output (it equivocated).
+ * revealed step its hand-off's proof under it (shared/trust/handoff.ts). With the seals, a
+ * disagreement between two adjacent stages convicts one of them on its own signatures: a stage
+ * that committed to inputs its upstream did not seal, or a stage that sealed one tensor for the
+ * next stage and committed to another as its output (it equivocated).
  *
  * Sampling adapts per peer: new or low-reputation stages are checked often, proven ones
  * rarely (shared/trust/challenge.ts). Verdicts go to `onVerdict` (slashing, blacklisting,
@@ -98,8 +98,9 @@ export interface Verdict {
   /** why a conviction convicts, in words (absent for replay verdicts) */
   reason?: string;
   /**
-   * the evidence: the signed commitment the verdict rests on; for an equivocation, followed
-   * by the next stage's revealed record that holds this stage's seal over other bytes
+   * the evidence: the signed commitment the verdict rests on; for an equivocation, followed by
+   * the next stage's commitment (which holds this stage's seal) and its revealed record of the
+   * step (the hand-off, with its proof under the sealed root)
    */
   evidence: Uint8Array;
 }
@@ -193,9 +194,10 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
   }
 
   /**
-   * `to`'s records were checked to hold its upstream's seals. If that upstream is `from`, the
-   * first step whose bytes differ convicts `from`: it sealed one tensor and committed to
-   * another. If `to` names another upstream, the two do not form a link: refused, naming both.
+   * `to`'s revealed records were checked to be the hand-offs its upstream sealed. If that
+   * upstream is `from`, the first step whose bytes differ convicts `from`: it sealed one tensor
+   * and committed to another. If `to` names another upstream, the two do not form a link:
+   * refused, naming both.
    */
   function checkLink(from: ChainLink, to: ChainLink): void {
     const { requestId, layers } = to.signed.commitment;
@@ -210,7 +212,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     const steps = Math.min(from.records.length, to.records.length);
     for (let step = 0; step < steps; step++) {
       if (equalBytes(from.records[step].outputSha256, to.records[step].inputSha256)) continue;
-      convict(from.signed, concatBytes(from.commitmentBytes, encodeStepRecord(to.records[step])), 'equivocation', step,
+      convict(from.signed, concatBytes(from.commitmentBytes, to.commitmentBytes, encodeStepRecord(to.records[step])), 'equivocation', step,
         `step ${step} of request ${requestId}: it sealed a tensor for the layer ${layers.start} stage (${to.signed.commitment.peerId}) other than the output it committed to`);
       return;
     }
@@ -470,10 +472,13 @@ interface ChainLink {
   records: StepRecord[];
 }
 
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
   return out;
 }
 
