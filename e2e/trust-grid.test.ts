@@ -122,6 +122,55 @@ describe('honest tabs on a paid grid', () => {
   });
 });
 
+describe('a visitor staking for its tab from its own wallet', () => {
+  // Dev account 6: a visitor's wallet with ETH of its own (5 is the SDK client below).
+  const visitor = privateKeyToAccount(ANVIL_DEV_KEYS[6]);
+
+  it('stakes for the tab\'s payout address through the page\'s wallet, and says why when it cannot', async () => {
+    const tab = tabs.tabs[0];
+    const payTo = getAddress(((await tab.state()) as { trust: { payTo: string } }).trust.payTo);
+    const error = () => tab.page.textContent('[data-testid="error"]');
+    // No wallet in this browser yet.
+    await tab.page.click('[data-testid="stake-button"]');
+    await tab.page.waitForFunction(() => document.querySelector('[data-testid="error"]')?.textContent?.includes('WalletStakeError'));
+    expect(await error()).toMatch(/WalletStakeError: there is no wallet in this browser/);
+    // A wallet as an extension injects it (EIP-1193): it holds the visitor's account, and the
+    // chain (anvil) signs for it; the page only ever sees the account's address.
+    await tab.page.exposeFunction('walletRpc', async (method: string, params: unknown[]) => {
+      const response = await fetch(settlement.chain.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+      const body = (await response.json()) as { result?: unknown; error?: { message: string } };
+      if (body.error) throw new Error(body.error.message);
+      return body.result;
+    });
+    await tab.page.evaluate((account) => {
+      const w = window as unknown as { ethereum: unknown; walletRpc: (method: string, params: unknown[]) => Promise<unknown> };
+      w.ethereum = {
+        request: ({ method, params }: { method: string; params?: unknown[] }) =>
+          method === 'eth_requestAccounts' || method === 'eth_accounts' ? Promise.resolve([account]) : w.walletRpc(method, params ?? []),
+      };
+    }, visitor.address);
+    await tab.page.fill('[data-testid="stake-amount"]', 'lots');
+    await tab.page.click('[data-testid="stake-button"]');
+    await tab.page.waitForFunction(() => document.querySelector('[data-testid="error"]')?.textContent?.includes('lots'));
+    expect(await error()).toBe('WalletStakeError: the stake must be an amount of ETH above 0, got "lots"');
+
+    const contract = settlement.chain.contract;
+    const before = await balances(settlement.reader, { settlement: contract, account: payTo });
+    const spentBefore = await settlement.reader.getBalance({ address: visitor.address });
+    await tab.page.fill('[data-testid="stake-amount"]', '0.05');
+    await tab.page.click('[data-testid="stake-button"]');
+    await tab.page.waitForFunction(() => (document.querySelector('[data-testid="stake-result"]')?.textContent ?? '') !== '', null, { timeout: 30_000 });
+    expect(await tab.page.textContent('[data-testid="stake-result"]')).toMatch(new RegExp(`^staked 0\\.05 ETH from ${visitor.address} \\(transaction 0x[0-9a-f]{64}\\)$`));
+    const after = await balances(settlement.reader, { settlement: contract, account: payTo });
+    expect(after.stake - before.stake).toBe(parseEther('0.05'));
+    // The visitor paid the stake (and gas) from its own account.
+    expect(spentBefore - (await settlement.reader.getBalance({ address: visitor.address }))).toBeGreaterThanOrEqual(parseEther('0.05'));
+    // The page shows the new stake once it reads the ledger again.
+    await tab.page.waitForFunction((wei) => document.querySelector('[data-testid="ledger-stake"]')?.textContent === wei, `${Number(after.stake) / 1e18} ETH`, { timeout: 15_000 });
+    await conserved();
+  });
+});
+
 describe('an SDK client paying with its own vouchers', () => {
   // Dev accounts 0-4 play the settlement's roles (grid-settlement.ts); 5 is a client with ETH of its own.
   const payer = privateKeyToAccount(ANVIL_DEV_KEYS[5]);

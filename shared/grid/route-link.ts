@@ -129,6 +129,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
   const timeoutMs = options.stepTimeoutMs ?? 60_000;
   const sessions = new Map<string, Session>();
+  const ending = new Set<Promise<void>>();
   const stageMs: number[][] = options.hops.map(() => []);
   const linkDirect: boolean[] = new Array(options.hops.length + 1).fill(true);
 
@@ -186,14 +187,20 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
       session.seals.add(frame);
       return result;
     },
-    async end(requestId) {
+    end(requestId) {
       const session = sessions.get(requestId);
       sessions.delete(requestId);
       sink.forget(requestId);
-      if (!session) return;
-      await session.seals.flush();
-      await session.out.write(encodeEnd(requestId)).catch(() => undefined);
-      await session.out.unwrap().close().catch(() => undefined);
+      if (!session) return Promise.resolve();
+      // Sealing takes a moment after the last frame: close() waits for ends still on their way,
+      // or a client that closes right after a request would cut off its seal and END.
+      const ended = (async () => {
+        await session.seals.flush();
+        await session.out.write(encodeEnd(requestId)).catch(() => undefined);
+        await session.out.unwrap().close().catch(() => undefined);
+      })();
+      ending.add(ended);
+      return ended.finally(() => ending.delete(ended));
     },
     report() {
       return [...options.hops, null].map((hop, i) => ({
@@ -205,7 +212,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
       }));
     },
     async close() {
-      await Promise.all([...sessions.keys()].map((id) => this.end(id)));
+      await Promise.all([...[...sessions.keys()].map((id) => this.end(id)), ...ending]);
     },
   };
 }

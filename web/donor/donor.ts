@@ -20,6 +20,9 @@ import { createStepJournal } from '../../shared/trust/step-journal.ts';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { formatEther, type EIP1193Provider } from 'viem';
+import { stakeFromWallet, WalletStakeError } from './wallet-stake.ts';
+import type { WalletStake } from './wallet-stake.ts';
 import type { StageServer } from '../../shared/grid/stage-server.ts';
 import { MANIFEST_FILE, parseManifest } from '../../shared/model/manifest.ts';
 import { fetchPackageFiles } from '../../shared/model/package-fetch.ts';
@@ -45,6 +48,8 @@ export interface DonorOptions {
   corruptPieces?: boolean;
   /** test-only fault switch: serve the layers dishonestly (?fault=other-model, noise:0.01, ...; worker/faults.ts) */
   fault?: StageFault;
+  /** the page's wallet (window.ethereum), read when the visitor stakes: extensions may inject it late (wallet-stake.ts) */
+  wallet?: () => EIP1193Provider | undefined;
 }
 
 export interface DonorHooks {
@@ -67,6 +72,8 @@ const HAVE_INTERVAL_MS = 250;
 export interface Donor {
   readonly node: PeerNode;
   state(): DonorState;
+  /** Stakes `amountEth` for this tab's payout address from the page's wallet; a WalletStakeError says why not. */
+  stakeFromWallet(amountEth: string): Promise<WalletStake>;
   stop(): Promise<void>;
 }
 
@@ -264,18 +271,33 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
   }, STATS_INTERVAL_MS);
 
   // What the grid's ledger says this tab has earned (absent when the server runs without a chain).
-  const ledgerTimer = setInterval(async () => {
-    if (state.status !== 'serving') return;
+  const readLedger = async () => {
     const response = await fetch(`${base}/v1/ledger/peers/${node.peerId.toString()}`).catch(() => undefined);
     if (!response?.ok) return;
     const entry = (await response.json()) as { stake?: string; verifiedWork?: number; pending?: string; paid?: string; forfeited?: string };
     Object.assign(trust, { stake: entry.stake, verifiedWork: entry.verifiedWork, pending: entry.pending, paid: entry.paid, forfeited: entry.forfeited });
     update({ trust: { ...trust } });
+  };
+  const ledgerTimer = setInterval(() => {
+    if (state.status === 'serving') void readLedger();
   }, LEDGER_POLL_MS);
 
   return {
     node,
     state: () => ({ ...state }),
+    async stakeFromWallet(amountEth) {
+      if (!info.settlement) throw new WalletStakeError('this grid runs without a chain: there is nothing to stake on');
+      try {
+        const staked = await stakeFromWallet({ settlement: info.settlement, payTo: trust.payTo!, amountEth }, { provider: options.wallet?.() });
+        trust.walletStake = `${formatEther(staked.amount)} ETH from ${staked.from} (transaction ${staked.txHash})`;
+        update({ trust: { ...trust } });
+        await readLedger();
+        return staked;
+      } catch (err) {
+        hooks.error(`${(err as Error).name}: ${(err as Error).message}`);
+        throw err;
+      }
+    },
     async stop() {
       clearInterval(ledgerTimer);
       clearInterval(statsTimer);

@@ -6,18 +6,22 @@
  * (`other-model`, `q4-weights`, `skip-layer`, `noise:<sigma>`, `replay-old-output`;
  * shared/engine/api.ts) make its engine serve its layers dishonestly. A fault that does not
  * parse stops the tab with the error shown, rather than letting it serve honestly unnoticed.
- * `window.donor` exposes the live state to tests.
+ * `window.donor` exposes the live state to tests. A wallet in the page (`window.ethereum`) can
+ * stake for the tab's payout address (web/donor/wallet-stake.ts).
  */
 import { startDonor } from './donor.ts';
 import type { Donor } from './donor.ts';
 import { createDonorView } from './view.ts';
 import { parseStageFault } from '../../shared/engine/api.ts';
 import type { ExecutionProvider, StageFault } from '../../shared/engine/api.ts';
+import type { EIP1193Provider } from 'viem';
 
 declare global {
   interface Window {
     donor?: Donor;
     donorErrors: string[];
+    /** a wallet extension's EIP-1193 provider (MetaMask and others), to stake from */
+    ethereum?: EIP1193Provider;
   }
 }
 
@@ -51,7 +55,11 @@ else {
       payTo: params.get('payTo') ?? undefined,
       corruptPieces: faultParam === 'corrupt-pieces',
       fault,
+      wallet: () => window.ethereum,
     },
     { update: (s) => view.update(s), throughput: (t, tps) => view.pushThroughput(t, tps), error: showError },
-  ).then((donor) => (window.donor = donor), fail);
+  ).then((donor) => {
+    window.donor = donor;
+    view.onStake((amount) => donor.stakeFromWallet(amount));
+  }, fail);
 }

@@ -53,6 +53,8 @@ export interface TrustState {
   paid?: string;
   /** lost unvested when a verdict convicted this tab */
   forfeited?: string;
+  /** the last stake sent from the visitor's wallet, in words */
+  walletStake?: string;
 }
 
 export interface DonorView {
@@ -62,6 +64,8 @@ export interface DonorView {
   pushThroughput(t: number, tokensPerSecond: number): void;
   /** Shows an error until the next one replaces it: a donor must see why the tab stopped helping. */
   showError(message: string): void;
+  /** Calls `stake` with the amount (ETH, as typed) when the visitor asks to stake from their wallet. */
+  onStake(stake: (amountEth: string) => Promise<unknown>): void;
 }
 
 const STATUS_TEXT: Record<DonorStatus, string> = {
@@ -129,6 +133,11 @@ const SKELETON = `
       <dt>Earnings pending (vesting)</dt><dd data-testid="ledger-pending"></dd>
       <dt>Earnings paid</dt><dd data-testid="ledger-paid"></dd>
       <dt>Earnings forfeited</dt><dd data-testid="ledger-forfeited"></dd>
+      <dt>Stake from your wallet</dt>
+      <dd>
+        <form data-testid="stake-form"><input data-testid="stake-amount" name="amount" value="0.1" size="6" inputmode="decimal" aria-label="ETH to stake"> ETH <button type="submit" data-testid="stake-button">Stake</button></form>
+        <span class="donor-muted" data-testid="stake-result"></span>
+      </dd>
     </dl>
   </section>
 `;
@@ -221,6 +230,7 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('ledger-paid', formatEth(t?.paid));
     field('ledger-paid').dataset.wei = t?.paid ?? '0';
     set('ledger-forfeited', formatEth(t?.forfeited));
+    set('stake-result', t?.walletStake && `staked ${t.walletStake}`);
   };
   render();
 
@@ -235,6 +245,18 @@ export function createDonorView(root: HTMLElement): DonorView {
     showError(message) {
       error.textContent = message;
       error.hidden = false;
+    },
+    onStake(stake) {
+      const form = field<HTMLFormElement>('stake-form');
+      const button = field<HTMLButtonElement>('stake-button');
+      form.addEventListener('submit', (event) => {
+        event.preventDefault();
+        button.disabled = true;
+        // The donor reports a failure itself (showError); the button comes back either way.
+        stake(field<HTMLInputElement>('stake-amount').value)
+          .catch(() => undefined)
+          .finally(() => (button.disabled = false));
+      });
     },
   };
 }
