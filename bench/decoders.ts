@@ -7,12 +7,12 @@
  */
 import { composedIo } from '../shared/model/compose.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
-import { HEAD_IO } from '../shared/model/graphs/embed-head.ts';
 import type { EmbeddingTable } from '../shared/model/embedding.ts';
-import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import type { KvStore, KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from '../shared/runtime/ort.ts';
+import { createPipeline } from '../shared/runtime/pipeline.ts';
 import type { Pipeline, StageLink } from '../shared/runtime/pipeline.ts';
+import type { Tokenizer } from '../shared/tokenizer/tokenizer.ts';
 import { median as sharedMedian } from '../shared/statistics.ts';
 
 export const PROMPT_TOKENS = 16;
@@ -43,32 +43,14 @@ export function promptIds(vocab: number): number[] {
   return Array.from({ length: PROMPT_TOKENS }, (_, i) => 3 + ((i * 7919) % (vocab - 3)));
 }
 
-/** Embedding (a lookup) and head here, blocks in `stages`, hidden states as binary frames between them. */
+/**
+ * Embedding (a lookup) and head here, blocks in `stages`, hidden states as binary frames between
+ * them: the grid client's pipeline (shared/runtime/pipeline.ts) over those stages, greedy. Ids
+ * are sampled by argmax, so no tokenizer is needed.
+ */
 export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; embedding: EmbeddingTable; head: OrtSession; stages: StageLink[] }): Decoder {
   const { config, ort, embedding, head, stages } = options;
-  const forward = async (id: string, tokens: number[], position: number, n: number) => {
-    let frame = encodeFrame({ requestId: id, step: n, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
-    for (const s of stages) frame = await s.forward(frame);
-    const last = decodeFrame(frame).data.subarray((tokens.length - 1) * config.dim);
-    return (await head.run({ [HEAD_IO.hidden]: new ort.Tensor('float32', last, [1, 1, config.dim]) }))[HEAD_IO.logits].data as Float32Array;
-  };
-  return {
-    async start() {
-      const id = newRequestId();
-      const prompt = promptIds(config.vocabSize);
-      let token = argmax(await forward(id, prompt, 0, 0));
-      let n = 0;
-      return {
-        async step() {
-          n++;
-          token = argmax(await forward(id, [token], prompt.length + n - 1, n));
-        },
-        async end() {
-          await Promise.all(stages.map((s) => s.end(id)));
-        },
-      };
-    },
-  };
+  return pipelineDecoder(createPipeline({ config, tokenizer: {} as Tokenizer, stopIds: [], embedding, head, stages }, { ort }));
 }
 
 /** A Pipeline's own step (shared/runtime/pipeline.ts): the code path of `infermesh generate`, greedy. */

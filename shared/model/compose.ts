@@ -116,19 +116,16 @@ export function composeStageGraph(blocks: Model[], firstLayer: number, head?: Mo
     });
   }
   const chain = chainBlocks(blocks, firstLayer, composedIo.hidden, 'hidden.final');
-  const lastRow: Parts = {
-    node: [{ name: 'last_row', opType: 'Gather', input: ['hidden.final', 'last_row.index'], output: ['hidden.last_row'], attribute: [{ name: 'axis', type: AttributeType.INT, i: 1 }] }],
-    initializer: [{ name: 'last_row.index', dataType: DataType.INT64, dims: [1], rawData: new Uint8Array(BigInt64Array.of(-1n).buffer) }],
-    input: [],
-    output: [],
-  };
+  // The head reads only the last row: hidden.final[:, -1:, :].
+  const lastRow = { name: 'last_row', opType: 'Gather', input: ['hidden.final', 'last_row.index'], output: ['hidden.last_row'], attribute: [{ name: 'axis', type: AttributeType.INT, i: 1 }] };
+  const lastRowIndex = { name: 'last_row.index', dataType: DataType.INT64, dims: [1], rawData: new Uint8Array(BigInt64Array.of(-1n).buffer) };
   const h = renamed(head.graph, 'head', { [HEAD_IO.hidden]: 'hidden.last_row', [HEAD_IO.logits]: composedIo.logits });
   const logits = ioOf(head.graph, HEAD_IO.logits);
   const [batch, , vocab] = logits.type.tensorType.shape.dim;
   return model(blocks[0], [...blocks, head], {
     name: `${name}-head`,
-    node: [...chain.node, ...lastRow.node, ...h.node],
-    initializer: [...chain.initializer, ...lastRow.initializer, ...h.initializer],
+    node: [...chain.node, lastRow, ...h.node],
+    initializer: [...chain.initializer, lastRowIndex, ...h.initializer],
     input: [...input, ...chain.input],
     output: [{ name: composedIo.logits, type: { tensorType: { ...logits.type.tensorType, shape: { dim: [batch, { dimValue: 1 }, vocab] } } } }, ...chain.output],
     docString: `infermesh last stage: blocks ${firstLayer}..${firstLayer + blocks.length - 1} and the head on the last row`,

@@ -13,10 +13,11 @@
  *   created at u64 (ms since the epoch), upstream's seal length u16, upstream's seal
  * Signed commitment: commitment length u32, commitment, signature length u16, signature.
  */
-import type { PrivateKey, PublicKey } from '@libp2p/interface';
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { InfermeshError, UsageError } from '../errors.ts';
 import { merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
+import { peerPublicKey } from './peer-key.ts';
 import { encodeStepRecord } from './step-record.ts';
 import type { StepRecord } from './step-record.ts';
 
@@ -188,13 +189,7 @@ export async function signCommitment(records: StepRecord[], meta: CommitmentMeta
 /** Throws CommitmentSignatureError unless the signature is by the key of `commitment.peerId`. */
 export async function verifyCommitment(signed: SignedCommitment): Promise<void> {
   const { peerId } = signed.commitment;
-  let key: PublicKey | undefined;
-  try {
-    key = (peerIdFromString(peerId) as { publicKey?: PublicKey }).publicKey;
-  } catch (err) {
-    throw new CommitmentSignatureError(`peer id ${peerId} is not a valid peer id`, { cause: err });
-  }
-  if (!key) throw new CommitmentSignatureError(`peer id ${peerId} does not carry its public key`);
+  const key = peerPublicKey(peerId, CommitmentSignatureError);
   let ok = false;
   try {
     ok = await key.verify(encodeCommitment(signed.commitment), signed.signature);

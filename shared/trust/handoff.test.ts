@@ -3,7 +3,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PrivateKey } from '@libp2p/interface';
 import { encodeFrame } from '../protocol/frame.ts';
-import { handoffInTranscript, handoffOfFrame, handoffProofs, publicKeyOf, sealTranscript, transcriptOf, transcriptSealed } from './handoff.ts';
+import { handoffInTranscript, handoffOfFrame, handoffProofs, HandoffSealError, sealTranscript, transcriptOf, transcriptSealed } from './handoff.ts';
+import { peerPublicKey } from './peer-key.ts';
 import type { Handoff } from './handoff.ts';
 import { createStepJournal } from './step-journal.ts';
 import { tensorSha256 } from './step-record.ts';
@@ -66,7 +67,7 @@ describe('hand-off transcripts', () => {
     expect(await transcriptSealed({ ...transcript, steps: 2 }, seal, senderId)).toBe(false);
     expect(await transcriptSealed({ ...transcript, root: new Uint8Array(32) }, seal, senderId)).toBe(false);
     expect(await transcriptSealed(transcript, new Uint8Array(0), senderId)).toBe(false);
-    expect(() => publicKeyOf('not-a-peer')).toThrow(expect.objectContaining({ name: 'HandoffSealError', message: expect.stringContaining('"not-a-peer" is not a peer id') }));
+    expect(() => peerPublicKey('not-a-peer', HandoffSealError)).toThrow(expect.objectContaining({ name: 'HandoffSealError', message: expect.stringContaining('"not-a-peer" is not a peer id') }));
   });
 
   it('cover steps 0..n-1 of one request only', async () => {

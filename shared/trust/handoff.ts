@@ -22,11 +22,11 @@
  *   sealed transcript: "IMHT" magic, version u8 (1), 3 reserved, steps u32, root (32),
  *     request id length u16, request id (utf-8)
  */
-import type { PrivateKey, PublicKey } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
 import { InfermeshError, UsageError } from '../errors.ts';
 import { decodeFrame } from '../protocol/frame.ts';
 import { merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
+import { peerPublicKey } from './peer-key.ts';
 import { tensorSha256 } from './step-record.ts';
 
 /** A seal that is missing, malformed, or not by the key it should be by. */
@@ -130,23 +130,11 @@ export async function sealTranscript(transcript: Transcript, privateKey: Private
   return new Uint8Array(await privateKey.sign(encodeTranscript(transcript)));
 }
 
-/** The public key inlined in an Ed25519 peer id, or a HandoffSealError. */
-export function publicKeyOf(peerId: string): PublicKey {
-  let key: PublicKey | undefined;
-  try {
-    key = (peerIdFromString(peerId) as { publicKey?: PublicKey }).publicKey;
-  } catch (err) {
-    throw new HandoffSealError(`${JSON.stringify(peerId)} is not a peer id`, { cause: err });
-  }
-  if (!key) throw new HandoffSealError(`peer id ${peerId} does not carry its public key`);
-  return key;
-}
-
 /** True when `seal` is `sender`'s signature over the transcript. */
 export async function transcriptSealed(transcript: Transcript, seal: Uint8Array, sender: string): Promise<boolean> {
   if (seal.byteLength === 0) return false;
   try {
-    return await publicKeyOf(sender).verify(encodeTranscript(transcript), seal);
+    return await peerPublicKey(sender, HandoffSealError).verify(encodeTranscript(transcript), seal);
   } catch {
     return false;
   }

@@ -76,8 +76,6 @@ export const REWARD_HALF_LIFE_MS = 60 * 60_000;
 /** Verdicts of verified work on requests no voucher named yet, kept for a voucher that may still come (the oldest go first). */
 export const UNPAID_WORK_KEPT = 4096;
 
-type VerifiedWork = HeldWork;
-
 export interface ChainInfo {
   chainId: number;
   rpcUrl: string;
@@ -107,7 +105,7 @@ export interface GridSettlement {
    */
   clientVoucher(voucher: SignedVoucher, requestIds: readonly string[]): Promise<bigint>;
   /** An honest verdict on a stage's work: a receipt when a paying client was behind the request. */
-  workVerified(work: VerifiedWork): void;
+  workVerified(work: HeldWork): void;
   /**
    * A failed verdict: the stage's whole stake goes to the treasury (the transaction, when it had
    * stake) and its unpaid rewards are forfeited; undefined for a stage with no payout address.
@@ -221,7 +219,7 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     }
   }
 
-  function payWork(work: VerifiedWork): void {
+  function payWork(work: HeldWork): void {
     const provider = ledger.payTo(work.peerId);
     if (!provider) return;
     const client = ledger.payerOf(work.requestId);

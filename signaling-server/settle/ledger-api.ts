@@ -22,12 +22,13 @@ import type { GridSettlement } from './grid-settlement.ts';
 const wei = (value: bigint) => value.toString();
 
 /**
- * Every provider's earnings from the ledger, in one query: paid (released in confirmed
- * batches), pending (earned, neither paid nor forfeited: vesting, or in a batch on its way)
- * and forfeited (lost unvested on a conviction).
+ * Providers' earnings from the ledger, in one query (of `only`, when given: a peer's page reads
+ * its own receipts, not everyone's): paid (released in confirmed batches), pending (earned,
+ * neither paid nor forfeited: vesting, or in a batch on its way) and forfeited (lost unvested on
+ * a conviction).
  */
-function earningsByProvider(settlement: GridSettlement) {
-  const totals = new Map(settlement.ledger.earnings().map((e) => [e.provider.toLowerCase(), e]));
+function earningsByProvider(settlement: GridSettlement, only?: Address) {
+  const totals = new Map(settlement.ledger.earnings(only).map((e) => [e.provider.toLowerCase(), e]));
   return (provider: Address) => {
     const e = totals.get(provider.toLowerCase()) ?? { verifiedWork: 0, earned: 0n, paid: 0n, forfeited: 0n };
     return { verifiedWork: e.verifiedWork, pending: wei(e.earned - e.paid - e.forfeited), paid: wei(e.paid), forfeited: wei(e.forfeited) };
@@ -43,7 +44,7 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
   const { ledger, reader } = settlement;
   const target = { settlement: settlement.chain.contract };
 
-  async function provider(address: Address, earnings = earningsByProvider(settlement)) {
+  async function provider(address: Address, earnings = earningsByProvider(settlement, address)) {
     const onChain = await balances(reader, { ...target, account: address });
     return { address, stake: wei(onChain.stake), earnings: wei(onChain.earnings), ...earnings(address) };
   }

@@ -127,8 +127,8 @@ export interface SettlementLedger {
    * Returns the wei forfeited.
    */
   forfeit(provider: Address): bigint;
-  /** Every provider's earned, paid and forfeited wei, in one query. */
-  earnings(): ProviderEarnings[];
+  /** Every provider's (or one's) earned, paid and forfeited wei, in one query. */
+  earnings(provider?: Address): ProviderEarnings[];
   batch(id: Hex): PayoutBatch | undefined;
   batches(filter?: { states?: BatchState[] }): PayoutBatch[];
   markSubmitted(id: Hex, txHash: Hash): void;
@@ -299,7 +299,7 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
       `SELECT receipts.provider, receipts.layers, receipts.tokens, receipts.amount, receipts.forfeited,
               (SELECT group_concat(releases.amount) FROM releases JOIN batches ON batches.batch_id = releases.batch_id
                 WHERE releases.receipt_id = receipts.id AND batches.state = 'confirmed') AS paid
-       FROM receipts ORDER BY receipts.provider, receipts.id`,
+       FROM receipts WHERE (?1 IS NULL OR receipts.provider = ?1) ORDER BY receipts.provider, receipts.id`,
     ),
     insertBatch: db.prepare(`INSERT INTO batches (batch_id, payouts, total, receipts, state, created_at) VALUES (?, ?, ?, ?, 'pending', ?)`),
     batch: db.prepare('SELECT * FROM batches WHERE batch_id = ?'),
@@ -395,9 +395,9 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
         return total;
       });
     },
-    earnings() {
+    earnings(provider) {
       const byProvider = new Map<string, ProviderEarnings>();
-      for (const r of q.earnings.all() as { provider: string; layers: number; tokens: number; amount: string; forfeited: string; paid: string | null }[]) {
+      for (const r of q.earnings.all(provider ? getAddress(provider) : null) as { provider: string; layers: number; tokens: number; amount: string; forfeited: string; paid: string | null }[]) {
         const provider = r.provider as Address;
         const e = byProvider.get(provider) ?? { provider, verifiedWork: 0, earned: 0n, paid: 0n, forfeited: 0n };
         e.verifiedWork += Number(r.layers) * Number(r.tokens);
