@@ -19,6 +19,7 @@ import { decodeModel, encodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
 import { PIPELINE_SESSION_OPTIONS } from '../shared/runtime/ort.ts';
 import type { OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
+import { createInlineSession, eventLoopTurn } from './inline-session.ts';
 import { loadTokenizer } from '../shared/tokenizer/load.ts';
 import type { LoadedTokenizer } from '../shared/tokenizer/load.ts';
 import { createEmbeddingTable } from '../shared/model/embedding.ts';
@@ -47,12 +48,24 @@ export function sessionOptions(threads?: number, externalDataDir?: string, base:
   };
 }
 
+export interface SessionChoice {
+  /** intra-op threads; default: onnxruntime's choice */
+  threads?: number;
+  /** the pipeline's settings, or `{}` for onnxruntime's defaults (a benchmark's reference) */
+  base?: OrtSessionOptions;
+  /** run without the event-loop turn the public API takes per run (cli/inline-session.ts) */
+  inline?: boolean;
+}
+
 /** Opens a graph file, or a graph composed in memory whose weights live in `dir`. */
-export async function openSession(graph: string | { model: Model; dir: string; name: string }, threads?: number, base?: OrtSessionOptions): Promise<OrtSession> {
+export async function openSession(graph: string | { model: Model; dir: string; name: string }, choice: SessionChoice = {}): Promise<OrtSession> {
   const source = typeof graph === 'string' ? graph : join(graph.dir, graph.name);
+  const model = typeof graph === 'string' ? graph : encodeModel(graph.model);
+  const options = sessionOptions(choice.threads, typeof graph === 'string' ? undefined : graph.dir, choice.base);
   try {
-    if (typeof graph === 'string') return await ort.InferenceSession.create(graph, sessionOptions(threads, undefined, base));
-    return await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions(threads, graph.dir, base));
+    if (choice.inline) return createInlineSession(model, options);
+    // Two calls because create's overloads take a path or bytes, not their union.
+    return typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
   } catch (err) {
     throw new PackageError(`onnxruntime cannot load graph: ${(err as Error).message.split('\n')[0]}`, { source, cause: err });
   }
@@ -72,11 +85,11 @@ export async function openEmbedding(dir: string, manifest: Manifest): Promise<Em
  * One session for blocks range.start..range.end-1, stitched from their per-layer graphs; with
  * `head`, ending in the head on the last row (the last stage of an in-process pipeline).
  */
-export async function openStageSession(dir: string, manifest: Manifest, range: LayerRange, threads?: number, options: { head?: boolean } = {}): Promise<OrtSession> {
+export async function openStageSession(dir: string, manifest: Manifest, range: LayerRange, threads?: number, options: { head?: boolean; inline?: boolean } = {}): Promise<OrtSession> {
   const blocks = blockShards(manifest).slice(range.start, range.end);
   const head = options.head ? await readGraph(dir, shardOf(manifest, 'head').graph) : undefined;
   const model = composeStageGraph(await Promise.all(blocks.map((b) => readGraph(dir, b.graph))), range.start, head);
-  return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}${head ? ' and head' : ''}` }, threads);
+  return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}${head ? ' and head' : ''}` }, { threads, inline: options.inline });
 }
 
 /** What a client runs itself: the tokenizer, the embedding lookup and the head of a package. */
@@ -99,14 +112,15 @@ async function openClientEnd(dir: string, options: { verifyPieces?: boolean }): 
 
 export async function openClientSide(dir: string, options: { verifyPieces?: boolean; threads?: number } = {}): Promise<ClientSide> {
   const end = await openClientEnd(dir, options);
-  return { ...end, head: await openSession(join(dir, shardOf(end.manifest, 'head').graph), options.threads) };
+  return { ...end, head: await openSession(join(dir, shardOf(end.manifest, 'head').graph), { threads: options.threads }) };
 }
 
 /**
  * The local runner: the blocks split into in-process stages that pass hidden-state frames as
  * grid stages do. Unlike a grid client, it runs the head in the last stage's session rather
  * than in its own: one session run less per token, which on 2 vCPUs was ~4% of a 110m decode
- * step (each run wakes its session's thread pool; bench local).
+ * step (each run wakes its session's thread pool; bench local). Its sessions run inline
+ * (cli/inline-session.ts) and the event loop turns once per token instead of once per stage.
  */
 export async function openLocalPipeline(dir: string, options: OpenPackageOptions): Promise<{ manifest: Manifest; pipeline: Pipeline; release(): Promise<void> }> {
   const { manifest, tokenizer, embedding } = await openClientEnd(dir, options);
@@ -114,10 +128,10 @@ export async function openLocalPipeline(dir: string, options: OpenPackageOptions
   const ranges = splitLayers(config.nLayers, options.stages);
   const stages: Stage[] = [];
   for (const [i, layers] of ranges.entries()) {
-    const session = await openStageSession(dir, manifest, layers, options.threads, { head: i === ranges.length - 1 });
+    const session = await openStageSession(dir, manifest, layers, options.threads, { head: i === ranges.length - 1, inline: true });
     stages.push(createStage({ config, layers, session }, { ort }));
   }
-  const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head: HEAD_IN_LAST_STAGE, stages }, { ort });
+  const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head: HEAD_IN_LAST_STAGE, stages }, { ort, beforeStep: eventLoopTurn });
   return {
     manifest,
     pipeline,

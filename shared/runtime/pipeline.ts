@@ -1,14 +1,15 @@
 /**
  * Generation through a chain of stages, as a grid client does it: embed locally (a table
- * lookup), send the
- * hidden state through each stage as a binary frame, run the head locally on the last row,
- * sample, repeat. Stages here are in-process; on the grid the same frames cross WebRTC.
+ * lookup), send the hidden state through each stage as a frame, run the head locally on the
+ * last row, sample, repeat. On the grid and to workers the frames cross as bytes; between
+ * in-process stages they pass decoded.
  */
 import { UsageError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { HEAD_IO } from '../model/graphs/embed-head.ts';
 import type { EmbeddingTable } from '../model/embedding.ts';
 import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
+import type { HiddenFrame } from '../protocol/frame.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import type { OrtRuntime, OrtSession } from './ort.ts';
 import { createSampler } from './sampler.ts';
@@ -17,8 +18,14 @@ import type { Stage } from './stage.ts';
 /** What the pipeline needs of a stage: an in-process Stage, or a shard engine in a worker or across the grid. */
 export interface StageLink {
   forward(frame: Uint8Array): Promise<Uint8Array>;
+  /** an in-process stage's step on a decoded frame: the hand-off skips encoding and parsing */
+  forwardFrame?(frame: HiddenFrame): Promise<HiddenFrame>;
   end(requestId: string): unknown;
 }
+
+/** A frame in whichever form the last stage returned it, converted only when the next needs the other. */
+const decoded = (frame: HiddenFrame | Uint8Array) => (frame instanceof Uint8Array ? decodeFrame(frame) : frame);
+const encoded = (frame: HiddenFrame | Uint8Array) => (frame instanceof Uint8Array ? frame : encodeFrame(frame));
 
 /** A shard engine (shared/engine/api.ts) as a pipeline stage. */
 export function engineStage(engine: { step(frame: Uint8Array): Promise<Uint8Array>; end(requestId: string): Promise<void> }): StageLink {
@@ -73,7 +80,18 @@ export interface PipelineOptions {
  */
 export const HEAD_IN_LAST_STAGE = 'in-last-stage';
 
-export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime }): Pipeline {
+export interface PipelineDeps {
+  ort: OrtRuntime;
+  /**
+   * Awaited before each step. Stages whose runs never wait for the event loop (inline
+   * sessions, cli/inline-session.ts) would otherwise hold it for a whole generation: a server
+   * embedding the pipeline could not even see its client go away. The local runner passes one
+   * turn of the event loop, once per token where the public session API takes one per run.
+   */
+  beforeStep?: () => Promise<void>;
+}
+
+export function createPipeline(options: PipelineOptions, deps: PipelineDeps): Pipeline {
   const { config, tokenizer, embedding, head, stages } = options;
   const { Tensor } = deps.ort;
   const stop = new Set(options.stopIds);
@@ -81,9 +99,10 @@ export function createPipeline(options: PipelineOptions, deps: { ort: OrtRuntime
   const newRequestId = options.newRequestId ?? (() => `local-${++requestCounter}`);
 
   const step: Pipeline['step'] = async (requestId, tokens, position, stepIndex) => {
-    let frame = encodeFrame({ requestId, step: stepIndex, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) });
-    for (const stage of stages) frame = await stage.forward(frame);
-    const out = decodeFrame(frame);
+    await deps.beforeStep?.();
+    let frame: HiddenFrame | Uint8Array = { requestId, step: stepIndex, position, dims: [1, tokens.length, config.dim], data: embedding.lookup(tokens) };
+    for (const stage of stages) frame = stage.forwardFrame ? await stage.forwardFrame(decoded(frame)) : await stage.forward(encoded(frame));
+    const out = decoded(frame);
     if (head === HEAD_IN_LAST_STAGE) {
       const [batch, rows, vocab] = out.dims;
       if (out.dims.length !== 3 || batch !== 1 || rows !== 1 || vocab !== config.vocabSize) {

@@ -144,6 +144,30 @@ describe('stages', () => {
     expect(stage.activeRequests()).toBe(1);
   }
 
+  it('steps a decoded frame (forwardFrame) exactly as it steps the same frame in bytes', async () => {
+    const stage = await newStage();
+    for (const [i, step] of SEQUENCE.entries()) {
+      const out = await stage.forwardFrame({ requestId: 'decoded', step: i, position: step.position, dims: [1, step.rows, config.dim], data: randomHidden(step.rows, config.dim, step.seed) });
+      expect(out.requestId).toBe('decoded');
+      expect(out.step).toBe(i);
+      expect(out.position).toBe(step.position);
+      expect(out.dims).toEqual([1, step.rows, config.dim]);
+      expect(Array.from(out.data)).toEqual(Array.from(solo[i]));
+    }
+  });
+
+  it('refuses a decoded frame whose data does not fill its dims and still serves its requests', async () => {
+    const stage = await newStage();
+    await expectServedDespite(
+      stage,
+      () => rejection(stage.forwardFrame({ requestId: 'live', step: 0, position: 0, dims: [1, 2, config.dim], data: new Float32Array(config.dim) })),
+      (err) => {
+        expect(err).toBeInstanceOf(FrameError);
+        expect(err.message).toBe(`dims [1,2,${config.dim}] hold ${2 * config.dim} values but data has ${config.dim}`);
+      },
+    );
+  });
+
   it('refuses a frame with the wrong hidden size and still serves its requests', async () => {
     const stage = await newStage();
     await expectServedDespite(

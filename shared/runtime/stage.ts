@@ -9,6 +9,7 @@
  */
 import { InfermeshError } from '../errors.ts';
 import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
+import type { HiddenFrame } from '../protocol/frame.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { composedIo } from '../model/compose.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from './ort.ts';
@@ -43,6 +44,11 @@ export interface Stage {
    * or, from a session composed with the head, the logits of the last row [1, 1, vocab].
    */
   forward(frame: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The same step on a decoded frame, for a caller in the same process: a hand-off between
+   * in-process stages need not be encoded to bytes and parsed back (bench local).
+   */
+  forwardFrame(frame: HiddenFrame): Promise<HiddenFrame>;
   /** Drops a request's KV cache. */
   end(requestId: string): void;
   activeRequests(): number;
@@ -97,6 +103,11 @@ export function createStage(options: StageOptions, deps: StageDeps): Stage {
   /** Requests ended while a step ran: that step's cache is dropped when it finishes. */
   const endedInFlight = new Set<string>();
   const evicted = new Map<string, EvictionReason>();
+  /** the graph's cache inputs and outputs, per layer of the range */
+  const cacheIo = Array.from({ length: layerCount }, (_, i) => {
+    const layer = layers.start + i;
+    return { pastKey: composedIo.pastKey(layer), pastValue: composedIo.pastValue(layer), newKey: composedIo.newKey(layer), newValue: composedIo.newValue(layer) };
+  });
 
   const bytesOf = (state: RequestState) => state.caches.reduce((sum, [k, v]) => sum + k.bytes() + v.bytes(), 0);
   const drop = (id: string) => {
@@ -114,13 +125,20 @@ export function createStage(options: StageOptions, deps: StageDeps): Stage {
   };
   const sweep = () => {
     const cutoff = now() - limits.idleTimeoutMs;
-    const idle = [...requests].filter(([id, s]) => s.lastUsed < cutoff && !inFlight.has(id)).map(([id]) => id);
+    const idle: string[] = [];
+    // Map order is recency order: the idle requests come first.
+    for (const [id, s] of requests) {
+      if (s.lastUsed >= cutoff) break;
+      if (!inFlight.has(id)) idle.push(id);
+    }
     evict(idle, 'idle');
     return idle;
   };
   /** Least recently used first, never the request being served. */
   const relievePressure = (keep: string) => {
-    let total = [...requests.values()].reduce((sum, s) => sum + bytesOf(s), 0);
+    let total = 0;
+    for (const state of requests.values()) total += bytesOf(state);
+    if (total <= limits.maxCacheBytes) return;
     const victims: string[] = [];
     for (const [id, state] of requests) {
       if (total <= limits.maxCacheBytes) break;
@@ -131,73 +149,78 @@ export function createStage(options: StageOptions, deps: StageDeps): Stage {
     evict(victims, 'memory');
   };
 
+  const forwardFrame = async (frame: HiddenFrame): Promise<HiddenFrame> => {
+    const [batch, seq, width] = frame.dims;
+    if (frame.dims.length !== 3 || batch !== 1 || width !== config.dim || seq < 1) {
+      throw new FrameError(`expected hidden state [1, seq, ${config.dim}], got [${frame.dims}]`);
+    }
+    if (frame.data.length !== seq * width) throw new FrameError(`dims [${frame.dims}] hold ${seq * width} values but data has ${frame.data.length}`);
+    const id = frame.requestId;
+    if (inFlight.has(id)) throw new FrameError(`request ${id} already has a step in flight; send its next frame after the output`);
+    sweep();
+    let state = requests.get(id);
+    if (!state) {
+      if (frame.position !== 0) {
+        const why = evicted.get(id);
+        throw new UnknownRequestError(
+          why ? `request ${id} was evicted (${why === 'idle' ? 'idle timeout' : 'memory pressure'}); start it again at position 0`
+            : `unknown request ${id} (a new request starts at position 0)`,
+        );
+      }
+      state = { caches: Array.from({ length: layerCount }, () => [newStore(), newStore()]), nextPosition: 0, lastUsed: now() };
+    }
+    if (frame.position !== state.nextPosition) {
+      throw new FrameError(`request ${id} expected position ${state.nextPosition}, got ${frame.position}`);
+    }
+    if (frame.position + seq > config.maxSeqLen) {
+      throw new FrameError(`positions up to ${frame.position + seq} exceed the context of ${config.maxSeqLen}`);
+    }
+    const positions = new BigInt64Array(seq);
+    for (let i = 0; i < seq; i++) positions[i] = BigInt(frame.position + i);
+    const feeds: Record<string, OrtTensor> = {
+      [composedIo.hidden]: new Tensor('float32', frame.data, [1, seq, config.dim]),
+      [composedIo.positions]: new Tensor('int64', positions, [1, seq]),
+    };
+    state.caches.forEach(([key, value], i) => {
+      feeds[cacheIo[i].pastKey] = key.tensor();
+      feeds[cacheIo[i].pastValue] = value.tensor();
+    });
+    inFlight.add(id);
+    let out: Record<string, OrtTensor>;
+    try {
+      out = await session.run(feeds);
+    } catch (err) {
+      // A fresh request that failed leaves nothing behind; a live one keeps its cache as it was.
+      if (!requests.has(id)) state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
+      throw err;
+    } finally {
+      inFlight.delete(id);
+    }
+    if (endedInFlight.delete(id)) {
+      state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
+      requests.delete(id);
+    } else {
+      state.caches.forEach(([key, value], i) => {
+        key.append(out[cacheIo[i].newKey]);
+        value.append(out[cacheIo[i].newValue]);
+      });
+      state.nextPosition += seq;
+      state.lastUsed = now();
+      requests.delete(id);
+      requests.set(id, state);
+      evicted.delete(id);
+      relievePressure(id);
+    }
+    // A last stage composed with the head returns the logits of the last row instead.
+    const result = out[composedIo.hiddenOut] ?? out[composedIo.logits];
+    return { requestId: id, step: frame.step, position: frame.position, dims: [...result.dims], data: result.data as Float32Array };
+  };
+
   return {
     layers,
+    forwardFrame,
     async forward(bytes) {
-      const frame = decodeFrame(bytes);
-      const [batch, seq, width] = frame.dims;
-      if (frame.dims.length !== 3 || batch !== 1 || width !== config.dim || seq < 1) {
-        throw new FrameError(`expected hidden state [1, seq, ${config.dim}], got [${frame.dims}]`);
-      }
-      const id = frame.requestId;
-      if (inFlight.has(id)) throw new FrameError(`request ${id} already has a step in flight; send its next frame after the output`);
-      sweep();
-      let state = requests.get(id);
-      if (!state) {
-        if (frame.position !== 0) {
-          const why = evicted.get(id);
-          throw new UnknownRequestError(
-            why ? `request ${id} was evicted (${why === 'idle' ? 'idle timeout' : 'memory pressure'}); start it again at position 0`
-              : `unknown request ${id} (a new request starts at position 0)`,
-          );
-        }
-        state = { caches: Array.from({ length: layerCount }, () => [newStore(), newStore()]), nextPosition: 0, lastUsed: now() };
-      }
-      if (frame.position !== state.nextPosition) {
-        throw new FrameError(`request ${id} expected position ${state.nextPosition}, got ${frame.position}`);
-      }
-      if (frame.position + seq > config.maxSeqLen) {
-        throw new FrameError(`positions up to ${frame.position + seq} exceed the context of ${config.maxSeqLen}`);
-      }
-      const positions = new BigInt64Array(seq);
-      for (let i = 0; i < seq; i++) positions[i] = BigInt(frame.position + i);
-      const feeds: Record<string, OrtTensor> = {
-        [composedIo.hidden]: new Tensor('float32', frame.data, [1, seq, config.dim]),
-        [composedIo.positions]: new Tensor('int64', positions, [1, seq]),
-      };
-      state.caches.forEach(([key, value], i) => {
-        feeds[composedIo.pastKey(layers.start + i)] = key.tensor();
-        feeds[composedIo.pastValue(layers.start + i)] = value.tensor();
-      });
-      inFlight.add(id);
-      let out: Record<string, OrtTensor>;
-      try {
-        out = await session.run(feeds);
-      } catch (err) {
-        // A fresh request that failed leaves nothing behind; a live one keeps its cache as it was.
-        if (!requests.has(id)) state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
-        throw err;
-      } finally {
-        inFlight.delete(id);
-      }
-      if (endedInFlight.delete(id)) {
-        state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
-        requests.delete(id);
-      } else {
-        state.caches.forEach(([key, value], i) => {
-          key.append(out[composedIo.newKey(layers.start + i)]);
-          value.append(out[composedIo.newValue(layers.start + i)]);
-        });
-        state.nextPosition += seq;
-        state.lastUsed = now();
-        requests.delete(id);
-        requests.set(id, state);
-        evicted.delete(id);
-        relievePressure(id);
-      }
-      // A last stage composed with the head returns the logits of the last row instead.
-      const result = out[composedIo.hiddenOut] ?? out[composedIo.logits];
-      return encodeFrame({ requestId: id, step: frame.step, position: frame.position, dims: [...result.dims], data: result.data as Float32Array });
+      return encodeFrame(await forwardFrame(decodeFrame(bytes)));
     },
     end(requestId) {
       // A running step still reads its cache: it is disposed when that step finishes.

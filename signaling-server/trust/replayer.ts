@@ -10,7 +10,6 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { Manifest } from '../../shared/model/manifest.ts';
-import { encodeFrame, decodeFrame } from '../../shared/protocol/frame.ts';
 import { createStage } from '../../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../../shared/runtime/stage.ts';
 import { UsageError } from '../../shared/errors.ts';
@@ -78,7 +77,7 @@ export function createReplayer(options: ReplayerOptions): Replayer {
       const stage = await stageFor(layers, pass);
       const requestId = `replay-${++replays}`;
       try {
-        const out = decodeFrame(await stage.forward(encodeFrame({ requestId, step: 0, position: 0, dims: [1, total, config.dim], data }))).data;
+        const { data: out } = await stage.forwardFrame({ requestId, step: 0, position: 0, dims: [1, total, config.dim], data });
         const outputs: Float32Array[] = [];
         let row = 0;
         for (const rows of rowsOf) {
