@@ -74,13 +74,17 @@ export function pipelineDecoder(pipeline: Pick<Pipeline, 'config' | 'step' | 'en
   };
 }
 
-/** The whole model as one session: input_ids, positions and every layer's cache in, logits and new rows out. */
-export function wholeModelDecoder(options: { config: ModelConfig; ort: OrtRuntime; session: OrtSession; kv: KvStoreFactory }): Decoder {
+/**
+ * The whole model as one session: input_ids, positions and every layer's cache in, logits and
+ * new rows out. `beforeStep` is awaited before each step, as the pipeline's (PipelineDeps).
+ */
+export function wholeModelDecoder(options: { config: ModelConfig; ort: OrtRuntime; session: OrtSession; kv: KvStoreFactory; beforeStep?: () => Promise<void> }): Decoder {
   const { config, ort, session } = options;
   return {
     async start() {
       const cache: [KvStore, KvStore][] = Array.from({ length: config.nLayers }, () => [options.kv(), options.kv()]);
       const forward = async (tokens: number[], position: number) => {
+        await options.beforeStep?.();
         const feeds: Record<string, OrtTensor> = {
           [composedIo.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
           [composedIo.positions]: new ort.Tensor('int64', BigInt64Array.from(tokens, (_, i) => BigInt(position + i)), [1, tokens.length]),
@@ -121,16 +125,22 @@ export const median = (xs: number[]) => sharedMedian(xs)!;
  * take turns token by token, the order rotating at each token: decoders compared this way see
  * the same moments of host load, so a busy second hits them alike. Timed round by round (64
  * tokens of one decoder, then of the next), single-round ratios of identical runs spread over
- * 0.75-1.2 on this 2-vCPU VM; token by token they spread over about 0.9-1.0. A decoder whose
- * threads keep spinning after its step (onnxruntime's default) would slow whichever runs next:
- * time it on its own.
+ * 0.75-1.2 on this 2-vCPU VM; token by token they spread over about 0.9-1.0.
+ *
+ * A decoder whose threads keep spinning after its step (onnxruntime's default) would slow
+ * whichever runs next: pass it in `alone`. Each round then runs it on its own after the others,
+ * and a short pause lets its threads park before the next round; its rounds pair with theirs.
  * Returns each decoder's decode-only milliseconds per round.
  */
-export async function timeInterleaved(runs: Record<string, Decoder>, options: { tokens: number; rounds: number }): Promise<Record<string, number[]>> {
+export async function timeInterleaved(
+  runs: Record<string, Decoder>,
+  options: { tokens: number; rounds: number; alone?: Record<string, Decoder> },
+): Promise<Record<string, number[]>> {
   const names = Object.keys(runs);
-  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (const name of names) {
-    const run = await runs[name].start();
+  const alone = Object.entries(options.alone ?? {});
+  const times: Record<string, number[]> = Object.fromEntries([...names, ...alone.map(([n]) => n)].map((n) => [n, []]));
+  for (const decoder of [...Object.values(runs), ...alone.map(([, d]) => d)]) {
+    const run = await decoder.start();
     for (let i = 0; i < 4; i++) await run.step();
     await run.end();
   }
@@ -150,9 +160,20 @@ export async function timeInterleaved(runs: Record<string, Decoder>, options: { 
       await live[name].end();
       times[name].push(ms[name]);
     }
+    for (const [name, decoder] of alone) {
+      const run = await decoder.start();
+      const t = performance.now();
+      for (let token = 0; token < options.tokens; token++) await run.step();
+      times[name].push(performance.now() - t);
+      await run.end();
+      await new Promise((resolve) => setTimeout(resolve, SPIN_PARK_MS));
+    }
   }
   return times;
 }
+
+/** Long enough for onnxruntime's spinning threads to give up and park: ~40 ms after a run on 2 vCPUs. */
+const SPIN_PARK_MS = 100;
 
 export function speed(times: number[], tokens: number) {
   const ms = median(times) / tokens;
