@@ -44,8 +44,8 @@ export function promptIds(vocab: number): number[] {
 }
 
 /**
- * Embedding (a lookup) and head here, blocks in `stages`, hidden states as binary frames between
- * them: the grid client's pipeline (shared/runtime/pipeline.ts) over those stages, greedy. Ids
+ * Embedding (a lookup) and head here, blocks in `stages`, hidden states as frames between them
+ * (bytes to workers and peers): the grid client's pipeline (shared/runtime/pipeline.ts) over those stages, greedy. Ids
  * are sampled by argmax, so no tokenizer is needed.
  */
 export function stagesDecoder(options: { config: ModelConfig; ort: OrtRuntime; embedding: EmbeddingTable; head: OrtSession; stages: StageLink[] }): Decoder {

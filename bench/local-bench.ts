@@ -4,10 +4,9 @@
  * onnxruntime running the whole model as one graph, in the same process and run, interleaved
  * token by token (bench/decoders.ts). The baseline is the whole-model graph under the same
  * session settings as the stages, run the same way: inline (cli/inline-session.ts), with one
- * turn of the event loop per token. It also runs
- * as plain onnxruntime-node would (default options, the public API's run), reported beside it:
- * on its own in each round, since its threads keep spinning after a run and would slow the
- * others, and paired with them by round.
+ * turn of the event loop per token. It also runs as plain onnxruntime-node would (default
+ * options, the public API's run), reported beside it: on its own in each round, since its
+ * threads keep spinning after a run and would slow the others, and paired with them by round.
  */
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';

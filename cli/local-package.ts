@@ -85,11 +85,11 @@ export async function openEmbedding(dir: string, manifest: Manifest): Promise<Em
  * One session for blocks range.start..range.end-1, stitched from their per-layer graphs; with
  * `head`, ending in the head on the last row (the last stage of an in-process pipeline).
  */
-export async function openStageSession(dir: string, manifest: Manifest, range: LayerRange, threads?: number, options: { head?: boolean; inline?: boolean } = {}): Promise<OrtSession> {
+export async function openStageSession(dir: string, manifest: Manifest, range: LayerRange, choice: Omit<SessionChoice, 'base'> & { head?: boolean } = {}): Promise<OrtSession> {
   const blocks = blockShards(manifest).slice(range.start, range.end);
-  const head = options.head ? await readGraph(dir, shardOf(manifest, 'head').graph) : undefined;
+  const head = choice.head ? await readGraph(dir, shardOf(manifest, 'head').graph) : undefined;
   const model = composeStageGraph(await Promise.all(blocks.map((b) => readGraph(dir, b.graph))), range.start, head);
-  return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}${head ? ' and head' : ''}` }, { threads, inline: options.inline });
+  return openSession({ model, dir, name: `stage ${range.start}..${range.end - 1}${head ? ' and head' : ''}` }, { threads: choice.threads, inline: choice.inline });
 }
 
 /** What a client runs itself: the tokenizer, the embedding lookup and the head of a package. */
@@ -128,7 +128,7 @@ export async function openLocalPipeline(dir: string, options: OpenPackageOptions
   const ranges = splitLayers(config.nLayers, options.stages);
   const stages: Stage[] = [];
   for (const [i, layers] of ranges.entries()) {
-    const session = await openStageSession(dir, manifest, layers, options.threads, { head: i === ranges.length - 1, inline: true });
+    const session = await openStageSession(dir, manifest, layers, { threads: options.threads, head: i === ranges.length - 1, inline: true });
     stages.push(createStage({ config, layers, session }, { ort }));
   }
   const pipeline = createPipeline({ config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head: HEAD_IN_LAST_STAGE, stages }, { ort, beforeStep: eventLoopTurn });

@@ -71,7 +71,7 @@ beforeAll(async () => {
 afterAll(removeTempDirs);
 
 async function openStage(pkg: Package, layers: LayerRange, threads?: number): Promise<Stage> {
-  return createStage({ config: pkg.manifest.config, layers, session: await openStageSession(pkg.dir, pkg.manifest, layers, threads) }, { ort });
+  return createStage({ config: pkg.manifest.config, layers, session: await openStageSession(pkg.dir, pkg.manifest, layers, { threads }) }, { ort });
 }
 
 /** Runs step inputs through a chain of stages with a KV cache, as a donor does; returns each step's output. */

@@ -48,7 +48,7 @@ export function createReplayer(options: ReplayerOptions): Replayer {
     const key = `${layers.start}-${layers.end}/${pass}`;
     let stage = stages.get(key);
     if (!stage) {
-      stage = openStageSession(dir, manifest, layers, pass === 2 ? CONFIRM_THREADS : undefined).then((session) =>
+      stage = openStageSession(dir, manifest, layers, { threads: pass === 2 ? CONFIRM_THREADS : undefined }).then((session) =>
         createStage({ config, layers, session, limits: { idleTimeoutMs: 60_000, maxCacheBytes: 1 << 30 } }, { ort }),
       );
       stage.catch(() => stages.delete(key));
