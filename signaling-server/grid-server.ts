@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { ORT_ASSET_PATH } from '../shared/engine/api.ts';
 import { MANIFEST_FILE, parseManifest, sha256Hex } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
-import { connectGrid } from '../shared/grid/client.ts';
+import { connectGrid, GridApiError, ROUTE_ERRORS } from '../shared/grid/client.ts';
 import type { GridClient, GridInfo, RequestObserver } from '../shared/grid/client.ts';
 import type { OrtModule } from '../shared/runtime/ort.ts';
 import type { ChatCompletionCreateParams, ChatCompletionsApi, CompletionCreateParams, CompletionsApi, OpenAIApi, RequestOptions } from '../shared/openai/types.ts';
@@ -25,7 +25,7 @@ import type { Coordinator, CoordinatorEvents } from './coordinator/coordinator.t
 import { NoRouteError } from './coordinator/registry.ts';
 import { jsonResponse, startHttpServer } from './http/server.ts';
 import type { ApiHandler, HttpServer } from './http/server.ts';
-import { HttpError } from './http/errors.ts';
+import { HttpError, ServiceUnavailableError } from './http/errors.ts';
 import { createOpenAIGateway } from './http/openai-gateway.ts';
 import type { GridStore } from './store.ts';
 import { startReplayerThread } from './trust/replayer-thread.ts';
@@ -63,11 +63,39 @@ export interface GridServer {
   close(): Promise<void>;
 }
 
-/** The grid cannot answer yet: no chain of serving stages covers the model. */
-class NoRouteHttpError extends HttpError {
+/** The longest client id /api/route takes: peer ids are 52 characters (Ed25519) or 46 (RSA). */
+const MAX_CLIENT_ID_CHARS = 128;
+
+/** Donors join within seconds of opening the page; a client told to wait this long may find a route. */
+const NO_ROUTE_RETRY_AFTER_SECONDS = 5;
+
+/** The grid cannot answer yet: no chain of serving stages covers the model (503, Retry-After). */
+class NoRouteHttpError extends ServiceUnavailableError {
   override name = 'NoRouteHttpError';
-  constructor(message: string) {
-    super(503, message, { type: 'service_unavailable', code: 'no_route' });
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'no_route', retryAfterSeconds: NO_ROUTE_RETRY_AFTER_SECONDS, cause });
+  }
+}
+
+/**
+ * A generation that failed for want of a grid, not through a fault of its request: no route
+ * (the coordinator's, or the one the grid client asked for), or a route whose stages failed on
+ * every attempt. Anything else is passed on as it is.
+ */
+function unavailable(err: unknown): unknown {
+  const name = (err as Error)?.name;
+  if (name === 'NoRouteError' || (err instanceof GridApiError && err.code === 'no_route') || ROUTE_ERRORS.includes(name)) {
+    return new NoRouteHttpError(`the grid cannot serve this request now: ${(err as Error).message}`, err);
+  }
+  return err;
+}
+
+/** A stream whose failures for want of a grid are 503s like the others (sent as its last event). */
+async function* mapUnavailable<T>(events: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* events;
+  } catch (err) {
+    throw unavailable(err);
   }
 }
 
@@ -112,6 +140,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode },
     {
       node: relay,
+      logError: (err) => log(`coordinator: ${(err as Error)?.stack ?? String(err)}`),
       events: {
         ...(store && storeEvents(store, manifest.id)),
         payTo: (peerId, address) => void settlement?.donorJoined(peerId, address).catch((err: Error) => log(`settlement: no stake for ${peerId}: ${err.message}`)),
@@ -130,6 +159,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     reputation: store && ((peerId) => store.reputation(peerId)),
     onVerdict: (verdict) => void judged(verdict).catch(() => undefined),
     onRefusal: (refusal) => store?.recordRefusal({ ...refusal, requestId: refusal.requestId ?? null }),
+    logError: (err) => log(`validator: ${(err as Error)?.stack ?? String(err)}`),
   });
   /**
    * A verdict is recorded; honest work on a paid request earns a receipt; a failed verdict
@@ -160,8 +190,12 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
       handle: (req) => {
         const requested = req.url.searchParams.get('package');
         if (requested && requested !== manifest.id) throw new HttpError(404, `this grid serves package ${manifest.id}, not ${requested}`, { code: 'model_not_found' });
+        const client = req.url.searchParams.get('client') ?? undefined;
+        // Grants are remembered per client id (a peer id, ~52 characters): a longer one is no peer's.
+        if (client !== undefined && (client.length === 0 || client.length > MAX_CLIENT_ID_CHARS)) {
+          throw new HttpError(400, `client must be a peer id of 1 to ${MAX_CLIENT_ID_CHARS} characters`, { code: 'invalid_client', param: 'client' });
+        }
         try {
-          const client = req.url.searchParams.get('client') ?? undefined;
           const route = coordinator.registry.route(client);
           if (client && route.hops.length > 0) grants.grant(client, route.hops[0].peerId);
           return jsonResponse(route);
@@ -219,9 +253,32 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   /** The OpenAI API of the server's grid client, connected when a request first needs it. */
   function lazyApi(): OpenAIApi {
     // The overloads only narrow the result by `stream`; one implementation serves them all.
-    const chat = (params: ChatCompletionCreateParams, opts?: RequestOptions) => connect().then((c) => c.chat.completions.create(params, opts));
-    const text = (params: CompletionCreateParams, opts?: RequestOptions) => connect().then((c) => c.completions.create(params, opts));
+    const chat = (params: ChatCompletionCreateParams, opts?: RequestOptions) => served(() => connect().then((c) => c.chat.completions.create(params, opts)));
+    const text = (params: CompletionCreateParams, opts?: RequestOptions) => served(() => connect().then((c) => c.completions.create(params, opts)));
     return { modelId: manifest.id, chat: { completions: { create: chat as ChatCompletionsApi['create'] } }, completions: { create: text as CompletionsApi['create'] } };
+  }
+
+  /**
+   * A create() whose grid failures are 503s. A request is checked before anything runs, so a
+   * bad one is a 400 even while no donor serves; a stream, which generates only as it is read,
+   * is then refused at once if no route exists, rather than after its 200 went out.
+   */
+  async function served<T extends object>(create: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await create();
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!(Symbol.asyncIterator in result)) return result;
+    const stream = result as T & AsyncIterable<unknown>;
+    try {
+      coordinator.registry.route();
+    } catch (err) {
+      await (stream as unknown as AsyncGenerator).return?.(undefined);
+      throw unavailable(err);
+    }
+    return mapUnavailable(stream) as unknown as T;
   }
 
   return {

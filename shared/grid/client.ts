@@ -7,6 +7,7 @@
  * pays for each request with a signed voucher when the request ends (shared/settle/request-payer.ts).
  */
 import { InfermeshError, PackageError, UsageError } from '../errors.ts';
+import type { InfermeshErrorOptions } from '../errors.ts';
 import { MANIFEST_FILE, parseManifest, shardOf } from '../model/manifest.ts';
 import { fetchPackageFiles, readVerifiedFile } from '../model/package-fetch.ts';
 import type { Manifest } from '../model/manifest.ts';
@@ -32,9 +33,19 @@ import type { ModelOffer, RouteHop } from './protocol.ts';
 import { createRouteLink, serveResults } from './route-link.ts';
 import type { HopReport, ResultSink, RouteLink } from './route-link.ts';
 
-/** The server answered an API call with an error (its message is passed on). */
+/** The server answered an API call with an error (its message, status and code are passed on). */
 export class GridApiError extends InfermeshError {
   override name = 'GridApiError';
+  /** the HTTP status, undefined when the server could not be reached */
+  readonly status?: number;
+  /** the error body's `code`, e.g. 'no_route' while no chain of stages covers the model */
+  readonly code?: string;
+
+  constructor(message: string, options: InfermeshErrorOptions & { status?: number; code?: string } = {}) {
+    super(message, options);
+    this.status = options.status;
+    this.code = options.code;
+  }
 }
 
 /** What GET /api/info answers. */
@@ -110,7 +121,7 @@ export interface GridClient extends OpenAIApi {
 }
 
 /** Failures of a route rather than of the request: a stage gone, a link that would not open. */
-const ROUTE_ERRORS = ['StageFailedError', 'RouteBrokenError', 'StageTimeoutError', 'DirectConnectionError'];
+export const ROUTE_ERRORS = ['StageFailedError', 'RouteBrokenError', 'StageTimeoutError', 'DirectConnectionError'];
 /** A request that fails on its route before its first token is tried on a fresh route this many times in all. */
 const ROUTE_ATTEMPTS = 2;
 
@@ -123,8 +134,8 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     const response = await fetchFn(`${base}${path}`).catch((err: unknown) => {
       throw new GridApiError(`cannot reach the grid server: ${(err as Error).message}`, { source: `${base}${path}`, cause: err });
     });
-    const body = (await response.json().catch(() => ({}))) as T & { error?: { message?: string } };
-    if (!response.ok) throw new GridApiError(body.error?.message ?? `HTTP ${response.status}`, { source: `${base}${path}` });
+    const body = (await response.json().catch(() => ({}))) as T & { error?: { message?: string; code?: string | null } };
+    if (!response.ok) throw new GridApiError(body.error?.message ?? `HTTP ${response.status}`, { source: `${base}${path}`, status: response.status, code: body.error?.code ?? undefined });
     return body;
   };
 
@@ -240,6 +251,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     countTokens: (text) => tokenizer.tokenizer.encode(text).length,
     renderChat: createChatRenderer(tokenizerConfig, { tokenizerAddsBos: tokenizerAddsBos(tokenizer.tokenizer), source: t.kind === 'huggingface' ? t.configFile : undefined }),
     contextLength: manifest.config.maxSeqLen,
+    maxPieceChars: tokenizer.tokenizer.maxPieceChars,
   });
 
   return {

@@ -30,9 +30,10 @@ const ROLES: readonly string[] = ['system', 'user', 'assistant'];
  * Also accepted, because OpenAI's SDKs send them: content as an array of text parts (joined),
  * and role 'developer' (OpenAI's newer name for 'system'). Errors name the field at fault.
  */
-export function parseChatMessages(value: unknown, field = 'messages'): ChatMessage[] {
+export function parseChatMessages(value: unknown, field = 'messages', maxMessages = Infinity): ChatMessage[] {
   if (!Array.isArray(value)) throw new UsageError(`must be an array of {role, content} messages, got ${describe(value)}`, { source: field });
   if (value.length === 0) throw new UsageError('must hold at least one message', { source: field });
+  if (value.length > maxMessages) throw new UsageError(`holds ${value.length} messages; at most ${maxMessages} fit the model's context`, { source: field });
   return value.map((m: unknown, i) => {
     const at = `${field}[${i}]`;
     if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new UsageError(`must be a {role, content} object, got ${describe(m)}`, { source: at });

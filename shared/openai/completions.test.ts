@@ -215,6 +215,24 @@ describe('parameter checks (UsageError naming the parameter, raised by create be
     expect(err.message).toMatch(/5 tokens but the model's context is 4/);
   });
 
+  it('a prompt longer than any that fits the context is refused before it is encoded', async () => {
+    let encoded = 0;
+    const { openai } = api(['a'], { contextLength: 8, maxPieceChars: 4, countTokens: () => ++encoded });
+    // 4 (slack) × 4 characters a piece × 8 tokens: 128 characters at most.
+    const err = await rejection(openai.completions.create({ prompt: 'x'.repeat(129) }));
+    expect(err).toMatchObject({ name: 'UsageError', source: 'prompt', shortMessage: "is 129 characters long; a prompt for the model's context of 8 tokens has at most 128" });
+    expect(encoded).toBe(0);
+    await openai.completions.create({ prompt: 'x'.repeat(128) });
+    expect(encoded).toBe(1);
+  });
+
+  it('a chat of more messages than the context has tokens is refused before it is rendered', async () => {
+    const { openai } = api(['a'], { contextLength: 8 });
+    const messages = Array.from({ length: 9 }, () => ({ role: 'user' as const, content: 'x' }));
+    const err = await rejection(openai.chat.completions.create({ messages }));
+    expect(err).toMatchObject({ name: 'UsageError', source: 'messages', shortMessage: "holds 9 messages; at most 8 fit the model's context" });
+  });
+
   it('params must be an object', async () => {
     const { openai } = api(['a']);
     const err = await rejection(openai.completions.create(null as never));

@@ -42,7 +42,17 @@ export interface OpenAIApiOptions {
   renderChat: ChatRenderer;
   /** The model's context in tokens (manifest config.maxSeqLen); unknown: no clipping, no check. */
   contextLength?: number;
+  /** The tokenizer's maxPieceChars: with contextLength, bounds a prompt's length before it is encoded. */
+  maxPieceChars?: number;
 }
+
+/**
+ * Slack over contextLength × maxPieceChars before a prompt is refused unencoded: normalizers
+ * (NFC, NFKC) can fold a few characters into one, so a prompt may be somewhat longer than its
+ * tokens' pieces. Only the pathological prompts (a megabyte for a 512-token model) are refused
+ * here; the exact check after encoding refuses the rest.
+ */
+const PROMPT_CHARS_SLACK = 4;
 
 export interface OpenAIApiDeps {
   /** milliseconds since the epoch, for `created` */
@@ -70,7 +80,8 @@ interface Finish {
 }
 
 export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps = {}): OpenAIApi {
-  const { modelId, generate, countTokens, renderChat, contextLength } = options;
+  const { modelId, generate, countTokens, renderChat, contextLength, maxPieceChars } = options;
+  const maxPromptChars = contextLength !== undefined && maxPieceChars !== undefined ? PROMPT_CHARS_SLACK * maxPieceChars * contextLength : Infinity;
   const now = deps.now ?? Date.now;
   const newId = deps.newId ?? (() => crypto.randomUUID().replaceAll('-', ''));
   const randomSeed = deps.randomSeed ?? (() => crypto.getRandomValues(new Uint32Array(1))[0] || 1);
@@ -78,6 +89,10 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
   /** Checks a request and counts its prompt before anything runs, so bad requests fail at create(). */
   async function prepare(p: Record<string, unknown>, prompt: string, promptField: string, defaultMax: number | undefined, requestOptions?: RequestOptions): Promise<Generation> {
     const sampling = parseSamplingParams(p, { randomSeed });
+    // Encoding a megabyte takes the tokenizer seconds, on the thread that serves everyone else.
+    if (prompt.length > maxPromptChars) {
+      throw new UsageError(`is ${prompt.length} characters long; a prompt for the model's context of ${contextLength} tokens has at most ${maxPromptChars}`, { source: promptField });
+    }
     const promptTokens = await countTokens(prompt);
     if (promptTokens === 0) throw new UsageError('encodes to no tokens; give some text', { source: promptField });
     let maxTokens = sampling.maxTokens ?? defaultMax ?? Number.MAX_SAFE_INTEGER;
@@ -124,7 +139,8 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
 
   async function createChat(params: ChatCompletionCreateParams, requestOptions?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
     const p = requireObject(params);
-    const prompt = renderChat(parseChatMessages(p.messages));
+    // Every message takes at least one token of the context (its role's markers, its text).
+    const prompt = renderChat(parseChatMessages(p.messages, 'messages', contextLength));
     const g = await prepare(p, prompt, 'messages', undefined, requestOptions);
     const id = `chatcmpl-${newId()}`;
     if (g.sampling.stream) return chatChunks(g, id, created());

@@ -49,6 +49,14 @@ describe('createHuggingFaceTokenizer (byte-level BPE)', () => {
     expect(t.decode([])).toBe('');
   });
 
+  it('knows its longest piece, added tokens included', () => {
+    const json = tinyByteLevelTokenizerJson({ bos: true }) as { model: { vocab: Record<string, number> }; added_tokens: { content: string }[] };
+    const t = createHuggingFaceTokenizer(json);
+    const pieces = [...Object.keys(json.model.vocab), ...json.added_tokens.map((a) => a.content)];
+    expect(t.maxPieceChars).toBe(Math.max(...pieces.map((p) => p.length)));
+    expect('hello world'.length).toBeLessThanOrEqual(t.maxPieceChars * t.encode('hello world').length);
+  });
+
   it('adds BOS when the TemplateProcessing post-processor says so (Llama 3 style), and decodes it away', () => {
     const t = createHuggingFaceTokenizer(tinyByteLevelTokenizerJson({ bos: true }));
     expect(t.bosId).toBe(265);

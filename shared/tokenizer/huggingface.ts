@@ -109,10 +109,15 @@ export function createHuggingFaceTokenizer(
     };
   };
 
+  // Byte-level pieces spell each byte of their text with one character; Metaspace's '▁' one space.
+  let maxPieceChars = 1;
+  for (const piece of tk.get_vocab(true).keys()) maxPieceChars = Math.max(maxPieceChars, piece.length);
+
   return {
     vocabSize,
     bosId,
     eosIds: [...eos],
+    maxPieceChars,
     encode,
     decode: text,
     decodePiece(prev, token) {

@@ -31,6 +31,14 @@ describe('parseLlama2cTokenizer', () => {
     expect(llama2cTokenCount(llamaBytes)).toBe(32000);
   });
 
+  it('knows its longest piece, so no text of n tokens is longer than n times it', () => {
+    for (const [t, text] of [[tok512, 'Once upon a time, there was a little girl named Lily.'], [llama, 'The quick brown fox jumps over the lazy dog; naïve café, 東京.']] as const) {
+      expect(t.maxPieceChars).toBeGreaterThan(1);
+      expect(text.length).toBeLessThanOrEqual(t.maxPieceChars * t.encode(text).length);
+    }
+    expect(llama.maxPieceChars).toBe(Math.max(...Array.from({ length: 32000 }, (_, id) => llama.decodePiece(0, id).length), llama.maxPieceChars));
+  });
+
   it('rejects a truncated file, naming it', () => {
     const cut = tok512Bytes.subarray(0, 3000);
     const err = (() => {

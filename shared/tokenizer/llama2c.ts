@@ -104,6 +104,8 @@ class Llama2cTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId = BOS;
   readonly eosIds = [EOS];
+  /** A piece's UTF-8 bytes: never fewer than the UTF-16 units of the text it covers. */
+  readonly maxPieceChars: number;
   readonly #pieces: Uint8Array[];
   readonly #keys: string[];
   readonly #scores: Float32Array;
@@ -112,6 +114,7 @@ class Llama2cTokenizer implements Tokenizer {
 
   constructor(pieces: Uint8Array[], scores: Float32Array, source: string) {
     this.vocabSize = pieces.length;
+    this.maxPieceChars = pieces.reduce((max, p) => Math.max(max, p.byteLength), 1);
     this.#pieces = pieces;
     this.#scores = scores;
     this.#source = source;

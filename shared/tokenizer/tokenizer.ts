@@ -15,6 +15,12 @@ export interface Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
   readonly eosIds: number[];
+  /**
+   * The most characters (UTF-16 units) of text one token stands for: the longest piece in the
+   * vocabulary. Past this × a context's tokens, a prompt cannot fit it, and callers refuse it
+   * before paying for an encode that would only say so.
+   */
+  readonly maxPieceChars: number;
   /** Encodes a prompt the way the model was trained to see it (BOS etc. included when the model expects it). */
   encode(text: string): number[];
   /** Decodes one token given the previous one (for streaming), returning its text piece. */

@@ -4,6 +4,14 @@
  */
 import { InfermeshError, type InfermeshErrorOptions } from '../../shared/errors.ts';
 
+export interface HttpErrorOptions extends InfermeshErrorOptions {
+  type?: string;
+  code?: string | null;
+  param?: string;
+  /** response headers the status calls for (Allow, Retry-After, Connection) */
+  headers?: Record<string, string>;
+}
+
 /** A failure with an HTTP status, and OpenAI's error `type` and `code` for the JSON body. */
 export class HttpError extends InfermeshError {
   override name = 'HttpError';
@@ -12,13 +20,39 @@ export class HttpError extends InfermeshError {
   readonly code: string | null;
   /** the request parameter at fault, if one is */
   readonly param: string | null;
+  readonly headers: Record<string, string>;
 
-  constructor(status: number, message: string, options: InfermeshErrorOptions & { type?: string; code?: string | null; param?: string } = {}) {
+  constructor(status: number, message: string, options: HttpErrorOptions = {}) {
     super(message, options);
     this.status = status;
     this.type = options.type ?? (status >= 500 ? 'server_error' : 'invalid_request_error');
     this.code = options.code ?? null;
     this.param = options.param ?? null;
+    this.headers = options.headers ?? {};
+  }
+}
+
+/** A request target (the path in the request line) that is not a URL path (400). */
+export class BadRequestTargetError extends HttpError {
+  override name = 'BadRequestTargetError';
+  constructor(target: string, cause?: unknown) {
+    super(400, `the request target ${JSON.stringify(target.length > 80 ? `${target.slice(0, 80)}…` : target)} is not a URL path`, { code: 'invalid_request_target', cause });
+  }
+}
+
+/** A parameter in the path that is not valid percent-encoded UTF-8 (400). */
+export class InvalidPathParameterError extends HttpError {
+  override name = 'InvalidPathParameterError';
+  constructor(param: string, raw: string) {
+    super(400, `the ${param} in the path, ${JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw)}, is not percent-encoded UTF-8`, { code: 'invalid_path_parameter', param });
+  }
+}
+
+/** A request the HTTP/1.1 parser could not read: no method, path or headers to act on (400, 408, 431). */
+export class MalformedHttpError extends HttpError {
+  override name = 'MalformedHttpError';
+  constructor(status: number, message: string, cause: unknown) {
+    super(status, message, { code: 'malformed_request', cause, headers: { connection: 'close' } });
   }
 }
 
@@ -27,6 +61,17 @@ export class RequestTooLargeError extends HttpError {
   override name = 'RequestTooLargeError';
   constructor(limit: number) {
     super(413, `request body is larger than the server's limit of ${limit} bytes`, { code: 'request_too_large' });
+  }
+}
+
+/**
+ * The server cannot take the request now but will soon (503 with Retry-After): no route yet,
+ * or its budget for request bodies or generations is in use by others.
+ */
+export class ServiceUnavailableError extends HttpError {
+  override name = 'ServiceUnavailableError';
+  constructor(message: string, options: { code: string; retryAfterSeconds: number; cause?: unknown; headers?: Record<string, string> }) {
+    super(503, message, { type: 'service_unavailable', code: options.code, cause: options.cause, headers: { ...options.headers, 'retry-after': String(options.retryAfterSeconds) } });
   }
 }
 
@@ -51,7 +96,7 @@ export class MethodNotAllowedError extends HttpError {
   override name = 'MethodNotAllowedError';
   readonly allow: string[];
   constructor(method: string, path: string, allow: string[]) {
-    super(405, `${method} is not allowed on ${path} (allowed: ${allow.join(', ')})`, { code: 'method_not_allowed' });
+    super(405, `${method} is not allowed on ${path} (allowed: ${allow.join(', ')})`, { code: 'method_not_allowed', headers: { allow: allow.join(', ') } });
     this.allow = allow;
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Starts a node:http server on a host and port and stops it for good, dropping kept-alive
  * connections (browsers hold them open). Shared by the server (server.ts) and the e2e tests'
- * static server (static-files.ts), so both report their URL the same way.
+ * static server (static-files.ts), so both report their URL the same way and both drop clients
+ * that send a request too slowly to hold a connection (slowloris).
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,8 +15,23 @@ export interface ListeningServer {
   close(): Promise<void>;
 }
 
-export async function listenHttp(handler: RequestListener, host: string, port: number): Promise<ListeningServer> {
-  const server = createServer(handler);
+export interface ListenOptions {
+  /** false: requests without a Host header reach the handler, which answers them (default: Node's bare 400) */
+  requireHostHeader?: boolean;
+}
+
+/** A request line and headers take at most this long to arrive (Node's default is 60 s). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** A whole request, body included, takes at most this long: 1 MiB at 35 KB/s. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** How often Node checks those timeouts (default 30 s, which would let a slow request live a minute). */
+const TIMEOUT_CHECK_INTERVAL_MS = 2_000;
+
+export async function listenHttp(handler: RequestListener, host: string, port: number, options: ListenOptions = {}): Promise<ListeningServer> {
+  const server = createServer(
+    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS, requireHostHeader: options.requireHostHeader ?? true },
+    handler,
+  );
   await new Promise<void>((done, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => {

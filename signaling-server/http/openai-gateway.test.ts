@@ -197,6 +197,30 @@ describe('POST /v1/completions', () => {
   });
 });
 
+describe('generations at once', () => {
+  it('past the limit a request is a 503 with Retry-After; a stream holds its slot until it ends', async () => {
+    const gateway = createOpenAIGateway({
+      models: () => [{ id: MODEL, name: MODEL, contextLength }],
+      apiFor: () => createOpenAIApi({ modelId: MODEL, generate: tracked, countTokens: (text) => pipeline.tokenizer.encode(text).length, renderChat: createChatRenderer(undefined), contextLength }),
+      maxGenerations: 1,
+    });
+    const one = await startHttpServer({ host: '127.0.0.1', port: 0, api: gateway });
+    try {
+      const to = (path: string, body: unknown) => fetch(new URL(path, one.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const streaming = await to('/v1/completions', { prompt: 'Once upon a time', temperature: 0, max_tokens: 20, stream: true });
+      const events = sseEvents(streaming);
+      await events.next();
+      const busy = await to('/v1/completions', { prompt: 'Once', max_tokens: 2 });
+      expect([busy.status, busy.headers.get('retry-after')]).toEqual([503, '1']);
+      expect((await busy.json()).error).toMatchObject({ type: 'service_unavailable', code: 'server_busy' });
+      for await (const _ of events);
+      await expect.poll(async () => (await to('/v1/completions', { prompt: 'Once', max_tokens: 2 })).status).toBe(200);
+    } finally {
+      await one.close();
+    }
+  });
+});
+
 describe('GET /v1/models', () => {
   it('lists the served models in OpenAI list shape', async () => {
     const body = await (await fetch(new URL('/v1/models', server.url))).json();

@@ -4,11 +4,13 @@
  * as API handlers for server.ts. Each request runs on the OpenAI API object of its model
  * (shared/openai/completions.ts), which the server's entry point builds over the grid (or a
  * local pipeline) and hands in through `apiFor`. A client that disconnects aborts its
- * generation through the request's signal.
+ * generation through the request's signal. At most `maxGenerations` run at once; the next
+ * request is a 503 with Retry-After, so a flood of requests queues at the clients, not here.
  */
 import { UsageError } from '../../shared/errors.ts';
 import type { OpenAIApi } from '../../shared/openai/types.ts';
-import { ModelNotFoundError } from './errors.ts';
+import { ModelNotFoundError, ServiceUnavailableError } from './errors.ts';
+import { pathParameter } from './request-target.ts';
 import { eventStreamResponse, jsonResponse, type ApiHandler, type ApiRequest, type ApiResponse } from './server.ts';
 
 export interface GatewayModel {
@@ -24,7 +26,17 @@ export interface GatewayOptions {
   models(): GatewayModel[];
   /** The API of a served model, or undefined when it is not served (a 404 naming it). */
   apiFor(modelId: string): OpenAIApi | undefined;
+  /** Generations running at once, streams included; default DEFAULT_MAX_GENERATIONS. */
+  maxGenerations?: number;
 }
+
+/**
+ * Every generation holds a KV cache on each stage of its route and a head session here; a grid
+ * of tabs serves a few dozen at once at best, and more would only slow every one of them.
+ */
+export const DEFAULT_MAX_GENERATIONS = 64;
+/** A generation of a small model takes seconds; a client told to wait one finds a slot soon. */
+const BUSY_RETRY_AFTER_SECONDS = 1;
 
 export interface GatewayDeps {
   /** milliseconds since the epoch, for the models' `created` */
@@ -51,6 +63,22 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
     return api;
   }
 
+  const maxGenerations = options.maxGenerations ?? DEFAULT_MAX_GENERATIONS;
+  let generations = 0;
+
+  /** A slot for one generation, or a 503 when all are taken; the returned release is idempotent. */
+  function takeSlot(): () => void {
+    if (generations >= maxGenerations) {
+      throw new ServiceUnavailableError(`the server runs ${maxGenerations} generations at once, all busy; retry shortly`, { code: 'server_busy', retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
+    }
+    generations++;
+    let held = true;
+    return () => {
+      if (held) generations--;
+      held = false;
+    };
+  }
+
   async function complete(endpoint: Endpoint, req: ApiRequest, raw: unknown): Promise<ApiResponse> {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new UsageError('the request body must be a JSON object', { source: 'body' });
@@ -59,12 +87,24 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
     const { signal: _ignored, ...body } = raw as Record<string, unknown>;
     const api = resolveApi(body);
     const requestOptions = { signal: req.signal };
-    const result =
-      endpoint === 'chat'
-        ? await api.chat.completions.create(body as never, requestOptions)
-        : await api.completions.create(body as never, requestOptions);
-    if (Symbol.asyncIterator in result) return eventStreamResponse(sseData(result as AsyncIterable<unknown>));
-    return jsonResponse(result);
+    const release = takeSlot();
+    let result: unknown;
+    try {
+      result =
+        endpoint === 'chat'
+          ? await api.chat.completions.create(body as never, requestOptions)
+          : await api.completions.create(body as never, requestOptions);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    if (!(Symbol.asyncIterator in (result as object))) {
+      release();
+      return jsonResponse(result);
+    }
+    // A stream keeps its slot until its last event, or until its client leaves.
+    req.signal.addEventListener('abort', release, { once: true });
+    return eventStreamResponse(sseData(result as AsyncIterable<unknown>, release));
   }
 
   return [
@@ -75,7 +115,7 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
       method: 'GET',
       path: '/v1/models/*',
       handle: (req) => {
-        const id = decodeURIComponent(req.url.pathname.slice('/v1/models/'.length));
+        const id = pathParameter(req.url, '/v1/models/', 'model');
         const models = options.models();
         const model = models.find((m) => m.id === id);
         if (!model) throw new ModelNotFoundError(id, models.map((m) => m.id));
@@ -85,8 +125,12 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
   ];
 }
 
-/** OpenAI's stream: one JSON chunk per event, then the literal `[DONE]`. */
-async function* sseData(chunks: AsyncIterable<unknown>): AsyncGenerator<string> {
-  for await (const chunk of chunks) yield JSON.stringify(chunk);
-  yield '[DONE]';
+/** OpenAI's stream: one JSON chunk per event, then the literal `[DONE]`; `done` when it ends, however. */
+async function* sseData(chunks: AsyncIterable<unknown>, done: () => void): AsyncGenerator<string> {
+  try {
+    for await (const chunk of chunks) yield JSON.stringify(chunk);
+    yield '[DONE]';
+  } finally {
+    done();
+  }
 }

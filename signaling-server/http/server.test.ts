@@ -5,11 +5,13 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../../cli/test-support.ts';
 import { UsageError } from '../../shared/errors.ts';
-import { ModelNotFoundError } from './errors.ts';
+import { ModelNotFoundError, ServiceUnavailableError } from './errors.ts';
+import { pathParameter } from './request-target.ts';
 import { eventStreamResponse, jsonResponse, startHttpServer, type ApiHandler, type HttpServer } from './server.ts';
 
 let server: HttpServer;
@@ -25,6 +27,8 @@ const api: ApiHandler[] = [
   { method: 'POST', path: '/v1/usage', handle: () => { throw new UsageError('must be between 0 and 2', { source: 'temperature' }); } },
   { method: 'GET', path: '/v1/missing', handle: () => { throw new ModelNotFoundError('gpt-9', ['stories']); } },
   { method: 'GET', path: '/v1/crash', handle: () => { throw new Error('boom'); } },
+  { method: 'GET', path: '/api/items/*', handle: (req) => jsonResponse({ id: pathParameter(req.url, '/api/items/', 'id') }) },
+  { method: 'GET', path: '/v1/later', handle: () => { throw new ServiceUnavailableError('no donors yet', { code: 'no_route', retryAfterSeconds: 5 }); } },
   {
     method: 'GET',
     path: '/v1/ticks',
@@ -64,7 +68,7 @@ const api: ApiHandler[] = [
 beforeAll(async () => {
   const web = await tempDir();
   await writeFile(join(web, 'index.html'), '<h1>app</h1>');
-  server = await startHttpServer({ host: '127.0.0.1', port: 0, routes: { '/': web }, api, maxBodyBytes: 1024 }, { logError: (err) => logged.push(err) });
+  server = await startHttpServer({ host: '127.0.0.1', port: 0, routes: { '/': web }, api, maxBodyBytes: 1024, maxHeldBodyBytes: 1500 }, { logError: (err) => logged.push(err) });
 });
 afterAll(async () => {
   await server.close();
@@ -72,6 +76,36 @@ afterAll(async () => {
 });
 
 const url = (path: string) => new URL(path, server.url);
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Sends bytes as they are (fetch and http.request refuse malformed requests) and reads one response. */
+function rawRequest(text: string, options: { keepOpen?: boolean } = {}): { response: Promise<RawResponse>; send(more: string): void; end(): void } {
+  const socket = connect(server.port, '127.0.0.1');
+  socket.write(text);
+  if (!options.keepOpen) socket.end();
+  const response = new Promise<RawResponse>((done, fail) => {
+    let raw = '';
+    socket.on('data', (chunk) => {
+      raw += chunk.toString('latin1');
+      const headEnd = raw.indexOf('\r\n\r\n');
+      if (headEnd < 0) return;
+      const [statusLine, ...lines] = raw.slice(0, headEnd).split('\r\n');
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      const body = raw.slice(headEnd + 4);
+      if (body.length < Number(headers['content-length'] ?? 0)) return;
+      done({ status: Number(statusLine.split(' ')[1]), headers, body });
+      socket.destroy();
+    });
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error(`the server closed the connection after ${JSON.stringify(raw)}`)));
+  });
+  return { response, send: (more) => socket.write(more), end: () => socket.end() };
+}
 const postJson = (path: string, body: string) => fetch(url(path), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 describe('routing', () => {
@@ -152,6 +186,70 @@ describe('errors in OpenAI shape', () => {
     } as RequestInit);
     expect(chunked.status).toBe(413);
     expect((await chunked.json()).error.code).toBe('request_too_large');
+  });
+});
+
+describe('malformed requests', () => {
+  it('a request target that is not a URL is a 400 naming it, and the server keeps serving', async () => {
+    for (const target of ['//[', '/v1//[', '/api/]', '*', 'ftp://x/', 'http://[']) {
+      const res = await rawRequest(`GET ${target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`, { keepOpen: true }).response;
+      expect({ target, status: res.status }).toEqual({ target, status: 400 });
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(JSON.parse(res.body).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request_target', message: expect.stringContaining('is not a URL path') });
+    }
+    // Not valid UTF-8 once decoded: refused by the static files (no file is named that).
+    expect((await rawRequest('GET //%2f%c0%ae%c0%ae/etc/passwd HTTP/1.1\r\nhost: x\r\n\r\n', { keepOpen: true }).response).status).toBe(400);
+    expect((await fetch(url('/api/ping'))).status).toBe(200);
+  });
+
+  it('a path parameter that is not percent-encoded UTF-8 is a 400 naming the parameter', async () => {
+    for (const raw of ['%ZZ', '%ff', '%C0', '%E2%82']) {
+      const res = await fetch(url(`/api/items/${raw}`));
+      expect({ raw, status: res.status }).toEqual({ raw, status: 400 });
+      expect((await res.json()).error).toEqual({ message: `the id in the path, "${raw}", is not percent-encoded UTF-8`, type: 'invalid_request_error', param: 'id', code: 'invalid_path_parameter' });
+    }
+    expect(await (await fetch(url('/api/items/caf%C3%A9'))).json()).toEqual({ id: 'café' });
+  });
+
+  it("a request Node's parser refuses gets a JSON error with the right status, and the connection closes", async () => {
+    const cases: [string, number][] = [
+      ['GARBAGE\r\n\r\n', 400],
+      ['GET / HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n', 400],
+      ['POST /api/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n', 400],
+      [`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ];
+    for (const [text, status] of cases) {
+      const res = await rawRequest(text).response;
+      expect(res.status).toBe(status);
+      expect(res.headers.connection).toBe('close');
+      expect(JSON.parse(res.body).error).toMatchObject({ type: 'invalid_request_error', code: 'malformed_request', message: expect.stringMatching(/^the request is not valid HTTP\/1\.1/) });
+    }
+    expect((await fetch(url('/api/ping'))).status).toBe(200);
+  });
+
+  it('a 503 carries Retry-After and is not logged as a server fault', async () => {
+    const before = logged.length;
+    const res = await fetch(url('/v1/later'));
+    expect([res.status, res.headers.get('retry-after')]).toEqual([503, '5']);
+    expect((await res.json()).error).toEqual({ message: 'no donors yet', type: 'service_unavailable', param: null, code: 'no_route' });
+    expect(logged.length).toBe(before);
+  });
+});
+
+describe('the bytes of bodies held at once', () => {
+  it('past the budget a body is refused with a 503 to retry; once the others are answered it is taken', async () => {
+    // 900 bytes held by a request whose body has not finished arriving (budget: 1500).
+    const slow = rawRequest('POST /api/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n' + `"${'x'.repeat(899)}`, { keepOpen: true });
+    await new Promise((r) => setTimeout(r, 100));
+    const body = JSON.stringify('y'.repeat(798));
+    const refused = await postJson('/api/echo', body);
+    expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '1']);
+    expect((await refused.json()).error).toMatchObject({ type: 'service_unavailable', code: 'server_busy' });
+    slow.send(`${'x'.repeat(99)}"`);
+    expect((await slow.response).status).toBe(201);
+    const taken = await postJson('/api/echo', body);
+    expect(taken.status).toBe(201);
+    expect((await taken.json()).body).toBe('y'.repeat(798));
   });
 });
 

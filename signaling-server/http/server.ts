@@ -5,14 +5,20 @@
  * part is written and tested alone and the server's entry point wires them together.
  *
  * API responses carry CORS headers (SDK clients run on other origins), request bodies are JSON
- * under a size limit, and every failure is a JSON body in OpenAI's shape,
- * `{ error: { message, type, param, code } }`, because OpenAI SDKs read exactly that.
+ * under a size limit and a budget over all requests at once (request-body.ts), and every
+ * failure is a JSON body in OpenAI's shape, `{ error: { message, type, param, code } }`, because
+ * OpenAI SDKs read exactly that: a target that is not a URL, a request Node's parser refuses, a
+ * handler that throws. No request can throw past the listener: the server is public.
  */
 import { once } from 'node:events';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { InfermeshError, UsageError } from '../../shared/errors.ts';
-import { HttpError, InvalidJsonError, MethodNotAllowedError, RequestTooLargeError, RouteNotFoundError } from './errors.ts';
+import { HttpError, MalformedHttpError, MethodNotAllowedError, RouteNotFoundError } from './errors.ts';
 import { listenHttp } from './listen.ts';
+import { createBodyBudget, readJsonBody, type BodyBudget } from './request-body.ts';
+import { parseRequestTarget } from './request-target.ts';
 import { createStaticFiles, type StaticRoutes } from './static-files.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -51,6 +57,8 @@ export interface HttpServerOptions {
   api?: ApiHandlers;
   /** Largest request body accepted; default DEFAULT_MAX_BODY_BYTES. */
   maxBodyBytes?: number;
+  /** Most bytes of bodies held at once over all requests in flight; default DEFAULT_MAX_HELD_BODY_BYTES. */
+  maxHeldBodyBytes?: number;
 }
 
 export interface HttpServerDeps {
@@ -71,8 +79,13 @@ export interface ErrorBody {
 
 /** Paths under these are API routes: JSON errors and CORS, never static files. */
 export const API_PREFIXES = ['/v1/', '/api/'];
-/** 4 MiB: a long chat history in JSON, with room to spare; more is a mistake or an attack. */
-export const DEFAULT_MAX_BODY_BYTES = 4 << 20;
+/**
+ * 1 MiB: a chat that fills a 32k-token context is about 150 KB of JSON; more is a mistake or an
+ * attack (a prompt is refused past the context anyway, after costing the tokenizer its time).
+ */
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
+/** 64 MiB of bodies at once: 64 requests at the limit, thousands of ordinary ones. */
+export const DEFAULT_MAX_HELD_BODY_BYTES = 64 << 20;
 
 const API_HEADERS = {
   'access-control-allow-origin': '*',
@@ -89,53 +102,122 @@ export function eventStreamResponse(events: AsyncIterable<string>): ApiResponse 
   return { events };
 }
 
-/** The status and OpenAI-shaped body for a failure: HttpError as it says, UsageError 400, anything else 500. */
-export function errorResponse(err: unknown): { status: number; body: ErrorBody } {
-  if (err instanceof HttpError) return { status: err.status, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } } };
-  if (err instanceof UsageError) return { status: 400, body: { error: { message: err.message, type: 'invalid_request_error', param: err.source ?? null, code: null } } };
+/**
+ * The status, OpenAI-shaped body and headers for a failure: HttpError as it says, UsageError
+ * 400, anything else 500 (a bug of ours, logged).
+ */
+export function errorResponse(err: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
+  if (err instanceof HttpError) return { status: err.status, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } }, headers: err.headers };
+  if (err instanceof UsageError) return { status: 400, body: { error: { message: err.message, type: 'invalid_request_error', param: err.source ?? null, code: null } }, headers: {} };
   const message = err instanceof InfermeshError ? err.message : `internal error: ${(err as Error)?.message ?? String(err)}`;
-  return { status: 500, body: { error: { message, type: 'server_error', param: null, code: err instanceof Error ? err.name : null } } };
+  return { status: 500, body: { error: { message, type: 'server_error', param: null, code: err instanceof Error ? err.name : null } }, headers: {} };
 }
 
 export async function startHttpServer(options: HttpServerOptions, deps: HttpServerDeps = {}): Promise<HttpServer> {
   const files = createStaticFiles(options.routes ?? {});
   const api = options.api ?? [];
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const bodies: BodyLimits = { maxBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, budget: createBodyBudget(options.maxHeldBodyBytes ?? DEFAULT_MAX_HELD_BODY_BYTES) };
   const logError = deps.logError ?? ((err: unknown) => console.error(err));
 
-  const listening = await listenHttp((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const isApi = API_PREFIXES.some((p) => path.startsWith(p) || path === p.slice(0, -1));
-    const served = isApi ? serveApi(api, maxBodyBytes, logError, req, res) : files.serve(req, res);
-    served.catch((err: unknown) => {
-      logError(err);
-      if (!res.headersSent) sendJson(res, 500, errorResponse(err).body);
-      else res.destroy(err as Error);
-    });
-  }, options.host, options.port);
+  /** Every request ends here: nothing a client sends may throw past this, synchronously or not. */
+  async function answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own check sends no body).
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) throw new HttpError(400, 'an HTTP/1.1 request needs a Host header', { code: 'missing_host' });
+    const url = parseRequestTarget(req.url);
+    const isApi = API_PREFIXES.some((p) => url.pathname.startsWith(p) || url.pathname === p.slice(0, -1));
+    return isApi ? serveApi(api, bodies, logError, url, req, res) : files.serve(req, res);
+  }
+
+  const listening = await listenHttp(
+    (req, res) => void answer(req, res).catch((err: unknown) => sendError(res, err, logError)),
+    options.host,
+    options.port,
+    { requireHostHeader: false },
+  );
+  // What Node answers itself, with an empty body or none at all, unless told otherwise.
+  listening.server.on('clientError', answerMalformed);
+  listening.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    sendError(res, new HttpError(417, `the expectation ${JSON.stringify(String(req.headers.expect).slice(0, 80))} is not one this server meets (only 100-continue)`, { code: 'expectation_failed' }), logError),
+  );
+  listening.server.on('connect', (req: IncomingMessage, socket: Duplex) =>
+    endSocket(socket, 405, new HttpError(405, `${req.method} is not allowed: this server is no proxy`, { code: 'method_not_allowed', headers: { allow: 'GET, POST, PUT, PATCH, DELETE, OPTIONS', connection: 'close' } })),
+  );
   return { url: listening.url, port: listening.port, close: listening.close };
 }
 
-async function serveApi(api: readonly ApiHandler[], maxBodyBytes: number, logError: (err: unknown) => void, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/**
+ * A client still sending when the server closes gets a reset, and with it loses the answer
+ * already sent: the rest of its request is read and dropped for this long first (nginx's
+ * lingering close waits as long for a pause).
+ */
+const LINGER_MS = 5_000;
+
+/** Sockets answered by endSocket: Node's parser reports every later chunk of theirs as another error. */
+const answered = new WeakSet<Duplex>();
+
+/** Writes a whole JSON error response on a raw socket, then closes it after LINGER_MS. */
+function endSocket(socket: Duplex, status: number, err: HttpError): void {
+  answered.add(socket);
+  const { body, headers } = errorResponse(err);
+  const text = JSON.stringify(body);
+  const head = { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), connection: 'close', ...headers };
+  socket.on('data', () => undefined);
+  socket.on('error', () => undefined);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${Object.entries(head).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${text}`);
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
+}
+
+interface BodyLimits {
+  maxBytes: number;
+  budget: BodyBudget;
+}
+
+/** A failure as its status and JSON body; a 5xx other than 503 is a bug of ours, logged. */
+function sendError(res: ServerResponse, err: unknown, logError: (err: unknown) => void): void {
+  const { status, body, headers } = errorResponse(err);
+  if (status >= 500 && status !== 503) logError(err);
+  if (res.headersSent) return void res.destroy(err instanceof Error ? err : undefined);
+  sendJson(res, status, body, headers);
+}
+
+/** Node's parser errors (its own codes) and the status each is answered with. */
+const PARSER_STATUS: Record<string, number> = { HPE_HEADER_OVERFLOW: 431, HPE_CHUNK_EXTENSIONS_OVERFLOW: 413, ERR_HTTP_REQUEST_TIMEOUT: 408 };
+
+/**
+ * A request Node's HTTP parser could not read gets a JSON error like every other, as Node's
+ * default would answer it (only on a connection that has not had a response yet), then the
+ * connection is closed: after a parse error the next request's start is unknown.
+ */
+function answerMalformed(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  if (answered.has(socket)) return;
+  if (err.code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) return void socket.destroy();
+  const status = PARSER_STATUS[err.code ?? ''] ?? 400;
+  const what = status === 408 ? 'the request did not arrive in time' : `the request is not valid HTTP/1.1 (${err.code ?? err.name}: ${err.reason ?? err.message})`;
+  endSocket(socket, status, new MalformedHttpError(status, what, err));
+}
+
+async function serveApi(api: readonly ApiHandler[], bodies: BodyLimits, logError: (err: unknown) => void, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method === 'OPTIONS') return preflight(req, res);
-  const url = new URL(req.url ?? '/', 'http://localhost');
   const controller = new AbortController();
+  // The body's bytes stay held until the response is done: its parsed JSON lives as long.
+  let held = 0;
+  const release = () => {
+    bodies.budget.give(held);
+    held = 0;
+  };
   res.on('close', () => {
+    release();
     if (!res.writableFinished) controller.abort();
   });
   let response: ApiResponse;
   try {
     const handler = findHandler(api, req.method ?? 'GET', url.pathname);
-    const body = await readJsonBody(req, maxBodyBytes);
-    response = await handler.handle({ method: req.method ?? 'GET', url, headers: req.headers, signal: controller.signal }, body);
+    const read = await readJsonBody(req, bodies.maxBytes, bodies.budget);
+    held = read.held;
+    if (res.closed) release();
+    response = await handler.handle({ method: req.method ?? 'GET', url, headers: req.headers, signal: controller.signal }, read.body);
   } catch (err) {
-    const { status, body } = errorResponse(err);
-    if (status >= 500) logError(err);
-    const extra: Record<string, string> = {};
-    if (err instanceof MethodNotAllowedError) extra.allow = err.allow.join(', ');
-    // The rest of a refused body is not worth reading; end the connection instead.
-    if (err instanceof RequestTooLargeError) extra.connection = 'close';
-    return sendJson(res, status, body, extra);
+    return sendError(res, err, logError);
   }
   if ('events' in response) return sendEvents(res, response, controller.signal, logError);
   sendJson(res, response.status ?? 200, response.json, response.headers);
@@ -159,30 +241,6 @@ function matchScore(pattern: string, path: string): number {
     return path.startsWith(prefix) ? prefix.length : 0;
   }
   return pattern === path ? Number.MAX_SAFE_INTEGER : 0;
-}
-
-function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.reject(new RequestTooLargeError(limit));
-  return new Promise((done, fail) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      if (size > limit) return;
-      size += chunk.byteLength;
-      if (size > limit) fail(new RequestTooLargeError(limit));
-      else chunks.push(chunk);
-    });
-    req.on('error', fail);
-    req.on('end', () => {
-      if (size > limit) return;
-      if (size === 0) return done(undefined);
-      try {
-        done(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch (err) {
-        fail(new InvalidJsonError(err));
-      }
-    });
-  });
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
@@ -214,7 +272,7 @@ async function sendEvents(res: ServerResponse, response: Extract<ApiResponse, { 
   } catch (err) {
     if (!signal.aborted) {
       const { status, body } = errorResponse(err);
-      if (status >= 500) logError(err);
+      if (status >= 500 && status !== 503) logError(err);
       if (!res.destroyed) res.write(sseEvent(JSON.stringify(body)));
     }
   } finally {

@@ -69,6 +69,18 @@ describe('whole files', () => {
     for (const path of ['/packages/../secret.txt', '/packages/%2e%2e/secret.txt', '/packages/..%2fsecret.txt']) expect(await rawStatus(path)).toBe(403);
   });
 
+  it('serves no file outside its folders, however the path is spelled', async () => {
+    const attempts = [
+      '//secret.txt', '/packages//../secret.txt', '/packages/%252e%252e/secret.txt', '/packages/%2E%2E%2Fsecret.txt', '/packages/..%5csecret.txt',
+      '/packages/%c0%ae%c0%ae/secret.txt', '/packages/.%2e/secret.txt', '/%2e%2e/secret.txt', '//%2f%c0%ae%c0%ae/etc/passwd', '/packages/%00/../secret.txt',
+      '/packages/....//secret.txt', '/..;/secret.txt', '//[', '/page/..', '/packages/%ZZ',
+    ];
+    for (const path of attempts) {
+      const status = await rawStatus(path);
+      expect({ path, status }).toEqual({ path, status: expect.toSatisfy((s: number) => [400, 403, 404].includes(s)) });
+    }
+  });
+
   it('refuses methods other than GET and HEAD', async () => {
     expect((await get('/packages/block-0.data', {}, 'POST')).status).toBe(405);
   });
@@ -94,11 +106,16 @@ describe('byte ranges', () => {
     await clipped.arrayBuffer();
   });
 
-  it('a range starting past the end answers 416 with the size', async () => {
+  it('a range starting past the end answers 416 with the size, an open end included', async () => {
     const res = await get('/packages/block-0.data', { range: 'bytes=1000-1100' });
     expect(res.status).toBe(416);
     expect(res.headers.get('content-range')).toBe('bytes */1000');
     expect((await get('/packages/empty.bin', { range: 'bytes=0-0' })).status).toBe(416);
+    // A first byte beyond any file, with the last left open: past the end, not a reversed range.
+    for (const range of ['bytes=1000-', 'bytes=99999999999999999999999-']) {
+      const open = await get('/packages/block-0.data', { range });
+      expect({ range, status: open.status, contentRange: open.headers.get('content-range') }).toEqual({ range, status: 416, contentRange: 'bytes */1000' });
+    }
   });
 
   it('HEAD with a range answers the 206 headers without a body', async () => {

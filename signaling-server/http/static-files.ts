@@ -99,10 +99,12 @@ export function parseByteRange(header: string | undefined, size: number): { star
     if (suffix === 0 || size === 0) return 'unsatisfiable';
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
+  // A last byte before the first makes the range invalid, ignored; an open end is not one, so
+  // `bytes=99999999999999999999999-` is a range past the end: unsatisfiable (RFC 9110 §14.1.1).
   const start = Number(m[1]);
-  const last = m[2] === '' ? size - 1 : Number(m[2]);
-  if (last < start) return undefined;
+  if (m[2] !== '' && Number(m[2]) < start) return undefined;
   if (start >= size) return 'unsatisfiable';
+  const last = m[2] === '' ? size - 1 : Number(m[2]);
   return { start, end: Math.min(last, size - 1) };
 }
 
@@ -155,8 +157,12 @@ function preflight(req: IncomingMessage, res: ServerResponse): void {
 
 /** '/engine-test' → '/engine-test/', so the page's relative URLs resolve inside its folder. */
 function redirectToFolder(req: IncomingMessage, res: ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-  res.writeHead(301, { ...STATIC_HEADERS, location: `${url.pathname}/${url.search}` });
+  // Split by hand, not by `new URL`: the target may be one it cannot parse (`//[`).
+  const target = (req.url ?? '/').split('#')[0];
+  const queryAt = target.indexOf('?');
+  const [path, query] = queryAt < 0 ? [target, ''] : [target.slice(0, queryAt), target.slice(queryAt)];
+  // '//host' as a Location is another origin; the folder is on this one.
+  res.writeHead(301, { ...STATIC_HEADERS, location: `/${path.replace(/^\/+/, '')}/${query}` });
   res.end();
 }
 

@@ -3,7 +3,7 @@
  *
  *   GET /v1/ledger                 the chain and contract, on-chain totals, every provider's
  *                                  stake, verified work, earnings pending, paid and forfeited, batches,
- *                                  slashes and refused vouchers
+ *                                  slashes and the newest refused vouchers
  *   GET /v1/ledger/peers/<peerId>  one peer's history: payout address, stake, work, pending and
  *                                  paid earnings, its reputation (verified work ever and lately,
  *                                  the validator's sampling rate), verdicts, refusals, slashes
@@ -14,12 +14,16 @@ import type { Address } from 'viem';
 import { samplingRate } from '../../shared/trust/challenge.ts';
 import { balances, settlementTotals } from '../../shared/settle/settlement-client.ts';
 import { HttpError } from '../http/errors.ts';
+import { pathParameter } from '../http/request-target.ts';
 import { jsonResponse } from '../http/server.ts';
 import type { ApiHandler } from '../http/server.ts';
 import type { GridStore } from '../store.ts';
 import type { GridSettlement } from './grid-settlement.ts';
 
 const wei = (value: bigint) => value.toString();
+
+/** GET /v1/ledger lists the newest refused vouchers only: anyone can post forged ones by the thousand. */
+export const LEDGER_REJECTED_SHOWN = 100;
 
 /**
  * Providers' earnings from the ledger, in one query (of `only`, when given: a peer's page reads
@@ -64,7 +68,7 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
           providers: await Promise.all(addresses.map((a) => provider(a, earnings))),
           batches: ledger.batches().map((b) => ({ ...b, total: wei(b.total), payouts: b.payouts.map((p) => ({ ...p, amount: wei(p.amount) })) })),
           slashes: ledger.slashes().map((s) => ({ ...s, amount: wei(s.amount) })),
-          rejectedVouchers: ledger.rejectedVouchers().map((v) => ({ ...v, cumulativeAmount: wei(v.cumulativeAmount) })),
+          rejectedVouchers: ledger.rejectedVouchers(undefined, LEDGER_REJECTED_SHOWN).map((v) => ({ ...v, cumulativeAmount: wei(v.cumulativeAmount) })),
         });
       },
     },
@@ -72,7 +76,7 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
       method: 'GET',
       path: '/v1/ledger/peers/*',
       async handle(req) {
-        const peerId = decodeURIComponent(req.url.pathname.slice('/v1/ledger/peers/'.length));
+        const peerId = pathParameter(req.url, '/v1/ledger/peers/', 'peerId');
         if (!peerId) throw new HttpError(400, 'name a peer: /v1/ledger/peers/<peerId>', { code: 'missing_peer' });
         const address = settlement.payoutAddress(peerId);
         const verdicts = store?.verdicts({ peerId }) ?? [];

@@ -37,6 +37,15 @@ describe('settlement ledger', () => {
     expect(ledger.receipts()).toHaveLength(1);
   });
 
+  it('keeps a window of the newest refused vouchers: anyone can post forged ones by the thousand', () => {
+    const ledger = openSettlementLedger(':memory:', { maxRejectedVouchers: 3 });
+    const forged = (amount: bigint) => ({ client: P1 as `0x${string}`, cumulativeAmount: amount, signature: `0x${'ab'.repeat(65)}` as const });
+    for (let i = 1n; i <= 5n; i++) expect(ledger.rejectVoucher(forged(i), 'VoucherSignatureError', `forgery ${i}`).cumulativeAmount).toBe(i);
+    expect(ledger.rejectedVouchers().map((v) => v.cumulativeAmount)).toEqual([3n, 4n, 5n]);
+    expect(ledger.rejectedVouchers(P1, 2).map((v) => v.cumulativeAmount)).toEqual([4n, 5n]);
+    expect(ledger.rejectedVouchers(P2)).toEqual([]);
+  });
+
   it('batches unpaid receipts per provider under an id that depends only on the work', () => {
     const ledger = openSettlementLedger(':memory:');
     ledger.recordWork({ provider: P2, requestId: 'r1', layers: 2, tokens: 5, amount: 10n });

@@ -1,6 +1,6 @@
 /**
  * The coordinator's settlement memory, in its own SQLite file (node:sqlite) next to the grid
- * store: the latest accepted voucher per client (and every rejected one with its reason), the
+ * store: the latest accepted voucher per client (and the newest rejected ones with their reasons), the
  * receipts of verified work, what of them each payout batch releases (rewards vest over time,
  * vesting.ts; what has not vested when a stage is convicted is forfeited), and the slashes. The settler
  * (settler.ts) writes here *before* it sends a transaction, so after a crash it knows what may
@@ -107,7 +107,8 @@ export interface SettlementLedger {
   latestVoucher(client: Address): AcceptedVoucher | undefined;
   acceptVoucher(voucher: SignedVoucher): AcceptedVoucher;
   rejectVoucher(voucher: SignedVoucher, reason: string, message: string): RejectedVoucher;
-  rejectedVouchers(client?: Address): RejectedVoucher[];
+  /** A client's refused vouchers (or everyone's), oldest first; `limit`: only the newest that many. */
+  rejectedVouchers(client?: Address, limit?: number): RejectedVoucher[];
   /** vouchers whose cumulative amount is above what was redeemed */
   unredeemedVouchers(): AcceptedVoucher[];
   markRedeemed(client: Address, cumulativeAmount: bigint): void;
@@ -256,8 +257,15 @@ const MIGRATIONS: readonly string[] = [
 
 export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
 
-export function openSettlementLedger(path: string, deps: { now?: () => number } = {}): SettlementLedger {
+/**
+ * Refused vouchers kept, the newest: they explain a client's refusals, and anyone can post a
+ * forged voucher, so the table is a window, not a history (accepted ones are all kept).
+ */
+export const MAX_REJECTED_VOUCHERS = 10_000;
+
+export function openSettlementLedger(path: string, deps: { now?: () => number; maxRejectedVouchers?: number } = {}): SettlementLedger {
   const now = deps.now ?? Date.now;
+  const maxRejected = deps.maxRejectedVouchers ?? MAX_REJECTED_VOUCHERS;
   const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the settlement ledger', error: LedgerError });
 
   const budgetOf = (client: Address): bigint => BigInt((q.budget.get(client) as { remaining: string } | undefined)?.remaining ?? '0');
@@ -284,7 +292,9 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
     allVouchers: db.prepare('SELECT * FROM vouchers ORDER BY client'),
     setRedeemed: db.prepare('UPDATE vouchers SET redeemed = ? WHERE client = ?'),
     insertRejected: db.prepare('INSERT INTO rejected_vouchers (client, cumulative_amount, signature, reason, message, rejected_at) VALUES (?, ?, ?, ?, ?, ?)'),
-    rejected: db.prepare('SELECT * FROM rejected_vouchers WHERE (?1 IS NULL OR client = ?1) ORDER BY id'),
+    rejected: db.prepare('SELECT * FROM (SELECT * FROM rejected_vouchers WHERE (?1 IS NULL OR client = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id'),
+    rejectedById: db.prepare('SELECT * FROM rejected_vouchers WHERE id = ?'),
+    trimRejected: db.prepare('DELETE FROM rejected_vouchers WHERE id <= ?'),
     insertReceipt: db.prepare('INSERT INTO receipts (provider, request_id, layers, tokens, amount, recorded_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     receipt: db.prepare('SELECT * FROM receipts WHERE provider = ? AND request_id = ?'),
     receiptsAll: db.prepare('SELECT * FROM receipts ORDER BY id'),
@@ -333,10 +343,12 @@ export function openSettlementLedger(path: string, deps: { now?: () => number } 
     },
     rejectVoucher(v, reason, message) {
       const { lastInsertRowid } = q.insertRejected.run(getAddress(v.client), v.cumulativeAmount.toString(), v.signature, reason, message, now());
-      return this.rejectedVouchers().find((r) => r.id === Number(lastInsertRowid))!;
+      q.trimRejected.run(Number(lastInsertRowid) - maxRejected);
+      return rejectedOf(q.rejectedById.get(lastInsertRowid)!);
     },
-    rejectedVouchers(client) {
-      return q.rejected.all(client ? getAddress(client) : null).map(rejectedOf);
+    rejectedVouchers(client, limit = -1) {
+      // SQLite reads a negative LIMIT as none.
+      return q.rejected.all(client ? getAddress(client) : null, limit).map(rejectedOf);
     },
     unredeemedVouchers() {
       return q.allVouchers.all().map(voucherOf).filter((v) => v.cumulativeAmount > v.redeemed);

@@ -18,6 +18,7 @@
 import { getAddress, isAddress, type Address, type Hex } from 'viem';
 import type { SignedVoucher } from '../../shared/settle/voucher.ts';
 import { HttpError } from '../http/errors.ts';
+import { pathParameter } from '../http/request-target.ts';
 import { jsonResponse, type ApiHandler } from '../http/server.ts';
 import type { GridSettlement } from './grid-settlement.ts';
 
@@ -88,7 +89,7 @@ export function voucherHandlers(settlement: GridSettlement): ApiHandler[] {
       method: 'GET',
       path: '/api/vouchers/*',
       handle(req) {
-        const address = decodeURIComponent(req.url.pathname.slice('/api/vouchers/'.length));
+        const address = pathParameter(req.url, '/api/vouchers/', 'client');
         if (!isAddress(address, { strict: false })) throw new MalformedVoucherError(`${JSON.stringify(address)} is not an address: GET /api/vouchers/<0x address>`, 'client');
         const client: Address = getAddress(address);
         const latest = ledger.latestVoucher(client);
