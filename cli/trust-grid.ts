@@ -95,6 +95,7 @@ export interface TrustGrid {
 
 export interface TrustGridOptions {
   answerWindowMs?: number;
+  commitWindowMs?: number;
   /** a compiled package; default stories260K f32 */
   dir?: string;
   /** where the validator keeps replays it owes (a grid store); default: none */
@@ -114,7 +115,7 @@ export async function startTrustGrid(options: TrustGridOptions = {}): Promise<Tr
   const refusals: Refusal[] = [];
   const startOn = (with_: Replayer, routedClient?: ValidatorDeps['routedClient']) =>
     startValidator(
-      { manifest, answerWindowMs: options.answerWindowMs },
+      { manifest, answerWindowMs: options.answerWindowMs, commitWindowMs: options.commitWindowMs },
       { node: relay, replayer: with_, backlog: options.backlog, routedClient, onVerdict: (v) => verdicts.push(v), onRefusal: (r) => refusals.push(r) },
     );
   let validator = await startOn(options.replayer ?? replayer);

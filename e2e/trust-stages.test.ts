@@ -11,8 +11,8 @@ import { lpStream } from '@libp2p/utils';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { removeTempDirs } from '../cli/test-support.ts';
 import type { StageEngine } from '../shared/grid/stage-server.ts';
-import { decodeTrustMessage, encodeCommit, TRUST_PROTOCOL } from '../shared/grid/trust-wire.ts';
-import { encodeSignedCommitment, signCommitment } from '../shared/trust/commitment.ts';
+import { decodeTrustMessage, encodeCommit, maxRevealBytes, TRUST_PROTOCOL } from '../shared/grid/trust-wire.ts';
+import { encodeCommitment, encodeSignedCommitment, signCommitment } from '../shared/trust/commitment.ts';
 import { recordStep } from '../shared/trust/step-record.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import { startTrustGrid } from '../cli/trust-grid.ts';
@@ -25,6 +25,8 @@ const RANGES = [
 ];
 /** Short, so the late-answer test need not wait long; a reveal here takes milliseconds. */
 const ANSWER_WINDOW_MS = 3_000;
+/** Short, so the silent-stream test need not wait long; a stage commits as soon as it dials. */
+const COMMIT_WINDOW_MS = 1_000;
 
 let grid: TrustGrid;
 let honest: StagePeer[];
@@ -43,7 +45,7 @@ function noisy(engine: StageEngine, sigma: number): StageEngine {
 }
 
 beforeAll(async () => {
-  grid = await startTrustGrid({ answerWindowMs: ANSWER_WINDOW_MS });
+  grid = await startTrustGrid({ answerWindowMs: ANSWER_WINDOW_MS, commitWindowMs: COMMIT_WINDOW_MS });
   honest = [];
   for (const layers of RANGES) honest.push(await grid.startStage(layers));
 });
@@ -215,6 +217,58 @@ describe('bad commitments and reveals', () => {
     const other = honest[1];
     expect(await send(other, encodeSignedCommitment(await signCommitment([record], meta, stage.privateKey)))).toMatchObject({ kind: 'error', failure: { name: 'CommitmentRefusedError' } });
     expect(refusals.map((r) => r.name)).toEqual(['CommitmentSignatureError', 'CommitmentRefusedError']);
+  });
+});
+
+describe('trust streams from anyone', () => {
+  it('refuses a commitment to more steps than a request of the model can have', async () => {
+    const stage = honest[0];
+    const { manifest } = grid;
+    const record = await recordStep(new Float32Array(manifest.config.dim), new Float32Array(manifest.config.dim), { step: 0, position: 0, rows: 1 });
+    const meta = { packageId: manifest.id, requestId: 'endless', upstream: stage.node.peerId.toString(), upstreamRoot: new Uint8Array(32), upstreamSeal: new Uint8Array(64), layers: RANGES[1] };
+    const { commitment } = await signCommitment([record], meta, stage.privateKey);
+    for (const stepCount of [2 ** 32 - 1, manifest.config.maxSeqLen + 1]) {
+      const endless = { ...commitment, stepCount, requestId: `endless-${stepCount}` };
+      const signed = { commitment: endless, signature: new Uint8Array(await stage.privateKey.sign(encodeCommitment(endless))) };
+      expect(await send(stage, encodeSignedCommitment(signed))).toMatchObject({
+        kind: 'error',
+        failure: { name: 'CommitmentRefusedError', message: `a commitment to ${stepCount} steps: a request of this model has at most ${manifest.config.maxSeqLen}` },
+      });
+    }
+  });
+
+  it('refuses a second commitment for the same request', async () => {
+    const stage = honest[1];
+    const { manifest } = grid;
+    const record = await recordStep(new Float32Array(manifest.config.dim), new Float32Array(manifest.config.dim), { step: 0, position: 0, rows: 1 });
+    const meta = { packageId: manifest.id, requestId: 'twice', upstream: honest[0].node.peerId.toString(), upstreamRoot: new Uint8Array(32), upstreamSeal: new Uint8Array(64), layers: RANGES[1] };
+    const signed = encodeSignedCommitment(await signCommitment([record], meta, stage.privateKey));
+    // The first is judged (its unsealed input convicts it, which is not this test's business); the second is not looked at.
+    expect((await send(stage, signed)).kind).toBe('error');
+    expect(await send(stage, signed)).toMatchObject({ kind: 'error', failure: { name: 'DuplicateCommitmentError' } });
+  });
+
+  it('ends a stream with no commitment after the commit window, and refuses a message larger than any reveal, by name', async () => {
+    const stage = honest[2];
+    const silent = lpStream(await stage.node.dialProtocol(grid.relay.peerId, TRUST_PROTOCOL));
+    const started = Date.now();
+    expect(decodeTrustMessage((await silent.read()).subarray())).toMatchObject({ kind: 'error', failure: { name: 'CommitmentLateError' } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(COMMIT_WINDOW_MS - 50);
+
+    const huge = await stage.node.dialProtocol(grid.relay.peerId, TRUST_PROTOCOL);
+    const limit = maxRevealBytes(grid.manifest.config);
+    // A varint declaring one byte more than the largest reveal of this model.
+    const prefix: number[] = [];
+    for (let n = limit + 1; ; n = Math.floor(n / 128)) {
+      if (n < 128) {
+        prefix.push(n);
+        break;
+      }
+      prefix.push((n % 128) | 0x80);
+    }
+    huge.send(new Uint8Array(prefix));
+    const answer = decodeTrustMessage((await lpStream(huge).read()).subarray());
+    expect(answer).toMatchObject({ kind: 'error', failure: { name: 'TrustFrameError', message: expect.stringContaining(`at most ${limit} bytes`) } });
   });
 });
 

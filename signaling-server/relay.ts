@@ -5,12 +5,12 @@
  */
 import { createLibp2p } from 'libp2p';
 import type { Libp2p } from 'libp2p';
-import { webSockets } from '@libp2p/websockets';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
+import { guardedWebSockets } from './relay-websockets.ts';
 
 export interface RelayOptions {
   host: string;
@@ -26,7 +26,8 @@ export async function startRelay(options: RelayOptions): Promise<RelayNode> {
   return createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [`/ip4/${options.host}/tcp/${options.port}/ws`] },
-    transports: [webSockets()],
+    // A malformed frame closes its own connection, never the process (relay-websockets.ts).
+    transports: [guardedWebSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: {

@@ -178,6 +178,19 @@ describe('verdicts and refusals', () => {
     expect(store.refusals().map((r) => r.name)).toEqual(['CommitmentSignatureError', 'RevealLateError']);
   });
 
+  it('keeps a window of the newest refusals, their peer-given strings clipped: any peer can cause them by the thousand', async () => {
+    const small = openGridStore(join(await tempDir(), 'small.sqlite'), { maxRefusals: 3 });
+    try {
+      for (let i = 0; i < 5; i++) small.recordRefusal({ peerId: `peer-${i}`, requestId: 'x'.repeat(5000), name: 'CommitmentRefusedError', message: 'y'.repeat(5000) });
+      const kept = small.refusals();
+      expect(kept.map((r) => r.peerId)).toEqual(['peer-4', 'peer-3', 'peer-2']);
+      expect(kept[0].requestId).toHaveLength(129);
+      expect(kept[0].message).toHaveLength(501);
+    } finally {
+      small.close();
+    }
+  });
+
   it('keeps the replays the validator owes, bytes intact, until each is removed', () => {
     const reveal = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 31) & 0xff);
     const a = store.addPendingReplay({ peerId: 'peer-a', commitment: Uint8Array.of(1, 2, 3), reveal, challenged: [0, 4, 7] });

@@ -144,10 +144,19 @@ export interface PeerReputation {
 
 /** A day: yesterday's verified work counts half in a peer's recent work. */
 export const REPUTATION_HALF_LIFE_MS = 24 * 3600_000;
+/**
+ * Refusals kept, the newest: they explain a peer's page, and any peer can cause them by the
+ * thousand, so the table is a window, not a history (50k rows of at most ~1 KB).
+ */
+export const MAX_REFUSALS = 50_000;
+/** A refusal's message is for people; a peer's own strings in it (ids, fields) are clipped. */
+const MAX_REFUSAL_CHARS = 500;
 
 export interface GridStoreDeps {
   /** milliseconds since the epoch */
   now?: () => number;
+  /** refusals kept; default MAX_REFUSALS */
+  maxRefusals?: number;
 }
 
 /** Migration i (1-based) brings user_version from i - 1 to i. Append only; never edit a shipped one. */
@@ -230,6 +239,7 @@ export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
 
 export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore {
   const now = deps.now ?? Date.now;
+  const maxRefusals = deps.maxRefusals ?? MAX_REFUSALS;
   const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the store', error: StoreError });
 
   const q = {
@@ -259,6 +269,7 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     verdict: db.prepare('SELECT * FROM verdicts WHERE id = ?'),
     verdicts: db.prepare('SELECT * FROM verdicts WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY judged_at DESC, id DESC LIMIT ?2'),
     insertRefusal: db.prepare('INSERT INTO refusals (peer_id, request_id, name, message, refused_at) VALUES (?, ?, ?, ?, ?)'),
+    trimRefusals: db.prepare('DELETE FROM refusals WHERE id <= ?'),
     refusals: db.prepare('SELECT * FROM refusals WHERE (?1 IS NULL OR peer_id = ?1) ORDER BY refused_at DESC, id DESC LIMIT ?2'),
     // One pass in SQLite over the peer's verdicts: ?1 peer, ?2 now, ?3 half-life (ms).
     reputation: db.prepare(
@@ -333,7 +344,9 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
       return verdictOf(q.verdict.get(lastInsertRowid)!);
     },
     recordRefusal(r) {
-      q.insertRefusal.run(r.peerId, r.requestId ?? null, r.name, r.message, now());
+      const clip = (text: string, n: number) => (text.length > n ? `${text.slice(0, n)}…` : text);
+      const { lastInsertRowid } = q.insertRefusal.run(clip(r.peerId, 128), r.requestId === null ? null : clip(r.requestId, 128), clip(r.name, 64), clip(r.message, MAX_REFUSAL_CHARS), now());
+      q.trimRefusals.run(Number(lastInsertRowid) - maxRefusals);
     },
     addPendingReplay(r) {
       return Number(q.addPendingReplay.run(r.peerId, r.commitment, r.reveal, JSON.stringify(r.challenged), now()).lastInsertRowid);

@@ -12,14 +12,26 @@ import { InfermeshError } from '../errors.ts';
 import type { LayerRange } from '../runtime/stage.ts';
 import { encodeSignedCommitment, revealRecords, signCommitment } from '../trust/commitment.ts';
 import { encodeStepRecord } from '../trust/step-record.ts';
+import type { StepRecord } from '../trust/step-record.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
-import { decodeTrustMessage, encodeCommit, encodeReveal, MAX_TRUST_MESSAGE_BYTES, TRUST_PROTOCOL } from './trust-wire.ts';
+import { decodeTrustMessage, encodeCommit, encodeReveal, MAX_TRUST_CONTROL_BYTES, TRUST_PROTOCOL } from './trust-wire.ts';
 import type { Challenge } from './trust-wire.ts';
 
 /** The validator refused a commitment or a reveal; its reason is the message. */
 export class AttestationRefusedError extends InfermeshError {
   override name = 'AttestationRefusedError';
+  /** the name of the validator's refusal (e.g. 'RevealInvalidError'), when it sent one */
+  readonly refusal?: string;
+
+  constructor(message: string, options: { refusal?: string } = {}) {
+    super(message);
+    this.refusal = options.refusal;
+  }
 }
+
+/** A validator busy with other stages' answers is asked again this many times, waiting longer each time. */
+const BUSY_ATTEMPTS = 3;
+const BUSY_BACKOFF_MS = 500;
 
 export interface AttestorOptions {
   packageId: string;
@@ -60,8 +72,24 @@ export function createAttestor(options: AttestorOptions, deps: AttestorDeps): At
     const { upstream, upstreamRoot, upstreamSeal, records } = await deps.journal.close(requestId);
     const signed = await signCommitment(records, { packageId: options.packageId, requestId, upstream, upstreamRoot, upstreamSeal, layers: options.layers }, deps.privateKey);
     const commitBytes = encodeCommit(encodeSignedCommitment(signed));
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await answer(requestId, commitBytes, records);
+        } catch (err) {
+          if ((err as AttestationRefusedError).refusal !== 'ValidatorBusyError' || attempt >= BUSY_ATTEMPTS) throw err;
+          await new Promise((r) => setTimeout(r, BUSY_BACKOFF_MS * attempt));
+        }
+      }
+    } finally {
+      deps.journal.forget(requestId);
+    }
+  }
+
+  /** One trust stream: the commitment, the challenge, the reveal, the receipt. */
+  async function answer(requestId: string, commitBytes: Uint8Array, records: StepRecord[]): Promise<AttestationOutcome> {
     const stream = await deps.node.dialProtocol(deps.validator, TRUST_PROTOCOL);
-    const wire = lpStream(stream, { maxDataLength: MAX_TRUST_MESSAGE_BYTES });
+    const wire = lpStream(stream, { maxDataLength: MAX_TRUST_CONTROL_BYTES });
     try {
       await wire.write(commitBytes);
       const challenge = expect(decodeTrustMessage((await wire.read()).subarray()), 'challenge').challenge as Challenge;
@@ -79,7 +107,6 @@ export function createAttestor(options: AttestorOptions, deps: AttestorDeps): At
       expect(decodeTrustMessage((await wire.read()).subarray()), 'receipt');
       return { requestId, steps: records.length, challenged: challenge.steps, proofBytes: commitBytes.byteLength + revealBytes.byteLength, commitmentBytes: commitBytes.byteLength };
     } finally {
-      deps.journal.forget(requestId);
       await stream.close().catch((err: Error) => stream.abort(err));
     }
   }
@@ -98,7 +125,7 @@ export function createAttestor(options: AttestorOptions, deps: AttestorDeps): At
 }
 
 function expect<K extends 'challenge' | 'receipt'>(message: ReturnType<typeof decodeTrustMessage>, kind: K) {
-  if (message.kind === 'error') throw new AttestationRefusedError(`the validator refused: ${message.failure.name}: ${message.failure.message}`);
+  if (message.kind === 'error') throw new AttestationRefusedError(`the validator refused: ${message.failure.name}: ${message.failure.message}`, { refusal: message.failure.name });
   if (message.kind !== kind) throw new AttestationRefusedError(`the validator sent ${message.kind.toUpperCase()} where ${kind.toUpperCase()} was due`);
   return message as Extract<typeof message, { kind: K }>;
 }

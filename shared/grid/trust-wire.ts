@@ -16,6 +16,7 @@
  * Tensors stay binary; only control messages are JSON.
  */
 import { InfermeshError } from '../errors.ts';
+import { FINGERPRINT_TOP_K } from '../trust/fingerprint.ts';
 
 export const TRUST_PROTOCOL = '/infermesh/trust/1.0.0';
 
@@ -25,8 +26,31 @@ export const MSG_REVEAL = 3;
 export const MSG_RECEIPT = 4;
 export const MSG_TRUST_ERROR = 5;
 
-/** A reveal of a 4,096-wide model's 2,048-token request in f32 is 32 MiB; past that, a peer is wasting the validator's memory. */
-export const MAX_TRUST_MESSAGE_BYTES = 40 << 20;
+/** A stage's messages other than REVEAL (COMMIT) and the validator's (CHALLENGE lists at most a context's steps) stay under this. */
+export const MAX_TRUST_CONTROL_BYTES = 1 << 20;
+
+/** Bytes of one hash in a Merkle proof. */
+const HASH_BYTES = 32;
+/** A step record's fixed part and a fingerprint's (step-record.ts, fingerprint.ts). */
+const RECORD_HEADER_BYTES = 92 + 16;
+/** A fingerprint row: FINGERPRINT_TOP_K u16 indices and f16 values. */
+const FINGERPRINT_ROW_BYTES = FINGERPRINT_TOP_K * 4;
+
+/**
+ * The largest REVEAL an honest stage of a model with this shape can send: every step of a
+ * full context (a request has at most maxSeqLen steps, each of at least one row), each record
+ * with its fingerprint rows and two Merkle proofs (its own under the commitment, its hand-off
+ * under the upstream's seal) as deep as a tree of maxSeqLen leaves, and every input row in f32.
+ * The validator reads no more than this, and reads all of it (a 110M-parameter model's is
+ * 4 MiB, past the 4 MiB a libp2p stream buffers by default).
+ */
+export function maxRevealBytes(config: { dim: number; maxSeqLen: number }): number {
+  const steps = config.maxSeqLen;
+  const depth = Math.ceil(Math.log2(Math.max(2, steps))) + 1;
+  const perStep = 4 + 4 + 4 + RECORD_HEADER_BYTES + 2 * depth * HASH_BYTES + 4;
+  const perRow = FINGERPRINT_ROW_BYTES + 4 * config.dim;
+  return 1 + 4 + 4 + steps * perStep + config.maxSeqLen * perRow;
+}
 
 /** A trust message that cannot be parsed. */
 export class TrustMessageError extends InfermeshError {

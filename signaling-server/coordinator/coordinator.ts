@@ -4,18 +4,59 @@
  * Donors say hello with their measured device, are assigned layer ranges (placement), announce
  * the pieces they hold (forwarded to every peer so downloads can come from peers), report RTTs,
  * and say when they serve; clients ask for routes over HTTP (routeFor). A peer that leaves
- * loses its range and the rest are re-placed. Bad messages get an ERROR naming the problem.
+ * loses its range and the rest are re-placed.
+ *
+ * Its peers may be anyone, so (coordinator-messages.ts has the schemas):
+ *  - a peer has one session: a newer stream from it replaces the older, which is told so and
+ *    closed without the peer leaving; the peer leaves when its current stream ends;
+ *  - a stream must say hello within HELLO_TIMEOUT_MS;
+ *  - a message that breaks the protocol (framing, JSON, schema, another peer's addresses,
+ *    pieces the package lacks, a ban) is answered with an ERROR naming it, then the stream is
+ *    closed; a claim the registry cannot grant yet (LayersNotHeldError: a download or an
+ *    assignment still on its way) is answered with an ERROR and the session goes on.
  */
 import type { Libp2p } from 'libp2p';
 import type { Stream } from '@libp2p/interface';
-import { lpStream } from '@libp2p/utils';
-import type { LengthPrefixedStream } from '@libp2p/utils';
-import { InfermeshError, UsageError } from '../../shared/errors.ts';
+import { multiaddr } from '@multiformats/multiaddr';
+import { InfermeshError } from '../../shared/errors.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
 import { COORDINATOR_PROTOCOL, MAX_CONTROL_BYTES } from '../../shared/grid/protocol.ts';
 import type { FromCoordinator, ModelOffer, ToCoordinator, VerdictNotice } from '../../shared/grid/protocol.ts';
+import { CoordinatorMessageError, parseToCoordinator } from '../../shared/grid/coordinator-messages.ts';
+import { boundedLpStream, FRAMING_ERRORS } from '../../shared/grid/lp-stream.ts';
+import { endStream } from '../../shared/grid/stream-end.ts';
+import { piecesOfFile } from '../../shared/swarm/package-pieces.ts';
 import { createRegistry } from './registry.ts';
 import type { PeerRecord, Registry } from './registry.ts';
+
+/** A stream that lost its framing: a bad length prefix or a message over MAX_CONTROL_BYTES. */
+export class CoordinatorFrameError extends InfermeshError {
+  override name = 'CoordinatorFrameError';
+}
+
+/** A stream that did not say hello in time. */
+export class HelloTimeoutError extends InfermeshError {
+  override name = 'HelloTimeoutError';
+}
+
+/** This stream was replaced by a newer one from the same peer. */
+export class SessionReplacedError extends InfermeshError {
+  override name = 'SessionReplacedError';
+}
+
+/** A tab says hello as soon as its stream is open; one that has not after this is not a tab. */
+export const HELLO_TIMEOUT_MS = 5_000;
+
+/** Refusals after which the session goes on: a claim the registry may grant once the peer catches up. */
+const KEEPS_SESSION: ReadonlySet<string> = new Set(['LayersNotHeldError']);
+
+/** One peer's current coordinator stream. */
+interface Session {
+  stream: Stream;
+  send(message: FromCoordinator): void;
+  /** answers with an ERROR naming `err`, then ends the stream */
+  refuse(err: unknown): Promise<void>;
+}
 
 /** How long peer announcements are gathered before one 'peers' message goes out to everyone. */
 const PEERS_BROADCAST_DEBOUNCE_MS = 100;
@@ -25,6 +66,8 @@ export interface CoordinatorOptions {
   /** base URL of the package on the HTTP server (web seed), ending in '/' */
   packageUrl: string;
   maxLayersPerNode?: number;
+  /** default HELLO_TIMEOUT_MS */
+  helloTimeoutMs?: number;
 }
 
 /** What the coordinator records, for the server's store (signaling-server/store.ts). */
@@ -51,16 +94,27 @@ export interface Coordinator {
   stop(): Promise<void>;
 }
 
-export async function startCoordinator(options: CoordinatorOptions, deps: { node: Libp2p; events?: CoordinatorEvents; now?: () => number }): Promise<Coordinator> {
+export interface CoordinatorDeps {
+  node: Libp2p;
+  events?: CoordinatorEvents;
+  now?: () => number;
+  /** Where failures that are ours, not a peer's (a bug, a store that failed), are reported; default console.error. */
+  logError?: (err: unknown) => void;
+}
+
+export async function startCoordinator(options: CoordinatorOptions, deps: CoordinatorDeps): Promise<Coordinator> {
   const { manifest } = options;
   const registry = createRegistry({ manifest, maxLayersPerNode: options.maxLayersPerNode });
   const now = deps.now ?? Date.now;
+  const helloTimeoutMs = options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+  const logError = deps.logError ?? ((err: unknown) => console.error(err));
   const offer: ModelOffer = { packageId: manifest.id, name: manifest.name, nLayers: manifest.config.nLayers, packageUrl: options.packageUrl };
-  const senders = new Map<string, (message: FromCoordinator) => void>();
+  const sessions = new Map<string, Session>();
+  const pieceKeys = new Set(manifest.files.flatMap(piecesOfFile));
   const coverageWaiters = new Set<() => void>();
   let broadcastTimer: ReturnType<typeof setTimeout> | null = null;
 
-  const send = (peerId: string, message: FromCoordinator) => senders.get(peerId)?.(message);
+  const send = (peerId: string, message: FromCoordinator) => sessions.get(peerId)?.send(message);
   const donorsSeenBy = (peerId: string): Extract<FromCoordinator, { type: 'peers' }> => ({
     type: 'peers',
     peers: [...registry.peers.values()]
@@ -71,7 +125,7 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
     if (broadcastTimer) return;
     broadcastTimer = setTimeout(() => {
       broadcastTimer = null;
-      for (const id of senders.keys()) send(id, donorsSeenBy(id));
+      for (const id of sessions.keys()) send(id, donorsSeenBy(id));
     }, PEERS_BROADCAST_DEBOUNCE_MS);
   };
   const place = () => {
@@ -85,12 +139,8 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
   function onMessage(peerId: string, message: ToCoordinator): void {
     const peer = registry.peers.get(peerId);
     if (message.type === 'hello') {
-      if (message.role !== 'donor' && message.role !== 'client') throw new UsageError(`hello.role must be 'donor' or 'client', got ${JSON.stringify(message.role)}`);
-      if (!Array.isArray(message.addrs)) throw new UsageError('hello.addrs must be an array of multiaddrs');
-      if (message.role === 'donor') checkDevice(message.device);
-      if (message.payTo !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(String(message.payTo))) {
-        throw new UsageError(`hello.payTo must be an EVM address (0x and 40 hex digits), got ${JSON.stringify(message.payTo)}`);
-      }
+      if (message.role === 'donor' && !message.device) throw new CoordinatorMessageError('a donor hello needs its device summary');
+      checkOwnAddrs(peerId, message.addrs);
       const record = registry.join(peerId, message.role, message.addrs, message.device, now());
       deps.events?.peerSeen?.(record);
       send(peerId, { type: 'welcome', peerId, model: offer });
@@ -101,68 +151,131 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
       broadcastPeers();
       return;
     }
-    if (!peer) throw new UsageError(`say hello before '${message.type}'`);
+    if (!peer) throw new CoordinatorMessageError(`say hello before '${message.type}'`);
     switch (message.type) {
-      case 'have':
-        if (message.packageId !== manifest.id) throw new UsageError(`this grid serves package ${manifest.id}, not ${message.packageId}`);
-        if (!Array.isArray(message.pieces)) throw new UsageError('have.pieces must be an array of piece keys');
-        peer.have = new Set(message.pieces.filter((k) => typeof k === 'string'));
+      case 'have': {
+        checkPackage(message.packageId);
+        const unknown = message.pieces.find((k) => !pieceKeys.has(k));
+        if (unknown !== undefined) throw new CoordinatorMessageError(`have: ${JSON.stringify(unknown.slice(0, 80))} is not a piece of package ${manifest.id}`);
+        peer.have = new Set(message.pieces);
         broadcastPeers();
         return;
+      }
       case 'serving':
-        if (message.packageId !== manifest.id) throw new UsageError(`this grid serves package ${manifest.id}, not ${message.packageId}`);
+        checkPackage(message.packageId);
         registry.serving(peerId, message.layers);
         broadcastPeers();
         coverageChanged();
         return;
       case 'rtt':
-        for (const [other, m] of Object.entries(message.peers ?? {})) if (Number.isFinite(m?.rttMs)) peer.rtt.set(other, m.rttMs);
+        // A peer measured before it left is no longer anyone's neighbour: kept only for peers here.
+        for (const [other, m] of Object.entries(message.peers)) if (other !== peerId && registry.peers.has(other)) peer.rtt.set(other, m.rttMs);
         return;
       case 'stats':
         peer.stats = message.stats;
-        if (peer.device && Number(message.stats?.msPerLayer) > 0) peer.device = { ...peer.device, msPerLayer: Number(message.stats.msPerLayer) };
+        if (peer.device && message.stats.msPerLayer) peer.device = { ...peer.device, msPerLayer: message.stats.msPerLayer };
         deps.events?.peerSeen?.(peer);
         return;
-      default:
-        throw new UsageError(`unknown coordinator message type ${JSON.stringify((message as { type: unknown }).type)}`);
     }
   }
 
-  async function handle(stream: Stream, peerId: string): Promise<void> {
-    const lp: LengthPrefixedStream<Stream> = lpStream(stream, { maxDataLength: MAX_CONTROL_BYTES });
+  function checkPackage(packageId: string): void {
+    if (packageId !== manifest.id) throw new CoordinatorMessageError(`this grid serves package ${manifest.id}, not ${JSON.stringify(packageId.slice(0, 80))}`);
+  }
+
+  /** Peers are introduced by these addresses: each must be a multiaddr that ends in the sender's own id. */
+  function checkOwnAddrs(peerId: string, addrs: string[]): void {
+    for (const [i, addr] of addrs.entries()) {
+      let self: string | undefined;
+      try {
+        self = multiaddr(addr).getComponents().findLast((c) => c.name === 'p2p')?.value;
+      } catch (err) {
+        throw new CoordinatorMessageError(`hello: addrs.${i}: ${JSON.stringify(addr.slice(0, 80))} is not a multiaddr`, { cause: err });
+      }
+      if (self !== peerId) throw new CoordinatorMessageError(`hello: addrs.${i} must end in this peer's own /p2p/${peerId}, not ${self ? `/p2p/${self}` : 'no peer id'}`);
+    }
+  }
+
+  function openSession(stream: Stream, peerId: string) {
+    const lp = boundedLpStream(stream, MAX_CONTROL_BYTES);
     let queue = Promise.resolve();
-    senders.set(peerId, (message) => {
-      // One writer at a time on a stream; messages keep their order.
-      queue = queue.then(() => lp.write(new TextEncoder().encode(JSON.stringify(message)))).catch(() => undefined);
-    });
+    let ended = false;
+    const write = (message: FromCoordinator) => lp.write(new TextEncoder().encode(JSON.stringify(message)));
+    const session: Session = {
+      stream,
+      send(message) {
+        if (ended) return;
+        // One writer at a time on a stream; messages keep their order.
+        queue = queue.then(() => write(message)).catch(() => undefined);
+      },
+      async refuse(err) {
+        if (ended) return;
+        ended = true;
+        const e = err as InfermeshError;
+        const refusal: FromCoordinator = { type: 'error', name: e?.name ?? 'Error', message: e?.shortMessage ?? e?.message ?? String(err) };
+        await endStream(stream, () => queue.then(() => write(refusal)));
+      },
+    };
+    return { session, lp };
+  }
+
+  async function handle(stream: Stream, peerId: string): Promise<void> {
+    const { session, lp } = openSession(stream, peerId);
+    const older = sessions.get(peerId);
+    sessions.set(peerId, session);
+    if (older) void older.refuse(new SessionReplacedError('a newer coordinator stream from this peer replaces this one'));
+    const helloTimer = setTimeout(() => {
+      if (!registry.peers.has(peerId)) void session.refuse(new HelloTimeoutError(`say hello within ${helloTimeoutMs} ms of opening the stream`));
+    }, helloTimeoutMs);
     try {
       for (;;) {
-        const bytes = (await lp.read()).subarray();
+        let bytes: Uint8Array;
         try {
-          const message = JSON.parse(new TextDecoder().decode(bytes)) as ToCoordinator;
-          if (typeof message !== 'object' || message === null || typeof message.type !== 'string') throw new UsageError('a coordinator message is a JSON object with a "type"');
-          onMessage(peerId, message);
+          bytes = (await lp.read()).subarray();
         } catch (err) {
+          const name = (err as Error)?.name;
+          if (FRAMING_ERRORS.has(name)) {
+            await session.refuse(new CoordinatorFrameError(`a coordinator message is a varint length, then at most ${MAX_CONTROL_BYTES} bytes of JSON: ${(err as Error).message}`));
+          } else {
+            // The peer closed its end (inside a message or not) or the stream was reset: the peer
+            // left (tab closed, reload, network gone). Our end closes too.
+            await endStream(stream);
+          }
+          return;
+        }
+        // A replaced stream's last messages speak for a session that is over.
+        if (sessions.get(peerId) !== session) continue;
+        try {
+          onMessage(peerId, parseToCoordinator(bytes));
+        } catch (err) {
+          // A peer's fault is an InfermeshError naming it; anything else is ours, and still ends only this stream.
+          if (!(err instanceof InfermeshError)) logError(err);
+          if (!KEEPS_SESSION.has((err as Error)?.name)) return await session.refuse(err);
           const e = err as InfermeshError;
-          send(peerId, { type: 'error', name: err instanceof SyntaxError ? 'UsageError' : e.name, message: err instanceof SyntaxError ? `not JSON: ${e.message}` : (e.shortMessage ?? e.message) });
+          session.send({ type: 'error', name: e.name, message: e.shortMessage ?? e.message });
         }
       }
-    } catch {
-      // The stream closed: the peer left (tab closed, reload, network gone).
     } finally {
-      senders.delete(peerId);
-      if (registry.peers.has(peerId)) {
-        registry.leave(peerId);
-        deps.events?.peerLeft?.(peerId);
-        place();
-        broadcastPeers();
-        coverageChanged();
+      clearTimeout(helloTimer);
+      // A replaced session's end is not its peer's: the newer stream carries on.
+      if (sessions.get(peerId) === session) {
+        sessions.delete(peerId);
+        if (registry.peers.has(peerId)) {
+          registry.leave(peerId);
+          deps.events?.peerLeft?.(peerId);
+          place();
+          broadcastPeers();
+          coverageChanged();
+        }
       }
     }
   }
 
   await deps.node.handle(COORDINATOR_PROTOCOL, (stream, connection) => {
-    void handle(stream, connection.remotePeer.toString());
+    void handle(stream, connection.remotePeer.toString()).catch((err: Error) => {
+      logError(err);
+      stream.abort(err);
+    });
   }, { runOnLimitedConnection: false, maxInboundStreams: 4 });
 
   const waitFor: Coordinator['waitFor'] = (check, what, timeoutMs = 120_000) => {
@@ -188,7 +301,7 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
     banish(verdict) {
       const wasHere = registry.peers.has(verdict.peerId);
       registry.ban(verdict.peerId, verdict.reason);
-      for (const id of senders.keys()) send(id, { type: 'verdict', verdict });
+      for (const id of sessions.keys()) send(id, { type: 'verdict', verdict });
       if (!wasHere) return;
       deps.events?.peerLeft?.(verdict.peerId);
       place();
@@ -203,11 +316,4 @@ export async function startCoordinator(options: CoordinatorOptions, deps: { node
       await deps.node.unhandle(COORDINATOR_PROTOCOL);
     },
   };
-}
-
-function checkDevice(device: unknown): void {
-  const d = device as Record<string, unknown> | undefined;
-  if (!d || typeof d !== 'object') throw new UsageError('a donor hello needs its device summary');
-  if (!(Number(d.msPerLayer) > 0)) throw new UsageError(`device.msPerLayer must be a positive number, got ${JSON.stringify(d.msPerLayer)}`);
-  if (!(Number(d.memoryBytes) > 0)) throw new UsageError(`device.memoryBytes must be a positive number, got ${JSON.stringify(d.memoryBytes)}`);
 }

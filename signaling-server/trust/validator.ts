@@ -16,10 +16,14 @@
  * Sampling adapts per peer: new or low-reputation stages are checked often, proven ones
  * rarely (shared/trust/challenge.ts). Verdicts go to `onVerdict` (slashing, blacklisting,
  * rewards) and refusals, with their reasons, to `onRefusal`.
+ *
+ * Any peer can open a trust stream, so each is bounded: a commitment within COMMIT_WINDOW_MS,
+ * a reveal within the answer window and no larger than an honest one for this model
+ * (maxRevealBytes), at most as many steps as the context, one commitment per stage and request,
+ * a few streams at once. Every refusal is sent as an ERROR naming it, then the stream ends.
  */
 import type { Libp2p } from 'libp2p';
 import type { Stream } from '@libp2p/interface';
-import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../../shared/errors.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
@@ -32,7 +36,9 @@ import type { FingerprintThresholds, FingerprintVerdict } from '../../shared/tru
 import { handoffInTranscript, HandoffSealError, transcriptSealed } from '../../shared/trust/handoff.ts';
 import { decodeStepRecord, encodeStepRecord, tensorSha256 } from '../../shared/trust/step-record.ts';
 import type { StepRecord } from '../../shared/trust/step-record.ts';
-import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, MAX_TRUST_MESSAGE_BYTES, TRUST_PROTOCOL } from '../../shared/grid/trust-wire.ts';
+import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, maxRevealBytes, TRUST_PROTOCOL } from '../../shared/grid/trust-wire.ts';
+import { boundedLpStream, FRAMING_ERRORS } from '../../shared/grid/lp-stream.ts';
+import { CLOSE_GRACE_MS, endStream } from '../../shared/grid/stream-end.ts';
 import type { Reveal } from '../../shared/grid/trust-wire.ts';
 import type { Replayer } from './replayer.ts';
 
@@ -60,6 +66,40 @@ export class ChainBreakError extends InfermeshError {
 export class UnknownClientError extends InfermeshError {
   override name = 'UnknownClientError';
 }
+
+/** A trust message that lost its framing: a bad length prefix, or more bytes than any honest reveal. */
+export class TrustFrameError extends InfermeshError {
+  override name = 'TrustFrameError';
+}
+
+/** A stage opened a trust stream and sent no commitment in time. */
+export class CommitmentLateError extends InfermeshError {
+  override name = 'CommitmentLateError';
+}
+
+/** A second commitment from a stage for a request it already answered for. */
+export class DuplicateCommitmentError extends InfermeshError {
+  override name = 'DuplicateCommitmentError';
+}
+
+/** More trust streams at once than the validator takes (from one peer, or from all). */
+export class ValidatorBusyError extends InfermeshError {
+  override name = 'ValidatorBusyError';
+}
+
+/** A stage commits the moment its request ends: a stream silent this long is not a stage's. */
+export const COMMIT_WINDOW_MS = 5_000;
+/**
+ * Trust streams answered at once, each holding up to a reveal in memory: per peer (a stage
+ * finishing several requests at once) and in all, which bounds what reveals take of the
+ * validator's memory at MAX_OPEN_ANSWERS × maxRevealBytes (8 MiB each for the default
+ * 110M-parameter model's full 2,048-token context; 0.5 MiB for stories260K). An answer takes
+ * milliseconds, so a stage turned away finds room on its next request.
+ */
+export const MAX_OPEN_ANSWERS_PER_PEER = 8;
+export const MAX_OPEN_ANSWERS = 32;
+/** Requests remembered per validator for the duplicate check, the oldest forgotten first. */
+const MAX_REMEMBERED_COMMITMENTS = 100_000;
 
 /** Revealed records are kept this long for the chain check with the request's other stages. */
 const CHAIN_MEMORY_MS = 10 * 60_000;
@@ -115,6 +155,8 @@ export interface Refusal {
 export interface ValidatorOptions {
   manifest: Manifest;
   answerWindowMs?: number;
+  /** default COMMIT_WINDOW_MS */
+  commitWindowMs?: number;
 }
 
 /**
@@ -139,6 +181,8 @@ export interface ValidatorDeps {
   reputation?: (peerId: string) => Reputation;
   onVerdict?: (verdict: Verdict) => void;
   onRefusal?: (refusal: Refusal) => void;
+  /** Where failures that are ours, not a stage's (a bug, a store that failed), are reported; default console.error. */
+  logError?: (err: unknown) => void;
   random?: (bytes: number) => Uint8Array;
   now?: () => number;
 }
@@ -164,6 +208,7 @@ interface Job {
 export async function startValidator(options: ValidatorOptions, deps: ValidatorDeps): Promise<Validator> {
   const { manifest } = options;
   const answerWindowMs = options.answerWindowMs ?? ANSWER_WINDOW_MS;
+  const commitWindowMs = options.commitWindowMs ?? COMMIT_WINDOW_MS;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
   const reputations = new Map<string, Reputation>();
@@ -171,6 +216,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
   const stats = { commitments: 0, replays: 0, replayMs: 0, verdicts: 0, failures: 0, refusals: 0 };
   let queue: Promise<void> = Promise.resolve();
   const thresholds = thresholdsFor(manifest.dtype);
+  const maxMessageBytes = maxRevealBytes(manifest.config);
   /** Per request, each stage's revealed (and seal-checked) records by first layer, for the chain check. */
   const chains = new Map<string, { at: number; stages: Map<number, ChainLink> }>();
 
@@ -262,9 +308,10 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     deps.onRefusal?.({ peerId, requestId, name: (err as Error)?.name ?? 'Error', message: (err as Error)?.message ?? String(err) });
   };
 
+  /** Notes the refusal and sends it; the stream is ended by the handler's caller. */
   const refuse = async (wire: LengthPrefixedStream<Stream>, peerId: string, err: unknown, requestId?: string) => {
     noteRefusal(peerId, err, requestId);
-    await wire.write(encodeTrustFailure(err)).catch(() => undefined);
+    await wire.write(encodeTrustFailure(err), { signal: AbortSignal.timeout(CLOSE_GRACE_MS) }).catch(() => undefined);
   };
 
   async function checkReveal(signed: SignedCommitment, reveal: Reveal, last: number): Promise<StepRecord[]> {
@@ -333,12 +380,34 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     });
   }
 
+  /** The trust stream's next message, in time; a broken frame or a deadline passed is a named refusal. */
+  async function readMessage(wire: LengthPrefixedStream<Stream>, by: number, late: () => Error): Promise<Uint8Array> {
+    try {
+      return (await wire.read({ signal: AbortSignal.timeout(Math.max(0, by - now())) })).subarray();
+    } catch (err) {
+      const name = (err as Error)?.name;
+      if (name === 'TimeoutError' || name === 'AbortError') throw late();
+      if (FRAMING_ERRORS.has(name)) throw new TrustFrameError(`a trust message is a varint length, then at most ${maxMessageBytes} bytes for this model: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  /** (peer, request) pairs already committed to, oldest first, for the duplicate check. */
+  const committed = new Set<string>();
+  function firstCommitment(peerId: string, requestId: string): void {
+    const key = `${peerId} ${requestId}`;
+    if (committed.has(key)) throw new DuplicateCommitmentError(`request ${requestId} was already committed to by this stage`);
+    committed.add(key);
+    if (committed.size > MAX_REMEMBERED_COMMITMENTS) committed.delete(committed.values().next().value!);
+  }
+
   async function handle(stream: Stream, peerId: string): Promise<void> {
-    const wire = lpStream(stream, { maxDataLength: MAX_TRUST_MESSAGE_BYTES });
+    const wire = boundedLpStream(stream, maxMessageBytes);
     let signed: SignedCommitment;
     let commitmentBytes: Uint8Array;
     try {
-      const first = decodeTrustMessage((await wire.read()).subarray());
+      const opened = now();
+      const first = decodeTrustMessage(await readMessage(wire, opened + commitWindowMs, () => new CommitmentLateError(`no commitment within ${commitWindowMs} ms of opening the stream`)));
       if (first.kind !== 'commit') throw new CommitmentRefusedError(`a trust stream starts with COMMIT, not ${first.kind.toUpperCase()}`);
       commitmentBytes = first.commitment;
       signed = decodeSignedCommitment(commitmentBytes);
@@ -350,9 +419,14 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= manifest.config.nLayers && start < end)) {
         throw new CommitmentRefusedError(`layers ${start}..${end - 1} are not a range of this ${manifest.config.nLayers}-layer model`);
       }
+      // Every step takes at least one position of the context: more steps than that were never run.
+      if (commitment.stepCount > manifest.config.maxSeqLen) {
+        throw new CommitmentRefusedError(`a commitment to ${commitment.stepCount} steps: a request of this model has at most ${manifest.config.maxSeqLen}`);
+      }
       if (start === 0 && deps.routedClient && !deps.routedClient(commitment.upstream, peerId)) {
         throw new UnknownClientError(`its inputs are sealed by ${commitment.upstream}, which the coordinator never gave a route through this stage`);
       }
+      firstCommitment(peerId, commitment.requestId);
       stats.commitments++;
       if (!(await transcriptSealed(transcriptOf(commitment), commitment.upstreamSeal, commitment.upstream))) {
         // Its own signature convicts it: an honest stage commits only to inputs its upstream sealed.
@@ -367,9 +441,9 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     // The seed exists only now, after the commitment is fixed: a stage cannot know what will be checked.
     const challenged = commitment.stepCount > 0 ? await drawChallenges(random(32), commitment.stepCount, samplingRate(reputationOf(peerId))) : [];
     const deadline = now() + answerWindowMs;
-    await wire.write(encodeChallenge({ steps: challenged, deadline }));
     try {
-      const raw = (await wire.read()).subarray();
+      await wire.write(encodeChallenge({ steps: challenged, deadline }));
+      const raw = await readMessage(wire, deadline, () => new RevealLateError(`no reveal within the answer window of ${answerWindowMs} ms`));
       const message = decodeTrustMessage(raw);
       if (message.kind !== 'reveal') throw new RevealInvalidError(`expected REVEAL, got ${message.kind.toUpperCase()}`);
       if (now() > deadline) throw new RevealLateError(`the reveal came ${now() - deadline} ms after the answer window of ${answerWindowMs} ms closed`);
@@ -429,12 +503,30 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     }
   }
 
+  /** Trust streams being answered, per peer. */
+  const open = new Map<string, number>();
+  let openInAll = 0;
   await deps.node.handle(TRUST_PROTOCOL, (stream, connection) => {
     const peerId = connection.remotePeer.toString();
+    const mine = open.get(peerId) ?? 0;
+    if (mine >= MAX_OPEN_ANSWERS_PER_PEER || openInAll >= MAX_OPEN_ANSWERS) {
+      const err = new ValidatorBusyError(mine >= MAX_OPEN_ANSWERS_PER_PEER ? `at most ${MAX_OPEN_ANSWERS_PER_PEER} trust streams at once per peer` : 'the validator is answering as many trust streams as it takes; retry shortly');
+      noteRefusal(peerId, err);
+      void endStream(stream, () => boundedLpStream(stream, maxMessageBytes).write(encodeTrustFailure(err)));
+      return;
+    }
+    open.set(peerId, mine + 1);
+    openInAll++;
     handle(stream, peerId)
-      .catch(() => undefined)
-      .finally(() => stream.close().catch((err: Error) => stream.abort(err)));
-  }, { maxInboundStreams: 256 });
+      .catch((err: unknown) => (deps.logError ?? console.error)(err))
+      .finally(() => {
+        openInAll--;
+        const left = (open.get(peerId) ?? 1) - 1;
+        if (left > 0) open.set(peerId, left);
+        else open.delete(peerId);
+        return endStream(stream);
+      });
+  }, { maxInboundStreams: MAX_OPEN_ANSWERS_PER_PEER * 2 });
 
   return {
     idle: async () => {

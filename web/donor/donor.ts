@@ -7,6 +7,8 @@
  */
 import { multiaddr } from '@multiformats/multiaddr';
 import { lpStream } from '@libp2p/utils';
+import type { LengthPrefixedStream } from '@libp2p/utils';
+import type { Stream } from '@libp2p/interface';
 import { createPeerNode, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
 import { median } from '../../shared/statistics.ts';
 import type { PeerNode } from '../../shared/grid/node.ts';
@@ -107,12 +109,12 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
   await servePieces(node, { store, corrupt: options.corruptPieces });
   await serveProbe(node);
 
-  // The coordinator stream rides the WebSocket connection to the relay.
-  const coordinatorStream = await node.dialProtocol(multiaddr(info.relayAddrs[0]), COORDINATOR_PROTOCOL);
-  const coordinator = lpStream(coordinatorStream, { maxDataLength: MAX_CONTROL_BYTES });
+
+  // Opened once the device is measured (below); nothing is sent before the hello there.
+  let coordinator: LengthPrefixedStream<Stream> | undefined;
   let sending = Promise.resolve();
   const send = (message: ToCoordinator) => {
-    sending = sending.then(() => coordinator.write(new TextEncoder().encode(JSON.stringify(message)))).catch(fail);
+    sending = sending.then(() => coordinator!.write(new TextEncoder().encode(JSON.stringify(message)))).catch(fail);
     return sending;
   };
 
@@ -231,8 +233,13 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     }
   }
 
+
+  // The coordinator stream rides the WebSocket connection to the relay. It is opened only now,
+  // with the device measured: the coordinator closes a stream that does not say hello at once.
+  const coordinatorStream = await node.dialProtocol(multiaddr(info.relayAddrs[0]), COORDINATOR_PROTOCOL);
+  const reader = (coordinator = lpStream(coordinatorStream, { maxDataLength: MAX_CONTROL_BYTES }));
   void (async () => {
-    for (;;) onMessage(JSON.parse(new TextDecoder().decode((await coordinator.read()).subarray())) as FromCoordinator);
+    for (;;) onMessage(JSON.parse(new TextDecoder().decode((await reader.read()).subarray())) as FromCoordinator);
   })().catch((err) => {
     if (state.status !== 'error') fail(new Error(`lost the coordinator: ${(err as Error).message}`));
   });
@@ -258,7 +265,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     if (!idle) idleTicks = 0;
     lastRequests = s.requestsServed;
     const at = performance.now();
-    const tokensPerSecond = ((s.tokensServed - lastTokens) * 1000) / (at - lastAt);
+    // Two ticks in the same millisecond (a throttled tab catching up) would make it NaN, which JSON sends as null.
+    const tokensPerSecond = at > lastAt ? ((s.tokensServed - lastTokens) * 1000) / (at - lastAt) : 0;
     lastTokens = s.tokensServed;
     lastAt = at;
     update({ requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond });

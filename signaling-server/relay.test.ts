@@ -1,0 +1,58 @@
+/**
+ * The relay's WebSocket port faces anyone: a malformed WebSocket frame, or bytes that are not a
+ * WebSocket at all, close that connection and nothing else; the relay goes on taking peers.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLibp2p } from 'libp2p';
+import { webSockets } from '@libp2p/websockets';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { multiaddr } from '@multiformats/multiaddr';
+import { startRelay, type RelayNode } from './relay.ts';
+
+let relay: RelayNode;
+let port: number;
+
+beforeAll(async () => {
+  relay = await startRelay({ host: '127.0.0.1', port: 0 });
+  port = Number(relay.getMultiaddrs()[0].toString().match(/\/tcp\/(\d+)\//)![1]);
+});
+afterAll(() => relay?.stop());
+
+const UPGRADE = 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+
+/** Sends bytes to the relay's port; resolves with what came back once the relay closes the connection. */
+function exchange(bytes: Buffer): Promise<string> {
+  return new Promise((done, fail) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+    let received = '';
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => done(received));
+    setTimeout(() => fail(new Error(`the relay kept the connection open; it sent ${JSON.stringify(received.slice(0, 80))}`)), 5_000).unref();
+  });
+}
+
+describe('the relay under malformed WebSocket traffic', () => {
+  it('a bad frame closes its own connection, and the relay goes on taking peers', async () => {
+    const frames = {
+      'RSV1 set': [0xc2, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      'a client frame without a mask': [0x82, 0x05, 1, 2, 3, 4, 5],
+      'a close frame with an invalid status code': [0x88, 0x82, 0, 0, 0, 0, 0x57, 0x65],
+    };
+    for (const [what, frame] of Object.entries(frames)) {
+      const answer = await exchange(Buffer.concat([Buffer.from(UPGRADE, 'latin1'), Buffer.from(frame)]));
+      expect({ what, answer: answer.slice(0, 34) }).toEqual({ what, answer: 'HTTP/1.1 101 Switching Protocols\r\n' });
+    }
+    // libp2p takes at most 5 connections a second from one address.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const peer = await createLibp2p({ transports: [webSockets()], connectionEncrypters: [noise()], streamMuxers: [yamux()], connectionGater: { denyDialMultiaddr: () => false } });
+    try {
+      const connection = await peer.dial(multiaddr(relay.getMultiaddrs()[0]));
+      expect(connection.remotePeer.equals(relay.peerId)).toBe(true);
+    } finally {
+      await peer.stop();
+    }
+  });
+});
