@@ -4,7 +4,8 @@
  * K in-process stages next to one whole-model graph, same run, same machine), engine (the shard
  * engine in Chromium and Node next to the whole-model graph on the same execution provider), grid
  * (decode speed through 1, 2 and 4 Chromium donor tabs of a grid on this machine), trust
- * (commitments on vs off, replay cost, proof bytes, detection of each stage fault).
+ * (commitments on vs off, replay cost, proof bytes, detection of each stage fault), fuzz (the
+ * grid server under malformed HTTP and libp2p input: errors, crashes, stuck streams, peak memory).
  */
 import { Command } from 'commander';
 import { compileBench } from './compile-bench.ts';
@@ -12,6 +13,8 @@ import { localBench } from './local-bench.ts';
 import { engineBench } from './engine-bench.ts';
 import { gridBench } from './grid-bench.ts';
 import { trustBench } from './trust-bench.ts';
+import { fuzzBench } from './fuzz-bench.ts';
+import type { Family } from '../testkit/fuzz/fuzz-cases.ts';
 
 function print(result: unknown, json: boolean) {
   process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatTable(result)}\n`);
@@ -80,6 +83,42 @@ program
   .option('--rounds <n>', 'interleaved on/off rounds (median of per-round ratios reported)', '15')
   .action(async (opts) => {
     print(await trustBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), !!opts.json);
+    setTimeout(() => process.exit(), 5_000).unref();
+  });
+
+program
+  .command('fuzz')
+  .description('the grid server (a child `infermesh serve`) under fuzzed HTTP requests and coordinator and trust messages: server errors, crashes, stuck streams, leaks, peak RSS')
+  .option('--json', 'print JSON')
+  .option('--cases <n>', 'fuzz cases', '10000')
+  .option('--concurrency <n>', 'cases at once', '16')
+  .option('--seed <n>', 'fast-check seed (default: random, printed)')
+  .option('--families <list>', 'comma-separated: http,coordinator,trust,relay (default: all, 65/20/10/5)')
+  .option('--case <i>', 'run only case i of the run (with the same --seed)')
+  .option('--progress', 'progress on stderr')
+  .option('--server-heap-mib <n>', "cap the server's V8 heap (--max-old-space-size): bounded state lives under a small cap, a leak crashes")
+  .action(async (opts) => {
+    // Ctrl-C or a kill: exiting runs the harness's exit hooks, which kill the server and its anvil and remove the temp folders.
+    process.once('SIGINT', () => process.exit(130));
+    process.once('SIGTERM', () => process.exit(143));
+    const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
+    const cases = Number(opts.cases);
+    const concurrency = Number(opts.concurrency);
+    const serverHeapMiB = opts.serverHeapMib !== undefined ? Number(opts.serverHeapMib) : undefined;
+    if (![seed, cases, concurrency].every(Number.isSafeInteger) || cases < 1 || concurrency < 1) throw new Error('--cases, --concurrency and --seed must be integers (cases and concurrency ≥ 1)');
+    if (serverHeapMiB !== undefined && !(Number.isSafeInteger(serverHeapMiB) && serverHeapMiB >= 64)) throw new Error('--server-heap-mib must be an integer ≥ 64');
+    print(
+      await fuzzBench({
+        cases,
+        concurrency,
+        seed,
+        families: opts.families?.split(',') as Family[] | undefined,
+        caseIndex: opts.case !== undefined ? Number(opts.case) : undefined,
+        progress: !!opts.progress,
+        serverHeapMiB,
+      }),
+      !!opts.json,
+    );
     setTimeout(() => process.exit(), 5_000).unref();
   });
 
