@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { ORT_ASSET_PATH } from '../shared/engine/api.ts';
+import type { InfermeshError } from '../shared/errors.ts';
 import { MANIFEST_FILE, parseManifest, sha256Hex } from '../shared/model/manifest.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { connectGrid, GridApiError, ROUTE_ERRORS } from '../shared/grid/client.ts';
@@ -85,7 +86,8 @@ class NoRouteHttpError extends ServiceUnavailableError {
 function unavailable(err: unknown): unknown {
   const name = (err as Error)?.name;
   if (name === 'NoRouteError' || (err instanceof GridApiError && err.code === 'no_route') || ROUTE_ERRORS.includes(name)) {
-    return new NoRouteHttpError(`the grid cannot serve this request now: ${(err as Error).message}`, err);
+    // The short message: the server's own /api/route URL (the client's source) is no news to the caller.
+    return new NoRouteHttpError(`the grid cannot serve this request now: ${(err as InfermeshError).shortMessage ?? (err as Error).message}`, err);
   }
   return err;
 }
