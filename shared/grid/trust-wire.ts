@@ -33,6 +33,8 @@ export const MAX_TRUST_CONTROL_BYTES = 1 << 20;
 const HASH_BYTES = 32;
 /** A step record's fixed part and a fingerprint's (step-record.ts, fingerprint.ts). */
 const RECORD_HEADER_BYTES = 92 + 16;
+/** Per revealed step: its index, record length and proof length (u32 each), and its input's value count. */
+const STEP_FRAMING_BYTES = 4 * 4;
 /** A fingerprint row: FINGERPRINT_TOP_K u16 indices and f16 values. */
 const FINGERPRINT_ROW_BYTES = FINGERPRINT_TOP_K * 4;
 
@@ -41,15 +43,16 @@ const FINGERPRINT_ROW_BYTES = FINGERPRINT_TOP_K * 4;
  * full context (a request has at most maxSeqLen steps, each of at least one row), each record
  * with its fingerprint rows and two Merkle proofs (its own under the commitment, its hand-off
  * under the upstream's seal) as deep as a tree of maxSeqLen leaves, and every input row in f32.
- * The validator reads no more than this, and reads all of it (a 110M-parameter model's is
- * 4 MiB, past the 4 MiB a libp2p stream buffers by default).
+ * The validator reads no more than this, and reads all of it (the default 110M-parameter
+ * model's is 7.9 MiB, past the 4 MiB a libp2p stream buffers by default).
  */
 export function maxRevealBytes(config: { dim: number; maxSeqLen: number }): number {
   const steps = config.maxSeqLen;
   const depth = Math.ceil(Math.log2(Math.max(2, steps))) + 1;
-  const perStep = 4 + 4 + 4 + RECORD_HEADER_BYTES + 2 * depth * HASH_BYTES + 4;
+  const perStep = STEP_FRAMING_BYTES + RECORD_HEADER_BYTES + 2 * depth * HASH_BYTES;
+  // As many rows as steps at most: every row is a position of the context.
   const perRow = FINGERPRINT_ROW_BYTES + 4 * config.dim;
-  return 1 + 4 + 4 + steps * perStep + config.maxSeqLen * perRow;
+  return 1 + 4 + 4 + steps * (perStep + perRow);
 }
 
 /** A trust message that cannot be parsed. */

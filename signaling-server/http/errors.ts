@@ -32,11 +32,16 @@ export class HttpError extends InfermeshError {
   }
 }
 
+/** What a client sent, quoted in an error: never more than a line of it. */
+export function quoted(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
 /** A request target (the path in the request line) that is not a URL path (400). */
 export class BadRequestTargetError extends HttpError {
   override name = 'BadRequestTargetError';
   constructor(target: string, cause?: unknown) {
-    super(400, `the request target ${JSON.stringify(target.length > 80 ? `${target.slice(0, 80)}…` : target)} is not a URL path`, { code: 'invalid_request_target', cause });
+    super(400, `the request target ${quoted(target)} is not a URL path`, { code: 'invalid_request_target', cause });
   }
 }
 
@@ -44,7 +49,7 @@ export class BadRequestTargetError extends HttpError {
 export class InvalidPathParameterError extends HttpError {
   override name = 'InvalidPathParameterError';
   constructor(param: string, raw: string) {
-    super(400, `the ${param} in the path, ${JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw)}, is not percent-encoded UTF-8`, { code: 'invalid_path_parameter', param });
+    super(400, `the ${param} in the path, ${quoted(raw)}, is not percent-encoded UTF-8`, { code: 'invalid_path_parameter', param });
   }
 }
 
@@ -52,7 +57,7 @@ export class InvalidPathParameterError extends HttpError {
 export class MalformedHttpError extends HttpError {
   override name = 'MalformedHttpError';
   constructor(status: number, message: string, cause: unknown) {
-    super(status, message, { code: 'malformed_request', cause, headers: { connection: 'close' } });
+    super(status, message, { code: 'malformed_request', cause });
   }
 }
 
@@ -70,8 +75,19 @@ export class RequestTooLargeError extends HttpError {
  */
 export class ServiceUnavailableError extends HttpError {
   override name = 'ServiceUnavailableError';
-  constructor(message: string, options: { code: string; retryAfterSeconds: number; cause?: unknown; headers?: Record<string, string> }) {
-    super(503, message, { type: 'service_unavailable', code: options.code, cause: options.cause, headers: { ...options.headers, 'retry-after': String(options.retryAfterSeconds) } });
+  constructor(message: string, options: { code: string; retryAfterSeconds: number; cause?: unknown }) {
+    super(503, message, { type: 'service_unavailable', code: options.code, cause: options.cause, headers: { 'retry-after': String(options.retryAfterSeconds) } });
+  }
+}
+
+/** A request body or a generation slot takes seconds to free: a client told to wait one finds room. */
+const BUSY_RETRY_AFTER_SECONDS = 1;
+
+/** The server's budget for something others are using now (request bodies, generations): 503 `server_busy`. */
+export class ServerBusyError extends ServiceUnavailableError {
+  override name = 'ServerBusyError';
+  constructor(message: string) {
+    super(message, { code: 'server_busy', retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import { UsageError } from '../../shared/errors.ts';
 import type { OpenAIApi } from '../../shared/openai/types.ts';
-import { ModelNotFoundError, ServiceUnavailableError } from './errors.ts';
+import { ModelNotFoundError, ServerBusyError } from './errors.ts';
 import { pathParameter } from './request-target.ts';
 import { eventStreamResponse, jsonResponse, type ApiHandler, type ApiRequest, type ApiResponse } from './server.ts';
 
@@ -35,8 +35,6 @@ export interface GatewayOptions {
  * of tabs serves a few dozen at once at best, and more would only slow every one of them.
  */
 export const DEFAULT_MAX_GENERATIONS = 64;
-/** A generation of a small model takes seconds; a client told to wait one finds a slot soon. */
-const BUSY_RETRY_AFTER_SECONDS = 1;
 
 export interface GatewayDeps {
   /** milliseconds since the epoch, for the models' `created` */
@@ -68,9 +66,7 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
 
   /** A slot for one generation, or a 503 when all are taken; the returned release is idempotent. */
   function takeSlot(): () => void {
-    if (generations >= maxGenerations) {
-      throw new ServiceUnavailableError(`the server runs ${maxGenerations} generations at once, all busy; retry shortly`, { code: 'server_busy', retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
-    }
+    if (generations >= maxGenerations) throw new ServerBusyError(`the server runs ${maxGenerations} generations at once, all busy; retry shortly`);
     generations++;
     let held = true;
     return () => {

@@ -6,14 +6,13 @@
  * answered) stay bounded. Used by server.ts for the API routes.
  */
 import type { IncomingMessage } from 'node:http';
-import { InvalidJsonError, RequestTooLargeError, ServiceUnavailableError } from './errors.ts';
+import { InvalidJsonError, RequestTooLargeError, ServerBusyError } from './errors.ts';
 
 /** Bytes of bodies held by every request in flight, shared by a server's requests. */
 export interface BodyBudget {
   /** Takes `bytes` from the budget, or returns false when that would exceed it. */
   take(bytes: number): boolean;
   give(bytes: number): void;
-  readonly held: number;
 }
 
 export function createBodyBudget(maxBytes: number): BodyBudget {
@@ -27,17 +26,10 @@ export function createBodyBudget(maxBytes: number): BodyBudget {
     give(bytes) {
       held = Math.max(0, held - bytes);
     },
-    get held() {
-      return held;
-    },
   };
 }
 
-/** A server busy with others' bodies answers 503 and asks the client to come back this soon. */
-const BUSY_RETRY_AFTER_SECONDS = 1;
-
-const busy = () =>
-  new ServiceUnavailableError('the server is holding as many request bodies as it takes at once; retry shortly', { code: 'server_busy', retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
+const busy = () => new ServerBusyError('the server is holding as many request bodies as it takes at once; retry shortly');
 
 export interface ReadBody {
   /** the parsed JSON body, undefined when there is none */

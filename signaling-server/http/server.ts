@@ -15,7 +15,7 @@ import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { InfermeshError, UsageError } from '../../shared/errors.ts';
-import { HttpError, MalformedHttpError, MethodNotAllowedError, RouteNotFoundError } from './errors.ts';
+import { HttpError, MalformedHttpError, MethodNotAllowedError, quoted, RouteNotFoundError } from './errors.ts';
 import { listenHttp } from './listen.ts';
 import { createBodyBudget, readJsonBody, type BodyBudget } from './request-body.ts';
 import { parseRequestTarget } from './request-target.ts';
@@ -137,10 +137,10 @@ export async function startHttpServer(options: HttpServerOptions, deps: HttpServ
   // What Node answers itself, with an empty body or none at all, unless told otherwise.
   listening.server.on('clientError', answerMalformed);
   listening.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
-    sendError(res, new HttpError(417, `the expectation ${JSON.stringify(String(req.headers.expect).slice(0, 80))} is not one this server meets (only 100-continue)`, { code: 'expectation_failed' }), logError),
+    sendError(res, new HttpError(417, `the expectation ${quoted(String(req.headers.expect))} is not one this server meets (only 100-continue)`, { code: 'expectation_failed' }), logError),
   );
   listening.server.on('connect', (req: IncomingMessage, socket: Duplex) =>
-    endSocket(socket, 405, new HttpError(405, `${req.method} is not allowed: this server is no proxy`, { code: 'method_not_allowed', headers: { allow: 'GET, POST, PUT, PATCH, DELETE, OPTIONS', connection: 'close' } })),
+    endSocket(socket, new HttpError(405, `${req.method} is not allowed: this server is no proxy`, { code: 'method_not_allowed', headers: { allow: 'GET, POST, PUT, PATCH, DELETE, OPTIONS' } })),
   );
   return { url: listening.url, port: listening.port, close: listening.close };
 }
@@ -156,9 +156,9 @@ const LINGER_MS = 5_000;
 const answered = new WeakSet<Duplex>();
 
 /** Writes a whole JSON error response on a raw socket, then closes it after LINGER_MS. */
-function endSocket(socket: Duplex, status: number, err: HttpError): void {
+function endSocket(socket: Duplex, err: HttpError): void {
   answered.add(socket);
-  const { body, headers } = errorResponse(err);
+  const { status, body, headers } = errorResponse(err);
   const text = JSON.stringify(body);
   const head = { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), connection: 'close', ...headers };
   socket.on('data', () => undefined);
@@ -172,10 +172,13 @@ interface BodyLimits {
   budget: BodyBudget;
 }
 
-/** A failure as its status and JSON body; a 5xx other than 503 is a bug of ours, logged. */
+/** A 5xx other than 503 (which says "not now") is a bug of ours. */
+const isOurFault = (status: number) => status >= 500 && status !== 503;
+
+/** A failure as its status and JSON body; one that is ours is logged. */
 function sendError(res: ServerResponse, err: unknown, logError: (err: unknown) => void): void {
   const { status, body, headers } = errorResponse(err);
-  if (status >= 500 && status !== 503) logError(err);
+  if (isOurFault(status)) logError(err);
   if (res.headersSent) return void res.destroy(err instanceof Error ? err : undefined);
   sendJson(res, status, body, headers);
 }
@@ -193,7 +196,7 @@ function answerMalformed(err: Error & { code?: string; reason?: string }, socket
   if (err.code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) return void socket.destroy();
   const status = PARSER_STATUS[err.code ?? ''] ?? 400;
   const what = status === 408 ? 'the request did not arrive in time' : `the request is not valid HTTP/1.1 (${err.code ?? err.name}: ${err.reason ?? err.message})`;
-  endSocket(socket, status, new MalformedHttpError(status, what, err));
+  endSocket(socket, new MalformedHttpError(status, what, err));
 }
 
 async function serveApi(api: readonly ApiHandler[], bodies: BodyLimits, logError: (err: unknown) => void, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -272,7 +275,7 @@ async function sendEvents(res: ServerResponse, response: Extract<ApiResponse, { 
   } catch (err) {
     if (!signal.aborted) {
       const { status, body } = errorResponse(err);
-      if (status >= 500 && status !== 503) logError(err);
+      if (isOurFault(status)) logError(err);
       if (!res.destroyed) res.write(sseEvent(JSON.stringify(body)));
     }
   } finally {

@@ -209,6 +209,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
   const { manifest } = options;
   const answerWindowMs = options.answerWindowMs ?? ANSWER_WINDOW_MS;
   const commitWindowMs = options.commitWindowMs ?? COMMIT_WINDOW_MS;
+  const logError = deps.logError ?? ((err: unknown) => console.error(err));
   const now = deps.now ?? Date.now;
   const random = deps.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
   const reputations = new Map<string, Reputation>();
@@ -518,7 +519,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
     open.set(peerId, mine + 1);
     openInAll++;
     handle(stream, peerId)
-      .catch((err: unknown) => (deps.logError ?? console.error)(err))
+      .catch(logError)
       .finally(() => {
         openInAll--;
         const left = (open.get(peerId) ?? 1) - 1;

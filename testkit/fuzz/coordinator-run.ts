@@ -13,6 +13,7 @@ import { helloMessage, renderCoordinatorPayload } from './coordinator-cases.ts';
 import type { CoordinatorCase, CoordinatorPayload } from './coordinator-cases.ts';
 import type { CaseOutcome, Finding } from './findings.ts';
 import type { FuzzPeer } from './p2p-peers.ts';
+import { streamEnd } from './p2p-stream.ts';
 import type { WatchedStream } from './p2p-stream.ts';
 import { auditPeersSnapshot } from './stored-junk.ts';
 import type { JunkRules } from './stored-junk.ts';
@@ -44,10 +45,7 @@ function answerAfter(s: WatchedStream, from: number): string | undefined {
     const { type, name } = typeOf(frame);
     if (!BROADCASTS.has(type)) return name ? `${type}:${name}` : type;
   }
-  if (s.closed) return s.closeError ? 'reset' : 'closed';
-  if (s.remoteClosed) return 'closed';
-  if (s.unreadable) return 'unreadable';
-  return undefined;
+  return streamEnd(s);
 }
 
 async function waitAnswer(s: WatchedStream, from: number): Promise<string | undefined> {

@@ -40,6 +40,14 @@ export interface WatchedStream {
   abort(): void;
 }
 
+/** How a stream ended, as a case's outcome reads it, or undefined while it is open and readable. */
+export function streamEnd(s: WatchedStream): string | undefined {
+  if (s.closed) return s.closeError ? 'reset' : 'closed';
+  if (s.remoteClosed) return 'closed';
+  if (s.unreadable) return 'unreadable';
+  return undefined;
+}
+
 export function watchStream(stream: Stream): WatchedStream {
   const reader = createFrameReader();
   const waiters = new Set<() => void>();

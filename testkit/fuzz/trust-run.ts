@@ -16,6 +16,7 @@ import type { CaseOutcome, Finding } from './findings.ts';
 import { honestReveal, honestWork } from './honest-work.ts';
 import type { HonestWork } from './honest-work.ts';
 import type { FuzzPeer } from './p2p-peers.ts';
+import { streamEnd } from './p2p-stream.ts';
 import type { WatchedStream } from './p2p-stream.ts';
 import { renderTrustPayload } from './trust-cases.ts';
 import type { CommitmentSpec, IdChoice, TrustCase } from './trust-cases.ts';
@@ -48,10 +49,7 @@ function label(s: WatchedStream, index: number): string | undefined {
     }
     return `kind ${frame[0]}`;
   }
-  if (s.closed) return s.closeError ? 'reset' : 'closed';
-  if (s.remoteClosed) return 'closed';
-  if (s.unreadable) return 'unreadable';
-  return undefined;
+  return streamEnd(s);
 }
 
 async function answer(s: WatchedStream, index: number): Promise<string | undefined> {

@@ -109,7 +109,6 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
   await servePieces(node, { store, corrupt: options.corruptPieces });
   await serveProbe(node);
 
-
   // Opened once the device is measured (below); nothing is sent before the hello there.
   let coordinator: LengthPrefixedStream<Stream> | undefined;
   let sending = Promise.resolve();
@@ -232,7 +231,6 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
       hooks.error(`the coordinator refused: ${message.name}: ${message.message}`);
     }
   }
-
 
   // The coordinator stream rides the WebSocket connection to the relay. It is opened only now,
   // with the device measured: the coordinator closes a stream that does not say hello at once.
