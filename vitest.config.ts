@@ -11,7 +11,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{shared,cli,worker,web,signaling-server,bench}/**/*.test.ts'],
+          include: ['{shared,cli,worker,web,signaling-server,bench,testkit}/**/*.test.ts'],
           exclude: ['e2e/**', '**/node_modules/**'],
         },
       },
@@ -27,7 +27,7 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
           testTimeout: 180_000,
           hookTimeout: 300_000,
-          globalSetup: ['e2e/support/build-web.ts'],
+          globalSetup: ['testkit/web-build.ts'],
         },
       },
     ],

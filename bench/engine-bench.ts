@@ -8,20 +8,20 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { cacheDir } from '../cli/defaults.ts';
-import { openEmbedding, openSession } from '../cli/local-package.ts';
-import { readPackageManifest } from '../cli/package-files.ts';
-import { packageBytes } from '../cli/test-support.ts';
-import { openApp } from '../e2e/support/app.ts';
-import buildWebApp from '../e2e/support/build-web.ts';
+import { openEmbedding, openSession } from '../worker/node/local-package.ts';
+import { readPackageManifest } from '../worker/node/package-files.ts';
+import { packageBytes } from '../testkit/model-fixtures.ts';
+import { openApp } from '../testkit/browser-app.ts';
+import buildAppAndTestPages from '../testkit/web-build.ts';
 import type { ExecutionProvider } from '../shared/engine/api.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 import { shardOf } from '../shared/model/manifest.ts';
 import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import { engineStage } from '../shared/runtime/pipeline.ts';
-import { startNodeEngine } from '../worker/node-host.ts';
+import { startNodeEngine } from '../worker/node/engine-host.ts';
 import { syntheticConfig } from '../shared/model/synthetic/presets.ts';
 import { machineInfo } from './machine.ts';
-import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from './decoders.ts';
+import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from '../testkit/engine/decoders.ts';
 import { benchPackage, wholeModelGraph } from './local-bench.ts';
 
 export interface EngineBenchOptions {
@@ -83,8 +83,8 @@ export async function engineBench(options: EngineBenchOptions) {
     node.push(await nodeRun('110m', dtype, options));
   }
   for (const run of BROWSER_RUNS) await benchPackage(run.preset, run.dtype);
-  await buildWebApp();
-  const app = await openApp('engine-test/', { packagesDir: join(cacheDir(), 'bench'), waitFor: 'window.harness?.ready === true' });
+  await buildAppAndTestPages();
+  const app = await openApp('test/engine-test/', { packagesDir: join(cacheDir(), 'bench'), waitFor: 'window.harness?.ready === true' });
   const browser = [];
   let chromiumHandshake: unknown;
   try {

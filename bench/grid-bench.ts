@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- grid --json`: decode speed of synthetic:110m (q4) through a grid of 1, 2
  * and 4 headless Chromium donor tabs on this machine, each grid the one `infermesh demo` runs
- * (cli/demo-grid.ts: grid server, tabs, Node grid client), with at most ceil(12 / tabs) layers
+ * (signaling-server/local-grid/demo-grid.ts: grid server, tabs, Node grid client), with at most ceil(12 / tabs) layers
  * per tab so the model really is split. Per grid: time from page open to serving, a warm-up
  * generation, then rounds of the same greedy generation. Two schedules: `interleaved` keeps
  * the three grids up at once and runs each round through all of them, starting at a different
@@ -13,13 +13,13 @@
  * Top-level `pipelineRatio` = tokens/s at 4 tabs ÷ tokens/s at 1 tab (target ≥ 0.8).
  */
 import { availableParallelism, cpus } from 'node:os';
-import { ensureWebApp } from '../e2e/support/build-web.ts';
-import { hopReport, startDemoGrid, tabReport, timeGeneration } from '../cli/demo-grid.ts';
-import type { DemoGrid, TimedGeneration } from '../cli/demo-grid.ts';
-import { readPackageManifest } from '../cli/package-files.ts';
+import { ensureWebApp } from '../signaling-server/local-grid/web-app.ts';
+import { hopReport, startDemoGrid, tabReport, timeGeneration } from '../signaling-server/local-grid/demo-grid.ts';
+import type { DemoGrid, TimedGeneration } from '../signaling-server/local-grid/demo-grid.ts';
+import { readPackageManifest } from '../worker/node/package-files.ts';
 import { benchPackage } from './local-bench.ts';
 import { machineInfo } from './machine.ts';
-import { median } from './decoders.ts';
+import { median } from '../testkit/engine/decoders.ts';
 
 const TAB_COUNTS = [1, 2, 4];
 const PROMPT = 'Once upon a time';

@@ -2,8 +2,8 @@
  * Decode speed of a synthetic model through the local runner's pipeline of K in-process
  * stages (K = 1, 2, 4; the code path of `infermesh generate`) next to
  * onnxruntime running the whole model as one graph, in the same process and run, interleaved
- * token by token (bench/decoders.ts). The baseline is the whole-model graph under the same
- * session settings as the stages, run the same way: inline (cli/inline-session.ts), with one
+ * token by token (testkit/engine/decoders.ts). The baseline is the whole-model graph under the same
+ * session settings as the stages, run the same way: inline (worker/node/inline-session.ts), with one
  * turn of the event loop per token. It also runs as plain onnxruntime-node would (default
  * options, the public API's run), reported beside it: on its own in each round, since its
  * threads keep spinning after a run and would slow the others, and paired with them by round.
@@ -12,16 +12,16 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ensureSyntheticPackage } from '../cli/compile-command.ts';
 import { cacheDir } from '../cli/defaults.ts';
-import { eventLoopTurn } from '../cli/inline-session.ts';
-import { openLocalPipeline, openSession, readGraph } from '../cli/local-package.ts';
-import { readPackageManifest } from '../cli/package-files.ts';
+import { eventLoopTurn } from '../worker/node/inline-session.ts';
+import { openLocalPipeline, openSession, readGraph } from '../worker/node/local-package.ts';
+import { readPackageManifest } from '../worker/node/package-files.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { composePackageWholeModel } from '../shared/model/compose.ts';
 import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import { machineInfo } from './machine.ts';
-import { pairedRatio, pipelineDecoder, PROMPT_TOKENS, speed, timeInterleaved, wholeModelDecoder } from './decoders.ts';
-import type { Decoder } from './decoders.ts';
+import { pairedRatio, pipelineDecoder, PROMPT_TOKENS, speed, timeInterleaved, wholeModelDecoder } from '../testkit/engine/decoders.ts';
+import type { Decoder } from '../testkit/engine/decoders.ts';
 
 const STAGE_COUNTS = [1, 2, 4];
 

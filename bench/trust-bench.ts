@@ -1,7 +1,7 @@
 /**
  * What trust costs and what it catches (issue 5), over real libp2p in Node: stage peers on
  * onnxruntime-node shard engines, direct WebRTC between them, the validator on the relay node
- * as in the server (cli/trust-grid.ts).
+ * as in the server (testkit/trust-grid.ts).
  *
  * - Overhead: synthetic:110m q4 through three 4-layer stages, with commitments on (every step
  *   hashed and fingerprinted, a signed commitment and a challenge answer per request) and off:
@@ -12,18 +12,18 @@
  *   than the few percent being measured, and the stage server, journal and attestor are the
  *   same code in both.
  * - Validator replay cost as a fraction of generation time, and proof bytes per token.
- * - Detection: each stage fault (worker/faults.ts) serves the middle of a stories260K f32 route
+ * - Detection: each stage fault (testkit/engine/stage-faults.ts) serves the middle of a stories260K f32 route
  *   until the validator's verdict against it fails; requests until then, per kind.
  * - falseVerdicts: failing verdicts against honest stages over the whole run.
  */
 import { benchPackage } from './local-bench.ts';
 import { machineInfo } from './machine.ts';
 import { median } from '../shared/statistics.ts';
-import { pipelineDecoder } from './decoders.ts';
-import type { DecodeRun } from './decoders.ts';
-import { parseStageFault } from '../shared/engine/api.ts';
-import { startTrustGrid } from '../cli/trust-grid.ts';
-import type { StagePeer, TrustGrid } from '../cli/trust-grid.ts';
+import { pipelineDecoder } from '../testkit/engine/decoders.ts';
+import type { DecodeRun } from '../testkit/engine/decoders.ts';
+import { parseStageFault } from '../testkit/engine/stage-fault.ts';
+import { startTrustGrid } from '../testkit/trust-grid.ts';
+import type { StagePeer, TrustGrid } from '../testkit/trust-grid.ts';
 
 export interface TrustBenchOptions {
   tokens: number;

@@ -5,9 +5,9 @@ import { WEIGHT_DTYPES } from '../shared/model/graphs/linear.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { openCheckpoint } from './open-checkpoint.ts';
-import { createDirectorySink } from './package-dir.ts';
+import { createDirectorySink } from '../worker/node/package-dir.ts';
 import { createCompileProgressBar } from './progress.ts';
-import { isCurrentPackage } from './package-files.ts';
+import { isCurrentPackage } from '../worker/node/package-files.ts';
 
 export interface CompileCommandOptions {
   out: string;

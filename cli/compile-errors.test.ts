@@ -15,8 +15,8 @@ import {
   toHfConfigJson,
   writeHuggingFaceCheckpoint,
   type WritableTensor,
-} from '../shared/model/huggingface/test-support.ts';
-import { REPO_ROOT, STORIES_260K, TOK_512, removeTempDirs, tempDir } from './test-support.ts';
+} from '../testkit/huggingface-checkpoint.ts';
+import { REPO_ROOT, STORIES_260K, TOK_512, removeTempDirs, tempDir } from '../testkit/model-fixtures.ts';
 
 afterAll(removeTempDirs);
 

@@ -8,12 +8,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { expectedTensors } from '../shared/model/checkpoint.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
 import { openHuggingFaceCheckpoint } from '../shared/model/huggingface/hf-checkpoint.ts';
-import { makeHfTensors, tinyByteLevelTokenizerJson, writeHuggingFaceCheckpoint, type WritableDtype } from '../shared/model/huggingface/test-support.ts';
+import { makeHfTensors, tinyByteLevelTokenizerJson, writeHuggingFaceCheckpoint, type WritableDtype } from '../testkit/huggingface-checkpoint.ts';
 import { createReferenceModel, type Weights } from '../shared/model/reference/forward.ts';
 import { createHuggingFaceTokenizer } from '../shared/tokenizer/huggingface.ts';
-import { openLocalPipeline } from './local-package.ts';
-import { nodeFileOpener } from './node-files.ts';
-import { compileTo, removeTempDirs, tempDir } from './test-support.ts';
+import { openLocalPipeline } from '../worker/node/local-package.ts';
+import { nodeFileOpener } from '../worker/node/node-files.ts';
+import { compileTo, removeTempDirs, tempDir } from '../testkit/model-fixtures.ts';
 
 afterAll(removeTempDirs);
 

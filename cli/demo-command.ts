@@ -5,13 +5,13 @@
  * reports the text, the speed, the route and each tab. With --json stdout is one JSON object;
  * status lines always go to stderr. Everything it started is closed before it returns.
  */
-import { ensureWebApp } from '../e2e/support/build-web.ts';
+import { ensureWebApp } from '../signaling-server/local-grid/web-app.ts';
 import { UsageError } from '../shared/errors.ts';
 import { median } from '../shared/statistics.ts';
 import { ensureSyntheticPackage } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
-import { hopReport, startDemoGrid, tabReport, timeGeneration } from './demo-grid.ts';
-import { readPackageManifest } from './package-files.ts';
+import { hopReport, startDemoGrid, tabReport, timeGeneration } from '../signaling-server/local-grid/demo-grid.ts';
+import { readPackageManifest } from '../worker/node/package-files.ts';
 
 export interface DemoCommandOptions {
   tabs: number;

@@ -5,7 +5,7 @@
  */
 import { ensureSyntheticPackage } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
-import { openLocalPipeline } from './local-package.ts';
+import { openLocalPipeline } from '../worker/node/local-package.ts';
 
 export interface GenerateCommandOptions {
   model?: string;

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { openCheckpoint } from './open-checkpoint.ts';
-import { openLocalPipeline } from './local-package.ts';
+import { openLocalPipeline } from '../worker/node/local-package.ts';
 import type { Pipeline } from '../shared/runtime/pipeline.ts';
-import { compileTo, removeTempDirs, REPO_ROOT, STORIES_260K, TOK_512 } from './test-support.ts';
+import { compileTo, removeTempDirs, REPO_ROOT, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
 
 interface FixtureRun {
   name: string;

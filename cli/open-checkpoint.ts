@@ -9,7 +9,7 @@ import type { Checkpoint } from '../shared/model/checkpoint.ts';
 import { openHuggingFaceCheckpoint } from '../shared/model/huggingface/hf-checkpoint.ts';
 import { openLlama2cCheckpoint } from '../shared/model/llama2c/checkpoint.ts';
 import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.ts';
-import { nodeFileOpener, openFileSource } from './node-files.ts';
+import { nodeFileOpener, openFileSource } from '../worker/node/node-files.ts';
 
 export const SYNTHETIC_PREFIX = 'synthetic:';
 

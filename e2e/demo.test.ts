@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openLocalPipeline } from '../cli/local-package.ts';
-import { compileTo, REPO_ROOT, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
+import { openLocalPipeline } from '../worker/node/local-package.ts';
+import { compileTo, REPO_ROOT, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
 
 const run = promisify(execFile);
 const BIN = join(REPO_ROOT, 'bin', 'infermesh.js');

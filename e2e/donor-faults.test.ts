@@ -1,7 +1,7 @@
 /**
  * The stage faults in real donor tabs on a paid grid (a local anvil with the Settlement
  * contract): `?fault=` makes one headless Chromium tab serve the whole of stories260K f32
- * dishonestly from its engine worker (worker/faults.ts, WASM or WebGPU), requests go through it
+ * dishonestly from its engine worker (testkit/engine/stage-faults.ts, WASM or WebGPU), requests go through it
  * by the OpenAI gateway, and the server's validator gives that tab a failing verdict, confirmed
  * by a second replay. Then the tab's sponsored stake is slashed on chain to the treasury with
  * the evidence hash, the tab is told and banned (peer id and device signature), and no route
@@ -11,19 +11,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
-import { openDonorTabs } from '../cli/donor-tabs.ts';
-import type { DonorTab, DonorTabs } from '../cli/donor-tabs.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
+import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import type { DonorTab, DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 import { openGridStore } from '../signaling-server/store.ts';
 import type { GridStore } from '../signaling-server/store.ts';
 import { join } from 'node:path';
 import { parseEther } from 'viem';
-import { tempDir } from '../cli/test-support.ts';
+import { tempDir } from '../testkit/model-fixtures.ts';
 import { startGridSettlement } from '../signaling-server/settle/grid-settlement.ts';
 import type { GridSettlement } from '../signaling-server/settle/grid-settlement.ts';
 import { settlementTotals } from '../shared/settle/settlement-client.ts';
+import { FAULTY_DONOR, TEST_PAGE_ROUTES } from '../testkit/pages/paths.ts';
 
 const FAULTS = ['other-model', 'q4-weights', 'skip-layer', 'noise:0.01', 'replay-old-output'];
 const MAX_REQUESTS = 3;
@@ -65,7 +66,7 @@ async function startGrid(): Promise<void> {
   store = openGridStore(':memory:');
   settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000 });
   // One tab covers the model, so every request's route is the tab under test.
-  server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 5 }, { store, settlement });
+  server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 5, staticRoutes: TEST_PAGE_ROUTES }, { store, settlement });
   tabs = await openDonorTabs(server.url, 0);
 }
 
@@ -98,7 +99,7 @@ afterAll(async () => {
 describe('?fault= on the donor page', () => {
   it('a fault that does not parse stops the tab with a StageFaultError shown on the page', async () => {
     await startGrid();
-    const tab = await tabs.open('fault=noise:lots');
+    const tab = await tabs.open('fault=noise:lots', FAULTY_DONOR);
     await tab.page.waitForSelector('[data-testid="error"]:not([hidden])', { timeout: 30_000 });
     expect(await tab.page.textContent('[data-testid="error"]')).toMatch(/^StageFaultError: bad stage fault "noise:lots": noise size "lots" is not a positive number/);
     expect(await tab.donorErrors()).toEqual([expect.stringMatching(/^StageFaultError/)]);
@@ -109,7 +110,7 @@ describe('?fault= on the donor page', () => {
   for (const fault of FAULTS) {
     it(`${fault}: the tab serves with it and the validator's verdict against it fails`, async () => {
       await startGrid();
-      const tab = await tabs.open(`fault=${fault}`);
+      const tab = await tabs.open(`fault=${fault}`, FAULTY_DONOR);
       try {
         const peerId = await serving(tab);
         await server.coordinator.waitForCoverage(1, 60_000);

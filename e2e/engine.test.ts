@@ -5,17 +5,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { openApp, type App } from './support/app.ts';
+import { openApp, type App } from '../testkit/browser-app.ts';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openLocalPipeline } from '../cli/local-package.ts';
+import { openLocalPipeline } from '../worker/node/local-package.ts';
 import { compilePackage } from '../shared/model/compiler.ts';
-import { createDirectorySink } from '../cli/package-dir.ts';
-import { removeTempDirs, STORIES_260K, TOK_512, tempDir, track } from '../cli/test-support.ts';
+import { createDirectorySink } from '../worker/node/package-dir.ts';
+import { removeTempDirs, STORIES_260K, TOK_512, tempDir, track } from '../testkit/model-fixtures.ts';
 import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.ts';
 import type { Checkpoint } from '../shared/model/checkpoint.ts';
 import type { WeightDtype } from '../shared/model/graphs/linear.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
-import { maxRelativeError, q4Bound, referenceRange, referenceWeights, relativeRms } from '../worker/testing/reference-check.ts';
+import { maxRelativeError, q4Bound, referenceRange, referenceWeights, relativeRms } from '../testkit/engine/reference-check.ts';
 
 const MODELS: Record<string, () => Promise<Checkpoint>> = {
   stories: async () => track(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 })),
@@ -42,7 +42,7 @@ beforeAll(async () => {
     }
   }
   manifests['tiny-other'] = await compilePackage(createSyntheticCheckpoint('tiny', 9), { dtype: 'f32' }, { sink: await createDirectorySink(join(packagesDir, 'tiny-other')) });
-  app = await openApp('engine-test/', { packagesDir, waitFor: 'window.harness?.ready === true' });
+  app = await openApp('test/engine-test/', { packagesDir, waitFor: 'window.harness?.ready === true' });
 });
 afterAll(async () => {
   await app?.close();

@@ -9,7 +9,7 @@ import { lpStream } from '@libp2p/utils';
 import type { Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
 import { startRelay } from '../signaling-server/relay.ts';
 import type { RelayNode } from '../signaling-server/relay.ts';
 import { startCoordinator } from '../signaling-server/coordinator/coordinator.ts';

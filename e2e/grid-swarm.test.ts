@@ -10,12 +10,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
-import { openDonorTabs } from '../cli/donor-tabs.ts';
-import type { DonorTab, DonorTabs } from '../cli/donor-tabs.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
+import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import type { DonorTab, DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { SwarmProgress } from '../shared/swarm/swarm-fetcher.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
+import { FAULTY_DONOR, TEST_PAGE_ROUTES } from '../testkit/pages/paths.ts';
 
 interface TabState {
   status: string;
@@ -24,8 +25,8 @@ interface TabState {
   download?: SwarmProgress;
 }
 
-async function openServing(tabs: DonorTabs, query = ''): Promise<{ tab: DonorTab; state: TabState }> {
-  const tab = await tabs.open(query);
+async function openServing(tabs: DonorTabs, query = '', page?: string): Promise<{ tab: DonorTab; state: TabState }> {
+  const tab = await tabs.open(query, page);
   await tab.page.waitForFunction(() => (window as unknown as { donor?: { state(): { status: string } } }).donor?.state().status === 'serving', null, { timeout: 120_000 });
   return { tab, state: (await tab.state()) as unknown as TabState };
 }
@@ -37,7 +38,7 @@ beforeAll(async () => {
 afterAll(removeTempDirs);
 
 async function startGrid(maxLayersPerNode?: number) {
-  const server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode });
+  const server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode, staticRoutes: TEST_PAGE_ROUTES });
   const tabs = await openDonorTabs(server.url, 0);
   return {
     server,
@@ -86,7 +87,7 @@ describe('a tab serving corrupted pieces', () => {
   beforeAll(async () => {
     grid = await startGrid();
     await openServing(grid.tabs);
-    corruptPeer = (await openServing(grid.tabs, 'fault=corrupt-pieces')).state.peerId;
+    corruptPeer = (await openServing(grid.tabs, 'fault=corrupt-pieces', FAULTY_DONOR)).state.peerId;
   });
   afterAll(() => grid?.close());
 

@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openLocalPipeline } from '../cli/local-package.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
-import { openDonorTabs } from '../cli/donor-tabs.ts';
-import type { DonorTabs } from '../cli/donor-tabs.ts';
+import { openLocalPipeline } from '../worker/node/local-package.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
+import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 import { connect } from '../web/sdk/node.ts';

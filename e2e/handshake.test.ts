@@ -6,7 +6,7 @@
  * onnxruntime-node and a fake GPU.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, type App } from './support/app.ts';
+import { openApp, type App } from '../testkit/browser-app.ts';
 import { syntheticConfig } from '../shared/model/synthetic/presets.ts';
 import type { DeviceHandshake, HandshakeOptions } from '../worker/device/handshake.ts';
 import type { LayerProbeReport } from '../worker/device/layer-probe.ts';
@@ -16,7 +16,7 @@ import type { WebGpuProbeReport } from '../worker/device/webgpu-probe.ts';
 let app: App;
 
 beforeAll(async () => {
-  app = await openApp('engine-test/', { waitFor: 'window.harness?.ready === true' });
+  app = await openApp('test/engine-test/', { waitFor: 'window.harness?.ready === true' });
 });
 afterAll(async () => {
   await app?.close();

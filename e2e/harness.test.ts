@@ -4,8 +4,8 @@
  */
 import { request } from 'node:http';
 import { afterEach, describe, expect, test } from 'vitest';
-import { openApp, ortDistDir, type App } from './support/app.ts';
-import { startStaticServer, type StaticServer } from './support/static-server.ts';
+import { openApp, ortDistDir, type App } from '../testkit/browser-app.ts';
+import { startStaticServer, type StaticServer } from '../signaling-server/http/static-files.ts';
 
 /** A raw GET: fetch() would normalise `..` away before sending it. */
 function rawGet(baseUrl: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
@@ -29,7 +29,7 @@ describe('engine test page', () => {
   });
 
   test('runs crossOriginIsolated with a WebGPU adapter (SwiftShader without a GPU)', async () => {
-    app = await openApp('engine-test/', { waitFor: 'window.harness?.ready === true' });
+    app = await openApp('test/engine-test/', { waitFor: 'window.harness?.ready === true' });
     const report = await app.page.evaluate(() => window.harness!.gpu());
     expect(report.crossOriginIsolated).toBe(true);
     expect(report.adapter).not.toBeNull();

@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compileTo, removeTempDirs } from '../cli/test-support.ts';
+import { compileTo, removeTempDirs } from '../testkit/model-fixtures.ts';
 import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { PIECES_PROTOCOL } from '../shared/grid/protocol.ts';
@@ -20,6 +20,7 @@ import { syntheticConfig } from '../shared/model/synthetic/presets.ts';
 import { assembleFiles, locatePiece, piecesForLayers, piecesOfFiles } from '../shared/swarm/package-pieces.ts';
 import type { PieceKey } from '../shared/swarm/piece-plan.ts';
 import { servePieces } from '../shared/swarm/piece-protocol.ts';
+import { corruptingStore } from '../testkit/swarm/corrupting-store.ts';
 import { createMemoryPieceStore } from '../shared/swarm/piece-store.ts';
 import type { PieceStore } from '../shared/swarm/piece-store.ts';
 import { createSwarmFetcher } from '../shared/swarm/swarm-fetcher.ts';
@@ -112,7 +113,7 @@ describe('weight swarm over direct WebRTC', () => {
   it('drops a peer that serves corrupt pieces and completes from the honest one', async () => {
     const [honest, liar] = seeders;
     await liar.unhandle(PIECES_PROTOCOL);
-    await servePieces(liar, { store: seederStore, corrupt: true });
+    await servePieces(liar, { store: corruptingStore(seederStore) });
     const needed = piecesForLayers(manifest, { start: 0, end: 2 });
     const store = createMemoryPieceStore();
     webSeedHits = 0;

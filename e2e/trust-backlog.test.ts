@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '../cli/test-support.ts';
-import { startTrustGrid } from '../cli/trust-grid.ts';
-import type { StagePeer, TrustGrid } from '../cli/trust-grid.ts';
+import { removeTempDirs, tempDir } from '../testkit/model-fixtures.ts';
+import { startTrustGrid } from '../testkit/trust-grid.ts';
+import type { StagePeer, TrustGrid } from '../testkit/trust-grid.ts';
 import { openGridStore } from '../signaling-server/store.ts';
 import type { GridStore } from '../signaling-server/store.ts';
 import type { Replayer } from '../signaling-server/trust/replayer.ts';

@@ -22,11 +22,11 @@
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { openApp, type App } from './support/app.ts';
+import { openApp, type App } from '../testkit/browser-app.ts';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openClientSide } from '../cli/local-package.ts';
-import { createDirectorySink } from '../cli/package-dir.ts';
-import { packageBytes, removeTempDirs, STORIES_260K, TOK_512, tempDir, track } from '../cli/test-support.ts';
+import { openClientSide } from '../worker/node/local-package.ts';
+import { createDirectorySink } from '../worker/node/package-dir.ts';
+import { packageBytes, removeTempDirs, STORIES_260K, TOK_512, tempDir, track } from '../testkit/model-fixtures.ts';
 import { compilePackage } from '../shared/model/compiler.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import type { LayerRange } from '../shared/runtime/stage.ts';
@@ -36,8 +36,8 @@ import { createReplayer } from '../signaling-server/trust/replayer.ts';
 import type { Replayer } from '../signaling-server/trust/replayer.ts';
 import { createShardEngine } from '../worker/engine.ts';
 import type { EngineOrt } from '../worker/engine.ts';
-import { serveSteps } from '../web/engine-test/served-steps.ts';
-import type { ServedRequest } from '../web/engine-test/served-steps.ts';
+import { serveSteps } from '../testkit/pages/engine-test/served-steps.ts';
+import type { ServedRequest } from '../testkit/pages/engine-test/served-steps.ts';
 
 type Ep = 'cpu' | 'wasm' | 'webgpu';
 type Dtype = 'f32' | 'q4';
@@ -158,7 +158,7 @@ beforeAll(async () => {
       stageRequests.set(rangeKey(pkg, range), requests);
     }
   }
-  app = await openApp('engine-test/', { packagesDir, waitFor: 'window.harness?.ready === true' });
+  app = await openApp('test/engine-test/', { packagesDir, waitFor: 'window.harness?.ready === true' });
 });
 
 afterAll(async () => {

@@ -1,17 +1,17 @@
 /**
- * Each test-only stage fault (worker/faults.ts) caught end to end over real libp2p in Node: a
+ * Each test-only stage fault (testkit/engine/stage-faults.ts) caught end to end over real libp2p in Node: a
  * stage peer whose shard engine is loaded with the fault serves layers 2..3 of stories260K f32
  * between two honest stages; short greedy generations go through that route until the
  * validator on the relay gives the cheat a failing verdict, confirmed by its second replay,
  * while the honest stages of the same requests pass. The number of requests it took (detection
- * latency) is printed per fault. Same grid as e2e/trust-stages.test.ts (cli/trust-grid.ts).
+ * latency) is printed per fault. Same grid as e2e/trust-stages.test.ts (testkit/trust-grid.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs } from '../cli/test-support.ts';
-import { parseStageFault } from '../shared/engine/api.ts';
+import { removeTempDirs } from '../testkit/model-fixtures.ts';
+import { parseStageFault } from '../testkit/engine/stage-fault.ts';
 import type { Verdict } from '../signaling-server/trust/validator.ts';
-import { startTrustGrid } from '../cli/trust-grid.ts';
-import type { StagePeer, TrustGrid } from '../cli/trust-grid.ts';
+import { startTrustGrid } from '../testkit/trust-grid.ts';
+import type { StagePeer, TrustGrid } from '../testkit/trust-grid.ts';
 
 const RANGES = [
   { start: 0, end: 2 },

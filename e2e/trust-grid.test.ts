@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { getAddress, parseEther, type Address } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, tempDir, TOK_512 } from '../cli/test-support.ts';
-import { openDonorTabs } from '../cli/donor-tabs.ts';
-import type { DonorTab, DonorTabs } from '../cli/donor-tabs.ts';
+import { compileTo, removeTempDirs, STORIES_260K, tempDir, TOK_512 } from '../testkit/model-fixtures.ts';
+import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import type { DonorTab, DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 import { openGridStore } from '../signaling-server/store.ts';
@@ -23,7 +23,7 @@ import { balances, deposit, settlementTotals } from '../shared/settle/settlement
 import type { RequestPayment } from '../shared/settle/request-payer.ts';
 import type { GridInfo } from '../shared/grid/client.ts';
 import { ANVIL_DEV_KEYS } from '../signaling-server/chain/anvil.ts';
-import { walletOn } from '../signaling-server/settle/test-support.ts';
+import { walletOn } from '../testkit/settlement-chain.ts';
 import { connect } from '../web/sdk/node.ts';
 
 /** What the gateway test asks for: a short greedy completion. */

@@ -9,14 +9,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lpStream } from '@libp2p/utils';
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import { removeTempDirs } from '../cli/test-support.ts';
+import { removeTempDirs } from '../testkit/model-fixtures.ts';
 import type { StageEngine } from '../shared/grid/stage-server.ts';
 import { decodeTrustMessage, encodeCommit, maxRevealBytes, TRUST_PROTOCOL } from '../shared/grid/trust-wire.ts';
 import { encodeCommitment, encodeSignedCommitment, signCommitment } from '../shared/trust/commitment.ts';
 import { recordStep } from '../shared/trust/step-record.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
-import { startTrustGrid } from '../cli/trust-grid.ts';
-import type { StagePeer, TrustGrid } from '../cli/trust-grid.ts';
+import { startTrustGrid } from '../testkit/trust-grid.ts';
+import type { StagePeer, TrustGrid } from '../testkit/trust-grid.ts';
 
 const RANGES = [
   { start: 0, end: 2 },

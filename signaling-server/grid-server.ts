@@ -48,6 +48,8 @@ export interface GridServerOptions {
   modelDir: string;
   /** the built web app (vite build) */
   webDir?: string;
+  /** more static folders by URL prefix, beside the app (the e2e tests serve the test pages under /test/) */
+  staticRoutes?: Record<string, string>;
   maxLayersPerNode?: number;
 }
 
@@ -235,7 +237,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   const http = await startHttpServer({
     host: options.host,
     port: options.port,
-    routes: { '/': options.webDir ?? DEFAULT_WEB_DIR, [ORT_ASSET_PATH]: ORT_DIST_DIR, [packagePath]: options.modelDir },
+    routes: { ...options.staticRoutes, '/': options.webDir ?? DEFAULT_WEB_DIR, [ORT_ASSET_PATH]: ORT_DIST_DIR, [packagePath]: options.modelDir },
     api,
   });
 

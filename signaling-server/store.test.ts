@@ -2,7 +2,7 @@
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '../cli/test-support.ts';
+import { removeTempDirs, tempDir } from '../testkit/model-fixtures.ts';
 import type { DeviceSummary, RouteHop } from '../shared/grid/protocol.ts';
 import { openGridStore, REPUTATION_HALF_LIFE_MS, STORE_SCHEMA_VERSION, type GridStore } from './store.ts';
 

@@ -7,20 +7,23 @@ import * as Comlink from 'comlink';
 import { installErrorTransfer } from '../shared/engine/error-transfer.ts';
 import type { ExposedShardEngine } from '../worker/engine.ts';
 
-export interface EngineWorker {
-  engine: Comlink.Remote<ExposedShardEngine>;
+export interface EngineWorker<E extends ExposedShardEngine = ExposedShardEngine> {
+  engine: Comlink.Remote<E>;
   /** Sends a frame without copying; the caller's buffer is detached afterwards. */
   stepTransfer(frame: Uint8Array): Promise<Uint8Array>;
   terminate(): void;
 }
 
-export function startEngineWorker(): EngineWorker {
+const engineWorker = () => new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'infermesh-engine' });
+
+/** `spawn` starts the worker (default: the product's engine worker, worker/engine.worker.ts). */
+export function startEngineWorker<E extends ExposedShardEngine = ExposedShardEngine>(spawn: () => Worker = engineWorker): EngineWorker<E> {
   installErrorTransfer(Comlink.transferHandlers as never);
-  const worker = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'infermesh-engine' });
-  const engine = Comlink.wrap<ExposedShardEngine>(worker);
+  const worker = spawn();
+  const engine = Comlink.wrap<E>(worker);
   return {
     engine,
-    stepTransfer: (frame) => engine.step(Comlink.transfer(frame, [frame.buffer as ArrayBuffer])),
+    stepTransfer: (frame) => engine.step(Comlink.transfer(frame, [frame.buffer as ArrayBuffer])) as Promise<Uint8Array>,
     terminate() {
       engine[Comlink.releaseProxy]();
       worker.terminate();

@@ -1,5 +1,5 @@
 /**
- * The shard engine under Node: engines in worker_threads (worker/node-host.ts) on
+ * The shard engine under Node: engines in worker_threads (worker/node/engine-host.ts) on
  * onnxruntime-node, driven through comlink exactly as a page drives its Web Workers. The same
  * scenarios run in Chromium on WebGPU and WASM (e2e/engine.test.ts).
  */
@@ -8,16 +8,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openLocalPipeline } from '../cli/local-package.ts';
-import { compileTo, packageBytes, removeTempDirs, STORIES_260K, TOK_512 } from '../cli/test-support.ts';
+import { openLocalPipeline } from './node/local-package.ts';
+import { compileTo, packageBytes, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
 import { createSyntheticCheckpoint } from '../shared/model/synthetic/checkpoint.ts';
 import type { Checkpoint } from '../shared/model/checkpoint.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
-import { startNodeEngine } from './node-host.ts';
-import type { NodeEngineHost } from './node-host.ts';
+import { startNodeEngine } from './node/engine-host.ts';
+import type { NodeEngineHost } from './node/engine-host.ts';
 import type { EngineOrt } from './engine.ts';
-import { generateThroughEngines, interleavedRequests, refusals, syntheticHidden } from './testing/scenarios.ts';
-import { maxRelativeError, q4Bound, referenceRange, referenceWeights, relativeRms } from './testing/reference-check.ts';
+import { generateThroughEngines, interleavedRequests, refusals, syntheticHidden } from '../testkit/engine/scenarios.ts';
+import { maxRelativeError, q4Bound, referenceRange, referenceWeights, relativeRms } from '../testkit/engine/reference-check.ts';
 
 const hosts: NodeEngineHost[] = [];
 const host = () => {

@@ -7,7 +7,7 @@
  * on the next provider, and refuses the lost requests by name instead of hanging.
  *
  * Runtime-agnostic: the onnxruntime module, navigator.gpu and fetch are injected, so the same
- * engine runs in a browser Web Worker (worker/engine.worker.ts) and in Node (worker/node-host.ts).
+ * engine runs in a browser Web Worker (worker/engine.worker.ts) and in Node (worker/node/engine-host.ts).
  */
 import { UsageError } from '../shared/errors.ts';
 import { DeviceLostError, EngineNotLoadedError } from '../shared/engine/errors.ts';
@@ -22,8 +22,7 @@ import type { KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtModule, OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
 import { gpuKvStoreFactory } from './gpu-kv-store.ts';
 import { loadShardFiles } from './shard-loader.ts';
-import { createStepFault, faultShard } from './faults.ts';
-import type { StepFault } from './faults.ts';
+import type { LoadedShard } from './shard-loader.ts';
 import type { DeviceHandshake, HandshakeOptions } from './device/handshake.ts';
 
 /** The parts of onnxruntime-web / onnxruntime-node the engine uses: sessions, and WebGPU's device. */
@@ -43,6 +42,11 @@ export interface EngineDeps {
   sessionOptions?: OrtSessionOptions;
   /** the device handshake of this host (worker/device/handshake.ts), bound to its runtime */
   handshake?: (options: HandshakeOptions) => Promise<DeviceHandshake>;
+  /**
+   * The graphs and weights a load opens, given the package's verified shard: the shard itself by
+   * default. The test kit's cheating engines (testkit/engine/stage-faults.ts) open others here.
+   */
+  shardGraphs?: (shard: LoadedShard, request: LoadRequest) => Promise<Pick<LoadedShard, 'blocks' | 'externalData'>>;
 }
 
 interface Loaded {
@@ -55,16 +59,12 @@ interface Loaded {
   provider: ExecutionProvider;
   stage: Stage;
   device?: GPUDevice;
-  /** a test-only fault on each step's output (LoadRequest.fault), null when honest */
-  stepFault: StepFault | null;
 }
 
-/** What an engine worker exposes over comlink: the ShardEngine contract, its device handshake, and a fault-injection hook. */
+/** What an engine worker exposes over comlink: the ShardEngine contract and its device handshake. */
 export interface ExposedShardEngine extends ShardEngine {
   /** Measures this host's device: what the scheduler places layers by. */
   handshake(options?: HandshakeOptions): Promise<DeviceHandshake>;
-  /** Fault injection for tests: destroys the WebGPU device, as a driver reset would. */
-  destroyGpuDevice(): Promise<boolean>;
 }
 
 export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
@@ -144,8 +144,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
     async load(request) {
       const started = deps.now?.() ?? Date.now();
       const shard = await loadShardFiles(request, { fetch: deps.fetch });
-      // Test-only: a faulted load opens other graphs or weights than the package's (worker/faults.ts).
-      const graphs = request.fault ? await faultShard(request.fault, shard.manifest, request.layers, shard) : shard;
+      const graphs = deps.shardGraphs ? await deps.shardGraphs(shard, request) : shard;
       const l = {
         request,
         config: shard.manifest.config,
@@ -156,7 +155,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       const providers = request.executionProviders ?? deps.defaultProviders ?? ['webgpu', 'wasm'];
       const opened = await openFirst(providers, l);
       await this.unload();
-      const next: Loaded = { ...l, weightBytes: shard.weightBytes, provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device, stepFault: createStepFault(request.fault) };
+      const next: Loaded = { ...l, weightBytes: shard.weightBytes, provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device };
       loaded = next;
       watchDevice(next);
       if (opened.provider !== providers[0]) events.push({ kind: 'fallback', message: opened.reason });
@@ -171,14 +170,12 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         piecesVerified: shard.piecesVerified,
         weightBytes: shard.weightBytes,
         loadMs: (deps.now?.() ?? Date.now()) - started,
-        ...(request.fault ? { fault: request.fault } : {}),
       } satisfies LoadReport;
     },
     async step(frame) {
       const l = await requireLoaded();
       try {
-        const forward = (f: Uint8Array) => l.stage.forward(f);
-        return await (l.stepFault ? l.stepFault.forward(frame, forward) : forward(frame));
+        return await l.stage.forward(frame);
       } catch (err) {
         if (l.device && loaded !== l) throw new DeviceLostError('the GPU device was lost during this step; start the request again', { cause: err });
         throw err;
@@ -187,7 +184,6 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
     async end(requestId) {
       const l = await requireLoaded();
       l.stage.end(requestId);
-      l.stepFault?.end(requestId);
     },
     async memory(): Promise<MemoryReport> {
       if (reopening) await reopening;
@@ -211,13 +207,6 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
     async handshake(options = {}) {
       if (!deps.handshake) throw new UsageError('this engine host was started without a device handshake');
       return deps.handshake(options);
-    },
-    async destroyGpuDevice() {
-      const device = loaded?.device;
-      if (!device) return false;
-      device.destroy();
-      await device.lost;
-      return true;
     },
   };
 }

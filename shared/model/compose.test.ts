@@ -5,8 +5,8 @@ import { blockShards, shardOf } from './manifest.ts';
 import type { Manifest } from './manifest.ts';
 import type { Model } from './onnx/schema.ts';
 import { createSyntheticCheckpoint } from './synthetic/checkpoint.ts';
-import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
-import { openLocalPipeline, openSession, readGraph } from '../../cli/local-package.ts';
+import { compileTo, removeTempDirs } from '../../testkit/model-fixtures.ts';
+import { openLocalPipeline, openSession, readGraph } from '../../worker/node/local-package.ts';
 import type { OrtSession } from '../runtime/ort.ts';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

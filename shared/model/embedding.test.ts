@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
+import { compileTo, removeTempDirs } from '../../testkit/model-fixtures.ts';
 import { createSyntheticCheckpoint } from './synthetic/checkpoint.ts';
 import { createEmbeddingTable } from './embedding.ts';
 import { decodeModel } from './onnx/schema.ts';

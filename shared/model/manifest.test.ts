@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { canonicalJson, createPieceHasher, MANIFEST_FILE, manifestId, PACKAGE_FORMAT, parseManifest, PIECE_SIZE } from './manifest.ts';
 import type { Manifest } from './manifest.ts';
 import { createSyntheticCheckpoint } from './synthetic/checkpoint.ts';
-import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
-import { rejection } from '../test-support.ts';
+import { compileTo, removeTempDirs } from '../../testkit/model-fixtures.ts';
+import { rejection } from '../../testkit/rejection.ts';
 
 afterAll(removeTempDirs);
 

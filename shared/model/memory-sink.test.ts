@@ -4,7 +4,7 @@ import { compilePackage } from './compiler.ts';
 import { MANIFEST_FILE, parseManifest, sha256Hex } from './manifest.ts';
 import { createMemorySink } from './memory-sink.ts';
 import { createSyntheticCheckpoint } from './synthetic/checkpoint.ts';
-import { rejection } from '../test-support.ts';
+import { rejection } from '../../testkit/rejection.ts';
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
 

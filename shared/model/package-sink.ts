@@ -1,5 +1,5 @@
 /**
- * Where a compiled package's files go. The Node implementation (cli/package-dir.ts) writes to
+ * Where a compiled package's files go. The Node implementation (worker/node/package-dir.ts) writes to
  * a temporary folder and renames it into place on commit, so a failed compile leaves nothing.
  */
 export interface SinkFile {

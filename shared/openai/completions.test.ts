@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { GenerateOptions, GeneratedToken } from '../runtime/pipeline.ts';
-import { rejection } from '../test-support.ts';
+import { rejection } from '../../testkit/rejection.ts';
 import { renderPlainChat } from './chat-template.ts';
 import { createOpenAIApi, type OpenAIApiOptions } from './completions.ts';
 import type { ChatCompletionChunk, Completion } from './types.ts';

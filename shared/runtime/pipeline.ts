@@ -84,7 +84,7 @@ export interface PipelineDeps {
   ort: OrtRuntime;
   /**
    * Awaited before each step. Stages whose runs never wait for the event loop (inline
-   * sessions, cli/inline-session.ts) would otherwise hold it for a whole generation: a server
+   * sessions, worker/node/inline-session.ts) would otherwise hold it for a whole generation: a server
    * embedding the pipeline could not even see its client go away. The local runner passes one
    * turn of the event loop, once per token where the public session API takes one per run.
    */

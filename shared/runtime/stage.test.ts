@@ -6,9 +6,9 @@ import { decodeFrame, encodeFrame, FrameError } from '../protocol/frame.ts';
 import { createSyntheticCheckpoint } from '../model/synthetic/checkpoint.ts';
 import type { Manifest } from '../model/manifest.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
-import { openStageSession } from '../../cli/local-package.ts';
-import { rejection } from '../test-support.ts';
+import { compileTo, removeTempDirs } from '../../testkit/model-fixtures.ts';
+import { openStageSession } from '../../worker/node/local-package.ts';
+import { rejection } from '../../testkit/rejection.ts';
 
 describe('splitLayers', () => {
   it('splits 12 layers into 4 stages of 3', () => {

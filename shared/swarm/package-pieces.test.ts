@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compileTo, removeTempDirs } from '../../cli/test-support.ts';
+import { compileTo, removeTempDirs } from '../../testkit/model-fixtures.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { createSyntheticCheckpointFromConfig } from '../model/synthetic/checkpoint.ts';
 import { syntheticConfig } from '../model/synthetic/presets.ts';
-import { rejection } from '../test-support.ts';
+import { rejection } from '../../testkit/rejection.ts';
 import { assembleFiles, filesForLayers, locatePiece, piecesForLayers, piecesOfFiles } from './package-pieces.ts';
 import { createMemoryPieceStore } from './piece-store.ts';
 

@@ -4,6 +4,7 @@ import { MAX_CONTROL_BYTES } from '../grid/protocol.ts';
 import { handlePieceStream, PIECE_BAD_REQUEST, PIECE_NOT_HELD, PIECE_OK, requestPiece } from './piece-protocol.ts';
 import type { ServePiecesOptions } from './piece-protocol.ts';
 import { createMemoryPieceStore } from './piece-store.ts';
+import { corruptingStore } from '../../testkit/swarm/corrupting-store.ts';
 
 const PKG = 'pkg-1';
 const piece = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) & 0xff);
@@ -68,8 +69,8 @@ describe('piece protocol', () => {
     await served;
   });
 
-  it('with the corrupt fault switch, serves every piece with its bits flipped', async () => {
-    const { stream } = await connect({ store: await servedStore(), corrupt: true });
+  it('from the test kit\'s corrupting store, serves every piece with its bits flipped', async () => {
+    const { stream } = await connect({ store: corruptingStore(await servedStore()) });
     const answer = await requestPiece(stream, PKG, 'block-0.data#0');
     expect(answer.status).toBe('ok');
     const bytes = (answer as { bytes: Uint8Array }).bytes;
@@ -79,7 +80,7 @@ describe('piece protocol', () => {
 
   it('the stored piece stays intact after a corrupt serve', async () => {
     const store = await servedStore();
-    const { stream } = await connect({ store, corrupt: true });
+    const { stream } = await connect({ store: corruptingStore(store) });
     await requestPiece(stream, PKG, 'block-0.data#0');
     expect(await store.get(PKG, 'block-0.data#0')).toEqual(piece);
   });

@@ -35,8 +35,6 @@ export interface ServePiecesOptions {
   store: PieceStore;
   /** the packages this node shares (default: every package in the store) */
   packageIds?: () => Set<string>;
-  /** test-only fault: flip the bits of every piece served, to prove that receivers catch it */
-  corrupt?: boolean;
 }
 
 /** Registers the piece server on a libp2p node (direct connections only: libp2p refuses relayed ones by default). */
@@ -86,7 +84,6 @@ async function answer(request: Uint8Array, options: ServePiecesOptions): Promise
   const message = new Uint8Array(1 + bytes.byteLength);
   message[0] = PIECE_OK;
   message.set(bytes, 1);
-  if (options.corrupt) for (let i = 1; i < message.length; i++) message[i] ^= 0xff;
   return message;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TokenizerError } from '../errors.ts';
-import { tinyByteLevelTokenizerJson } from '../model/huggingface/test-support.ts';
+import { tinyByteLevelTokenizerJson } from '../../testkit/huggingface-checkpoint.ts';
 import { createHuggingFaceTokenizer } from './huggingface.ts';
 import type { Tokenizer } from './tokenizer.ts';
 

@@ -23,16 +23,16 @@
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../cli/open-checkpoint.ts';
-import { openClientSide, openStageSession } from '../../cli/local-package.ts';
-import type { ClientSide } from '../../cli/local-package.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512, track } from '../../cli/test-support.ts';
+import { openClientSide, openStageSession } from '../../worker/node/local-package.ts';
+import type { ClientSide } from '../../worker/node/local-package.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512, track } from '../../testkit/model-fixtures.ts';
 import { HEAD_IO } from '../model/graphs/embed-head.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { createSyntheticCheckpointFromConfig } from '../model/synthetic/checkpoint.ts';
 import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
 import { createStage } from '../runtime/stage.ts';
 import type { LayerRange, Stage } from '../runtime/stage.ts';
-import { referenceRange, referenceWeights } from '../../worker/testing/reference-check.ts';
+import { referenceRange, referenceWeights } from '../../testkit/engine/reference-check.ts';
 import { compareFingerprint, fingerprintHidden, thresholdsFor } from './fingerprint.ts';
 import type { Fingerprint, FingerprintThresholds, FingerprintVerdict } from './fingerprint.ts';
 

@@ -1,7 +1,7 @@
 /** The registry's side of a verdict: a banned stage leaves every route, and neither it nor its device may join again. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../cli/test-support.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
 import { piecesForLayers } from '../../shared/swarm/package-pieces.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
 import { createRegistry } from './registry.ts';

@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '../../cli/test-support.ts';
+import { removeTempDirs, tempDir } from '../../testkit/model-fixtures.ts';
 import { UsageError } from '../../shared/errors.ts';
 import { ModelNotFoundError, ServiceUnavailableError } from './errors.ts';
 import { pathParameter } from './request-target.ts';

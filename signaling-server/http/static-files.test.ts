@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '../../cli/test-support.ts';
+import { removeTempDirs, tempDir } from '../../testkit/model-fixtures.ts';
 import { parseByteRange, startStaticServer, type StaticServer } from './static-files.ts';
 
 const BYTES = Uint8Array.from({ length: 1000 }, (_, i) => i % 251);

@@ -4,7 +4,7 @@
  * onnxruntime-web gets threaded WASM) and CORP/CORS, so pages on other origins may fetch from it.
  * Files are streamed, so multi-GB model packages cost no memory, and byte ranges are served
  * (206/416) because peers use the package route as a BitTorrent web seed (BEP 19).
- * Used by the server (server.ts) and, through startStaticServer, by the e2e tests (e2e/support/app.ts).
+ * Used by the server (server.ts) and, through startStaticServer, by the e2e tests (testkit/browser-app.ts).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseEther } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '../../cli/test-support.ts';
+import { removeTempDirs, tempDir } from '../../testkit/model-fixtures.ts';
 import { balances } from '../../shared/settle/settlement-client.ts';
 import { ChainSetupError, startGridSettlement, type GridSettlement } from './grid-settlement.ts';
 

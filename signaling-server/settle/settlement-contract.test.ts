@@ -26,7 +26,7 @@ import {
   type SettlementWallet,
 } from '../../shared/settle/settlement-client.ts';
 import { signVoucher, voucherDomain, voucherTypes, type VoucherDomain } from '../../shared/settle/voucher.ts';
-import { startSettlementChain, WITHDRAW_DELAY, type SettlementChain } from './test-support.ts';
+import { startSettlementChain, WITHDRAW_DELAY, type SettlementChain } from '../../testkit/settlement-chain.ts';
 
 let chain: SettlementChain;
 let deployMs = 0;

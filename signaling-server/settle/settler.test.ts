@@ -13,7 +13,7 @@ import { balances, deposit, payoutBatch, stake, type SettlementWallet } from '..
 import { signVoucher, voucherTypes } from '../../shared/settle/voucher.ts';
 import { openSettlementLedger, type SettlementLedger } from './ledger.ts';
 import { createSettler, type Settler } from './settler.ts';
-import { startSettlementChain, type SettlementChain } from './test-support.ts';
+import { startSettlementChain, type SettlementChain } from '../../testkit/settlement-chain.ts';
 
 let chain: SettlementChain;
 const dir = mkdtempSync(join(tmpdir(), 'infermesh-settler-'));

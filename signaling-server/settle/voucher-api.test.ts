@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseEther, type Address, type Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '../../cli/test-support.ts';
+import { removeTempDirs, tempDir } from '../../testkit/model-fixtures.ts';
 import { PaymentRefusedError } from '../../shared/settle/errors.ts';
 import { createRequestPayer } from '../../shared/settle/request-payer.ts';
 import { balances, deposit } from '../../shared/settle/settlement-client.ts';
@@ -17,7 +17,7 @@ import { signVoucher, voucherTypes } from '../../shared/settle/voucher.ts';
 import { ANVIL_DEV_KEYS } from '../chain/anvil.ts';
 import { startHttpServer, type HttpServer } from '../http/server.ts';
 import { startGridSettlement, type GridSettlement } from './grid-settlement.ts';
-import { walletOn } from './test-support.ts';
+import { walletOn } from '../../testkit/settlement-chain.ts';
 import { voucherHandlers } from './voucher-api.ts';
 
 const GWEI = 1_000_000_000n;

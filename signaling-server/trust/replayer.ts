@@ -13,7 +13,7 @@ import type { Manifest } from '../../shared/model/manifest.ts';
 import { createStage } from '../../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../../shared/runtime/stage.ts';
 import { UsageError } from '../../shared/errors.ts';
-import { openStageSession } from '../../cli/local-package.ts';
+import { openStageSession } from '../../worker/node/local-package.ts';
 
 export interface ReplayInput {
   /** the stage's input hidden states of steps 0..n in order, each [rows × width] */

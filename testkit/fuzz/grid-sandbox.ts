@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { openCheckpoint } from '../../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../cli/test-support.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../model-fixtures.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
 
 export interface GridSandbox {

@@ -34,8 +34,10 @@ import { assembleFiles, filesForLayers, piecesForLayers } from '../../shared/swa
 import { servePieces } from '../../shared/swarm/piece-protocol.ts';
 import { createSwarmFetcher } from '../../shared/swarm/swarm-fetcher.ts';
 import type { SwarmFetcher, SwarmPeer } from '../../shared/swarm/swarm-fetcher.ts';
-import type { ExecutionProvider, StageFault } from '../../shared/engine/api.ts';
+import type { ExecutionProvider } from '../../shared/engine/api.ts';
+import type { PieceStore } from '../../shared/swarm/piece-store.ts';
 import { startEngineWorker } from '../engine-client.ts';
+import type { EngineWorker } from '../engine-client.ts';
 import { createIndexedDbPieceStore } from '../piece-store.ts';
 import type { DonorState, TrustState } from './view.ts';
 
@@ -46,12 +48,16 @@ export interface DonorOptions {
   executionProvider?: ExecutionProvider;
   /** the EVM address earnings go to (?payTo=0x...); default: an account this browser keeps */
   payTo?: string;
-  /** test-only fault switch: serve corrupted pieces to peers (?fault=corrupt-pieces) */
-  corruptPieces?: boolean;
-  /** test-only fault switch: serve the layers dishonestly (?fault=other-model, noise:0.01, ...; worker/faults.ts) */
-  fault?: StageFault;
   /** the page's wallet (window.ethereum), read when the visitor stakes: extensions may inject it late (wallet-stake.ts) */
   wallet?: () => EIP1193Provider | undefined;
+}
+
+/** What the tab runs on; the test kit's faulty donor page (testkit/pages/faulty-donor/) hands in cheating ones. */
+export interface DonorDeps {
+  /** the engine worker (default: the product's, web/engine-client.ts) */
+  startEngine?: () => EngineWorker;
+  /** what peers are sent when they ask for a piece (default: the tab's own store) */
+  servedStore?: (store: PieceStore) => PieceStore;
 }
 
 export interface DonorHooks {
@@ -79,7 +85,7 @@ export interface Donor {
   stop(): Promise<void>;
 }
 
-export async function startDonor(options: DonorOptions, hooks: DonorHooks): Promise<Donor> {
+export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps: DonorDeps = {}): Promise<Donor> {
   const state: DonorState = { status: 'connecting', requestsServed: 0, tokensServed: 0, tokensPerSecond: 0, peers: 0 };
   const update = (patch: Partial<DonorState>) => {
     Object.assign(state, patch);
@@ -106,7 +112,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
   const journal = createStepJournal();
   const trust: TrustState = { committed: 0, challengedSteps: 0, proofBytes: 0, refused: 0 };
   update({ peerId: node.peerId.toString(), nLayers: manifest.config.nLayers });
-  await servePieces(node, { store, corrupt: options.corruptPieces });
+  await servePieces(node, { store: deps.servedStore ? deps.servedStore(store) : store });
   await serveProbe(node);
 
   // Opened once the device is measured (below); nothing is sent before the hello there.
@@ -118,7 +124,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
   };
 
   update({ status: 'benchmarking' });
-  const engine = startEngineWorker();
+  const engine = (deps.startEngine ?? startEngineWorker)();
   const executionProvider = options.executionProvider ?? (await preferredProvider());
   const handshake = await engine.engine.handshake({ layer: { config: manifest.config, dtype: manifest.dtype, executionProvider }, skipWebGpu: executionProvider !== 'webgpu', targetMs: 100 });
   const layer = handshake.layer && 'msPerLayerDecode' in handshake.layer ? handshake.layer : null;
@@ -162,7 +168,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks): Prom
     await announceHave();
     update({ status: 'loading' });
     const files = await assembleFiles(manifest, store, filesForLayers(manifest, layers));
-    await engine.engine.load({ modelId: manifest.id, layers, source: { kind: 'bytes', manifest: manifestText, files }, executionProviders: [executionProvider], fault: options.fault });
+    await engine.engine.load({ modelId: manifest.id, layers, source: { kind: 'bytes', manifest: manifestText, files }, executionProviders: [executionProvider] });
     signal.throwIfAborted();
     const attestor = createAttestor({ packageId: manifest.id, layers }, { node, privateKey, journal, validator });
     // After a request, off its path: commit, answer the challenge, show what the validator said.

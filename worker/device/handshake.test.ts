@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { syntheticConfig } from '../../shared/model/synthetic/presets.ts';
-import { FAKE_LIMITS, fakeGpu } from './fake-gpu.ts';
+import { FAKE_LIMITS, fakeGpu } from '../../testkit/engine/fake-gpu.ts';
 import { deviceSignature, runHandshake, signatureInput } from './handshake.ts';
 import type { HandshakeOptions } from './handshake.ts';
 import { browserHost } from './host.ts';

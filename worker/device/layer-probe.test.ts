@@ -7,7 +7,7 @@ import { blockParameterCount } from '../../shared/model/config.ts';
 import { probeConfig, probeLayer } from './layer-probe.ts';
 import type { LayerProbeDeps } from './layer-probe.ts';
 import type { OrtInferenceSession } from './ort-module.ts';
-import { rejection } from '../../shared/test-support.ts';
+import { rejection } from '../../testkit/rejection.ts';
 
 const positiveFinite = (x: number) => Number.isFinite(x) && x > 0;
 

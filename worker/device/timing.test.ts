@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { median, timeToTarget } from './timing.ts';
-import { rejection } from '../../shared/test-support.ts';
+import { rejection } from '../../testkit/rejection.ts';
 
 describe('timeToTarget', () => {
   it('sizes the reported window to about a fifth of the target, whatever the speed', async () => {

@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type * as OrtWeb from 'onnxruntime-web';
 import type { OrtModule } from './ort-module.ts';
 import { measureTypedArrayCopy, probeWasm } from './wasm-probe.ts';
-import { rejection } from '../../shared/test-support.ts';
+import { rejection } from '../../testkit/rejection.ts';
 
 // Both runtimes' namespaces are what the probes take as `ort`.
 const nodeFits: OrtModule = ort;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FAKE_ADAPTER_INFO, FAKE_LIMITS, fakeGpu } from './fake-gpu.ts';
+import { FAKE_ADAPTER_INFO, FAKE_LIMITS, fakeGpu } from '../../testkit/engine/fake-gpu.ts';
 import { describeAdapter, MATMUL_WGSL, probeWebGpu } from './webgpu-probe.ts';
-import { rejection } from '../../shared/test-support.ts';
+import { rejection } from '../../testkit/rejection.ts';
 
 const adapterOf = async (gpu: GPU) => (await gpu.requestAdapter())!;
 /** Small sizes: the fake multiplies on the CPU in JavaScript. */

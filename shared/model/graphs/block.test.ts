@@ -6,7 +6,7 @@ import { expectedTensors } from '../checkpoint.ts';
 import { blockForward } from '../reference/forward.ts';
 import type { LayerCache } from '../reference/forward.ts';
 import { dequantizeMatrix, quantizeMatrix } from '../quantize.ts';
-import { compileTo, removeTempDirs } from '../../../cli/test-support.ts';
+import { compileTo, removeTempDirs } from '../../../testkit/model-fixtures.ts';
 import type { ModelConfig } from '../config.ts';
 
 afterAll(removeTempDirs);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nodeFileOpener } from '../../../cli/node-files.ts';
+import { nodeFileOpener } from '../../../worker/node/node-files.ts';
 import { CheckpointFormatError, ModelConfigError, TokenizerError } from '../../errors.ts';
 import { blockTensorNames, EMBED_TENSOR, expectedTensors, FINAL_NORM_TENSOR, LM_HEAD_TENSOR } from '../checkpoint.ts';
 import type { ModelConfig } from '../config.ts';
@@ -16,7 +16,7 @@ import {
   toHfConfigJson,
   writeHuggingFaceCheckpoint,
   type WritableTensor,
-} from './test-support.ts';
+} from '../../../testkit/huggingface-checkpoint.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'infermesh-hf-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openFileSource } from '../../../cli/node-files.ts';
+import { openFileSource } from '../../../worker/node/node-files.ts';
 import { CheckpointFormatError } from '../../errors.ts';
 import { bytesSource, type ByteSource } from '../byte-source.ts';
 import { parseSafetensorsHeader, readSafetensorsTensor } from './safetensors.ts';

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { bytesSource, type ByteSource } from '../byte-source.ts';
 import { blockTensorNames, expectedTensors } from '../checkpoint.ts';
 import { openLlama2cCheckpoint } from './checkpoint.ts';
-import { rejection } from '../../test-support.ts';
+import { rejection } from '../../../testkit/rejection.ts';
 
 const MODELS = new URL('../../../../shared/models/', import.meta.url);
 const CKPT_PATH = new URL('stories260K.bin', MODELS).pathname;

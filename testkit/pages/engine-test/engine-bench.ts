@@ -1,0 +1,83 @@
+/**
+ * `npm run bench -- engine` in the browser: decode speed of a shard engine in a Web Worker (all
+ * blocks of the model; embedding and head in the page, as a client runs them) next to
+ * onnxruntime-web running the whole model as one graph in this page, on the same execution
+ * provider, interleaved round by round.
+ */
+import type { ExecutionProvider } from '../../../shared/engine/api.ts';
+import { composePackageWholeModel, composedIo } from '../../../shared/model/compose.ts';
+import { blockShards, shardOf } from '../../../shared/model/manifest.ts';
+import { decodeModel, encodeModel } from '../../../shared/model/onnx/schema.ts';
+import { encodeFrame } from '../../../shared/protocol/frame.ts';
+import { cpuKvStoreFactory } from '../../../shared/runtime/kv-cache.ts';
+import { engineStage } from '../../../shared/runtime/pipeline.ts';
+import type { OrtSession } from '../../../shared/runtime/ort.ts';
+import { gpuKvStoreFactory } from '../../../worker/gpu-kv-store.ts';
+import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from '../../engine/decoders.ts';
+import { startEngineWorker } from '../../../web/engine-client.ts';
+import { createEmbeddingTable } from '../../../shared/model/embedding.ts';
+import { manifestOf, ort, packageUrl, read } from './engine-scenarios.ts';
+
+export async function benchEngine(name: string, provider: ExecutionProvider, tokens: number, rounds: number) {
+  const manifest = await manifestOf(name);
+  const { config } = manifest;
+  const get = read(name);
+  const worker = startEngineWorker();
+  try {
+    const report = await worker.engine.load({ modelId: manifest.id, layers: { start: 0, end: config.nLayers }, source: { kind: 'url', baseUrl: packageUrl(name) }, executionProviders: [provider] });
+    const blocks = blockShards(manifest);
+    const externalData = await Promise.all(
+      [shardOf(manifest, 'embed').data, ...blocks.map((b) => b.data), shardOf(manifest, 'head').data].map(async (path) => ({ path, data: await get(path) })),
+    );
+    const graph = async (path: string) => decodeModel(await get(path));
+    const whole = await composePackageWholeModel(manifest, graph);
+    const gpuOutputs: Record<string, 'gpu-buffer'> = Object.fromEntries(blocks.flatMap((b) => [[composedIo.newKey(b.layer), 'gpu-buffer'], [composedIo.newValue(b.layer), 'gpu-buffer']]));
+    const wholeSession = (await ort.InferenceSession.create(encodeModel(whole), {
+      executionProviders: [provider],
+      externalData,
+      ...(provider === 'webgpu' ? { preferredOutputLocation: gpuOutputs } : {}),
+    })) as unknown as OrtSession;
+    const kv = provider === 'webgpu' ? gpuKvStoreFactory(config, { ort: ort as never, device: (await ort.env.webgpu.device) as GPUDevice }) : cpuKvStoreFactory(config, ort as never);
+    // The client's head runs on the same provider as the blocks it is compared with; its embedding is a lookup.
+    const headShard = shardOf(manifest, 'head');
+    const head = (await ort.InferenceSession.create(await get(headShard.graph), { executionProviders: [provider], externalData: [{ path: headShard.data, data: await get(headShard.data) }] })) as unknown as OrtSession;
+    const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
+    const times = await timeInterleaved(
+      {
+        engine: stagesDecoder({ config, ort: ort as never, embedding, head, stages: [engineStage(worker.engine)] }),
+        wholeModel: wholeModelDecoder({ config, ort: ort as never, session: wholeSession, kv }),
+      },
+      { tokens, rounds },
+    );
+    // The engine's own time per decode step, without the embedding, head or worker hop.
+    const frame = (position: number) => encodeFrame({ requestId: 'layer-timing', step: position, position, dims: [1, 1, config.dim], data: new Float32Array(config.dim).fill(0.1) });
+    await worker.engine.step(frame(0));
+    const t = performance.now();
+    const steps = Math.max(4, Math.min(tokens, 16));
+    for (let p = 1; p <= steps; p++) await worker.engine.step(frame(p));
+    const msPerLayer = (performance.now() - t) / steps / config.nLayers;
+    await worker.engine.end('layer-timing');
+    await Promise.all([wholeSession, head].map((s) => s.release()));
+    return {
+      model: manifest.name,
+      dtype: manifest.dtype,
+      executionProvider: report.executionProvider,
+      engine: speed(times.engine, tokens),
+      wholeModel: speed(times.wholeModel, tokens),
+      engineVsWholeModel: pairedRatio(times.engine, times.wholeModel),
+      msPerLayerDecode: +msPerLayer.toFixed(3),
+    };
+  } finally {
+    worker.terminate();
+  }
+}
+
+/** The device handshake as a donor tab's engine worker measures it. */
+export async function handshake(options: import('../../../worker/device/handshake.ts').HandshakeOptions) {
+  const worker = startEngineWorker();
+  try {
+    return await worker.engine.handshake(options);
+  } finally {
+    worker.terminate();
+  }
+}
