@@ -5,25 +5,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
-import { isolationHeaders } from '../../vite.config.ts';
+import { pagesConfig } from '../../vite.config.ts';
 import { TEST_PAGES_PATH, TEST_WEB_DIR } from './paths.ts';
 
-const root = fileURLToPath(new URL('./', import.meta.url));
-const pages = ['engine-test', 'faulty-donor'];
-
-export default defineConfig({
-  root,
-  base: TEST_PAGES_PATH,
-  build: {
+export default defineConfig(
+  pagesConfig({
+    root: fileURLToPath(new URL('./', import.meta.url)),
+    pages: ['engine-test', 'faulty-donor'],
     outDir: TEST_WEB_DIR,
-    emptyOutDir: true,
-    target: 'es2023',
-    rolldownOptions: {
-      input: Object.fromEntries(pages.map((page) => [page, `${root}${page}/index.html`])),
-    },
-  },
-  optimizeDeps: { exclude: ['onnxruntime-web'] },
-  worker: { format: 'es' },
-  server: { headers: isolationHeaders },
-  preview: { headers: isolationHeaders },
-});
+    base: TEST_PAGES_PATH,
+  }),
+);
