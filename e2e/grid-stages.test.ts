@@ -19,7 +19,7 @@ import type { PeerNode } from '../shared/grid/node.ts';
 import { serveStage } from '../shared/grid/stage-server.ts';
 import { createRouteLink, serveResults } from '../shared/grid/route-link.ts';
 import type { ResultSink } from '../shared/grid/route-link.ts';
-import { STAGE_PROTOCOL } from '../shared/grid/protocol.ts';
+import { STAGE_PROTOCOL } from '../shared/grid/protocol-ids.ts';
 import type { RouteHop } from '../shared/grid/protocol.ts';
 import { decodeStageMessage, encodeFrameMessage, encodeOpen } from '../shared/grid/stage-wire.ts';
 import { encodeFrame } from '../shared/protocol/frame.ts';

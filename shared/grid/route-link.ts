@@ -16,7 +16,7 @@ import { median } from '../statistics.ts';
 import { decodeFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
 import { dialDirect, isDirectWebRTC, openDirectStream, peerAddress } from './node.ts';
-import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
+import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { createSealQueue } from './seal-queue.ts';
 import type { SealQueue } from './seal-queue.ts';
 import type { RouteHop } from './protocol.ts';

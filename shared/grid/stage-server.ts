@@ -20,7 +20,7 @@ import type { LayerRange } from '../runtime/stage.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
 import { isDirectWebRTC, openDirectStream } from './node.ts';
 import { createSealQueue } from './seal-queue.ts';
-import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
+import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
 

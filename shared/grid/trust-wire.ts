@@ -20,8 +20,6 @@ import { InfermeshError } from '../errors.ts';
 import { BinaryReader, startMessage, tagged } from '../protocol/binary-header.ts';
 import { FINGERPRINT_TOP_K } from '../trust/fingerprint.ts';
 
-export const TRUST_PROTOCOL = '/infermesh/trust/1.0.0';
-
 export const MSG_COMMIT = 1;
 export const MSG_CHALLENGE = 2;
 export const MSG_REVEAL = 3;
