@@ -129,7 +129,7 @@ describe('bad input to a stage', () => {
     const dim = manifest.config.dim;
     await lp.write(encodeFrameMessage([], encodeFrame({ requestId: 'someone-else', step: 0, position: 0, dims: [1, 1, dim], data: new Float32Array(dim) })));
     const unknown = await refusal(lp);
-    expect(unknown.name).toBe('UnknownRequestError');
+    expect(unknown.name).toBe('WrongRequestError');
     expect(unknown.message).toContain('someone-else');
     // The stage refuses at the length prefix and drops the stream, so the rest of this write may be cut off:
     // read the refusal while it is still being sent.

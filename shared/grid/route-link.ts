@@ -19,8 +19,8 @@ import { dialDirect, isDirectWebRTC, openDirectStream, peerAddress } from './nod
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { createSealQueue } from './seal-queue.ts';
 import type { SealQueue } from './seal-queue.ts';
+import { WrongRequestError } from './stage-server.ts';
 import type { RouteHop } from './protocol.ts';
-import { UnknownRequestError } from './stage-server.ts';
 import { decodeStageMessage, encodeEnd, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageFailedError } from './stage-wire.ts';
 import type { HopRecord } from './stage-wire.ts';
 
@@ -89,7 +89,7 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
     try {
       const first = decodeStageMessage((await lp.read()).subarray());
       if (first.kind !== 'open' || !waiting.has(first.open.requestId)) {
-        await refuse(new UnknownRequestError(first.kind === 'open' ? `this client has no request ${first.open.requestId}` : 'a result stream must start with OPEN'));
+        await refuse(new WrongRequestError(first.kind === 'open' ? `this client has no request ${first.open.requestId}` : 'a result stream must start with OPEN'));
         await stream.close();
         return;
       }
@@ -101,7 +101,7 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
         if (message.kind === 'error') target.fail(new StageFailedError(message.failure));
         else if (message.kind === 'frame') {
           const id = decodeFrame(message.frame, maxBytes).requestId;
-          if (id !== requestId) await refuse(new UnknownRequestError(`result for request ${id} on the stream of request ${requestId}`), requestId);
+          if (id !== requestId) await refuse(new WrongRequestError(`result for request ${id} on the stream of request ${requestId}`), requestId);
           else target.deliver(message.frame, message.hops);
         }
       }

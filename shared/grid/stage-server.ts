@@ -24,9 +24,14 @@ import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
 
-/** A frame for a request this stream was not opened for (or a client that never asked). */
-export class UnknownRequestError extends InfermeshError {
-  override name = 'UnknownRequestError';
+/**
+ * A stream carrying another request than the one it was opened for: a frame for another request
+ * id on a stage stream, a result for another request on a result stream, or a result stream for
+ * a request the client never asked for. Not the engine's UnknownRequestError (shared/runtime/stage.ts),
+ * a step for a request whose cache the engine does not hold.
+ */
+export class WrongRequestError extends InfermeshError {
+  override name = 'WrongRequestError';
 }
 
 /** An OPEN for layers, a model or a route position this stage does not serve. */
@@ -179,7 +184,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
         try {
           const header = decodeFrame(message.frame, maxBytes);
           if (header.requestId !== open.requestId) {
-            throw new UnknownRequestError(`frame for request ${header.requestId} on the stream of request ${open.requestId}`);
+            throw new WrongRequestError(`frame for request ${header.requestId} on the stream of request ${open.requestId}`);
           }
           const t0 = now();
           // A copy: the engine may take the buffer (transfer to a worker) and the message shares the stream's.

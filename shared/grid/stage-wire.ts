@@ -42,7 +42,7 @@ export interface StageOpen {
 
 export interface StageFailure {
   requestId?: string;
-  /** the stable error name, e.g. FrameError, UnknownRequestError */
+  /** the stable error name, e.g. FrameError, WrongRequestError, or an engine's UnknownRequestError */
   name: string;
   message: string;
   /** the peer that refused */
