@@ -15,6 +15,8 @@ import type { EngineEvent, ExecutionProvider, LoadReport, LoadRequest, MemoryRep
 import { composedIo, composeStageGraph } from '../shared/model/compose.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
 import { encodeModel } from '../shared/model/onnx/schema.ts';
+import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
+import type { HiddenFrame } from '../shared/protocol/frame.ts';
 import { createStage, DEFAULT_STAGE_LIMITS } from '../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
 import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
@@ -174,11 +176,15 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         ...(request.fault ? { fault: request.fault } : {}),
       } satisfies LoadReport;
     },
-    async step(frame) {
+    async step(bytes) {
       const l = await requireLoaded();
       try {
-        const forward = (f: Uint8Array) => l.stage.forward(f);
-        return await (l.stepFault ? l.stepFault.forward(frame, forward) : forward(frame));
+        // The engine's one parse of the frame: it crossed the worker boundary as bytes, so the
+        // stage server's parse on the other side cannot be handed over (shared/grid/stage-server.ts).
+        // The fault, if any, and the stage take it parsed; the output is encoded once.
+        const input = decodeFrame(bytes);
+        const honest = (f: HiddenFrame) => l.stage.forwardFrame(f);
+        return encodeFrame(await (l.stepFault ? l.stepFault.forward(input, honest) : honest(input)));
       } catch (err) {
         if (l.device && loaded !== l) throw new DeviceLostError('the GPU device was lost during this step; start the request again', { cause: err });
         throw err;

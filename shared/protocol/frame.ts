@@ -8,7 +8,10 @@
  *   then zero padding to a multiple of 4, then the tensor bytes (product(dims) × 4)
  *
  * The payload starts 4-byte aligned so a receiver can view it as a Float32Array without copying.
- * The header is binary-header.ts's.
+ *
+ * A frame is encoded once, by whoever computed it, and parsed once per hop, by whoever received
+ * it: decodeFrame's HiddenFrame (its data a view of the received bytes) is what the rest of the
+ * hop reads, so nobody parses the same bytes twice. The header is binary-header.ts's.
  */
 import { InfermeshError } from '../errors.ts';
 import { binaryFormat, readDocument, startDocument } from './binary-header.ts';
@@ -32,6 +35,9 @@ export interface HiddenFrame {
   dims: number[];
   data: Float32Array;
 }
+
+/** The rows a frame carries: its second-to-last dim ([1, rows, width]); a rank-1 frame is one row. */
+export const frameRows = (frame: Pick<HiddenFrame, 'dims'>): number => (frame.dims.length >= 2 ? frame.dims[frame.dims.length - 2] : 1);
 
 const utf8 = new TextEncoder();
 
@@ -57,7 +63,10 @@ export function encodeFrame(frame: HiddenFrame): Uint8Array {
   return bytes;
 }
 
-/** Parses and checks a frame; the returned data views the input bytes when they are aligned. */
+/**
+ * Parses and checks a frame; the returned data views the input bytes when they are aligned.
+ * Called once per hop by whoever received the bytes (see the top of this file).
+ */
 export function decodeFrame(bytes: Uint8Array, maxBytes = Infinity): HiddenFrame {
   if (bytes.byteLength > maxBytes) throw new FrameError(`frame of ${bytes.byteLength} bytes exceeds the limit of ${maxBytes}`);
   const header = readDocument(FRAME, bytes, FIXED_HEADER_BYTES);

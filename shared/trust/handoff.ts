@@ -26,7 +26,8 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { InfermeshError, UsageError } from '../errors.ts';
 import { binaryFormat, startDocument } from '../protocol/binary-header.ts';
-import { decodeFrame } from '../protocol/frame.ts';
+import { frameRows } from '../protocol/frame.ts';
+import type { HiddenFrame } from '../protocol/frame.ts';
 import { merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
 import { peerPublicKey } from './peer-key.ts';
 import { tensorSha256 } from './step-record.ts';
@@ -92,11 +93,10 @@ export function encodeTranscript(t: Transcript): Uint8Array {
   return bytes;
 }
 
-/** The hand-off a hidden-state frame (shared/protocol/frame.ts) is. */
-export async function handoffOfFrame(frame: Uint8Array): Promise<Handoff> {
-  const { requestId, step, position, dims, data } = decodeFrame(frame);
-  const rows = dims.length >= 2 ? dims[dims.length - 2] : 1;
-  return { requestId, step, position, rows, tensorSha256: await tensorSha256(data) };
+/** The hand-off a hidden-state frame (shared/protocol/frame.ts) is; the sender parsed or built it already. */
+export async function handoffOfFrame(frame: HiddenFrame): Promise<Handoff> {
+  const { requestId, step, position, data } = frame;
+  return { requestId, step, position, rows: frameRows(frame), tensorSha256: await tensorSha256(data) };
 }
 
 /** The transcript of a request's hand-offs, which must be steps 0..n-1 in order. */
