@@ -16,7 +16,8 @@ import { startCoordinator } from '../signaling-server/coordinator/coordinator.ts
 import type { Coordinator } from '../signaling-server/coordinator/coordinator.ts';
 import { createPeerNode, webrtcAddrs } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
-import { COORDINATOR_PROTOCOL, MAX_CONTROL_BYTES } from '../shared/grid/protocol.ts';
+import { MAX_CONTROL_BYTES } from '../shared/grid/protocol.ts';
+import { COORDINATOR_PROTOCOL } from '../shared/grid/protocol-ids.ts';
 import type { FromCoordinator, ToCoordinator } from '../shared/grid/protocol.ts';
 import { piecesForLayers } from '../shared/swarm/package-pieces.ts';
 import type { Manifest } from '../shared/model/manifest.ts';

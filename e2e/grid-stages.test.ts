@@ -19,7 +19,7 @@ import type { PeerNode } from '../shared/grid/node.ts';
 import { serveStage } from '../shared/grid/stage-server.ts';
 import { createRouteLink, serveResults } from '../shared/grid/route-link.ts';
 import type { ResultSink } from '../shared/grid/route-link.ts';
-import { STAGE_PROTOCOL } from '../shared/grid/protocol.ts';
+import { STAGE_PROTOCOL } from '../shared/grid/protocol-ids.ts';
 import type { RouteHop } from '../shared/grid/protocol.ts';
 import { decodeStageMessage, encodeFrameMessage, encodeOpen } from '../shared/grid/stage-wire.ts';
 import { encodeFrame } from '../shared/protocol/frame.ts';
@@ -129,7 +129,7 @@ describe('bad input to a stage', () => {
     const dim = manifest.config.dim;
     await lp.write(encodeFrameMessage([], encodeFrame({ requestId: 'someone-else', step: 0, position: 0, dims: [1, 1, dim], data: new Float32Array(dim) })));
     const unknown = await refusal(lp);
-    expect(unknown.name).toBe('UnknownRequestError');
+    expect(unknown.name).toBe('WrongRequestError');
     expect(unknown.message).toContain('someone-else');
     // The stage refuses at the length prefix and drops the stream, so the rest of this write may be cut off:
     // read the refusal while it is still being sent.

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { compileTo, removeTempDirs } from '../testkit/model-fixtures.ts';
 import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
-import { PIECES_PROTOCOL } from '../shared/grid/protocol.ts';
+import { PIECES_PROTOCOL } from '../shared/grid/protocol-ids.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import { createSyntheticCheckpointFromConfig } from '../shared/model/synthetic/checkpoint.ts';
 import { syntheticConfig } from '../shared/model/synthetic/presets.ts';

@@ -12,8 +12,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { COORDINATOR_PROTOCOL } from '../shared/grid/protocol.ts';
-import { TRUST_PROTOCOL } from '../shared/grid/trust-wire.ts';
+import { COORDINATOR_PROTOCOL, TRUST_PROTOCOL } from '../shared/grid/protocol-ids.ts';
 import { encodeCommitment } from '../shared/trust/commitment.ts';
 import { ANSWER_DEADLINE_MS, withDeadline } from '../testkit/fuzz/deadline.ts';
 import { writeCommitment } from '../testkit/fuzz/commitment-bytes.ts';

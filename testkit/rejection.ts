@@ -10,3 +10,13 @@ export async function rejection(promise: Promise<unknown>): Promise<Error & Part
   }
   throw new Error('expected the promise to reject');
 }
+
+/** Calls a function that must throw and returns what it threw, to assert on. */
+export function thrown(fn: () => unknown): Error & Partial<Pick<InfermeshError, 'source' | 'shortMessage'>> {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected the call to throw');
+}

@@ -172,10 +172,13 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         loadMs: (deps.now?.() ?? Date.now()) - started,
       } satisfies LoadReport;
     },
-    async step(frame) {
+    async step(bytes) {
       const l = await requireLoaded();
       try {
-        return await l.stage.forward(frame);
+        // The engine's one parse of the frame (in Stage.forward): it crossed the worker boundary as
+        // bytes, so the stage server's parse on the other side cannot be handed over
+        // (shared/grid/stage-server.ts). The output is encoded once.
+        return await l.stage.forward(bytes);
       } catch (err) {
         if (l.device && loaded !== l) throw new DeviceLostError('the GPU device was lost during this step; start the request again', { cause: err });
         throw err;

@@ -7,7 +7,7 @@
 import type { Libp2p } from 'libp2p';
 import { lpStream } from '@libp2p/utils';
 import { openDirectStream } from './node.ts';
-import { PROBE_PROTOCOL } from './protocol.ts';
+import { PROBE_PROTOCOL } from './protocol-ids.ts';
 import type { PeerAddress } from './protocol.ts';
 
 /** Larger probes are refused: a probe measures a link, it must not load it. */

@@ -1,23 +1,12 @@
 /**
- * The grid's wire contract: libp2p protocol ids and the messages on them. Control messages
- * (coordinator, piece requests) are small JSON documents, length-prefixed; tensors and piece
- * bytes are binary (shared/protocol/frame.ts, shared/grid/stage-wire.ts), never JSON.
- *
- *   COORDINATOR  tab or client <-> server, one long-lived stream over the WebSocket connection
- *   STAGE        upstream -> stage -> downstream, one stream per request per hop, direct WebRTC only
- *   RESULT       last stage -> client, the same messages; a client handles this one, a stage the
- *                other, so one tab can be a stage and a client at once
- *   PIECES       peer <-> peer, piece requests over direct WebRTC (relays cap data at 128 KiB)
- *   PROBE        peer <-> peer, RTT and throughput measurement (echo)
+ * The grid's wire contract: the coordinator's messages and the types every protocol shares
+ * (peer addresses, route hops, device summaries). The protocol ids and who speaks each are in
+ * protocol-ids.ts. Control messages (coordinator, piece requests) are small JSON documents,
+ * length-prefixed; tensors and piece bytes are binary (shared/protocol/frame.ts,
+ * shared/grid/stage-wire.ts), never JSON.
  */
 import type { LayerRange } from '../runtime/stage.ts';
 import type { PieceKey } from '../swarm/piece-plan.ts';
-
-export const COORDINATOR_PROTOCOL = '/infermesh/coordinator/1.0.0';
-export const STAGE_PROTOCOL = '/infermesh/stage/1.0.0';
-export const RESULT_PROTOCOL = '/infermesh/result/1.0.0';
-export const PIECES_PROTOCOL = '/infermesh/pieces/1.0.0';
-export const PROBE_PROTOCOL = '/infermesh/probe/1.0.0';
 
 /** Largest control message (JSON) on any grid protocol. */
 export const MAX_CONTROL_BYTES = 1 << 20;

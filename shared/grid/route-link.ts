@@ -6,6 +6,10 @@
  * link keeps for reports. One STAGE stream per request: the stages keep that request's cache.
  * With the client's key, every frame it sends is sealed (seal-queue.ts): that seal is what
  * ties the first stage's committed input to the client.
+ *
+ * The client's hop parses each frame once: the pipeline hands the link a frame it built
+ * (forwardFrame), which is encoded once to go out and sealed as it is; the result is parsed once
+ * where it arrives (serveResults, which must read its request id anyway) and handed back parsed.
  */
 import type { Libp2p } from 'libp2p';
 import type { PrivateKey, Stream } from '@libp2p/interface';
@@ -13,14 +17,15 @@ import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
 import { median } from '../statistics.ts';
-import { decodeFrame } from '../protocol/frame.ts';
+import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
+import type { HiddenFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
 import { dialDirect, isDirectWebRTC, openDirectStream, peerAddress } from './node.ts';
-import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
+import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { createSealQueue } from './seal-queue.ts';
 import type { SealQueue } from './seal-queue.ts';
+import { WrongRequestError } from './stage-server.ts';
 import type { RouteHop } from './protocol.ts';
-import { UnknownRequestError } from './stage-server.ts';
 import { decodeStageMessage, encodeEnd, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageFailedError } from './stage-wire.ts';
 import type { HopRecord } from './stage-wire.ts';
 
@@ -51,8 +56,14 @@ export interface RouteLink extends StageLink {
   close(): Promise<void>;
 }
 
+/** A result as it arrived: parsed once, and the bytes it came in. */
+interface Result {
+  frame: HiddenFrame;
+  bytes: Uint8Array;
+}
+
 interface Pending {
-  resolve(frame: Uint8Array): void;
+  resolve(result: Result): void;
   reject(err: Error): void;
 }
 
@@ -72,7 +83,8 @@ export interface RouteLinkOptions {
 
 /** Return streams from last stages, dispatched to the route link that opened the request. */
 export interface ResultSink {
-  expect(requestId: string, deliver: (frame: Uint8Array, hops: HopRecord[]) => void, fail: (err: Error) => void): void;
+  /** `frame` is `bytes` parsed (once, here); `hops` the records of the hops it crossed. */
+  expect(requestId: string, deliver: (frame: HiddenFrame, bytes: Uint8Array, hops: HopRecord[]) => void, fail: (err: Error) => void): void;
   forget(requestId: string): void;
   stop(): Promise<void>;
 }
@@ -80,7 +92,7 @@ export interface ResultSink {
 /** Registers the RESULT protocol on a client node; one sink serves all of the node's routes. */
 export async function serveResults(node: Libp2p, options: { maxMessageBytes?: number } = {}): Promise<ResultSink> {
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
-  const waiting = new Map<string, { deliver: (frame: Uint8Array, hops: HopRecord[]) => void; fail: (err: Error) => void }>();
+  const waiting = new Map<string, { deliver: (frame: HiddenFrame, bytes: Uint8Array, hops: HopRecord[]) => void; fail: (err: Error) => void }>();
   const me = node.peerId.toString();
   await node.handle(RESULT_PROTOCOL, async (stream) => {
     const lp = lpStream(stream, { maxDataLength: maxBytes });
@@ -89,7 +101,7 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
     try {
       const first = decodeStageMessage((await lp.read()).subarray());
       if (first.kind !== 'open' || !waiting.has(first.open.requestId)) {
-        await refuse(new UnknownRequestError(first.kind === 'open' ? `this client has no request ${first.open.requestId}` : 'a result stream must start with OPEN'));
+        await refuse(new WrongRequestError(first.kind === 'open' ? `this client has no request ${first.open.requestId}` : 'a result stream must start with OPEN'));
         await stream.close();
         return;
       }
@@ -100,9 +112,10 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
         if (message.kind === 'end' || !target) break;
         if (message.kind === 'error') target.fail(new StageFailedError(message.failure));
         else if (message.kind === 'frame') {
-          const id = decodeFrame(message.frame, maxBytes).requestId;
-          if (id !== requestId) await refuse(new UnknownRequestError(`result for request ${id} on the stream of request ${requestId}`), requestId);
-          else target.deliver(message.frame, message.hops);
+          // The client's one parse of the result: handed on parsed, never parsed again.
+          const result = decodeFrame(message.frame, maxBytes);
+          if (result.requestId !== requestId) await refuse(new WrongRequestError(`result for request ${result.requestId} on the stream of request ${requestId}`), requestId);
+          else target.deliver(result, message.frame, message.hops);
         }
       }
     } catch (err) {
@@ -148,14 +161,14 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
     sessions.set(requestId, session);
     sink.expect(
       requestId,
-      (frame, hops) => {
+      (frame, bytes, hops) => {
         hops.forEach((h, i) => {
           stageMs[i]?.push(h.stageMs);
           if (!h.direct) linkDirect[i + 1] = false;
         });
         const p = session.pending;
         session.pending = undefined;
-        p?.resolve(frame);
+        p?.resolve({ frame, bytes });
       },
       (err) => failPending(session, err),
     );
@@ -170,23 +183,29 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
     return session;
   }
 
+  /** Sends one frame, `frame` parsed or built and `bytes` its encoding, and waits for its result. */
+  async function send(frame: HiddenFrame, bytes: Uint8Array): Promise<Result> {
+    const { requestId } = frame;
+    const session = sessions.get(requestId) ?? (await open(requestId));
+    if (!session.firstLinkDirect) linkDirect[0] = false;
+    const result = new Promise<Result>((resolve, reject) => {
+      const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${timeoutMs} ms`)), timeoutMs);
+      session.pending = {
+        resolve: (r) => (clearTimeout(timer), resolve(r)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+    });
+    await session.out.write(encodeFrameMessage([], bytes));
+    session.seals.add(frame);
+    return result;
+  }
+
   return {
     hops: options.hops,
-    async forward(frame) {
-      const { requestId } = decodeFrame(frame);
-      const session = sessions.get(requestId) ?? (await open(requestId));
-      if (!session.firstLinkDirect) linkDirect[0] = false;
-      const result = new Promise<Uint8Array>((resolve, reject) => {
-        const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${timeoutMs} ms`)), timeoutMs);
-        session.pending = {
-          resolve: (f) => (clearTimeout(timer), resolve(f)),
-          reject: (e) => (clearTimeout(timer), reject(e)),
-        };
-      });
-      await session.out.write(encodeFrameMessage([], frame));
-      session.seals.add(frame);
-      return result;
-    },
+    // For callers that hold bytes: parsed once here, for the request id and the seal.
+    forward: async (bytes) => (await send(decodeFrame(bytes), bytes)).bytes,
+    // The pipeline's way: the frame it built is encoded once and comes back parsed.
+    forwardFrame: async (frame) => (await send(frame, encodeFrame(frame))).frame,
     end(requestId) {
       const session = sessions.get(requestId);
       sessions.delete(requestId);

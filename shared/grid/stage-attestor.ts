@@ -14,7 +14,8 @@ import { encodeSignedCommitment, revealRecords, signCommitment } from '../trust/
 import { encodeStepRecord } from '../trust/step-record.ts';
 import type { StepRecord } from '../trust/step-record.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
-import { decodeTrustMessage, encodeCommit, encodeReveal, MAX_TRUST_CONTROL_BYTES, TRUST_PROTOCOL } from './trust-wire.ts';
+import { TRUST_PROTOCOL } from './protocol-ids.ts';
+import { decodeTrustMessage, encodeCommit, encodeReveal, MAX_TRUST_CONTROL_BYTES } from './trust-wire.ts';
 import type { Challenge } from './trust-wire.ts';
 
 /** The validator refused a commitment or a reveal; its reason is the message. */

@@ -9,24 +9,36 @@
  * signature per request, before its END) and keeps its upstream's seal in the journal: a
  * request's frames must come from the peer the route puts before this stage (the client for the
  * first stage).
+ *
+ * A frame is parsed once on this side of the hop, here, when it arrives (decodeFrame in
+ * `handle`): the request check, the stats and the journal all read that one parse. The engine
+ * gets the bytes: it runs behind a worker boundary (a Web Worker, or a Node worker thread), so
+ * it parses its own copy (worker/engine.ts). Its output comes back as bytes too, and is parsed
+ * once, only when the journal or the seal needs it.
  */
 import type { Libp2p } from 'libp2p';
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { InfermeshError } from '../errors.ts';
-import { decodeFrame } from '../protocol/frame.ts';
+import { decodeFrame, frameRows } from '../protocol/frame.ts';
+import type { HiddenFrame } from '../protocol/frame.ts';
 import type { LayerRange } from '../runtime/stage.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
 import { isDirectWebRTC, openDirectStream } from './node.ts';
 import { createSealQueue } from './seal-queue.ts';
-import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol.ts';
+import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
 
-/** A frame for a request this stream was not opened for (or a client that never asked). */
-export class UnknownRequestError extends InfermeshError {
-  override name = 'UnknownRequestError';
+/**
+ * A stream carrying another request than the one it was opened for: a frame for another request
+ * id on a stage stream, a result for another request on a result stream, or a result stream for
+ * a request the client never asked for. Not the engine's UnknownRequestError (shared/runtime/stage.ts),
+ * a step for a request whose cache the engine does not hold.
+ */
+export class WrongRequestError extends InfermeshError {
+  override name = 'WrongRequestError';
 }
 
 /** An OPEN for layers, a model or a route position this stage does not serve. */
@@ -127,15 +139,30 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     // A request whose steps could not all be noted is not committed to: a commitment with a gap would not replay.
     let journaled = deps.journal !== undefined;
     let noted = 0;
-    const note = (header: ReturnType<typeof decodeFrame>, rows: number, out: Uint8Array): boolean => {
+    const note = (input: HiddenFrame, rows: number, output: HiddenFrame | undefined): boolean => {
       try {
-        deps.journal!.record(open.requestId, { step: header.step, position: header.position, rows }, header.data, decodeFrame(out).data);
-        noted++;
-        return true;
+        if (output) {
+          deps.journal!.record(open.requestId, { step: input.step, position: input.position, rows }, input.data, output.data);
+          noted++;
+          return true;
+        }
       } catch {
-        deps.journal!.forget(open.requestId);
-        return false;
+        // the journal refused the step: forgotten below
       }
+      deps.journal!.forget(open.requestId);
+      return false;
+    };
+    /** What the stage keeps to answer for a step: the engine's output parsed once, for the journal and the seal, and only when either wants it. */
+    const keepForTrust = (input: HiddenFrame, rows: number, out: Uint8Array) => {
+      if (!journaled && !seals.sealing) return;
+      let output: HiddenFrame | undefined;
+      try {
+        output = decodeFrame(out);
+      } catch {
+        output = undefined;
+      }
+      seals.add(output);
+      journaled &&= note(input, rows, output);
     };
     // Refusals from further down travel back up to whoever sent the frame.
     const relayErrors = (async () => {
@@ -177,18 +204,18 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           continue;
         }
         try {
-          const header = decodeFrame(message.frame, maxBytes);
-          if (header.requestId !== open.requestId) {
-            throw new UnknownRequestError(`frame for request ${header.requestId} on the stream of request ${open.requestId}`);
+          // This hop's one parse of the frame (see the top of this file).
+          const input = decodeFrame(message.frame, maxBytes);
+          if (input.requestId !== open.requestId) {
+            throw new WrongRequestError(`frame for request ${input.requestId} on the stream of request ${open.requestId}`);
           }
           const t0 = now();
           // A copy: the engine may take the buffer (transfer to a worker) and the message shares the stream's.
           const out = await deps.engine.step(message.frame.slice());
           const ms = now() - t0;
           await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, direct: direct() }], out));
-          seals.add(out);
-          const rows = header.dims.length >= 2 ? header.dims[header.dims.length - 2] : 1;
-          journaled &&= note(header, rows, out);
+          const rows = frameRows(input);
+          keepForTrust(input, rows, out);
           stats.tokensServed += 1;
           if (rows === 1) {
             stats.recentDecodeMs.push(ms);

@@ -12,9 +12,10 @@
  *            request's frames 0..steps-1 (shared/trust/handoff.ts), sent once, before its END
  *
  * Hop records let the client see each stage's compute time and whether every link the tensor
- * crossed was direct, without a shared clock.
+ * crossed was direct, without a shared clock. The kind byte is binary-header.ts's message tag.
  */
 import { InfermeshError } from '../errors.ts';
+import { BinaryReader, startMessage, tagged } from '../protocol/binary-header.ts';
 import { FrameError } from '../protocol/frame.ts';
 import type { PeerAddress, RouteHop } from './protocol.ts';
 
@@ -41,7 +42,7 @@ export interface StageOpen {
 
 export interface StageFailure {
   requestId?: string;
-  /** the stable error name, e.g. FrameError, UnknownRequestError */
+  /** the stable error name, e.g. FrameError, WrongRequestError, or an engine's UnknownRequestError */
   name: string;
   message: string;
   /** the peer that refused */
@@ -78,13 +79,7 @@ export class StageFailedError extends InfermeshError {
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
-function jsonMessage(kind: number, value: unknown): Uint8Array {
-  const body = utf8.encode(JSON.stringify(value));
-  const out = new Uint8Array(1 + body.byteLength);
-  out[0] = kind;
-  out.set(body, 1);
-  return out;
-}
+const jsonMessage = (kind: number, value: unknown) => tagged(kind, utf8.encode(JSON.stringify(value)));
 
 export const encodeOpen = (open: StageOpen) => jsonMessage(MSG_OPEN, open);
 export const encodeFailure = (failure: StageFailure) => jsonMessage(MSG_ERROR, failure);
@@ -102,9 +97,7 @@ export const encodeEnd = (requestId: string) => jsonMessage(MSG_END, { requestId
 export function encodeFrameMessage(hops: HopRecord[], frame: Uint8Array): Uint8Array {
   if (hops.length > MAX_HOPS) throw new StageMessageError(`${hops.length} hops exceed the limit of ${MAX_HOPS}`);
   const at = 4 + 8 * hops.length;
-  const out = new Uint8Array(at + frame.byteLength);
-  const view = new DataView(out.buffer);
-  out[0] = MSG_FRAME;
+  const { bytes: out, view } = startMessage(MSG_FRAME, at + frame.byteLength);
   out[1] = hops.length;
   hops.forEach((h, i) => {
     view.setFloat32(4 + 8 * i, h.stageMs, true);
@@ -118,11 +111,10 @@ export function encodeFrameMessage(hops: HopRecord[], frame: Uint8Array): Uint8A
 const MAX_SEAL_BYTES = 512;
 
 export function encodeSeal(steps: number, seal: Uint8Array): Uint8Array {
-  const out = new Uint8Array(8 + seal.byteLength);
-  out[0] = MSG_SEAL;
-  new DataView(out.buffer).setUint32(4, steps, true);
-  out.set(seal, 8);
-  return out;
+  const { bytes, view } = startMessage(MSG_SEAL, 8 + seal.byteLength);
+  view.setUint32(4, steps, true);
+  bytes.set(seal, 8);
+  return bytes;
 }
 
 export function decodeStageMessage(bytes: Uint8Array): StageMessage {
@@ -130,16 +122,21 @@ export function decodeStageMessage(bytes: Uint8Array): StageMessage {
   const kind = bytes[0];
   if (kind === MSG_SEAL) {
     if (bytes.byteLength <= 8 || bytes.byteLength > 8 + MAX_SEAL_BYTES) throw new StageMessageError(`a seal message of ${bytes.byteLength} bytes holds no seal of 1..${MAX_SEAL_BYTES} bytes`);
-    return { kind: 'seal', steps: new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true), seal: bytes.slice(8) };
+    const body = new BinaryReader(bytes, 'seal message', StageMessageError, 4);
+    return { kind: 'seal', steps: body.u32('the step count'), seal: body.copy(body.left, 'the seal') };
   }
   if (kind === MSG_FRAME) {
     if (bytes.byteLength < 4) throw new FrameError('frame message shorter than its hop header');
     const count = bytes[1];
     const at = 4 + 8 * count;
     if (count > MAX_HOPS || bytes.byteLength < at) throw new FrameError(`frame message announces ${count} hop records it does not hold`);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const hops = Array.from({ length: count }, (_, i) => ({ stageMs: view.getFloat32(4 + 8 * i, true), direct: view.getUint8(8 + 8 * i) === 1 }));
-    return { kind: 'frame', hops, frame: bytes.subarray(at) };
+    const records = new BinaryReader(bytes, 'frame message', FrameError, 4);
+    const hops = Array.from({ length: count }, () => {
+      const hop = { stageMs: records.f32('a hop record'), direct: records.u8('a hop record') === 1 };
+      records.skip(3, 'a hop record');
+      return hop;
+    });
+    return { kind: 'frame', hops, frame: records.subarray(records.left, 'the frame') };
   }
   let value: Record<string, unknown>;
   try {

@@ -13,21 +13,18 @@
  *   4 RECEIPT    JSON { requestId, accepted: true }: the reveal matched the commitment and is queued for replay
  *   5 ERROR      JSON { name, message }: the message named was refused, and why
  *
- * Tensors stay binary; only control messages are JSON.
+ * Tensors stay binary; only control messages are JSON. The kind byte is binary-header.ts's
+ * message tag.
  */
 import { InfermeshError } from '../errors.ts';
+import { BinaryReader, startMessage, tagged } from '../protocol/binary-header.ts';
 import { FINGERPRINT_TOP_K } from '../trust/fingerprint.ts';
-
-export const TRUST_PROTOCOL = '/infermesh/trust/1.0.0';
 
 export const MSG_COMMIT = 1;
 export const MSG_CHALLENGE = 2;
 export const MSG_REVEAL = 3;
 export const MSG_RECEIPT = 4;
 export const MSG_TRUST_ERROR = 5;
-
-/** A stage's messages other than REVEAL (COMMIT) and the validator's (CHALLENGE lists at most a context's steps) stay under this. */
-export const MAX_TRUST_CONTROL_BYTES = 1 << 20;
 
 /** Bytes of one hash in a Merkle proof. */
 const HASH_BYTES = 32;
@@ -37,6 +34,9 @@ const RECORD_HEADER_BYTES = 92 + 16;
 const STEP_FRAMING_BYTES = 4 * 4;
 /** A fingerprint row: FINGERPRINT_TOP_K u16 indices and f16 values. */
 const FINGERPRINT_ROW_BYTES = FINGERPRINT_TOP_K * 4;
+
+/** A stage's messages other than REVEAL (COMMIT) and the validator's (CHALLENGE lists at most a context's steps) stay under this. */
+export const MAX_TRUST_CONTROL_BYTES = 1 << 20;
 
 /**
  * The largest REVEAL an honest stage of a model with this shape can send: every step of a
@@ -92,26 +92,17 @@ export type TrustMessage =
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-function withKind(kind: number, body: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(1 + body.byteLength);
-  bytes[0] = kind;
-  bytes.set(body, 1);
-  return bytes;
-}
-
-export const encodeCommit = (commitment: Uint8Array) => withKind(MSG_COMMIT, commitment);
-export const encodeChallenge = (challenge: Challenge) => withKind(MSG_CHALLENGE, utf8.encode(JSON.stringify(challenge)));
-export const encodeReceipt = (requestId: string, accepted: boolean) => withKind(MSG_RECEIPT, utf8.encode(JSON.stringify({ requestId, accepted })));
+export const encodeCommit = (commitment: Uint8Array) => tagged(MSG_COMMIT, commitment);
+export const encodeChallenge = (challenge: Challenge) => tagged(MSG_CHALLENGE, utf8.encode(JSON.stringify(challenge)));
+export const encodeReceipt = (requestId: string, accepted: boolean) => tagged(MSG_RECEIPT, utf8.encode(JSON.stringify({ requestId, accepted })));
 export const encodeTrustFailure = (err: unknown) =>
-  withKind(MSG_TRUST_ERROR, utf8.encode(JSON.stringify({ name: (err as Error)?.name ?? 'Error', message: (err as Error)?.message ?? String(err) })));
+  tagged(MSG_TRUST_ERROR, utf8.encode(JSON.stringify({ name: (err as Error)?.name ?? 'Error', message: (err as Error)?.message ?? String(err) })));
 
 export function encodeReveal(reveal: Reveal): Uint8Array {
   let size = 1 + 4 + 4;
   for (const r of reveal.records) size += 12 + r.record.byteLength + 32 * r.proof.length;
   for (const input of reveal.inputs) size += 4 + input.byteLength;
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
-  bytes[0] = MSG_REVEAL;
+  const { bytes, view } = startMessage(MSG_REVEAL, size);
   let at = 1;
   view.setUint32(at, reveal.records.length, true);
   at += 4;
@@ -138,48 +129,24 @@ export function encodeReveal(reveal: Reveal): Uint8Array {
   return bytes;
 }
 
-/** A cursor over a message that refuses to read past its end. */
-function reader(bytes: Uint8Array) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 1;
-  const need = (n: number, what: string) => {
-    if (at + n > bytes.byteLength) throw new TrustMessageError(`REVEAL ends inside ${what} (needs ${n} bytes at offset ${at}, has ${bytes.byteLength - at})`);
-  };
-  return {
-    u32(what: string) {
-      need(4, what);
-      const v = view.getUint32(at, true);
-      at += 4;
-      return v;
-    },
-    take(n: number, what: string) {
-      need(n, what);
-      // A copy (never Buffer#slice, a view): inputs are viewed as Float32Arrays, which need 4-byte alignment.
-      const v = new Uint8Array(bytes.subarray(at, at + n));
-      at += n;
-      return v;
-    },
-    done: () => at === bytes.byteLength,
-  };
-}
-
 function decodeReveal(bytes: Uint8Array): Reveal {
-  const r = reader(bytes);
+  // Copies, never views: inputs are viewed as Float32Arrays, which need 4-byte alignment.
+  const r = new BinaryReader(bytes, 'REVEAL', TrustMessageError, 1);
   const records: RevealedRecord[] = [];
   const recordCount = r.u32('the record count');
   for (let i = 0; i < recordCount; i++) {
     const index = r.u32(`record ${i}'s index`);
-    const record = r.take(r.u32(`record ${i}'s length`), `record ${i}`);
+    const record = r.copy(r.u32(`record ${i}'s length`), `record ${i}`);
     const proofCount = r.u32(`record ${i}'s proof length`);
     if (proofCount > 64) throw new TrustMessageError(`record ${i} has a ${proofCount}-hash proof; a tree of 2^64 steps is not a request`);
-    const proof = Array.from({ length: proofCount }, (_, h) => r.take(32, `record ${i}'s proof hash ${h}`));
+    const proof = Array.from({ length: proofCount }, (_, h) => r.copy(32, `record ${i}'s proof hash ${h}`));
     records.push({ index, record, proof });
   }
   const inputs: Float32Array[] = [];
   const inputCount = r.u32('the input count');
   for (let i = 0; i < inputCount; i++) {
     const count = r.u32(`input ${i}'s value count`);
-    const raw = r.take(count * 4, `input ${i}`);
+    const raw = r.copy(count * 4, `input ${i}`);
     inputs.push(new Float32Array(raw.buffer, raw.byteOffset, count));
   }
   if (!r.done()) throw new TrustMessageError(`REVEAL has ${bytes.byteLength} bytes, more than its records and inputs`);

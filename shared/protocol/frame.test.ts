@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { thrown } from '../../testkit/rejection.ts';
 import { decodeFrame, encodeFrame, FrameError, MAX_REQUEST_ID_BYTES } from './frame.ts';
 import type { HiddenFrame } from './frame.ts';
 
@@ -19,16 +20,6 @@ function trickyData(count: number): Float32Array {
 
 function sampleFrame(overrides: Partial<HiddenFrame> = {}): HiddenFrame {
   return { requestId: 'req-1', step: 7, position: 42, dims: [1, 3, 8], data: trickyData(24), ...overrides };
-}
-
-/** The error a call throws; fails the test when it does not throw. */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the call to throw');
 }
 
 function expectFrameError(fn: () => unknown, message: RegExp): void {
@@ -151,7 +142,7 @@ describe('hidden-state frames', () => {
   it('refuses a frame shorter than the fixed header', () => {
     const bytes = encodeFrame(sampleFrame());
     for (const length of [0, 4, 17]) {
-      expectFrameError(() => decodeFrame(bytes.subarray(0, length)), new RegExp(`frame of ${length} bytes is shorter than a header`));
+      expectFrameError(() => decodeFrame(bytes.subarray(0, length)), new RegExp(`frame of ${length} bytes is shorter than its header`));
     }
   });
 

@@ -2,7 +2,8 @@
  * Generation through a chain of stages, as a grid client does it: embed locally (a table
  * lookup), send the hidden state through each stage as a frame, run the head locally on the
  * last row, sample, repeat. On the grid and to workers the frames cross as bytes; between
- * in-process stages they pass decoded.
+ * in-process stages, and to and from a route link, they pass decoded. A frame is converted
+ * only when the next stage needs the other form (decoded, encoded).
  */
 import { UsageError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -18,7 +19,11 @@ import type { Stage } from './stage.ts';
 /** What the pipeline needs of a stage: an in-process Stage, or a shard engine in a worker or across the grid. */
 export interface StageLink {
   forward(frame: Uint8Array): Promise<Uint8Array>;
-  /** an in-process stage's step on a decoded frame: the hand-off skips encoding and parsing */
+  /**
+   * the same step on a frame as the pipeline holds it, answered in the same form: an in-process
+   * stage skips encoding and parsing; a route link (shared/grid/route-link.ts) encodes once and
+   * hands back the result it parsed on arrival, so no one parses a frame twice
+   */
   forwardFrame?(frame: HiddenFrame): Promise<HiddenFrame>;
   end(requestId: string): unknown;
 }

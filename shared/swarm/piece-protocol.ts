@@ -5,13 +5,16 @@
  * 2 = bad request (a UTF-8 reason follows). A requester may send several requests on one stream,
  * one after the other. Donors and SDK clients serve their PieceStore with servePieces; the swarm
  * fetcher asks with requestPiece. The server never trusts a request and never crashes on one.
+ * The status byte is binary-header.ts's message tag.
  */
 import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import type { Libp2p, Stream } from '@libp2p/interface';
 import { InfermeshError } from '../errors.ts';
 import { PIECE_SIZE } from '../model/manifest.ts';
-import { MAX_CONTROL_BYTES, PIECES_PROTOCOL } from '../grid/protocol.ts';
+import { MAX_CONTROL_BYTES } from '../grid/protocol.ts';
+import { PIECES_PROTOCOL } from '../grid/protocol-ids.ts';
+import { tagged } from '../protocol/binary-header.ts';
 import type { PieceKey } from './piece-plan.ts';
 import type { PieceStore } from './piece-store.ts';
 
@@ -73,17 +76,15 @@ export async function handlePieceStream(stream: Stream, options: ServePiecesOpti
 async function answer(request: Uint8Array, options: ServePiecesOptions): Promise<Uint8Array> {
   const parsed = parseRequest(request);
   if (typeof parsed === 'string') return badRequest(parsed);
-  if (options.packageIds && !options.packageIds().has(parsed.packageId)) return new Uint8Array([PIECE_NOT_HELD]);
+  if (options.packageIds && !options.packageIds().has(parsed.packageId)) return tagged(PIECE_NOT_HELD);
   let bytes: Uint8Array | undefined;
   try {
     bytes = await options.store.get(parsed.packageId, parsed.piece);
   } catch {
     bytes = undefined; // a store that cannot read a piece does not hold it, as far as peers can tell
   }
-  if (!bytes) return new Uint8Array([PIECE_NOT_HELD]);
-  const message = new Uint8Array(1 + bytes.byteLength);
-  message[0] = PIECE_OK;
-  message.set(bytes, 1);
+  if (!bytes) return tagged(PIECE_NOT_HELD);
+  const message = tagged(PIECE_OK, bytes);
   return message;
 }
 
@@ -102,13 +103,7 @@ function parseRequest(bytes: Uint8Array): PieceRequestMessage | string {
   return { packageId, piece };
 }
 
-function badRequest(reason: string): Uint8Array {
-  const text = new TextEncoder().encode(reason);
-  const message = new Uint8Array(1 + text.byteLength);
-  message[0] = PIECE_BAD_REQUEST;
-  message.set(text, 1);
-  return message;
-}
+const badRequest = (reason: string) => tagged(PIECE_BAD_REQUEST, new TextEncoder().encode(reason));
 
 export interface RequestPieceOptions {
   signal?: AbortSignal;

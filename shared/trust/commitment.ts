@@ -6,7 +6,7 @@
  * (challenge.ts), and checks each revealed record against the root before replaying it; a
  * stage cannot change a record after signing without breaking the root, nor deny a signature.
  *
- * Commitment encoding, the bytes that are signed (binary, little-endian):
+ * Commitment encoding, the bytes that are signed (binary, little-endian, the header binary-header.ts's):
  *   0 magic "IMCM"  4 version u8 (2)  5 reserved u8  6 package id length u16  then package id (utf-8)
  *   then request id length u16 + utf-8, peer id length u16 + utf-8, upstream peer id length u16 + utf-8,
  *   layers start u32, end u32, step count u32, root (32), upstream's transcript root (32),
@@ -16,6 +16,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { InfermeshError, UsageError } from '../errors.ts';
+import { binaryFormat, readDocument, startDocument } from '../protocol/binary-header.ts';
 import { merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
 import { peerPublicKey } from './peer-key.ts';
 import { encodeStepRecord } from './step-record.ts';
@@ -81,12 +82,11 @@ export interface RevealedRecord {
   proof: Uint8Array[];
 }
 
-const MAGIC = 0x4d43_4d49; // "IMCM" read as little-endian u32
 const VERSION = 2;
+const COMMITMENT = binaryFormat({ magic: 'IMCM', version: VERSION, noun: 'commitment', error: CommitmentFormatError });
 /** Ids are short; a cap keeps a header from being used to allocate memory. */
 const MAX_ID_BYTES = 1024;
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeCommitment(c: Commitment): Uint8Array {
   const ids = [c.packageId, c.requestId, c.peerId, c.upstream].map((s) => utf8.encode(s));
@@ -98,10 +98,7 @@ export function encodeCommitment(c: Commitment): Uint8Array {
     throw new UsageError(`bad commitment layers ${c.layers.start}..${c.layers.end} or step count ${c.stepCount}`);
   }
   if (!Number.isSafeInteger(c.createdAt) || c.createdAt < 0) throw new UsageError(`bad commitment time ${c.createdAt}`);
-  const bytes = new Uint8Array(6 + ids.reduce((n, b) => n + 2 + b.byteLength, 0) + 12 + 32 + 32 + 8 + 2 + c.upstreamSeal.byteLength);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, MAGIC, true);
-  view.setUint8(4, VERSION);
+  const { bytes, view } = startDocument(COMMITMENT, 6 + ids.reduce((n, b) => n + 2 + b.byteLength, 0) + 12 + 32 + 32 + 8 + 2 + c.upstreamSeal.byteLength);
   let at = 6;
   for (const id of ids) {
     view.setUint16(at, id.byteLength, true);
@@ -121,33 +118,23 @@ export function encodeCommitment(c: Commitment): Uint8Array {
 }
 
 export function decodeCommitment(bytes: Uint8Array): Commitment {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const need = (at: number, n: number) => {
-    if (at + n > bytes.byteLength) throw new CommitmentFormatError(`commitment ends at byte ${bytes.byteLength}, inside a field`);
-  };
-  need(0, 6);
-  if (view.getUint32(0, true) !== MAGIC) throw new CommitmentFormatError('not a commitment (bad magic)');
-  if (view.getUint8(4) !== VERSION) throw new CommitmentFormatError(`unsupported commitment version ${view.getUint8(4)}`);
-  let at = 6;
+  const fields = readDocument(COMMITMENT, bytes, 6);
+  fields.skip(1, 'a reserved byte');
   const ids: string[] = [];
   for (let i = 0; i < 4; i++) {
-    need(at, 2);
-    const n = view.getUint16(at, true);
+    const n = fields.u16('an id length');
     if (n === 0 || n > MAX_ID_BYTES) throw new CommitmentFormatError(`id length ${n} outside 1..${MAX_ID_BYTES}`);
-    need(at + 2, n);
-    try {
-      ids.push(fromUtf8.decode(bytes.subarray(at + 2, at + 2 + n)));
-    } catch (err) {
-      throw new CommitmentFormatError('an id is not valid UTF-8', { cause: err });
-    }
-    at += 2 + n;
+    ids.push(fields.utf8(n, 'an id'));
   }
-  need(at, 12 + 64 + 8 + 2);
-  const sealLength = view.getUint16(at + 84, true);
-  if (bytes.byteLength !== at + 86 + sealLength) throw new CommitmentFormatError(`commitment of ${bytes.byteLength} bytes does not end after its upstream seal of ${sealLength}`);
-  const layers = { start: view.getUint32(at, true), end: view.getUint32(at + 4, true) };
+  fields.need(12 + 64 + 8 + 2, 'its layers, roots, time and seal length');
+  const layers = { start: fields.u32('the first layer'), end: fields.u32('the end layer') };
+  const stepCount = fields.u32('the step count');
+  const root = fields.copy(32, 'the root');
+  const upstreamRoot = fields.copy(32, "the upstream's root");
+  const createdAt = fields.u64('the time');
+  const sealLength = fields.u16("the upstream's seal length");
+  if (fields.left !== sealLength) throw new CommitmentFormatError(`commitment of ${bytes.byteLength} bytes does not end after its upstream seal of ${sealLength}`);
   if (layers.end <= layers.start) throw new CommitmentFormatError(`empty layer range ${layers.start}..${layers.end}`);
-  const createdAt = view.getBigUint64(at + 76, true);
   if (createdAt > BigInt(Number.MAX_SAFE_INTEGER)) throw new CommitmentFormatError(`time ${createdAt} is out of range`);
   return {
     version: VERSION,
@@ -156,10 +143,10 @@ export function decodeCommitment(bytes: Uint8Array): Commitment {
     peerId: ids[2],
     upstream: ids[3],
     layers,
-    stepCount: view.getUint32(at + 8, true),
-    root: bytes.slice(at + 12, at + 44),
-    upstreamRoot: bytes.slice(at + 44, at + 76),
-    upstreamSeal: bytes.slice(at + 86),
+    stepCount,
+    root,
+    upstreamRoot,
+    upstreamSeal: fields.copy(sealLength, "the upstream's seal"),
     createdAt: Number(createdAt),
   };
 }

@@ -8,12 +8,13 @@
  * fails wrong weights, skipped layers, added noise and stale outputs (calibrated in
  * fingerprint-calibration.test.ts).
  *
- * Encoding (binary, little-endian):
+ * Encoding (binary, little-endian, the header binary-header.ts's):
  *   0 magic "IMFP"  4 version u8 (1)  5 value encoding u8 (1 = f16)  6 k u16  8 rows u32  12 width u32
  *   16 indices u16 × rows × k  then values f16 × rows × k
  * Each row lists its entries by decreasing |value| (ties: lower index first).
  */
 import { InfermeshError } from '../errors.ts';
+import { binaryFormat, readDocument, startDocument } from '../protocol/binary-header.ts';
 
 /** Bytes that are not a fingerprint (bad magic, version, sizes, indices). */
 export class FingerprintFormatError extends InfermeshError {
@@ -42,8 +43,7 @@ export const FINGERPRINT_TOP_K = 16;
  * outlier cannot fail.
  */
 export const VALUE_ENCODING_F16 = 1;
-const MAGIC = 0x5046_4d49; // "IMFP" read as little-endian u32
-const VERSION = 1;
+const FINGERPRINT = binaryFormat({ magic: 'IMFP', version: 1, noun: 'fingerprint', error: FingerprintFormatError });
 const HEADER_BYTES = 16;
 const F16_MAX = 65504;
 
@@ -207,10 +207,7 @@ export function fingerprintHidden(data: Float32Array, rows: number, width: numbe
 export function encodeFingerprint(fp: Fingerprint): Uint8Array {
   const n = fp.rows * fp.k;
   if (fp.indices.length !== n || fp.values.length !== n) throw new FingerprintFormatError(`fingerprint of ${fp.rows}×${fp.k} holds ${fp.indices.length} indices and ${fp.values.length} values`);
-  const bytes = new Uint8Array(HEADER_BYTES + 4 * n);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, MAGIC, true);
-  view.setUint8(4, VERSION);
+  const { bytes, view } = startDocument(FINGERPRINT, HEADER_BYTES + 4 * n);
   view.setUint8(5, VALUE_ENCODING_F16);
   view.setUint16(6, fp.k, true);
   view.setUint32(8, fp.rows, true);
@@ -223,14 +220,13 @@ export function encodeFingerprint(fp: Fingerprint): Uint8Array {
 }
 
 export function decodeFingerprint(bytes: Uint8Array): Fingerprint {
-  if (bytes.byteLength < HEADER_BYTES) throw new FingerprintFormatError(`fingerprint of ${bytes.byteLength} bytes is shorter than its header`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(0, true) !== MAGIC) throw new FingerprintFormatError('not a fingerprint (bad magic)');
-  if (view.getUint8(4) !== VERSION) throw new FingerprintFormatError(`unsupported fingerprint version ${view.getUint8(4)}`);
-  if (view.getUint8(5) !== VALUE_ENCODING_F16) throw new FingerprintFormatError(`unknown value encoding ${view.getUint8(5)}`);
-  const k = view.getUint16(6, true);
-  const rows = view.getUint32(8, true);
-  const width = view.getUint32(12, true);
+  const header = readDocument(FINGERPRINT, bytes, HEADER_BYTES);
+  const encoding = header.u8('the value encoding');
+  if (encoding !== VALUE_ENCODING_F16) throw new FingerprintFormatError(`unknown value encoding ${encoding}`);
+  const k = header.u16('k');
+  const rows = header.u32('the rows');
+  const width = header.u32('the width');
+  const { view } = header;
   if (k === 0 || rows === 0 || width === 0 || k > width || width > 0xffff) throw new FingerprintFormatError(`bad shape: ${rows} rows, width ${width}, k ${k}`);
   const n = rows * k;
   if (bytes.byteLength !== HEADER_BYTES + 4 * n) throw new FingerprintFormatError(`${rows} rows of k ${k} need ${HEADER_BYTES + 4 * n} bytes, got ${bytes.byteLength}`);

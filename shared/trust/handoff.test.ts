@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PrivateKey } from '@libp2p/interface';
-import { encodeFrame } from '../protocol/frame.ts';
+import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
 import { handoffInTranscript, handoffOfFrame, handoffProofs, HandoffSealError, sealTranscript, transcriptOf, transcriptSealed } from './handoff.ts';
 import { peerPublicKey } from './peer-key.ts';
 import type { Handoff } from './handoff.ts';
@@ -18,6 +18,9 @@ beforeAll(async () => {
   sender = await generateKeyPair('Ed25519');
   senderId = peerIdFromPrivateKey(sender).toString();
 });
+
+/** The hand-off of a frame as it crossed the wire (handoffOfFrame takes it parsed, as a sender holds it). */
+const handoffOfBytes = (frame: Uint8Array) => handoffOfFrame(decodeFrame(frame));
 
 /** A request's frames as a client sends them: a 4-row prompt, then one row a step. */
 async function sentFrames(requestId: string, steps: number): Promise<{ frames: Uint8Array[]; inputs: Float32Array[] }> {
@@ -36,7 +39,7 @@ async function sentFrames(requestId: string, steps: number): Promise<{ frames: U
 describe('hand-off transcripts', () => {
   it('cover what each frame carries; one seal over the root, verifiable by the sender\'s peer id alone', async () => {
     const { frames, inputs } = await sentFrames('req-7', 5);
-    const handoffs = await Promise.all(frames.map(handoffOfFrame));
+    const handoffs = await Promise.all(frames.map(handoffOfBytes));
     expect(handoffs[2]).toEqual({ requestId: 'req-7', step: 2, position: 5, rows: 1, tensorSha256: await tensorSha256(inputs[2]) });
     const transcript = await transcriptOf(handoffs);
     expect(transcript.steps).toBe(5);
@@ -52,7 +55,7 @@ describe('hand-off transcripts', () => {
     ['another request', (h) => ({ ...h, requestId: 'req-8' })],
     ['other rows', (h) => ({ ...h, rows: h.rows + 1 })],
   ])('prove no hand-off with %s', async (_, change) => {
-    const handoffs = await Promise.all((await sentFrames('req-7', 4)).frames.map(handoffOfFrame));
+    const handoffs = await Promise.all((await sentFrames('req-7', 4)).frames.map(handoffOfBytes));
     const transcript = await transcriptOf(handoffs);
     const proofs = await handoffProofs(handoffs);
     expect(await handoffInTranscript(change(handoffs[3]), proofs[3], transcript)).toBe(false);
@@ -60,7 +63,7 @@ describe('hand-off transcripts', () => {
   });
 
   it('seals hold under no other key, length, or root; a bad peer id is named', async () => {
-    const transcript = await transcriptOf(await Promise.all((await sentFrames('r', 3)).frames.map(handoffOfFrame)));
+    const transcript = await transcriptOf(await Promise.all((await sentFrames('r', 3)).frames.map(handoffOfBytes)));
     const seal = await sealTranscript(transcript, sender);
     const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString();
     expect(await transcriptSealed(transcript, seal, other)).toBe(false);
@@ -71,7 +74,7 @@ describe('hand-off transcripts', () => {
   });
 
   it('cover steps 0..n-1 of one request only', async () => {
-    const handoffs = await Promise.all((await sentFrames('r', 3)).frames.map(handoffOfFrame));
+    const handoffs = await Promise.all((await sentFrames('r', 3)).frames.map(handoffOfBytes));
     await expect(transcriptOf([handoffs[0], handoffs[2]])).rejects.toMatchObject({ name: 'UsageError' });
     await expect(transcriptOf([])).rejects.toMatchObject({ name: 'UsageError' });
   });
@@ -86,7 +89,7 @@ describe('the step journal with its upstream\'s seal', () => {
       journal.record(requestId, { step, position: step === 0 ? 0 : 3 + step, rows: n }, input, rows(n, 100 + step));
     });
     const sealedFrames = sealed(frames);
-    const transcript = await transcriptOf(await Promise.all(sealedFrames.map(handoffOfFrame)));
+    const transcript = await transcriptOf(await Promise.all(sealedFrames.map(handoffOfBytes)));
     journal.seal(requestId, senderId, sealedFrames.length, await sealTranscript(transcript, sender));
     return transcript;
   }

@@ -16,7 +16,8 @@
  * own signatures convict it. It also ties the first stage's input to the client: only the
  * client's key can seal the embedding rows it sent.
  *
- * Encodings (binary, little-endian):
+ * Encodings (binary, little-endian, the header binary-header.ts's; never decoded: they are
+ * hashed and signed):
  *   hand-off (a Merkle leaf): "IMHO" magic, version u8 (1), 3 reserved, step u32, position u32,
  *     rows u32, tensor SHA-256 (32), request id length u16, request id (utf-8)
  *   sealed transcript: "IMHT" magic, version u8 (1), 3 reserved, steps u32, root (32),
@@ -24,7 +25,9 @@
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { InfermeshError, UsageError } from '../errors.ts';
-import { decodeFrame } from '../protocol/frame.ts';
+import { binaryFormat, startDocument } from '../protocol/binary-header.ts';
+import { frameRows } from '../protocol/frame.ts';
+import type { HiddenFrame } from '../protocol/frame.ts';
 import { merkleProofs, merkleRoot, verifyMerkleProof } from './merkle.ts';
 import { peerPublicKey } from './peer-key.ts';
 import { tensorSha256 } from './step-record.ts';
@@ -50,9 +53,8 @@ export interface Transcript {
   root: Uint8Array;
 }
 
-const HANDOFF_MAGIC = 0x4f48_4d49; // "IMHO" read as little-endian u32
-const TRANSCRIPT_MAGIC = 0x5448_4d49; // "IMHT"
-const VERSION = 1;
+const HANDOFF = binaryFormat({ magic: 'IMHO', version: 1, noun: 'hand-off', error: HandoffSealError });
+const TRANSCRIPT = binaryFormat({ magic: 'IMHT', version: 1, noun: 'transcript', error: HandoffSealError });
 const utf8 = new TextEncoder();
 
 function idBytes(requestId: string): Uint8Array {
@@ -69,10 +71,7 @@ export function encodeHandoff(h: Handoff): Uint8Array {
   const id = idBytes(h.requestId);
   if (h.tensorSha256.byteLength !== 32) throw new UsageError('a hand-off hash must be 32 bytes');
   u32(h.step, h.position, h.rows);
-  const bytes = new Uint8Array(54 + id.byteLength);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, HANDOFF_MAGIC, true);
-  view.setUint8(4, VERSION);
+  const { bytes, view } = startDocument(HANDOFF, 54 + id.byteLength);
   view.setUint32(8, h.step, true);
   view.setUint32(12, h.position, true);
   view.setUint32(16, h.rows, true);
@@ -86,10 +85,7 @@ export function encodeTranscript(t: Transcript): Uint8Array {
   const id = idBytes(t.requestId);
   if (t.root.byteLength !== 32) throw new UsageError('a transcript root must be 32 bytes');
   u32(t.steps);
-  const bytes = new Uint8Array(46 + id.byteLength);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, TRANSCRIPT_MAGIC, true);
-  view.setUint8(4, VERSION);
+  const { bytes, view } = startDocument(TRANSCRIPT, 46 + id.byteLength);
   view.setUint32(8, t.steps, true);
   bytes.set(t.root, 12);
   view.setUint16(44, id.byteLength, true);
@@ -97,11 +93,10 @@ export function encodeTranscript(t: Transcript): Uint8Array {
   return bytes;
 }
 
-/** The hand-off a hidden-state frame (shared/protocol/frame.ts) is. */
-export async function handoffOfFrame(frame: Uint8Array): Promise<Handoff> {
-  const { requestId, step, position, dims, data } = decodeFrame(frame);
-  const rows = dims.length >= 2 ? dims[dims.length - 2] : 1;
-  return { requestId, step, position, rows, tensorSha256: await tensorSha256(data) };
+/** The hand-off a hidden-state frame (shared/protocol/frame.ts) is; the sender parsed or built it already. */
+export async function handoffOfFrame(frame: HiddenFrame): Promise<Handoff> {
+  const { requestId, step, position, data } = frame;
+  return { requestId, step, position, rows: frameRows(frame), tensorSha256: await tensorSha256(data) };
 }
 
 /** The transcript of a request's hand-offs, which must be steps 0..n-1 in order. */

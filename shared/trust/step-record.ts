@@ -8,13 +8,14 @@
  * step journal (step-journal.ts), leaves of the commitment's Merkle tree (commitment.ts),
  * revealed to the validator.
  *
- * Encoding (binary, little-endian):
+ * Encoding (binary, little-endian, the header binary-header.ts's):
  *   0 magic "IMSR"  4 version u8 (2)  5..7 reserved  8 step u32  12 position u32  16 rows u32
  *   20 input SHA-256 (32)  52 output SHA-256 (32)  84 fingerprint length u32
  *   88 hand-off proof length u16 (32 bytes a node)  90 reserved u16  92 fingerprint, then the proof's nodes
  * Tensor bytes are hashed as a frame carries them: little-endian float32 (shared/protocol/frame.ts).
  */
 import { InfermeshError, UsageError } from '../errors.ts';
+import { binaryFormat, readDocument, startDocument } from '../protocol/binary-header.ts';
 import { decodeFingerprint, encodeFingerprint, fingerprintHidden } from './fingerprint.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -42,8 +43,8 @@ export interface StepRecordMeta {
   rows: number;
 }
 
-const MAGIC = 0x5253_4d49; // "IMSR" read as little-endian u32
-const VERSION = 2;
+const STEP_RECORD = binaryFormat({ magic: 'IMSR', version: 2, noun: 'step record', error: StepRecordFormatError });
+/** Magic to the second reserved u16: every record's fixed part, before its fingerprint. */
 const HEADER_BYTES = 92;
 
 /**
@@ -74,10 +75,7 @@ export function encodeStepRecord(record: StepRecord): Uint8Array {
   if (record.handoffProof.length > 64 || record.handoffProof.some((n) => n.byteLength !== 32)) throw new UsageError('a hand-off proof is at most 64 nodes of 32 bytes');
   const fp = encodeFingerprint(record.output);
   const proofBytes = 32 * record.handoffProof.length;
-  const bytes = new Uint8Array(HEADER_BYTES + fp.byteLength + proofBytes);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, MAGIC, true);
-  view.setUint8(4, VERSION);
+  const { bytes, view } = startDocument(STEP_RECORD, HEADER_BYTES + fp.byteLength + proofBytes);
   view.setUint32(8, record.step, true);
   view.setUint32(12, record.position, true);
   view.setUint32(16, record.rows, true);
@@ -91,29 +89,25 @@ export function encodeStepRecord(record: StepRecord): Uint8Array {
 }
 
 export function decodeStepRecord(bytes: Uint8Array): StepRecord {
-  if (bytes.byteLength < HEADER_BYTES) throw new StepRecordFormatError(`step record of ${bytes.byteLength} bytes is shorter than its header`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(0, true) !== MAGIC) throw new StepRecordFormatError('not a step record (bad magic)');
-  if (view.getUint8(4) !== VERSION) throw new StepRecordFormatError(`unsupported step record version ${view.getUint8(4)}`);
-  const fpLength = view.getUint32(84, true);
-  const proofLength = view.getUint16(88, true);
+  const record = readDocument(STEP_RECORD, bytes, HEADER_BYTES);
+  record.skip(3, 'reserved bytes');
+  const step = record.u32('the step');
+  const position = record.u32('the position');
+  const rows = record.u32('the rows');
+  const inputSha256 = record.copy(32, 'the input hash');
+  const outputSha256 = record.copy(32, 'the output hash');
+  const fpLength = record.u32('the fingerprint length');
+  const proofLength = record.u16('the proof length');
+  record.skip(2, 'a reserved u16');
   if (bytes.byteLength !== HEADER_BYTES + fpLength + proofLength) throw new StepRecordFormatError(`step record says ${HEADER_BYTES + fpLength + proofLength} bytes but has ${bytes.byteLength}`);
   if (proofLength % 32 !== 0) throw new StepRecordFormatError(`a hand-off proof of ${proofLength} bytes is not whole 32-byte nodes`);
   let output: Fingerprint;
   try {
-    output = decodeFingerprint(bytes.subarray(HEADER_BYTES, HEADER_BYTES + fpLength));
+    output = decodeFingerprint(record.subarray(fpLength, 'its fingerprint'));
   } catch (err) {
     throw new StepRecordFormatError(`its fingerprint is unreadable: ${(err as Error).message}`, { cause: err });
   }
-  const rows = view.getUint32(16, true);
   if (output.rows !== rows) throw new StepRecordFormatError(`step record of ${rows} rows has a fingerprint of ${output.rows}`);
-  return {
-    step: view.getUint32(8, true),
-    position: view.getUint32(12, true),
-    rows,
-    inputSha256: bytes.slice(20, 52),
-    outputSha256: bytes.slice(52, 84),
-    output,
-    handoffProof: Array.from({ length: proofLength / 32 }, (_, i) => bytes.slice(HEADER_BYTES + fpLength + 32 * i, HEADER_BYTES + fpLength + 32 * (i + 1))),
-  };
+  const handoffProof = Array.from({ length: proofLength / 32 }, (_, i) => record.copy(32, `proof node ${i}`));
+  return { step, position, rows, inputSha256, outputSha256, output, handoffProof };
 }

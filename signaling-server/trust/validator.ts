@@ -36,7 +36,8 @@ import type { FingerprintThresholds, FingerprintVerdict } from '../../shared/tru
 import { handoffInTranscript, HandoffSealError, transcriptSealed } from '../../shared/trust/handoff.ts';
 import { decodeStepRecord, encodeStepRecord, tensorSha256 } from '../../shared/trust/step-record.ts';
 import type { StepRecord } from '../../shared/trust/step-record.ts';
-import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, maxRevealBytes, TRUST_PROTOCOL } from '../../shared/grid/trust-wire.ts';
+import { TRUST_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
+import { decodeTrustMessage, encodeChallenge, encodeReceipt, encodeTrustFailure, maxRevealBytes } from '../../shared/grid/trust-wire.ts';
 import { boundedLpStream, FRAMING_ERRORS } from '../../shared/grid/lp-stream.ts';
 import { CLOSE_GRACE_MS, endStream } from '../../shared/grid/stream-end.ts';
 import type { Reveal } from '../../shared/grid/trust-wire.ts';

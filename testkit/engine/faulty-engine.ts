@@ -5,6 +5,8 @@
  * Node tests use it in-process; the test pages run it in a Web Worker (faulty-engine.worker.ts).
  */
 import type { LoadReport } from '../../shared/engine/api.ts';
+import { decodeFrame, encodeFrame } from '../../shared/protocol/frame.ts';
+import type { HiddenFrame } from '../../shared/protocol/frame.ts';
 import { createShardEngine } from '../../worker/engine.ts';
 import type { EngineDeps, ExposedShardEngine } from '../../worker/engine.ts';
 import type { StageFault } from './stage-fault.ts';
@@ -33,7 +35,13 @@ export function createFaultyEngine(deps: EngineDeps, fault?: StageFault): Faulty
       stepFault = createStepFault(loaded);
       return loaded ? { ...report, fault: loaded } : report;
     },
-    step: (frame) => (stepFault ? stepFault.forward(frame, (f) => engine.step(f)) : engine.step(frame)),
+    async step(bytes) {
+      if (!stepFault) return engine.step(bytes);
+      // The cheat works on the parsed frame; the honest step behind it takes bytes again.
+      const input = decodeFrame(bytes);
+      const honest = async (frame: HiddenFrame) => decodeFrame(await engine.step(frame === input ? bytes : encodeFrame(frame)));
+      return encodeFrame(await stepFault.forward(input, honest));
+    },
     async end(requestId) {
       await engine.end(requestId);
       stepFault?.end(requestId);

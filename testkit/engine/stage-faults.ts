@@ -22,7 +22,7 @@ import { createGraphBuilder } from '../../shared/model/onnx/graph-builder.ts';
 import { DataType } from '../../shared/model/onnx/schema.ts';
 import type { Model, Tensor } from '../../shared/model/onnx/schema.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
-import { decodeFrame, encodeFrame } from '../../shared/protocol/frame.ts';
+import type { HiddenFrame } from '../../shared/protocol/frame.ts';
 import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { Xoshiro128 } from '../../shared/model/synthetic/random.ts';
 
@@ -178,9 +178,9 @@ function withoutOneLayer(config: ModelConfig, layers: LayerRange, shard: ShardGr
   };
 }
 
-/** A fault on each step's output: the engine hands it the honest forward to call, or not. */
+/** A fault on each step's output: the engine hands it the parsed frame and the honest forward to call, or not. */
 export interface StepFault {
-  forward(frame: Uint8Array, honest: (frame: Uint8Array) => Promise<Uint8Array>): Promise<Uint8Array>;
+  forward(frame: HiddenFrame, honest: (frame: HiddenFrame) => Promise<HiddenFrame>): Promise<HiddenFrame>;
   end(requestId: string): void;
 }
 
@@ -197,7 +197,7 @@ function noiseFault(sigma: number, seed: number): StepFault {
   const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
   return {
     async forward(frame, honest) {
-      const out = decodeFrame(await honest(frame));
+      const out = await honest(frame);
       const width = out.dims[out.dims.length - 1];
       const data = out.data.slice();
       for (let row = 0; row < data.length / width; row++) {
@@ -206,7 +206,7 @@ function noiseFault(sigma: number, seed: number): StepFault {
         const scale = sigma * Math.sqrt(sumSq / width);
         for (let j = row * width; j < (row + 1) * width; j++) data[j] += scale * gaussian();
       }
-      return encodeFrame({ ...out, data });
+      return { ...out, data };
     },
     end() {},
   };
@@ -223,17 +223,16 @@ const REPLAY_MEMORY = 1024;
 function replayFault(): StepFault {
   const last = new Map<string, { steps: number; rows: number; data: Float32Array }>();
   return {
-    async forward(frame, honest) {
-      const input = decodeFrame(frame);
+    async forward(input, honest) {
       const seen = last.get(input.requestId);
       const rows = input.dims[1];
       if (seen && seen.steps >= 2 && rows === 1 && seen.rows === 1) {
         seen.steps++;
-        return encodeFrame({ ...input, data: seen.data.slice() });
+        return { ...input, data: seen.data.slice() };
       }
-      const output = await honest(frame);
+      const output = await honest(input);
       last.delete(input.requestId);
-      last.set(input.requestId, { steps: (seen?.steps ?? 0) + 1, rows, data: decodeFrame(output).data.slice() });
+      last.set(input.requestId, { steps: (seen?.steps ?? 0) + 1, rows, data: output.data.slice() });
       if (last.size > REPLAY_MEMORY) last.delete(last.keys().next().value!);
       return output;
     },

@@ -7,7 +7,7 @@
  * stored-junk.ts). Broadcasts ('peers', 'assign', 'verdict') are not answers: they come
  * whatever the case sent. Used by run-fuzz.ts.
  */
-import { COORDINATOR_PROTOCOL } from '../../shared/grid/protocol.ts';
+import { COORDINATOR_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
 import { ANSWER_DEADLINE_MS, withDeadline } from './deadline.ts';
 import { helloMessage, renderCoordinatorPayload } from './coordinator-cases.ts';
 import type { CoordinatorCase, CoordinatorPayload } from './coordinator-cases.ts';

@@ -4,7 +4,7 @@
  * pieces). Junk there (stored-junk.ts) is junk a fuzz case got stored and the server is now
  * spreading. Reconnects after a server restart. Used by fuzz-rig.ts.
  */
-import { COORDINATOR_PROTOCOL } from '../../shared/grid/protocol.ts';
+import { COORDINATOR_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
 import { renderJson } from './json-template.ts';
 import { helloMessage } from './coordinator-cases.ts';
 import type { FuzzPeer } from './p2p-peers.ts';
