@@ -7,7 +7,7 @@
  * (commitments on vs off, replay cost, proof bytes, detection of each stage fault), fuzz (the
  * grid server under malformed HTTP and libp2p input: errors, crashes, stuck streams, peak memory).
  */
-import { Command } from 'commander';
+import { Command, type OptionValues } from 'commander';
 import { compileBench } from './compile-bench.ts';
 import { localBench } from './local-bench.ts';
 import { engineBench } from './engine-bench.ts';
@@ -31,65 +31,57 @@ function formatTable(result: unknown, indent = ''): string {
 }
 
 const program = new Command('bench');
-program
-  .command('compile')
-  .description('compile time, peak memory and package bytes per dtype (stories260K and synthetic:110m)')
-  .option('--json', 'print JSON')
+
+/** A suite's command: every suite prints its result as JSON with --json, as a table without. */
+const suite = (name: string, description: string) => program.command(name).description(description).option('--json', 'print JSON');
+
+/**
+ * The action that measures and prints. A suite that `lingers` started servers, tabs or WebRTC
+ * nodes: everything it started is closed, but a library can keep a handle open after (seen once
+ * after the WebRTC nodes stopped), so the process exits 5 s after printing instead of waiting.
+ */
+function printed(measure: (opts: OptionValues) => Promise<unknown>, { lingers = false } = {}) {
+  return async (opts: OptionValues) => {
+    print(await measure(opts), !!opts.json);
+    if (lingers) setTimeout(() => process.exit(), 5_000).unref();
+  };
+}
+
+suite('compile', 'compile time, peak memory and package bytes per dtype (stories260K and synthetic:110m)')
   .option('--models <list>', 'comma-separated checkpoints', 'stories260K,synthetic:110m')
-  .action(async (opts) => print(await compileBench({ models: opts.models.split(',') }), !!opts.json));
-program
-  .command('local')
-  .description('decode tokens/s of synthetic:110m through 1, 2, 4 stages next to the whole-model graph')
-  .option('--json', 'print JSON')
+  .action(printed((opts) => compileBench({ models: opts.models.split(',') })));
+suite('local', 'decode tokens/s of synthetic:110m through 1, 2, 4 stages next to the whole-model graph')
   .option('--preset <name>', 'synthetic preset', '110m')
   .option('--tokens <n>', 'decode steps per measurement', '64')
   // 11 rounds left the median ratio ±2% from run to run on 2 vCPUs; 21 narrow that.
   .option('--rounds <n>', 'interleaved rounds (median reported)', '21')
   .option('--threads <n>', 'onnxruntime intra-op threads per session (default: onnxruntime)')
-  .action(async (opts) =>
-    print(
-      await localBench({ preset: opts.preset, tokens: Number(opts.tokens), rounds: Number(opts.rounds), threads: opts.threads ? Number(opts.threads) : undefined }),
-      !!opts.json,
-    ),
-  );
+  .action(printed((opts) => localBench({ preset: opts.preset, tokens: Number(opts.tokens), rounds: Number(opts.rounds), threads: opts.threads ? Number(opts.threads) : undefined })));
 
-program
-  .command('engine')
-  .description('shard engine decode speed next to the whole-model graph: 110m on WASM in Chromium and in Node, tiny on WebGPU')
-  .option('--json', 'print JSON')
+suite('engine', 'shard engine decode speed next to the whole-model graph: 110m on WASM in Chromium and in Node, tiny on WebGPU')
   .option('--tokens <n>', 'decode steps per measurement', '32')
   .option('--rounds <n>', 'interleaved rounds (median reported)', '5')
-  .action(async (opts) => print(await engineBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), !!opts.json));
+  .action(printed((opts) => engineBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) })));
 
-program
-  .command('grid')
-  .description('decode tokens/s of synthetic:110m q4 through a grid of 1, 2 and 4 Chromium donor tabs (server, tabs and client as `infermesh demo` runs them)')
-  .option('--json', 'print JSON')
+suite('grid', 'decode tokens/s of synthetic:110m q4 through a grid of 1, 2 and 4 Chromium donor tabs (server, tabs and client as `infermesh demo` runs them)')
   .option('--tokens <n>', 'greedy completion tokens per generation', '64')
   .option('--rounds <n>', 'rounds per grid (median reported)', '3')
   .option('--schedule <kind>', 'interleaved (all three grids up, round by round) or sequential (one grid at a time); default: interleaved on 8+ cores')
-  .action(async (opts) => {
-    if (opts.schedule && !['interleaved', 'sequential'].includes(opts.schedule)) throw new Error(`--schedule must be interleaved or sequential, not ${opts.schedule}`);
-    print(await gridBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds), schedule: opts.schedule }), !!opts.json);
-    // Everything the suite started is closed, but a library can keep a handle open after (seen
-    // once after the WebRTC nodes stopped): do not let that hold the process.
-    setTimeout(() => process.exit(), 5_000).unref();
-  });
-program
-  .command('trust')
-  .description('tokens/s with commitments on and off (synthetic:110m q4, Node stage peers over WebRTC), replay cost, proof bytes per token, and detection of each stage fault')
-  .option('--json', 'print JSON')
+  .action(
+    printed(
+      async (opts) => {
+        if (opts.schedule && !['interleaved', 'sequential'].includes(opts.schedule)) throw new Error(`--schedule must be interleaved or sequential, not ${opts.schedule}`);
+        return gridBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds), schedule: opts.schedule });
+      },
+      { lingers: true },
+    ),
+  );
+suite('trust', 'tokens/s with commitments on and off (synthetic:110m q4, Node stage peers over WebRTC), replay cost, proof bytes per token, and detection of each stage fault')
   .option('--tokens <n>', 'greedy completion tokens per generation', '64')
   .option('--rounds <n>', 'interleaved on/off rounds (median of per-round ratios reported)', '15')
-  .action(async (opts) => {
-    print(await trustBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), !!opts.json);
-    setTimeout(() => process.exit(), 5_000).unref();
-  });
+  .action(printed((opts) => trustBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), { lingers: true }));
 
-program
-  .command('fuzz')
-  .description('the grid server (a child `infermesh serve`) under fuzzed HTTP requests and coordinator and trust messages: server errors, crashes, stuck streams, leaks, peak RSS')
-  .option('--json', 'print JSON')
+suite('fuzz', 'the grid server (a child `infermesh serve`) under fuzzed HTTP requests and coordinator and trust messages: server errors, crashes, stuck streams, leaks, peak RSS')
   .option('--cases <n>', 'fuzz cases', '10000')
   .option('--concurrency <n>', 'cases at once', '16')
   .option('--seed <n>', 'fast-check seed (default: random, printed)')
@@ -97,29 +89,30 @@ program
   .option('--case <i>', 'run only case i of the run (with the same --seed)')
   .option('--progress', 'progress on stderr')
   .option('--server-heap-mib <n>', "cap the server's V8 heap (--max-old-space-size): bounded state lives under a small cap, a leak crashes")
-  .action(async (opts) => {
-    // Ctrl-C or a kill: exiting runs the harness's exit hooks, which kill the server and its anvil and remove the temp folders.
-    process.once('SIGINT', () => process.exit(130));
-    process.once('SIGTERM', () => process.exit(143));
-    const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
-    const cases = Number(opts.cases);
-    const concurrency = Number(opts.concurrency);
-    const serverHeapMiB = opts.serverHeapMib !== undefined ? Number(opts.serverHeapMib) : undefined;
-    if (![seed, cases, concurrency].every(Number.isSafeInteger) || cases < 1 || concurrency < 1) throw new Error('--cases, --concurrency and --seed must be integers (cases and concurrency ≥ 1)');
-    if (serverHeapMiB !== undefined && !(Number.isSafeInteger(serverHeapMiB) && serverHeapMiB >= 64)) throw new Error('--server-heap-mib must be an integer ≥ 64');
-    print(
-      await fuzzBench({
-        cases,
-        concurrency,
-        seed,
-        families: opts.families?.split(',') as Family[] | undefined,
-        caseIndex: opts.case !== undefined ? Number(opts.case) : undefined,
-        progress: !!opts.progress,
-        serverHeapMiB,
-      }),
-      !!opts.json,
-    );
-    setTimeout(() => process.exit(), 5_000).unref();
-  });
+  .action(
+    printed(
+      async (opts) => {
+        // Ctrl-C or a kill: exiting runs the harness's exit hooks, which kill the server and its anvil and remove the temp folders.
+        process.once('SIGINT', () => process.exit(130));
+        process.once('SIGTERM', () => process.exit(143));
+        const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
+        const cases = Number(opts.cases);
+        const concurrency = Number(opts.concurrency);
+        const serverHeapMiB = opts.serverHeapMib !== undefined ? Number(opts.serverHeapMib) : undefined;
+        if (![seed, cases, concurrency].every(Number.isSafeInteger) || cases < 1 || concurrency < 1) throw new Error('--cases, --concurrency and --seed must be integers (cases and concurrency ≥ 1)');
+        if (serverHeapMiB !== undefined && !(Number.isSafeInteger(serverHeapMiB) && serverHeapMiB >= 64)) throw new Error('--server-heap-mib must be an integer ≥ 64');
+        return fuzzBench({
+          cases,
+          concurrency,
+          seed,
+          families: opts.families?.split(',') as Family[] | undefined,
+          caseIndex: opts.case !== undefined ? Number(opts.case) : undefined,
+          progress: !!opts.progress,
+          serverHeapMiB,
+        });
+      },
+      { lingers: true },
+    ),
+  );
 
 await program.parseAsync(process.argv);

@@ -3,9 +3,9 @@
  * adapter, and the static server serves what onnxruntime-web needs and nothing outside its roots.
  */
 import { request } from 'node:http';
-import { afterEach, describe, expect, test } from 'vitest';
-import { openApp, ortDistDir, type App } from '../testkit/browser-app.ts';
-import { startStaticServer, type StaticServer } from '../signaling-server/http/static-files.ts';
+import { describe, expect, onTestFinished, test } from 'vitest';
+import { openApp, ortDistDir } from '../testkit/browser-app.ts';
+import { startStaticServer } from '../signaling-server/http/static-files.ts';
 
 /** A raw GET: fetch() would normalise `..` away before sending it. */
 function rawGet(baseUrl: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
@@ -22,14 +22,9 @@ function rawGet(baseUrl: string, path: string): Promise<{ status: number; header
 }
 
 describe('engine test page', () => {
-  let app: App | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-  });
-
   test('runs crossOriginIsolated with a WebGPU adapter (SwiftShader without a GPU)', async () => {
-    app = await openApp('test/engine-test/', { waitFor: 'window.harness?.ready === true' });
+    const app = await openApp('test/engine-test/', { waitFor: 'window.harness?.ready === true' });
+    onTestFinished(() => app.close());
     const report = await app.page.evaluate(() => window.harness!.gpu());
     expect(report.crossOriginIsolated).toBe(true);
     expect(report.adapter).not.toBeNull();
@@ -40,14 +35,9 @@ describe('engine test page', () => {
 });
 
 describe('static server', () => {
-  let server: StaticServer | undefined;
-  afterEach(async () => {
-    await server?.close();
-    server = undefined;
-  });
-
   test('refuses `..` traversal and serves .wasm as application/wasm with COOP/COEP', async () => {
-    server = await startStaticServer({ routes: { '/ort/': ortDistDir } });
+    const server = await startStaticServer({ routes: { '/ort/': ortDistDir } });
+    onTestFinished(() => server.close());
 
     for (const path of ['/ort/../package.json', '/ort/../../package.json', '/ort/%2e%2e/package.json', '/ort/..%2fpackage.json']) {
       const res = await rawGet(server.url, path);

@@ -28,6 +28,7 @@ import { openClientSide } from '../worker/node/local-package.ts';
 import { createDirectorySink } from '../worker/node/package-dir.ts';
 import { packageBytes, removeTempDirs, STORIES_260K, TOK_512, tempDir, track } from '../testkit/model-fixtures.ts';
 import { compilePackage } from '../shared/model/compiler.ts';
+import { concatSteps, splitSteps } from '../testkit/seeded-steps.ts';
 import type { Manifest } from '../shared/model/manifest.ts';
 import type { LayerRange } from '../shared/runtime/stage.ts';
 import { compareFingerprint, fingerprintHidden, thresholdsFor } from '../shared/trust/fingerprint.ts';
@@ -114,20 +115,6 @@ const rangeKey = (pkg: Package, r: LayerRange) => `${pkg.name}/${r.start}-${r.en
 const maxRequests = Math.max(...Object.values(PLAN).map((p) => p.requests));
 const maxDecode = Math.max(...Object.values(PLAN).map((p) => p.decodeSteps));
 
-function split(rows: Float32Array, stepRows: number[], dim: number): Float32Array[] {
-  const out: Float32Array[] = [];
-  let at = 0;
-  for (const n of stepRows) (out.push(rows.subarray(at * dim, (at + n) * dim)), (at += n));
-  return out;
-}
-
-const concat = (parts: Float32Array[]) => {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
-  return out;
-};
-
 beforeAll(async () => {
   packagesDir = await tempDir('infermesh-e2e-trust-cal-');
   for (const dtype of DTYPES) {
@@ -151,9 +138,9 @@ beforeAll(async () => {
       const requests: StageRequest[] = [];
       for (const e of embedded) {
         // The stage's input: the embedding itself, or layers 0..start-1 of it (honest upstream stages, replayed here).
-        const steps = range.start === 0 ? split(e.rows, e.stepRows, dim) : await pkg.replayer.replay({ start: 0, end: range.start }, { steps: split(e.rows, e.stepRows, dim) });
+        const steps = range.start === 0 ? splitSteps(e.rows, e.stepRows, dim) : await pkg.replayer.replay({ start: 0, end: range.start }, { steps: splitSteps(e.rows, e.stepRows, dim) });
         const replay = await pkg.replayer.replay(range, { steps });
-        requests.push({ rows: concat(steps), promptRows: e.stepRows[0], stepRows: e.stepRows, steps, replay });
+        requests.push({ rows: concatSteps(steps), promptRows: e.stepRows[0], stepRows: e.stepRows, steps, replay });
       }
       stageRequests.set(rangeKey(pkg, range), requests);
     }
@@ -196,7 +183,7 @@ async function judge(ep: Ep, pkg: Package, range: LayerRange, served: StageReque
     if (!v.ok) tally.failures.push(`${where}: match ${v.worstMatch.matchFraction.toFixed(3)} (row ${v.worstMatch.row}), value error ${v.worstValue.valueError.toExponential(3)} (row ${v.worstValue.row})`);
   };
   for (const [r, request] of served.entries()) {
-    const out = split(outputs[r], request.stepRows, dim);
+    const out = splitSteps(outputs[r], request.stepRows, dim);
     const pass2 = r === 0 ? await pkg.replayer.replay(range, { steps: request.steps }, 2) : null;
     for (const [step, rows] of request.stepRows.entries()) {
       const fp = fingerprintHidden(out[step], rows, dim);

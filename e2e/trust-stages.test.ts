@@ -17,7 +17,7 @@ import { encodeCommitment, encodeSignedCommitment, signCommitment } from '../sha
 import { recordStep } from '../shared/trust/step-record.ts';
 import { decodeFrame, encodeFrame } from '../shared/protocol/frame.ts';
 import { startTrustGrid } from '../testkit/trust-grid.ts';
-import type { StagePeer, TrustGrid } from '../testkit/trust-grid.ts';
+import type { StageOptions, StagePeer, TrustGrid } from '../testkit/trust-grid.ts';
 
 const RANGES = [
   { start: 0, end: 2 },
@@ -43,6 +43,34 @@ function noisy(engine: StageEngine, sigma: number): StageEngine {
       return encodeFrame({ ...out, data });
     },
   };
+}
+
+/**
+ * A copy one ulp off in its first value: what a lying stage notes instead of its true input or
+ * output. Its own replay still matches, so only a seal can show the lie.
+ */
+function oneUlpOff(values: Float32Array): Float32Array {
+  const copy = values.slice();
+  new Uint32Array(copy.buffer)[0] ^= 1;
+  return copy;
+}
+
+/**
+ * Serves an 8-token request through the honest first and last stages and a middle stage that
+ * lies as `lie` says, with the verdicts and refusals cleared before; `judge` then checks what the
+ * validator made of it. The liar is stopped after.
+ */
+async function throughALiar(lie: StageOptions, judge: (liar: StagePeer, route: StagePeer[]) => Promise<void>): Promise<void> {
+  const liar = await grid.startStage(RANGES[1], lie);
+  try {
+    grid.refusals.length = 0;
+    grid.verdicts.length = 0;
+    const route = [honest[0], liar, honest[2]];
+    await grid.generate(route, 8);
+    await judge(liar, route);
+  } finally {
+    await liar.node.stop();
+  }
 }
 
 beforeAll(async () => {
@@ -95,20 +123,9 @@ describe('a stage that adds noise to its output', () => {
 });
 
 describe('a stage that commits to an input it did not receive', () => {
-  it('is convicted on its own commitment: the seal it holds from the stage before it does not cover those inputs', async () => {
-    // One ulp off in one value: its own replay still matches, only the seal shows the lie.
-    const misreport = (input: Float32Array) => {
-      const copy = input.slice();
-      new Uint32Array(copy.buffer)[0] ^= 1;
-      return copy;
-    };
-    const liar = await grid.startStage(RANGES[1], { misreport });
-    const { refusals, verdicts } = grid;
-    try {
-      refusals.length = 0;
-      verdicts.length = 0;
-      const route = [honest[0], liar, honest[2]];
-      await grid.generate(route, 8);
+  it('is convicted on its own commitment: the seal it holds from the stage before it does not cover those inputs', () =>
+    throughALiar({ misreport: oneUlpOff }, async (liar) => {
+      const { refusals, verdicts } = grid;
       const [attested] = await Promise.allSettled(await grid.waitForAttestations(liar));
       expect(attested).toMatchObject({ status: 'rejected', reason: { name: 'AttestationRefusedError' } });
       await grid.settled([honest[0], honest[2]]);
@@ -118,27 +135,13 @@ describe('a stage that commits to an input it did not receive', () => {
       expect(refusals).toContainEqual(expect.objectContaining({ peerId: liar.hop.peerId, name: 'HandoffSealError' }));
       // The stage before it is not blamed.
       expect(verdicts.filter((v) => v.peerId === honest[0].hop.peerId).every((v) => v.ok)).toBe(true);
-    } finally {
-      await liar.node.stop();
-    }
-  });
+    }));
 });
 
 describe('a stage that sends one tensor and commits to another', () => {
-  it('is convicted of equivocation: the next stage holds its seal over what it really sent', async () => {
-    // It commits to its true output one ulp off: its replay matches, its own seal convicts it.
-    const misrecordOutput = (output: Float32Array) => {
-      const copy = output.slice();
-      new Uint32Array(copy.buffer)[0] ^= 1;
-      return copy;
-    };
-    const liar = await grid.startStage(RANGES[1], { misrecordOutput });
-    const { refusals, verdicts } = grid;
-    try {
-      refusals.length = 0;
-      verdicts.length = 0;
-      const route = [honest[0], liar, honest[2]];
-      await grid.generate(route, 8);
+  it('is convicted of equivocation: the next stage holds its seal over what it really sent', () =>
+    throughALiar({ misrecordOutput: oneUlpOff }, async (liar, route) => {
+      const { refusals, verdicts } = grid;
       await grid.settled(route);
       const failed = verdicts.filter((v) => !v.ok);
       expect(failed.map((v) => [v.peerId, v.kind])).toEqual([[liar.hop.peerId, 'equivocation']]);
@@ -147,10 +150,7 @@ describe('a stage that sends one tensor and commits to another', () => {
       expect(failed[0].evidence.byteLength).toBeGreaterThan(200);
       expect(verdicts.filter((v) => v.peerId !== liar.hop.peerId).every((v) => v.ok)).toBe(true);
       expect(refusals).toEqual([]);
-    } finally {
-      await liar.node.stop();
-    }
-  });
+    }));
 });
 
 describe('a first stage', () => {

@@ -136,6 +136,8 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
     total_tokens: g.promptTokens + f.completionTokens,
   });
   const created = () => Math.floor(now() / 1000);
+  /** The fields every response and every chunk of one starts with. */
+  const envelope = <Kind extends string>(id: string, object: Kind, createdAt: number) => ({ id, object, created: createdAt, model: modelId });
 
   async function createChat(params: ChatCompletionCreateParams, requestOptions?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
     const p = requireObject(params);
@@ -146,10 +148,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
     if (g.sampling.stream) return chatChunks(g, id, created());
     const { text, finish } = await collect(g);
     return {
-      id,
-      object: 'chat.completion',
-      created: created(),
-      model: modelId,
+      ...envelope(id, 'chat.completion', created()),
       choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finish.reason }],
       usage: usageOf(g, finish),
     };
@@ -157,10 +156,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
 
   async function* chatChunks(g: Generation, id: string, createdAt: number): AsyncGenerator<ChatCompletionChunk> {
     const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null): ChatCompletionChunk => ({
-      id,
-      object: 'chat.completion.chunk',
-      created: createdAt,
-      model: modelId,
+      ...envelope(id, 'chat.completion.chunk', createdAt),
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
     });
     yield chunk({ role: 'assistant', content: '' }, null);
@@ -169,7 +165,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
       let r = await it.next();
       for (; !r.done; r = await it.next()) yield chunk({ content: r.value }, null);
       yield chunk({}, r.value.reason);
-      if (g.sampling.includeUsage) yield { id, object: 'chat.completion.chunk', created: createdAt, model: modelId, choices: [], usage: usageOf(g, r.value) };
+      if (g.sampling.includeUsage) yield { ...envelope(id, 'chat.completion.chunk', createdAt), choices: [], usage: usageOf(g, r.value) };
     } finally {
       // A consumer that stops reading (a client gone) must stop the generator, and with it the model.
       await it.return(undefined as never);
@@ -184,10 +180,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
     if (g.sampling.stream) return textChunks(g, id, created());
     const { text, finish } = await collect(g);
     return {
-      id,
-      object: 'text_completion',
-      created: created(),
-      model: modelId,
+      ...envelope(id, 'text_completion', created()),
       choices: [{ index: 0, text, logprobs: null, finish_reason: finish.reason }],
       usage: usageOf(g, finish),
     };
@@ -195,10 +188,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
 
   async function* textChunks(g: Generation, id: string, createdAt: number): AsyncGenerator<Completion> {
     const chunk = (text: string, finish: FinishReason | null): Completion => ({
-      id,
-      object: 'text_completion',
-      created: createdAt,
-      model: modelId,
+      ...envelope(id, 'text_completion', createdAt),
       choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
     });
     const it = pieces(g);
@@ -206,7 +196,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
       let r = await it.next();
       for (; !r.done; r = await it.next()) yield chunk(r.value, null);
       yield chunk('', r.value.reason);
-      if (g.sampling.includeUsage) yield { id, object: 'text_completion', created: createdAt, model: modelId, choices: [], usage: usageOf(g, r.value) };
+      if (g.sampling.includeUsage) yield { ...envelope(id, 'text_completion', createdAt), choices: [], usage: usageOf(g, r.value) };
     } finally {
       await it.return(undefined as never);
     }

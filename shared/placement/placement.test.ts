@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { coverage, hasRoute, planPlacement, rebalance, REPLICAS, spanOf, tilingStarts, weakestLayer } from './placement.ts';
 import { bestRoute } from './route.ts';
 import type { Assignment, ModelShape, NodeCapacity } from './types.ts';
+import { seededUniform } from '../../testkit/seeded-steps.ts';
 
 const MiB = 1 << 20;
 const shape = { nLayers: 12, bytesPerLayer: 100 * MiB };
@@ -115,16 +116,9 @@ describe('placement', () => {
 const stagesOf = (nodes: NodeCapacity[], plan: Assignment[]) =>
   plan.map((a) => ({ peerId: a.nodeId, layers: a.layers, msPerLayer: nodes.find((n) => n.id === a.nodeId)!.msPerLayer }));
 
-/** mulberry32: a small seeded generator, so a failing case can be replayed from its seed. */
+/** Seeded draws, so a failing case can be replayed from its seed: uniform in [0, 1), and whole numbers from lo to hi. */
 function seeded(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededUniform(seed);
   return { next, int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)) };
 }
 

@@ -155,22 +155,15 @@ contract Settlement {
 
     /// Starts the delay; a new request replaces the previous one and restarts the clock.
     function requestUnstake(uint256 amount) external {
-        if (amount == 0) revert ZeroAmount();
         uint256 available = stakeOf[msg.sender];
         if (amount > available) revert InsufficientStake(msg.sender, available, amount);
-        uint64 readyAt = uint64(block.timestamp) + withdrawDelay;
-        unstakeRequestOf[msg.sender] = Pending(amount, readyAt);
+        uint64 readyAt = _request(unstakeRequestOf, amount);
         emit UnstakeRequested(msg.sender, amount, readyAt);
     }
 
     /// Pays the requested amount, or what is left of the stake if a slash took part of it meanwhile.
     function unstake() external {
-        Pending memory request = unstakeRequestOf[msg.sender];
-        if (request.amount == 0) revert NothingRequested(msg.sender);
-        if (block.timestamp < request.readyAt) revert WithdrawalNotReady(msg.sender, request.readyAt);
-        uint256 amount = _min(request.amount, stakeOf[msg.sender]);
-        delete unstakeRequestOf[msg.sender];
-        stakeOf[msg.sender] -= amount;
+        uint256 amount = _release(unstakeRequestOf, stakeOf);
         totalStaked -= amount;
         emit Unstaked(msg.sender, amount);
         _send(msg.sender, amount);
@@ -196,22 +189,15 @@ contract Settlement {
 
     /// Starts the delay; a new request replaces the previous one and restarts the clock.
     function requestWithdrawal(uint256 amount) external {
-        if (amount == 0) revert ZeroAmount();
         uint256 available = escrowOf[msg.sender];
         if (amount > available) revert InsufficientEscrow(msg.sender, available, amount);
-        uint64 readyAt = uint64(block.timestamp) + withdrawDelay;
-        withdrawalRequestOf[msg.sender] = Pending(amount, readyAt);
+        uint64 readyAt = _request(withdrawalRequestOf, amount);
         emit WithdrawalRequested(msg.sender, amount, readyAt);
     }
 
     /// Pays the requested amount, or what escrow is left if vouchers were redeemed meanwhile.
     function withdraw() external {
-        Pending memory request = withdrawalRequestOf[msg.sender];
-        if (request.amount == 0) revert NothingRequested(msg.sender);
-        if (block.timestamp < request.readyAt) revert WithdrawalNotReady(msg.sender, request.readyAt);
-        uint256 amount = _min(request.amount, escrowOf[msg.sender]);
-        delete withdrawalRequestOf[msg.sender];
-        escrowOf[msg.sender] -= amount;
+        uint256 amount = _release(withdrawalRequestOf, escrowOf);
         totalEscrowed -= amount;
         emit Withdrawn(msg.sender, amount);
         _send(msg.sender, amount);
@@ -327,6 +313,30 @@ contract Settlement {
         address signer = ecrecover(digest, v, r, s);
         if (signer == address(0)) revert InvalidSignature();
         return signer;
+    }
+
+    /// Records the caller's request to take `amount` out (of stake or escrow) after the delay, in
+    /// place of any earlier one; returns when it can be paid. The caller has checked the amount
+    /// against its balance, each with its own error.
+    function _request(mapping(address => Pending) storage requests, uint256 amount) private returns (uint64 readyAt) {
+        if (amount == 0) revert ZeroAmount();
+        readyAt = uint64(block.timestamp) + withdrawDelay;
+        requests[msg.sender] = Pending(amount, readyAt);
+    }
+
+    /// Ends the caller's request once its delay is over and takes what it pays out of `balances`:
+    /// the requested amount, or what is left of the balance if it shrank meanwhile. The caller
+    /// lowers its total, emits its event and sends.
+    function _release(mapping(address => Pending) storage requests, mapping(address => uint256) storage balances)
+        private
+        returns (uint256 amount)
+    {
+        Pending memory request = requests[msg.sender];
+        if (request.amount == 0) revert NothingRequested(msg.sender);
+        if (block.timestamp < request.readyAt) revert WithdrawalNotReady(msg.sender, request.readyAt);
+        amount = _min(request.amount, balances[msg.sender]);
+        delete requests[msg.sender];
+        balances[msg.sender] -= amount;
     }
 
     function _send(address to, uint256 amount) private {

@@ -34,6 +34,7 @@ import { createStage } from '../runtime/stage.ts';
 import type { LayerRange, Stage } from '../runtime/stage.ts';
 import { referenceRange, referenceWeights } from '../../testkit/engine/reference-check.ts';
 import { compareFingerprint, fingerprintHidden, thresholdsFor } from './fingerprint.ts';
+import { concatSteps, seededNormal, splitSteps } from '../../testkit/seeded-steps.ts';
 import type { Fingerprint, FingerprintThresholds, FingerprintVerdict } from './fingerprint.ts';
 
 type Dtype = 'f32' | 'q8' | 'q4';
@@ -90,13 +91,6 @@ async function serve(chain: Stage[], inputs: Float32Array[]): Promise<Float32Arr
   return outputs;
 }
 
-const concat = (parts: Float32Array[]) => {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
-  return out;
-};
-
 /** Greedy generation through stages 0, RANGE, rest; records what the RANGE stage saw. */
 async function generate(client: ClientSide, pkg: Package, prompt: string): Promise<Served> {
   const config = pkg.manifest.config;
@@ -123,12 +117,6 @@ async function generate(client: ClientSide, pkg: Package, prompt: string): Promi
   }
   await Promise.all([before, stage, after].map((s) => s.release()));
   return served;
-}
-
-/** Splits a replay of the whole request (one prefill) back into its steps' rows. */
-function splitSteps(replay: Float32Array, rows: number[]): Float32Array[] {
-  let at = 0;
-  return rows.map((r) => replay.subarray((at += r * dim) - r * dim, at));
 }
 
 /** Per-step verdicts of claimed outputs (fingerprinted as a stage would) against replayed steps. */
@@ -168,22 +156,15 @@ function cheatSummary(vs: FingerprintVerdict[]): Summary {
   };
 }
 
-/** Seeded Gaussian noise (mulberry32 + Box-Muller), σ relative to each row's RMS. */
+/** Seeded Gaussian noise, σ relative to each row's RMS. */
 function addNoise(data: Float32Array, rows: number, sigma: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
-  };
+  const normal = seededNormal(seed);
   const out = data.slice();
   for (let r = 0; r < rows; r++) {
     let sumSq = 0;
     for (let j = 0; j < dim; j++) sumSq += data[r * dim + j] ** 2;
     const rms = Math.sqrt(sumSq / dim);
-    for (let j = 0; j < dim; j++) out[r * dim + j] += sigma * rms * Math.sqrt(-2 * Math.log(rand())) * Math.cos(2 * Math.PI * rand());
+    for (let j = 0; j < dim; j++) out[r * dim + j] += sigma * rms * normal();
   }
   return out;
 }
@@ -203,9 +184,9 @@ describe.each(DTYPES)('fingerprints of a %s package (stories260K, layers 1..3)',
     const client = await openClientSide(pkg.dir);
     for (const prompt of PROMPTS) {
       const served = await generate(client, pkg, prompt);
-      const input = concat(served.inputs);
+      const input = concatSteps(served.inputs);
       const fresh = await openStage(pkg, RANGE);
-      requests.push({ served, replay: splitSteps((await serve([fresh], [input]))[0], served.rows) });
+      requests.push({ served, replay: splitSteps((await serve([fresh], [input]))[0], served.rows, dim) });
       await fresh.release();
     }
     await client.head.release();
@@ -215,11 +196,11 @@ describe.each(DTYPES)('fingerprints of a %s package (stories260K, layers 1..3)',
     const weights = await referenceWeights(track(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 })), dtype);
     const honestRuns: Record<string, FingerprintVerdict[]> = { 'replay, default threads': [], 'replay, 1 thread': [], 'replay, TS reference': [] };
     for (const { served, replay } of requests) {
-      const input = concat(served.inputs);
+      const input = concatSteps(served.inputs);
       honestRuns['replay, default threads'].push(...verdicts(served.outputs, replay, served.rows, thresholds));
-      const single = splitSteps((await serve([oneThread], [input]))[0], served.rows);
+      const single = splitSteps((await serve([oneThread], [input]))[0], served.rows, dim);
       honestRuns['replay, 1 thread'].push(...verdicts(served.outputs, single, served.rows, thresholds));
-      const reference = splitSteps(referenceRange(config, weights, input, RANGE.start, RANGE.end), served.rows);
+      const reference = splitSteps(referenceRange(config, weights, input, RANGE.start, RANGE.end), served.rows, dim);
       honestRuns['replay, TS reference'].push(...verdicts(served.outputs, reference, served.rows, thresholds));
     }
     await oneThread.release();

@@ -9,18 +9,12 @@ import {
   thresholdsFor,
   toF16Bits,
 } from './fingerprint.ts';
+import { seededNormal } from '../../testkit/seeded-steps.ts';
 
-/** mulberry32 + Box-Muller: reproducible Gaussian rows. */
+/** Reproducible Gaussian rows. */
 function gaussian(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
-  };
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(rand())) * Math.cos(2 * Math.PI * rand()));
+  const normal = seededNormal(seed);
+  return Float32Array.from({ length: n }, () => normal());
 }
 
 const WIDTH = 256;

@@ -15,6 +15,7 @@ import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { InfermeshError, UsageError } from '../../shared/errors.ts';
+import { answerPreflight, type PreflightPolicy } from './cors.ts';
 import { HttpError, MalformedHttpError, MethodNotAllowedError, quoted, RouteNotFoundError } from './errors.ts';
 import { listenHttp } from './listen.ts';
 import { createBodyBudget, readJsonBody, type BodyBudget } from './request-body.ts';
@@ -93,6 +94,9 @@ const API_HEADERS = {
   'cross-origin-resource-policy': 'cross-origin',
   'cache-control': 'no-store',
 };
+
+/** OpenAI's SDKs send Authorization and x-stainless-* headers: a preflight allows what the browser asks for. */
+const API_PREFLIGHT: PreflightPolicy = { headers: API_HEADERS, methods: 'GET, POST, PUT, PATCH, DELETE, OPTIONS', allowedHeaders: 'content-type, authorization' };
 
 export function jsonResponse(value: unknown, status = 200): ApiResponse {
   return { status, json: value };
@@ -200,7 +204,7 @@ function answerMalformed(err: Error & { code?: string; reason?: string }, socket
 }
 
 async function serveApi(api: readonly ApiHandler[], bodies: BodyLimits, logError: (err: unknown) => void, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.method === 'OPTIONS') return preflight(req, res);
+  if (req.method === 'OPTIONS') return answerPreflight(req, res, API_PREFLIGHT);
   const controller = new AbortController();
   // The body's bytes stay held until the response is done: its parsed JSON lives as long.
   let held = 0;
@@ -290,15 +294,4 @@ function sseEvent(data: string): string {
     .split('\n')
     .map((line) => `data: ${line}`)
     .join('\n')}\n\n`;
-}
-
-function preflight(req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(204, {
-    ...API_HEADERS,
-    'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
-    // OpenAI's SDKs send Authorization and x-stainless-* headers: allow what the browser asks for.
-    'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'content-type, authorization',
-    'access-control-max-age': '86400',
-  });
-  res.end();
 }

@@ -10,6 +10,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
+import { answerPreflight, type PreflightPolicy } from './cors.ts';
 import { listenHttp } from './listen.ts';
 
 /** URL prefix (e.g. '/', '/ort/') → directory served under it; the longest matching prefix wins. */
@@ -54,6 +55,9 @@ export const STATIC_HEADERS = {
   // Builds change under the same names (each e2e run rebuilds dist/web); never keep an old copy.
   'cache-control': 'no-store',
 };
+
+/** A cross-origin fetch with a Range header, which is not CORS-safelisted, asks first. */
+const STATIC_PREFLIGHT: PreflightPolicy = { headers: STATIC_HEADERS, methods: 'GET, HEAD, OPTIONS', allowedHeaders: 'range' };
 
 interface Route {
   prefix: string;
@@ -116,7 +120,7 @@ export function createStaticFiles(routeTable: StaticRoutes): StaticFiles {
 }
 
 async function serve(routes: readonly Route[], req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.method === 'OPTIONS') return preflight(req, res);
+  if (req.method === 'OPTIONS') return answerPreflight(req, res, STATIC_PREFLIGHT);
   if (req.method !== 'GET' && req.method !== 'HEAD') return end(res, 405, 'only GET and HEAD');
   const target = resolveRequestPath(routes, req.url ?? '/');
   if ('status' in target) return end(res, target.status, target.status === 403 ? 'path traversal refused' : 'not found');
@@ -142,17 +146,6 @@ async function serve(routes: readonly Route[], req: IncomingMessage, res: Server
   const stream = createReadStream(target.file, range ?? {});
   stream.on('error', (err) => res.destroy(err));
   stream.pipe(res);
-}
-
-/** CORS preflight for a cross-origin fetch with a Range header that is not CORS-safelisted. */
-function preflight(req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(204, {
-    ...STATIC_HEADERS,
-    'access-control-allow-methods': 'GET, HEAD, OPTIONS',
-    'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'range',
-    'access-control-max-age': '86400',
-  });
-  res.end();
 }
 
 /** '/engine-test' → '/engine-test/', so the page's relative URLs resolve inside its folder. */

@@ -44,6 +44,21 @@ async function setup(name: string) {
   return { settlement, open, ...open() };
 }
 
+/**
+ * Where the crash tests start: one client's 500 gwei voucher redeemed, one request of the first
+ * provider's work recorded and prepared as a payout batch, not yet sent.
+ */
+async function preparedPayout(name: string, work: { layers: number; tokens: number }) {
+  const fixture = await setup(name);
+  const { settler } = fixture;
+  const [c1] = chain.clients;
+  const [p1] = chain.providers;
+  await settler.acceptVoucher(await sign(c1, settler, 500n * GWEI));
+  await settler.redeemVouchers();
+  settler.recordWork({ provider: p1.account.address, requestId: 'req-1', ...work });
+  return { ...fixture, p1, pending: settler.prepareBatch()! };
+}
+
 const sign = (client: SettlementWallet, settler: Settler, cumulativeAmount: bigint) =>
   signVoucher(client.account as Parameters<typeof signVoucher>[0], settler.domain, { cumulativeAmount });
 const earnings = async (settlement: Address, p: SettlementWallet) => (await balances(chain.publicClient, { settlement, account: p.account.address })).earnings;
@@ -88,13 +103,7 @@ describe('settler', () => {
   });
 
   it('after a crash between sending a payout and hearing back, resumes without paying again and says why', async () => {
-    const { settlement, ledger, settler, open } = await setup('crash-submitted');
-    const [c1] = chain.clients;
-    const [p1] = chain.providers;
-    await settler.acceptVoucher(await sign(c1, settler, 500n * GWEI));
-    await settler.redeemVouchers();
-    settler.recordWork({ provider: p1.account.address, requestId: 'req-1', layers: 8, tokens: 25 }); // 200 gwei
-    const pending = settler.prepareBatch()!;
+    const { settlement, ledger, open, p1, pending } = await preparedPayout('crash-submitted', { layers: 8, tokens: 25 }); // 200 gwei
     // The process sends the batch and records the hash, then dies before the receipt comes back.
     await payoutBatch(chain.coordinator, { settlement, batchId: pending.id, payouts: pending.payouts, onSubmitted: (h) => ledger.markSubmitted(pending.id, h) });
     const sentHash = ledger.batch(pending.id)!.txHash;
@@ -116,13 +125,7 @@ describe('settler', () => {
   });
 
   it('after a crash before the hash was recorded, finds the paying transaction in the chain logs', async () => {
-    const { settlement, ledger, settler, open } = await setup('crash-pending');
-    const [c1] = chain.clients;
-    const [p1] = chain.providers;
-    await settler.acceptVoucher(await sign(c1, settler, 500n * GWEI));
-    await settler.redeemVouchers();
-    settler.recordWork({ provider: p1.account.address, requestId: 'req-1', layers: 1, tokens: 100 });
-    const pending = settler.prepareBatch()!;
+    const { settlement, ledger, open, p1, pending } = await preparedPayout('crash-pending', { layers: 1, tokens: 100 });
     const receipt = await payoutBatch(chain.coordinator, { settlement, batchId: pending.id, payouts: pending.payouts });
     ledger.close(); // the ledger never heard of the transaction
 

@@ -15,22 +15,11 @@ import {
   type LayerCache,
   type Weights,
 } from './forward.ts';
-
-/** mulberry32: small, seeded, good enough for test weights. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededUniform } from '../../../testkit/seeded-steps.ts';
 
 /** Random weights for every canonical tensor: uniform with std ~ 1/sqrt(fan_in); norms near 1. */
 function randomWeights(config: ModelConfig, seed: number): Weights {
-  const rand = prng(seed);
+  const rand = seededUniform(seed);
   const map = new Map<string, Float32Array>();
   for (const { name, shape } of expectedTensors(config)) {
     const size = shape.reduce((a, b) => a * b, 1);
@@ -160,7 +149,7 @@ describe('rotary embedding', () => {
   });
 
   it('preserves norms and makes q.k depend only on the relative position', () => {
-    const rand = prng(7);
+    const rand = seededUniform(7);
     const inv = ropeInverseFrequencies(tiny);
     const heads = 3;
     const q = Float64Array.from(range(heads * tiny.headDim), () => 2 * rand() - 1);

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { blockTensorNames, expectedTensors } from '../checkpoint.ts';
+import type { ModelConfig } from '../config.ts';
 import { blockForward, createReferenceModel, embed, type LayerCache } from '../reference/forward.ts';
 import { createSyntheticCheckpoint, createSyntheticCheckpointFromConfig, syntheticTensor } from './checkpoint.ts';
 import { fillNormal } from './random.ts';
@@ -153,15 +154,20 @@ describe('synthetic checkpoint', () => {
   });
 });
 
+/** The reference forward pass's weights: each synthetic tensor generated once, when first read. */
+function syntheticWeights(config: ModelConfig, seed: number): (name: string) => Float32Array {
+  const cache = new Map<string, Float32Array>();
+  return (name) => {
+    let t = cache.get(name);
+    if (!t) cache.set(name, (t = syntheticTensor(config, seed, name)));
+    return t;
+  };
+}
+
 describe('synthetic weights in the reference forward pass', () => {
   it('keeps the hidden state and logits of tiny sane through every layer', () => {
     const config = syntheticConfig('tiny');
-    const cache = new Map<string, Float32Array>();
-    const weights = (name: string) => {
-      let t = cache.get(name);
-      if (!t) cache.set(name, (t = syntheticTensor(config, 3, name)));
-      return t;
-    };
+    const weights = syntheticWeights(config, 3);
     const tokens = [1, 300, 407, 409, 500, 12, 259, 42, 42, 42];
     const positions = tokens.map((_, i) => i);
 
@@ -198,12 +204,7 @@ describe('synthetic weights in the reference forward pass', () => {
 
   it('keeps a 110m block (GPT-2-scaled output projections) near the input scale', () => {
     const config = syntheticConfig('110m');
-    const cache = new Map<string, Float32Array>();
-    const weights = (name: string) => {
-      let t = cache.get(name);
-      if (!t) cache.set(name, (t = syntheticTensor(config, 3, name)));
-      return t;
-    };
+    const weights = syntheticWeights(config, 3);
     // a unit-RMS residual stream, as the N(0, 1) embedding gives
     const S = 4;
     const hidden = fillNormal(new Float32Array(S * config.dim), 3, 'test-hidden', 1);

@@ -88,7 +88,7 @@ export function exactSqrt(x: number): number {
 const U16_MEAN4 = 2 * 65535;
 const NORMAL_SCALE = exactSqrt(3 / (65536 * 65536 - 1));
 
-/** A seeded xoshiro128** generator for occasional values; bulk fills use the inlined loops below. */
+/** A seeded xoshiro128** generator for occasional values; the bulk fill of weights (fillNormal) inlines it. */
 export class Xoshiro128 {
   #s0: number;
   #s1: number;
@@ -174,27 +174,12 @@ export function fillNormal(out: Float32Array, seed: number, name: string, std: n
 
 /**
  * Fills `out` with values uniform over [lo, hi] (24-bit resolution; float32 rounding may reach
- * `hi`) from the (seed, name) generator.
+ * `hi`) from the (seed, name) generator. No weights are built with it, so unlike fillNormal it
+ * need not inline the generator.
  */
 export function fillUniform(out: Float32Array, seed: number, name: string, lo: number, hi: number): Float32Array {
-  const st = seedState(seed, name);
-  let s0 = st[0] | 0;
-  let s1 = st[1] | 0;
-  let s2 = st[2] | 0;
-  let s3 = st[3] | 0;
+  const generator = Xoshiro128.forTensor(seed, name);
   const k = (hi - lo) * (1 / 16777216);
-  const n = out.length;
-  for (let i = 0; i < n; i++) {
-    const m = Math.imul(s1, 5);
-    const a = Math.imul((m << 7) | (m >>> 25), 9);
-    const t = s1 << 9;
-    s2 ^= s0;
-    s3 ^= s1;
-    s1 ^= s2;
-    s0 ^= s3;
-    s2 ^= t;
-    s3 = (s3 << 11) | (s3 >>> 21);
-    out[i] = lo + (a >>> 8) * k;
-  }
+  for (let i = 0; i < out.length; i++) out[i] = lo + (generator.nextU32() >>> 8) * k;
   return out;
 }
