@@ -92,38 +92,32 @@ describe('infermesh compile on bad input', () => {
     expectNoPackage(parent, out);
   });
 
-  it('refuses safetensors whose header places a tensor past the end of the data', async () => {
-    const { parent, out } = await outParent();
-    const dir = await hfDir();
-    const weights = join(dir, 'model.safetensors');
-    writeFileSync(
-      weights,
-      lyingSafetensors(makeHfTensors(llama), (header, dataSize) => {
+  it.each([
+    {
+      lie: 'places a tensor past the end of the data',
+      tamper: (header: Parameters<Parameters<typeof lyingSafetensors>[1]>[0], dataSize: number) => {
         const t = header['model.norm.weight'];
         const span = t.data_offsets[1] - t.data_offsets[0];
         t.data_offsets = [dataSize, dataSize + span];
-      }),
-    );
-    const result = compile(dir, '--out', out);
-    expectOneLineFailure(result, weights, /tensor "model\.norm\.weight" data_offsets \[\d+, \d+\] run past the end of the data/);
-    expectNoPackage(parent, out);
-  });
-
-  it('refuses safetensors whose header gives two tensors overlapping bytes', async () => {
-    const { parent, out } = await outParent();
-    const dir = await hfDir();
-    const weights = join(dir, 'model.safetensors');
-    writeFileSync(
-      weights,
-      lyingSafetensors(makeHfTensors(llama), (header) => {
+      },
+      refusal: /tensor "model\.norm\.weight" data_offsets \[\d+, \d+\] run past the end of the data/,
+    },
+    {
+      lie: 'gives two tensors overlapping bytes',
+      tamper: (header: Parameters<Parameters<typeof lyingSafetensors>[1]>[0]) => {
         const q = header['model.layers.0.self_attn.q_proj.weight'];
         const k = header['model.layers.0.self_attn.k_proj.weight'];
         // k_proj slides 8 bytes back into q_proj's bytes, keeping its own size.
         k.data_offsets = [q.data_offsets[1] - 8, q.data_offsets[1] - 8 + (k.data_offsets[1] - k.data_offsets[0])];
-      }),
-    );
-    const result = compile(dir, '--out', out);
-    expectOneLineFailure(result, weights, /tensors "model\.layers\.0\.self_attn\.q_proj\.weight" and "model\.layers\.0\.self_attn\.k_proj\.weight" overlap/);
+      },
+      refusal: /tensors "model\.layers\.0\.self_attn\.q_proj\.weight" and "model\.layers\.0\.self_attn\.k_proj\.weight" overlap/,
+    },
+  ])('refuses safetensors whose header $lie', async ({ tamper, refusal }) => {
+    const { parent, out } = await outParent();
+    const dir = await hfDir();
+    const weights = join(dir, 'model.safetensors');
+    writeFileSync(weights, lyingSafetensors(makeHfTensors(llama), tamper));
+    expectOneLineFailure(compile(dir, '--out', out), weights, refusal);
     expectNoPackage(parent, out);
   });
 

@@ -137,26 +137,16 @@ describe('compiled Hugging Face checkpoints match the reference forward pass', (
     expect(err.decode).toBeLessThan(TOLERANCE);
   });
 
-  it('Llama with llama3 rope_scaling: prefill and decode logits within 1e-4', async () => {
-    const built = await buildPackage(llama3Scaled);
-    // The scaling changes the answer, so matching the scaled reference means it was applied.
-    const { ropeScaling: _, ...unscaled } = llama3Scaled;
-    const scaled = lastRow(createReferenceModel(llama3Scaled, built.weights).forward(PROMPT_8, PROMPT_8.map((_, i) => i)), 267);
-    const plain = lastRow(createReferenceModel(unscaled, built.weights).forward(PROMPT_8, PROMPT_8.map((_, i) => i)), 267);
-    expect(maxAbsDiff(scaled, plain)).toBeGreaterThan(1e-2);
-    const err = await compareWithReference(built, llama3Scaled, PROMPT_8);
-    expect(err.prefill).toBeLessThan(TOLERANCE);
-    expect(err.decode).toBeLessThan(TOLERANCE);
-  });
-
-  it('Mistral with sliding_window 4 over an 8-token prompt: prefill and decode logits within 1e-4', async () => {
-    const built = await buildPackage(mistralWindowed);
-    // The window changes the answer at this length, so matching means it was applied.
-    const { slidingWindow: _, ...full } = mistralWindowed;
-    const windowed = lastRow(createReferenceModel(mistralWindowed, built.weights).forward(PROMPT_8, PROMPT_8.map((_, i) => i)), 267);
-    const unwindowed = lastRow(createReferenceModel(full, built.weights).forward(PROMPT_8, PROMPT_8.map((_, i) => i)), 267);
-    expect(maxAbsDiff(windowed, unwindowed)).toBeGreaterThan(1e-2);
-    const err = await compareWithReference(built, mistralWindowed, PROMPT_8);
+  // Each option changes the answer at this length, so matching the reference with it means it was applied.
+  it.each([
+    { model: 'Llama with llama3 rope_scaling', config: llama3Scaled, option: 'ropeScaling' },
+    { model: 'Mistral with sliding_window 4 over an 8-token prompt', config: mistralWindowed, option: 'slidingWindow' },
+  ] as const)('$model: prefill and decode logits within 1e-4', async ({ config, option }) => {
+    const built = await buildPackage(config);
+    const { [option]: _, ...without } = config;
+    const logits = (c: ModelConfig) => lastRow(createReferenceModel(c, built.weights).forward(PROMPT_8, PROMPT_8.map((_, i) => i)), 267);
+    expect(maxAbsDiff(logits(config), logits(without))).toBeGreaterThan(1e-2);
+    const err = await compareWithReference(built, config, PROMPT_8);
     expect(err.prefill).toBeLessThan(TOLERANCE);
     expect(err.decode).toBeLessThan(TOLERANCE);
   });

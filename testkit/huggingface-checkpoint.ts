@@ -13,6 +13,23 @@ import { canonicalToHf } from '../shared/model/huggingface/tensor-names.ts';
 
 export { encodeSafetensors, encodeSafetensorsRaw, type WritableDtype, type WritableTensor } from '../shared/model/huggingface/safetensors-writer.ts';
 
+/** Qwen2-shaped and tiny: GQA (4 heads over 2 kv heads), q/k/v bias, tied embeddings; tests change what they check. */
+export const TINY_QWEN2: ModelConfig = {
+  architecture: 'qwen2',
+  dim: 16,
+  hiddenDim: 24,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  headDim: 4,
+  vocabSize: 267,
+  maxSeqLen: 64,
+  ropeTheta: 1_000_000,
+  normEps: 1e-6,
+  qkvBias: true,
+  tiedEmbeddings: true,
+};
+
 export interface WriteCheckpointOptions {
   /** Split the weights over this many shards with a model.safetensors.index.json (default 1: one model.safetensors). */
   shards?: number;

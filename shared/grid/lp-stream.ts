@@ -27,6 +27,21 @@ export class FrameTimeoutError extends InfermeshError {
  */
 export const FRAMING_ERRORS: ReadonlySet<string> = new Set(['InvalidDataLengthError', 'InvalidMessageLengthError', 'InvalidDataLengthLengthError', 'FrameLengthError', 'FrameTimeoutError']);
 
+/**
+ * One read of a length-prefixed stream, told apart the way every reader of the grid needs it: a
+ * message; the end (the peer closed or reset its end, inside a message or not); or a framing
+ * error, after which the stream cannot be read on and the sender is refused by name.
+ */
+export type NextMessage = { kind: 'message'; bytes: Uint8Array } | { kind: 'end' } | { kind: 'unframed'; error: Error };
+
+export async function nextMessage(lp: Pick<LengthPrefixedStream<Stream>, 'read'>): Promise<NextMessage> {
+  try {
+    return { kind: 'message', bytes: (await lp.read()).subarray() };
+  } catch (err) {
+    return FRAMING_ERRORS.has((err as Error)?.name) ? { kind: 'unframed', error: err as Error } : { kind: 'end' };
+  }
+}
+
 /** A control message crosses any link in well under this once its first byte is in. */
 export const MESSAGE_TIMEOUT_MS = 5_000;
 

@@ -27,6 +27,7 @@ import type { LayerRange } from '../runtime/stage.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
 import { isDirectWebRTC, openDirectStream } from './node.ts';
 import { createSealQueue } from './seal-queue.ts';
+import { nextMessage } from './lp-stream.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
@@ -174,18 +175,16 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
 
     try {
       for (;;) {
-        let raw: Uint8Array;
-        try {
-          raw = (await upstream.read()).subarray();
-        } catch (err) {
-          if (closed(err)) break;
+        const next = await nextMessage(upstream);
+        if (next.kind === 'end') break;
+        if (next.kind === 'unframed') {
           // An oversized length prefix leaves the stream unreadable: say why, then drop it.
-          await refuse(upstream, new StageMessageError(`message refused: ${(err as Error).message} (limit ${maxBytes} bytes)`), open.requestId);
+          await refuse(upstream, new StageMessageError(`message refused: ${next.error.message} (limit ${maxBytes} bytes)`), open.requestId);
           break;
         }
         let message;
         try {
-          message = decodeStageMessage(raw);
+          message = decodeStageMessage(next.bytes);
         } catch (err) {
           await refuse(upstream, err, open.requestId);
           continue;

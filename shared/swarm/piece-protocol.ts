@@ -14,6 +14,7 @@ import { InfermeshError } from '../errors.ts';
 import { PIECE_SIZE } from '../model/manifest.ts';
 import { MAX_CONTROL_BYTES } from '../grid/protocol.ts';
 import { PIECES_PROTOCOL } from '../grid/protocol-ids.ts';
+import { nextMessage } from '../grid/lp-stream.ts';
 import { tagged } from '../protocol/binary-header.ts';
 import type { PieceKey } from './piece-plan.ts';
 import type { PieceStore } from './piece-store.ts';
@@ -45,27 +46,19 @@ export async function servePieces(node: Pick<Libp2p, 'handle'>, options: ServePi
   await node.handle(PIECES_PROTOCOL, (stream) => handlePieceStream(stream, options));
 }
 
-// Errors of lpStream that leave the stream's framing unknown: answer once, then end the stream.
-const FRAMING_ERRORS = new Set(['InvalidDataLengthError', 'InvalidMessageLengthError', 'InvalidDataLengthLengthError']);
-
 /** Answers the requests on one inbound stream until the requester closes it. */
 export async function handlePieceStream(stream: Stream, options: ServePiecesOptions): Promise<void> {
   const lp = lpStream(stream, { maxDataLength: MAX_CONTROL_BYTES });
   try {
     for (;;) {
-      let request: Uint8Array;
-      try {
-        request = (await lp.read()).subarray();
-      } catch (err) {
-        const name = (err as Error)?.name;
-        if (name === 'UnexpectedEOFError') break; // the requester is done
-        if (FRAMING_ERRORS.has(name)) {
-          await lp.write(badRequest(`request is not a length-prefixed message of at most ${MAX_CONTROL_BYTES} bytes (${(err as Error).message})`));
-          break;
-        }
-        throw err;
+      const next = await nextMessage(lp);
+      if (next.kind === 'end') break; // the requester is done, or gone
+      if (next.kind === 'unframed') {
+        // The framing is lost: answer once, then end the stream.
+        await lp.write(badRequest(`request is not a length-prefixed message of at most ${MAX_CONTROL_BYTES} bytes (${next.error.message})`));
+        break;
       }
-      await lp.write(await answer(request, options));
+      await lp.write(await answer(next.bytes, options));
     }
     await stream.close();
   } catch (err) {

@@ -35,6 +35,7 @@ import type { LayerRange, Stage } from '../runtime/stage.ts';
 import { referenceRange, referenceWeights } from '../../testkit/engine/reference-check.ts';
 import { compareFingerprint, fingerprintHidden, thresholdsFor } from './fingerprint.ts';
 import { concatSteps, seededNormal, splitSteps } from '../../testkit/seeded-steps.ts';
+import { serveSteps } from '../../testkit/engine/serve-steps.ts';
 import type { Fingerprint, FingerprintThresholds, FingerprintVerdict } from './fingerprint.ts';
 
 type Dtype = 'f32' | 'q8' | 'q4';
@@ -77,18 +78,7 @@ async function openStage(pkg: Package, layers: LayerRange, threads?: number): Pr
 
 /** Runs step inputs through a chain of stages with a KV cache, as a donor does; returns each step's output. */
 async function serve(chain: Stage[], inputs: Float32Array[]): Promise<Float32Array[]> {
-  const id = `cal-${++nextId}`;
-  const outputs: Float32Array[] = [];
-  let position = 0;
-  for (const [step, data] of inputs.entries()) {
-    const rows = data.length / dim;
-    let frame = encodeFrame({ requestId: id, step, position, dims: [1, rows, dim], data });
-    for (const s of chain) frame = await s.forward(frame);
-    outputs.push(decodeFrame(frame).data.slice());
-    position += rows;
-  }
-  chain.forEach((s) => s.end(id));
-  return outputs;
+  return (await serveSteps(chain, inputs, `cal-${++nextId}`, dim)).map((out) => out.data.slice());
 }
 
 /** Greedy generation through stages 0, RANGE, rest; records what the RANGE stage saw. */

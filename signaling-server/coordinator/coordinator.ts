@@ -24,7 +24,7 @@ import { MAX_CONTROL_BYTES } from '../../shared/grid/protocol.ts';
 import { COORDINATOR_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
 import type { FromCoordinator, ModelOffer, ToCoordinator, VerdictNotice } from '../../shared/grid/protocol.ts';
 import { CoordinatorMessageError, parseToCoordinator } from '../../shared/grid/coordinator-messages.ts';
-import { boundedLpStream, FRAMING_ERRORS } from '../../shared/grid/lp-stream.ts';
+import { boundedLpStream, nextMessage } from '../../shared/grid/lp-stream.ts';
 import { endStream } from '../../shared/grid/stream-end.ts';
 import { piecesOfFile } from '../../shared/swarm/package-pieces.ts';
 import { createRegistry } from './registry.ts';
@@ -230,20 +230,14 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
     }, helloTimeoutMs);
     try {
       for (;;) {
-        let bytes: Uint8Array;
-        try {
-          bytes = (await lp.read()).subarray();
-        } catch (err) {
-          const name = (err as Error)?.name;
-          if (FRAMING_ERRORS.has(name)) {
-            await session.refuse(new CoordinatorFrameError(`a coordinator message is a varint length, then at most ${MAX_CONTROL_BYTES} bytes of JSON: ${(err as Error).message}`));
-          } else {
-            // The peer closed its end (inside a message or not) or the stream was reset: the peer
-            // left (tab closed, reload, network gone). Our end closes too.
-            await endStream(stream);
-          }
-          return;
+        const next = await nextMessage(lp);
+        if (next.kind === 'unframed') {
+          return await session.refuse(new CoordinatorFrameError(`a coordinator message is a varint length, then at most ${MAX_CONTROL_BYTES} bytes of JSON: ${next.error.message}`));
         }
+        // The peer closed its end or the stream was reset: the peer left (tab closed, reload,
+        // network gone). Our end closes too.
+        if (next.kind === 'end') return await endStream(stream);
+        const bytes = next.bytes;
         // A replaced stream's last messages speak for a session that is over.
         if (sessions.get(peerId) !== session) continue;
         try {

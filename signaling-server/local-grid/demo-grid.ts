@@ -22,21 +22,19 @@ export class GridNotServingError extends InfermeshError {
 
 /** How often the registry and the tabs are looked at while waiting: cheap, and fine enough for a time measured in seconds. */
 const POLL_MS = 200;
-/** Downloading and loading 12 layers of the 110M model takes a few seconds per tab; this is a stuck grid. */
-const DEFAULT_SERVING_TIMEOUT_MS = 300_000;
-/**
- * How long to wait for the tabs' link probes. Two tabs introduced at once dial each other at
- * once, and that can leave a half-open WebRTC connection on one side that takes 10-20 s to be
- * dropped; a stage dialing over it before then times out. A probe that came back proves the
- * link the stages will use, so the grid is ready when every tab has measured every other.
- */
-const DEFAULT_LINKS_TIMEOUT_MS = 60_000;
 
 export interface DemoGridOptions {
   modelDir: string;
   tabs: number;
   maxLayersPerNode: number;
+  /** default 300 s: downloading and loading 12 layers of the 110M model takes a few seconds per tab; longer is a stuck grid */
   servingTimeoutMs?: number;
+  /**
+   * default 60 s: how long to wait for the tabs' link probes. Two tabs introduced at once dial
+   * each other at once, and that can leave a half-open WebRTC connection on one side that takes
+   * 10-20 s to be dropped; a stage dialing over it before then times out. A probe that came back
+   * proves the link the stages will use, so the grid is ready when every tab has measured every other.
+   */
   linksTimeoutMs?: number;
   /** status lines for people (stderr) */
   log?: (line: string) => void;
@@ -66,6 +64,7 @@ const tabState = async (tab: DonorTab) => ((await tab.state()) ?? {}) as TabStat
 const range = (l?: { start: number; end: number }) => (l ? `${l.start}..${l.end - 1}` : 'none');
 
 export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid> {
+  const { servingTimeoutMs = 300_000, linksTimeoutMs = 60_000 } = options;
   const log = options.log ?? (() => undefined);
   const server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: options.modelDir, maxLayersPerNode: options.maxLayersPerNode });
   let donors: DonorTabs | undefined;
@@ -79,12 +78,12 @@ export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid>
     const opened = performance.now();
     donors = await openDonorTabs(server.url, options.tabs);
     log(`opened ${options.tabs} donor tab(s) in ${Math.round(performance.now() - opened)} ms`);
-    await waitUntilServing(server, donors, options.tabs, options.servingTimeoutMs ?? DEFAULT_SERVING_TIMEOUT_MS, log);
+    await waitUntilServing(server, donors, options.tabs, servingTimeoutMs, log);
     const timeToServingMs = Math.round(performance.now() - opened);
     log(`every layer served after ${timeToServingMs} ms`);
-    const linked = await waitForLinks(server, options.linksTimeoutMs ?? DEFAULT_LINKS_TIMEOUT_MS);
+    const linked = await waitForLinks(server, linksTimeoutMs);
     const timeToLinksMs = linked ? Math.round(performance.now() - opened) : null;
-    log(linked ? `every tab measured its links to the others after ${timeToLinksMs} ms` : `warning: not every link between tabs was measured within ${options.linksTimeoutMs ?? DEFAULT_LINKS_TIMEOUT_MS} ms; a stage may stall on it`);
+    log(linked ? `every tab measured its links to the others after ${timeToLinksMs} ms` : `warning: not every link between tabs was measured within ${linksTimeoutMs} ms; a stage may stall on it`);
     client = await connectGrid({ url: server.url, model: server.manifest.id }, { ort: ort as unknown as OrtModule });
     return { server, donors, client, timeToServingMs, timeToLinksMs, close };
   } catch (err) {

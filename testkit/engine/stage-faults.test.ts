@@ -25,6 +25,8 @@ import type { EngineOrt } from '../../worker/engine.ts';
 import { skippedLayer } from './stage-faults.ts';
 import { startNodeEngine } from '../../worker/node/engine-host.ts';
 import { maxRelativeError } from './reference-check.ts';
+import { serveSteps } from './serve-steps.ts';
+import { engineStage } from '../../shared/runtime/pipeline.ts';
 
 const RANGE: LayerRange = { start: 1, end: 4 };
 const DECODE_STEPS = 12;
@@ -51,20 +53,9 @@ const engineFor = async (pkg: Package, layers: LayerRange, fault?: StageFault): 
 
 /** Sends the steps through a chain of engines as one request, with its KV cache; returns each step's output. */
 async function serve(chain: ShardEngine[], steps: Float32Array[]): Promise<Float32Array[]> {
-  const id = `fault-${++nextId}`;
-  const outputs: Float32Array[] = [];
-  let position = 0;
-  for (const [step, data] of steps.entries()) {
-    const rows = data.length / dim;
-    let frame = encodeFrame({ requestId: id, step, position, dims: [1, rows, dim], data });
-    for (const engine of chain) frame = await engine.step(frame);
-    const out = decodeFrame(frame);
-    expect(out.dims).toEqual([1, rows, dim]);
-    outputs.push(out.data.slice());
-    position += rows;
-  }
-  await Promise.all(chain.map((e) => e.end(id)));
-  return outputs;
+  const outputs = await serveSteps(chain.map(engineStage), steps, `fault-${++nextId}`, dim);
+  outputs.forEach((out, i) => expect(out.dims).toEqual([1, rowsOf(steps[i]), dim]));
+  return outputs.map((out) => out.data.slice());
 }
 
 const rowsOf = (data: Float32Array) => data.length / dim;

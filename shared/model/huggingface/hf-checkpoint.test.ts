@@ -11,6 +11,7 @@ import { canonicalToHf } from './tensor-names.ts';
 import { bytesSource, type FileOpener } from '../byte-source.ts';
 import {
   huggingFaceCheckpointFiles,
+  TINY_QWEN2,
   makeHfTensors,
   tinyByteLevelTokenizerJson,
   toHfConfigJson,
@@ -23,22 +24,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 let dirCounter = 0;
 const newDir = () => join(root, `ckpt-${++dirCounter}`);
 
-/** Qwen2-shaped and tiny: GQA (4 heads over 2 kv heads), q/k/v bias, tied embeddings. */
-const qwen: ModelConfig = {
-  architecture: 'qwen2',
-  dim: 16,
-  hiddenDim: 24,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  headDim: 4,
-  vocabSize: 267,
-  maxSeqLen: 64,
-  ropeTheta: 1_000_000,
-  normEps: 1e-6,
-  qkvBias: true,
-  tiedEmbeddings: true,
-};
+const qwen = TINY_QWEN2;
 const llama: ModelConfig = { ...qwen, architecture: 'llama', qkvBias: false, tiedEmbeddings: false, nKvHeads: 4 };
 
 function data(t: WritableTensor): number[] {

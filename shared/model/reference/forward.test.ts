@@ -16,6 +16,7 @@ import {
   type Weights,
 } from './forward.ts';
 import { seededUniform } from '../../../testkit/seeded-steps.ts';
+import { TINY_QWEN2 } from '../../../testkit/huggingface-checkpoint.ts';
 
 /** Random weights for every canonical tensor: uniform with std ~ 1/sqrt(fan_in); norms near 1. */
 function randomWeights(config: ModelConfig, seed: number): Weights {
@@ -39,19 +40,13 @@ function randomWeights(config: ModelConfig, seed: number): Weights {
 }
 
 const tiny: ModelConfig = {
-  architecture: 'qwen2',
-  dim: 16,
-  hiddenDim: 24,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
+  ...TINY_QWEN2,
   // nHeads * headDim (32) != dim (16), so a confusion of the two shapes cannot pass.
   headDim: 8,
   vocabSize: 19,
   maxSeqLen: 32,
   ropeTheta: 10000,
   normEps: 1e-5,
-  qkvBias: true,
   tiedEmbeddings: false,
 };
 
