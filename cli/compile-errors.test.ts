@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MANIFEST_FILE } from '../shared/model/manifest.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
-import { encodeSafetensors, type SafetensorsHeader } from '../shared/model/huggingface/safetensors-writer.ts';
+import { encodeSafetensors, type SafetensorsHeader } from '../testkit/safetensors-writer.ts';
 import {
   makeHfTensors,
   toHfConfigJson,

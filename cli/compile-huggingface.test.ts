@@ -9,7 +9,7 @@ import { expectedTensors } from '../shared/model/checkpoint.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
 import { openHuggingFaceCheckpoint } from '../shared/model/huggingface/hf-checkpoint.ts';
 import { makeHfTensors, tinyByteLevelTokenizerJson, writeHuggingFaceCheckpoint, type WritableDtype } from '../testkit/huggingface-checkpoint.ts';
-import { createReferenceModel, type Weights } from '../shared/model/reference/forward.ts';
+import { createReferenceModel, type Weights } from '../testkit/reference/forward.ts';
 import { createHuggingFaceTokenizer } from '../shared/tokenizer/huggingface.ts';
 import { openLocalPipeline } from '../worker/node/local-package.ts';
 import { nodeFileOpener } from '../worker/node/node-files.ts';

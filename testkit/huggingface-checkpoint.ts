@@ -8,10 +8,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectedTensors } from '../shared/model/checkpoint.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
-import { encodeSafetensors, type WritableDtype, type WritableTensor } from '../shared/model/huggingface/safetensors-writer.ts';
+import { encodeSafetensors, type WritableDtype, type WritableTensor } from './safetensors-writer.ts';
 import { canonicalToHf } from '../shared/model/huggingface/tensor-names.ts';
 
-export { encodeSafetensors, encodeSafetensorsRaw, type WritableDtype, type WritableTensor } from '../shared/model/huggingface/safetensors-writer.ts';
+export { encodeSafetensors, encodeSafetensorsRaw, type WritableDtype, type WritableTensor } from './safetensors-writer.ts';
 
 /** Qwen2-shaped and tiny: GQA (4 heads over 2 kv heads), q/k/v bias, tied embeddings; tests change what they check. */
 export const TINY_QWEN2: ModelConfig = {

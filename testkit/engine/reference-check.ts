@@ -3,7 +3,7 @@ import type { Checkpoint } from '../../shared/model/checkpoint.ts';
 import { expectedTensors } from '../../shared/model/checkpoint.ts';
 import type { ModelConfig } from '../../shared/model/config.ts';
 import { dequantizeMatrix, quantizeMatrix } from '../../shared/model/quantize.ts';
-import { blockForward } from '../../shared/model/reference/forward.ts';
+import { blockForward } from '../reference/forward.ts';
 
 /** Weights the reference uses: f32 as stored, or what a q4/q8 package multiplies by. */
 export async function referenceWeights(checkpoint: Checkpoint, dtype: 'f32' | 'q8' | 'q4'): Promise<(name: string) => Float32Array> {

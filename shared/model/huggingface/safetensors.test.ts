@@ -6,7 +6,7 @@ import { openFileSource } from '../../../worker/node/node-files.ts';
 import { CheckpointFormatError } from '../../errors.ts';
 import { bytesSource, type ByteSource } from '../byte-source.ts';
 import { parseSafetensorsHeader, readSafetensorsTensor } from './safetensors.ts';
-import { encodeSafetensors, encodeSafetensorsRaw } from './safetensors-writer.ts';
+import { encodeSafetensors, encodeSafetensorsRaw } from '../../../testkit/safetensors-writer.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'infermesh-st-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

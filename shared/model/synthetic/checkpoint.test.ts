@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { blockTensorNames, expectedTensors } from '../checkpoint.ts';
 import type { ModelConfig } from '../config.ts';
-import { blockForward, createReferenceModel, embed, type LayerCache } from '../reference/forward.ts';
+import { blockForward, createReferenceModel, embed, type LayerCache } from '../../../testkit/reference/forward.ts';
 import { createSyntheticCheckpoint, createSyntheticCheckpointFromConfig, syntheticTensor } from './checkpoint.ts';
 import { fillNormal } from './random.ts';
 import { SYNTHETIC_PRESETS, syntheticConfig } from './presets.ts';

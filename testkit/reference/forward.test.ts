@@ -3,8 +3,8 @@
  * can be trusted as the oracle for the compiled ONNX shards.
  */
 import { describe, expect, it } from 'vitest';
-import type { ModelConfig } from '../config.ts';
-import { expectedTensors } from '../checkpoint.ts';
+import type { ModelConfig } from '../../shared/model/config.ts';
+import { expectedTensors } from '../../shared/model/checkpoint.ts';
 import {
   applyRotary,
   blockForward,
@@ -15,8 +15,8 @@ import {
   type LayerCache,
   type Weights,
 } from './forward.ts';
-import { seededUniform } from '../../../testkit/seeded-steps.ts';
-import { TINY_QWEN2 } from '../../../testkit/huggingface-checkpoint.ts';
+import { seededUniform } from '../seeded-steps.ts';
+import { TINY_QWEN2 } from '../huggingface-checkpoint.ts';
 
 /** Random weights for every canonical tensor: uniform with std ~ 1/sqrt(fan_in); norms near 1. */
 function randomWeights(config: ModelConfig, seed: number): Weights {

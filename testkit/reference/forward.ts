@@ -5,8 +5,8 @@
  * hide itself here. Everything is accumulated in float64; activations cross layer boundaries as
  * float32 because that is what the shards exchange.
  */
-import type { ModelConfig } from '../config.ts';
-import { EMBED_TENSOR, FINAL_NORM_TENSOR, LM_HEAD_TENSOR, blockTensorNames } from '../checkpoint.ts';
+import type { ModelConfig } from '../../shared/model/config.ts';
+import { EMBED_TENSOR, FINAL_NORM_TENSOR, LM_HEAD_TENSOR, blockTensorNames } from '../../shared/model/checkpoint.ts';
 import { applyRotary, ropeInverseFrequencies } from './rope.ts';
 
 export { applyRotary, ropeInverseFrequencies };

@@ -4,7 +4,7 @@
  * Layout follows the reference writer: header JSON padded with spaces to 8 bytes, tensors in
  * insertion order, packed back to back.
  */
-import { f32ToBf16Bits, f32ToF16Bits } from './float16.ts';
+import { f32ToBf16Bits, f32ToF16Bits } from '../shared/model/huggingface/float16.ts';
 
 export type WritableDtype = 'F32' | 'F16' | 'BF16';
 

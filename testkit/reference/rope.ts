@@ -3,7 +3,7 @@
  * (with Hugging Face `rope_scaling`) and the rotate-half rotation itself. Kept apart from
  * forward.ts so tests can check the rotation on its own, in float64.
  */
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../../shared/model/config.ts';
 
 /**
  * inv_freq[i] = theta^(-2i / headDim) for i < headDim/2, then scaled the way Hugging Face's
