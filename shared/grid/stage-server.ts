@@ -140,30 +140,25 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     // A request whose steps could not all be noted is not committed to: a commitment with a gap would not replay.
     let journaled = deps.journal !== undefined;
     let noted = 0;
-    const note = (input: HiddenFrame, rows: number, output: HiddenFrame | undefined): boolean => {
-      try {
-        if (output) {
-          deps.journal!.record(open.requestId, { step: input.step, position: input.position, rows }, input.data, output.data);
-          noted++;
-          return true;
-        }
-      } catch {
-        // the journal refused the step: forgotten below
-      }
-      deps.journal!.forget(open.requestId);
-      return false;
-    };
-    /** What the stage keeps to answer for a step: the engine's output parsed once, for the journal and the seal, and only when either wants it. */
+    /** What the stage keeps to answer for a step: the engine's output parsed once, for the seal and the journal, and only when either wants it. */
     const keepForTrust = (input: HiddenFrame, rows: number, out: Uint8Array) => {
       if (!journaled && !seals.sealing) return;
       let output: HiddenFrame | undefined;
       try {
         output = decodeFrame(out);
       } catch {
-        output = undefined;
+        output = undefined; // not a frame: no seal, and the request is not committed to
       }
       seals.add(output);
-      journaled &&= note(input, rows, output);
+      if (!journaled) return;
+      try {
+        if (!output) throw new Error('the engine answered with bytes that are not a frame');
+        deps.journal!.record(open.requestId, { step: input.step, position: input.position, rows }, input.data, output.data);
+        noted++;
+      } catch {
+        deps.journal!.forget(open.requestId);
+        journaled = false;
+      }
     };
     // Refusals from further down travel back up to whoever sent the frame.
     const relayErrors = (async () => {

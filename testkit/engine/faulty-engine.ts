@@ -21,7 +21,6 @@ export interface FaultyEngine extends ExposedShardEngine {
 
 export function createFaultyEngine(deps: EngineDeps, fault?: StageFault): FaultyEngine {
   let next = fault;
-  let loaded: StageFault | undefined;
   let stepFault: StepFault | null = null;
   const engine = createShardEngine({ ...deps, shardGraphs: (shard, request) => faultShard(next, shard.manifest, request.layers, shard) });
   return {
@@ -30,10 +29,10 @@ export function createFaultyEngine(deps: EngineDeps, fault?: StageFault): Faulty
       next = f;
     },
     async load(request) {
+      const serving = next;
       const report = await engine.load(request);
-      loaded = next;
-      stepFault = createStepFault(loaded);
-      return loaded ? { ...report, fault: loaded } : report;
+      stepFault = createStepFault(serving);
+      return serving ? { ...report, fault: serving } : report;
     },
     async step(bytes) {
       if (!stepFault) return engine.step(bytes);
