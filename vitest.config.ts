@@ -20,11 +20,25 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['e2e/**/*.test.ts'],
+          // The churn suite is the slow one: `npm run test:churn` (the README's second command).
+          exclude: ['e2e/churn/**', '**/node_modules/**'],
           // Each file drives a whole Chromium (and later several tabs and a relay): one at a time.
           fileParallelism: false,
           maxWorkers: 1,
           // Runs after the unit project, so browsers do not fight unit tests for the CPU.
           sequence: { groupOrder: 1 },
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
+          globalSetup: ['testkit/web-build.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'churn',
+          include: ['e2e/churn/**/*.test.ts'],
+          fileParallelism: false,
+          maxWorkers: 1,
           testTimeout: 180_000,
           hookTimeout: 300_000,
           globalSetup: ['testkit/web-build.ts'],

@@ -5,7 +5,9 @@
  * engine in Chromium and Node next to the whole-model graph on the same execution provider), grid
  * (decode speed through 1, 2 and 4 Chromium donor tabs of a grid on this machine), trust
  * (commitments on vs off, replay cost, proof bytes, detection of each stage fault), fuzz (the
- * grid server under malformed HTTP and libp2p input: errors, crashes, stuck streams, peak memory).
+ * grid server under malformed HTTP and libp2p input: errors, crashes, stuck streams, peak memory),
+ * churn (generations whose route loses a stage to a closed tab, a killed browser, a dropped or
+ * throttled link or a frozen tab: identical text, tokens lost and repeated, recovery time).
  */
 import { Command, type OptionValues } from 'commander';
 import { compileBench } from './compile-bench.ts';
@@ -14,6 +16,7 @@ import { engineBench } from './engine-bench.ts';
 import { gridBench } from './grid-bench.ts';
 import { trustBench } from './trust-bench.ts';
 import { fuzzBench } from './fuzz-bench.ts';
+import { churnBench } from './churn-bench.ts';
 import type { Family } from '../testkit/fuzz/fuzz-cases.ts';
 
 function print(result: unknown, json: boolean) {
@@ -110,6 +113,23 @@ suite('fuzz', 'the grid server (a child `infermesh serve`) under fuzzed HTTP req
           progress: !!opts.progress,
           serverHeapMiB,
         });
+      },
+      { lingers: true },
+    ),
+  );
+suite('churn', 'generations through real Chromium donor tabs whose route loses a stage at a random token (closed tab, killed browser, dropped or throttled link, frozen tab): identical text, lost and repeated tokens, recovery time, throughput against unbroken runs')
+  .option('--generations <n>', 'faulty generations', '50')
+  .option('--tokens <n>', 'completion tokens per generation', '100')
+  .option('--tabs <n>', 'donor tabs, each in a Chromium of its own (at least 6: three stages, a standby each)', '8')
+  .option('--seed <n>', 'picks the faults, stages and tokens', '1')
+  .action(
+    printed(
+      async (opts) => {
+        const [generations, tokens, tabs, seed] = [opts.generations, opts.tokens, opts.tabs, opts.seed].map(Number);
+        if (![generations, tokens, tabs, seed].every(Number.isSafeInteger) || generations < 1 || tokens < 3 || tabs < 6) {
+          throw new Error('--generations (≥ 1), --tokens (≥ 3), --tabs (≥ 6) and --seed must be integers');
+        }
+        return churnBench({ generations, tokens, tabs, seed });
       },
       { lingers: true },
     ),

@@ -85,6 +85,7 @@ program
   .option('--top-p <p>', 'nucleus sampling mass (1 = off)', number('--top-p', 0, 1), 0.9)
   .option('--seed <n>', 'sampling seed (llama2.c xorshift)', integer('--seed', 1), 42)
   .option('--json', 'print one JSON object (text, speed, route, hops, tabs) on stdout')
+  .option('--churn', 'give every layer a standby tab, then generate again closing a tab of the route halfway: the generation survives it with the same text, and the recovery is printed')
   .action(async (opts) => {
     try {
       await demoCommand(opts);

@@ -120,6 +120,25 @@ describe('bad input to a stage', () => {
     expect(failure.message).toContain('serves layers 0..1, not 0..2');
   });
 
+  it('refuses the replays a swap could send wrong, by name: unknown request, longer than the context, layers a standby does not hold', async () => {
+    const dim = manifest.config.dim;
+    const frame = (requestId: string, position: number, rows: number) => encodeFrameMessage([], encodeFrame({ requestId, step: 0, position, dims: [1, rows, dim], data: new Float32Array(rows * dim) }));
+    // A continuation for a request this stage never rebuilt: a replay must start at position 0.
+    const unknown = await openStream(stages[0]);
+    await unknown.write(open('replay-unknown'));
+    await unknown.write(frame('replay-unknown', 7, 1));
+    expect(await refusal(unknown)).toMatchObject({ name: 'UnknownRequestError', message: expect.stringContaining('unknown request replay-unknown (a new request starts at position 0)') });
+    // A replay of more rows than the model's context.
+    const long = await openStream(stages[0]);
+    await long.write(open('replay-long'));
+    await long.write(frame('replay-long', 0, manifest.config.maxSeqLen + 1));
+    expect(await refusal(long)).toMatchObject({ name: 'FrameError', message: expect.stringContaining(`positions up to ${manifest.config.maxSeqLen + 1} exceed the context of ${manifest.config.maxSeqLen}`) });
+    // A standby (here the last stage, layers 4..4) put on a route for layers it does not hold.
+    const standby = await openStream(stages[2]);
+    await standby.write(encodeOpen({ requestId: 'wrong-standby', packageId: manifest.id, hops: [hops[0], hops[1], { ...hops[2], layers: RANGES[1] }], client: peerAddress(client) }));
+    expect(await refusal(standby)).toMatchObject({ name: 'WrongStageError', message: expect.stringContaining('serves layers 4..4, not 2..3') });
+  });
+
   it('refuses malformed frames, frames for unknown requests and oversized messages, and keeps serving', async () => {
     const lp = await openStream(stages[0]);
     sink.expect('bad-input', () => undefined, () => undefined);

@@ -69,6 +69,19 @@ export interface GridServer {
 /** The longest client id /api/route takes: peer ids are 52 characters (Ed25519) or 46 (RSA). */
 const MAX_CLIENT_ID_CHARS = 128;
 
+/** Stages a client may ask a route to leave out: more than any route has, few enough to check at once. */
+const MAX_AVOIDED_STAGES = 64;
+
+/** GET /api/route's `avoid`: comma-separated peer ids of stages the client saw fail or stall. */
+function avoidedStages(param: string | null): Set<string> {
+  if (param === null || param === '') return new Set();
+  const ids = param.split(',');
+  if (ids.length > MAX_AVOIDED_STAGES || ids.some((id) => id.length === 0 || id.length > MAX_CLIENT_ID_CHARS)) {
+    throw new HttpError(400, `avoid must be up to ${MAX_AVOIDED_STAGES} comma-separated peer ids of 1 to ${MAX_CLIENT_ID_CHARS} characters`, { code: 'invalid_avoid', param: 'avoid' });
+  }
+  return new Set(ids);
+}
+
 /** Donors join within seconds of opening the page; a client told to wait this long may find a route. */
 const NO_ROUTE_RETRY_AFTER_SECONDS = 5;
 
@@ -87,7 +100,7 @@ class NoRouteHttpError extends ServiceUnavailableError {
  */
 function unavailable(err: unknown): unknown {
   const name = (err as Error)?.name;
-  if (name === 'NoRouteError' || (err instanceof GridApiError && err.code === 'no_route') || ROUTE_ERRORS.includes(name)) {
+  if (name === 'NoRouteError' || name === 'LayersUncoveredError' || (err instanceof GridApiError && err.code === 'no_route') || ROUTE_ERRORS.includes(name)) {
     // The short message: the server's own /api/route URL (the client's source) is no news to the caller.
     return new NoRouteHttpError(`the grid cannot serve this request now: ${(err as InfermeshError).shortMessage ?? (err as Error).message}`, err);
   }
@@ -199,9 +212,14 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
         if (client !== undefined && (client.length === 0 || client.length > MAX_CLIENT_ID_CHARS)) {
           throw new HttpError(400, `client must be a peer id of 1 to ${MAX_CLIENT_ID_CHARS} characters`, { code: 'invalid_client', param: 'client' });
         }
+        const avoid = avoidedStages(req.url.searchParams.get('avoid'));
         try {
-          const route = coordinator.registry.route(client);
-          if (client && route.hops.length > 0) grants.grant(client, route.hops[0].peerId);
+          const route = coordinator.registry.route(client, avoid);
+          if (client && route.hops.length > 0) {
+            // A standby for the first hop may become the client's first stage mid-request.
+            const first = route.hops[0].layers;
+            for (const hop of [route.hops[0], ...route.standbys.filter((s) => s.layers.start === first.start && s.layers.end === first.end)]) grants.grant(client, hop.peerId);
+          }
           return jsonResponse(route);
         } catch (err) {
           if (err instanceof NoRouteError) throw new NoRouteHttpError(err.message);

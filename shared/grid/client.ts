@@ -30,8 +30,12 @@ import type { RequestPayer, RequestPayment, SettlementInfo } from '../settle/req
 import { createPeerNode } from './node.ts';
 import type { PeerNode } from './node.ts';
 import type { ModelOffer, RouteHop } from './protocol.ts';
-import { createRouteLink, serveResults } from './route-link.ts';
+import { answers } from './probe.ts';
+import { createRouteLink, ROUTE_ERRORS, serveResults } from './route-link.ts';
 import type { HopReport, ResultSink, RouteLink } from './route-link.ts';
+import { createRecoveringRoute, LayersUncoveredError } from './route-recovery.ts';
+import type { Recovery, RecoveringRouteOptions, StandbyRoute } from './route-recovery.ts';
+import { dialDirect } from './node.ts';
 
 /** The server answered an API call with an error (its message, status and code are passed on). */
 export class GridApiError extends InfermeshError {
@@ -56,9 +60,8 @@ export interface GridInfo {
   settlement?: SettlementInfo;
 }
 
-/** What GET /api/route answers. */
-export interface RouteAnswer {
-  hops: RouteHop[];
+/** What GET /api/route answers: the route and the standbys that can replace its hops. */
+export interface RouteAnswer extends StandbyRoute {
   predictedMs: number;
 }
 
@@ -69,6 +72,8 @@ export interface ConnectOptions {
   model?: string;
   /** give up on a step after this long (default 60 s) */
   stepTimeoutMs?: number;
+  /** how a route that fails mid-request is noticed and replaced (shared/grid/route-recovery.ts) */
+  recovery?: Omit<RecoveringRouteOptions, 'stepTimeoutMs'>;
   /**
    * Pay for every request with an EIP-712 voucher signed by this account (browser:
    * `privateKeyToAccount(key)` from viem/accounts). Its address needs escrow on the server's
@@ -104,6 +109,8 @@ export interface ClientDeps {
 export interface GridRouteReport {
   hops: HopReport[];
   predictedMs: number;
+  /** the last request's route changes: a stage that left, stalled or slowed down, swapped mid-request */
+  recoveries: Recovery[];
 }
 
 export interface GridClient extends OpenAIApi {
@@ -120,10 +127,7 @@ export interface GridClient extends OpenAIApi {
   close(): Promise<void>;
 }
 
-/** Failures of a route rather than of the request: a stage gone, a link that would not open. */
-export const ROUTE_ERRORS = ['StageFailedError', 'RouteBrokenError', 'StageTimeoutError', 'DirectConnectionError'];
-/** A request that fails on its route before its first token is tried on a fresh route this many times in all. */
-const ROUTE_ATTEMPTS = 2;
+export { ROUTE_ERRORS, LayersUncoveredError };
 
 export const DEFAULT_GENERATE: GenerateOptions = { maxTokens: 256, temperature: 0, topP: 0.9, seed: 0 };
 
@@ -181,21 +185,29 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   const privateKey = await generateKeyPair('Ed25519');
   const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey });
   const sink: ResultSink = await serveResults(node);
-  let link: RouteLink | null = null;
   let predictedMs = 0;
-  let pipeline: Pipeline | null = null;
-
-  const route = async (): Promise<RouteLink> => {
-    if (link) return link;
-    const answer = await api<RouteAnswer>(`/api/route?package=${encodeURIComponent(manifest.id)}&client=${encodeURIComponent(node.peerId.toString())}`);
-    predictedMs = answer.predictedMs;
-    link = createRouteLink({ packageId: manifest.id, hops: answer.hops, stepTimeoutMs: options.stepTimeoutMs }, { node, sink, privateKey });
-    pipeline = createPipeline(
-      { config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages: [link], newRequestId: () => crypto.randomUUID() },
-      { ort: deps.ort },
-    );
-    return link;
-  };
+  let lastRecoveries: Recovery[] = [];
+  // Generation goes through a route that replaces stages which leave, stall or slow down
+  // mid-request (route-recovery.ts): from the standbys the coordinator names, else a new route.
+  const recovering = createRecoveringRoute(
+    { ...options.recovery, stepTimeoutMs: options.stepTimeoutMs },
+    {
+      async route(avoid) {
+        const query = `package=${encodeURIComponent(manifest.id)}&client=${encodeURIComponent(node.peerId.toString())}${avoid.length ? `&avoid=${avoid.map(encodeURIComponent).join(',')}` : ''}`;
+        const answer = await api<RouteAnswer>(`/api/route?${query}`);
+        predictedMs = answer.predictedMs;
+        return { hops: answer.hops, standbys: answer.standbys ?? [] };
+      },
+      openLink: (hops) => createRouteLink({ packageId: manifest.id, hops, stepTimeoutMs: options.stepTimeoutMs }, { node, sink, privateKey }),
+      answers: (hop, timeoutMs) => answers(node, hop, timeoutMs),
+      warm: (hop) => void dialDirect(node, hop).catch(() => undefined),
+    },
+  );
+  const pipeline: Pipeline = createPipeline(
+    { config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages: [recovering], newRequestId: () => crypto.randomUUID() },
+    { ort: deps.ort },
+  );
+  const route = async (): Promise<RouteLink> => (await recovering.current()).link;
 
   const tokenizerConfig = tokenizerConfigBytes ? (JSON.parse(new TextDecoder().decode(tokenizerConfigBytes)) as object) : null;
   async function* generate(prompt: string, opts: Partial<GenerateOptions> = {}): AsyncGenerator<GeneratedToken, void, void> {
@@ -208,36 +220,25 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     const stageRequestIds: string[] = [];
     // An earlier request's refused voucher is this call's error (unless onPaymentError takes it).
     await payer?.check();
+    const track = recovering.track(requestId);
+    lastRecoveries = track.recoveries;
     try {
-      for (let attempt = 1; ; attempt++) {
-        const current = await route();
-        if (!started) {
-          promptTokens = tokenizer.tokenizer.encode(prompt).length;
-          deps.observer?.started({ requestId, route: current.hops, promptTokens });
-        }
-        started = true;
-        try {
-          // A retry is a new request to the stages: they ended the first one.
-          stageRequestIds.push(attempt === 1 ? requestId : crypto.randomUUID());
-          for await (const token of pipeline!.generate(prompt, { ...DEFAULT_GENERATE, ...opts, requestId: stageRequestIds.at(-1) })) {
-            if (token.id !== null) completionTokens += 1;
-            yield token;
-          }
-          status = 'done';
-          return;
-        } catch (err) {
-          if (!ROUTE_ERRORS.includes((err as Error).name)) throw err;
-          // A broken route is asked for again (the coordinator may know a better one). Before
-          // the first token nothing was shown yet, so the request itself is tried once more.
-          link = null;
-          if (completionTokens > 0 || attempt >= ROUTE_ATTEMPTS || opts.signal?.aborted) throw err;
-        }
+      const current = await route();
+      promptTokens = tokenizer.tokenizer.encode(prompt).length;
+      deps.observer?.started({ requestId, route: current.hops, promptTokens });
+      started = true;
+      for await (const token of pipeline.generate(prompt, { ...DEFAULT_GENERATE, ...opts, requestId })) {
+        if (token.id !== null) completionTokens += 1;
+        yield { ...token, recoveries: track.recoveries.length };
       }
+      status = 'done';
     } catch (err) {
       status = opts.signal?.aborted ? 'aborted' : 'failed';
       error = (err as Error).message;
       throw err;
     } finally {
+      // A retry is a new request to the stages (they ended the first): one id per route it ran on.
+      stageRequestIds.push(...track.stageRequestIds);
       if (started) {
         deps.observer?.ended({ requestId, stageRequestIds, promptTokens, completionTokens, status, error });
         // Whatever the outcome, the stages did this work: the voucher goes out after the request, off its path.
@@ -263,12 +264,15 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     completions: openai.completions,
     generate,
     route,
-    routeReport: () => (link ? { hops: link.report(), predictedMs } : null),
+    routeReport: () => {
+      const link = recovering.currentLink();
+      return link ? { hops: link.report(), predictedMs, recoveries: lastRecoveries } : null;
+    },
     payments: async () => (payer ? { client: payer.client, cumulativeAmount: await payer.cumulativeAmount() } : null),
     async close() {
       // The last request's voucher is sent before the client goes; a refusal not yet reported is thrown after cleanup.
       const unpaid = await payer?.check().then(() => undefined, (err: unknown) => err);
-      await link?.close();
+      await recovering.close();
       await sink.stop().catch(() => undefined);
       await node.stop();
       await head.release();

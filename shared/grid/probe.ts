@@ -5,6 +5,7 @@
  * figures, which routes are chosen by.
  */
 import type { Libp2p } from 'libp2p';
+import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import { openDirectStream } from './node.ts';
 import { PROBE_PROTOCOL } from './protocol-ids.ts';
@@ -55,4 +56,27 @@ export async function probePeer(node: Libp2p, peer: PeerAddress, now: () => numb
   } finally {
     await stream.close().catch(() => undefined);
   }
+}
+
+/**
+ * Whether a peer still answers, over a direct connection, within `timeoutMs`: one small echo.
+ * A closed or killed tab, a cut link and a frozen page (its JavaScript never runs the echo) do
+ * not; a stage that is only slow at computing does. How the client tells which stage of a
+ * stalled route to swap out (route-recovery.ts).
+ */
+export async function answers(node: Libp2p, peer: PeerAddress, timeoutMs: number): Promise<boolean> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  let stream: Stream | undefined;
+  const echo = (async () => {
+    stream = (await openDirectStream(node, peer, PROBE_PROTOCOL, signal)).stream;
+    const lp = lpStream(stream, { maxDataLength: MAX_PROBE_BYTES });
+    await lp.write(new Uint8Array(8));
+    await lp.read();
+    return true;
+  })();
+  const timedOut = new Promise<boolean>((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true }));
+  const answered = await Promise.race([echo.catch(() => false), timedOut]);
+  if (answered) await stream?.close().catch(() => undefined);
+  else stream?.abort(new Error(`no echo within ${timeoutMs} ms`));
+  return answered;
 }

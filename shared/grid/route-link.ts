@@ -34,10 +34,20 @@ export class StageTimeoutError extends InfermeshError {
   override name = 'StageTimeoutError';
 }
 
-/** The route broke mid-request: a stream closed before the result came back. */
+/** The route broke mid-request: a stream closed before the result came back, or would not open. */
 export class RouteBrokenError extends InfermeshError {
   override name = 'RouteBrokenError';
+  /** the stage at the other end of what broke, when the client knows it */
+  readonly peerId?: string;
+  constructor(message: string, options: { cause?: unknown; peerId?: string } = {}) {
+    super(message, { cause: options.cause });
+    this.peerId = options.peerId;
+  }
 }
+
+/** Failures of a route rather than of the request: a stage gone, a link that would not open. */
+export const ROUTE_ERRORS = ['StageFailedError', 'RouteBrokenError', 'StageTimeoutError', 'DirectConnectionError'];
+const ROUTE_ERROR_NAMES: ReadonlySet<string> = new Set(ROUTE_ERRORS);
 
 export interface HopReport {
   /** 'client' for the first link's sender; otherwise the stage's peer id */
@@ -50,16 +60,29 @@ export interface HopReport {
   transport: 'webrtc-direct' | 'relayed';
 }
 
+/** One step's answer on a route: the result frame, parsed once, and the records of the hops it crossed. */
+export interface RouteStep {
+  frame: HiddenFrame;
+  hops: HopRecord[];
+}
+
 export interface RouteLink extends StageLink {
   readonly hops: RouteHop[];
+  /**
+   * One step: `frame` goes to the first stage (its request's streams opened on its first step)
+   * and its result comes back, or a route error (StageTimeoutError after `timeoutMs`, default the
+   * link's stepTimeoutMs). Recovery (route-recovery.ts) sets each step's deadline from measured times.
+   */
+  step(frame: HiddenFrame, timeoutMs?: number): Promise<RouteStep>;
   report(): HopReport[];
   close(): Promise<void>;
 }
 
-/** A result as it arrived: parsed once, and the bytes it came in. */
+/** A result as it arrived: parsed once, the bytes it came in, and the hops it crossed. */
 interface Result {
   frame: HiddenFrame;
   bytes: Uint8Array;
+  hops: HopRecord[];
 }
 
 interface Pending {
@@ -71,6 +94,8 @@ interface Session {
   out: LengthPrefixedStream<Stream>;
   seals: SealQueue;
   pending?: Pending;
+  /** what broke the route while no step was in flight */
+  broken?: Error;
   firstLinkDirect: boolean;
 }
 
@@ -94,7 +119,7 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
   const waiting = new Map<string, { deliver: (frame: HiddenFrame, bytes: Uint8Array, hops: HopRecord[]) => void; fail: (err: Error) => void }>();
   const me = node.peerId.toString();
-  await node.handle(RESULT_PROTOCOL, async (stream) => {
+  await node.handle(RESULT_PROTOCOL, async (stream, connection) => {
     const lp = lpStream(stream, { maxDataLength: maxBytes });
     const refuse = (err: Error, requestId?: string) => refuseTo(lp, err, me, requestId);
     let requestId: string | undefined;
@@ -109,7 +134,13 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
       for (;;) {
         const message = decodeStageMessage((await lp.read()).subarray());
         const target = waiting.get(requestId);
-        if (message.kind === 'end' || !target) break;
+        if (!target) break;
+        if (message.kind === 'end') {
+          // The client forgets a request before it ends it: an END it did not send means a stage
+          // upstream went away and the rest of the route wound the request up.
+          target.fail(new RouteBrokenError(`the route ended request ${requestId} before the client did (a stage before ${connection.remotePeer} went away)`));
+          break;
+        }
         if (message.kind === 'error') target.fail(new StageFailedError(message.failure));
         else if (message.kind === 'frame') {
           // The client's one parse of the result: handed on parsed, never parsed again.
@@ -119,7 +150,7 @@ export async function serveResults(node: Libp2p, options: { maxMessageBytes?: nu
         }
       }
     } catch (err) {
-      if (requestId) waiting.get(requestId)?.fail(new RouteBrokenError(`the result stream of request ${requestId} failed: ${(err as Error).message}`, { cause: err }));
+      if (requestId) waiting.get(requestId)?.fail(new RouteBrokenError(`the result stream of request ${requestId} failed: ${(err as Error).message}`, { cause: err, peerId: connection.remotePeer.toString() }));
     }
     await stream.close().catch(() => undefined);
   }, { maxInboundStreams: 256 });
@@ -137,6 +168,12 @@ export interface RouteLinkDeps {
   privateKey?: PrivateKey;
 }
 
+/** Any failure to reach the route is the route's (a RouteBrokenError naming the stage, when known), for recovery to act on. */
+function broken(err: unknown, what: string, requestId: string, peerId?: string): Error {
+  if (ROUTE_ERROR_NAMES.has((err as Error)?.name)) return err as Error;
+  return new RouteBrokenError(`${what} for request ${requestId}: ${(err as Error)?.message}`, { cause: err, peerId });
+}
+
 export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps): RouteLink {
   const { node, sink } = deps;
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
@@ -146,16 +183,20 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
   const stageMs: number[][] = options.hops.map(() => []);
   const linkDirect: boolean[] = new Array(options.hops.length + 1).fill(true);
 
+  /** Fails the step in flight; between steps, the next one fails at once (a route that broke stays broken). */
   const failPending = (session: Session, err: Error) => {
     const p = session.pending;
     session.pending = undefined;
-    p?.reject(err);
+    if (p) p.reject(err);
+    else session.broken ??= err;
   };
 
   async function open(requestId: string): Promise<Session> {
     // The client dials the last stage too: the result comes back on that connection, so the
     // last stage need not dial the client in the middle of the first step.
-    const [{ stream, connection: conn }] = await Promise.all([openDirectStream(node, options.hops[0], STAGE_PROTOCOL), dialDirect(node, options.hops[options.hops.length - 1])]);
+    const to = <T>(hop: RouteHop, p: Promise<T>) => p.catch((err: unknown) => Promise.reject(broken(err, `cannot reach ${hop.peerId}`, requestId, hop.peerId)));
+    const last = options.hops[options.hops.length - 1];
+    const [{ stream, connection: conn }] = await Promise.all([to(options.hops[0], openDirectStream(node, options.hops[0], STAGE_PROTOCOL)), to(last, dialDirect(node, last))]);
     const out = lpStream(stream, { maxDataLength: maxBytes });
     const session: Session = { out, seals: createSealQueue(deps.privateKey, (bytes) => out.write(bytes)), firstLinkDirect: isDirectWebRTC(conn) };
     sessions.set(requestId, session);
@@ -168,7 +209,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
         });
         const p = session.pending;
         session.pending = undefined;
-        p?.resolve({ frame, bytes });
+        p?.resolve({ frame, bytes, hops });
       },
       (err) => failPending(session, err),
     );
@@ -179,23 +220,35 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
         const message = decodeStageMessage((await out.read()).subarray());
         if (message.kind === 'error') failPending(session, new StageFailedError(message.failure));
       }
-    })().catch((err) => failPending(session, new RouteBrokenError(`the stream to ${options.hops[0].peerId} closed: ${(err as Error).message}`, { cause: err })));
+    })().catch((err) => failPending(session, new RouteBrokenError(`the stream to ${options.hops[0].peerId} closed: ${(err as Error).message}`, { cause: err, peerId: options.hops[0].peerId })));
     return session;
   }
 
   /** Sends one frame, `frame` parsed or built and `bytes` its encoding, and waits for its result. */
-  async function send(frame: HiddenFrame, bytes: Uint8Array): Promise<Result> {
+  async function send(frame: HiddenFrame, bytes: Uint8Array, stepTimeoutMs = timeoutMs): Promise<Result> {
     const { requestId } = frame;
-    const session = sessions.get(requestId) ?? (await open(requestId));
+    let session = sessions.get(requestId);
+    if (!session) {
+      try {
+        session = await open(requestId);
+      } catch (err) {
+        throw broken(err, 'cannot open the route', requestId);
+      }
+    }
+    if (session.broken) throw session.broken;
     if (!session.firstLinkDirect) linkDirect[0] = false;
     const result = new Promise<Result>((resolve, reject) => {
-      const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${Math.round(stepTimeoutMs)} ms`)), stepTimeoutMs);
       session.pending = {
         resolve: (r) => (clearTimeout(timer), resolve(r)),
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
     });
-    await session.out.write(encodeFrameMessage([], bytes));
+    try {
+      await session.out.write(encodeFrameMessage([], bytes));
+    } catch (err) {
+      failPending(session, broken(err, `the stream to ${options.hops[0].peerId} failed`, requestId, options.hops[0].peerId));
+    }
     session.seals.add(frame);
     return result;
   }
@@ -206,6 +259,10 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
     forward: async (bytes) => (await send(decodeFrame(bytes), bytes)).bytes,
     // The pipeline's way: the frame it built is encoded once and comes back parsed.
     forwardFrame: async (frame) => (await send(frame, encodeFrame(frame))).frame,
+    step: async (frame, stepTimeoutMs) => {
+      const { frame: result, hops } = await send(frame, encodeFrame(frame), stepTimeoutMs);
+      return { frame: result, hops };
+    },
     end(requestId) {
       const session = sessions.get(requestId);
       sessions.delete(requestId);

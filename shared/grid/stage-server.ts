@@ -47,6 +47,15 @@ export class WrongStageError extends InfermeshError {
   override name = 'WrongStageError';
 }
 
+/**
+ * A stage lost its link to the next one mid-request (the stream to it closed or reset before the
+ * request's END): sent upstream to the client at once, naming the lost peer, so the client swaps
+ * that stage without waiting for a step deadline.
+ */
+export class StageLostError extends InfermeshError {
+  override name = 'StageLostError';
+}
+
 export interface StageEngine {
   step(frame: Uint8Array): Promise<Uint8Array>;
   end(requestId: string): Promise<void>;
@@ -116,6 +125,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     let open: StageOpen;
     let downstream: LengthPrefixedStream<Stream>;
     let direct: () => boolean;
+    let next: string;
     try {
       const first = decodeStageMessage((await upstream.read()).subarray());
       if (first.kind !== 'open') throw new StageMessageError(`a stage stream must start with OPEN, got ${first.kind.toUpperCase()}`);
@@ -124,6 +134,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       const expected = index === 0 ? open.client.peerId : open.hops[index - 1].peerId;
       if (sender !== expected) throw new WrongStageError(`on this route the frames for layers ${options.layers.start}..${options.layers.end - 1} come from ${expected}, not ${sender}`);
       const last = index === open.hops.length - 1;
+      next = last ? open.client.peerId : open.hops[index + 1].peerId;
       const { stream: out, connection: conn } = await openDirectStream(node, last ? open.client : open.hops[index + 1], last ? RESULT_PROTOCOL : STAGE_PROTOCOL);
       downstream = lpStream(out, { maxDataLength: maxBytes });
       direct = () => isDirectWebRTC(conn);
@@ -160,13 +171,19 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
         journaled = false;
       }
     };
-    // Refusals from further down travel back up to whoever sent the frame.
+    let ended = false;
+    // Refusals from further down travel back up to whoever sent the frame; so does the loss of
+    // the next stage (its stream ending before this stage ended the request), named by its peer id.
     const relayErrors = (async () => {
       for (;;) {
         const message = decodeStageMessage((await downstream.read()).subarray());
         if (message.kind === 'error') await upstream.write(encodeFailure(message.failure));
       }
-    })().catch(() => undefined);
+    })().catch(async (err: unknown) => {
+      if (ended || next === open.client.peerId) return;
+      const lost = new StageLostError(`lost the link to the next stage ${next}: ${(err as Error)?.message ?? 'the stream ended'}`);
+      await upstream.write(encodeFailure({ requestId: open.requestId, name: lost.name, message: lost.message, peerId: me, lost: next })).catch(() => undefined);
+    });
 
     try {
       for (;;) {
@@ -221,6 +238,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
         }
       }
     } finally {
+      ended = true;
       stats.activeRequests -= 1;
       stats.requestsServed += 1;
       await deps.engine.end(open.requestId).catch(() => undefined);

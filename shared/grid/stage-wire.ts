@@ -47,6 +47,8 @@ export interface StageFailure {
   message: string;
   /** the peer that refused */
   peerId: string;
+  /** StageLostError only: the next stage, whose link the refusing peer lost */
+  lost?: string;
 }
 
 export interface HopRecord {
@@ -148,6 +150,7 @@ export function decodeStageMessage(bytes: Uint8Array): StageMessage {
   if (kind === MSG_OPEN) return { kind: 'open', open: checkOpen(value) };
   if (kind === MSG_ERROR) {
     if (typeof value.name !== 'string' || typeof value.message !== 'string') throw new StageMessageError('error message lacks name or message');
+    if (value.lost !== undefined && typeof value.lost !== 'string') throw new StageMessageError('error message names a lost peer that is not a peer id');
     return { kind: 'error', failure: value as unknown as StageFailure };
   }
   if (kind === MSG_END) {

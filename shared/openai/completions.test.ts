@@ -64,6 +64,7 @@ describe('chat.completions.create', () => {
       model: 'stories',
       choices: [{ index: 0, message: { role: 'assistant', content: 'Once upon a time', refusal: null }, logprobs: null, finish_reason: 'stop' }],
       usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+      infermesh: { recoveries: 0 },
     });
     expect(model.calls[0].prompt).toBe('user: Tell a story\nassistant:');
   });
@@ -108,7 +109,7 @@ describe('chat.completions.create', () => {
       { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] },
       { ...base, choices: [{ index: 0, delta: { content: 'Once' }, logprobs: null, finish_reason: null }] },
       { ...base, choices: [{ index: 0, delta: { content: ' upon' }, logprobs: null, finish_reason: null }] },
-      { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] },
+      { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }], infermesh: { recoveries: 0 } },
       { ...base, choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } },
     ] as ChatCompletionChunk[]);
   });
@@ -155,6 +156,7 @@ describe('completions.create', () => {
       model: 'stories',
       choices: [{ index: 0, text: 'x'.repeat(16), logprobs: null, finish_reason: 'length' }],
       usage: { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 },
+      infermesh: { recoveries: 0 },
     });
     expect(model.calls[0].prompt).toBe('Once upon a time');
   });
@@ -167,6 +169,22 @@ describe('completions.create', () => {
       ['b', null],
       ['', 'stop'],
     ]);
+  });
+});
+
+describe('route recoveries', () => {
+  it('reports the most recoveries the tokens carried, on a response and on the finishing chunk of a stream', async () => {
+    async function* generate(): AsyncGenerator<GeneratedToken, void, void> {
+      yield { id: 1, text: 'a', recoveries: 0 };
+      yield { id: 2, text: 'b', recoveries: 1 };
+      yield { id: 3, text: 'c', recoveries: 2 };
+    }
+    const openai = createOpenAIApi({ modelId: 'm', generate, countTokens: () => 1, renderChat: renderPlainChat, contextLength: 64 });
+    const reply = await openai.completions.create({ prompt: 'x', max_tokens: 3 });
+    expect(reply).toMatchObject({ choices: [{ text: 'abc' }], infermesh: { recoveries: 2 } });
+    const chunks = await drain(await openai.chat.completions.create({ messages: [{ role: 'user', content: 'x' }], stream: true }));
+    expect(chunks.at(-1)).toMatchObject({ choices: [{ finish_reason: 'stop' }], infermesh: { recoveries: 2 } });
+    expect(chunks.slice(0, -1).every((c) => c.infermesh === undefined)).toBe(true);
   });
 });
 

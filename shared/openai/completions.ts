@@ -77,6 +77,8 @@ interface Generation {
 interface Finish {
   reason: FinishReason;
   completionTokens: number;
+  /** route recoveries the generation took (GeneratedToken.recoveries, on the grid) */
+  recoveries: number;
 }
 
 export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps = {}): OpenAIApi {
@@ -110,15 +112,17 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
     const stop = createStopMatcher(g.sampling.stop);
     const { temperature, topP, seed } = g.sampling;
     let completionTokens = 0;
+    let recoveries = 0;
     for await (const token of generate(g.prompt, { maxTokens: g.maxTokens, temperature, topP, seed, signal: g.signal })) {
       if (token.id !== null) completionTokens++;
+      recoveries = Math.max(recoveries, token.recoveries ?? 0);
       const { text, stopped } = stop.push(token.text);
       if (text) yield text;
-      if (stopped) return { reason: 'stop', completionTokens };
+      if (stopped) return { reason: 'stop', completionTokens, recoveries };
     }
     const rest = stop.flush();
     if (rest) yield rest;
-    return { reason: completionTokens >= g.maxTokens ? 'length' : 'stop', completionTokens };
+    return { reason: completionTokens >= g.maxTokens ? 'length' : 'stop', completionTokens, recoveries };
   }
 
   async function collect(g: Generation): Promise<{ text: string; finish: Finish }> {
@@ -151,6 +155,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
       ...envelope(id, 'chat.completion', created()),
       choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finish.reason }],
       usage: usageOf(g, finish),
+      infermesh: { recoveries: finish.recoveries },
     };
   }
 
@@ -164,7 +169,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
     try {
       let r = await it.next();
       for (; !r.done; r = await it.next()) yield chunk({ content: r.value }, null);
-      yield chunk({}, r.value.reason);
+      yield { ...chunk({}, r.value.reason), infermesh: { recoveries: r.value.recoveries } };
       if (g.sampling.includeUsage) yield { ...envelope(id, 'chat.completion.chunk', createdAt), choices: [], usage: usageOf(g, r.value) };
     } finally {
       // A consumer that stops reading (a client gone) must stop the generator, and with it the model.
@@ -183,6 +188,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
       ...envelope(id, 'text_completion', created()),
       choices: [{ index: 0, text, logprobs: null, finish_reason: finish.reason }],
       usage: usageOf(g, finish),
+      infermesh: { recoveries: finish.recoveries },
     };
   }
 
@@ -195,7 +201,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
     try {
       let r = await it.next();
       for (; !r.done; r = await it.next()) yield chunk(r.value, null);
-      yield chunk('', r.value.reason);
+      yield { ...chunk('', r.value.reason), infermesh: { recoveries: r.value.recoveries } };
       if (g.sampling.includeUsage) yield { ...envelope(id, 'text_completion', createdAt), choices: [], usage: usageOf(g, r.value) };
     } finally {
       await it.return(undefined as never);

@@ -49,6 +49,16 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * infermesh's own field on a response and on a stream's finishing chunk: how many times the
+ * request's route lost a stage and was replaced mid-generation (the text is the same either way).
+ * The HTTP gateway sends it as the `x-infermesh-recoveries` header too (not on a stream: its
+ * headers go out before the first token).
+ */
+export interface InfermeshFields {
+  recoveries: number;
+}
+
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
@@ -61,6 +71,7 @@ export interface ChatCompletion {
     finish_reason: FinishReason;
   }[];
   usage: Usage;
+  infermesh?: InfermeshFields;
 }
 
 export interface ChatCompletionChunk {
@@ -76,6 +87,8 @@ export interface ChatCompletionChunk {
     finish_reason: FinishReason | null;
   }[];
   usage?: Usage;
+  /** on the chunk that finishes the choice */
+  infermesh?: InfermeshFields;
 }
 
 /** A text completion, and also each chunk of a streamed one (finish_reason null until the last). */
@@ -86,6 +99,8 @@ export interface Completion {
   model: string;
   choices: { index: number; text: string; logprobs: null; finish_reason: FinishReason | null }[];
   usage?: Usage;
+  /** on the response, and on the chunk that finishes a stream */
+  infermesh?: InfermeshFields;
 }
 
 export interface ChatCompletionsApi {

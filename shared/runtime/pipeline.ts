@@ -54,6 +54,8 @@ export interface GeneratedToken {
   id: number | null;
   /** text this token completes (may be empty while a multi-byte character is split) */
   text: string;
+  /** on the grid: how many times the request's route was replaced so far (a stage left, stalled or slowed down) */
+  recoveries?: number;
 }
 
 export interface Pipeline {

@@ -24,9 +24,38 @@ export class BannedPeerError extends InfermeshError {
   override name = 'BannedPeerError';
 }
 
-/** No chain of serving stages covers the model yet. */
+/** No chain of serving stages covers the model yet (or, once some are avoided, any longer). */
 export class NoRouteError extends InfermeshError {
   override name = 'NoRouteError';
+  /** the layers no serving stage (left) covers: empty when each is covered but no chain tiles the model */
+  readonly uncovered: number[];
+  constructor(message: string, uncovered: number[]) {
+    super(message);
+    this.uncovered = uncovered;
+  }
+}
+
+/** A route and its warm standbys, as GET /api/route answers. */
+export interface RouteWithStandbys {
+  predictedMs: number;
+  hops: RouteHop[];
+  /**
+   * serving stages off the route that each hold exactly one hop's layers: a client swaps one in
+   * for that hop when its stage goes (its weights are loaded, its links to the others probed)
+   */
+  standbys: RouteHop[];
+}
+
+/** Layers as people read them: "3", "3..5", "0, 3..5". */
+export function layerList(layers: number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < layers.length; i++) {
+    let j = i;
+    while (j + 1 < layers.length && layers[j + 1] === layers[j] + 1) j++;
+    runs.push(j === i ? `${layers[i]}` : `${layers[i]}..${layers[j]}`);
+    i = j;
+  }
+  return runs.join(', ');
 }
 
 export interface PeerRecord {
@@ -119,21 +148,36 @@ export function createRegistry(options: RegistryOptions) {
       }
       p.serving = layers;
     },
-    /** Layers 0..n-1 each served by how many donors. */
-    coverage(): number[] {
+    /** Layers 0..n-1 each served by how many donors (leaving out `avoid`). */
+    coverage(avoid: ReadonlySet<string> = new Set()): number[] {
       const cover = new Array<number>(shape.nLayers).fill(0);
-      for (const p of peers.values()) if (p.serving) for (let l = p.serving.start; l < p.serving.end; l++) cover[l] += 1;
+      for (const p of peers.values()) if (p.serving && !avoid.has(p.peerId)) for (let l = p.serving.start; l < p.serving.end; l++) cover[l] += 1;
       return cover;
     },
-    route(clientId = 'client'): { predictedMs: number; hops: RouteHop[] } {
-      const stages = [...peers.values()].filter((p) => p.serving && p.device).map((p) => ({ peerId: p.peerId, layers: p.serving!, msPerLayer: p.device!.msPerLayer }));
+    /**
+     * The best route for `clientId` and its standbys, leaving out the stages in `avoid` (those a
+     * client saw fail or stall mid-request). Throws NoRouteError naming the uncovered layers.
+     */
+    route(clientId = 'client', avoid: ReadonlySet<string> = new Set()): RouteWithStandbys {
+      const serving = [...peers.values()].filter((p) => p.serving && p.device && !avoid.has(p.peerId));
+      const stages = serving.map((p) => ({ peerId: p.peerId, layers: p.serving!, msPerLayer: p.device!.msPerLayer }));
       const rtt = (a: string, b: string) => peers.get(a)?.rtt.get(b) ?? peers.get(b)?.rtt.get(a) ?? UNMEASURED_RTT_MS;
       const route = bestRoute(shape.nLayers, stages, rtt, clientId);
       if (!route) {
-        const cover = this.coverage();
-        throw new NoRouteError(`no chain of serving stages covers layers 0..${shape.nLayers - 1} yet (coverage per layer: ${cover.join(',')})`);
+        const cover = this.coverage(avoid);
+        const uncovered = cover.flatMap((c, layer) => (c === 0 ? [layer] : []));
+        const left = avoid.size > 0 ? ` once ${avoid.size} failed stage(s) are left out` : ' yet';
+        throw new NoRouteError(
+          uncovered.length > 0
+            ? `layers ${layerList(uncovered)} of 0..${shape.nLayers - 1} are served by no stage${left} (coverage per layer: ${cover.join(',')})`
+            : `no chain of serving stages covers layers 0..${shape.nLayers - 1}${left} (coverage per layer: ${cover.join(',')})`,
+          uncovered,
+        );
       }
-      return { predictedMs: route.predictedMs, hops: route.hops.map((h) => ({ peerId: h.peerId, addrs: peers.get(h.peerId)!.addrs, layers: h.layers })) };
+      const hop = (p: PeerRecord): RouteHop => ({ peerId: p.peerId, addrs: p.addrs, layers: p.serving! });
+      const onRoute = new Set(route.hops.map((h) => h.peerId));
+      const standbys = serving.filter((p) => !onRoute.has(p.peerId) && route.hops.some((h) => h.layers.start === p.serving!.start && h.layers.end === p.serving!.end));
+      return { predictedMs: route.predictedMs, hops: route.hops.map((h) => hop(peers.get(h.peerId)!)), standbys: standbys.map(hop) };
     },
   };
 }

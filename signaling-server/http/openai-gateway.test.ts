@@ -108,7 +108,13 @@ describe('POST /v1/chat/completions', () => {
     const promptTokens = pipeline.tokenizer.encode('user: Tell me a story about Lily.\nassistant:').length;
     expect(chunks.at(-1)!.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 30, total_tokens: promptTokens + 30 });
 
-    const whole = (await (await post('/v1/chat/completions', request)).json()) as ChatCompletion;
+    expect(chunks.at(-2)!.infermesh).toEqual({ recoveries: 0 });
+    const response = await post('/v1/chat/completions', request);
+    // A browser may read it: exposed by CORS.
+    expect(response.headers.get('x-infermesh-recoveries')).toBe('0');
+    expect(response.headers.get('access-control-expose-headers')).toContain('x-infermesh-recoveries');
+    const whole = (await response.json()) as ChatCompletion;
+    expect(whole.infermesh).toEqual({ recoveries: 0 });
     expect(whole.object).toBe('chat.completion');
     expect(whole.choices[0].message.content).toBe(content.join(''));
     expect(whole.choices[0].finish_reason).toBe('length');

@@ -43,6 +43,9 @@ export interface GatewayDeps {
 
 type Endpoint = 'chat' | 'text';
 
+/** How many times a completion's route lost a stage and was replaced (a stream says so in its finishing chunk). */
+export const RECOVERIES_HEADER = 'x-infermesh-recoveries';
+
 export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps = {}): ApiHandler[] {
   const startedAt = Math.floor((deps.now ?? Date.now)() / 1000);
   const modelObject = (m: GatewayModel) => ({ id: m.id, object: 'model', created: startedAt, owned_by: 'infermesh', name: m.name, context_length: m.contextLength });
@@ -96,7 +99,8 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
     }
     if (!(Symbol.asyncIterator in (result as object))) {
       release();
-      return jsonResponse(result);
+      const recoveries = (result as { infermesh?: { recoveries: number } }).infermesh?.recoveries;
+      return { ...jsonResponse(result), headers: { [RECOVERIES_HEADER]: String(recoveries ?? 0) } };
     }
     // A stream keeps its slot until its last event, or until its client leaves.
     req.signal.addEventListener('abort', release, { once: true });

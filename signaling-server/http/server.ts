@@ -93,6 +93,8 @@ const API_HEADERS = {
   // Pages that are crossOriginIsolated (COEP require-corp) may fetch it without CORS mode too.
   'cross-origin-resource-policy': 'cross-origin',
   'cache-control': 'no-store',
+  // A browser client may read how many route recoveries a completion took (openai-gateway.ts).
+  'access-control-expose-headers': 'x-infermesh-recoveries, retry-after',
 };
 
 /** OpenAI's SDKs send Authorization and x-stainless-* headers: a preflight allows what the browser asks for. */

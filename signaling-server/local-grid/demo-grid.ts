@@ -36,6 +36,8 @@ export interface DemoGridOptions {
    * proves the link the stages will use, so the grid is ready when every tab has measured every other.
    */
   linksTimeoutMs?: number;
+  /** every layer served by this many tabs before the client starts (default 1; 2 gives every hop a standby) */
+  replicas?: number;
   /** status lines for people (stderr) */
   log?: (line: string) => void;
 }
@@ -78,7 +80,7 @@ export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid>
     const opened = performance.now();
     donors = await openDonorTabs(server.url, options.tabs);
     log(`opened ${options.tabs} donor tab(s) in ${Math.round(performance.now() - opened)} ms`);
-    await waitUntilServing(server, donors, options.tabs, servingTimeoutMs, log);
+    await waitUntilServing(server, donors, options.tabs, options.replicas ?? 1, servingTimeoutMs, log);
     const timeToServingMs = Math.round(performance.now() - opened);
     log(`every layer served after ${timeToServingMs} ms`);
     const linked = await waitForLinks(server, linksTimeoutMs);
@@ -94,11 +96,11 @@ export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid>
 
 /**
  * Resolves when all `count` tabs have joined, each serves its assignment or has none, and every
- * layer is served; rejects as soon as a tab reports an error. Polled rather than event-driven:
+ * layer is served by `replicas` tabs; rejects as soon as a tab reports an error. Polled rather than event-driven:
  * the coordinator tests its waiters only when a tab starts or stops serving, and a tab that
  * joins with no assignment changes neither.
  */
-async function waitUntilServing(server: GridServer, donors: DonorTabs, count: number, timeoutMs: number, log: (line: string) => void): Promise<void> {
+async function waitUntilServing(server: GridServer, donors: DonorTabs, count: number, replicas: number, timeoutMs: number, log: (line: string) => void): Promise<void> {
   const registry = server.coordinator.registry;
   const deadline = performance.now() + timeoutMs;
   const last: string[] = [];
@@ -115,7 +117,7 @@ async function waitUntilServing(server: GridServer, donors: DonorTabs, count: nu
     }
     const peers = [...registry.peers.values()].filter((p) => p.role === 'donor');
     const settled = peers.length === count && peers.every((p) => p.serving || !p.assignment);
-    if (settled && registry.coverage().every((c) => c >= 1)) return;
+    if (settled && registry.coverage().every((c) => c >= replicas)) return;
     if (performance.now() > deadline) {
       throw new GridNotServingError(`the tabs were not all serving after ${timeoutMs} ms (${peers.length} of ${count} joined; coverage per layer ${registry.coverage().join(',')})`);
     }
@@ -124,7 +126,7 @@ async function waitUntilServing(server: GridServer, donors: DonorTabs, count: nu
 }
 
 /** True once every serving donor reported an RTT to every other serving donor; false after `timeoutMs`. */
-async function waitForLinks(server: GridServer, timeoutMs: number): Promise<boolean> {
+export async function waitForLinks(server: GridServer, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const serving = [...server.coordinator.registry.peers.values()].filter((p) => p.role === 'donor' && p.serving);

@@ -9,3 +9,5 @@ export const TEST_PAGES_CONFIG = fileURLToPath(new URL('./vite.config.ts', impor
 export const TEST_PAGE_ROUTES: Record<string, string> = { [TEST_PAGES_PATH]: TEST_WEB_DIR };
 /** The cheating donor tab's page, relative to a grid server's URL (`?fault=`: testkit/pages/faulty-donor/main.ts). */
 export const FAULTY_DONOR = `${TEST_PAGES_PATH.slice(1)}faulty-donor/`;
+/** The churn tests' donor tab, relative to a grid server's URL (`window.linkFaults`: testkit/pages/churn-donor/main.ts). */
+export const CHURN_DONOR = `${TEST_PAGES_PATH.slice(1)}churn-donor/`;

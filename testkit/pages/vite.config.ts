@@ -1,7 +1,7 @@
 /**
  * Builds the test kit's pages into dist/test-web, served under /test/ beside the product app
  * (dist/web) by the e2e servers: the engine test page (engine-test/) and the cheating donor tab
- * (faulty-donor/). A build of its own, so the product's dist/web holds no test code.
+ * (faulty-donor/), the churn tests' donor tab (churn-donor/). A build of its own, so the product's dist/web holds no test code.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
@@ -11,7 +11,7 @@ import { TEST_PAGES_PATH, TEST_WEB_DIR } from './paths.ts';
 export default defineConfig(
   pagesConfig({
     root: fileURLToPath(new URL('./', import.meta.url)),
-    pages: ['engine-test', 'faulty-donor'],
+    pages: ['engine-test', 'faulty-donor', 'churn-donor'],
     outDir: TEST_WEB_DIR,
     base: TEST_PAGES_PATH,
   }),

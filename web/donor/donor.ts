@@ -263,6 +263,9 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   const statsTimer = setInterval(() => {
     if (!stage) return;
     const s = stage.stats();
+    // A new assignment runs a new stage server, whose counts start again from zero: a rate
+    // across that would be negative (and the coordinator refuses a negative rate).
+    if (s.tokensServed < lastTokens) lastTokens = 0;
     // An idle tab redraws and reports only now and then: on a shared machine its timer work
     // is taken from the tabs that compute.
     const idle = s.tokensServed === lastTokens && s.requestsServed === lastRequests;

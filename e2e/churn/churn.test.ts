@@ -1,0 +1,176 @@
+/**
+ * Generation survives tabs that leave or slow down (the churn suite, `npm run test:churn`):
+ * six real donor tabs, each in a Chromium of its own, serve stories260K as three stages of two
+ * replicas each; a Node grid client generates through them over real WebRTC. At a chosen token
+ * one stage of the route (first, middle or last) is hit by each fault of testkit/churn/faults.ts,
+ * and the text must be exactly the unbroken run's, with the recovery reported. A tab the fault
+ * took is replaced by a fresh one before the next case.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../cli/open-checkpoint.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
+import { startChurnGrid } from '../../testkit/churn/churn-grid.ts';
+import type { ChurnGrid } from '../../testkit/churn/churn-grid.ts';
+import { CHURN_FAULTS, injectFault, recoverTab } from '../../testkit/churn/faults.ts';
+import type { ChurnFault } from '../../testkit/churn/faults.ts';
+import type { GenerateOptions } from '../../shared/runtime/pipeline.ts';
+
+const PROMPT = 'Once upon a time';
+const GREEDY: Partial<GenerateOptions> = { maxTokens: 40, temperature: 0 };
+const SAMPLED: Partial<GenerateOptions> = { maxTokens: 40, temperature: 0.9, topP: 0.9, seed: 11 };
+const POSITIONS = ['first', 'middle', 'last'] as const;
+
+let grid: ChurnGrid;
+const unbroken = new Map<Partial<GenerateOptions>, string>();
+
+beforeAll(async () => {
+  const { dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
+  grid = await startChurnGrid({ modelDir: dir, tabs: 6, maxLayersPerNode: 2 });
+  for (const options of [GREEDY, SAMPLED]) unbroken.set(options, await generate(options, []));
+}, 300_000);
+
+afterAll(async () => {
+  await grid?.close();
+  await removeTempDirs();
+});
+
+/** Generates, doing each fault when its token has arrived (before the next step goes out). */
+async function generate(options: Partial<GenerateOptions>, faults: { atToken: number; fault: ChurnFault; position: (typeof POSITIONS)[number] }[]): Promise<string> {
+  let text = '';
+  let tokens = 0;
+  for await (const token of grid.client.generate(PROMPT, options)) {
+    text += token.text;
+    if (token.id !== null) tokens++;
+    for (const f of faults.filter((f) => f.atToken === tokens)) {
+      const hops = (await grid.client.route()).hops;
+      const hop = f.position === 'first' ? hops[0] : f.position === 'last' ? hops.at(-1)! : hops[1];
+      await injectFault(grid.tabOf(hop.peerId), f.fault);
+      hit.push({ peerId: hop.peerId, fault: f.fault });
+    }
+  }
+  return text;
+}
+
+let hit: { peerId: string; fault: ChurnFault }[] = [];
+
+/** Brings back the tabs the faults hit, so the next case has a standby for every hop again. */
+async function repair(): Promise<void> {
+  const t0 = performance.now();
+  for (const { peerId, fault } of hit) await recoverTab(grid, peerId, fault);
+  if (process.env.CHURN_DEBUG) console.error(`repaired ${hit.map((h) => h.fault).join(', ')} in ${Math.round(performance.now() - t0)} ms; recoveries ${JSON.stringify(grid.client.routeReport()?.recoveries)}`);
+  hit = [];
+}
+
+describe('a generation whose route loses a stage', () => {
+  it('runs on three stages with a standby for each', async () => {
+    const route = await grid.client.route();
+    expect(route.hops).toHaveLength(3);
+    expect(unbroken.get(GREEDY)!.length).toBeGreaterThan(40);
+  });
+
+  for (const fault of CHURN_FAULTS) {
+    for (const position of POSITIONS) {
+      it(`finishes with the unbroken text when the ${position} stage is hit by ${fault}`, async () => {
+        let text: string;
+        try {
+          text = await generate(GREEDY, [{ atToken: 12, fault, position }]);
+        } finally {
+          await repair();
+        }
+        const recoveries = grid.client.routeReport()!.recoveries;
+        expect(text).toBe(unbroken.get(GREEDY));
+        expect(recoveries.length).toBeGreaterThanOrEqual(1);
+        // Within a second and a half of noticing the fault, the step was answered on the new route.
+        for (const r of recoveries) expect(r.ms).toBeLessThan(1_500);
+        // A throttled stage still answers every step: its hop time gives it away, and it is swapped for being slow.
+        if (fault === 'throttle') expect(recoveries.map((r) => r.reason)).toContain('slow');
+      });
+    }
+  }
+
+  it('tells an OpenAI API client the recoveries: x-infermesh-recoveries on a completion, a field on a stream\'s last chunk', async () => {
+    const gateway = await grid.server.client();
+    const post = (stream: boolean) =>
+      fetch(new URL('v1/completions', grid.server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: PROMPT, max_tokens: GREEDY.maxTokens, temperature: 0, stream }) });
+    const warm = await post(false);
+    expect(warm.headers.get('x-infermesh-recoveries')).toBe('0');
+    expect(((await warm.json()) as { choices: { text: string }[] }).choices[0].text).toBe(unbroken.get(GREEDY));
+
+    // The first stage of the gateway's route is closed before the request: its very first step recovers.
+    const first = (await gateway.route()).hops[0];
+    await injectFault(grid.tabOf(first.peerId), 'close-tab');
+    hit.push({ peerId: first.peerId, fault: 'close-tab' });
+    const response = await post(false).finally(repair);
+    const body = (await response.json()) as { choices: { text: string }[]; infermesh: { recoveries: number } };
+    expect(response.headers.get('x-infermesh-recoveries')).toBe(String(body.infermesh.recoveries));
+    expect(body.infermesh.recoveries).toBeGreaterThanOrEqual(1);
+    expect(body.choices[0].text).toBe(unbroken.get(GREEDY));
+
+    // A stream: the last stage is frozen after the tenth chunk; the finishing chunk says so.
+    const stream = await post(true);
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    let chunks = 0;
+    let finish: { infermesh?: { recoveries: number } } | undefined;
+    for (let buffered = ''; ; ) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += value;
+      const events = buffered.split('\n\n');
+      buffered = events.pop()!;
+      for (const event of events) {
+        const data = event.replace(/^data: /, '');
+        if (data === '[DONE]') continue;
+        const chunk = JSON.parse(data) as { choices: { text: string; finish_reason: string | null }[]; infermesh?: { recoveries: number } };
+        text += chunk.choices[0]?.text ?? '';
+        if (chunk.choices[0]?.finish_reason) finish = chunk;
+        if (++chunks === 10) {
+          const last = (await gateway.route()).hops.at(-1)!;
+          await injectFault(grid.tabOf(last.peerId), 'freeze');
+          hit.push({ peerId: last.peerId, fault: 'freeze' });
+        }
+      }
+    }
+    await repair();
+    expect(text).toBe(unbroken.get(GREEDY));
+    expect(finish?.infermesh?.recoveries).toBeGreaterThanOrEqual(1);
+  });
+
+  it('fails within seconds, naming the layers, when no tab serves them any more', async () => {
+    const hops = (await grid.client.route()).hops;
+    const last = hops.at(-1)!;
+    const replicas = [...grid.server.coordinator.registry.peers.values()].filter((p) => p.serving?.start === last.layers.start && p.serving?.end === last.layers.end);
+    let failedAfterMs = 0;
+    const run = (async () => {
+      let tokens = 0;
+      for await (const token of grid.client.generate(PROMPT, GREEDY)) {
+        if (token.id !== null && ++tokens === 10) {
+          for (const p of replicas) {
+            await injectFault(grid.tabOf(p.peerId), 'close-tab');
+            hit.push({ peerId: p.peerId, fault: 'close-tab' });
+          }
+          failedAfterMs = performance.now();
+        }
+      }
+    })();
+    const failure = await run.then(() => null, (err: unknown) => err).finally(() => (failedAfterMs = performance.now() - failedAfterMs));
+    await repair();
+    expect(failure).toMatchObject({ name: 'LayersUncoveredError', message: expect.stringContaining(`layers ${last.layers.start}`) });
+    expect(failedAfterMs).toBeLessThan(10_000);
+  });
+
+  it('survives two successive faults in one request, sampled text identical for the same seed', async () => {
+    let text: string;
+    try {
+      text = await generate(SAMPLED, [
+        { atToken: 8, fault: 'close-tab', position: 'middle' },
+        { atToken: 20, fault: 'freeze', position: 'first' },
+      ]);
+    } finally {
+      await repair();
+    }
+    const recoveries = grid.client.routeReport()!.recoveries;
+    expect(text).toBe(unbroken.get(SAMPLED));
+    expect(recoveries.length).toBeGreaterThanOrEqual(2);
+  });
+});

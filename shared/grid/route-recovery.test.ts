@@ -1,0 +1,203 @@
+/**
+ * The recovering route against scripted stages: each fake stage keeps a per-request running sum
+ * (so its answer depends on every row the request sent before, as a KV cache does), and a stage
+ * can fail, stall or slow down at a chosen step. The pipeline's answers must be those of the
+ * unbroken route whatever happens, with the recovery reported.
+ */
+import { describe, expect, it } from 'vitest';
+import type { HiddenFrame } from '../protocol/frame.ts';
+import { GridApiError } from './client.ts';
+import type { RouteHop } from './protocol.ts';
+import { RouteBrokenError } from './route-link.ts';
+import type { RouteLink, RouteStep } from './route-link.ts';
+import { createRecoveringRoute } from './route-recovery.ts';
+import type { StandbyRoute } from './route-recovery.ts';
+import { StageFailedError } from './stage-wire.ts';
+
+/** What a stage does from its fault's step on; `gone`: it stops answering echoes from then (a closed or frozen tab). */
+type Behaviour = ({ kind: 'fail'; error: () => Error } | { kind: 'stall' } | { kind: 'slow'; ms: number }) & { gone?: boolean };
+
+const hop = (peerId: string, start: number, end: number): RouteHop => ({ peerId, addrs: [], layers: { start, end } });
+
+/** A grid of fake stages: each adds its running sum of inputs to a row, per request. */
+function fakeGrid() {
+  const caches = new Map<string, Map<string, number>>();
+  const faults = new Map<string, { atStep: number; behaviour: Behaviour }>();
+  const silent = new Set<string>();
+  const stepsOnStage = new Map<string, number>();
+  const links: { hops: RouteHop[]; requests: string[] }[] = [];
+
+  function stage(peerId: string, requestId: string, rows: number[], position: number): { rows: number[]; ms: number } | 'stall' {
+    const steps = stepsOnStage.get(peerId) ?? 0;
+    stepsOnStage.set(peerId, steps + 1);
+    const fault = faults.get(peerId);
+    if (fault && steps >= fault.atStep) {
+      if (fault.behaviour.gone) silent.add(peerId);
+      // A failure is one event (a silent stage stays failed: it is blamed and never asked again).
+      if (fault.behaviour.kind === 'fail' && (steps === fault.atStep || silent.has(peerId))) throw fault.behaviour.error();
+      if (fault.behaviour.kind === 'stall') return 'stall';
+    }
+    const cache = caches.get(peerId) ?? new Map<string, number>();
+    caches.set(peerId, cache);
+    if (position === 0) cache.set(requestId, 0);
+    let sum = cache.get(requestId)!;
+    const out = rows.map((r) => (sum += r) + 1);
+    cache.set(requestId, sum);
+    return { rows: out, ms: fault && steps >= fault.atStep && fault.behaviour.kind === 'slow' ? fault.behaviour.ms : 2 };
+  }
+
+  function openLink(hops: RouteHop[]): RouteLink {
+    const opened = { hops, requests: [] as string[] };
+    links.push(opened);
+    return {
+      hops,
+      forward: () => Promise.reject(new Error('unused')),
+      async step(frame: HiddenFrame): Promise<RouteStep> {
+        if (!opened.requests.includes(frame.requestId)) opened.requests.push(frame.requestId);
+        let rows = [...frame.data];
+        const records: { stageMs: number; direct: boolean }[] = [];
+        for (const h of hops) {
+          const out = stage(h.peerId, frame.requestId, rows, frame.position);
+          if (out === 'stall') return new Promise(() => undefined);
+          rows = out.rows;
+          records.push({ stageMs: out.ms, direct: true });
+        }
+        await new Promise((r) => setTimeout(r, Math.max(...records.map((r) => r.stageMs))));
+        return { frame: { ...frame, data: Float32Array.from(rows) }, hops: records };
+      },
+      end: () => Promise.resolve(),
+      report: () => [],
+      close: () => Promise.resolve(),
+    };
+  }
+  return { faults, silent, links, openLink, stepsOnStage };
+}
+
+const ROUTE: StandbyRoute = { hops: [hop('a', 0, 2), hop('b', 2, 4)], standbys: [hop('a2', 0, 2), hop('b2', 2, 4)] };
+
+function recovering(grid: ReturnType<typeof fakeGrid>, coordinator: (avoid: string[]) => Promise<StandbyRoute> = async () => ROUTE, minDeadlineMs = 60) {
+  return createRecoveringRoute(
+    { minDeadlineMs, setupMs: 200, firstStepMs: 200, probeTimeoutMs: 30 },
+    {
+      route: coordinator,
+      openLink: grid.openLink,
+      answers: async (h) => !grid.silent.has(h.peerId),
+    },
+  );
+}
+
+/** Runs a prompt of 3 rows then `decode` single-row steps; returns every answer's rows. */
+async function run(route: ReturnType<typeof recovering>, requestId: string, decode: number): Promise<number[][]> {
+  const answers: number[][] = [];
+  let position = 0;
+  const inputs = [[1, 2, 3], ...Array.from({ length: decode }, (_, i) => [10 + i])];
+  for (const [step, rows] of inputs.entries()) {
+    const frame: HiddenFrame = { requestId, step, position, dims: [1, rows.length, 1], data: Float32Array.from(rows) };
+    const out = await route.forwardFrame!(frame);
+    expect(out).toMatchObject({ requestId, step, position, dims: [1, rows.length, 1] });
+    answers.push([...out.data]);
+    position += rows.length;
+  }
+  await route.end(requestId);
+  return answers;
+}
+
+async function unbroken(decode: number) {
+  return run(recovering(fakeGrid()), 'baseline', decode);
+}
+
+describe('a recovering route', () => {
+  it('answers as the unbroken route when a stage fails mid-request, replaying onto its standby', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('b', { atStep: 5, behaviour: { kind: 'fail', error: () => new RouteBrokenError('the stream to b closed'), gone: true } });
+    const route = recovering(grid);
+    const track = route.track('r1');
+    expect(await run(route, 'r1', 10)).toEqual(await unbroken(10));
+    expect(track.recoveries).toHaveLength(1);
+    expect(track.recoveries[0]).toMatchObject({ step: 5, reason: 'failed', swapped: ['b'], replayedRows: 3 + 5 });
+    expect(track.stageRequestIds).toHaveLength(2);
+    expect(grid.links.at(-1)!.hops.map((h) => h.peerId)).toEqual(['a', 'b2']);
+  });
+
+  it('swaps the stage a StageLostError names even while it still answers', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('a', { atStep: 2, behaviour: { kind: 'fail', error: () => new StageFailedError({ name: 'StageLostError', message: 'lost b', peerId: 'a', lost: 'b' }) } });
+    const route = recovering(grid);
+    const track = route.track('r');
+    expect(await run(route, 'r', 4)).toEqual(await unbroken(4));
+    expect(track.recoveries[0].swapped).toEqual(['b']);
+  });
+
+  it('notices a stage that stalls by the deadline measured from its round trips, and swaps it', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('a', { atStep: 7, behaviour: { kind: 'stall', gone: true } });
+    const route = recovering(grid);
+    const track = route.track('r');
+    expect(await run(route, 'r', 12)).toEqual(await unbroken(12));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'], step: 7 })]);
+    // The deadline is a few decode steps (2-3 ms each here), floored at 60 ms: far below the 60 s step timeout.
+    expect(track.recoveries[0].ms).toBeLessThan(1_000);
+  });
+
+  it('hedges a stalled step whose stages all still answer, on a route of standbys', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('b', { atStep: 6, behaviour: { kind: 'stall' } });
+    const route = recovering(grid);
+    const track = route.track('r');
+    expect(await run(route, 'r', 10)).toEqual(await unbroken(10));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a', 'b'] })]);
+  });
+
+  it('swaps a stage whose step time jumps, before it drags every token', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('a', { atStep: 6, behaviour: { kind: 'slow', ms: 130 } });
+    // A deadline well above the slow steps: this stage is slow, not stalled.
+    const route = recovering(grid, undefined, 1_000);
+    const track = route.track('r');
+    expect(await run(route, 'r', 14)).toEqual(await unbroken(14));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'slow', swapped: ['a'] })]);
+    // Two slow steps, then the swap: the rest ran on the standby.
+    expect(grid.stepsOnStage.get('a')).toBeLessThanOrEqual(9);
+  });
+
+  it('survives two faults in one request', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('b', { atStep: 3, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });
+    grid.faults.set('a', { atStep: 8, behaviour: { kind: 'stall', gone: true } });
+    const route = recovering(grid);
+    const track = route.track('r');
+    expect(await run(route, 'r', 12)).toEqual(await unbroken(12));
+    expect(track.recoveries.map((r) => r.swapped)).toEqual([['b'], ['a']]);
+  });
+
+  it('asks the coordinator, avoiding the failed stages, when no standby is left', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('b', { atStep: 4, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });
+    const asked: string[][] = [];
+    const route = recovering(grid, async (avoid) => {
+      asked.push(avoid);
+      return avoid.length === 0 ? { hops: ROUTE.hops, standbys: [] } : { hops: [hop('a', 0, 2), hop('c', 2, 4)], standbys: [] };
+    });
+    expect(await run(route, 'r', 6)).toEqual(await unbroken(6));
+    expect(asked).toEqual([[], ['b']]);
+  });
+
+  it('fails at once, naming the layers, when no stage serves them any more', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('b', { atStep: 4, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });
+    const route = recovering(grid, async (avoid) => {
+      if (avoid.length === 0) return { hops: ROUTE.hops, standbys: [] };
+      throw new GridApiError('layers 2..3 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
+    });
+    const started = performance.now();
+    await expect(run(route, 'r', 6)).rejects.toMatchObject({ name: 'LayersUncoveredError', message: expect.stringMatching(/layers 2\.\.3 .* served by no stage/) });
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('passes a refusal of the request itself on instead of swapping stages for it', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('a', { atStep: 1, behaviour: { kind: 'fail', error: () => new StageFailedError({ name: 'FrameError', message: 'positions exceed the context', peerId: 'a' }) } });
+    const route = recovering(grid);
+    await expect(run(route, 'r', 3)).rejects.toMatchObject({ name: 'StageFailedError', message: expect.stringMatching(/FrameError/) });
+  });
+});

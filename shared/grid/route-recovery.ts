@@ -1,0 +1,489 @@
+/**
+ * Generation that survives its route: a pipeline stage (StageLink) over route links that swaps
+ * out a stage which leaves, stalls or slows down, mid-request, without the pipeline noticing.
+ *
+ * The client keeps what a replacement route needs to rebuild a request's KV caches: the hidden
+ * rows it sent (its tokens, embedded), until the request ends. When a step fails, the request
+ * goes on as a new stage request on a new route whose first step is a replay: one prefill of
+ * every row so far plus the step's own. Its result's last rows are the step's answer, so the
+ * sampler sees the same logits and the text is the unbroken run's, token for token. Every stage
+ * of the new route rebuilds (the survivors too: their old request was ended, and they commit to
+ * it): one prefill through the route costs little more than one through the replaced stage
+ * alone, and needs no stage to keep outputs or to re-splice a running request.
+ *
+ * Detection, each well under a second of the event:
+ *  - a route error: a stream that closed (a closed tab, a dropped link), a stage that refused,
+ *    or a stage that lost its link to the next (StageLostError, naming the lost peer);
+ *  - a missed deadline: DEADLINE_FACTOR times this route's median decode round trip (a frozen
+ *    tab, a killed browser, a silently cut network send nothing at all);
+ *  - a slow stage: a stage whose time per step jumps to SLOW_FACTOR times its median, two
+ *    steps running, is swapped before the next step (a throttled link, a background tab).
+ * Who to blame: the stages that no longer answer an echo within PROBE_TIMEOUT_MS, and the peer an
+ * error names. A deadline missed with every stage answering is hedged: the step is replayed on a
+ * route of standbys while the slow route may still answer; the first answer wins.
+ *
+ * The replacement comes from the route's standbys (stages that serve exactly one hop's layers,
+ * weights loaded, links probed) or, when none is left, from the coordinator with the blamed
+ * stages avoided. When no stage serves some layer any more, the request fails at once with
+ * LayersUncoveredError naming the layers.
+ */
+import { InfermeshError } from '../errors.ts';
+import { median } from '../statistics.ts';
+import type { HiddenFrame } from '../protocol/frame.ts';
+import type { StageLink } from '../runtime/pipeline.ts';
+import type { RouteHop } from './protocol.ts';
+import { ROUTE_ERRORS, StageTimeoutError } from './route-link.ts';
+import type { RouteLink, RouteStep } from './route-link.ts';
+import { StageFailedError } from './stage-wire.ts';
+
+/** No stage serves some layers any more (they left, or failed this request): nothing to swap in. */
+export class LayersUncoveredError extends InfermeshError {
+  override name = 'LayersUncoveredError';
+}
+
+/** A route with the standbys that can replace its hops. */
+export interface StandbyRoute {
+  hops: RouteHop[];
+  standbys: RouteHop[];
+}
+
+export interface Recovery {
+  /** the pipeline's step at which the route was replaced */
+  step: number;
+  reason: 'failed' | 'stalled' | 'slow';
+  /** the stages swapped out (empty: the same stages, on fresh streams) */
+  swapped: string[];
+  /** what went wrong, for people */
+  cause: string;
+  /** rows replayed as one prefill on the new route */
+  replayedRows: number;
+  /** each stage's milliseconds on the replay (its hop records): what rebuilding the caches cost where */
+  replayStageMs: number[];
+  /** the replay's round trip on the new route (the first answer's, for a hedge) */
+  replayMs: number;
+  /** from noticing the fault to the step's answer on the new route */
+  ms: number;
+}
+
+/** What a caller learns of one request: filled in as it runs. */
+export interface RequestTrack {
+  /** the ids the stages knew this request by, one per route it ran on */
+  stageRequestIds: string[];
+  recoveries: Recovery[];
+}
+
+export interface RecoveringRouteOptions {
+  /** the slowest any step may be (default 60 s), whatever was measured */
+  stepTimeoutMs?: number;
+  /** a route's first step (its streams opening and the prompt or a replay) before any decode step was measured (default 5 s) */
+  firstStepMs?: number;
+  /** a route's first step once decode steps were measured: at least this (default 1.5 s; its links are dialled ahead) */
+  setupMs?: number;
+  /** a decode step's deadline is never shorter than this (default 400 ms: a busy machine's hiccup is no fault) */
+  minDeadlineMs?: number;
+  /** how long a stage has to answer an echo before it is blamed (default 500 ms) */
+  probeTimeoutMs?: number;
+  /** route changes one request may take before its error is thrown (default 8) */
+  maxRecoveries?: number;
+}
+
+export interface RecoveringRouteDeps {
+  /** the coordinator's route leaving out `avoid` (its NoRouteError arrives as a GridApiError with code 'no_route') */
+  route(avoid: string[]): Promise<StandbyRoute>;
+  /** a route link over `hops` */
+  openLink(hops: RouteHop[]): RouteLink;
+  /** whether a stage answers an echo within `timeoutMs` (probe.ts answers) */
+  answers(hop: RouteHop, timeoutMs: number): Promise<boolean>;
+  /** dials a stage ahead of need, so a swap costs a replay and not a connection */
+  warm?(hop: RouteHop): void;
+  now?(): number;
+}
+
+export interface RecoveringRoute extends StageLink {
+  /** the route new requests start on (asked for on first use) */
+  current(): Promise<{ route: StandbyRoute; link: RouteLink }>;
+  /** that route's link, null before the first request */
+  currentLink(): RouteLink | null;
+  /** Starts keeping `requestId`'s stage ids and recoveries in the returned track. */
+  track(requestId: string): RequestTrack;
+  close(): Promise<void>;
+}
+
+/** A decode step slower than this many times the route's median round trip is overdue. */
+export const DEADLINE_FACTOR = 4;
+/** A stage whose step time is this many times its median, two steps running, is swapped. */
+export const SLOW_FACTOR = 3;
+/** ...and only when that is at least this many milliseconds more than its median (timer noise is no slowdown). */
+const SLOW_MIN_EXCESS_MS = 100;
+/** Decode round trips kept per route for its deadline. */
+const RECENT = 16;
+/** Stages remembered as suspects (blamed for silence) at most; the oldest is forgotten first. */
+const MAX_SUSPECTS = 256;
+/** A route older than this is asked for again when a request starts on it. */
+const ROUTE_REFRESH_MS = 5_000;
+/** Samples before a median counts. */
+const MIN_SAMPLES = 3;
+
+interface Active {
+  route: StandbyRoute;
+  link: RouteLink;
+  /** decode round trips on this route, newest last */
+  roundTrips: number[];
+  /** attempts still on this link: it is closed when none is and new requests start elsewhere */
+  users: number;
+  /** when the coordinator last gave this route */
+  since: number;
+}
+
+interface Attempt {
+  active: Active;
+  stageRequestId: string;
+  /** steps sent on this stage request (0 until the replay or the first step went) */
+  steps: number;
+}
+
+interface RequestState {
+  track: RequestTrack;
+  /** the hidden rows of every step answered so far, in order */
+  rows: Float32Array[];
+  rowCount: number;
+  attempt: Attempt;
+  /** stages failed or stalled during this request: never routed through again by it */
+  avoid: Set<string>;
+  /** a stage found slow: swapped before the next step */
+  swapNext?: string;
+  /** consecutive slow steps per stage */
+  slowSteps: Map<string, number>;
+  /** route failures so far, answered or not: a request fails after maxRecoveries of them */
+  failures: number;
+}
+
+/** Refusals that are the request's own fault (a bad frame): another route would refuse them too. */
+const REQUEST_FAULTS: ReadonlySet<string> = new Set(['FrameError', 'WrongRequestError', 'StageMessageError']);
+const isRouteError = (err: unknown) => ROUTE_ERRORS.includes((err as Error)?.name) && !(err instanceof StageFailedError && REQUEST_FAULTS.has(err.failure.name));
+const sameLayers = (a: RouteHop, b: RouteHop) => a.layers.start === b.layers.start && a.layers.end === b.layers.end;
+
+export function createRecoveringRoute(options: RecoveringRouteOptions, deps: RecoveringRouteDeps): RecoveringRoute {
+  const stepTimeoutMs = options.stepTimeoutMs ?? 60_000;
+  const firstStepMs = Math.min(options.firstStepMs ?? 5_000, stepTimeoutMs);
+  const minDeadlineMs = options.minDeadlineMs ?? 400;
+  const setupMs = Math.min(options.setupMs ?? 1_500, firstStepMs);
+  const probeTimeoutMs = options.probeTimeoutMs ?? 500;
+  const maxRecoveries = options.maxRecoveries ?? 8;
+  const now = deps.now ?? (() => performance.now());
+  const requests = new Map<string, RequestState>();
+  const tracks = new Map<string, RequestTrack>();
+  /** per stage, its recent stage milliseconds of decode steps */
+  const stageMs = new Map<string, number[]>();
+  const links = new Set<RouteLink>();
+  /** stages blamed only for not answering an echo in time, by id: a busy one may answer later */
+  const suspects = new Map<string, RouteHop>();
+  let active: Active | null = null;
+
+  /** A link over `route`; `from`, the route it replaces, lends its measured round trips to the first deadlines. */
+  const activate = (route: StandbyRoute, from?: Active): Active => {
+    const link = deps.openLink(route.hops);
+    links.add(link);
+    for (const hop of [...route.hops, ...route.standbys]) deps.warm?.(hop);
+    return { route, link, roundTrips: [...(from?.roundTrips ?? [])], users: 0, since: now() };
+  };
+
+  /** Closes a link nobody uses any more and new requests no longer start on. */
+  const retire = (on: Active) => {
+    if (on.users > 0 || on === active || !links.delete(on.link)) return;
+    void on.link.close().catch(() => undefined);
+  };
+
+  const attemptOn = (on: Active, stageRequestId: string): Attempt => {
+    on.users += 1;
+    return { active: on, stageRequestId, steps: 0 };
+  };
+
+  /** Ends an attempt off the step's path (its stages commit to what they served); a link nobody uses any more is closed. */
+  const release = (attempt: Attempt): Promise<void> => {
+    const on = attempt.active;
+    on.users -= 1;
+    const ended = Promise.resolve(on.link.end(attempt.stageRequestId)).then(() => undefined, () => undefined);
+    return ended.then(() => retire(on));
+  };
+
+  /**
+   * The route new requests start on. Asked for again when older than ROUTE_REFRESH_MS: tabs come,
+   * go and are re-placed, and a request should not start on a stage that has moved on.
+   */
+  const current = async (): Promise<Active> => (active && now() - active.since < ROUTE_REFRESH_MS ? active : refresh(active));
+
+  /**
+   * The coordinator's route now; the link of `from` is kept when its stages are the same. A
+   * server that cannot answer leaves the route as it was: its stages may well still serve.
+   */
+  async function refresh(from: Active | null): Promise<Active> {
+    let route: StandbyRoute;
+    try {
+      route = await askCoordinator(new Set());
+    } catch (err) {
+      if (!from || (err as Error).name === 'LayersUncoveredError') throw err;
+      from.since = now();
+      return from;
+    }
+    const same = from && route.hops.length === from.route.hops.length && route.hops.every((h, i) => h.peerId === from.route.hops[i].peerId);
+    const next = same ? Object.assign(from, { route, since: now() }) : activate(route, from ?? undefined);
+    if (active === from) active = next;
+    if (from && !same) retire(from);
+    return next;
+  }
+
+  /** The stage ids a step would replace: those that stopped answering, and the one an error names. */
+  async function blame(route: StandbyRoute, err: unknown): Promise<Set<string>> {
+    const silent = await Promise.all(route.hops.map(async (hop) => ((await deps.answers(hop, probeTimeoutMs)) ? [] : [hop])));
+    for (const hop of silent.flat()) {
+      suspects.set(hop.peerId, hop);
+      if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.keys().next().value!);
+    }
+    const blamed = new Set(silent.flat().map((h) => h.peerId));
+    const named = err instanceof StageFailedError ? (err.failure.lost ?? err.failure.peerId) : (err as { peerId?: string }).peerId;
+    if (named && route.hops.some((h) => h.peerId === named)) blamed.add(named);
+    return blamed;
+  }
+
+  /** A route without `avoid`: its standbys swapped in where they can be, else the coordinator's. */
+  async function reroute(route: StandbyRoute, avoid: Set<string>): Promise<StandbyRoute> {
+    const standbys = route.standbys.filter((s) => !avoid.has(s.peerId));
+    const hops: RouteHop[] = [];
+    for (const hop of route.hops) {
+      if (!avoid.has(hop.peerId)) hops.push(hop);
+      else {
+        const standby = standbys.find((s) => sameLayers(s, hop) && !hops.includes(s));
+        if (!standby) return askCoordinator(avoid);
+        hops.push(standby);
+      }
+    }
+    return { hops, standbys: standbys.filter((s) => !hops.includes(s)) };
+  }
+
+  async function askCoordinator(avoid: Set<string>): Promise<StandbyRoute> {
+    try {
+      return await deps.route([...avoid]);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'no_route') throw err;
+      // A stage blamed for a stall may only have been busy: one that answers now is tried again
+      // rather than failing the request for want of it.
+      const revived = (await Promise.all([...avoid].map(async (id) => (suspects.has(id) && (await deps.answers(suspects.get(id)!, probeTimeoutMs)) ? [id] : [])))).flat();
+      if (revived.length === 0) throw new LayersUncoveredError((err as Error).message, { cause: err });
+      for (const id of revived) {
+        avoid.delete(id);
+        suspects.delete(id);
+      }
+      return askCoordinator(avoid);
+    }
+  }
+
+  /** The route a request moves to once `avoid` is left out; the client's route for new requests too. */
+  async function moveTo(from: Active, avoid: Set<string>): Promise<Active> {
+    if (active && active !== from && !active.route.hops.some((h) => avoid.has(h.peerId))) return active;
+    const next = activate(await reroute(from.route, avoid), from);
+    if (active === from || active === null) active = next;
+    return next;
+  }
+
+  /** Moves the request to a new stage request on `on`; the old one is released. */
+  function switchTo(state: RequestState, on: Active): void {
+    const next = attemptOn(on, crypto.randomUUID());
+    void release(state.attempt);
+    state.track.stageRequestIds.push(next.stageRequestId);
+    state.attempt = next;
+  }
+
+  /** Every row so far and the step's own, as one prefill at position 0: what a new route rebuilds its caches from. */
+  function replayFrame(state: RequestState, frame: HiddenFrame, stageRequestId: string): HiddenFrame {
+    const width = frame.dims[2];
+    const rows = state.rowCount + frame.dims[1];
+    const data = new Float32Array(rows * width);
+    let at = 0;
+    for (const r of [...state.rows, frame.data]) {
+      data.set(r, at);
+      at += r.length;
+    }
+    return { requestId: stageRequestId, step: 0, position: 0, dims: [1, rows, width], data };
+  }
+
+  function deadline(attempt: Attempt, rows: number): number {
+    const rtt = attempt.active.roundTrips;
+    if (rtt.length < MIN_SAMPLES) return firstStepMs;
+    const decode = Math.max(minDeadlineMs, DEADLINE_FACTOR * median(rtt)!);
+    // A first step opens streams and prefills many rows: a generous multiple of a decode step.
+    return Math.min(stepTimeoutMs, attempt.steps === 0 ? Math.max(setupMs, decode * Math.ceil(rows / 8)) : decode);
+  }
+
+  /** Sends the step on the attempt's route: a replay when the attempt is new and rows came before. */
+  async function send(state: RequestState, attempt: Attempt, frame: HiddenFrame): Promise<{ step: RouteStep; ms: number }> {
+    const replay = attempt.steps === 0 && state.rowCount > 0;
+    const out = replay
+      ? replayFrame(state, frame, attempt.stageRequestId)
+      : { ...frame, requestId: attempt.stageRequestId, step: attempt.steps };
+    const timeout = deadline(attempt, out.dims[1]);
+    const t0 = now();
+    const pending = attempt.active.link.step(out, stepTimeoutMs);
+    attempt.steps += 1;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const overdue = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new StageTimeoutError(`no result within ${Math.round(timeout)} ms (${replay ? 'replay' : `step ${frame.step}`})`), { pending })), timeout);
+    });
+    try {
+      return { step: await Promise.race([pending, overdue]), ms: now() - t0 };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Notes a decode step's times; marks a stage that has turned slow for a swap. */
+  function observe(state: RequestState, attempt: Attempt, answer: RouteStep, ms: number, rows: number) {
+    if (rows !== 1 || attempt.steps <= 1) return;
+    const rtt = attempt.active.roundTrips;
+    rtt.push(ms);
+    if (rtt.length > RECENT) rtt.shift();
+    attempt.active.route.hops.forEach((hop, i) => {
+      const took = answer.hops[i]?.stageMs;
+      if (took === undefined) return;
+      const history = stageMs.get(hop.peerId) ?? [];
+      const typical = history.length >= MIN_SAMPLES ? median(history) : undefined;
+      const slow = typical !== undefined && took > SLOW_FACTOR * typical && took > typical + SLOW_MIN_EXCESS_MS;
+      const streak = slow ? (state.slowSteps.get(hop.peerId) ?? 0) + 1 : 0;
+      state.slowSteps.set(hop.peerId, streak);
+      if (streak >= 2 && attempt.active.route.standbys.some((s) => sameLayers(s, hop) && !state.avoid.has(s.peerId))) state.swapNext = hop.peerId;
+      // A slow step does not become the norm it is measured against.
+      if (!slow) {
+        history.push(took);
+        if (history.length > RECENT) history.shift();
+        stageMs.set(hop.peerId, history);
+      }
+    });
+  }
+
+  /** The step's answer in the pipeline's terms: its own rows (a replay answers for every row). */
+  function answerFor(frame: HiddenFrame, result: HiddenFrame): HiddenFrame {
+    const rows = frame.dims[1];
+    const width = result.dims[2];
+    const data = result.dims[1] === rows ? result.data : result.data.subarray((result.dims[1] - rows) * width);
+    return { requestId: frame.requestId, step: frame.step, position: frame.position, dims: [1, rows, width], data };
+  }
+
+  async function forwardFrame(frame: HiddenFrame): Promise<HiddenFrame> {
+    let state = requests.get(frame.requestId);
+    if (!state) {
+      const track = tracks.get(frame.requestId) ?? { stageRequestIds: [], recoveries: [] };
+      state = { track, rows: [], rowCount: 0, attempt: attemptOn(await current(), frame.requestId), avoid: new Set(), slowSteps: new Map(), failures: 0 };
+      track.stageRequestIds.push(frame.requestId);
+      requests.set(frame.requestId, state);
+    }
+    if (frame.position !== state.rowCount) throw new InfermeshError(`request ${frame.requestId} is at position ${state.rowCount}, not ${frame.position}`);
+
+    let fault: { at: number; reason: Recovery['reason']; cause: string; swapped: string[] } | undefined;
+    if (state.swapNext) {
+      const slow = state.swapNext;
+      state.swapNext = undefined;
+      state.avoid.add(slow);
+      fault = { at: now(), reason: 'slow', cause: `stage ${slow} turned slow`, swapped: [slow] };
+      switchTo(state, await moveTo(state.attempt.active, state.avoid));
+    }
+    for (;;) {
+      const attempt = state.attempt;
+      let answer: RouteStep;
+      let stepMs: number;
+      try {
+        const { step, ms } = await send(state, attempt, frame);
+        answer = step;
+        stepMs = ms;
+        observe(state, attempt, step, ms, frame.dims[1]);
+      } catch (err) {
+        if (!isRouteError(err) || ++state.failures > maxRecoveries) throw err;
+        const at = now();
+        const blamed = await blame(attempt.active.route, err);
+        const stalled = err instanceof StageTimeoutError && (err as { pending?: Promise<RouteStep> }).pending;
+        fault = { at, reason: stalled ? 'stalled' : 'failed', cause: `${(err as Error).name}: ${(err as Error).message}`, swapped: [...blamed] };
+        for (const b of blamed) state.avoid.add(b);
+        if (stalled && blamed.size === 0) {
+          // Every stage answers: slow, not gone. Hedge: replay on standbys, first answer wins.
+          const hedgedAt = now();
+          const hedged = await hedge(state, frame, attempt, stalled);
+          if (hedged) {
+            answer = hedged.answer;
+            stepMs = now() - hedgedAt;
+            if (hedged.swapped) fault.swapped = hedged.swapped;
+            else fault = undefined; // the old route answered after all: no recovery
+          } else {
+            switchTo(state, await moveTo(attempt.active, state.avoid));
+            continue;
+          }
+        } else {
+          if (stalled) stalled.catch(() => undefined);
+          // Nobody to blame (a stream that broke between live stages): the coordinator's route as it stands now.
+          switchTo(state, blamed.size === 0 ? await refresh(attempt.active) : await moveTo(attempt.active, state.avoid));
+          continue;
+        }
+      }
+      if (fault) {
+        state.track.recoveries.push({ step: frame.step, reason: fault.reason, swapped: fault.swapped, cause: fault.cause, replayedRows: state.attempt.steps === 1 ? state.rowCount + frame.dims[1] : 0, replayStageMs: answer.hops.map((h) => h.stageMs), replayMs: stepMs, ms: now() - fault.at });
+      }
+      state.rows.push(frame.data.slice());
+      state.rowCount += frame.dims[1];
+      return answerFor(frame, answer.frame);
+    }
+  }
+
+  /**
+   * A stalled step whose stages all answer: the step is replayed on the route with every hop that
+   * has a standby swapped, racing the old route. Null when no hop has a standby, or both failed.
+   */
+  async function hedge(state: RequestState, frame: HiddenFrame, old: Attempt, pending: Promise<RouteStep>): Promise<{ answer: RouteStep; swapped?: string[] } | null> {
+    const route = old.active.route;
+    const swappable = route.hops.filter((h) => route.standbys.some((s) => sameLayers(s, h) && !state.avoid.has(s.peerId))).map((h) => h.peerId);
+    if (swappable.length === 0) {
+      const late = await pending.then((step) => step, () => null);
+      return late && { answer: late };
+    }
+    const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active);
+    const attempt = attemptOn(on, crypto.randomUUID());
+    state.track.stageRequestIds.push(attempt.stageRequestId);
+    const tagged = <T>(p: Promise<T>, tag: 'old' | 'hedge') => p.then((v) => ({ tag, v }));
+    const fresh = send(state, attempt, frame).then((r) => r.step);
+    const first = await Promise.any([tagged(pending, 'old'), tagged(fresh, 'hedge')]).catch(() => null);
+    if (!first) return null;
+    if (first.tag === 'old') {
+      fresh.catch(() => undefined);
+      void release(attempt);
+      return { answer: first.v };
+    }
+    pending.catch(() => undefined);
+    for (const id of swappable) state.avoid.add(id);
+    if (active === old.active) active = on;
+    void release(old);
+    state.attempt = attempt;
+    return { answer: first.v, swapped: swappable };
+  }
+
+  return {
+    forward: () => Promise.reject(new InfermeshError('a recovering route takes frames as the pipeline builds them (forwardFrame)')),
+    forwardFrame,
+    end(requestId) {
+      const state = requests.get(requestId);
+      requests.delete(requestId);
+      tracks.delete(requestId);
+      if (!state) return Promise.resolve();
+      return release(state.attempt);
+    },
+    current: async () => {
+      const a = await current();
+      return { route: a.route, link: a.link };
+    },
+    currentLink: () => active?.link ?? null,
+    track(requestId) {
+      const track: RequestTrack = { stageRequestIds: [], recoveries: [] };
+      tracks.set(requestId, track);
+      return track;
+    },
+    async close() {
+      await Promise.all([...links].map((l) => l.close()));
+    },
+  };
+}

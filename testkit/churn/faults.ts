@@ -1,0 +1,70 @@
+/**
+ * The churn faults, each done to a real donor tab the way it happens on the Internet:
+ *  - `close-tab`: the visitor closes the tab (the page unloads; its WebRTC connections close);
+ *  - `kill-browser`: the browser process dies at once (CDP Browser.crash: no unload, no goodbye,
+ *    its peers' connections go silent);
+ *  - `drop-link`: the tab's direct WebRTC links are cut (the tab stays on the grid);
+ *  - `throttle`: every frame the tab hands on leaves THROTTLE_MS late, as over a sagging link;
+ *  - `freeze`: the page is frozen (CDP Page.setWebLifecycleState, as a browser freezes a
+ *    background tab): its tasks stop, its connections stay open and answer nothing.
+ * The tab must be the churn donor page (CHURN_DONOR) for the two faults that need its help.
+ */
+import type { ChurnGrid, ChurnTab } from './churn-grid.ts';
+
+export const CHURN_FAULTS = ['close-tab', 'kill-browser', 'drop-link', 'throttle', 'freeze'] as const;
+export type ChurnFault = (typeof CHURN_FAULTS)[number];
+
+/**
+ * How late a throttled tab hands on each frame: many times a stage's step on the test model, yet
+ * under a step's deadline (400 ms at least), so the client must see the slowdown in the stage's
+ * hop times and swap it, not wait for a step to go unanswered.
+ */
+export const THROTTLE_MS = 150;
+
+/** Does `fault` to the tab, at once (the tab should be serving a step of a route). */
+export async function injectFault(tab: ChurnTab, fault: ChurnFault): Promise<void> {
+  switch (fault) {
+    case 'close-tab':
+      await tab.page.close();
+      return;
+    case 'kill-browser': {
+      const session = await tab.browser.newBrowserCDPSession();
+      // The browser dies before it can answer.
+      await session.send('Browser.crash' as never).catch(() => undefined);
+      return;
+    }
+    case 'drop-link':
+      await tab.page.evaluate(() => window.linkFaults.dropLinks());
+      return;
+    case 'throttle':
+      await tab.page.evaluate((ms) => window.linkFaults.throttle(ms), THROTTLE_MS);
+      return;
+    case 'freeze': {
+      const session = await tab.page.context().newCDPSession(tab.page);
+      await session.send('Page.setWebLifecycleState' as never, { state: 'frozen' } as never);
+      return;
+    }
+  }
+}
+
+/**
+ * Brings the grid back to strength after `fault` hit tab `peerId`: a closed or killed tab is
+ * replaced by a fresh one (another visitor), a frozen tab is woken and a throttled one sped up
+ * (its visitor came back to it), a dropped link heals by itself. Then waits until every layer
+ * has its standbys again.
+ */
+export async function recoverTab(grid: ChurnGrid, peerId: string, fault: ChurnFault): Promise<void> {
+  const tab = grid.tabs.find((t) => t.peerId === peerId);
+  if (tab) {
+    if (fault === 'close-tab' || fault === 'kill-browser') {
+      await grid.removeTab(tab);
+      await grid.addTab();
+    } else if (fault === 'freeze') {
+      const session = await tab.page.context().newCDPSession(tab.page);
+      await session.send('Page.setWebLifecycleState' as never, { state: 'active' } as never);
+    } else if (fault === 'throttle') {
+      await tab.page.evaluate(() => window.linkFaults.throttle(0));
+    }
+  }
+  await grid.settle();
+}
