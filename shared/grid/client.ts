@@ -118,7 +118,10 @@ export interface GridClient extends OpenAIApi {
   readonly manifest: Manifest;
   readonly tokenizer: LoadedTokenizer;
   generate(prompt: string, options?: Partial<GenerateOptions>): AsyncGenerator<GeneratedToken, void, void>;
-  /** The route the next generate uses (asked from the coordinator when there is none yet). */
+  /**
+   * The route generation runs on now: the one a running request was last moved to (the next
+   * request may start on a fresher one), asked from the coordinator when there is none yet.
+   */
   route(): Promise<RouteLink>;
   /** The current route's hops with measured stage times and link kinds; null before the first. */
   routeReport(): GridRouteReport | null;
@@ -207,7 +210,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     { config: manifest.config, tokenizer: tokenizer.tokenizer, stopIds: tokenizer.stopIds, embedding, head, stages: [recovering], newRequestId: () => crypto.randomUUID() },
     { ort: deps.ort },
   );
-  const route = async (): Promise<RouteLink> => (await recovering.current()).link;
+  const route = async (): Promise<RouteLink> => recovering.currentLink() ?? (await recovering.current()).link;
 
   const tokenizerConfig = tokenizerConfigBytes ? (JSON.parse(new TextDecoder().decode(tokenizerConfigBytes)) as object) : null;
   async function* generate(prompt: string, opts: Partial<GenerateOptions> = {}): AsyncGenerator<GeneratedToken, void, void> {
@@ -223,7 +226,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     const track = recovering.track(requestId);
     lastRecoveries = track.recoveries;
     try {
-      const current = await route();
+      const { link: current } = await recovering.current();
       promptTokens = tokenizer.tokenizer.encode(prompt).length;
       deps.observer?.started({ requestId, route: current.hops, promptTokens });
       started = true;
