@@ -7,8 +7,9 @@
  * testkit/churn/faults.ts at a random token; its text is compared token for token with the
  * unbroken run of the same prompt and settings. Unbroken generations are interleaved with the
  * faulty ones on the same grid, for the throughput baseline. Tabs a fault took are replaced
- * (a frozen or throttled tab is woken or sped up again, as a visitor returning to it would);
- * the next generation waits until every layer has a standby again.
+ * by fresh tabs that join in the background (a frozen or throttled tab is woken or sped up
+ * again, as a visitor returning to it would); the next generation waits until every layer has a
+ * standby again.
  *
  * Printed: generations, completedIdentical, tokensLost, tokensRepeated, recoveryMs p50/p95/max
  * (from the fault to the next token), throughputRatio (tokens/s of the faulty runs ÷ the
@@ -135,7 +136,7 @@ export async function churnBench(options: ChurnBenchOptions) {
       const result = { ...run, kind: fault.kind, position: fault.position, identical: run.text === expected.text, lost: expected.ids.length - shared, repeated: run.ids.length - shared };
       faulty.push(result);
       log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault`);
-      await recoverTab(grid, peerId, fault.kind);
+      await recoverTab(grid, peerId, fault.kind, { background: true });
       if ((g + 1) % UNBROKEN_EVERY === 0) unbroken.push(await generate(grid, prompt, kinds[kindIndex]));
     }
     const tokensPerSecond = (runs: Run[]) => runs.reduce((a, r) => a + r.ids.length, 0) / (runs.reduce((a, r) => a + r.ms, 0) / 1000);

@@ -45,6 +45,8 @@ export interface ChurnGrid {
   removeTab(tab: ChurnTab): Promise<void>;
   /** resolves when every tab serves (or has no assignment), every layer has `replicas` stages and their links are measured */
   settle(timeoutMs?: number): Promise<void>;
+  /** resolves when every layer has `replicas` serving stages whose links are measured (tabs still joining not waited for) */
+  ready(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,16 @@ export async function startChurnGrid(options: ChurnGridOptions): Promise<ChurnGr
       await browser.close();
       throw err;
     }
+  }
+
+  async function ready(timeoutMs = 120_000): Promise<void> {
+    const registry = server.coordinator.registry;
+    const deadline = performance.now() + timeoutMs;
+    while (!registry.coverage().every((c) => c >= replicas)) {
+      if (performance.now() > deadline) throw new Error(`the churn grid had no ${replicas} stages per layer after ${timeoutMs} ms (coverage per layer ${registry.coverage().join(',')})`);
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    if (!(await waitForLinks(server, Math.max(0, deadline - performance.now())))) throw new Error('the serving tabs did not measure their links to each other in time');
   }
 
   async function settle(timeoutMs = 120_000): Promise<void> {
@@ -131,6 +143,7 @@ export async function startChurnGrid(options: ChurnGridOptions): Promise<ChurnGr
       await tab.browser.close().catch(() => undefined);
     },
     settle,
+    ready,
     close,
   };
 }

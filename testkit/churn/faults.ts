@@ -5,11 +5,16 @@
  *    its peers' connections go silent);
  *  - `drop-link`: the tab's direct WebRTC links are cut (the tab stays on the grid);
  *  - `throttle`: every frame the tab hands on leaves THROTTLE_MS late, as over a sagging link;
- *  - `freeze`: the page is frozen (CDP Page.setWebLifecycleState, as a browser freezes a
- *    background tab): its tasks stop, its connections stay open and answer nothing.
+ *  - `freeze`: the page's JavaScript stops (CDP Debugger.pause, as a hung or frozen tab): its
+ *    connections stay open and it answers nothing. (Page.setWebLifecycleState 'frozen' stops its
+ *    timers but, in headless Chromium, not its network events: a frozen page went on serving.)
  * The tab must be the churn donor page (CHURN_DONOR) for the two faults that need its help.
  */
+import type { CDPSession } from 'playwright-core';
 import type { ChurnGrid, ChurnTab } from './churn-grid.ts';
+
+/** The debugger sessions holding frozen tabs, to resume them with. */
+const frozen = new WeakMap<ChurnTab, CDPSession>();
 
 export const CHURN_FAULTS = ['close-tab', 'kill-browser', 'drop-link', 'throttle', 'freeze'] as const;
 export type ChurnFault = (typeof CHURN_FAULTS)[number];
@@ -41,7 +46,9 @@ export async function injectFault(tab: ChurnTab, fault: ChurnFault): Promise<voi
       return;
     case 'freeze': {
       const session = await tab.page.context().newCDPSession(tab.page);
-      await session.send('Page.setWebLifecycleState' as never, { state: 'frozen' } as never);
+      await session.send('Debugger.enable' as never);
+      await session.send('Debugger.pause' as never);
+      frozen.set(tab, session);
       return;
     }
   }
@@ -51,17 +58,26 @@ export async function injectFault(tab: ChurnTab, fault: ChurnFault): Promise<voi
  * Brings the grid back to strength after `fault` hit tab `peerId`: a closed or killed tab is
  * replaced by a fresh one (another visitor), a frozen tab is woken and a throttled one sped up
  * (its visitor came back to it), a dropped link heals by itself. Then waits until every layer
- * has its standbys again.
+ * has its standbys again; with `background`, a replacement tab joins while the grid goes on, and
+ * only the standbys of the serving tabs are waited for.
  */
-export async function recoverTab(grid: ChurnGrid, peerId: string, fault: ChurnFault): Promise<void> {
+export async function recoverTab(grid: ChurnGrid, peerId: string, fault: ChurnFault, options: { background?: boolean } = {}): Promise<void> {
   const tab = grid.tabs.find((t) => t.peerId === peerId);
   if (tab) {
     if (fault === 'close-tab' || fault === 'kill-browser') {
       await grid.removeTab(tab);
-      await grid.addTab();
+      // In the background, the new visitor joins while the grid goes on (as on the Internet).
+      const added = grid.addTab();
+      if (options.background) {
+        added.catch(() => undefined);
+        return grid.ready();
+      }
+      await added;
     } else if (fault === 'freeze') {
-      const session = await tab.page.context().newCDPSession(tab.page);
-      await session.send('Page.setWebLifecycleState' as never, { state: 'active' } as never);
+      const session = frozen.get(tab);
+      frozen.delete(tab);
+      await session?.send('Debugger.resume' as never);
+      await session?.detach();
     } else if (fault === 'throttle') {
       await tab.page.evaluate(() => window.linkFaults.throttle(0));
     }
