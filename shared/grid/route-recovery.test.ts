@@ -185,13 +185,34 @@ describe('a recovering route', () => {
   it('fails at once, naming the layers, when no stage serves them any more', async () => {
     const grid = fakeGrid();
     grid.faults.set('b', { atStep: 4, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });
-    const route = recovering(grid, async (avoid) => {
-      if (avoid.length === 0) return { hops: ROUTE.hops, standbys: [] };
+    // b's tab has left: the coordinator has no route for layers 2..3 from then on, avoided stages or not.
+    let asked = 0;
+    const route = recovering(grid, async () => {
+      if (asked++ === 0) return { hops: ROUTE.hops, standbys: [] };
       throw new GridApiError('layers 2..3 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
     });
     const started = performance.now();
     await expect(run(route, 'r', 6)).rejects.toMatchObject({ name: 'LayersUncoveredError', message: expect.stringMatching(/layers 2\.\.3 .* served by no stage/) });
     expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('tries a stage blamed only for a slow echo again when no other serves its layers', async () => {
+    const grid = fakeGrid();
+    // One echo goes unanswered (a busy machine), then the stage answers again.
+    let busy = true;
+    const answers = async (h: RouteHop) => !(h.peerId === 'b' && busy && !(busy = false));
+    grid.faults.set('b', { atStep: 4, behaviour: { kind: 'fail', error: () => new RouteBrokenError('the stream broke') } });
+    const route = createRecoveringRoute({ minDeadlineMs: 60, setupMs: 200, firstStepMs: 200, probeTimeoutMs: 30 }, {
+      route: async (avoid) => {
+        if (avoid.includes('b')) throw new GridApiError('layers 2..3 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
+        return { hops: ROUTE.hops, standbys: [] };
+      },
+      openLink: grid.openLink,
+      answers,
+    });
+    const track = route.track('r');
+    expect(await run(route, 'r', 6)).toEqual(await unbroken(6));
+    expect(track.recoveries).toHaveLength(1);
   });
 
   it('passes a refusal of the request itself on instead of swapping stages for it', async () => {

@@ -266,9 +266,12 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       return await deps.route([...avoid]);
     } catch (err) {
       if ((err as { code?: string }).code !== 'no_route') throw err;
-      // A stage blamed for a stall may only have been busy: one that answers now is tried again
-      // rather than failing the request for want of it.
-      const revived = (await Promise.all([...avoid].map(async (id) => (suspects.has(id) && (await deps.answers(suspects.get(id)!, probeTimeoutMs)) ? [id] : [])))).flat();
+      // A stage blamed only for not answering an echo in time may just have been busy (a loaded
+      // machine, a long GC): with no other stage for its layers it is tried again rather than
+      // failing the request for want of it. The coordinator still routes through it only while
+      // its tab is connected; a closed or killed one has left. A stage that failed outright
+      // (an error naming it) stays avoided; maxRecoveries bounds the retries.
+      const revived = [...avoid].filter((id) => suspects.has(id));
       if (revived.length === 0) throw new LayersUncoveredError((err as Error).message, { cause: err });
       for (const id of revived) {
         avoid.delete(id);
