@@ -451,7 +451,10 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const tagged = <T>(p: Promise<T>, tag: 'old' | 'hedge') => p.then((v) => ({ tag, v }));
     const fresh = send(state, attempt, frame).then((r) => r.step);
     const first = await Promise.any([tagged(pending, 'old'), tagged(fresh, 'hedge')]).catch(() => null);
-    if (!first) return null;
+    if (!first) {
+      void release(attempt);
+      return null;
+    }
     if (first.tag === 'old') {
       fresh.catch(() => undefined);
       void release(attempt);
