@@ -21,8 +21,8 @@ import buildAppAndTestPages from '../testkit/web-build.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
 import { startChurnGrid } from '../testkit/churn/churn-grid.ts';
 import type { ChurnGrid } from '../testkit/churn/churn-grid.ts';
-import { CHURN_FAULTS, injectFault, recoverTab } from '../testkit/churn/faults.ts';
-import type { ChurnFault } from '../testkit/churn/faults.ts';
+import { CHURN_FAULTS, hitStage, recoverTab, STAGE_POSITIONS } from '../testkit/churn/faults.ts';
+import type { ChurnFault, StagePosition } from '../testkit/churn/faults.ts';
 import type { GenerateOptions } from '../shared/runtime/pipeline.ts';
 import type { Recovery } from '../shared/grid/route-recovery.ts';
 import { machineInfo } from './machine.ts';
@@ -35,7 +35,6 @@ export interface ChurnBenchOptions {
 }
 
 const PROMPTS = ['Once upon a time', 'The little dog', 'One day, Lily'];
-const POSITIONS = ['first', 'middle', 'last'] as const;
 /** Every this many faulty generations, one unbroken generation of the same kind runs for the baseline. */
 const UNBROKEN_EVERY = 3;
 
@@ -82,12 +81,15 @@ interface Run {
   /** from the fault to the next token */
   recoveryMs?: number;
   recoveries: Recovery[];
+  /** the tab the fault hit */
+  hitPeerId?: string;
 }
 
-async function generate(grid: ChurnGrid, prompt: string, options: Partial<GenerateOptions>, fault?: { atToken: number; kind: ChurnFault; position: (typeof POSITIONS)[number] }, hit?: (peerId: string) => void): Promise<Run> {
+async function generate(grid: ChurnGrid, prompt: string, options: Partial<GenerateOptions>, fault?: { atToken: number; kind: ChurnFault; position: StagePosition }): Promise<Run> {
   const ids: number[] = [];
   let text = '';
   let faultAt: number | undefined;
+  let hitPeerId: string | undefined;
   let recoveryMs: number | undefined;
   const started = performance.now();
   for await (const token of grid.client.generate(prompt, options)) {
@@ -96,14 +98,12 @@ async function generate(grid: ChurnGrid, prompt: string, options: Partial<Genera
     ids.push(token.id);
     if (faultAt !== undefined && recoveryMs === undefined) recoveryMs = performance.now() - faultAt;
     if (fault && ids.length === fault.atToken) {
-      const hops = (await grid.client.route()).hops;
-      const hop = fault.position === 'first' ? hops[0] : fault.position === 'last' ? hops.at(-1)! : hops[Math.floor(hops.length / 2)];
-      hit?.(hop.peerId);
+      hitPeerId = await hitStage(grid, fault.position, fault.kind);
+      // From the fault in effect (the tab closed, the browser gone, the page paused) to the next token.
       faultAt = performance.now();
-      await injectFault(grid.tabOf(hop.peerId), fault.kind);
     }
   }
-  return { ids, text, ms: performance.now() - started, recoveryMs, recoveries: grid.client.routeReport()?.recoveries ?? [] };
+  return { ids, text, ms: performance.now() - started, recoveryMs, recoveries: grid.client.routeReport()?.recoveries ?? [], hitPeerId };
 }
 
 export async function churnBench(options: ChurnBenchOptions) {
@@ -129,14 +129,13 @@ export async function churnBench(options: ChurnBenchOptions) {
       const prompt = rng.pick(PROMPTS);
       const kindIndex = Math.floor(rng.next() * kinds.length);
       const expected = reference.get(key(prompt, kindIndex))!;
-      const fault = { kind: rng.pick(CHURN_FAULTS), position: rng.pick(POSITIONS), atToken: 1 + Math.floor(rng.next() * (expected.ids.length - 2)) };
-      let peerId = '';
-      const run = await generate(grid, prompt, kinds[kindIndex], fault, (id) => (peerId = id));
+      const fault = { kind: rng.pick(CHURN_FAULTS), position: rng.pick(STAGE_POSITIONS), atToken: 1 + Math.floor(rng.next() * (expected.ids.length - 2)) };
+      const run = await generate(grid, prompt, kinds[kindIndex], fault);
       const shared = common(expected.ids, run.ids);
       const result = { ...run, kind: fault.kind, position: fault.position, identical: run.text === expected.text, lost: expected.ids.length - shared, repeated: run.ids.length - shared };
       faulty.push(result);
       log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault`);
-      await recoverTab(grid, peerId, fault.kind, { background: true });
+      if (run.hitPeerId) await recoverTab(grid, run.hitPeerId, fault.kind, { background: true });
       if ((g + 1) % UNBROKEN_EVERY === 0) unbroken.push(await generate(grid, prompt, kinds[kindIndex]));
     }
     const tokensPerSecond = (runs: Run[]) => runs.reduce((a, r) => a + r.ids.length, 0) / (runs.reduce((a, r) => a + r.ms, 0) / 1000);

@@ -11,14 +11,13 @@ import { openCheckpoint } from '../../cli/open-checkpoint.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
 import { startChurnGrid } from '../../testkit/churn/churn-grid.ts';
 import type { ChurnGrid } from '../../testkit/churn/churn-grid.ts';
-import { CHURN_FAULTS, injectFault, recoverTab } from '../../testkit/churn/faults.ts';
-import type { ChurnFault } from '../../testkit/churn/faults.ts';
+import { CHURN_FAULTS, hitStage, injectFault, recoverTab, STAGE_POSITIONS } from '../../testkit/churn/faults.ts';
+import type { ChurnFault, StagePosition } from '../../testkit/churn/faults.ts';
 import type { GenerateOptions } from '../../shared/runtime/pipeline.ts';
 
 const PROMPT = 'Once upon a time';
 const GREEDY: Partial<GenerateOptions> = { maxTokens: 40, temperature: 0 };
 const SAMPLED: Partial<GenerateOptions> = { maxTokens: 40, temperature: 0.9, topP: 0.9, seed: 11 };
-const POSITIONS = ['first', 'middle', 'last'] as const;
 
 let grid: ChurnGrid;
 const unbroken = new Map<Partial<GenerateOptions>, string>();
@@ -35,17 +34,14 @@ afterAll(async () => {
 });
 
 /** Generates, doing each fault when its token has arrived (before the next step goes out). */
-async function generate(options: Partial<GenerateOptions>, faults: { atToken: number; fault: ChurnFault; position: (typeof POSITIONS)[number] }[]): Promise<string> {
+async function generate(options: Partial<GenerateOptions>, faults: { atToken: number; fault: ChurnFault; position: StagePosition }[]): Promise<string> {
   let text = '';
   let tokens = 0;
   for await (const token of grid.client.generate(PROMPT, options)) {
     text += token.text;
     if (token.id !== null) tokens++;
     for (const f of faults.filter((f) => f.atToken === tokens)) {
-      const hops = (await grid.client.route()).hops;
-      const hop = f.position === 'first' ? hops[0] : f.position === 'last' ? hops.at(-1)! : hops[1];
-      await injectFault(grid.tabOf(hop.peerId), f.fault);
-      hit.push({ peerId: hop.peerId, fault: f.fault });
+      hit.push({ peerId: await hitStage(grid, f.position, f.fault), fault: f.fault });
     }
   }
   return text;
@@ -69,7 +65,7 @@ describe('a generation whose route loses a stage', () => {
   });
 
   for (const fault of CHURN_FAULTS) {
-    for (const position of POSITIONS) {
+    for (const position of STAGE_POSITIONS) {
       it(`finishes with the unbroken text when the ${position} stage is hit by ${fault}`, async () => {
         let text: string;
         try {

@@ -27,7 +27,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PaymentRefusedError } from '../settle/errors.ts';
 import { createRequestPayer } from '../settle/request-payer.ts';
 import type { RequestPayer, RequestPayment, SettlementInfo } from '../settle/request-payer.ts';
-import { createPeerNode } from './node.ts';
+import { createPeerNode, dialDirect } from './node.ts';
 import type { PeerNode } from './node.ts';
 import type { ModelOffer, RouteHop } from './protocol.ts';
 import { answers } from './probe.ts';
@@ -35,7 +35,6 @@ import { createRouteLink, ROUTE_ERRORS, serveResults } from './route-link.ts';
 import type { HopReport, ResultSink, RouteLink } from './route-link.ts';
 import { createRecoveringRoute, LayersUncoveredError } from './route-recovery.ts';
 import type { Recovery, RecoveringRouteOptions, StandbyRoute } from './route-recovery.ts';
-import { dialDirect } from './node.ts';
 
 /** The server answered an API call with an error (its message, status and code are passed on). */
 export class GridApiError extends InfermeshError {
@@ -242,6 +241,9 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     } finally {
       // A retry is a new request to the stages (they ended the first): one id per route it ran on.
       stageRequestIds.push(...track.stageRequestIds);
+      // The pipeline ends the requests it stepped; one refused before its first step (a prompt
+      // too long) still has a track to drop.
+      void recovering.end(requestId);
       if (started) {
         deps.observer?.ended({ requestId, stageRequestIds, promptTokens, completionTokens, status, error });
         // Whatever the outcome, the stages did this work: the voucher goes out after the request, off its path.

@@ -70,10 +70,10 @@ export interface RouteLink extends StageLink {
   readonly hops: RouteHop[];
   /**
    * One step: `frame` goes to the first stage (its request's streams opened on its first step)
-   * and its result comes back, or a route error (StageTimeoutError after `timeoutMs`, default the
-   * link's stepTimeoutMs). Recovery (route-recovery.ts) sets each step's deadline from measured times.
+   * and its result comes back, or a route error (StageTimeoutError after the link's
+   * stepTimeoutMs). Recovery (route-recovery.ts) sets shorter deadlines from measured times.
    */
-  step(frame: HiddenFrame, timeoutMs?: number): Promise<RouteStep>;
+  step(frame: HiddenFrame): Promise<RouteStep>;
   report(): HopReport[];
   close(): Promise<void>;
 }
@@ -225,7 +225,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
   }
 
   /** Sends one frame, `frame` parsed or built and `bytes` its encoding, and waits for its result. */
-  async function send(frame: HiddenFrame, bytes: Uint8Array, stepTimeoutMs = timeoutMs): Promise<Result> {
+  async function send(frame: HiddenFrame, bytes: Uint8Array): Promise<Result> {
     const { requestId } = frame;
     let session = sessions.get(requestId);
     if (!session) {
@@ -238,7 +238,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
     if (session.broken) throw session.broken;
     if (!session.firstLinkDirect) linkDirect[0] = false;
     const result = new Promise<Result>((resolve, reject) => {
-      const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${Math.round(stepTimeoutMs)} ms`)), stepTimeoutMs);
+      const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${timeoutMs} ms`)), timeoutMs);
       session.pending = {
         resolve: (r) => (clearTimeout(timer), resolve(r)),
         reject: (e) => (clearTimeout(timer), reject(e)),
@@ -259,8 +259,8 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
     forward: async (bytes) => (await send(decodeFrame(bytes), bytes)).bytes,
     // The pipeline's way: the frame it built is encoded once and comes back parsed.
     forwardFrame: async (frame) => (await send(frame, encodeFrame(frame))).frame,
-    step: async (frame, stepTimeoutMs) => {
-      const { frame: result, hops } = await send(frame, encodeFrame(frame), stepTimeoutMs);
+    step: async (frame) => {
+      const { frame: result, hops } = await send(frame, encodeFrame(frame));
       return { frame: result, hops };
     },
     end(requestId) {

@@ -176,8 +176,8 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   /** per stage, its recent stage milliseconds of decode steps */
   const stageMs = new Map<string, number[]>();
   const links = new Set<RouteLink>();
-  /** stages blamed only for not answering an echo in time, by id: a busy one may answer later */
-  const suspects = new Map<string, RouteHop>();
+  /** stages blamed only for not answering an echo in time: a busy one may answer later */
+  const suspects = new Set<string>();
   let active: Active | null = null;
 
   /** A link over `route`; `from`, the route it replaces, lends its measured round trips to the first deadlines. */
@@ -237,8 +237,8 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   async function blame(route: StandbyRoute, err: unknown): Promise<Set<string>> {
     const silent = await Promise.all(route.hops.map(async (hop) => ((await deps.answers(hop, probeTimeoutMs)) ? [] : [hop])));
     for (const hop of silent.flat()) {
-      suspects.set(hop.peerId, hop);
-      if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.keys().next().value!);
+      suspects.add(hop.peerId);
+      if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.values().next().value!);
     }
     const blamed = new Set(silent.flat().map((h) => h.peerId));
     const named = err instanceof StageFailedError ? (err.failure.lost ?? err.failure.peerId) : (err as { peerId?: string }).peerId;
@@ -326,7 +326,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       : { ...frame, requestId: attempt.stageRequestId, step: attempt.steps };
     const timeout = deadline(attempt, out.dims[1]);
     const t0 = now();
-    const pending = attempt.active.link.step(out, stepTimeoutMs);
+    const pending = attempt.active.link.step(out);
     attempt.steps += 1;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const overdue = new Promise<never>((_, reject) => {

@@ -26,6 +26,18 @@ export type ChurnFault = (typeof CHURN_FAULTS)[number];
  */
 export const THROTTLE_MS = 150;
 
+/** Which stage of a route a fault hits. */
+export const STAGE_POSITIONS = ['first', 'middle', 'last'] as const;
+export type StagePosition = (typeof STAGE_POSITIONS)[number];
+
+/** Does `fault` to the tab serving the stage at `position` of the route the grid's client generates on now; its peer id. */
+export async function hitStage(grid: ChurnGrid, position: StagePosition, fault: ChurnFault): Promise<string> {
+  const hops = (await grid.client.route()).hops;
+  const hop = position === 'first' ? hops[0] : position === 'last' ? hops.at(-1)! : hops[Math.floor(hops.length / 2)];
+  await injectFault(grid.tabOf(hop.peerId), fault);
+  return hop.peerId;
+}
+
 /** Does `fault` to the tab, at once (the tab should be serving a step of a route). */
 export async function injectFault(tab: ChurnTab, fault: ChurnFault): Promise<void> {
   switch (fault) {
