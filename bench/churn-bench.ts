@@ -21,7 +21,7 @@ import buildAppAndTestPages from '../testkit/web-build.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
 import { startChurnGrid } from '../testkit/churn/churn-grid.ts';
 import type { ChurnGrid } from '../testkit/churn/churn-grid.ts';
-import { CHURN_FAULTS, hitStage, recoverTab, STAGE_POSITIONS } from '../testkit/churn/faults.ts';
+import { CHURN_FAULTS, hitStage, recoverTabs, STAGE_POSITIONS } from '../testkit/churn/faults.ts';
 import type { ChurnFault, StagePosition } from '../testkit/churn/faults.ts';
 import type { GenerateOptions } from '../shared/runtime/pipeline.ts';
 import type { Recovery } from '../shared/grid/route-recovery.ts';
@@ -135,7 +135,7 @@ export async function churnBench(options: ChurnBenchOptions) {
       const result = { ...run, kind: fault.kind, position: fault.position, identical: run.text === expected.text, lost: expected.ids.length - shared, repeated: run.ids.length - shared };
       faulty.push(result);
       log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault`);
-      if (run.hitPeerId) await recoverTab(grid, run.hitPeerId, fault.kind, { background: true });
+      if (run.hitPeerId) await recoverTabs(grid, [{ peerId: run.hitPeerId, fault: fault.kind }], { background: true });
       if ((g + 1) % UNBROKEN_EVERY === 0) unbroken.push(await generate(grid, prompt, kinds[kindIndex]));
     }
     const tokensPerSecond = (runs: Run[]) => runs.reduce((a, r) => a + r.ids.length, 0) / (runs.reduce((a, r) => a + r.ms, 0) / 1000);

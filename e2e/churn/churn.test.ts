@@ -11,7 +11,7 @@ import { openCheckpoint } from '../../cli/open-checkpoint.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
 import { startChurnGrid } from '../../testkit/churn/churn-grid.ts';
 import type { ChurnGrid } from '../../testkit/churn/churn-grid.ts';
-import { CHURN_FAULTS, hitStage, injectFault, recoverTab, STAGE_POSITIONS } from '../../testkit/churn/faults.ts';
+import { CHURN_FAULTS, hitStage, injectFault, recoverTabs, STAGE_POSITIONS } from '../../testkit/churn/faults.ts';
 import type { ChurnFault, StagePosition } from '../../testkit/churn/faults.ts';
 import type { GenerateOptions } from '../../shared/runtime/pipeline.ts';
 
@@ -42,6 +42,12 @@ async function generate(options: Partial<GenerateOptions>, faults: { atToken: nu
     if (token.id !== null) tokens++;
     for (const f of faults.filter((f) => f.atToken === tokens)) {
       hit.push({ peerId: await hitStage(grid, f.position, f.fault), fault: f.fault });
+      if (process.env.CHURN_DEBUG) {
+        const at = (id: string, l?: { start: number; end: number }) => `${id.slice(-6)}@${l ? `${l.start}..${l.end - 1}` : '-'}`;
+        const route = (await grid.client.route()).hops.map((h) => at(h.peerId, h.layers)).join(' ');
+        const serving = [...grid.server.coordinator.registry.peers.values()].filter((p) => p.role === 'donor').map((p) => at(p.peerId, p.serving)).join(' ');
+        console.error(`${f.fault} ${f.position} at token ${tokens}: hit ${hit.at(-1)!.peerId.slice(-6)} on route ${route}; donors serving ${serving}`);
+      }
     }
   }
   return text;
@@ -52,7 +58,7 @@ let hit: { peerId: string; fault: ChurnFault }[] = [];
 /** Brings back the tabs the faults hit, so the next case has a standby for every hop again. */
 async function repair(): Promise<void> {
   const t0 = performance.now();
-  for (const { peerId, fault } of hit) await recoverTab(grid, peerId, fault);
+  await recoverTabs(grid, hit);
   if (process.env.CHURN_DEBUG) console.error(`repaired ${hit.map((h) => h.fault).join(', ')} in ${Math.round(performance.now() - t0)} ms; recoveries ${JSON.stringify(grid.client.routeReport()?.recoveries)}`);
   hit = [];
 }

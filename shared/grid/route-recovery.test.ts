@@ -14,8 +14,11 @@ import { createRecoveringRoute } from './route-recovery.ts';
 import type { StandbyRoute } from './route-recovery.ts';
 import { StageFailedError } from './stage-wire.ts';
 
-/** What a stage does from its fault's step on; `gone`: it stops answering echoes from then (a closed or frozen tab). */
-type Behaviour = ({ kind: 'fail'; error: () => Error } | { kind: 'stall' } | { kind: 'slow'; ms: number }) & { gone?: boolean };
+/**
+ * What a stage does from its fault's step on (for `steps` steps, else for good); `gone`: it stops
+ * answering echoes from then (a closed or frozen tab).
+ */
+type Behaviour = ({ kind: 'fail'; error: () => Error } | { kind: 'stall' } | { kind: 'slow'; ms: number }) & { gone?: boolean; steps?: number };
 
 const hop = (peerId: string, start: number, end: number): RouteHop => ({ peerId, addrs: [], layers: { start, end } });
 
@@ -26,11 +29,15 @@ function fakeGrid() {
   const silent = new Set<string>();
   const stepsOnStage = new Map<string, number>();
   const links: { hops: RouteHop[]; requests: string[] }[] = [];
+  /** called as each stage takes a step (its count of steps so far) */
+  const onStep: { hook?: (peerId: string, steps: number) => void } = {};
 
   function stage(peerId: string, requestId: string, rows: number[], position: number): { rows: number[]; ms: number } | 'stall' {
     const steps = stepsOnStage.get(peerId) ?? 0;
     stepsOnStage.set(peerId, steps + 1);
-    const fault = faults.get(peerId);
+    onStep.hook?.(peerId, steps);
+    const found = faults.get(peerId);
+    const fault = found && (found.behaviour.steps === undefined || steps < found.atStep + found.behaviour.steps) ? found : undefined;
     if (fault && steps >= fault.atStep) {
       if (fault.behaviour.gone) silent.add(peerId);
       // A failure is one event (a silent stage stays failed: it is blamed and never asked again).
@@ -70,7 +77,7 @@ function fakeGrid() {
       close: () => Promise.resolve(),
     };
   }
-  return { faults, silent, links, openLink, stepsOnStage };
+  return { faults, silent, links, openLink, stepsOnStage, onStep };
 }
 
 const ROUTE: StandbyRoute = { hops: [hop('a', 0, 2), hop('b', 2, 4)], standbys: [hop('a2', 0, 2), hop('b2', 2, 4)] };
@@ -158,6 +165,31 @@ describe('a recovering route', () => {
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'slow', swapped: ['a'] })]);
     // Two slow steps, then the swap: the rest ran on the standby.
     expect(grid.stepsOnStage.get('a')).toBeLessThanOrEqual(9);
+  });
+
+  it('reports a swap whose replay fails too as one recovery, for the first cause, timed from it', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('a', { atStep: 6, behaviour: { kind: 'slow', ms: 130 } });
+    // The standby taking over from slow a dies on the replay itself: its own standby takes over.
+    grid.faults.set('a2', { atStep: 0, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });
+    const route = recovering(grid, async (avoid) => (avoid.length === 0 ? ROUTE : { hops: [hop('a3', 0, 2), hop('b', 2, 4)], standbys: [] }), 1_000);
+    const track = route.track('r');
+    expect(await run(route, 'r', 14)).toEqual(await unbroken(14));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'slow', swapped: ['a', 'a2'], cause: expect.stringMatching(/turned slow; then RouteBrokenError: closed/) })]);
+  });
+
+  it('swaps a slow stage for one blamed earlier only for a late echo, once it answers again', async () => {
+    const grid = fakeGrid();
+    // a stalls once while busy (its echo late too): it is swapped for a2, its only standby.
+    grid.faults.set('a', { atStep: 3, behaviour: { kind: 'stall', steps: 1 } });
+    grid.silent.add('a');
+    // a is well again by the time a2 turns slow: a2 is swapped back for it.
+    grid.onStep.hook = (peerId, steps) => void (peerId === 'a2' && steps === 5 && grid.silent.delete('a'));
+    grid.faults.set('a2', { atStep: 4, behaviour: { kind: 'slow', ms: 130 } });
+    const route = recovering(grid, undefined, 1_000);
+    const track = route.track('r');
+    expect(await run(route, 'r', 16)).toEqual(await unbroken(16));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'] }), expect.objectContaining({ reason: 'slow', swapped: ['a2'] })]);
   });
 
   it('survives two faults in one request', async () => {

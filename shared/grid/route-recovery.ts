@@ -18,7 +18,7 @@
  *    tab, a killed browser, a silently cut network send nothing at all);
  *  - a slow stage: a stage whose time per step jumps to SLOW_FACTOR times its median, two
  *    steps running, is swapped before the next step (a throttled link, a background tab).
- * Who to blame: the stages that no longer answer an echo within PROBE_TIMEOUT_MS, and the peer an
+ * Who to blame: the stages that no longer answer an echo in time (probeTimeoutMs), and the peer an
  * error names. A deadline missed with every stage answering is hedged: the step is replayed on a
  * route of standbys while the slow route may still answer; the first answer wins.
  *
@@ -81,7 +81,7 @@ export interface RecoveringRouteOptions {
   setupMs?: number;
   /** a decode step's deadline is never shorter than this (default 400 ms: a busy machine's hiccup is no fault) */
   minDeadlineMs?: number;
-  /** how long a stage has to answer an echo before it is blamed (default 500 ms) */
+  /** how long a stage has to answer an echo before it is blamed (default 300 ms: a live tab answers in a few) */
   probeTimeoutMs?: number;
   /** route changes one request may take before its error is thrown (default 8) */
   maxRecoveries?: number;
@@ -131,7 +131,7 @@ interface Active {
   roundTrips: number[];
   /** attempts still on this link: it is closed when none is and new requests start elsewhere */
   users: number;
-  /** when the coordinator last gave this route */
+  /** when the coordinator last gave this route (-Infinity: assembled by a recovery, asked for again by the next request) */
   since: number;
 }
 
@@ -154,6 +154,8 @@ interface RequestState {
   swapNext?: string;
   /** consecutive slow steps per stage */
   slowSteps: Map<string, number>;
+  /** every stage (hop or standby) of the routes this request ran on, by peer id: a slow stage's possible replacements */
+  seen: Map<string, RouteHop>;
   /** route failures so far, answered or not: a request fails after maxRecoveries of them */
   failures: number;
 }
@@ -168,7 +170,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const firstStepMs = Math.min(options.firstStepMs ?? 5_000, stepTimeoutMs);
   const minDeadlineMs = options.minDeadlineMs ?? 400;
   const setupMs = Math.min(options.setupMs ?? 1_500, firstStepMs);
-  const probeTimeoutMs = options.probeTimeoutMs ?? 500;
+  const probeTimeoutMs = options.probeTimeoutMs ?? 300;
   const maxRecoveries = options.maxRecoveries ?? 8;
   const now = deps.now ?? (() => performance.now());
   const requests = new Map<string, RequestState>();
@@ -208,8 +210,9 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   };
 
   /**
-   * The route new requests start on. Asked for again when older than ROUTE_REFRESH_MS: tabs come,
-   * go and are re-placed, and a request should not start on a stage that has moved on.
+   * The route new requests start on. Asked for again when older than ROUTE_REFRESH_MS (tabs come,
+   * go and are re-placed, and a request should not start on a stage that has moved on), and
+   * after a recovery assembled it (its standbys were used up).
    */
   const current = async (): Promise<Active> => (active && now() - active.since < ROUTE_REFRESH_MS ? active : refresh(active));
 
@@ -227,6 +230,8 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       return from;
     }
     const same = from && route.hops.length === from.route.hops.length && route.hops.every((h, i) => h.peerId === from.route.hops[i].peerId);
+    // The same stages keep their link; standbys that joined since, and links that dropped, are dialled now.
+    if (same) for (const hop of [...route.hops, ...route.standbys]) deps.warm?.(hop);
     const next = same ? Object.assign(from, { route, since: now() }) : activate(route, from ?? undefined);
     if (active === from) active = next;
     if (from && !same) retire(from);
@@ -285,6 +290,8 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   async function moveTo(from: Active, avoid: Set<string>): Promise<Active> {
     if (active && active !== from && !active.route.hops.some((h) => avoid.has(h.peerId))) return active;
     const next = activate(await reroute(from.route, avoid), from);
+    // Assembled for one request's avoided stages, with the standbys it used up: the next request asks afresh.
+    next.since = -Infinity;
     if (active === from || active === null) active = next;
     return next;
   }
@@ -345,6 +352,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const rtt = attempt.active.roundTrips;
     rtt.push(ms);
     if (rtt.length > RECENT) rtt.shift();
+    for (const s of [...attempt.active.route.hops, ...attempt.active.route.standbys]) state.seen.set(s.peerId, s);
     attempt.active.route.hops.forEach((hop, i) => {
       const took = answer.hops[i]?.stageMs;
       if (took === undefined) return;
@@ -353,7 +361,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       const slow = typical !== undefined && took > SLOW_FACTOR * typical && took > typical + SLOW_MIN_EXCESS_MS;
       const streak = slow ? (state.slowSteps.get(hop.peerId) ?? 0) + 1 : 0;
       state.slowSteps.set(hop.peerId, streak);
-      if (streak >= 2 && attempt.active.route.standbys.some((s) => sameLayers(s, hop) && !state.avoid.has(s.peerId))) state.swapNext = hop.peerId;
+      if (streak >= 2 && spares(state, attempt.active.route, hop, true).length > 0) state.swapNext = hop.peerId;
       // A slow step does not become the norm it is measured against.
       if (!slow) {
         history.push(took);
@@ -361,6 +369,27 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
         stageMs.set(hop.peerId, history);
       }
     });
+  }
+
+  /**
+   * The standbys that could take `hop`'s place in this request: off the route and not avoided,
+   * or, `withSuspects`, avoided only for an echo that came late (a busy tab may be well again).
+   */
+  function spares(state: RequestState, route: StandbyRoute, hop: RouteHop, withSuspects = false): RouteHop[] {
+    return [...state.seen.values()].filter(
+      (s) => sameLayers(s, hop) && !route.hops.some((h) => h.peerId === s.peerId) && (!state.avoid.has(s.peerId) || (withSuspects && suspects.has(s.peerId))),
+    );
+  }
+
+  /** A slow stage is swapped only for a standby that answers: a suspect that echoes in time again is avoided no longer. */
+  async function reviveSpares(state: RequestState, route: StandbyRoute, slow: string): Promise<void> {
+    const hop = route.hops.find((h) => h.peerId === slow);
+    if (!hop || spares(state, route, hop).length > 0) return;
+    for (const s of spares(state, route, hop, true)) {
+      if (!(await deps.answers(s, probeTimeoutMs))) continue;
+      state.avoid.delete(s.peerId);
+      suspects.delete(s.peerId);
+    }
   }
 
   /** The step's answer in the pipeline's terms: its own rows (a replay answers for every row). */
@@ -375,7 +404,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     let state = requests.get(frame.requestId);
     if (!state) {
       const track = tracks.get(frame.requestId) ?? { stageRequestIds: [], recoveries: [] };
-      state = { track, rows: [], rowCount: 0, attempt: attemptOn(await current(), frame.requestId), avoid: new Set(), slowSteps: new Map(), failures: 0 };
+      state = { track, rows: [], rowCount: 0, attempt: attemptOn(await current(), frame.requestId), avoid: new Set(), slowSteps: new Map(), seen: new Map(), failures: 0 };
       track.stageRequestIds.push(frame.requestId);
       requests.set(frame.requestId, state);
     }
@@ -385,8 +414,9 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     if (state.swapNext) {
       const slow = state.swapNext;
       state.swapNext = undefined;
-      state.avoid.add(slow);
       fault = { at: now(), reason: 'slow', cause: `stage ${slow} turned slow`, swapped: [slow] };
+      await reviveSpares(state, state.attempt.active.route, slow);
+      state.avoid.add(slow);
       switchTo(state, await moveTo(state.attempt.active, state.avoid));
     }
     for (;;) {
@@ -403,7 +433,11 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
         const at = now();
         const blamed = await blame(attempt.active.route, err);
         const stalled = err instanceof StageTimeoutError && (err as { pending?: Promise<RouteStep> }).pending;
-        fault = { at, reason: stalled ? 'stalled' : 'failed', cause: `${(err as Error).name}: ${(err as Error).message}`, swapped: [...blamed] };
+        // A second fault in the same step (the replay after a swap failing too) adds to the first: one recovery, timed from the first.
+        const cause = `${(err as Error).name}: ${(err as Error).message}`;
+        fault = fault
+          ? { ...fault, cause: `${fault.cause}; then ${cause}`, swapped: [...new Set([...fault.swapped, ...blamed])] }
+          : { at, reason: stalled ? 'stalled' : 'failed', cause, swapped: [...blamed] };
         for (const b of blamed) state.avoid.add(b);
         if (stalled && blamed.size === 0) {
           // Every stage answers: slow, not gone. Hedge: replay on standbys, first answer wins.
@@ -412,8 +446,8 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
           if (hedged) {
             answer = hedged.answer;
             stepMs = now() - hedgedAt;
-            if (hedged.swapped) fault.swapped = hedged.swapped;
-            else fault = undefined; // the old route answered after all: no recovery
+            if (hedged.swapped) fault.swapped = [...new Set([...fault.swapped, ...hedged.swapped])];
+            else if (fault.reason === 'stalled' && fault.swapped.length === 0) fault = undefined; // the old route answered after all: no recovery
           } else {
             switchTo(state, await moveTo(attempt.active, state.avoid));
             continue;
@@ -446,6 +480,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       return late && { answer: late };
     }
     const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active);
+    on.since = -Infinity;
     const attempt = attemptOn(on, crypto.randomUUID());
     state.track.stageRequestIds.push(attempt.stageRequestId);
     const tagged = <T>(p: Promise<T>, tag: 'old' | 'hedge') => p.then((v) => ({ tag, v }));

@@ -178,6 +178,30 @@ describe('placement leaves a route: windows start only at tiling boundaries', ()
     expect(bestRoute(5, stagesOf(nodes, assignments), () => 5, 'client')!.hops.map((h) => h.peerId)).toEqual(['a', 'c']);
   });
 
+  it('moves a serving node only while others serve its layers: the last replica waits for its successor to load', () => {
+    // n0 (2..4) left. For throughput, n2 moves from 4..5 to 2..4 and then n3, the last tab
+    // serving 2..4, would move to 4..5: until n2 has loaded, no route would exist.
+    const nodes = [node('n1', 2, 0.55), node('n2', 2, 2.74), node('n3', 2, 7.84), node('n4', 2, 6.38), node('n5', 2, 9.14)];
+    const current: Assignment[] = [
+      { nodeId: 'n1', layers: { start: 0, end: 2 } },
+      { nodeId: 'n2', layers: { start: 4, end: 5 } },
+      { nodeId: 'n4', layers: { start: 4, end: 5 } },
+      { nodeId: 'n3', layers: { start: 2, end: 4 } },
+      { nodeId: 'n5', layers: { start: 0, end: 2 } },
+    ];
+    expect(rebalance(five, nodes, current).moved).toEqual(['n2', 'n3']);
+    const { assignments, moved } = rebalance(five, nodes, current, { serving: new Set(nodes.map((n) => n.id)) });
+    expect(moved).not.toContain('n3');
+    // Every layer a moved node served is still served by a node that stays.
+    for (const id of moved) {
+      const was = current.find((a) => a.nodeId === id)!.layers;
+      for (let l = was.start; l < was.end; l++) expect(current.some((a) => !moved.includes(a.nodeId) && a.layers.start <= l && l < a.layers.end), `layer ${l}`).toBe(true);
+    }
+    expect(hasRoute(5, assignments)).toBe(true);
+    // Once the others serve what they were given, nothing more needs to move.
+    expect(rebalance(five, nodes, assignments, { serving: new Set(nodes.map((n) => n.id)) }).moved).toEqual([]);
+  });
+
   it('closes a gap wider than any one node a node at a time, and a route exists again', () => {
     // 2..6 lost its nodes; two of the three spare replicas of 0..2 move into it, two layers each.
     const six: ModelShape = { nLayers: 6, bytesPerLayer: 100 * MiB };

@@ -26,6 +26,16 @@ export interface PlacementOptions {
   maxLayersPerNode?: number;
 }
 
+export interface RebalanceOptions extends PlacementOptions {
+  /**
+   * The nodes serving their current range now (weights loaded), not merely assigned it. A
+   * serving node moves only when every layer it serves stays served by another serving node that
+   * is not moving: a move is a download, and until the node that takes its place has loaded,
+   * the layers must not go dark (make before break). Left out, every assigned node counts.
+   */
+  serving?: ReadonlySet<string>;
+}
+
 export interface LayerCoverage {
   replicas: number[];
   throughput: number[];
@@ -178,12 +188,19 @@ function improves(shape: ModelShape, nodes: NodeCapacity[], before: Assignment[]
   return a.throughput > b.throughput * (1 + REBALANCE_GAIN);
 }
 
+/** Whether every layer of `mine` is served by another serving node that keeps its range in `assignments`. */
+function servedWithout(mine: Assignment, assignments: Assignment[], serving: ReadonlySet<string>, moved: string[]): boolean {
+  const stay = assignments.filter((a) => a.nodeId !== mine.nodeId && serving.has(a.nodeId) && !moved.includes(a.nodeId));
+  for (let l = mine.layers.start; l < mine.layers.end; l++) if (!stay.some((a) => a.layers.start <= l && l < a.layers.end)) return false;
+  return true;
+}
+
 /**
  * After nodes join or leave: nodes that left lose their ranges, new nodes are placed where the
  * swarm is weakest, and then each existing node in turn moves if moving raises the swarm's
  * weakest layer (see `improves`) without stranding another node's range. A node must move when
- * its range is stranded (a node before it left) or larger than it may now hold. Stable nodes
- * otherwise keep their ranges, so their downloaded weights stay useful — unless that leaves no
+ * its range is stranded (a node before it left) or larger than it may now hold. A serving node
+ * moves only when others serve its layers meanwhile (options.serving). Stable nodes otherwise keep their ranges, so their downloaded weights stay useful — unless that leaves no
  * route although the nodes' capacity covers the model: then a route beats the downloads, and
  * the grid is placed afresh.
  */
@@ -191,7 +208,7 @@ export function rebalance(
   shape: ModelShape,
   nodes: NodeCapacity[],
   current: Assignment[],
-  options: PlacementOptions = {},
+  options: RebalanceOptions = {},
 ): { assignments: Assignment[]; moved: string[] } {
   const n = shape.nLayers;
   const span = (node: NodeCapacity) => spanOf(shape, node, options.maxLayersPerNode);
@@ -220,6 +237,7 @@ export function rebalance(
       const reachableAfter = new Set(routable(n, candidate));
       const strands = [...reachableBefore].some((a) => a !== mine && !reachableAfter.has(a));
       if (strands || !improves(shape, nodes, assignments, candidate)) continue;
+      if (options.serving?.has(node.id) && !servedWithout(mine, candidate, options.serving, moved)) continue;
     }
     assignments = candidate;
     moved.push(node.id);

@@ -122,7 +122,9 @@ export function createRegistry(options: RegistryOptions) {
     /** Re-places donors after a join or leave; returns the donors whose range changed. */
     place(): Assignment[] {
       const current = donors().flatMap((p) => (p.assignment ? [{ nodeId: p.peerId, layers: p.assignment }] : []));
-      const { assignments } = rebalance(shape, donors().map(capacity), current, { maxLayersPerNode: options.maxLayersPerNode });
+      // A move never takes the last serving replica of a layer off before its successor has loaded.
+      const serving = new Set(donors().filter((p) => p.serving).map((p) => p.peerId));
+      const { assignments } = rebalance(shape, donors().map(capacity), current, { maxLayersPerNode: options.maxLayersPerNode, serving });
       const changed: Assignment[] = [];
       for (const a of assignments) {
         const p = peers.get(a.nodeId)!;

@@ -67,24 +67,21 @@ export async function injectFault(tab: ChurnTab, fault: ChurnFault): Promise<voi
 }
 
 /**
- * Brings the grid back to strength after `fault` hit tab `peerId`: a closed or killed tab is
- * replaced by a fresh one (another visitor), a frozen tab is woken and a throttled one sped up
- * (its visitor came back to it), a dropped link heals by itself. Then waits until every layer
- * has its standbys again; with `background`, a replacement tab joins while the grid goes on, and
- * only the standbys of the serving tabs are waited for.
+ * Brings the grid back to strength after faults hit tabs: each closed or killed tab is replaced
+ * by a fresh one (another visitor), a frozen tab is woken and a throttled one sped up (its
+ * visitor came back to it), a dropped link heals by itself. Every tab the faults took is gone
+ * before its replacements open, so the grid waits for no tab that will never come back. Then
+ * waits until every layer has its standbys again; with `background`, the replacement tabs join
+ * while the grid goes on (as on the Internet), and only the serving tabs' standbys are waited for.
  */
-export async function recoverTab(grid: ChurnGrid, peerId: string, fault: ChurnFault, options: { background?: boolean } = {}): Promise<void> {
-  const tab = grid.tabs.find((t) => t.peerId === peerId);
-  if (tab) {
+export async function recoverTabs(grid: ChurnGrid, hits: { peerId: string; fault: ChurnFault }[], options: { background?: boolean } = {}): Promise<void> {
+  let replacements = 0;
+  for (const { peerId, fault } of hits) {
+    const tab = grid.tabs.find((t) => t.peerId === peerId);
+    if (!tab) continue;
     if (fault === 'close-tab' || fault === 'kill-browser') {
       await grid.removeTab(tab);
-      // In the background, the new visitor joins while the grid goes on (as on the Internet).
-      const added = grid.addTab();
-      if (options.background) {
-        added.catch(() => undefined);
-        return grid.ready();
-      }
-      await added;
+      replacements += 1;
     } else if (fault === 'freeze') {
       const session = frozen.get(tab);
       frozen.delete(tab);
@@ -94,5 +91,11 @@ export async function recoverTab(grid: ChurnGrid, peerId: string, fault: ChurnFa
       await tab.page.evaluate(() => window.linkFaults.throttle(0));
     }
   }
+  const added = Array.from({ length: replacements }, () => grid.addTab());
+  if (options.background) {
+    for (const tab of added) tab.catch(() => undefined);
+    return grid.ready();
+  }
+  await Promise.all(added);
   await grid.settle();
 }

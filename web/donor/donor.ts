@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import type { Stream } from '@libp2p/interface';
-import { createPeerNode, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
+import { createPeerNode, dialDirect, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
 import { median } from '../../shared/statistics.ts';
 import type { PeerNode } from '../../shared/grid/node.ts';
 import { MAX_CONTROL_BYTES } from '../../shared/grid/protocol.ts';
@@ -34,7 +34,7 @@ import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { assembleFiles, filesForLayers, piecesForLayers } from '../../shared/swarm/package-pieces.ts';
 import { servePieces } from '../../shared/swarm/piece-protocol.ts';
 import { createSwarmFetcher } from '../../shared/swarm/swarm-fetcher.ts';
-import type { SwarmFetcher, SwarmPeer } from '../../shared/swarm/swarm-fetcher.ts';
+import type { SwarmFetcher } from '../../shared/swarm/swarm-fetcher.ts';
 import type { ExecutionProvider } from '../../shared/engine/api.ts';
 import type { PieceStore } from '../../shared/swarm/piece-store.ts';
 import { startEngineWorker } from '../engine-client.ts';
@@ -71,6 +71,8 @@ export interface DonorHooks {
 const STATS_INTERVAL_MS = 1000;
 /** Peers whose probe failed are probed again this often. */
 const PROBE_RETRY_MS = 5000;
+/** A lost link to a stage this tab hands frames on to is dialled again within this. */
+const NEXT_HOPS_WARM_MS = 2000;
 /** While idle, stats are shown and sent on every this many ticks only. */
 const IDLE_STATS_EVERY = 10;
 /** The tab's ledger entry (stake, work, earnings) is fetched this often while serving. */
@@ -139,7 +141,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   };
   update({ device: { label: device.label, executionProvider, msPerLayer: device.msPerLayer } });
 
-  let peers: SwarmPeer[] = [];
+  /** the grid's other donors, what they hold and serve (the coordinator's latest list) */
+  let peers: Extract<FromCoordinator, { type: 'peers' }>['peers'] = [];
   const probed = new Set<string>();
   let fetcher: SwarmFetcher | null = null;
   let stage: StageServer | null = null;
@@ -217,6 +220,17 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     if (Object.keys(results).length > 0) await send({ type: 'rtt', peers: results });
   }
 
+  /**
+   * Keeps a direct link open to every stage serving the layers after this tab's: whichever of
+   * them a route (or a swap onto a standby) picks, the first frame does not wait for a WebRTC
+   * handshake. Only the upstream tab dials, so two tabs never dial each other at once.
+   */
+  function warmNextHops(): void {
+    const mine = state.status === 'serving' ? state.layers : undefined;
+    if (!mine) return;
+    for (const peer of peers) if (peer.serving?.start === mine.end) void dialDirect(node, peer).catch(() => undefined);
+  }
+
   function onMessage(message: FromCoordinator): void {
     if (message.type === 'assign') {
       assignment?.abort();
@@ -229,6 +243,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
       update({ peers: peers.length });
       fetcher?.setPeers(peers);
       void probeNewPeers();
+      warmNextHops();
     } else if (message.type === 'verdict') {
       if (message.verdict.peerId !== node.peerId.toString()) return;
       trust.verdict = message.verdict.reason;
@@ -258,6 +273,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   let lastAt = performance.now();
   // Probes that failed (a peer busy benchmarking, two dials crossing) are tried again.
   const probeTimer = setInterval(() => void probeNewPeers(), PROBE_RETRY_MS);
+  const warmTimer = setInterval(warmNextHops, NEXT_HOPS_WARM_MS);
   let lastRequests = -1;
   let idleTicks = 0;
   const statsTimer = setInterval(() => {
@@ -318,6 +334,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
       clearInterval(ledgerTimer);
       clearInterval(statsTimer);
       clearInterval(probeTimer);
+      clearInterval(warmTimer);
       assignment?.abort();
       await stage?.stop();
       engine.terminate();
