@@ -153,13 +153,18 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   const packagePath = `/packages/${manifest.id}/`;
   const { store, settlement } = deps;
   const log = deps.log ?? (() => {});
+  const stored = store && storeEvents(store, manifest.id);
   const coordinator = await startCoordinator(
     { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode },
     {
       node: relay,
       logError: (err) => log(`coordinator: ${(err as Error)?.stack ?? String(err)}`),
       events: {
-        ...(store && storeEvents(store, manifest.id)),
+        ...stored,
+        assigned(peerId, layers) {
+          stored?.assigned?.(peerId, layers);
+          log(`coordinator: ${peerId} assigned layers ${layers.start}..${layers.end - 1}`);
+        },
         payTo: (peerId, address) => void settlement?.donorJoined(peerId, address).catch((err: Error) => log(`settlement: no stake for ${peerId}: ${err.message}`)),
       },
     },

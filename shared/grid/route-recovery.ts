@@ -117,7 +117,7 @@ export const SLOW_FACTOR = 3;
 const SLOW_MIN_EXCESS_MS = 100;
 /** Decode round trips kept per route for its deadline. */
 const RECENT = 16;
-/** Stages remembered as suspects (blamed for silence) at most; the oldest is forgotten first. */
+/** Stages remembered as suspects (blamed for silence), and stages' addresses, at most; the oldest is forgotten first. */
 const MAX_SUSPECTS = 256;
 /** A route older than this is asked for again when a request starts on it. */
 const ROUTE_REFRESH_MS = 5_000;
@@ -158,6 +158,8 @@ interface RequestState {
   seen: Map<string, RouteHop>;
   /** route failures so far, answered or not: a request fails after maxRecoveries of them */
   failures: number;
+  /** the latest failure's name and message */
+  lastFault?: string;
 }
 
 /** Refusals that are the request's own fault (a bad frame): another route would refuse them too. */
@@ -180,13 +182,20 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const links = new Set<RouteLink>();
   /** stages blamed only for not answering an echo in time: a busy one may answer later */
   const suspects = new Set<string>();
+  /** the stages of every route given, by peer id: how to reach an avoided one to see whether it answers again */
+  const known = new Map<string, RouteHop>();
   let active: Active | null = null;
 
   /** A link over `route`; `from`, the route it replaces, lends its measured round trips to the first deadlines. */
   const activate = (route: StandbyRoute, from?: Active): Active => {
     const link = deps.openLink(route.hops);
     links.add(link);
-    for (const hop of [...route.hops, ...route.standbys]) deps.warm?.(hop);
+    for (const hop of [...route.hops, ...route.standbys]) {
+      deps.warm?.(hop);
+      known.delete(hop.peerId);
+      known.set(hop.peerId, hop);
+      if (known.size > MAX_SUSPECTS) known.delete(known.keys().next().value!);
+    }
     return { route, link, roundTrips: [...(from?.roundTrips ?? [])], users: 0, since: now() };
   };
 
@@ -239,13 +248,20 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   }
 
   /** The stage ids a step would replace: those that stopped answering, and the one an error names. */
-  async function blame(route: StandbyRoute, err: unknown): Promise<Set<string>> {
+  /** The hops that do not answer an echo within probeTimeoutMs. */
+  async function silentHops(route: StandbyRoute): Promise<RouteHop[]> {
     const silent = await Promise.all(route.hops.map(async (hop) => ((await deps.answers(hop, probeTimeoutMs)) ? [] : [hop])));
-    for (const hop of silent.flat()) {
+    return silent.flat();
+  }
+
+  async function blame(route: StandbyRoute, err: unknown): Promise<Set<string>> {
+    // A step that went overdue had its stages echoed already, as its deadline neared (see send).
+    const silent = await ((err as { silent?: Promise<RouteHop[]> }).silent ?? silentHops(route));
+    for (const hop of silent) {
       suspects.add(hop.peerId);
       if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.values().next().value!);
     }
-    const blamed = new Set(silent.flat().map((h) => h.peerId));
+    const blamed = new Set(silent.map((h) => h.peerId));
     const named = err instanceof StageFailedError ? (err.failure.lost ?? err.failure.peerId) : (err as { peerId?: string }).peerId;
     if (named && route.hops.some((h) => h.peerId === named)) blamed.add(named);
     return blamed;
@@ -272,11 +288,13 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     } catch (err) {
       if ((err as { code?: string }).code !== 'no_route') throw err;
       // A stage blamed only for not answering an echo in time may just have been busy (a loaded
-      // machine, a long GC): with no other stage for its layers it is tried again rather than
-      // failing the request for want of it. The coordinator still routes through it only while
-      // its tab is connected; a closed or killed one has left. A stage that failed outright
-      // (an error naming it) stays avoided; maxRecoveries bounds the retries.
-      const revived = [...avoid].filter((id) => suspects.has(id));
+      // machine, a long GC), and one that failed outright may have met a passing fault (a link
+      // that dropped, a dial that timed out): with no other stage for its layers, a suspect and a
+      // failed stage that answers an echo now are tried again rather than failing the request
+      // for want of them. The coordinator routes only through tabs still connected (a closed or
+      // killed one has left); maxRecoveries bounds the retries.
+      const alive = await Promise.all([...avoid].map(async (id) => suspects.has(id) || (known.has(id) && (await deps.answers(known.get(id)!, probeTimeoutMs)))));
+      const revived = [...avoid].filter((_, i) => alive[i]);
       if (revived.length === 0) throw new LayersUncoveredError((err as Error).message, { cause: err });
       for (const id of revived) {
         avoid.delete(id);
@@ -336,13 +354,21 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const pending = attempt.active.link.step(out);
     attempt.steps += 1;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // A step still unanswered one echo's time before its deadline has its stages echoed then, so
+    // that when the deadline passes, who went silent is known at once (blame).
+    let silent: Promise<RouteHop[]> | undefined;
+    const echoTimer = setTimeout(() => {
+      silent = silentHops(attempt.active.route);
+      silent.catch(() => undefined);
+    }, Math.max(0, timeout - probeTimeoutMs));
     const overdue = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new StageTimeoutError(`no result within ${Math.round(timeout)} ms (${replay ? 'replay' : `step ${frame.step}`})`), { pending })), timeout);
+      timer = setTimeout(() => reject(Object.assign(new StageTimeoutError(`no result within ${Math.round(timeout)} ms (${replay ? 'replay' : `step ${frame.step}`})`), { pending, silent })), timeout);
     });
     try {
       return { step: await Promise.race([pending, overdue]), ms: now() - t0 };
     } finally {
       clearTimeout(timer);
+      clearTimeout(echoTimer);
     }
   }
 
@@ -409,7 +435,17 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       requests.set(frame.requestId, state);
     }
     if (frame.position !== state.rowCount) throw new InfermeshError(`request ${frame.requestId} is at position ${state.rowCount}, not ${frame.position}`);
+    try {
+      return await stepThrough(state, frame);
+    } catch (err) {
+      // Which failure left the layers without a stage, for the people reading the error.
+      if (err instanceof LayersUncoveredError && state.lastFault) err.message += ` (after ${state.lastFault})`;
+      throw err;
+    }
+  }
 
+  /** Answers one step of the request, moving it to another route as often as its route fails. */
+  async function stepThrough(state: RequestState, frame: HiddenFrame): Promise<HiddenFrame> {
     let fault: { at: number; reason: Recovery['reason']; cause: string; swapped: string[] } | undefined;
     if (state.swapNext) {
       const slow = state.swapNext;
@@ -435,6 +471,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
         const stalled = err instanceof StageTimeoutError && (err as { pending?: Promise<RouteStep> }).pending;
         // A second fault in the same step (the replay after a swap failing too) adds to the first: one recovery, timed from the first.
         const cause = `${(err as Error).name}: ${(err as Error).message}`;
+        state.lastFault = cause;
         fault = fault
           ? { ...fault, cause: `${fault.cause}; then ${cause}`, swapped: [...new Set([...fault.swapped, ...blamed])] }
           : { at, reason: stalled ? 'stalled' : 'failed', cause, swapped: [...blamed] };

@@ -31,6 +31,7 @@ import { nextMessage } from './lp-stream.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { decodeStageMessage, encodeEnd, encodeFailure, encodeFrameMessage, encodeOpen, MAX_STAGE_MESSAGE_BYTES, refuse as refuseTo, StageMessageError } from './stage-wire.ts';
 import type { StageOpen } from './stage-wire.ts';
+import type { PeerAddress } from './protocol.ts';
 
 /**
  * A stream carrying another request than the one it was opened for: a frame for another request
@@ -126,6 +127,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     let downstream: LengthPrefixedStream<Stream>;
     let direct: () => boolean;
     let next: string;
+    /** where this stage hands its frames on: the next stage, or the client for the last */
+    let to: { peer: PeerAddress; protocol: string };
     try {
       const first = decodeStageMessage((await upstream.read()).subarray());
       if (first.kind !== 'open') throw new StageMessageError(`a stage stream must start with OPEN, got ${first.kind.toUpperCase()}`);
@@ -134,13 +137,22 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       const expected = index === 0 ? open.client.peerId : open.hops[index - 1].peerId;
       if (sender !== expected) throw new WrongStageError(`on this route the frames for layers ${options.layers.start}..${options.layers.end - 1} come from ${expected}, not ${sender}`);
       const last = index === open.hops.length - 1;
-      next = last ? open.client.peerId : open.hops[index + 1].peerId;
-      const { stream: out, connection: conn } = await openDirectStream(node, last ? open.client : open.hops[index + 1], last ? RESULT_PROTOCOL : STAGE_PROTOCOL);
+      to = last ? { peer: open.client, protocol: RESULT_PROTOCOL } : { peer: open.hops[index + 1], protocol: STAGE_PROTOCOL };
+      next = to.peer.peerId;
+    } catch (err) {
+      if (!closed(err)) await refuse(upstream, err);
+      await stream.close().catch(() => stream.abort(err as Error));
+      return;
+    }
+    try {
+      const { stream: out, connection: conn } = await openDirectStream(node, to.peer, to.protocol);
       downstream = lpStream(out, { maxDataLength: maxBytes });
       direct = () => isDirectWebRTC(conn);
       await downstream.write(encodeOpen(open));
     } catch (err) {
-      if (!closed(err)) await refuse(upstream, err);
+      // The next stage cannot be reached: named as lost, so the client swaps it, not this stage.
+      const lost = new StageLostError(`could not reach the next stage ${next}: ${(err as Error)?.message ?? String(err)}`);
+      if (next !== open.client.peerId) await upstream.write(encodeFailure({ requestId: open.requestId, name: lost.name, message: lost.message, peerId: me, lost: next })).catch(() => undefined);
       await stream.close().catch(() => stream.abort(err as Error));
       return;
     }

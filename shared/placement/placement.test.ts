@@ -178,9 +178,8 @@ describe('placement leaves a route: windows start only at tiling boundaries', ()
     expect(bestRoute(5, stagesOf(nodes, assignments), () => 5, 'client')!.hops.map((h) => h.peerId)).toEqual(['a', 'c']);
   });
 
-  it('moves a serving node only while others serve its layers: the last replica waits for its successor to load', () => {
-    // n0 (2..4) left. For throughput, n2 moves from 4..5 to 2..4 and then n3, the last tab
-    // serving 2..4, would move to 4..5: until n2 has loaded, no route would exist.
+  it('moves a serving node for a replica only, never for throughput alone: a move ends the requests running through it', () => {
+    // n0 (2..4) left. For throughput alone, n2 would move from 4..5 to 2..4 and n3 from 2..4 to 4..5.
     const nodes = [node('n1', 2, 0.55), node('n2', 2, 2.74), node('n3', 2, 7.84), node('n4', 2, 6.38), node('n5', 2, 9.14)];
     const current: Assignment[] = [
       { nodeId: 'n1', layers: { start: 0, end: 2 } },
@@ -190,16 +189,25 @@ describe('placement leaves a route: windows start only at tiling boundaries', ()
       { nodeId: 'n5', layers: { start: 0, end: 2 } },
     ];
     expect(rebalance(five, nodes, current).moved).toEqual(['n2', 'n3']);
-    const { assignments, moved } = rebalance(five, nodes, current, { serving: new Set(nodes.map((n) => n.id)) });
-    expect(moved).not.toContain('n3');
-    // Every layer a moved node served is still served by a node that stays.
-    for (const id of moved) {
-      const was = current.find((a) => a.nodeId === id)!.layers;
-      for (let l = was.start; l < was.end; l++) expect(current.some((a) => !moved.includes(a.nodeId) && a.layers.start <= l && l < a.layers.end), `layer ${l}`).toBe(true);
-    }
-    expect(hasRoute(5, assignments)).toBe(true);
-    // Once the others serve what they were given, nothing more needs to move.
-    expect(rebalance(five, nodes, assignments, { serving: new Set(nodes.map((n) => n.id)) }).moved).toEqual([]);
+    expect(rebalance(five, nodes, current, { serving: new Set(nodes.map((n) => n.id)) }).moved).toEqual([]);
+  });
+
+  it('moves a serving node only while others serve its layers: the last replica waits for its successor to load', () => {
+    // 4..5 has one replica and 2..4 three, but only n3 has loaded 2..4 (n8 and n9 are still downloading).
+    const nodes = ['n3', 'n8', 'n9', 'n1', 'n2', 'n4'].map((id) => node(id, 2));
+    const current: Assignment[] = [
+      { nodeId: 'n3', layers: { start: 2, end: 4 } },
+      { nodeId: 'n8', layers: { start: 2, end: 4 } },
+      { nodeId: 'n9', layers: { start: 2, end: 4 } },
+      { nodeId: 'n1', layers: { start: 0, end: 2 } },
+      { nodeId: 'n2', layers: { start: 0, end: 2 } },
+      { nodeId: 'n4', layers: { start: 4, end: 5 } },
+    ];
+    // Counting assignments only, n3 would go to 4..5 and layers 2..3 would go dark until n8 loads.
+    expect(rebalance(five, nodes, current).moved).toEqual(['n3']);
+    const { assignments, moved } = rebalance(five, nodes, current, { serving: new Set(['n3', 'n1', 'n2', 'n4']) });
+    expect(moved).toEqual(['n8']);
+    expect(assignments.find((a) => a.nodeId === 'n8')!.layers).toEqual({ start: 4, end: 5 });
   });
 
   it('closes a gap wider than any one node a node at a time, and a route exists again', () => {

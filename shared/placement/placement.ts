@@ -29,9 +29,11 @@ export interface PlacementOptions {
 export interface RebalanceOptions extends PlacementOptions {
   /**
    * The nodes serving their current range now (weights loaded), not merely assigned it. A
-   * serving node moves only when every layer it serves stays served by another serving node that
-   * is not moving: a move is a download, and until the node that takes its place has loaded,
-   * the layers must not go dark (make before break). Left out, every assigned node counts.
+   * serving node moves only to give the weakest layer a replica (or close a gap), never for
+   * throughput alone: a move ends the requests running through it. And only when every layer it
+   * serves stays served by another serving node that is not moving: a move is a download, and
+   * until the node that takes its place has loaded, the layers must not go dark (make before
+   * break). Left out, nodes move as if none served yet.
    */
   serving?: ReadonlySet<string>;
 }
@@ -177,15 +179,15 @@ export function weakestLayer(cov: LayerCoverage): { replicas: number; throughput
  * replica, or a gap shrinks (while any layer has no reachable replica no request runs, and a
  * gap wider than one node closes only a node at a time), or its throughput grows by REBALANCE_GAIN.
  */
-function improves(shape: ModelShape, nodes: NodeCapacity[], before: Assignment[], after: Assignment[]): boolean {
+function improves(shape: ModelShape, nodes: NodeCapacity[], before: Assignment[], after: Assignment[]): 'replicas' | 'throughput' | null {
   const covBefore = coverage(shape, nodes, routable(shape.nLayers, before));
   const covAfter = coverage(shape, nodes, routable(shape.nLayers, after));
   const b = weakestLayer(covBefore);
   const a = weakestLayer(covAfter);
-  if (a.replicas !== b.replicas) return a.replicas > b.replicas;
+  if (a.replicas !== b.replicas) return a.replicas > b.replicas ? 'replicas' : null;
   const gaps = (cov: LayerCoverage) => cov.replicas.filter((r) => r === 0).length;
-  if (a.replicas === 0 && gaps(covAfter) !== gaps(covBefore)) return gaps(covAfter) < gaps(covBefore);
-  return a.throughput > b.throughput * (1 + REBALANCE_GAIN);
+  if (a.replicas === 0 && gaps(covAfter) !== gaps(covBefore)) return gaps(covAfter) < gaps(covBefore) ? 'replicas' : null;
+  return a.throughput > b.throughput * (1 + REBALANCE_GAIN) ? 'throughput' : null;
 }
 
 /** Whether every layer of `mine` is served by another serving node that keeps its range in `assignments`. */
@@ -236,8 +238,10 @@ export function rebalance(
     if (!forced) {
       const reachableAfter = new Set(routable(n, candidate));
       const strands = [...reachableBefore].some((a) => a !== mine && !reachableAfter.has(a));
-      if (strands || !improves(shape, nodes, assignments, candidate)) continue;
-      if (options.serving?.has(node.id) && !servedWithout(mine, candidate, options.serving, moved)) continue;
+      const gain = strands ? null : improves(shape, nodes, assignments, candidate);
+      if (!gain) continue;
+      // A serving node drops the requests running through it when it moves: only for a replica.
+      if (options.serving?.has(node.id) && (gain !== 'replicas' || !servedWithout(mine, candidate, options.serving, moved))) continue;
     }
     assignments = candidate;
     moved.push(node.id);
