@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { lpStream } from '@libp2p/utils';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import { openClientSide, openLocalPipeline } from '../worker/node/local-package.ts';
 import { compileTo, packageBytes, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
@@ -118,6 +120,14 @@ describe('bad input to a stage', () => {
     const failure = await refusal(lp);
     expect(failure.name).toBe('WrongStageError');
     expect(failure.message).toContain('serves layers 0..1, not 0..2');
+  });
+
+  it('names the next stage as lost when it cannot be reached, so the client swaps that one and not this', async () => {
+    // A peer that left: nobody can dial it any more.
+    const address = { peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString(), addrs: [] };
+    const lp = await openStream(stages[0]);
+    await lp.write(encodeOpen({ requestId: 'next-gone', packageId: manifest.id, hops: [hops[0], { ...address, layers: RANGES[1] }, hops[2]], client: peerAddress(client) }));
+    expect(await refusal(lp)).toMatchObject({ name: 'StageLostError', peerId: hops[0].peerId, lost: address.peerId, message: expect.stringContaining(`could not reach the next stage ${address.peerId}`) });
   });
 
   it('refuses the replays a swap could send wrong, by name: unknown request, longer than the context, layers a standby does not hold', async () => {
