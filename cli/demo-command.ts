@@ -132,6 +132,9 @@ async function churnRun(grid: DemoGrid, prompt: string, sampling: Partial<Genera
       if (!tab) throw new UsageError(`no demo tab is peer ${victim.peerId}`);
       await tab.page.close();
       closedAt = performance.now();
+      // That visitor has gone: the report lists the tabs still open.
+      grid.donors.tabs.splice(grid.donors.tabs.indexOf(tab), 1);
+      void tab.context.close().catch(() => undefined);
     }
   }
   const recoveries = grid.client.routeReport()?.recoveries ?? [];

@@ -247,13 +247,13 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     return next;
   }
 
-  /** The stage ids a step would replace: those that stopped answering, and the one an error names. */
   /** The hops that do not answer an echo within probeTimeoutMs. */
   async function silentHops(route: StandbyRoute): Promise<RouteHop[]> {
     const silent = await Promise.all(route.hops.map(async (hop) => ((await deps.answers(hop, probeTimeoutMs)) ? [] : [hop])));
     return silent.flat();
   }
 
+  /** The stage ids a step would replace: those that stopped answering, and the one an error names. */
   async function blame(route: StandbyRoute, err: unknown): Promise<Set<string>> {
     // A step that went overdue had its stages echoed already, as its deadline neared (see send).
     const silent = await ((err as { silent?: Promise<RouteHop[]> }).silent ?? silentHops(route));
