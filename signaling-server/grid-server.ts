@@ -165,6 +165,10 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
           stored?.assigned?.(peerId, layers);
           log(`coordinator: ${peerId} assigned layers ${layers.start}..${layers.end - 1}`);
         },
+        peerLeft(peerId) {
+          stored?.peerLeft?.(peerId);
+          log(`coordinator: ${peerId} left`);
+        },
         payTo: (peerId, address) => void settlement?.donorJoined(peerId, address).catch((err: Error) => log(`settlement: no stake for ${peerId}: ${err.message}`)),
       },
     },
@@ -196,6 +200,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
       log(`settlement: could not slash ${verdict.peerId}: ${err.message}`);
       return undefined;
     });
+    log(`validator: ${verdict.peerId} failed its check on request ${verdict.requestId} and is banned: ${verdictReason(verdict)}`);
     coordinator.banish({ peerId: verdict.peerId, requestId: verdict.requestId, layers: verdict.layers, reason: verdictReason(verdict), evidenceHash, slashTx: slashed?.txHash });
   }
 
