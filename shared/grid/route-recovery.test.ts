@@ -155,6 +155,16 @@ describe('a recovering route', () => {
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a', 'b'] })]);
   });
 
+  it('replays a stalled step on fresh streams through the same stages when none has a standby and all answer', async () => {
+    const grid = fakeGrid();
+    // A frame lost on a stream that never closed: b answers echoes, and its next stream serves.
+    grid.faults.set('b', { atStep: 4, behaviour: { kind: 'stall', steps: 1 } });
+    const route = recovering(grid, async () => ({ hops: ROUTE.hops, standbys: [] }));
+    const track = route.track('r');
+    expect(await run(route, 'r', 8)).toEqual(await unbroken(8));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: [] })]);
+  });
+
   it('swaps a stage whose step time jumps, before it drags every token', async () => {
     const grid = fakeGrid();
     grid.faults.set('a', { atStep: 6, behaviour: { kind: 'slow', ms: 130 } });

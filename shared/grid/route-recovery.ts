@@ -507,15 +507,12 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
 
   /**
    * A stalled step whose stages all answer: the step is replayed on the route with every hop that
-   * has a standby swapped, racing the old route. Null when no hop has a standby, or both failed.
+   * has a standby swapped, racing the old route; with no standby, on fresh streams through the
+   * same stages (a frame lost on a stream that never closed is not waited for). Null when both failed.
    */
   async function hedge(state: RequestState, frame: HiddenFrame, old: Attempt, pending: Promise<RouteStep>): Promise<{ answer: RouteStep; swapped?: string[] } | null> {
     const route = old.active.route;
     const swappable = route.hops.filter((h) => route.standbys.some((s) => sameLayers(s, h) && !state.avoid.has(s.peerId))).map((h) => h.peerId);
-    if (swappable.length === 0) {
-      const late = await pending.then((step) => step, () => null);
-      return late && { answer: late };
-    }
     const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active);
     on.since = -Infinity;
     const attempt = attemptOn(on, crypto.randomUUID());
