@@ -186,8 +186,11 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const known = new Map<string, RouteHop>();
   let active: Active | null = null;
 
-  /** A link over `route`; `from`, the route it replaces, lends its measured round trips to the first deadlines. */
-  const activate = (route: StandbyRoute, from?: Active): Active => {
+  /**
+   * A link over `route`; `from`, the route it replaces, lends its measured round trips to the
+   * first deadlines. `assembled`: a recovery made it (its standbys used up), so the next request asks afresh.
+   */
+  const activate = (route: StandbyRoute, from?: Active, assembled = false): Active => {
     const link = deps.openLink(route.hops);
     links.add(link);
     for (const hop of [...route.hops, ...route.standbys]) {
@@ -196,7 +199,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       known.set(hop.peerId, hop);
       if (known.size > MAX_SUSPECTS) known.delete(known.keys().next().value!);
     }
-    return { route, link, roundTrips: [...(from?.roundTrips ?? [])], users: 0, since: now() };
+    return { route, link, roundTrips: [...(from?.roundTrips ?? [])], users: 0, since: assembled ? -Infinity : now() };
   };
 
   /** Closes a link nobody uses any more and new requests no longer start on. */
@@ -307,9 +310,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   /** The route a request moves to once `avoid` is left out; the client's route for new requests too. */
   async function moveTo(from: Active, avoid: Set<string>): Promise<Active> {
     if (active && active !== from && !active.route.hops.some((h) => avoid.has(h.peerId))) return active;
-    const next = activate(await reroute(from.route, avoid), from);
-    // Assembled for one request's avoided stages, with the standbys it used up: the next request asks afresh.
-    next.since = -Infinity;
+    const next = activate(await reroute(from.route, avoid), from, true);
     if (active === from || active === null) active = next;
     return next;
   }
@@ -513,8 +514,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   async function hedge(state: RequestState, frame: HiddenFrame, old: Attempt, pending: Promise<RouteStep>): Promise<{ answer: RouteStep; swapped?: string[] } | null> {
     const route = old.active.route;
     const swappable = route.hops.filter((h) => route.standbys.some((s) => sameLayers(s, h) && !state.avoid.has(s.peerId))).map((h) => h.peerId);
-    const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active);
-    on.since = -Infinity;
+    const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active, true);
     const attempt = attemptOn(on, crypto.randomUUID());
     state.track.stageRequestIds.push(attempt.stageRequestId);
     const tagged = <T>(p: Promise<T>, tag: 'old' | 'hedge') => p.then((v) => ({ tag, v }));

@@ -144,6 +144,11 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       await stream.close().catch(() => stream.abort(err as Error));
       return;
     }
+    /** Tells whoever sent the frames that the next stage is gone, naming it (StageLostError). */
+    const reportLost = (message: string) => {
+      const lost = new StageLostError(message);
+      return upstream.write(encodeFailure({ requestId: open.requestId, name: lost.name, message: lost.message, peerId: me, lost: next })).catch(() => undefined);
+    };
     try {
       const { stream: out, connection: conn } = await openDirectStream(node, to.peer, to.protocol);
       downstream = lpStream(out, { maxDataLength: maxBytes });
@@ -151,8 +156,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       await downstream.write(encodeOpen(open));
     } catch (err) {
       // The next stage cannot be reached: named as lost, so the client swaps it, not this stage.
-      const lost = new StageLostError(`could not reach the next stage ${next}: ${(err as Error)?.message ?? String(err)}`);
-      if (next !== open.client.peerId) await upstream.write(encodeFailure({ requestId: open.requestId, name: lost.name, message: lost.message, peerId: me, lost: next })).catch(() => undefined);
+      if (next !== open.client.peerId) await reportLost(`could not reach the next stage ${next}: ${(err as Error)?.message ?? String(err)}`);
       await stream.close().catch(() => stream.abort(err as Error));
       return;
     }
@@ -193,8 +197,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       }
     })().catch(async (err: unknown) => {
       if (ended || next === open.client.peerId) return;
-      const lost = new StageLostError(`lost the link to the next stage ${next}: ${(err as Error)?.message ?? 'the stream ended'}`);
-      await upstream.write(encodeFailure({ requestId: open.requestId, name: lost.name, message: lost.message, peerId: me, lost: next })).catch(() => undefined);
+      await reportLost(`lost the link to the next stage ${next}: ${(err as Error)?.message ?? 'the stream ended'}`);
     });
 
     try {
