@@ -7,15 +7,19 @@
  * testkit/churn/faults.ts at a random token; its text is compared token for token with the
  * unbroken run of the same prompt and settings. Unbroken generations are interleaved with the
  * faulty ones on the same grid, for the throughput baseline. Tabs a fault took are replaced
- * by fresh tabs that join in the background (a frozen or throttled tab is woken or sped up
- * again, as a visitor returning to it would); the next generation waits until every layer has a
- * standby again.
+ * by fresh tabs (a frozen or throttled tab is woken or sped up again, as a visitor returning to
+ * it would), and the next generation starts once they serve: on the Internet a joining tab runs
+ * on its visitor's machine, while here its browser's start, WASM compile and model load take
+ * the two cores from the serving tabs for seconds, and would be measured as their stalls. With
+ * --background-joins the next generation starts as soon as every layer has a standby again,
+ * the replacements still joining.
  *
  * Printed: generations, completedIdentical, tokensLost, tokensRepeated, recoveryMs p50/p95/max
  * (from the fault to the next token), throughputRatio (tokens/s of the faulty runs ÷ the
  * unbroken runs, whole generations, same grid, same run), per fault kind, and the replay
  * figures (replayMs: the replacement route's replayed prefill).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import buildAppAndTestPages from '../testkit/web-build.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
@@ -32,6 +36,12 @@ export interface ChurnBenchOptions {
   tokens: number;
   tabs: number;
   seed: number;
+  /** the next generation starts while replacement tabs still join (default: once they serve) */
+  backgroundJoins?: boolean;
+  /** the faults drawn from (default: all of them) */
+  faults?: readonly ChurnFault[];
+  /** the stage positions drawn from (default: all) */
+  positions?: readonly StagePosition[];
 }
 
 const PROMPTS = ['Once upon a time', 'The little dog', 'One day, Lily'];
@@ -83,7 +93,12 @@ interface Run {
   recoveries: Recovery[];
   /** the tab the fault hit */
   hitPeerId?: string;
+  /** the longest the client's (this process's) event loop was held up during the generation */
+  clientStallMs: number;
 }
+
+/** The client runs in this process: a held-up event loop here (a native call that blocks) delays every step it times. */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
 async function generate(grid: ChurnGrid, prompt: string, options: Partial<GenerateOptions>, fault?: { atToken: number; kind: ChurnFault; position: StagePosition }): Promise<Run> {
   const ids: number[] = [];
@@ -92,6 +107,7 @@ async function generate(grid: ChurnGrid, prompt: string, options: Partial<Genera
   let hitPeerId: string | undefined;
   let recoveryMs: number | undefined;
   const started = performance.now();
+  loopDelay.reset();
   for await (const token of grid.client.generate(prompt, options)) {
     text += token.text;
     if (token.id === null) continue;
@@ -103,7 +119,7 @@ async function generate(grid: ChurnGrid, prompt: string, options: Partial<Genera
       faultAt = performance.now();
     }
   }
-  return { ids, text, ms: performance.now() - started, recoveryMs, recoveries: grid.client.routeReport()?.recoveries ?? [], hitPeerId };
+  return { ids, text, ms: performance.now() - started, recoveryMs, recoveries: grid.client.routeReport()?.recoveries ?? [], hitPeerId, clientStallMs: loopDelay.max / 1e6 };
 }
 
 export async function churnBench(options: ChurnBenchOptions) {
@@ -111,6 +127,9 @@ export async function churnBench(options: ChurnBenchOptions) {
   await buildAppAndTestPages();
   const { dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
   const rng = random(options.seed);
+  const faults = options.faults ?? CHURN_FAULTS;
+  const positions = options.positions ?? STAGE_POSITIONS;
+  loopDelay.enable();
   const opened = performance.now();
   const grid = await startChurnGrid({ modelDir: dir, tabs: options.tabs, maxLayersPerNode: 2, log });
   log(`${options.tabs} tabs serving in ${Math.round(performance.now() - opened)} ms`);
@@ -129,13 +148,15 @@ export async function churnBench(options: ChurnBenchOptions) {
       const prompt = rng.pick(PROMPTS);
       const kindIndex = Math.floor(rng.next() * kinds.length);
       const expected = reference.get(key(prompt, kindIndex))!;
-      const fault = { kind: rng.pick(CHURN_FAULTS), position: rng.pick(STAGE_POSITIONS), atToken: 1 + Math.floor(rng.next() * (expected.ids.length - 2)) };
+      const fault = { kind: rng.pick(faults), position: rng.pick(positions), atToken: 1 + Math.floor(rng.next() * (expected.ids.length - 2)) };
       const run = await generate(grid, prompt, kinds[kindIndex], fault);
       const shared = common(expected.ids, run.ids);
       const result = { ...run, kind: fault.kind, position: fault.position, identical: run.text === expected.text, lost: expected.ids.length - shared, repeated: run.ids.length - shared };
       faulty.push(result);
-      log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault`);
-      if (run.hitPeerId) await recoverTabs(grid, [{ peerId: run.hitPeerId, fault: fault.kind }], { background: true });
+      log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage (${run.hitPeerId?.slice(-6) ?? "-"}) at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault, client event loop held up to ${Math.round(run.clientStallMs)} ms`);
+      // Each route change, so that a slow recovery can be traced to its cause.
+      for (const r of run.recoveries) log(`  ${r.reason} at step ${r.step}: ${Math.round(r.ms)} ms (replay of ${r.replayedRows} rows ${Math.round(r.replayMs)} ms, stages ${r.replayStageMs.map(Math.round).join('/')} ms), swapped ${r.swapped.map((id) => id.slice(-6)).join(',') || 'none'}: ${r.cause}`);
+      if (run.hitPeerId) await recoverTabs(grid, [{ peerId: run.hitPeerId, fault: fault.kind }], { background: options.backgroundJoins });
       if ((g + 1) % UNBROKEN_EVERY === 0) unbroken.push(await generate(grid, prompt, kinds[kindIndex]));
     }
     const tokensPerSecond = (runs: Run[]) => runs.reduce((a, r) => a + r.ids.length, 0) / (runs.reduce((a, r) => a + r.ms, 0) / 1000);
@@ -145,6 +166,7 @@ export async function churnBench(options: ChurnBenchOptions) {
       machine: machineInfo(),
       model: 'stories260K f32, 3 stages (at most 2 layers per tab), WASM in every tab',
       tabs: options.tabs,
+      joins: options.backgroundJoins ? 'background' : 'before the next generation',
       generations: faulty.length,
       completedIdentical: faulty.filter((r) => r.identical).length,
       tokensLost: faulty.reduce((a, r) => a + r.lost, 0),
@@ -153,6 +175,8 @@ export async function churnBench(options: ChurnBenchOptions) {
       throughputRatio: round(tokensPerSecond(faulty) / tokensPerSecond(unbroken), 3),
       tokensPerSecond: { faulty: round(tokensPerSecond(faulty)), unbroken: round(tokensPerSecond(unbroken)), unbrokenRuns: unbroken.length },
       recoveries: faulty.reduce((a, r) => a + r.recoveries.length, 0),
+      // the longest hold-up of the client's event loop per faulty generation (it delays the steps it times)
+      clientStallMs: { p50: percentile(faulty.map((r) => r.clientStallMs), 50), max: percentile(faulty.map((r) => r.clientStallMs), 100) },
       // Replay through the whole new route (what recovery does) against its parts: the slowest
       // stage's own prefill is what a replay onto the replacement stage alone, from an upstream
       // stage's kept outputs, could at best cost in compute; the round trip adds the links.
@@ -175,6 +199,7 @@ export async function churnBench(options: ChurnBenchOptions) {
       ),
     };
   } finally {
+    loopDelay.disable();
     await grid.close();
     await removeTempDirs();
   }

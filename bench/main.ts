@@ -18,6 +18,15 @@ import { trustBench } from './trust-bench.ts';
 import { fuzzBench } from './fuzz-bench.ts';
 import { churnBench } from './churn-bench.ts';
 import type { Family } from '../testkit/fuzz/fuzz-cases.ts';
+import { CHURN_FAULTS, STAGE_POSITIONS } from '../testkit/churn/faults.ts';
+
+/** A comma-separated option's items, each one of `allowed`. */
+function listOf<T extends string>(value: string, allowed: readonly T[], option: string): T[] {
+  const items = value.split(',').map((x) => x.trim());
+  const unknown = items.filter((x) => !allowed.includes(x as T));
+  if (unknown.length > 0 || items.length === 0) throw new Error(`${option}: ${unknown.join(', ') || 'nothing'} is not one of ${allowed.join(', ')}`);
+  return items as T[];
+}
 
 function print(result: unknown, json: boolean) {
   process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatTable(result)}\n`);
@@ -122,6 +131,9 @@ suite('churn', 'generations through real Chromium donor tabs whose route loses a
   .option('--tokens <n>', 'completion tokens per generation', '100')
   .option('--tabs <n>', 'donor tabs, each in a Chromium of its own (at least 6: three stages, a standby each)', '8')
   .option('--seed <n>', 'picks the faults, stages and tokens', '1')
+  .option('--faults <list>', `comma-separated faults drawn from (${CHURN_FAULTS.join(', ')})`, CHURN_FAULTS.join(','))
+  .option('--positions <list>', `comma-separated stage positions drawn from (${STAGE_POSITIONS.join(', ')})`, STAGE_POSITIONS.join(','))
+  .option('--background-joins', 'the next generation starts while the tabs replacing those a fault took still join (on one small machine their start takes the CPU from the serving tabs)')
   .action(
     printed(
       async (opts) => {
@@ -129,7 +141,9 @@ suite('churn', 'generations through real Chromium donor tabs whose route loses a
         if (![generations, tokens, tabs, seed].every(Number.isSafeInteger) || generations < 1 || tokens < 3 || tabs < 6) {
           throw new Error('--generations (≥ 1), --tokens (≥ 3), --tabs (≥ 6) and --seed must be integers');
         }
-        return churnBench({ generations, tokens, tabs, seed });
+        const faults = listOf(opts.faults, CHURN_FAULTS, '--faults');
+        const positions = listOf(opts.positions, STAGE_POSITIONS, '--positions');
+        return churnBench({ generations, tokens, tabs, seed, faults, positions, backgroundJoins: !!opts.backgroundJoins });
       },
       { lingers: true },
     ),

@@ -16,12 +16,13 @@ import { createShardEngine } from '../worker/engine.ts';
 import type { EngineOrt } from '../worker/engine.ts';
 import { startRelay } from '../signaling-server/relay.ts';
 import type { RelayNode } from '../signaling-server/relay.ts';
-import { createPeerNode, dialDirect, peerAddress } from '../shared/grid/node.ts';
+import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { serveStage } from '../shared/grid/stage-server.ts';
 import { createRouteLink, serveResults } from '../shared/grid/route-link.ts';
 import type { ResultSink } from '../shared/grid/route-link.ts';
-import { STAGE_PROTOCOL } from '../shared/grid/protocol-ids.ts';
+import { PROBE_PROTOCOL, STAGE_PROTOCOL } from '../shared/grid/protocol-ids.ts';
+import { createEchoes, serveProbe } from '../shared/grid/probe.ts';
 import type { RouteHop } from '../shared/grid/protocol.ts';
 import { decodeStageMessage, encodeFrameMessage, encodeOpen } from '../shared/grid/stage-wire.ts';
 import { encodeFrame } from '../shared/protocol/frame.ts';
@@ -52,6 +53,7 @@ beforeAll(async () => {
     const engine = createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'] });
     await engine.load({ modelId: manifest.id, layers: RANGES[i], source });
     await serveStage(node, { packageId: manifest.id, layers: RANGES[i] }, { engine });
+    await serveProbe(node);
   }
   client = await createPeerNode({ relayAddrs });
   sink = await serveResults(client);
@@ -90,6 +92,33 @@ describe('pipelined generation over direct WebRTC', () => {
     const report = link.report();
     expect(report.map((h) => h.transport)).toEqual(['webrtc-direct', 'webrtc-direct', 'webrtc-direct', 'webrtc-direct']);
     expect(report.slice(0, 3).every((h) => typeof h.stageMs === 'number' && h.stageMs >= 0)).toBe(true);
+  });
+
+  it('lets a shared dial go on for the callers that wait when one that shares it gives up', async () => {
+    // An echo allowed a few hundred ms must not abort the dial a route is opening on.
+    const prober = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String) });
+    try {
+      const impatient = dialDirect(prober, peerAddress(stages[1]), AbortSignal.timeout(1));
+      const patient = dialDirect(prober, peerAddress(stages[1]));
+      await expect(impatient).rejects.toMatchObject({ name: 'TimeoutError' });
+      expect(isDirectWebRTC(await patient)).toBe(true);
+    } finally {
+      await prober.stop();
+    }
+  });
+
+  it('echoes a stage over one kept stream, and says no at once for a peer it cannot reach', async () => {
+    const echoes = createEchoes(client);
+    try {
+      expect(await echoes.answers(hops[1], 5_000)).toBe(true);
+      expect(await echoes.answers(hops[1], 5_000)).toBe(true);
+      const probeStreams = client.getConnections().filter((c) => c.remotePeer.toString() === hops[1].peerId).flatMap((c) => c.streams).filter((st) => st.protocol === PROBE_PROTOCOL);
+      expect(probeStreams).toHaveLength(1);
+      const gone = { peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString(), addrs: [] };
+      expect(await echoes.answers(gone, 5_000)).toBe(false);
+    } finally {
+      echoes.close();
+    }
   });
 
   it('keeps generating after the relay stops once the route’s connections are up', async () => {

@@ -30,7 +30,7 @@ import type { RequestPayer, RequestPayment, SettlementInfo } from '../settle/req
 import { createPeerNode, dialDirect } from './node.ts';
 import type { PeerNode } from './node.ts';
 import type { ModelOffer, RouteHop } from './protocol.ts';
-import { answers } from './probe.ts';
+import { createEchoes } from './probe.ts';
 import { createRouteLink, ROUTE_ERRORS, serveResults } from './route-link.ts';
 import type { HopReport, ResultSink, RouteLink } from './route-link.ts';
 import { createRecoveringRoute, LayersUncoveredError } from './route-recovery.ts';
@@ -187,6 +187,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   const privateKey = await generateKeyPair('Ed25519');
   const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey });
   const sink: ResultSink = await serveResults(node);
+  const echoes = createEchoes(node);
   let predictedMs = 0;
   let lastRecoveries: Recovery[] = [];
   // Generation goes through a route that replaces stages which leave, stall or slow down
@@ -201,7 +202,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
         return { hops: answer.hops, standbys: answer.standbys ?? [] };
       },
       openLink: (hops) => createRouteLink({ packageId: manifest.id, hops, stepTimeoutMs: options.stepTimeoutMs }, { node, sink, privateKey }),
-      answers: (hop, timeoutMs) => answers(node, hop, timeoutMs),
+      answers: (hop, timeoutMs) => echoes.answers(hop, timeoutMs),
       warm: (hop) => void dialDirect(node, hop).catch(() => undefined),
     },
   );
@@ -278,6 +279,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       // The last request's voucher is sent before the client goes; a refusal not yet reported is thrown after cleanup.
       const unpaid = await payer?.check().then(() => undefined, (err: unknown) => err);
       await recovering.close();
+      echoes.close();
       await sink.stop().catch(() => undefined);
       await node.stop();
       await head.release();

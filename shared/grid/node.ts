@@ -74,31 +74,45 @@ const REDIAL_DELAY_MS = 250;
  * A direct WebRTC connection to a peer: an open one is reused (so routes keep working when
  * the relay is gone), otherwise one is dialed through the relay's signaling. Never returns a
  * relayed connection: tensors and pieces do not fit the relay's limits, and must not cross it.
+ * Concurrent callers share one dial, which no caller's `signal` aborts: a caller that gives up
+ * (an echo allowed 300 ms) stops waiting, and the dial goes on for the others (a route opening)
+ * within libp2p's own dial timeout.
  */
 export async function dialDirect(node: Libp2p, peer: PeerAddress, signal?: AbortSignal): Promise<Connection> {
+  signal?.throwIfAborted();
   const open = existingDirect(node, peer.peerId);
   if (open) return open;
   let pending = dialing.get(node);
   if (!pending) dialing.set(node, (pending = new Map()));
-  const inFlight = pending.get(peer.peerId);
-  if (inFlight) return inFlight;
-  const attempt = (async (): Promise<Connection> => {
-    try {
-      return await dialOnce(node, peer, signal);
-    } catch (err) {
-      // The peer may have dialed us meanwhile (simultaneous dials can fail on both sides): use
-      // its connection, or try once more.
-      await new Promise((r) => setTimeout(r, REDIAL_DELAY_MS));
-      signal?.throwIfAborted();
-      const theirs = existingDirect(node, peer.peerId);
-      if (theirs) return theirs;
-      return dialOnce(node, peer, signal).catch(() => Promise.reject(err));
-    } finally {
-      pending.delete(peer.peerId);
-    }
-  })();
-  pending.set(peer.peerId, attempt);
-  return attempt;
+  let attempt = pending.get(peer.peerId);
+  if (!attempt) {
+    const shared = (async (): Promise<Connection> => {
+      try {
+        return await dialOnce(node, peer);
+      } catch (err) {
+        // The peer may have dialed us meanwhile (simultaneous dials can fail on both sides): use
+        // its connection, or try once more.
+        await new Promise((r) => setTimeout(r, REDIAL_DELAY_MS));
+        const theirs = existingDirect(node, peer.peerId);
+        if (theirs) return theirs;
+        return dialOnce(node, peer).catch(() => Promise.reject(err));
+      } finally {
+        pending.delete(peer.peerId);
+      }
+    })();
+    pending.set(peer.peerId, shared);
+    attempt = shared;
+  }
+  return signal ? untilAborted(attempt, signal) : attempt;
+}
+
+/** `p`, or the signal's reason once it aborts first (`p` itself goes on). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** How long a new stream may take to open on a connection that looks open before it counts as dead. */
@@ -134,7 +148,7 @@ function existingDirect(node: Libp2p, peerId: string): Connection | undefined {
   return node.getConnections().find((c) => c.remotePeer.toString() === peerId && isDirectWebRTC(c));
 }
 
-async function dialOnce(node: Libp2p, peer: PeerAddress, signal?: AbortSignal): Promise<Connection> {
+async function dialOnce(node: Libp2p, peer: PeerAddress): Promise<Connection> {
   const addrs = peer.addrs.filter((a) => a.includes('/webrtc'));
   if (addrs.length === 0) throw new DirectConnectionError(`peer ${peer.peerId} has no /webrtc address to dial`);
   let lastError: unknown;
@@ -145,7 +159,7 @@ async function dialOnce(node: Libp2p, peer: PeerAddress, signal?: AbortSignal): 
   };
   for (const addr of addrs) {
     try {
-      const conn = await node.dial(multiaddr(addr), { signal, onProgress });
+      const conn = await node.dial(multiaddr(addr), { onProgress });
       if (isDirectWebRTC(conn)) return conn;
       lastError = new Error(`dial returned a ${conn.limits ? 'relayed' : 'non-WebRTC'} connection (${conn.remoteAddr})`);
     } catch (err) {

@@ -2,11 +2,13 @@
  * Link measurement between peers on the PROBE protocol, over the direct WebRTC connection
  * tensors would use: an echo of a few bytes for round-trip time (median of several), then one
  * larger echo for throughput. Donors probe the peers the coordinator introduces and report the
- * figures, which routes are chosen by.
+ * figures, which routes are chosen by. Clients echo the stages of their route (createEchoes) to
+ * tell which one went silent.
  */
 import type { Libp2p } from 'libp2p';
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import type { LengthPrefixedStream } from '@libp2p/utils';
 import { openDirectStream } from './node.ts';
 import { PROBE_PROTOCOL } from './protocol-ids.ts';
 import type { PeerAddress } from './protocol.ts';
@@ -58,25 +60,84 @@ export async function probePeer(node: Libp2p, peer: PeerAddress, now: () => numb
   }
 }
 
+/** Echoes to peers: whether each still answers within a time. */
+export interface Echoes {
+  /**
+   * Whether a peer still answers, over a direct connection, within `timeoutMs`: one small echo.
+   * A closed or killed tab, a cut link and a frozen page (its JavaScript never runs the echo) do
+   * not; a stage that is only slow at computing does. How the client tells which stage of a
+   * stalled route to swap out (route-recovery.ts).
+   */
+  answers(peer: PeerAddress, timeoutMs: number): Promise<boolean>;
+  /** Closes the kept streams. */
+  close(): void;
+}
+
+interface Kept {
+  lp: Promise<LengthPrefixedStream<Stream>>;
+  stream?: Stream;
+  /** the echo in flight on this stream: echoes to one peer take turns */
+  turn: Promise<unknown>;
+}
+
+const ECHO = new Uint8Array(8);
+
 /**
- * Whether a peer still answers, over a direct connection, within `timeoutMs`: one small echo.
- * A closed or killed tab, a cut link and a frozen page (its JavaScript never runs the echo) do
- * not; a stage that is only slow at computing does. How the client tells which stage of a
- * stalled route to swap out (route-recovery.ts).
+ * Echoes over one kept PROBE stream per peer, so that an echo is one round trip of 8 bytes: a
+ * new stream costs a data channel handshake and a protocol negotiation first, three round trips
+ * through a busy tab, which often took longer than the 300 ms an echo is allowed (and blamed a
+ * live stage). A stream whose echo came late is dropped (its late reply would answer the next
+ * echo), and opened afresh by the next one; its opening is never cut short by an echo's timeout.
  */
-export async function answers(node: Libp2p, peer: PeerAddress, timeoutMs: number): Promise<boolean> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  let stream: Stream | undefined;
-  const echo = (async () => {
-    stream = (await openDirectStream(node, peer, PROBE_PROTOCOL, signal)).stream;
-    const lp = lpStream(stream, { maxDataLength: MAX_PROBE_BYTES });
-    await lp.write(new Uint8Array(8));
-    await lp.read();
-    return true;
-  })();
-  const timedOut = new Promise<boolean>((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true }));
-  const answered = await Promise.race([echo.catch(() => false), timedOut]);
-  if (answered) await stream?.close().catch(() => undefined);
-  else stream?.abort(new Error(`no echo within ${timeoutMs} ms`));
-  return answered;
+export function createEchoes(node: Libp2p): Echoes {
+  const kept = new Map<string, Kept>();
+  const drop = (peerId: string, k: Kept) => {
+    if (kept.get(peerId) === k) kept.delete(peerId);
+    k.stream?.abort(new Error('echo stream dropped'));
+  };
+  const open = (peer: PeerAddress): Kept => {
+    const k: Kept = {
+      turn: Promise.resolve(),
+      lp: openDirectStream(node, peer, PROBE_PROTOCOL).then(({ stream }) => {
+        k.stream = stream;
+        if (kept.get(peer.peerId) !== k) stream.abort(new Error('echo stream dropped'));
+        return lpStream(stream, { maxDataLength: MAX_PROBE_BYTES });
+      }),
+    };
+    k.lp.catch(() => drop(peer.peerId, k));
+    kept.set(peer.peerId, k);
+    return k;
+  };
+  const echoOn = (k: Kept): Promise<true> => {
+    const echo = k.turn.then(async () => {
+      const lp = await k.lp;
+      await lp.write(ECHO);
+      await lp.read();
+      return true as const;
+    });
+    k.turn = echo.catch(() => undefined);
+    return echo;
+  };
+  return {
+    async answers(peer, timeoutMs) {
+      const found = kept.get(peer.peerId);
+      const k = found ?? open(peer);
+      // A kept stream that broke (the peer's connection dropped, and it may be back on another)
+      // is opened afresh within the same time, not taken for the peer's silence.
+      const echo = echoOn(k).catch((err: unknown) => {
+        drop(peer.peerId, k);
+        if (!found) throw err;
+        return echoOn(open(peer));
+      });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+      const answered = await Promise.race([echo.catch(() => false as const), late]);
+      clearTimeout(timer);
+      if (!answered) drop(peer.peerId, kept.get(peer.peerId) ?? k);
+      return answered;
+    },
+    close() {
+      for (const [peerId, k] of kept) drop(peerId, k);
+    },
+  };
 }

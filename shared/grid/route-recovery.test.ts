@@ -202,6 +202,18 @@ describe('a recovering route', () => {
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'] }), expect.objectContaining({ reason: 'slow', swapped: ['a2'] })]);
   });
 
+  it('gives a long replay that stalls a deadline of a few decode steps, not one per few rows', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('b', { atStep: 60, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });
+    // b's standby goes silent on the replay of 63 rows itself: the coordinator's next route takes over.
+    grid.faults.set('b2', { atStep: 0, behaviour: { kind: 'stall', gone: true } });
+    const route = recovering(grid, async (avoid) => (avoid.length === 0 ? ROUTE : { hops: [hop('a', 0, 2), hop('b3', 2, 4)], standbys: [] }));
+    const track = route.track('r');
+    expect(await run(route, 'r', 62)).toEqual(await unbroken(62));
+    // The decode deadline is 60 ms here: 63 rows get two of them, so the 200 ms set-up floor holds.
+    expect(track.recoveries).toEqual([expect.objectContaining({ swapped: ['b', 'b2'], cause: expect.stringMatching(/then StageTimeoutError: no result within 200 ms \(replay\)/) })]);
+  });
+
   it('survives two faults in one request', async () => {
     const grid = fakeGrid();
     grid.faults.set('b', { atStep: 3, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });

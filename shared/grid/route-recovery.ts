@@ -14,10 +14,10 @@
  * Detection, each well under a second of the event:
  *  - a route error: a stream that closed (a closed tab, a dropped link), a stage that refused,
  *    or a stage that lost its link to the next (StageLostError, naming the lost peer);
- *  - a missed deadline: DEADLINE_FACTOR times this route's median decode round trip (a frozen
- *    tab, a killed browser, a silently cut network send nothing at all);
- *  - a slow stage: a stage whose time per step jumps to SLOW_FACTOR times its median, two
- *    steps running, is swapped before the next step (a throttled link, a background tab).
+ *  - a missed deadline, from this route's measured round trips (step-timing.ts): a frozen tab,
+ *    a killed browser, a silently cut network send nothing at all;
+ *  - a slow stage: one whose time per step jumps to several times its median, two steps
+ *    running (step-timing.ts), is swapped before the next step (a throttled link, a background tab).
  * Who to blame: the stages that no longer answer an echo in time (probeTimeoutMs), and the peer an
  * error names. A deadline missed with every stage answering is hedged: the step is replayed on a
  * route of standbys while the slow route may still answer; the first answer wins.
@@ -28,13 +28,13 @@
  * LayersUncoveredError naming the layers.
  */
 import { InfermeshError } from '../errors.ts';
-import { median } from '../statistics.ts';
 import type { HiddenFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
 import type { RouteHop } from './protocol.ts';
 import { ROUTE_ERRORS, StageTimeoutError } from './route-link.ts';
 import type { RouteLink, RouteStep } from './route-link.ts';
 import { StageFailedError } from './stage-wire.ts';
+import { createStepTiming } from './step-timing.ts';
 
 /** No stage serves some layers any more (they left, or failed this request): nothing to swap in. */
 export class LayersUncoveredError extends InfermeshError {
@@ -109,20 +109,10 @@ export interface RecoveringRoute extends StageLink {
   close(): Promise<void>;
 }
 
-/** A decode step slower than this many times the route's median round trip is overdue. */
-export const DEADLINE_FACTOR = 4;
-/** A stage whose step time is this many times its median, two steps running, is swapped. */
-export const SLOW_FACTOR = 3;
-/** ...and only when that is at least this many milliseconds more than its median (timer noise is no slowdown). */
-const SLOW_MIN_EXCESS_MS = 100;
-/** Decode round trips kept per route for its deadline. */
-const RECENT = 16;
 /** Stages remembered as suspects (blamed for silence), and stages' addresses, at most; the oldest is forgotten first. */
 const MAX_SUSPECTS = 256;
 /** A route older than this is asked for again when a request starts on it. */
 const ROUTE_REFRESH_MS = 5_000;
-/** Samples before a median counts. */
-const MIN_SAMPLES = 3;
 
 interface Active {
   route: StandbyRoute;
@@ -170,15 +160,12 @@ const sameLayers = (a: RouteHop, b: RouteHop) => a.layers.start === b.layers.sta
 export function createRecoveringRoute(options: RecoveringRouteOptions, deps: RecoveringRouteDeps): RecoveringRoute {
   const stepTimeoutMs = options.stepTimeoutMs ?? 60_000;
   const firstStepMs = Math.min(options.firstStepMs ?? 5_000, stepTimeoutMs);
-  const minDeadlineMs = options.minDeadlineMs ?? 400;
-  const setupMs = Math.min(options.setupMs ?? 1_500, firstStepMs);
+  const timing = createStepTiming({ stepTimeoutMs, firstStepMs, minDeadlineMs: options.minDeadlineMs ?? 400, setupMs: Math.min(options.setupMs ?? 1_500, firstStepMs) });
   const probeTimeoutMs = options.probeTimeoutMs ?? 300;
   const maxRecoveries = options.maxRecoveries ?? 8;
   const now = deps.now ?? (() => performance.now());
   const requests = new Map<string, RequestState>();
   const tracks = new Map<string, RequestTrack>();
-  /** per stage, its recent stage milliseconds of decode steps */
-  const stageMs = new Map<string, number[]>();
   const links = new Set<RouteLink>();
   /** stages blamed only for not answering an echo in time: a busy one may answer later */
   const suspects = new Set<string>();
@@ -336,21 +323,13 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     return { requestId: stageRequestId, step: 0, position: 0, dims: [1, rows, width], data };
   }
 
-  function deadline(attempt: Attempt, rows: number): number {
-    const rtt = attempt.active.roundTrips;
-    if (rtt.length < MIN_SAMPLES) return firstStepMs;
-    const decode = Math.max(minDeadlineMs, DEADLINE_FACTOR * median(rtt)!);
-    // A first step opens streams and prefills many rows: a generous multiple of a decode step.
-    return Math.min(stepTimeoutMs, attempt.steps === 0 ? Math.max(setupMs, decode * Math.ceil(rows / 8)) : decode);
-  }
-
   /** Sends the step on the attempt's route: a replay when the attempt is new and rows came before. */
   async function send(state: RequestState, attempt: Attempt, frame: HiddenFrame): Promise<{ step: RouteStep; ms: number }> {
     const replay = attempt.steps === 0 && state.rowCount > 0;
     const out = replay
       ? replayFrame(state, frame, attempt.stageRequestId)
       : { ...frame, requestId: attempt.stageRequestId, step: attempt.steps };
-    const timeout = deadline(attempt, out.dims[1]);
+    const timeout = timing.deadline(attempt.active.roundTrips, attempt.steps === 0, out.dims[1]);
     const t0 = now();
     const pending = attempt.active.link.step(out);
     attempt.steps += 1;
@@ -376,26 +355,11 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   /** Notes a decode step's times; marks a stage that has turned slow for a swap. */
   function observe(state: RequestState, attempt: Attempt, answer: RouteStep, ms: number, rows: number) {
     if (rows !== 1 || attempt.steps <= 1) return;
-    const rtt = attempt.active.roundTrips;
-    rtt.push(ms);
-    if (rtt.length > RECENT) rtt.shift();
-    for (const s of [...attempt.active.route.hops, ...attempt.active.route.standbys]) state.seen.set(s.peerId, s);
-    attempt.active.route.hops.forEach((hop, i) => {
-      const took = answer.hops[i]?.stageMs;
-      if (took === undefined) return;
-      const history = stageMs.get(hop.peerId) ?? [];
-      const typical = history.length >= MIN_SAMPLES ? median(history) : undefined;
-      const slow = typical !== undefined && took > SLOW_FACTOR * typical && took > typical + SLOW_MIN_EXCESS_MS;
-      const streak = slow ? (state.slowSteps.get(hop.peerId) ?? 0) + 1 : 0;
-      state.slowSteps.set(hop.peerId, streak);
-      if (streak >= 2 && spares(state, attempt.active.route, hop, true).length > 0) state.swapNext = hop.peerId;
-      // A slow step does not become the norm it is measured against.
-      if (!slow) {
-        history.push(took);
-        if (history.length > RECENT) history.shift();
-        stageMs.set(hop.peerId, history);
-      }
-    });
+    const route = attempt.active.route;
+    timing.noteRoundTrip(attempt.active.roundTrips, ms);
+    for (const s of [...route.hops, ...route.standbys]) state.seen.set(s.peerId, s);
+    const slow = timing.slowStages(route.hops.map((h) => h.peerId), route.hops.map((_, i) => answer.hops[i]?.stageMs), state.slowSteps);
+    for (const hop of route.hops) if (slow.includes(hop.peerId) && spares(state, route, hop, true).length > 0) state.swapNext = hop.peerId;
   }
 
   /**
