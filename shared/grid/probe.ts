@@ -81,6 +81,8 @@ interface Kept {
 }
 
 const ECHO = new Uint8Array(8);
+/** Peers with a kept echo stream, at most: the one opened longest ago is dropped first (departed stages are never echoed again). */
+const MAX_KEPT = 256;
 
 /**
  * Echoes over one kept PROBE stream per peer, so that an echo is one round trip of 8 bytes: a
@@ -106,6 +108,10 @@ export function createEchoes(node: Libp2p): Echoes {
     };
     k.lp.catch(() => drop(peer.peerId, k));
     kept.set(peer.peerId, k);
+    if (kept.size > MAX_KEPT) {
+      const [oldest, o] = kept.entries().next().value!;
+      drop(oldest, o);
+    }
     return k;
   };
   const echoOn = (k: Kept): Promise<true> => {
