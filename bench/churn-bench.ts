@@ -153,7 +153,7 @@ export async function churnBench(options: ChurnBenchOptions) {
       const shared = common(expected.ids, run.ids);
       const result = { ...run, kind: fault.kind, position: fault.position, identical: run.text === expected.text, lost: expected.ids.length - shared, repeated: run.ids.length - shared };
       faulty.push(result);
-      log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage (${run.hitPeerId?.slice(-6) ?? "-"}) at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault, client event loop held up to ${Math.round(run.clientStallMs)} ms`);
+      log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage (${run.hitPeerId?.slice(-6) ?? '-'}) at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault, client event loop held up to ${Math.round(run.clientStallMs)} ms`);
       // Each route change, so that a slow recovery can be traced to its cause.
       for (const r of run.recoveries) log(`  ${r.reason} at step ${r.step}: ${Math.round(r.ms)} ms (replay of ${r.replayedRows} rows ${Math.round(r.replayMs)} ms, stages ${r.replayStageMs.map(Math.round).join('/')} ms), swapped ${r.swapped.map((id) => id.slice(-6)).join(',') || 'none'}: ${r.cause}`);
       if (run.hitPeerId) await recoverTabs(grid, [{ peerId: run.hitPeerId, fault: fault.kind }], { background: options.backgroundJoins });
