@@ -70,6 +70,8 @@ export interface RequestTrack {
   /** the ids the stages knew this request by, one per route it ran on */
   stageRequestIds: string[];
   recoveries: Recovery[];
+  /** rows sent again as replays, on every route tried (a hedge's too): work the request caused beyond its tokens */
+  replayedRows: number;
 }
 
 export interface RecoveringRouteOptions {
@@ -329,6 +331,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const out = replay
       ? replayFrame(state, frame, attempt.stageRequestId)
       : { ...frame, requestId: attempt.stageRequestId, step: attempt.steps };
+    if (replay) state.track.replayedRows += state.rowCount;
     const timeout = timing.deadline(attempt.active.roundTrips, attempt.steps === 0, out.dims[1]);
     const t0 = now();
     const pending = attempt.active.link.step(out);
@@ -394,7 +397,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   async function forwardFrame(frame: HiddenFrame): Promise<HiddenFrame> {
     let state = requests.get(frame.requestId);
     if (!state) {
-      const track = tracks.get(frame.requestId) ?? { stageRequestIds: [], recoveries: [] };
+      const track = tracks.get(frame.requestId) ?? { stageRequestIds: [], recoveries: [], replayedRows: 0 };
       state = { track, rows: [], rowCount: 0, attempt: attemptOn(await current(), frame.requestId), avoid: new Set(), slowSteps: new Map(), seen: new Map(), failures: 0 };
       track.stageRequestIds.push(frame.requestId);
       requests.set(frame.requestId, state);
@@ -481,10 +484,16 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active, true);
     const attempt = attemptOn(on, crypto.randomUUID());
     state.track.stageRequestIds.push(attempt.stageRequestId);
-    const tagged = <T>(p: Promise<T>, tag: 'old' | 'hedge') => p.then((v) => ({ tag, v }));
     const fresh = send(state, attempt, frame).then((r) => r.step);
-    const first = await Promise.any([tagged(pending, 'old'), tagged(fresh, 'hedge')]).catch(() => null);
+    // The first answer wins. A hedge that fails (its own deadline passed) ends the wait for the old
+    // route too, which has had its deadline and the hedge's: only the route link's 60 s step timeout
+    // would end it otherwise. The caller tries again on fresh streams.
+    const first = await new Promise<{ tag: 'old' | 'hedge'; v: RouteStep } | null>((resolve) => {
+      pending.then((v) => resolve({ tag: 'old', v }), () => undefined);
+      fresh.then((v) => resolve({ tag: 'hedge', v }), () => resolve(null));
+    });
     if (!first) {
+      pending.catch(() => undefined);
       void release(attempt);
       return null;
     }
@@ -517,7 +526,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     },
     currentLink: () => active?.link ?? null,
     track(requestId) {
-      const track: RequestTrack = { stageRequestIds: [], recoveries: [] };
+      const track: RequestTrack = { stageRequestIds: [], recoveries: [], replayedRows: 0 };
       tracks.set(requestId, track);
       return track;
     },
