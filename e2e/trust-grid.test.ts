@@ -3,7 +3,9 @@
  * starts): donor tabs get a sponsored stake, commit to every request they serve and answer the
  * validator's challenges; the OpenAI gateway pays for its requests with vouchers, and so does a
  * Node SDK client with its own funded key; honest verified work is paid out in batches, shown on
- * each tab's page; money is conserved on chain. Cheating tabs are e2e/donor-faults.test.ts.
+ * each tab's page; money is conserved on chain. A request whose route loses a stage (a closed
+ * tab) is committed, checked and paid route by route, and no one is convicted for the swap.
+ * Cheating tabs are e2e/donor-faults.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -12,16 +14,18 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import { compileTo, removeTempDirs, STORIES_260K, tempDir, TOK_512 } from '../testkit/model-fixtures.ts';
 import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import { waitForLinks } from '../signaling-server/local-grid/demo-grid.ts';
 import type { DonorTab, DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 import { openGridStore } from '../signaling-server/store.ts';
-import type { GridStore } from '../signaling-server/store.ts';
+import type { GridStore, VerdictRecord } from '../signaling-server/store.ts';
 import { startGridSettlement } from '../signaling-server/settle/grid-settlement.ts';
 import type { GridSettlement } from '../signaling-server/settle/grid-settlement.ts';
 import { balances, deposit, settlementTotals } from '../shared/settle/settlement-client.ts';
 import type { RequestPayment } from '../shared/settle/request-payer.ts';
 import type { GridInfo } from '../shared/grid/client.ts';
+import type { RouteHop } from '../shared/grid/protocol.ts';
 import { ANVIL_DEV_KEYS } from '../signaling-server/chain/anvil.ts';
 import { walletOn } from '../testkit/settlement-chain.ts';
 import { connect } from '../web/sdk/node.ts';
@@ -247,5 +251,138 @@ describe('an SDK client paying with its own vouchers', () => {
     } finally {
       await grid.close();
     }
+  });
+});
+
+describe('a generation whose route loses a stage on a paid grid', () => {
+  // Dev account 7: a client of its own, so its budget holds only this test's vouchers.
+  const payer = privateKeyToAccount(ANVIL_DEV_KEYS[7]);
+  const GREEDY = { maxTokens: 16, temperature: 0 };
+  /** the token after which a route stage's tab is closed (before the next step goes out) */
+  const CLOSE_AT = 4;
+
+  /** The verdict on `peerId`'s part of stage request `requestId`, once the validator gave it. */
+  async function verdictOn(peerId: string, requestId: string, timeoutMs = 30_000): Promise<VerdictRecord> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await server.validator.idle();
+      const verdict = store.verdicts({ peerId, limit: 1000 }).find((v) => v.requestId === requestId);
+      if (verdict) return verdict;
+      if (Date.now() > deadline) throw new Error(`no verdict on ${peerId}'s part of request ${requestId} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('commits, checks and pays the replacement stage\'s replay and the survivors\' work, and convicts no one, whichever stage left', async () => {
+    // Four tabs of at most three layers hold each of the five layers twice: a standby for every hop.
+    const opened = await Promise.all(Array.from({ length: 4 - tabs.tabs.length }, () => tabs.open()));
+    await Promise.all(opened.map(serving));
+    await server.coordinator.waitForCoverage(2, 60_000);
+    expect(await waitForLinks(server, 30_000)).toBe(true);
+    const tabOf = new Map<string, DonorTab>();
+    for (const tab of tabs.tabs) tabOf.set(((await tab.state()) as { peerId: string }).peerId, tab);
+
+    const contract = settlement.chain.contract;
+    await deposit(walletOn(settlement.chain, payer), { settlement: contract, amount: parseEther('1') });
+    const paid: RequestPayment[] = [];
+    const grid = await connect({ url: server.url, payer, onPayment: (p) => paid.push(p) });
+    /** A greedy generation; with `close`, the tab serving that stage of the route is closed after CLOSE_AT tokens. */
+    const generate = async (close?: 'first' | 'last') => {
+      let text = '';
+      let tokens = 0;
+      let departed: RouteHop | undefined;
+      for await (const t of grid.generate('Once upon a time', GREEDY)) {
+        text += t.text;
+        if (t.id !== null) tokens++;
+        if (close && tokens === CLOSE_AT && !departed) {
+          const hops = (await grid.route()).hops;
+          expect(hops).toHaveLength(2);
+          departed = close === 'first' ? hops[0] : hops[1];
+          await tabOf.get(departed.peerId)!.page.close();
+        }
+      }
+      const hops = (await grid.route()).hops;
+      // The stage that took the departed one's layers on the route the request finished on.
+      const replacement = departed && hops.find((h) => h.layers.start === departed.layers.start)!.peerId;
+      return { text, tokens, departed: departed?.peerId, replacement, hops: hops.map((h) => h.peerId), recoveries: grid.routeReport()!.recoveries };
+    };
+    let unbroken: Awaited<ReturnType<typeof generate>>;
+    const swapped: Awaited<ReturnType<typeof generate>>[] = [];
+    let spent: bigint;
+    try {
+      unbroken = await generate();
+      // The first stage leaves: its downstream never gets its seal for the old route. Then the
+      // last stage leaves: the first stage (its layers' last tab) survives and commits to the old route.
+      for (const position of ['first', 'last'] as const) swapped.push(await generate(position));
+      spent = (await grid.payments())!.cumulativeAmount;
+    } finally {
+      await grid.close();
+    }
+    // One voucher per request, naming the ids its stages knew it by: one per route it ran on.
+    expect(paid).toHaveLength(3);
+    const stageIds = paid.map((p) => p.requestIds);
+    for (const [i, run] of swapped.entries()) {
+      expect(run.text).toBe(unbroken.text);
+      expect(run.recoveries.length).toBeGreaterThanOrEqual(1);
+      expect(run.recoveries.flatMap((r) => r.swapped)).toContain(run.departed);
+      expect(run.replacement).not.toBe(run.departed);
+      // Each route it moved to is a stage request of its own.
+      expect(stageIds[i + 1].length).toBeGreaterThanOrEqual(1 + run.recoveries.length);
+    }
+
+    // The replacement's part of the new route's stage request is committed and checked: one
+    // prefill replaying every row so far (step 0), then every later step, honest.
+    for (const [i, run] of swapped.entries()) {
+      const last = run.recoveries.at(-1)!;
+      const verdict = await verdictOn(run.replacement!, stageIds[i + 1].at(-1)!);
+      expect(verdict).toMatchObject({ kind: 'replay', ok: true, stepCount: run.tokens - last.step });
+      expect(last.replayedRows).toBeGreaterThan(CLOSE_AT);
+      // Paid for the replay's rows, then one token a step.
+      expect(verdict.tokens).toBe(last.replayedRows + verdict.stepCount - 1);
+      // The survivors on the route the request finished on are judged honest too.
+      for (const peerId of run.hops) expect((await verdictOn(peerId, stageIds[i + 1].at(-1)!)).ok).toBe(true);
+    }
+    // The last stage's swap: the first stage served every route of that request and commits to each.
+    const survivor = swapped[1].hops[0];
+    const survived = await Promise.all(stageIds[2].map((id) => verdictOn(survivor, id)));
+    expect(survived.every((v) => v.ok)).toBe(true);
+    expect(survived.reduce((n, v) => n + v.stepCount, 0)).toBeGreaterThanOrEqual(swapped[1].tokens);
+
+    // No one is convicted for a swap: no failed verdict, slash or ban, the departed tabs' included.
+    await server.validator.idle();
+    expect(store.verdicts({ limit: 10_000 }).filter((v) => !v.ok)).toEqual([]);
+    expect(settlement.ledger.slashes()).toEqual([]);
+    for (const peerId of tabOf.keys()) {
+      expect(server.coordinator.registry.isBanned(peerId)).toBe(false);
+      expect(store.reputation(peerId).failedChecks).toBe(0);
+    }
+
+    // Paid: a receipt for exactly the honest verdicts on the swapped requests' stage requests (a
+    // stage that committed to nothing, the departed ones', is unpaid), each out of the vouchers.
+    await settlement.settleNow();
+    const price = BigInt(settlement.chain.pricePerLayerToken);
+    const swappedIds = new Set(stageIds.slice(1).flat());
+    const receipts = settlement.ledger.receipts().filter((r) => swappedIds.has(r.requestId));
+    const verdicts = store.verdicts({ limit: 10_000 }).filter((v) => swappedIds.has(v.requestId));
+    const key = (provider: string, requestId: string) => `${getAddress(provider)} ${requestId}`;
+    expect(new Set(receipts.map((r) => key(r.provider, r.requestId)))).toEqual(new Set(verdicts.map((v) => key(settlement.payoutAddress(v.peerId)!, v.requestId))));
+    for (const r of receipts) {
+      const v = verdicts.find((v) => key(settlement.payoutAddress(v.peerId)!, v.requestId) === key(r.provider, r.requestId))!;
+      expect([r.layers, r.tokens]).toEqual([v.layers.end - v.layers.start, v.tokens]);
+      // The vouchers paid for the replays too: no stage's work was cut short by the swap.
+      expect(r.amount).toBe(price * BigInt(r.layers) * BigInt(r.tokens));
+      expect(r.batchId).not.toBeNull();
+    }
+    for (const [i, run] of swapped.entries()) {
+      const replaced = receipts.find((r) => r.requestId === stageIds[i + 1].at(-1) && r.provider === getAddress(settlement.payoutAddress(run.replacement!)!));
+      expect(replaced).toBeDefined();
+      for (const id of stageIds[i + 1]) expect(receipts.some((r) => r.requestId === id && r.provider === getAddress(settlement.payoutAddress(run.departed!)!))).toBe(false);
+    }
+    const batches = new Set(receipts.map((r) => r.batchId!));
+    expect([...batches].map((id) => settlement.ledger.batch(id)!.state)).toEqual([...batches].map(() => 'confirmed'));
+    const all = new Set(stageIds.flat());
+    expect(settlement.ledger.receipts().filter((r) => all.has(r.requestId)).reduce((sum, r) => sum + r.amount, 0n)).toBeLessThanOrEqual(spent);
+    expect(settlement.ledger.rejectedVouchers(payer.address)).toEqual([]);
+    await conserved();
   });
 });

@@ -247,8 +247,10 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       void recovering.end(requestId);
       if (started) {
         deps.observer?.ended({ requestId, stageRequestIds, promptTokens, completionTokens, status, error });
-        // Whatever the outcome, the stages did this work: the voucher goes out after the request, off its path.
-        payer?.charge({ requestIds: stageRequestIds, tokens: promptTokens + completionTokens });
+        // Whatever the outcome, the stages did this work: the voucher goes out after the request,
+        // off its path. A replay is work too (every stage of a new route prefilled the earlier
+        // rows again): the voucher covers it, so the stages that served are paid in full.
+        payer?.charge({ requestIds: stageRequestIds, tokens: promptTokens + completionTokens + track.replayedRows });
       }
     }
   }

@@ -1,7 +1,8 @@
 /**
  * How an SDK client pays the grid for its requests (shared/grid/client.ts uses it when
  * `connect()` is given a `payer`): after each request it adds the request's cost (price per
- * layer-token × the model's layers × prompt and completion tokens) to what it owes in all, signs
+ * layer-token × the model's layers × prompt and completion tokens, and the rows its recoveries
+ * replayed) to what it owes in all, signs
  * an EIP-712 voucher for that cumulative amount with its own key and posts it with the stage
  * request ids it pays for to `POST /api/vouchers`; the server's validator then pays the stages'
  * verified work on those ids out of the voucher's money.
@@ -55,7 +56,7 @@ export interface RequestPayerOptions {
 export interface RequestPayer {
   readonly client: Address;
   readonly domain: VoucherDomain;
-  /** Queues the voucher for one finished request (`tokens`: prompt plus completion tokens). */
+  /** Queues the voucher for one finished request (`tokens`: prompt plus completion tokens, plus rows replayed). */
   charge(request: { requestIds: string[]; tokens: number }): void;
   /**
    * Waits for the vouchers in flight, then throws the first refusal not yet reported (and

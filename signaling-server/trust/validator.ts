@@ -127,7 +127,7 @@ export interface Verdict {
   checkedSteps: number[];
   /** the request's steps the commitment covered (verified work = layers × these, when ok) */
   stepCount: number;
-  /** tokens of the request (rows over all its steps) */
+  /** tokens of the request (rows over all its steps: tokensOf) */
   tokens: number;
   /** the worst step's comparison (replay verdicts) */
   worst?: FingerprintVerdict;
@@ -373,7 +373,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       ok,
       checkedSteps: job.challenged,
       stepCount: commitment.stepCount,
-      tokens: job.records.reduce((sum, r) => sum + r.rows, 0),
+      tokens: tokensOf(commitment.stepCount, job.records),
       worst: worst.verdict,
       worstStep: worst.step,
       replayMs,
@@ -556,6 +556,15 @@ export function verdictReason(verdict: Verdict): string {
 }
 
 /** The smaller of a comparison's two margins, each as a fraction of its threshold so the two compare. */
+/**
+ * The tokens a stage request carried, for its pay: the revealed steps' rows (steps 0..the last
+ * challenged, which hold the only step of many rows, the prompt or a replay) and one row for
+ * each later step, a decode step's one token.
+ */
+export function tokensOf(stepCount: number, revealed: readonly StepRecord[]): number {
+  return revealed.reduce((sum, r) => sum + r.rows, 0) + Math.max(0, stepCount - revealed.length);
+}
+
 function marginOf(verdict: FingerprintVerdict, thresholds: FingerprintThresholds): number {
   return Math.min(verdict.margins.matchFraction / thresholds.minMatchFraction, verdict.margins.valueError / thresholds.maxValueError);
 }
