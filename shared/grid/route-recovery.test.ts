@@ -218,6 +218,20 @@ describe('a recovering route', () => {
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'] }), expect.objectContaining({ reason: 'slow', swapped: ['a2'] })]);
   });
 
+  it('swaps a slow stage for one its request blamed at its very first step, once that answers again', async () => {
+    const grid = fakeGrid();
+    // a stalls on the prompt itself while busy: the request moves to a2 before any step was
+    // measured, so no route it ran on lists a as a standby; the client's earlier route does.
+    grid.faults.set('a', { atStep: 0, behaviour: { kind: 'stall', steps: 1 } });
+    grid.silent.add('a');
+    grid.onStep.hook = (peerId, steps) => void (peerId === 'a2' && steps === 5 && grid.silent.delete('a'));
+    grid.faults.set('a2', { atStep: 4, behaviour: { kind: 'slow', ms: 130 } });
+    const route = recovering(grid, undefined, 1_000);
+    const track = route.track('r');
+    expect(await run(route, 'r', 16)).toEqual(await unbroken(16));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'], step: 0 }), expect.objectContaining({ reason: 'slow', swapped: ['a2'] })]);
+  });
+
   it('gives a long replay that stalls a deadline of a few decode steps, not one per few rows', async () => {
     const grid = fakeGrid();
     grid.faults.set('b', { atStep: 60, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });

@@ -146,8 +146,6 @@ interface RequestState {
   swapNext?: string;
   /** consecutive slow steps per stage */
   slowSteps: Map<string, number>;
-  /** every stage (hop or standby) of the routes this request ran on, by peer id: a slow stage's possible replacements */
-  seen: Map<string, RouteHop>;
   /** route failures so far, answered or not: a request fails after maxRecoveries of them */
   failures: number;
   /** the latest failure's name and message */
@@ -175,6 +173,13 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const known = new Map<string, RouteHop>();
   let active: Active | null = null;
 
+  /** Keeps a stage's address, newest last (the oldest forgotten past MAX_SUSPECTS). */
+  const remember = (hop: RouteHop) => {
+    known.delete(hop.peerId);
+    known.set(hop.peerId, hop);
+    if (known.size > MAX_SUSPECTS) known.delete(known.keys().next().value!);
+  };
+
   /**
    * A link over `route`; `from`, the route it replaces, lends its measured round trips to the
    * first deadlines. `assembled`: a recovery made it (its standbys used up), so the next request asks afresh.
@@ -184,9 +189,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     links.add(link);
     for (const hop of [...route.hops, ...route.standbys]) {
       deps.warm?.(hop);
-      known.delete(hop.peerId);
-      known.set(hop.peerId, hop);
-      if (known.size > MAX_SUSPECTS) known.delete(known.keys().next().value!);
+      remember(hop);
     }
     return { route, link, roundTrips: [...(from?.roundTrips ?? [])], users: 0, since: assembled ? -Infinity : now() };
   };
@@ -232,7 +235,12 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     }
     const same = from && route.hops.length === from.route.hops.length && route.hops.every((h, i) => h.peerId === from.route.hops[i].peerId);
     // The same stages keep their link; standbys that joined since, and links that dropped, are dialled now.
-    if (same) for (const hop of [...route.hops, ...route.standbys]) deps.warm?.(hop);
+    if (same) {
+      for (const hop of [...route.hops, ...route.standbys]) {
+        deps.warm?.(hop);
+        remember(hop);
+      }
+    }
     const next = same ? Object.assign(from, { route, since: now() }) : activate(route, from ?? undefined);
     if (active === from) active = next;
     if (from && !same) retire(from);
@@ -360,17 +368,18 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     if (rows !== 1 || attempt.steps <= 1) return;
     const route = attempt.active.route;
     timing.noteRoundTrip(attempt.active.roundTrips, ms);
-    for (const s of [...route.hops, ...route.standbys]) state.seen.set(s.peerId, s);
     const slow = timing.slowStages(route.hops.map((h) => h.peerId), route.hops.map((_, i) => answer.hops[i]?.stageMs), state.slowSteps);
     for (const hop of route.hops) if (slow.includes(hop.peerId) && spares(state, route, hop, true).length > 0) state.swapNext = hop.peerId;
   }
 
   /**
-   * The standbys that could take `hop`'s place in this request: off the route and not avoided,
-   * or, `withSuspects`, avoided only for an echo that came late (a busy tab may be well again).
+   * The stages that could take `hop`'s place in this request: any of the client's routes gave
+   * them (not only this request's: one whose standbys were all blamed at its first step would
+   * have none), off the route and not avoided, or, `withSuspects`, avoided only for an echo that
+   * came late (a busy tab may be well again).
    */
   function spares(state: RequestState, route: StandbyRoute, hop: RouteHop, withSuspects = false): RouteHop[] {
-    return [...state.seen.values()].filter(
+    return [...known.values()].filter(
       (s) => sameLayers(s, hop) && !route.hops.some((h) => h.peerId === s.peerId) && (!state.avoid.has(s.peerId) || (withSuspects && suspects.has(s.peerId))),
     );
   }
@@ -398,7 +407,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     let state = requests.get(frame.requestId);
     if (!state) {
       const track = tracks.get(frame.requestId) ?? { stageRequestIds: [], recoveries: [], replayedRows: 0 };
-      state = { track, rows: [], rowCount: 0, attempt: attemptOn(await current(), frame.requestId), avoid: new Set(), slowSteps: new Map(), seen: new Map(), failures: 0 };
+      state = { track, rows: [], rowCount: 0, attempt: attemptOn(await current(), frame.requestId), avoid: new Set(), slowSteps: new Map(), failures: 0 };
       track.stageRequestIds.push(frame.requestId);
       requests.set(frame.requestId, state);
     }
