@@ -204,33 +204,23 @@ describe('a recovering route', () => {
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'slow', swapped: ['a', 'a2'], cause: expect.stringMatching(/turned slow; then RouteBrokenError: closed/) })]);
   });
 
-  it('swaps a slow stage for one blamed earlier only for a late echo, once it answers again', async () => {
-    const grid = fakeGrid();
-    // a stalls once while busy (its echo late too): it is swapped for a2, its only standby.
-    grid.faults.set('a', { atStep: 3, behaviour: { kind: 'stall', steps: 1 } });
-    grid.silent.add('a');
-    // a is well again by the time a2 turns slow: a2 is swapped back for it.
-    grid.onStep.hook = (peerId, steps) => void (peerId === 'a2' && steps === 5 && grid.silent.delete('a'));
-    grid.faults.set('a2', { atStep: 4, behaviour: { kind: 'slow', ms: 130 } });
-    const route = recovering(grid, undefined, 1_000);
-    const track = route.track('r');
-    expect(await run(route, 'r', 16)).toEqual(await unbroken(16));
-    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'] }), expect.objectContaining({ reason: 'slow', swapped: ['a2'] })]);
-  });
-
-  it('swaps a slow stage for one its request blamed at its very first step, once that answers again', async () => {
-    const grid = fakeGrid();
-    // a stalls on the prompt itself while busy: the request moves to a2 before any step was
-    // measured, so no route it ran on lists a as a standby; the client's earlier route does.
-    grid.faults.set('a', { atStep: 0, behaviour: { kind: 'stall', steps: 1 } });
-    grid.silent.add('a');
-    grid.onStep.hook = (peerId, steps) => void (peerId === 'a2' && steps === 5 && grid.silent.delete('a'));
-    grid.faults.set('a2', { atStep: 4, behaviour: { kind: 'slow', ms: 130 } });
-    const route = recovering(grid, undefined, 1_000);
-    const track = route.track('r');
-    expect(await run(route, 'r', 16)).toEqual(await unbroken(16));
-    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'], step: 0 }), expect.objectContaining({ reason: 'slow', swapped: ['a2'] })]);
-  });
+  // a stalls once while busy (its echo late too): it is swapped for a2, its only standby. a is
+  // well again by the time a2 turns slow: a2 is swapped back for it. When a stalls on the prompt
+  // itself, the request moves to a2 before any step was measured, so no route it ran on lists a
+  // as a standby; the client's earlier route does.
+  for (const [stallAt, when] of [[3, 'earlier only for a late echo'], [0, 'at its very first step']] as const) {
+    it(`swaps a slow stage for one its request blamed ${when}, once that answers again`, async () => {
+      const grid = fakeGrid();
+      grid.faults.set('a', { atStep: stallAt, behaviour: { kind: 'stall', steps: 1 } });
+      grid.silent.add('a');
+      grid.onStep.hook = (peerId, steps) => void (peerId === 'a2' && steps === 5 && grid.silent.delete('a'));
+      grid.faults.set('a2', { atStep: 4, behaviour: { kind: 'slow', ms: 130 } });
+      const route = recovering(grid, undefined, 1_000);
+      const track = route.track('r');
+      expect(await run(route, 'r', 16)).toEqual(await unbroken(16));
+      expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a'], step: stallAt }), expect.objectContaining({ reason: 'slow', swapped: ['a2'] })]);
+    });
+  }
 
   it('gives a long replay that stalls a deadline of a few decode steps, not one per few rows', async () => {
     const grid = fakeGrid();

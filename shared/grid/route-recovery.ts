@@ -173,11 +173,14 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const known = new Map<string, RouteHop>();
   let active: Active | null = null;
 
-  /** Keeps a stage's address, newest last (the oldest forgotten past MAX_SUSPECTS). */
-  const remember = (hop: RouteHop) => {
-    known.delete(hop.peerId);
-    known.set(hop.peerId, hop);
-    if (known.size > MAX_SUSPECTS) known.delete(known.keys().next().value!);
+  /** Dials a route's stages ahead and keeps their addresses, newest last (the oldest forgotten past MAX_SUSPECTS). */
+  const reach = (route: StandbyRoute) => {
+    for (const hop of [...route.hops, ...route.standbys]) {
+      deps.warm?.(hop);
+      known.delete(hop.peerId);
+      known.set(hop.peerId, hop);
+      if (known.size > MAX_SUSPECTS) known.delete(known.keys().next().value!);
+    }
   };
 
   /**
@@ -187,10 +190,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const activate = (route: StandbyRoute, from?: Active, assembled = false): Active => {
     const link = deps.openLink(route.hops);
     links.add(link);
-    for (const hop of [...route.hops, ...route.standbys]) {
-      deps.warm?.(hop);
-      remember(hop);
-    }
+    reach(route);
     return { route, link, roundTrips: [...(from?.roundTrips ?? [])], users: 0, since: assembled ? -Infinity : now() };
   };
 
@@ -235,12 +235,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     }
     const same = from && route.hops.length === from.route.hops.length && route.hops.every((h, i) => h.peerId === from.route.hops[i].peerId);
     // The same stages keep their link; standbys that joined since, and links that dropped, are dialled now.
-    if (same) {
-      for (const hop of [...route.hops, ...route.standbys]) {
-        deps.warm?.(hop);
-        remember(hop);
-      }
-    }
+    if (same) reach(route);
     const next = same ? Object.assign(from, { route, since: now() }) : activate(route, from ?? undefined);
     if (active === from) active = next;
     if (from && !same) retire(from);
@@ -494,24 +489,22 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const attempt = attemptOn(on, crypto.randomUUID());
     state.track.stageRequestIds.push(attempt.stageRequestId);
     const fresh = send(state, attempt, frame).then((r) => r.step);
-    // The first answer wins. A hedge that fails (its own deadline passed) ends the wait for the old
-    // route too, which has had its deadline and the hedge's: only the route link's 60 s step timeout
-    // would end it otherwise. The caller tries again on fresh streams.
+    // The first answer wins (the other's outcome is handled here, and ignored). A hedge that fails
+    // (its own deadline passed) ends the wait for the old route too, which has had its deadline and
+    // the hedge's: only the route link's 60 s step timeout would end it otherwise. The caller tries
+    // again on fresh streams.
     const first = await new Promise<{ tag: 'old' | 'hedge'; v: RouteStep } | null>((resolve) => {
       pending.then((v) => resolve({ tag: 'old', v }), () => undefined);
       fresh.then((v) => resolve({ tag: 'hedge', v }), () => resolve(null));
     });
     if (!first) {
-      pending.catch(() => undefined);
       void release(attempt);
       return null;
     }
     if (first.tag === 'old') {
-      fresh.catch(() => undefined);
       void release(attempt);
       return { answer: first.v };
     }
-    pending.catch(() => undefined);
     for (const id of swappable) state.avoid.add(id);
     if (active === old.active) active = on;
     void release(old);

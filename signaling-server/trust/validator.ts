@@ -555,7 +555,6 @@ export function verdictReason(verdict: Verdict): string {
     `${(worst.worstMatch.matchFraction * 100).toFixed(0)}% of its top-k positions match, value error ${worst.worstValue.valueError.toPrecision(3)}`;
 }
 
-/** The smaller of a comparison's two margins, each as a fraction of its threshold so the two compare. */
 /**
  * The tokens a stage request carried, for its pay: the revealed steps' rows (steps 0..the last
  * challenged, which hold the only step of many rows, the prompt or a replay) and one row for
@@ -565,6 +564,7 @@ export function tokensOf(stepCount: number, revealed: readonly StepRecord[]): nu
   return revealed.reduce((sum, r) => sum + r.rows, 0) + Math.max(0, stepCount - revealed.length);
 }
 
+/** The smaller of a comparison's two margins, each as a fraction of its threshold so the two compare. */
 function marginOf(verdict: FingerprintVerdict, thresholds: FingerprintThresholds): number {
   return Math.min(verdict.margins.matchFraction / thresholds.minMatchFraction, verdict.margins.valueError / thresholds.maxValueError);
 }
