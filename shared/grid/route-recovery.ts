@@ -489,22 +489,21 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const attempt = attemptOn(on, crypto.randomUUID());
     state.track.stageRequestIds.push(attempt.stageRequestId);
     const fresh = send(state, attempt, frame).then((r) => r.step);
-    // The first answer wins (the other's outcome is handled here, and ignored). A hedge that fails
-    // (its own deadline passed) ends the wait for the old route too, which has had its deadline and
-    // the hedge's: only the route link's 60 s step timeout would end it otherwise. The caller tries
-    // again on fresh streams.
-    const first = await new Promise<{ tag: 'old' | 'hedge'; v: RouteStep } | null>((resolve) => {
-      pending.then((v) => resolve({ tag: 'old', v }), () => undefined);
-      fresh.then((v) => resolve({ tag: 'hedge', v }), () => resolve(null));
-    });
+    // The first answer wins; a slow first step (a cold tab, a loaded machine) may still answer
+    // on the old route after the hedge gave up, so both are waited for (the link's step timeout
+    // bounds the old one).
+    const tagged = <T>(p: Promise<T>, tag: 'old' | 'hedge') => p.then((v) => ({ tag, v }));
+    const first = await Promise.any([tagged(pending, 'old'), tagged(fresh, 'hedge')]).catch(() => null);
     if (!first) {
       void release(attempt);
       return null;
     }
     if (first.tag === 'old') {
+      fresh.catch(() => undefined);
       void release(attempt);
       return { answer: first.v };
     }
+    pending.catch(() => undefined);
     for (const id of swappable) state.avoid.add(id);
     if (active === old.active) active = on;
     void release(old);
