@@ -4,7 +4,7 @@
  * tokens equal the local runner's; bad input is refused to its sender by name while the stages
  * keep serving.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { lpStream } from '@libp2p/utils';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -118,6 +118,24 @@ describe('pipelined generation over direct WebRTC', () => {
       expect(await echoes.answers(gone, 5_000)).toBe(false);
     } finally {
       echoes.close();
+    }
+  });
+
+  it('ends a request open on a stage that stops serving with StageStoppedError naming it, at once', async () => {
+    // A tab moved to other layers mid-request: the client must hear so, not wait for a deadline.
+    const node = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String) });
+    try {
+      const engine = createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'] });
+      await engine.load({ modelId: manifest.id, layers: RANGES[0], source: await packageBytes(dir) });
+      const stage = await serveStage(node, { packageId: manifest.id, layers: RANGES[0] }, { engine });
+      const lp = lpStream(await (await dialDirect(client, peerAddress(node))).newStream(STAGE_PROTOCOL), { maxDataLength: 64 << 20 });
+      await lp.write(encodeOpen({ requestId: 'moved', packageId: manifest.id, hops: [{ ...peerAddress(node), layers: RANGES[0] }, ...hops.slice(1)], client: peerAddress(client) }));
+      await vi.waitUntil(() => stage.stats().activeRequests === 1, { timeout: 10_000, interval: 20 });
+      await stage.stop();
+      const message = decodeStageMessage((await lp.read()).subarray());
+      expect(message).toMatchObject({ kind: 'error', failure: { name: 'StageStoppedError', peerId: node.peerId.toString(), requestId: 'moved' } });
+    } finally {
+      await node.stop();
     }
   });
 

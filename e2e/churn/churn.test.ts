@@ -6,7 +6,7 @@
  * and the text must be exactly the unbroken run's, with the recovery reported. A tab the fault
  * took is replaced by a fresh one before the next case.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openCheckpoint } from '../../cli/open-checkpoint.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
 import { startChurnGrid } from '../../testkit/churn/churn-grid.ts';
@@ -73,6 +73,18 @@ describe('a generation whose route loses a stage', () => {
     const route = await grid.client.route();
     expect(route.hops).toHaveLength(3);
     expect(unbroken.get(GREEDY)!.length).toBeGreaterThan(40);
+  });
+
+  it('has a tab\'s peers close their links to it within a second or two of it dropping them, not when ICE gives up (~16 s)', async () => {
+    // A link a tab dropped must not look open to the stage that hands it frames: no stream opens on it.
+    const dropper = grid.tabOf((await grid.client.route()).hops[1].peerId);
+    const linksTo = async (peerId: string) =>
+      (await Promise.all(grid.tabs.filter((t) => t !== dropper).map((t) => t.page.evaluate(() => window.linkFaults.directLinks())))).flat().filter((l) => l.peerId === peerId).map((l) => l.id);
+    const before = await linksTo(dropper.peerId);
+    expect(before.length).toBeGreaterThan(0); // the first stage hands the middle one its frames
+    expect(await dropper.page.evaluate(() => window.linkFaults.dropLinks())).toBeGreaterThan(0);
+    // The tabs dial it again soon (a dropped link heals): the links that were open must be the ones gone.
+    await vi.waitUntil(async () => (await linksTo(dropper.peerId)).every((id) => !before.includes(id)), { timeout: 2_000, interval: 100 });
   });
 
   for (const fault of CHURN_FAULTS) {

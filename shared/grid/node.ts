@@ -17,6 +17,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { InfermeshError } from '../errors.ts';
 import type { PeerAddress } from './protocol.ts';
+import { closeOnFarEndClose } from './far-end-close.ts';
 
 /** A peer could not be reached over a direct (non-relayed) WebRTC connection. */
 export class DirectConnectionError extends InfermeshError {
@@ -46,6 +47,7 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
     // Peers on one machine or LAN dial each other at private addresses; the default gater refuses those.
     connectionGater: { denyDialMultiaddr: () => false },
   });
+  closeOnFarEndClose(node);
   await node.dial(options.relayAddrs.map((a) => multiaddr(a)));
   await waitFor(() => webrtcAddrs(node).length > 0, 10_000, 'the relay did not give this node a /webrtc address');
   return node;

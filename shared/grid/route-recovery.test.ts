@@ -167,6 +167,33 @@ describe('a recovering route', () => {
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: [] })]);
   });
 
+  it('gives up a measured route that stays stalled after its hedge failed too, a first step\'s time later', async () => {
+    const grid = fakeGrid();
+    // b stops carrying frames for good while answering echoes (a link that looks open); the
+    // hedge's standby b2 loses its first frame: the old route must not be waited for forever.
+    grid.faults.set('b', { atStep: 6, behaviour: { kind: 'stall' } });
+    grid.faults.set('b2', { atStep: 0, behaviour: { kind: 'stall', steps: 1 } });
+    const route = recovering(grid);
+    const track = route.track('r');
+    expect(await run(route, 'r', 10)).toEqual(await unbroken(10));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', step: 6, swapped: ['a', 'b'], cause: expect.stringMatching(/\(step 6 on a→b\); hedged on a2→b2, which failed too \(StageTimeoutError: no result within 200 ms \(replay on a2→b2\)\)/) })]);
+    // A decode deadline (60 ms), the hedge's (200 ms), the grace (200 ms), a second hedge: not the link's 60 s.
+    expect(track.recoveries[0].ms).toBeLessThan(2_000);
+  });
+
+  it('still takes a cold route\'s first step that answers after its hedge failed', async () => {
+    const grid = fakeGrid();
+    // Nothing measured yet: the prompt's first step (a cold tab) outlasts its deadline and the
+    // hedge's, whose standby is as slow; it answers on the old route, and no recovery is needed.
+    grid.faults.set('a', { atStep: 0, behaviour: { kind: 'slow', ms: 600, steps: 1 } });
+    grid.faults.set('a2', { atStep: 0, behaviour: { kind: 'slow', ms: 900, steps: 1 } });
+    const route = recovering(grid);
+    const track = route.track('r');
+    expect(await run(route, 'r', 4)).toEqual(await unbroken(4));
+    expect(track.recoveries).toEqual([]);
+    expect(track.stageRequestIds).toHaveLength(2);
+  });
+
   it('swaps a stage whose step time jumps, before it drags every token', async () => {
     const grid = fakeGrid();
     grid.faults.set('a', { atStep: 6, behaviour: { kind: 'slow', ms: 130 } });
@@ -217,7 +244,7 @@ describe('a recovering route', () => {
     const track = route.track('r');
     expect(await run(route, 'r', 62)).toEqual(await unbroken(62));
     // The decode deadline is 60 ms here: 63 rows get two of them, so the 200 ms set-up floor holds.
-    expect(track.recoveries).toEqual([expect.objectContaining({ swapped: ['b', 'b2'], cause: expect.stringMatching(/then StageTimeoutError: no result within 200 ms \(replay\)/) })]);
+    expect(track.recoveries).toEqual([expect.objectContaining({ swapped: ['b', 'b2'], cause: expect.stringMatching(/then StageTimeoutError: no result within 200 ms \(replay on a→b2\)/) })]);
   });
 
   it('survives two faults in one request', async () => {

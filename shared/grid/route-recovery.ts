@@ -152,6 +152,18 @@ interface RequestState {
   lastFault?: string;
 }
 
+/** `pending`, given up `graceMs` after `hedge` failed (never, for Infinity). */
+function givenUpAfter<T>(pending: Promise<T>, hedge: Promise<unknown>, graceMs: number): Promise<T> {
+  if (graceMs === Infinity) return pending;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    hedge.catch(() => {
+      timer = setTimeout(() => reject(new StageTimeoutError(`no result within ${Math.round(graceMs)} ms of the hedge failing`)), graceMs);
+    });
+  });
+  return Promise.race([pending, expired]).finally(() => clearTimeout(timer));
+}
+
 /** Refusals that are the request's own fault (a bad frame): another route would refuse them too. */
 const REQUEST_FAULTS: ReadonlySet<string> = new Set(['FrameError', 'WrongRequestError', 'StageMessageError']);
 const isRouteError = (err: unknown) => ROUTE_ERRORS.includes((err as Error)?.name) && !(err instanceof StageFailedError && REQUEST_FAULTS.has(err.failure.name));
@@ -348,7 +360,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       silent.catch(() => undefined);
     }, Math.max(0, timeout - probeTimeoutMs));
     const overdue = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new StageTimeoutError(`no result within ${Math.round(timeout)} ms (${replay ? 'replay' : `step ${frame.step}`})`), { pending, silent })), timeout);
+      timer = setTimeout(() => reject(Object.assign(new StageTimeoutError(`no result within ${Math.round(timeout)} ms (${replay ? 'replay' : `step ${frame.step}`} on ${attempt.active.route.hops.map((h) => h.peerId.slice(-6)).join('→')})`), { pending, silent })), timeout);
     });
     try {
       return { step: await Promise.race([pending, overdue]), ms: now() - t0 };
@@ -452,15 +464,15 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
           // Every stage answers: slow, not gone. Hedge: replay on standbys, first answer wins.
           const hedgedAt = now();
           const hedged = await hedge(state, frame, attempt, stalled);
-          if (hedged) {
-            answer = hedged.answer;
-            stepMs = now() - hedgedAt;
-            if (hedged.swapped) fault.swapped = [...new Set([...fault.swapped, ...hedged.swapped])];
-            else if (fault.reason === 'stalled' && fault.swapped.length === 0) fault = undefined; // the old route answered after all: no recovery
-          } else {
+          if ('failed' in hedged) {
+            fault.cause += `; hedged on ${hedged.failed}`;
             switchTo(state, await moveTo(attempt.active, state.avoid));
             continue;
           }
+          answer = hedged.answer;
+          stepMs = now() - hedgedAt;
+          if (hedged.swapped) fault.swapped = [...new Set([...fault.swapped, ...hedged.swapped])];
+          else if (fault.reason === 'stalled' && fault.swapped.length === 0) fault = undefined; // the old route answered after all: no recovery
         } else {
           if (stalled) stalled.catch(() => undefined);
           // Nobody to blame (a stream that broke between live stages): the coordinator's route as it stands now.
@@ -480,23 +492,26 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   /**
    * A stalled step whose stages all answer: the step is replayed on the route with every hop that
    * has a standby swapped, racing the old route; with no standby, on fresh streams through the
-   * same stages (a frame lost on a stream that never closed is not waited for). Null when both failed.
+   * same stages (a frame lost on a stream that never closed is not waited for). When both failed, what the hedge tried, for people.
    */
-  async function hedge(state: RequestState, frame: HiddenFrame, old: Attempt, pending: Promise<RouteStep>): Promise<{ answer: RouteStep; swapped?: string[] } | null> {
+  async function hedge(state: RequestState, frame: HiddenFrame, old: Attempt, pending: Promise<RouteStep>): Promise<{ answer: RouteStep; swapped?: string[] } | { failed: string }> {
     const route = old.active.route;
     const swappable = route.hops.filter((h) => route.standbys.some((s) => sameLayers(s, h) && !state.avoid.has(s.peerId))).map((h) => h.peerId);
     const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active, true);
     const attempt = attemptOn(on, crypto.randomUUID());
     state.track.stageRequestIds.push(attempt.stageRequestId);
     const fresh = send(state, attempt, frame).then((r) => r.step);
-    // The first answer wins; a slow first step (a cold tab, a loaded machine) may still answer
-    // on the old route after the hedge gave up, so both are waited for (the link's step timeout
-    // bounds the old one).
+    // The first answer wins. Once the hedge failed too, the old route is waited for a while yet:
+    // a cold route's first step (a tab compiling its engine, a loaded machine) may be that slow,
+    // so it gets as long as its link allows; a measured route whose step is a first step's time
+    // later still is lost (a link that looks open and carries nothing), and the request moves on.
+    const graceMs = timing.measured(old.active.roundTrips) ? timing.deadline(old.active.roundTrips, true, state.rowCount + frame.dims[1]) : Infinity;
     const tagged = <T>(p: Promise<T>, tag: 'old' | 'hedge') => p.then((v) => ({ tag, v }));
-    const first = await Promise.any([tagged(pending, 'old'), tagged(fresh, 'hedge')]).catch(() => null);
+    const first = await Promise.any([tagged(givenUpAfter(pending, fresh, graceMs), 'old'), tagged(fresh, 'hedge')]).catch(() => null);
     if (!first) {
       void release(attempt);
-      return null;
+      const err = (await fresh.catch((e: unknown) => e)) as Error;
+      return { failed: `${on.route.hops.map((h) => h.peerId.slice(-6)).join('→')}, which failed too (${err?.name}: ${err?.message})` };
     }
     if (first.tag === 'old') {
       fresh.catch(() => undefined);

@@ -57,6 +57,15 @@ export class StageLostError extends InfermeshError {
   override name = 'StageLostError';
 }
 
+/**
+ * The stage stopped serving its layers (its tab was moved to others, or is leaving) while a
+ * request was open on it: sent upstream at once, naming this stage, so the client swaps it
+ * instead of waiting for a step deadline on a request nobody will answer.
+ */
+export class StageStoppedError extends InfermeshError {
+  override name = 'StageStoppedError';
+}
+
 export interface StageEngine {
   step(frame: Uint8Array): Promise<Uint8Array>;
   end(requestId: string): Promise<void>;
@@ -80,6 +89,7 @@ export interface StageServer {
   stats(): StageServerStats;
   /** Called after every step with the rows it processed (for throughput displays). */
   onStep(listener: (rows: number, ms: number) => void): void;
+  /** Takes no more requests, and ends those open with StageStoppedError (their clients swap this stage at once). */
   stop(): Promise<void>;
 }
 
@@ -106,6 +116,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
   const now = deps.now ?? (() => performance.now());
   const listeners: ((rows: number, ms: number) => void)[] = [];
   const stats: StageServerStats = { requestsServed: 0, tokensServed: 0, activeRequests: 0, recentDecodeMs: [] };
+  /** how to end each open request at once when the stage stops (StageStoppedError upstream) */
+  const running = new Set<() => Promise<void>>();
 
   const refuse = (to: LengthPrefixedStream<Stream>, err: unknown, requestId?: string) => refuseTo(to, err, me, requestId);
 
@@ -160,6 +172,9 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       await stream.close().catch(() => stream.abort(err as Error));
       return;
     }
+
+    const ending = () => refuse(upstream, new StageStoppedError(`stage ${me} stopped serving layers ${options.layers.start}..${options.layers.end - 1}`), open.requestId).finally(() => stream.abort(new StageStoppedError('the stage stopped')));
+    running.add(ending);
 
     // The client needs no seals from the last stage: it commits to nothing.
     const seals = createSealQueue(open.hops.at(-1)!.peerId === me ? undefined : deps.privateKey, (bytes) => downstream.write(bytes));
@@ -254,6 +269,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       }
     } finally {
       ended = true;
+      running.delete(ending);
       stats.activeRequests -= 1;
       stats.requestsServed += 1;
       await deps.engine.end(open.requestId).catch(() => undefined);
@@ -273,6 +289,9 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
   return {
     stats: () => ({ ...stats, recentDecodeMs: [...stats.recentDecodeMs] }),
     onStep: (l) => void listeners.push(l),
-    stop: () => node.unhandle(STAGE_PROTOCOL),
+    async stop() {
+      await node.unhandle(STAGE_PROTOCOL);
+      await Promise.all([...running].map((end) => end().catch(() => undefined)));
+    },
   };
 }

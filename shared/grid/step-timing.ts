@@ -42,6 +42,8 @@ export interface StepTimingOptions {
 export interface StepTiming {
   /** The deadline of a step of `rows` rows on a route with `roundTrips` measured; `first`: the route's first step for its request. */
   deadline(roundTrips: readonly number[], first: boolean, rows: number): number;
+  /** Whether a route has enough decode round trips for its deadlines to come from them (else firstStepMs). */
+  measured(roundTrips: readonly number[]): boolean;
   /** Adds a decode round trip to a route's recent ones (kept in `roundTrips`). */
   noteRoundTrip(roundTrips: number[], ms: number): void;
   /**
@@ -55,6 +57,7 @@ export function createStepTiming(options: StepTimingOptions): StepTiming {
   /** per stage, its recent milliseconds on decode steps */
   const history = new Map<string, number[]>();
   return {
+    measured: (roundTrips) => roundTrips.length >= MIN_SAMPLES,
     deadline(roundTrips, first, rows) {
       if (roundTrips.length < MIN_SAMPLES) return options.firstStepMs;
       const decode = Math.max(options.minDeadlineMs, DEADLINE_FACTOR * median(roundTrips)!);

@@ -5,7 +5,8 @@
  *  - `throttle(ms)`: every frame this stage hands on leaves `ms` later, as over a sagging link
  *    (the delay is added after the engine's step, so it shows in the stage's own hop time);
  *  - `dropLinks()`: every direct WebRTC connection of the tab is cut at once (the relay link to
- *    the server stays, so the tab stays on the grid and can be dialled again).
+ *    the server stays, so the tab stays on the grid and can be dialled again);
+ *  - `directLinks()`: the tab's open direct WebRTC connections, by peer and connection id.
  */
 import { openDonorPage } from '../../../web/donor/page.ts';
 import { startEngineWorker } from '../../../web/engine-client.ts';
@@ -13,7 +14,7 @@ import { isDirectWebRTC } from '../../../shared/grid/node.ts';
 
 declare global {
   interface Window {
-    linkFaults: { throttle(ms: number): void; dropLinks(): number };
+    linkFaults: { throttle(ms: number): void; dropLinks(): number; directLinks(): { peerId: string; id: string }[] };
   }
 }
 
@@ -25,6 +26,7 @@ window.linkFaults = {
     for (const link of links) link.abort(new Error('link dropped by the churn test'));
     return links.length;
   },
+  directLinks: () => (window.donor?.node.getConnections().filter(isDirectWebRTC) ?? []).map((c) => ({ peerId: c.remotePeer.toString(), id: c.id })),
 };
 
 openDonorPage(() => ({
