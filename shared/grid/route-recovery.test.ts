@@ -283,6 +283,23 @@ describe('a recovering route', () => {
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 
+  it('never tries a stage that still does not answer again, even when the others for its layers were avoided', async () => {
+    const grid = fakeGrid();
+    // a freezes (the coordinator still lists it); its standby a2 then breaks a stream once but answers.
+    grid.faults.set('a', { atStep: 5, behaviour: { kind: 'stall', gone: true } });
+    grid.faults.set('a2', { atStep: 0, behaviour: { kind: 'fail', error: () => new RouteBrokenError('the stream to a2 broke', { peerId: 'a2' }) } });
+    const noRoute = () => new GridApiError('layers 0..1 of 0..3 are served by no stage once 2 failed stage(s) are left out', { status: 503, code: 'no_route' });
+    const route = recovering(grid, async (avoid) => {
+      if (avoid.includes('a2')) throw noRoute();
+      return avoid.includes('a') ? { hops: [hop('a2', 0, 2), hop('b', 2, 4)], standbys: [] } : ROUTE;
+    });
+    const track = route.track('r');
+    expect(await run(route, 'r', 8)).toEqual(await unbroken(8));
+    // a2 answers an echo and is tried again; a, silent, never gets a frame after the one it froze on.
+    expect(grid.stepsOnStage.get('a')).toBe(6);
+    expect(track.recoveries).toEqual([expect.objectContaining({ step: 5, swapped: ['a', 'a2'] })]);
+  });
+
   it('tries a stage blamed only for a slow echo again when no other serves its layers', async () => {
     const grid = fakeGrid();
     // One echo goes unanswered (a busy machine), then the stage answers again.

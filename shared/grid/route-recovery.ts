@@ -172,7 +172,8 @@ const sameLayers = (a: RouteHop, b: RouteHop) => a.layers.start === b.layers.sta
 export function createRecoveringRoute(options: RecoveringRouteOptions, deps: RecoveringRouteDeps): RecoveringRoute {
   const stepTimeoutMs = options.stepTimeoutMs ?? 60_000;
   const firstStepMs = Math.min(options.firstStepMs ?? 5_000, stepTimeoutMs);
-  const timing = createStepTiming({ stepTimeoutMs, firstStepMs, minDeadlineMs: options.minDeadlineMs ?? 400, setupMs: Math.min(options.setupMs ?? 1_500, firstStepMs) });
+  const setupMs = Math.min(options.setupMs ?? 1_500, firstStepMs);
+  const timing = createStepTiming({ stepTimeoutMs, firstStepMs, minDeadlineMs: options.minDeadlineMs ?? 400, setupMs });
   const probeTimeoutMs = options.probeTimeoutMs ?? 300;
   const maxRecoveries = options.maxRecoveries ?? 8;
   const now = deps.now ?? (() => performance.now());
@@ -296,11 +297,12 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       if ((err as { code?: string }).code !== 'no_route') throw err;
       // A stage blamed only for not answering an echo in time may just have been busy (a loaded
       // machine, a long GC), and one that failed outright may have met a passing fault (a link
-      // that dropped, a dial that timed out): with no other stage for its layers, a suspect and a
-      // failed stage that answers an echo now are tried again rather than failing the request
-      // for want of them. The coordinator routes only through tabs still connected (a closed or
-      // killed one has left); maxRecoveries bounds the retries.
-      const alive = await Promise.all([...avoid].map(async (id) => suspects.has(id) || (known.has(id) && (await deps.answers(known.get(id)!, probeTimeoutMs)))));
+      // that dropped, a dial that timed out): with no other stage for its layers, an avoided
+      // stage that answers an echo now is tried again rather than failing the request for want
+      // of it. Its echo gets a first step's time (its link may need dialling again); one that
+      // still does not answer (a frozen tab, which the coordinator still lists) is not tried:
+      // every replay through it would stall. maxRecoveries bounds the retries.
+      const alive = await Promise.all([...avoid].map(async (id) => known.has(id) && (await deps.answers(known.get(id)!, setupMs))));
       const revived = [...avoid].filter((_, i) => alive[i]);
       if (revived.length === 0) throw new LayersUncoveredError((err as Error).message, { cause: err });
       for (const id of revived) {
