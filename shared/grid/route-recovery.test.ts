@@ -300,6 +300,19 @@ describe('a recovering route', () => {
     expect(track.recoveries).toEqual([expect.objectContaining({ step: 5, swapped: ['a', 'a2'] })]);
   });
 
+  it('tries a stage that went silent on a cold route again, echo or not, when no other serves its layers', async () => {
+    const grid = fakeGrid();
+    // A new client's first step: a stalls (a loaded machine, a dial still under way) and its
+    // echo is not answered yet; it is the only stage for its layers and serves the retry.
+    grid.faults.set('a', { atStep: 0, behaviour: { kind: 'stall', steps: 1 } });
+    grid.silent.add('a');
+    const route = recovering(grid, async (avoid) => {
+      if (avoid.includes('a')) throw new GridApiError('layers 0..1 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
+      return { hops: ROUTE.hops, standbys: [] };
+    });
+    expect(await run(route, 'r', 4)).toEqual(await unbroken(4));
+  });
+
   it('tries a stage blamed only for a slow echo again when no other serves its layers', async () => {
     const grid = fakeGrid();
     // One echo goes unanswered (a busy machine), then the stage answers again.

@@ -180,8 +180,12 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const requests = new Map<string, RequestState>();
   const tracks = new Map<string, RequestTrack>();
   const links = new Set<RouteLink>();
-  /** stages blamed only for not answering an echo in time: a busy one may answer later */
-  const suspects = new Set<string>();
+  /**
+   * Stages blamed only for not answering an echo in time (a busy one may answer later), each
+   * with whether its route was cold then (nothing measured: a tab still compiling its engine,
+   * a client still dialling it) rather than running (a tab that froze or hung mid-generation).
+   */
+  const suspects = new Map<string, { cold: boolean }>();
   /** the stages of every route given, by peer id: how to reach an avoided one to see whether it answers again */
   const known = new Map<string, RouteHop>();
   let active: Active | null = null;
@@ -262,12 +266,13 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   }
 
   /** The stage ids a step would replace: those that stopped answering, and the one an error names. */
-  async function blame(route: StandbyRoute, err: unknown): Promise<Set<string>> {
+  async function blame(on: Active, err: unknown): Promise<Set<string>> {
+    const route = on.route;
     // A step that went overdue had its stages echoed already, as its deadline neared (see send).
     const silent = await ((err as { silent?: Promise<RouteHop[]> }).silent ?? silentHops(route));
     for (const hop of silent) {
-      suspects.add(hop.peerId);
-      if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.values().next().value!);
+      suspects.set(hop.peerId, { cold: !timing.measured(on.roundTrips) });
+      if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.keys().next().value!);
     }
     const blamed = new Set(silent.map((h) => h.peerId));
     const named = err instanceof StageFailedError ? (err.failure.lost ?? err.failure.peerId) : (err as { peerId?: string }).peerId;
@@ -297,12 +302,14 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       if ((err as { code?: string }).code !== 'no_route') throw err;
       // A stage blamed only for not answering an echo in time may just have been busy (a loaded
       // machine, a long GC), and one that failed outright may have met a passing fault (a link
-      // that dropped, a dial that timed out): with no other stage for its layers, an avoided
-      // stage that answers an echo now is tried again rather than failing the request for want
-      // of it. Its echo gets a first step's time (its link may need dialling again); one that
-      // still does not answer (a frozen tab, which the coordinator still lists) is not tried:
-      // every replay through it would stall. maxRecoveries bounds the retries.
-      const alive = await Promise.all([...avoid].map(async (id) => known.has(id) && (await deps.answers(known.get(id)!, setupMs))));
+      // that dropped, a dial that timed out): with no other stage for its layers, it is tried
+      // again rather than failing the request for want of it. One that went silent on a cold
+      // route is tried as it is (a busy machine's cold tabs, or a client still dialling them,
+      // can take seconds to echo). Any other must answer an echo now, given a first step's time
+      // (its link may need dialling again): a tab that froze mid-generation, which the
+      // coordinator still lists, is not tried, or every replay through it would stall.
+      // maxRecoveries bounds the retries.
+      const alive = await Promise.all([...avoid].map(async (id) => suspects.get(id)?.cold || (known.has(id) && (await deps.answers(known.get(id)!, setupMs)))));
       const revived = [...avoid].filter((_, i) => alive[i]);
       if (revived.length === 0) throw new LayersUncoveredError((err as Error).message, { cause: err });
       for (const id of revived) {
@@ -453,7 +460,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       } catch (err) {
         if (!isRouteError(err) || ++state.failures > maxRecoveries) throw err;
         const at = now();
-        const blamed = await blame(attempt.active.route, err);
+        const blamed = await blame(attempt.active, err);
         const stalled = err instanceof StageTimeoutError && (err as { pending?: Promise<RouteStep> }).pending;
         // A second fault in the same step (the replay after a swap failing too) adds to the first: one recovery, timed from the first.
         const cause = `${(err as Error).name}: ${(err as Error).message}`;

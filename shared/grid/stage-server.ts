@@ -93,6 +93,9 @@ export interface StageServer {
   stop(): Promise<void>;
 }
 
+/** How long a stopping stage waits for an open request's stream to close after saying so, before it cuts it. */
+const STOP_CLOSE_MS = 1_000;
+
 /** Decode steps kept for the served ms-per-layer figure. */
 const RECENT_STEPS = 32;
 
@@ -118,6 +121,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
   const stats: StageServerStats = { requestsServed: 0, tokensServed: 0, activeRequests: 0, recentDecodeMs: [] };
   /** how to end each open request at once when the stage stops (StageStoppedError upstream) */
   const running = new Set<() => Promise<void>>();
+  let stopping = false;
 
   const refuse = (to: LengthPrefixedStream<Stream>, err: unknown, requestId?: string) => refuseTo(to, err, me, requestId);
 
@@ -173,7 +177,12 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       return;
     }
 
-    const ending = () => refuse(upstream, new StageStoppedError(`stage ${me} stopped serving layers ${options.layers.start}..${options.layers.end - 1}`), open.requestId).finally(() => stream.abort(new StageStoppedError('the stage stopped')));
+    // The error is let through before the stream goes (an abort would drop it unsent); frames
+    // still arriving meanwhile are not computed (see `stopping` below).
+    const ending = () =>
+      refuse(upstream, new StageStoppedError(`stage ${me} stopped serving layers ${options.layers.start}..${options.layers.end - 1}`), open.requestId)
+        .then(() => stream.close({ signal: AbortSignal.timeout(STOP_CLOSE_MS) }))
+        .catch((err: unknown) => stream.abort(err as Error));
     running.add(ending);
 
     // The client needs no seals from the last stage: it commits to nothing.
@@ -250,6 +259,8 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           if (input.requestId !== open.requestId) {
             throw new WrongRequestError(`frame for request ${input.requestId} on the stream of request ${open.requestId}`);
           }
+          // A stopped stage computes nothing more: its engine is about to load other layers.
+          if (stopping) break;
           const t0 = now();
           // A copy: the engine may take the buffer (transfer to a worker) and the message shares the stream's.
           const out = await deps.engine.step(message.frame.slice());
@@ -290,6 +301,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     stats: () => ({ ...stats, recentDecodeMs: [...stats.recentDecodeMs] }),
     onStep: (l) => void listeners.push(l),
     async stop() {
+      stopping = true;
       await node.unhandle(STAGE_PROTOCOL);
       await Promise.all([...running].map((end) => end().catch(() => undefined)));
     },
