@@ -31,8 +31,8 @@ function sctpOf(connection: Connection): SctpWatch | null {
   return maConn?.peerConnection?.sctp ?? null;
 }
 
-/** Watches every connection `node` opens from now on; returns a function that stops watching new ones. */
-export function closeOnFarEndClose(node: Libp2p): () => void {
+/** Watches every connection `node` opens from now on. */
+export function closeOnFarEndClose(node: Libp2p): void {
   const onOpen = (event: CustomEvent<Connection>) => {
     const connection = event.detail;
     const sctp = sctpOf(connection);
@@ -46,5 +46,4 @@ export function closeOnFarEndClose(node: Libp2p): () => void {
     check();
   };
   node.addEventListener('connection:open', onOpen);
-  return () => node.removeEventListener('connection:open', onOpen);
 }

@@ -167,6 +167,8 @@ function givenUpAfter<T>(pending: Promise<T>, hedge: Promise<unknown>, graceMs: 
 /** Refusals that are the request's own fault (a bad frame): another route would refuse them too. */
 const REQUEST_FAULTS: ReadonlySet<string> = new Set(['FrameError', 'WrongRequestError', 'StageMessageError']);
 const isRouteError = (err: unknown) => ROUTE_ERRORS.includes((err as Error)?.name) && !(err instanceof StageFailedError && REQUEST_FAULTS.has(err.failure.name));
+/** A route as people read it in a recovery's cause: its stages' short ids in order. */
+const routeName = (hops: readonly RouteHop[]) => hops.map((h) => h.peerId.slice(-6)).join('→');
 const sameLayers = (a: RouteHop, b: RouteHop) => a.layers.start === b.layers.start && a.layers.end === b.layers.end;
 
 export function createRecoveringRoute(options: RecoveringRouteOptions, deps: RecoveringRouteDeps): RecoveringRoute {
@@ -369,7 +371,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       silent.catch(() => undefined);
     }, Math.max(0, timeout - probeTimeoutMs));
     const overdue = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new StageTimeoutError(`no result within ${Math.round(timeout)} ms (${replay ? 'replay' : `step ${frame.step}`} on ${attempt.active.route.hops.map((h) => h.peerId.slice(-6)).join('→')})`), { pending, silent })), timeout);
+      timer = setTimeout(() => reject(Object.assign(new StageTimeoutError(`no result within ${Math.round(timeout)} ms (${replay ? 'replay' : `step ${frame.step}`} on ${routeName(attempt.active.route.hops)})`), { pending, silent })), timeout);
     });
     try {
       return { step: await Promise.race([pending, overdue]), ms: now() - t0 };
@@ -520,7 +522,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     if (!first) {
       void release(attempt);
       const err = (await fresh.catch((e: unknown) => e)) as Error;
-      return { failed: `${on.route.hops.map((h) => h.peerId.slice(-6)).join('→')}, which failed too (${err?.name}: ${err?.message})` };
+      return { failed: `${routeName(on.route.hops)}, which failed too (${err?.name}: ${err?.message})` };
     }
     if (first.tag === 'old') {
       fresh.catch(() => undefined);

@@ -56,10 +56,11 @@ export interface StepTiming {
 export function createStepTiming(options: StepTimingOptions): StepTiming {
   /** per stage, its recent milliseconds on decode steps */
   const history = new Map<string, number[]>();
+  const measured = (roundTrips: readonly number[]) => roundTrips.length >= MIN_SAMPLES;
   return {
-    measured: (roundTrips) => roundTrips.length >= MIN_SAMPLES,
+    measured,
     deadline(roundTrips, first, rows) {
-      if (roundTrips.length < MIN_SAMPLES) return options.firstStepMs;
+      if (!measured(roundTrips)) return options.firstStepMs;
       const decode = Math.max(options.minDeadlineMs, DEADLINE_FACTOR * median(roundTrips)!);
       // A deadline missed by a replay that was only slow costs little: its stages still answer an
       // echo, so it is hedged, not abandoned (route-recovery.ts).
