@@ -95,6 +95,8 @@ interface Run {
   hitPeerId?: string;
   /** the longest the client's (this process's) event loop was held up during the generation */
   clientStallMs: number;
+  /** why the generation failed, if it did (its text is what came before) */
+  error?: string;
 }
 
 /** The client runs in this process: a held-up event loop here (a native call that blocks) delays every step it times. */
@@ -108,18 +110,41 @@ async function generate(grid: ChurnGrid, prompt: string, options: Partial<Genera
   let recoveryMs: number | undefined;
   const started = performance.now();
   loopDelay.reset();
-  for await (const token of grid.client.generate(prompt, options)) {
-    text += token.text;
-    if (token.id === null) continue;
-    ids.push(token.id);
-    if (faultAt !== undefined && recoveryMs === undefined) recoveryMs = performance.now() - faultAt;
-    if (fault && ids.length === fault.atToken) {
-      hitPeerId = await hitStage(grid, fault.position, fault.kind);
-      // From the fault in effect (the tab closed, the browser gone, the page paused) to the next token.
-      faultAt = performance.now();
+  let error: string | undefined;
+  try {
+    for await (const token of grid.client.generate(prompt, options)) {
+      text += token.text;
+      if (token.id === null) continue;
+      ids.push(token.id);
+      if (faultAt !== undefined && recoveryMs === undefined) recoveryMs = performance.now() - faultAt;
+      if (fault && ids.length === fault.atToken) {
+        hitPeerId = await hitStage(grid, fault.position, fault.kind);
+        // From the fault in effect (the tab closed, the browser gone, the page paused) to the next token.
+        faultAt = performance.now();
+      }
     }
+  } catch (err) {
+    // A failed generation is a result (not identical, its missing tokens lost), not the bench's end.
+    error = `${(err as Error)?.name}: ${(err as Error)?.message}`;
   }
-  return { ids, text, ms: performance.now() - started, recoveryMs, recoveries: grid.client.routeReport()?.recoveries ?? [], hitPeerId, clientStallMs: loopDelay.max / 1e6 };
+  return { ids, text, ms: performance.now() - started, recoveryMs, recoveries: grid.client.routeReport()?.recoveries ?? [], hitPeerId, clientStallMs: loopDelay.max / 1e6, error };
+}
+
+/** Each route change of a run, so that a slow recovery or a failure can be traced to its cause. */
+function logRecoveries(run: Run): void {
+  for (const r of run.recoveries) log(`  ${r.reason} at step ${r.step}: ${Math.round(r.ms)} ms (replay of ${r.replayedRows} rows ${Math.round(r.replayMs)} ms, stages ${r.replayStageMs.map(Math.round).join('/')} ms), swapped ${r.swapped.map((id) => id.slice(-6)).join(',') || 'none'}: ${r.cause}`);
+  if (run.error) log(`  FAILED after ${run.ids.length} tokens: ${run.error}`);
+}
+
+/** An unbroken run, which must not fail: the faulty runs are measured against it. */
+async function unbrokenRun(grid: ChurnGrid, prompt: string, options: Partial<GenerateOptions>): Promise<Run> {
+  const run = await generate(grid, prompt, options);
+  if (run.recoveries.length > 0 || run.error) {
+    log(`unbroken run of "${prompt}" (${run.recoveries.length} recoveries)`);
+    logRecoveries(run);
+  }
+  if (run.error) throw new Error(`an unbroken run failed (${run.error}): the grid is not sound enough to measure churn on`);
+  return run;
 }
 
 export async function churnBench(options: ChurnBenchOptions) {
@@ -141,7 +166,7 @@ export async function churnBench(options: ChurnBenchOptions) {
     // The unbroken run of each prompt and kind: the text every faulty run must match.
     const reference = new Map<string, Run>();
     const key = (prompt: string, kind: number) => `${kind}:${prompt}`;
-    for (const prompt of PROMPTS) for (const [i, kind] of kinds.entries()) reference.set(key(prompt, i), await generate(grid, prompt, kind));
+    for (const prompt of PROMPTS) for (const [i, kind] of kinds.entries()) reference.set(key(prompt, i), await unbrokenRun(grid, prompt, kind));
     const unbroken: Run[] = [];
     const faulty: (Run & { kind: ChurnFault; position: string; identical: boolean; lost: number; repeated: number })[] = [];
     for (let g = 0; g < options.generations; g++) {
@@ -154,11 +179,11 @@ export async function churnBench(options: ChurnBenchOptions) {
       const result = { ...run, kind: fault.kind, position: fault.position, identical: run.text === expected.text, lost: expected.ids.length - shared, repeated: run.ids.length - shared };
       faulty.push(result);
       log(`${g + 1}/${options.generations} ${fault.kind} on the ${fault.position} stage (${run.hitPeerId?.slice(-6) ?? '-'}) at token ${fault.atToken}: ${result.identical ? 'identical' : 'DIFFERENT'}, ${run.recoveries.length} recoveries, next token ${run.recoveryMs === undefined ? '-' : Math.round(run.recoveryMs)} ms after the fault, client event loop held up to ${Math.round(run.clientStallMs)} ms`);
-      // Each route change, so that a slow recovery can be traced to its cause.
-      for (const r of run.recoveries) log(`  ${r.reason} at step ${r.step}: ${Math.round(r.ms)} ms (replay of ${r.replayedRows} rows ${Math.round(r.replayMs)} ms, stages ${r.replayStageMs.map(Math.round).join('/')} ms), swapped ${r.swapped.map((id) => id.slice(-6)).join(',') || 'none'}: ${r.cause}`);
+      logRecoveries(run);
       if (run.hitPeerId) await recoverTabs(grid, [{ peerId: run.hitPeerId, fault: fault.kind }], { background: options.backgroundJoins });
-      if ((g + 1) % UNBROKEN_EVERY === 0) unbroken.push(await generate(grid, prompt, kinds[kindIndex]));
+      if ((g + 1) % UNBROKEN_EVERY === 0) unbroken.push(await unbrokenRun(grid, prompt, kinds[kindIndex]));
     }
+    // A failed generation's time counts against throughput with the tokens it gave.
     const tokensPerSecond = (runs: Run[]) => runs.reduce((a, r) => a + r.ids.length, 0) / (runs.reduce((a, r) => a + r.ms, 0) / 1000);
     const recoveryMs = faulty.flatMap((r) => (r.recoveryMs === undefined ? [] : [r.recoveryMs]));
     const replays = faulty.flatMap((r) => r.recoveries.filter((x) => x.replayedRows > 0));
@@ -169,6 +194,7 @@ export async function churnBench(options: ChurnBenchOptions) {
       joins: options.backgroundJoins ? 'background' : 'before the next generation',
       generations: faulty.length,
       completedIdentical: faulty.filter((r) => r.identical).length,
+      failed: faulty.filter((r) => r.error).length,
       tokensLost: faulty.reduce((a, r) => a + r.lost, 0),
       tokensRepeated: faulty.reduce((a, r) => a + r.repeated, 0),
       recoveryMs: { p50: percentile(recoveryMs, 50), p95: percentile(recoveryMs, 95), max: percentile(recoveryMs, 100) },

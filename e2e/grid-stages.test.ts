@@ -19,6 +19,7 @@ import type { RelayNode } from '../signaling-server/relay.ts';
 import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { serveStage } from '../shared/grid/stage-server.ts';
+import { keepSpare, openWithSpare } from '../shared/grid/spare-streams.ts';
 import { createRouteLink, serveResults } from '../shared/grid/route-link.ts';
 import type { ResultSink } from '../shared/grid/route-link.ts';
 import { PROBE_PROTOCOL, STAGE_PROTOCOL } from '../shared/grid/protocol-ids.ts';
@@ -138,6 +139,29 @@ describe('pipelined generation over direct WebRTC', () => {
       expect(message).toMatchObject({ kind: 'error', failure: { name: 'StageStoppedError', peerId: node.peerId.toString(), requestId: 'moved' } });
     } finally {
       sink.forget('moved');
+      await node.stop();
+    }
+  });
+
+  it('hands a request the spare stream opened ahead, and a stage that stops closes the spares it holds', async () => {
+    const node = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String) });
+    const stageStreams = () => client.getConnections().filter((c) => c.remotePeer.equals(node.peerId)).flatMap((c) => c.streams).filter((st) => st.protocol === STAGE_PROTOCOL);
+    try {
+      const engine = createShardEngine({ ort: ort as unknown as EngineOrt, defaultProviders: ['cpu'] });
+      await engine.load({ modelId: manifest.id, layers: RANGES[0], source: await packageBytes(dir) });
+      const stage = await serveStage(node, { packageId: manifest.id, layers: RANGES[0] }, { engine });
+      keepSpare(client, peerAddress(node), STAGE_PROTOCOL);
+      await vi.waitUntil(() => stageStreams().some((st) => st.status === 'open'), { timeout: 10_000, interval: 20 });
+      const asked = Date.now();
+      const { stream } = await openWithSpare(client, peerAddress(node), STAGE_PROTOCOL);
+      expect(stream.timeline.open).toBeLessThan(asked);
+      // Another spare is opened for the next request.
+      await vi.waitUntil(() => stageStreams().filter((st) => st.status === 'open').length === 2, { timeout: 10_000, interval: 20 });
+      await stage.stop();
+      // Neither the spare nor the stream taken (no OPEN on it yet) may reach a stage that stopped.
+      await vi.waitUntil(() => stageStreams().every((st) => st.status !== 'open'), { timeout: 10_000, interval: 20 });
+      await expect(openWithSpare(client, peerAddress(node), STAGE_PROTOCOL)).rejects.toThrow(/protocol/i);
+    } finally {
       await node.stop();
     }
   });

@@ -27,7 +27,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PaymentRefusedError } from '../settle/errors.ts';
 import { createRequestPayer } from '../settle/request-payer.ts';
 import type { RequestPayer, RequestPayment, SettlementInfo } from '../settle/request-payer.ts';
-import { createPeerNode, dialDirect } from './node.ts';
+import { createPeerNode } from './node.ts';
+import { keepSpare } from './spare-streams.ts';
+import { STAGE_PROTOCOL } from './protocol-ids.ts';
 import type { PeerNode } from './node.ts';
 import type { ModelOffer, RouteHop } from './protocol.ts';
 import { createEchoes } from './probe.ts';
@@ -203,7 +205,12 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       },
       openLink: (hops) => createRouteLink({ packageId: manifest.id, hops, stepTimeoutMs: options.stepTimeoutMs }, { node, sink, privateKey }),
       answers: (hop, timeoutMs) => echoes.answers(hop, timeoutMs),
-      warm: (hop) => void dialDirect(node, hop).catch(() => undefined),
+      // A stage is dialled ahead, and its echo stream opened, so that blaming it costs one round
+      // trip; a first stage gets a spare stage stream too, so a route starting there opens at once.
+      warm: (hop) => {
+        echoes.warm(hop);
+        if (hop.layers.start === 0) keepSpare(node, hop, STAGE_PROTOCOL);
+      },
     },
   );
   const pipeline: Pipeline = createPipeline(

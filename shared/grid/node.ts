@@ -150,22 +150,40 @@ function existingDirect(node: Libp2p, peerId: string): Connection | undefined {
   return node.getConnections().find((c) => c.remotePeer.toString() === peerId && isDirectWebRTC(c));
 }
 
+/**
+ * How long a WebRTC dial may go without a step forward (relay stream, SDP offer and answer, ICE
+ * candidates, data channel) before it is given up. Under load its steps came at most about a
+ * second apart, the whole dial in 2 to 3 s; but a dial whose ICE never connected sat silent after
+ * its candidates until libp2p's 20 s address timeout, and every route through that hop with it.
+ */
+const DIAL_STALL_MS = 4_000;
+
 async function dialOnce(node: Libp2p, peer: PeerAddress): Promise<Connection> {
   const addrs = peer.addrs.filter((a) => a.includes('/webrtc'));
   if (addrs.length === 0) throw new DirectConnectionError(`peer ${peer.peerId} has no /webrtc address to dial`);
   let lastError: unknown;
   // The dial's last progress event says where a failed WebRTC handshake stalled (relay, SDP, ICE, data channel).
   let stage = 'start';
-  const onProgress = (event: { type: string }) => {
-    stage = event.type;
-  };
   for (const addr of addrs) {
+    const stalled = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const watch = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => stalled.abort(new DirectConnectionError(`the dial to ${peer.peerId} made no progress for ${DIAL_STALL_MS} ms after ${stage}`)), DIAL_STALL_MS);
+    };
+    const onProgress = (event: { type: string }) => {
+      stage = event.type;
+      watch();
+    };
+    watch();
     try {
-      const conn = await node.dial(multiaddr(addr), { onProgress });
+      const conn = await node.dial(multiaddr(addr), { onProgress, signal: stalled.signal });
       if (isDirectWebRTC(conn)) return conn;
       lastError = new Error(`dial returned a ${conn.limits ? 'relayed' : 'non-WebRTC'} connection (${conn.remoteAddr})`);
     } catch (err) {
-      lastError = err;
+      lastError = stalled.signal.aborted ? stalled.signal.reason : err;
+    } finally {
+      clearTimeout(timer);
     }
   }
   throw new DirectConnectionError(`cannot open a direct WebRTC connection to ${peer.peerId} (last step: ${stage}): ${(lastError as Error)?.message}`, { cause: lastError });

@@ -69,6 +69,8 @@ export interface Echoes {
    * stalled route to swap out (route-recovery.ts).
    */
   answers(peer: PeerAddress, timeoutMs: number): Promise<boolean>;
+  /** Opens the peer's echo stream ahead, if none is kept, so that its first echo is one round trip too. */
+  warm(peer: PeerAddress): void;
   /** Closes the kept streams. */
   close(): void;
 }
@@ -78,6 +80,8 @@ interface Kept {
   stream?: Stream;
   /** the echo in flight on this stream: echoes to one peer take turns */
   turn: Promise<unknown>;
+  /** an echo was written and its reply not yet read */
+  awaiting: boolean;
 }
 
 const ECHO = new Uint8Array(8);
@@ -88,8 +92,10 @@ const MAX_KEPT = 256;
  * Echoes over one kept PROBE stream per peer, so that an echo is one round trip of 8 bytes: a
  * new stream costs a data channel handshake and a protocol negotiation first, three round trips
  * through a busy tab, which often took longer than the 300 ms an echo is allowed (and blamed a
- * live stage). A stream whose echo came late is dropped (its late reply would answer the next
- * echo), and opened afresh by the next one; its opening is never cut short by an echo's timeout.
+ * live stage). A stream whose echo came late is dropped (a link that looks open and carries
+ * nothing must not hold every later echo), and opened afresh by the next one. A stream still
+ * opening is not: under load an opening took 0.5 to 1 s, longer than an echo is allowed, so one
+ * dropped for that would be opened afresh by every echo, and every echo would fail.
  */
 export function createEchoes(node: Libp2p): Echoes {
   const kept = new Map<string, Kept>();
@@ -100,6 +106,7 @@ export function createEchoes(node: Libp2p): Echoes {
   const open = (peer: PeerAddress): Kept => {
     const k: Kept = {
       turn: Promise.resolve(),
+      awaiting: false,
       lp: openDirectStream(node, peer, PROBE_PROTOCOL).then(({ stream }) => {
         k.stream = stream;
         if (kept.get(peer.peerId) !== k) stream.abort(new Error('echo stream dropped'));
@@ -117,8 +124,10 @@ export function createEchoes(node: Libp2p): Echoes {
   const echoOn = (k: Kept): Promise<true> => {
     const echo = k.turn.then(async () => {
       const lp = await k.lp;
+      k.awaiting = true;
       await lp.write(ECHO);
       await lp.read();
+      k.awaiting = false;
       return true as const;
     });
     k.turn = echo.catch(() => undefined);
@@ -139,8 +148,12 @@ export function createEchoes(node: Libp2p): Echoes {
       const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
       const answered = await Promise.race([echo.catch(() => false as const), late]);
       clearTimeout(timer);
-      if (!answered) drop(peer.peerId, kept.get(peer.peerId) ?? k);
+      const now = kept.get(peer.peerId) ?? k;
+      if (!answered && now.awaiting) drop(peer.peerId, now);
       return answered;
+    },
+    warm(peer) {
+      if (!kept.has(peer.peerId)) open(peer);
     },
     close() {
       for (const [peerId, k] of kept) drop(peerId, k);

@@ -20,7 +20,8 @@ import { median } from '../statistics.ts';
 import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
 import type { HiddenFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
-import { dialDirect, isDirectWebRTC, openDirectStream, peerAddress } from './node.ts';
+import { dialDirect, isDirectWebRTC, peerAddress } from './node.ts';
+import { openWithSpare } from './spare-streams.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { createSealQueue } from './seal-queue.ts';
 import type { SealQueue } from './seal-queue.ts';
@@ -196,7 +197,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
     // last stage need not dial the client in the middle of the first step.
     const to = <T>(hop: RouteHop, p: Promise<T>) => p.catch((err: unknown) => Promise.reject(broken(err, `cannot reach ${hop.peerId}`, requestId, hop.peerId)));
     const last = options.hops[options.hops.length - 1];
-    const [{ stream, connection: conn }] = await Promise.all([to(options.hops[0], openDirectStream(node, options.hops[0], STAGE_PROTOCOL)), to(last, dialDirect(node, last))]);
+    const [{ stream, connection: conn }] = await Promise.all([to(options.hops[0], openWithSpare(node, options.hops[0], STAGE_PROTOCOL)), to(last, dialDirect(node, last))]);
     const out = lpStream(stream, { maxDataLength: maxBytes });
     const session: Session = { out, seals: createSealQueue(deps.privateKey, (bytes) => out.write(bytes)), firstLinkDirect: isDirectWebRTC(conn) };
     sessions.set(requestId, session);

@@ -257,6 +257,29 @@ describe('a recovering route', () => {
     expect(track.recoveries.map((r) => r.swapped)).toEqual([['b'], ['a']]);
   });
 
+  it('survives more faults in one long request than one step may meet, each step answered in between', async () => {
+    const grid = fakeGrid();
+    // Every third step a's stream breaks, while every stage still answers: a new stream, a replay.
+    grid.onStep.hook = (peerId, steps) => {
+      if (peerId === 'a' && steps % 3 === 2) throw new RouteBrokenError('the stream to a closed');
+    };
+    const route = recovering(grid);
+    const track = route.track('r');
+    expect(await run(route, 'r', 30)).toEqual(await unbroken(30));
+    expect(track.recoveries.length).toBeGreaterThan(8);
+  });
+
+  it('fails a step that no route answers after a bounded number of tries', async () => {
+    const grid = fakeGrid();
+    grid.onStep.hook = (peerId, steps) => {
+      if (peerId === 'a' && steps >= 4) throw new RouteBrokenError('the stream to a closed');
+    };
+    const route = recovering(grid);
+    await expect(run(route, 'r', 10)).rejects.toThrow(RouteBrokenError);
+    // The first step failed, then 8 tries again, each on a new stage request: 9 in all.
+    expect(grid.stepsOnStage.get('a')).toBe(4 + 9);
+  });
+
   it('asks the coordinator, avoiding the failed stages, when no standby is left', async () => {
     const grid = fakeGrid();
     grid.faults.set('b', { atStep: 4, behaviour: { kind: 'fail', error: () => new RouteBrokenError('closed'), gone: true } });

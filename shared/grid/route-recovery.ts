@@ -85,8 +85,12 @@ export interface RecoveringRouteOptions {
   minDeadlineMs?: number;
   /** how long a stage has to answer an echo before it is blamed (default 300 ms: a live tab answers in a few) */
   probeTimeoutMs?: number;
-  /** route changes one request may take before its error is thrown (default 8) */
-  maxRecoveries?: number;
+  /**
+   * route failures one step may meet, in a row, before its error is thrown (default 8). Per step,
+   * not per request: a long generation on a churning grid may recover many times, each step
+   * answered in between, while a step that no route answers still fails in bounded time.
+   */
+  maxStepFailures?: number;
 }
 
 export interface RecoveringRouteDeps {
@@ -146,7 +150,7 @@ interface RequestState {
   swapNext?: string;
   /** consecutive slow steps per stage */
   slowSteps: Map<string, number>;
-  /** route failures so far, answered or not: a request fails after maxRecoveries of them */
+  /** route failures of the step in hand, answered or not: it fails after maxStepFailures of them */
   failures: number;
   /** the latest failure's name and message */
   lastFault?: string;
@@ -177,7 +181,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   const setupMs = Math.min(options.setupMs ?? 1_500, firstStepMs);
   const timing = createStepTiming({ stepTimeoutMs, firstStepMs, minDeadlineMs: options.minDeadlineMs ?? 400, setupMs });
   const probeTimeoutMs = options.probeTimeoutMs ?? 300;
-  const maxRecoveries = options.maxRecoveries ?? 8;
+  const maxStepFailures = options.maxStepFailures ?? 8;
   const now = deps.now ?? (() => performance.now());
   const requests = new Map<string, RequestState>();
   const tracks = new Map<string, RequestTrack>();
@@ -270,6 +274,11 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   /** The stage ids a step would replace: those that stopped answering, and the one an error names. */
   async function blame(on: Active, err: unknown): Promise<Set<string>> {
     const route = on.route;
+    const named = err instanceof StageFailedError ? (err.failure.lost ?? err.failure.peerId) : (err as { peerId?: string }).peerId;
+    // A failure that names its stage (a stream to it that broke, a stage that lost its link to
+    // it) is blamed on that stage at once: echoing the route first would add an echo's timeout
+    // to the recovery whenever the gone stage is still echoed.
+    if (named && route.hops.some((h) => h.peerId === named) && !(err instanceof StageTimeoutError)) return new Set([named]);
     // A step that went overdue had its stages echoed already, as its deadline neared (see send).
     const silent = await ((err as { silent?: Promise<RouteHop[]> }).silent ?? silentHops(route));
     for (const hop of silent) {
@@ -277,7 +286,6 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.keys().next().value!);
     }
     const blamed = new Set(silent.map((h) => h.peerId));
-    const named = err instanceof StageFailedError ? (err.failure.lost ?? err.failure.peerId) : (err as { peerId?: string }).peerId;
     if (named && route.hops.some((h) => h.peerId === named)) blamed.add(named);
     return blamed;
   }
@@ -310,7 +318,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       // can take seconds to echo). Any other must answer an echo now, given a first step's time
       // (its link may need dialling again): a tab that froze mid-generation, which the
       // coordinator still lists, is not tried, or every replay through it would stall.
-      // maxRecoveries bounds the retries.
+      // maxStepFailures bounds the retries.
       const alive = await Promise.all([...avoid].map(async (id) => suspects.get(id)?.cold || (known.has(id) && (await deps.answers(known.get(id)!, setupMs)))));
       const revived = [...avoid].filter((_, i) => alive[i]);
       if (revived.length === 0) throw new LayersUncoveredError((err as Error).message, { cause: err });
@@ -460,7 +468,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
         stepMs = ms;
         observe(state, attempt, step, ms, frame.dims[1]);
       } catch (err) {
-        if (!isRouteError(err) || ++state.failures > maxRecoveries) throw err;
+        if (!isRouteError(err) || ++state.failures > maxStepFailures) throw err;
         const at = now();
         const blamed = await blame(attempt.active, err);
         const stalled = err instanceof StageTimeoutError && (err as { pending?: Promise<RouteStep> }).pending;
@@ -494,6 +502,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       if (fault) {
         state.track.recoveries.push({ step: frame.step, reason: fault.reason, swapped: fault.swapped, cause: fault.cause, replayedRows: state.attempt.steps === 1 ? state.rowCount + frame.dims[1] : 0, replayStageMs: answer.hops.map((h) => h.stageMs), replayMs: stepMs, ms: now() - fault.at });
       }
+      state.failures = 0;
       state.rows.push(frame.data.slice());
       state.rowCount += frame.dims[1];
       return answerFor(frame, answer.frame);

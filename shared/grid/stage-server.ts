@@ -25,7 +25,8 @@ import { decodeFrame, frameRows } from '../protocol/frame.ts';
 import type { HiddenFrame } from '../protocol/frame.ts';
 import type { LayerRange } from '../runtime/stage.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
-import { isDirectWebRTC, openDirectStream } from './node.ts';
+import { isDirectWebRTC } from './node.ts';
+import { openWithSpare } from './spare-streams.ts';
 import { createSealQueue } from './seal-queue.ts';
 import { nextMessage } from './lp-stream.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
@@ -121,7 +122,10 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
   const stats: StageServerStats = { requestsServed: 0, tokensServed: 0, activeRequests: 0, recentDecodeMs: [] };
   /** how to end each open request at once when the stage stops (StageStoppedError upstream) */
   const running = new Set<() => Promise<void>>();
+  /** streams not yet opened by a request (spares an upstream peer keeps, spare-streams.ts): closed when the stage stops */
+  const idle = new Set<Stream>();
   let stopping = false;
+  const stoppedError = () => new StageStoppedError(`stage ${me} stopped serving layers ${options.layers.start}..${options.layers.end - 1}`);
 
   const refuse = (to: LengthPrefixedStream<Stream>, err: unknown, requestId?: string) => refuseTo(to, err, me, requestId);
 
@@ -145,8 +149,11 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     let next: string;
     /** where this stage hands its frames on: the next stage, or the client for the last */
     let to: { peer: PeerAddress; protocol: string };
+    idle.add(stream);
     try {
-      const first = decodeStageMessage((await upstream.read()).subarray());
+      const message = await upstream.read().finally(() => idle.delete(stream));
+      if (stopping) throw stoppedError();
+      const first = decodeStageMessage(message.subarray());
       if (first.kind !== 'open') throw new StageMessageError(`a stage stream must start with OPEN, got ${first.kind.toUpperCase()}`);
       open = first.open;
       const index = checkOpen(open);
@@ -166,7 +173,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
       return upstream.write(encodeFailure({ requestId: open.requestId, name: lost.name, message: lost.message, peerId: me, lost: next })).catch(() => undefined);
     };
     try {
-      const { stream: out, connection: conn } = await openDirectStream(node, to.peer, to.protocol);
+      const { stream: out, connection: conn } = await openWithSpare(node, to.peer, to.protocol);
       downstream = lpStream(out, { maxDataLength: maxBytes });
       direct = () => isDirectWebRTC(conn);
       await downstream.write(encodeOpen(open));
@@ -180,7 +187,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     // The error is let through before the stream goes (an abort would drop it unsent); frames
     // still arriving meanwhile are not computed (see `stopping` below).
     const ending = () =>
-      refuse(upstream, new StageStoppedError(`stage ${me} stopped serving layers ${options.layers.start}..${options.layers.end - 1}`), open.requestId)
+      refuse(upstream, stoppedError(), open.requestId)
         .then(() => stream.close({ signal: AbortSignal.timeout(STOP_CLOSE_MS) }))
         .catch((err: unknown) => stream.abort(err as Error));
     running.add(ending);
@@ -303,6 +310,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     async stop() {
       stopping = true;
       await node.unhandle(STAGE_PROTOCOL);
+      for (const spare of idle) spare.abort(stoppedError());
       await Promise.all([...running].map((end) => end().catch(() => undefined)));
     },
   };

@@ -4,7 +4,14 @@
  * pretest (scripts/ensure-chromium.mjs) makes sure this binary exists. Flags are the set
  * verified in ../shared/guide/ENVIRONMENT.md.
  */
+import { accessSync, constants } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
+import { InfermeshError } from '../../shared/errors.ts';
+
+/** No Chromium binary where the local grid looks for one. */
+export class ChromiumMissingError extends InfermeshError {
+  override name = 'ChromiumMissingError';
+}
 
 /** The Chromium binary: CHROMIUM_PATH, else Debian's package. */
 export const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -30,6 +37,11 @@ export interface LaunchChromiumOptions {
  * deletes it on close, so no cache, storage or IndexedDB leaks between tests.
  */
 export async function launchChromium(options: LaunchChromiumOptions = {}): Promise<Browser> {
+  try {
+    accessSync(chromiumPath, constants.X_OK);
+  } catch {
+    throw new ChromiumMissingError(`no Chromium at ${chromiumPath}: run \`node scripts/ensure-chromium.mjs\` (as root it installs Debian's chromium package), or set CHROMIUM_PATH to a Chromium binary`);
+  }
   return chromium.launch({
     executablePath: chromiumPath,
     headless: true,

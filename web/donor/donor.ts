@@ -9,11 +9,12 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { lpStream } from '@libp2p/utils';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import type { Stream } from '@libp2p/interface';
-import { createPeerNode, dialDirect, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
+import { createPeerNode, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
+import { keepSpare } from '../../shared/grid/spare-streams.ts';
 import { median } from '../../shared/statistics.ts';
 import type { PeerNode } from '../../shared/grid/node.ts';
 import { MAX_CONTROL_BYTES } from '../../shared/grid/protocol.ts';
-import { COORDINATOR_PROTOCOL, PIECES_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
+import { COORDINATOR_PROTOCOL, PIECES_PROTOCOL, STAGE_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
 import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared/grid/protocol.ts';
 import type { GridInfo } from '../../shared/grid/client.ts';
 import { probePeer, serveProbe } from '../../shared/grid/probe.ts';
@@ -111,6 +112,12 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   // The tab's identity signs its commitments: the validator checks them against the peer id.
   const privateKey = await generateKeyPair('Ed25519');
   const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey });
+  // A visitor who closes the tab says goodbye: its peer connections are closed as the page goes,
+  // so its peers' SCTP transports close at once (far-end-close.ts) and the routes through it
+  // recover now. Left to the browser, a closed page's peers heard nothing until a step's deadline.
+  globalThis.addEventListener?.('pagehide', () => {
+    for (const connection of node.getConnections()) connection.abort(new Error('the donor page closed'));
+  });
   const validator = peerIdFromString(multiaddr(info.relayAddrs[0]).getComponents().findLast((c) => c.name === 'p2p')!.value!);
   const journal = createStepJournal();
   const trust: TrustState = { committed: 0, challengedSteps: 0, proofBytes: 0, refused: 0 };
@@ -221,14 +228,15 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   }
 
   /**
-   * Keeps a direct link open to every stage serving the layers after this tab's: whichever of
-   * them a route (or a swap onto a standby) picks, the first frame does not wait for a WebRTC
-   * handshake. Only the upstream tab dials, so two tabs never dial each other at once.
+   * Keeps a direct link open to every stage serving the layers after this tab's, with a spare
+   * stage stream on it: whichever of them a route (or a swap onto a standby) picks, the first
+   * frame waits for neither a WebRTC handshake nor a stream's negotiation. Only the upstream tab
+   * dials, so two tabs never dial each other at once.
    */
   function warmNextHops(): void {
     const mine = state.status === 'serving' ? state.layers : undefined;
     if (!mine) return;
-    for (const peer of peers) if (peer.serving?.start === mine.end) void dialDirect(node, peer).catch(() => undefined);
+    for (const peer of peers) if (peer.serving?.start === mine.end) keepSpare(node, peer, STAGE_PROTOCOL);
   }
 
   function onMessage(message: FromCoordinator): void {
