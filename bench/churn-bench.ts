@@ -185,6 +185,10 @@ export async function churnBench(options: ChurnBenchOptions) {
     }
     // A failed generation's time counts against throughput with the tokens it gave.
     const tokensPerSecond = (runs: Run[]) => runs.reduce((a, r) => a + r.ids.length, 0) / (runs.reduce((a, r) => a + r.ms, 0) / 1000);
+    const spread = (runs: Run[]) => {
+      const rates = runs.map((r) => r.ids.length / (r.ms / 1000));
+      return { p10: percentile(rates, 10), p50: percentile(rates, 50), p90: percentile(rates, 90) };
+    };
     const recoveryMs = faulty.flatMap((r) => (r.recoveryMs === undefined ? [] : [r.recoveryMs]));
     const replays = faulty.flatMap((r) => r.recoveries.filter((x) => x.replayedRows > 0));
     return {
@@ -200,6 +204,8 @@ export async function churnBench(options: ChurnBenchOptions) {
       recoveryMs: { p50: percentile(recoveryMs, 50), p95: percentile(recoveryMs, 95), max: percentile(recoveryMs, 100) },
       throughputRatio: round(tokensPerSecond(faulty) / tokensPerSecond(unbroken), 3),
       tokensPerSecond: { faulty: round(tokensPerSecond(faulty)), unbroken: round(tokensPerSecond(unbroken)), unbrokenRuns: unbroken.length },
+      // the spread behind the ratio: each generation's own tokens/s, p10/p50/p90
+      tokensPerSecondPerGeneration: { faulty: spread(faulty), unbroken: spread(unbroken) },
       recoveries: faulty.reduce((a, r) => a + r.recoveries.length, 0),
       // the longest hold-up of the client's event loop per faulty generation (it delays the steps it times)
       clientStallMs: { p50: percentile(faulty.map((r) => r.clientStallMs), 50), max: percentile(faulty.map((r) => r.clientStallMs), 100) },

@@ -108,7 +108,7 @@ describe('pipelined generation over direct WebRTC', () => {
     }
   });
 
-  it('echoes a stage over one kept stream, and says no at once for a peer it cannot reach', async () => {
+  it('echoes a stage over one kept stream, opened ahead when warmed, and says no at once for a peer it cannot reach', async () => {
     const echoes = createEchoes(client);
     try {
       expect(await echoes.answers(hops[1], 5_000)).toBe(true);
@@ -117,6 +117,13 @@ describe('pipelined generation over direct WebRTC', () => {
       expect(probeStreams).toHaveLength(1);
       const gone = { peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString(), addrs: [] };
       expect(await echoes.answers(gone, 5_000)).toBe(false);
+      // Warmed ahead, a stage's first echo rides a stream that is already open.
+      const probesTo = (peerId: string) => client.getConnections().filter((c) => c.remotePeer.toString() === peerId).flatMap((c) => c.streams).filter((st) => st.protocol === PROBE_PROTOCOL && st.status === 'open');
+      echoes.warm(hops[2]);
+      await vi.waitUntil(() => probesTo(hops[2].peerId).length === 1, { timeout: 10_000, interval: 20 });
+      const [warmed] = probesTo(hops[2].peerId);
+      expect(await echoes.answers(hops[2], 5_000)).toBe(true);
+      expect(probesTo(hops[2].peerId)).toEqual([warmed]);
     } finally {
       echoes.close();
     }

@@ -137,6 +137,30 @@ describe('a recovering route', () => {
     expect(track.recoveries[0].swapped).toEqual(['b']);
   });
 
+  it('swaps the stage a broken stream names without waiting for the route\'s echoes', async () => {
+    const grid = fakeGrid();
+    grid.faults.set('b', { atStep: 2, behaviour: { kind: 'fail', error: () => new RouteBrokenError('the result stream from b was reset', { peerId: 'b' }) } });
+    let echoed = 0;
+    const route = createRecoveringRoute(
+      { minDeadlineMs: 60, setupMs: 200, firstStepMs: 200, probeTimeoutMs: 30 },
+      {
+        route: async () => ROUTE,
+        openLink: grid.openLink,
+        // Echoes that take their whole time (a gone stage still reachable for a while): never waited for here.
+        answers: async () => {
+          echoed += 1;
+          await new Promise((r) => setTimeout(r, 1_000));
+          return true;
+        },
+      },
+    );
+    const track = route.track('r');
+    expect(await run(route, 'r', 4)).toEqual(await unbroken(4));
+    expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'failed', swapped: ['b'] })]);
+    expect(echoed).toBe(0);
+    expect(track.recoveries[0].ms).toBeLessThan(500);
+  });
+
   it('notices a stage that stalls by the deadline measured from its round trips, and swaps it', async () => {
     const grid = fakeGrid();
     grid.faults.set('a', { atStep: 7, behaviour: { kind: 'stall', gone: true } });
