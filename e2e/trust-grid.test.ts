@@ -182,6 +182,11 @@ describe('an SDK client paying with its own vouchers', () => {
 
   it('pays the stages for its requests out of its escrow: exactly what its last voucher says', async () => {
     const contract = settlement.chain.contract;
+    // Work of the tests before judged after their batch (a gateway step that stalled on this
+    // loaded machine was hedged: one more stage request, committed and judged later) is paid out
+    // now, so the batch below holds only this client's work.
+    await server.validator.idle();
+    await settlement.settleNow();
     const info = (await (await fetch(new URL('api/info', server.url))).json()) as GridInfo;
     expect(info.settlement).toEqual({ chainId: settlement.chain.chainId, contract, pricePerLayerToken: settlement.chain.pricePerLayerToken, rpcUrl: settlement.chain.rpcUrl });
     await deposit(walletOn(settlement.chain, payer), { settlement: contract, amount: ESCROW });
@@ -218,8 +223,11 @@ describe('an SDK client paying with its own vouchers', () => {
     expect(batches.map((b) => b.state)).toEqual(['confirmed']);
     const receipts = settlement.ledger.receipts({ batchId: batches[0].id });
     const sdkRequests = new Set(paid.flatMap((p) => p.requestIds));
-    expect(receipts.every((r) => sdkRequests.has(r.requestId))).toBe(true);
-    for (const provider of providers) expect(receipts.filter((r) => r.provider === provider)).toHaveLength(2);
+    expect(receipts.filter((r) => !sdkRequests.has(r.requestId)).map((r) => ({ requestId: r.requestId, payer: settlement.ledger.payerOf(r.requestId) }))).toEqual([]);
+    // Every stage served both requests (a request whose step was hedged ran as two stage requests, both paid).
+    for (const provider of providers) {
+      for (const p of paid) expect(receipts.some((r) => r.provider === provider && p.requestIds.includes(r.requestId))).toBe(true);
+    }
     // The vouchers covered all the work: no receipt was cut short by the client's budget.
     const price = BigInt(settlement.chain.pricePerLayerToken);
     for (const r of receipts) expect(r.amount).toBe(price * BigInt(r.layers) * BigInt(r.tokens));
