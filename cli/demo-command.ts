@@ -17,6 +17,7 @@ import { hopReport, startDemoGrid, tabReport, timeGeneration } from '../signalin
 import { readPackageManifest } from '../worker/node/package-files.ts';
 import type { DemoGrid } from '../signaling-server/local-grid/demo-grid.ts';
 import type { GenerateOptions } from '../shared/runtime/pipeline.ts';
+import type { RouteHop } from '../shared/grid/protocol.ts';
 
 export interface DemoCommandOptions {
   tabs: number;
@@ -114,10 +115,9 @@ export async function demoCommand(options: DemoCommandOptions): Promise<void> {
  * tokens are out: the client swaps in that stage's standby and replays the request onto it.
  */
 async function churnRun(grid: DemoGrid, prompt: string, sampling: Partial<GenerateOptions>, unbroken: string, log: (line: string) => void) {
-  const hops = (await grid.client.route()).hops;
-  const victim = hops[Math.floor(hops.length / 2)];
   const at = Math.max(1, Math.floor((sampling.maxTokens ?? 2) / 2));
-  log(`churn: generating again; the tab serving layers ${victim.layers.start}..${victim.layers.end - 1} (${victim.peerId.slice(-8)}) closes after token ${at}`);
+  log(`churn: generating again; the tab serving the route's middle stage closes after token ${at}`);
+  let victim: RouteHop | undefined;
   let text = '';
   let tokens = 0;
   let closedAt: number | undefined;
@@ -128,8 +128,12 @@ async function churnRun(grid: DemoGrid, prompt: string, sampling: Partial<Genera
     tokens++;
     if (closedAt !== undefined && resumedMs === undefined) resumedMs = performance.now() - closedAt;
     if (tokens === at) {
-      const tab = (await Promise.all(grid.donors.tabs.map(async (t) => ({ t, peerId: ((await t.state()) as { peerId?: string } | null)?.peerId })))).find((x) => x.peerId === victim.peerId)?.t;
-      if (!tab) throw new UsageError(`no demo tab is peer ${victim.peerId}`);
+      // The route the request is on now: a stage that turned slow may have been swapped already.
+      const hops = (await grid.client.route()).hops;
+      const hit = (victim = hops[Math.floor(hops.length / 2)]);
+      log(`churn: closing the tab serving layers ${hit.layers.start}..${hit.layers.end - 1} (${hit.peerId.slice(-8)})`);
+      const tab = (await Promise.all(grid.donors.tabs.map(async (t) => ({ t, peerId: ((await t.state()) as { peerId?: string } | null)?.peerId })))).find((x) => x.peerId === hit.peerId)?.t;
+      if (!tab) throw new UsageError(`no demo tab is peer ${hit.peerId}`);
       await tab.page.close();
       closedAt = performance.now();
       // That visitor has gone: the report lists the tabs still open.
@@ -144,5 +148,5 @@ async function churnRun(grid: DemoGrid, prompt: string, sampling: Partial<Genera
   const identical = text === unbroken;
   log(`churn: ${tokens} tokens, the next token ${resumedMs === undefined ? 'never came' : `came ${resumedMs.toFixed(0)} ms`} after the tab closed; text ${identical ? 'identical to' : 'DIFFERENT from'} the unbroken run`);
   const route = (await grid.client.route()).hops.map((h) => ({ peerId: h.peerId, layers: h.layers }));
-  return { closedPeerId: victim.peerId, closedAfterToken: at, text, identical, recoveries, nextTokenAfterCloseMs: resumedMs === undefined ? null : round(resumedMs, 1), routeAfter: route };
+  return { closedPeerId: victim?.peerId ?? null, closedAfterToken: at, text, identical, recoveries, nextTokenAfterCloseMs: resumedMs === undefined ? null : round(resumedMs, 1), routeAfter: route };
 }
