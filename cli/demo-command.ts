@@ -17,7 +17,6 @@ import { hopReport, startDemoGrid, tabReport, timeGeneration } from '../signalin
 import { readPackageManifest } from '../worker/node/package-files.ts';
 import type { DemoGrid } from '../signaling-server/local-grid/demo-grid.ts';
 import type { GenerateOptions } from '../shared/runtime/pipeline.ts';
-import type { RouteHop } from '../shared/grid/protocol.ts';
 
 export interface DemoCommandOptions {
   tabs: number;
@@ -117,7 +116,7 @@ export async function demoCommand(options: DemoCommandOptions): Promise<void> {
 async function churnRun(grid: DemoGrid, prompt: string, sampling: Partial<GenerateOptions>, unbroken: string, log: (line: string) => void) {
   const at = Math.max(1, Math.floor((sampling.maxTokens ?? 2) / 2));
   log(`churn: generating again; the tab serving the route's middle stage closes after token ${at}`);
-  let victim: RouteHop | undefined;
+  let closedPeerId: string | null = null;
   let text = '';
   let tokens = 0;
   let closedAt: number | undefined;
@@ -130,7 +129,8 @@ async function churnRun(grid: DemoGrid, prompt: string, sampling: Partial<Genera
     if (tokens === at) {
       // The route the request is on now: a stage that turned slow may have been swapped already.
       const hops = (await grid.client.route()).hops;
-      const hit = (victim = hops[Math.floor(hops.length / 2)]);
+      const hit = hops[Math.floor(hops.length / 2)];
+      closedPeerId = hit.peerId;
       log(`churn: closing the tab serving layers ${hit.layers.start}..${hit.layers.end - 1} (${hit.peerId.slice(-8)})`);
       const tab = (await Promise.all(grid.donors.tabs.map(async (t) => ({ t, peerId: ((await t.state()) as { peerId?: string } | null)?.peerId })))).find((x) => x.peerId === hit.peerId)?.t;
       if (!tab) throw new UsageError(`no demo tab is peer ${hit.peerId}`);
@@ -148,5 +148,5 @@ async function churnRun(grid: DemoGrid, prompt: string, sampling: Partial<Genera
   const identical = text === unbroken;
   log(`churn: ${tokens} tokens, the next token ${resumedMs === undefined ? 'never came' : `came ${resumedMs.toFixed(0)} ms`} after the tab closed; text ${identical ? 'identical to' : 'DIFFERENT from'} the unbroken run`);
   const route = (await grid.client.route()).hops.map((h) => ({ peerId: h.peerId, layers: h.layers }));
-  return { closedPeerId: victim?.peerId ?? null, closedAfterToken: at, text, identical, recoveries, nextTokenAfterCloseMs: resumedMs === undefined ? null : round(resumedMs, 1), routeAfter: route };
+  return { closedPeerId, closedAfterToken: at, text, identical, recoveries, nextTokenAfterCloseMs: resumedMs === undefined ? null : round(resumedMs, 1), routeAfter: route };
 }

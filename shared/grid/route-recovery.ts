@@ -275,10 +275,11 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   async function blame(on: Active, err: unknown): Promise<Set<string>> {
     const route = on.route;
     const named = err instanceof StageFailedError ? (err.failure.lost ?? err.failure.peerId) : (err as { peerId?: string }).peerId;
+    const namedHop = route.hops.find((h) => h.peerId === named);
     // A failure that names its stage (a stream to it that broke, a stage that lost its link to
     // it) is blamed on that stage at once: echoing the route first would add an echo's timeout
     // to the recovery whenever the gone stage is still echoed.
-    if (named && route.hops.some((h) => h.peerId === named) && !(err instanceof StageTimeoutError)) return new Set([named]);
+    if (namedHop && !(err instanceof StageTimeoutError)) return new Set([namedHop.peerId]);
     // A step that went overdue had its stages echoed already, as its deadline neared (see send).
     const silent = await ((err as { silent?: Promise<RouteHop[]> }).silent ?? silentHops(route));
     for (const hop of silent) {
@@ -286,7 +287,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       if (suspects.size > MAX_SUSPECTS) suspects.delete(suspects.keys().next().value!);
     }
     const blamed = new Set(silent.map((h) => h.peerId));
-    if (named && route.hops.some((h) => h.peerId === named)) blamed.add(named);
+    if (namedHop) blamed.add(namedHop.peerId);
     return blamed;
   }
 

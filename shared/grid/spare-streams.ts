@@ -16,9 +16,14 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { isDirectWebRTC, openDirectStream } from './node.ts';
 import type { PeerAddress } from './protocol.ts';
 
+interface Opened {
+  stream: Stream;
+  connection: Connection;
+}
+
+/** A spare being opened (`ready` unset) or open. */
 interface Spare {
-  opening: Promise<void>;
-  ready?: { stream: Stream; connection: Connection };
+  ready?: Opened;
 }
 
 /** Spares kept per node, at most: the one kept longest is closed first. */
@@ -32,16 +37,18 @@ function sparesOf(node: Libp2p): Map<string, Spare> {
   return spares;
 }
 
-const usable = (s: { stream: Stream; connection: Connection }) => s.stream.status === 'open' && s.stream.writeStatus === 'writable' && isDirectWebRTC(s.connection);
+const keyOf = (peer: PeerAddress, protocol: string) => `${peer.peerId} ${protocol}`;
+const usable = (s: Opened) => s.stream.status === 'open' && s.stream.writeStatus === 'writable' && isDirectWebRTC(s.connection);
 
 /** Opens a spare stream to the peer for the protocol, unless one is kept or opening. */
 export function keepSpare(node: Libp2p, peer: PeerAddress, protocol: string): void {
   const spares = sparesOf(node);
-  const key = `${peer.peerId} ${protocol}`;
+  const key = keyOf(peer, protocol);
   const found = spares.get(key);
   if (found && (!found.ready || usable(found.ready))) return;
-  const spare: Spare = { opening: Promise.resolve() };
-  spare.opening = openDirectStream(node, peer, protocol).then(
+  const spare: Spare = {};
+  spares.set(key, spare);
+  void openDirectStream(node, peer, protocol).then(
     (opened) => {
       if (spares.get(key) === spare) spare.ready = opened;
       else opened.stream.abort(new Error('spare stream not needed'));
@@ -50,7 +57,6 @@ export function keepSpare(node: Libp2p, peer: PeerAddress, protocol: string): vo
       if (spares.get(key) === spare) spares.delete(key);
     },
   );
-  spares.set(key, spare);
   if (spares.size > MAX_SPARES) {
     const [oldest, o] = spares.entries().next().value!;
     spares.delete(oldest);
@@ -62,15 +68,15 @@ export function keepSpare(node: Libp2p, peer: PeerAddress, protocol: string): vo
  * A stream to the peer for the protocol: the spare when one is ready, else a new one; either
  * way another spare is opened for the next caller.
  */
-export async function openWithSpare(node: Libp2p, peer: PeerAddress, protocol: string): Promise<{ stream: Stream; connection: Connection }> {
+export async function openWithSpare(node: Libp2p, peer: PeerAddress, protocol: string): Promise<Opened> {
   const spares = sparesOf(node);
-  const key = `${peer.peerId} ${protocol}`;
-  const spare = spares.get(key);
-  if (spare?.ready) {
+  const key = keyOf(peer, protocol);
+  const spare = spares.get(key)?.ready;
+  if (spare) {
     spares.delete(key);
     keepSpare(node, peer, protocol);
-    if (usable(spare.ready)) return spare.ready;
-    spare.ready.stream.abort(new Error('spare stream went stale'));
+    if (usable(spare)) return spare;
+    spare.stream.abort(new Error('spare stream went stale'));
   }
   const opened = await openDirectStream(node, peer, protocol);
   keepSpare(node, peer, protocol);
