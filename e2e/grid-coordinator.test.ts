@@ -14,7 +14,10 @@ import { startRelay } from '../signaling-server/relay.ts';
 import type { RelayNode } from '../signaling-server/relay.ts';
 import { startCoordinator } from '../signaling-server/coordinator/coordinator.ts';
 import type { Coordinator } from '../signaling-server/coordinator/coordinator.ts';
-import { createPeerNode, webrtcAddrs } from '../shared/grid/node.ts';
+import { createPeerNode, dialDirect, webrtcAddrs } from '../shared/grid/node.ts';
+import { openCoordinatorSession } from '../shared/grid/coordinator-session.ts';
+import type { CoordinatorSession } from '../shared/grid/coordinator-session.ts';
+import type { LayerRange } from '../shared/runtime/stage.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { MAX_CONTROL_BYTES } from '../shared/grid/protocol.ts';
 import { COORDINATOR_PROTOCOL } from '../shared/grid/protocol-ids.ts';
@@ -93,6 +96,10 @@ describe('refusals that end the stream', () => {
     ['a payTo that is an object', { type: 'hello', role: 'donor', addrs: [], device, payTo: {} }, /^hello: payTo: Invalid input: expected string/],
     ['a device with a string for a number', { type: 'hello', role: 'donor', addrs: [], device: { ...device, msPerLayer: '1' } }, /^hello: device\.msPerLayer: Invalid input: expected number/],
     ['an address that is not a multiaddr', { type: 'hello', role: 'client', addrs: ['http://evil'] }, /^hello: addrs\.0: "http:\/\/evil" is not a multiaddr/],
+    ['a client hello naming layers', { type: 'hello', role: 'client', addrs: [], layers: { start: 0, end: 1 } }, 'hello: only a donor names the layers it serves'],
+    ['a donor hello claiming layers past the model', { type: 'hello', role: 'donor', addrs: [], device, layers: { start: 4, end: 6 } }, 'hello: layers 4..5 are not a range this grid assigns (layers 0..4, at most 2 per donor)'],
+    ['a donor hello claiming more layers than a donor may hold', { type: 'hello', role: 'donor', addrs: [], device, layers: { start: 0, end: 3 } }, 'hello: layers 0..2 are not a range this grid assigns (layers 0..4, at most 2 per donor)'],
+    ['a donor hello claiming a range backwards', { type: 'hello', role: 'donor', addrs: [], device, layers: { start: 2, end: 1 } }, 'hello: layers: must be a range: start < end'],
   ];
   it.each(cases)('%s is refused by name, then the stream is closed', async (_what, message, text) => {
     const s = await openSession();
@@ -187,5 +194,80 @@ describe('a donor session', () => {
     expect(await session.ended()).toBe(true);
     await expect.poll(() => peerOf(donor)).toBeUndefined();
     expect(coordinator.registry.coverage()).toEqual([0, 0, 0, 0, 0]);
+  });
+});
+
+describe('a donor whose session is lost joins again (shared/grid/coordinator-session.ts)', () => {
+  /** A donor's session as web/donor/donor.ts runs it: it names the range it serves when it joins again, and announces it serves whatever it is assigned. */
+  async function donorSession(node: PeerNode) {
+    const seen = { hellos: [] as ToCoordinator[], assigns: [] as LayerRange[], connection: [] as { connected: boolean; rejoins: number; lost?: string }[], ended: [] as Error[] };
+    let layers: LayerRange | undefined;
+    const session: CoordinatorSession = await openCoordinatorSession({ node, relayAddr: multiaddr(relay.getMultiaddrs()[0]) }, {
+      hello: () => {
+        const hello: ToCoordinator = { type: 'hello', role: 'donor', addrs: webrtcAddrs(node), device, ...(layers && { layers }) };
+        seen.hellos.push(hello);
+        return hello;
+      },
+      joined: () => undefined,
+      message: (m) => {
+        if (m.type !== 'assign') return;
+        seen.assigns.push((layers = m.layers));
+        void session.send({ type: 'have', packageId: manifest.id, pieces: piecesForLayers(manifest, m.layers) });
+        void session.send({ type: 'serving', packageId: manifest.id, layers: m.layers });
+      },
+      connection: (c) => seen.connection.push(c),
+      ended: (err) => seen.ended.push(err),
+    });
+    return { session, seen };
+  }
+  const cut = (node: PeerNode) => relay.getConnections(node.peerId).forEach((c) => c.abort(new Error('cut by the test')));
+
+  let rejoiner: PeerNode;
+  beforeAll(async () => {
+    rejoiner = await createPeerNode({ relayAddrs: relay.getMultiaddrs().map(String) });
+  });
+  afterAll(async () => rejoiner?.stop());
+
+  it('keeps the range it serves, is reachable over WebRTC again, and stops joining once stopped', async () => {
+    const { session, seen } = await donorSession(rejoiner);
+    await coordinator.waitFor(() => peerOf(rejoiner)?.serving !== undefined, 'the donor serving', 5_000);
+    const served = peerOf(rejoiner)!.serving!;
+
+    cut(rejoiner);
+    await expect.poll(() => seen.connection.at(-1), { timeout: 20_000 }).toEqual({ connected: true, rejoins: 1 });
+    expect(seen.connection[1]).toMatchObject({ connected: false, rejoins: 0, lost: expect.stringMatching(/Error/) });
+    expect(seen.hellos.at(-1)).toMatchObject({ layers: served });
+    // Served again from its hello on, and not moved (no new download, no reload).
+    await coordinator.waitFor(() => peerOf(rejoiner)?.serving?.start === served.start, 'the donor serving again', 5_000);
+    expect(seen.assigns).toEqual([served]);
+    // A new relay reservation: a peer that never met it dials it through the relay's signaling.
+    const dialled = await dialDirect(other, { peerId: rejoiner.peerId.toString(), addrs: webrtcAddrs(rejoiner) });
+    expect(dialled.status).toBe('open');
+    expect(seen.ended).toEqual([]);
+
+    session.stop();
+    cut(rejoiner);
+    await expect.poll(() => peerOf(rejoiner)).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(peerOf(rejoiner)).toBeUndefined();
+    expect(seen.connection.at(-1)).toEqual({ connected: true, rejoins: 1 });
+  });
+
+  it('a refusal ends the session for good, naming what the coordinator refused', async () => {
+    const ended: Error[] = [];
+    const session = await openCoordinatorSession({ node: rejoiner, relayAddr: multiaddr(relay.getMultiaddrs()[0]) }, {
+      // Another peer's addresses: refused by name, and joining again would be refused again.
+      hello: () => ({ type: 'hello', role: 'donor', addrs: webrtcAddrs(other), device }),
+      joined: () => undefined,
+      message: () => undefined,
+      connection: () => undefined,
+      ended: (err) => ended.push(err),
+    });
+    await expect.poll(() => ended.length, { timeout: 5_000 }).toBe(1);
+    expect(ended[0]).toMatchObject({ name: 'CoordinatorRefusedError', message: expect.stringMatching(/^the coordinator ended this tab's session: CoordinatorMessageError: hello: addrs\.0 must end in this peer's own/) });
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(ended).toHaveLength(1);
+    expect(peerOf(rejoiner)).toBeUndefined();
+    session.stop();
   });
 });

@@ -2,7 +2,8 @@
  * The grid end to end: the real server (relay, coordinator, HTTP), four real Chromium donor
  * tabs joined over WebRTC, stories260K split so no tab holds more than 2 of its 5 layers, and
  * the Node SDK generating through them. The tokens equal the local runner's; every tensor hop
- * is direct WebRTC; generation completes after the relay is stopped.
+ * is direct WebRTC; a tab whose server connection drops joins again without a reload;
+ * generation completes after the relay is stopped.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
@@ -13,6 +14,7 @@ import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 import { connect } from '../web/sdk/node.ts';
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { GridClient } from '../web/sdk/node.ts';
 
 const PROMPT = 'Once upon a time';
@@ -111,6 +113,25 @@ describe('a grid of four Chromium tabs', () => {
     expect(response.status).toBe(400);
     expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(/context/);
     expect((await generateText(client.generate(PROMPT, { maxTokens: 5, temperature: 0 }))).tokens).toBe(5);
+  });
+
+  it('a tab whose connection to the server drops joins again, keeps its layers without a reload, and serves on', async () => {
+    const tab = tabs.tabs[0];
+    const before = (await tab.state()) as { peerId: string; layers: { start: number; end: number }; tokensServed: number };
+    const peerId = peerIdFromString(before.peerId);
+    const served = server.coordinator.registry.peers.get(before.peerId)!.serving;
+    expect(served).toEqual(before.layers);
+    // What the relay's connection monitor once did to busy tabs: the tab's WebSocket, and with it its coordinator session, cut.
+    server.relay.getConnections(peerId).forEach((c) => c.abort(new Error('cut by the test')));
+    await expect.poll(async () => ((await tab.state()) as { coordinator?: unknown }).coordinator, { timeout: 20_000 }).toEqual({ connected: true, rejoins: 1 });
+    await server.coordinator.waitFor((r) => r.peers.get(before.peerId)?.serving?.start === served!.start, 'the tab serving again', 10_000).catch(async (e) => { console.log('DEBUG', JSON.stringify([...server.coordinator.registry.peers.values()].map((p) => [p.peerId.slice(-6), p.assignment, p.serving, p.have.size])), JSON.stringify(await tab.state()), await tab.donorErrors(), tab.errors); throw e; });
+    const after = (await tab.state()) as typeof before & { status: string };
+    expect(after).toMatchObject({ status: 'serving', layers: before.layers });
+    // A reload would start a new stage server, whose counts start from zero.
+    expect(after.tokensServed).toBeGreaterThanOrEqual(before.tokensServed);
+    expect(await tab.page.getByTestId('coordinator').textContent()).toBe('connected, rejoined 1×');
+    expect(await tab.donorErrors()).toEqual([]);
+    expect((await generateText(client.generate(PROMPT, { maxTokens: 20, temperature: 0 }))).tokens).toBe(20);
   });
 
   it('completes a generation after the relay is stopped once the route is set up', async () => {

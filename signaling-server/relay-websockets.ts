@@ -5,7 +5,13 @@
  * unhandled 'error' event that ends the process (ws issues #1777, #2055: "add a listener for
  * the 'error' event"; @libp2p/websockets 10.1.21, the latest, still lacks one). Here every
  * inbound WebSocket gets one before libp2p sees it: ws then closes that connection alone, and
- * libp2p sees it close. Used by relay.ts.
+ * libp2p sees it close.
+ *
+ * And one thing mended: libp2p resets a connection (an abort: a failed ping, a muxer error) with
+ * `close(1006)`, a code `ws` refuses to send (1006 means "closed without a close frame"), so it
+ * threw, the socket stayed open and the far end never heard: a tab kept a connection whose
+ * muxer was gone, and its next dial to the relay reused it and failed. Here 1006 drops the
+ * socket, which is what the code describes. Used by relay.ts.
  */
 import { webSockets } from '@libp2p/websockets';
 import type { WebSocketsInit } from '@libp2p/websockets';
@@ -19,7 +25,16 @@ export class RelayTransportError extends InfermeshError {
   override name = 'RelayTransportError';
 }
 
-type UpgradeCallback = (ws: { on(event: 'error', listener: (err: Error) => void): void }, req: IncomingMessage) => void;
+interface WebSocketLike {
+  on(event: 'error', listener: (err: Error) => void): void;
+  close(code?: number, reason?: string | Buffer): void;
+  terminate(): void;
+}
+
+type UpgradeCallback = (ws: WebSocketLike, req: IncomingMessage) => void;
+
+/** "Abnormal closure": reported when a socket drops without a close frame, never sent in one. */
+const ABNORMAL_CLOSURE = 1006;
 
 interface WebSocketServerLike {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void;
@@ -39,6 +54,8 @@ export function guardedWebSockets(init: WebSocketsInit = {}, onSocketError: (err
       server.handleUpgrade = (req, socket, head, callback) =>
         handleUpgrade(req, socket, head, (ws, request) => {
           ws.on('error', onSocketError);
+          const close = ws.close.bind(ws);
+          ws.close = (code, reason) => (code === ABNORMAL_CLOSURE ? ws.terminate() : close(code, reason));
           callback(ws, request);
         });
       return listener;

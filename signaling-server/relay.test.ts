@@ -1,6 +1,7 @@
 /**
  * The relay's WebSocket port faces anyone: a malformed WebSocket frame, or bytes that are not a
  * WebSocket at all, close that connection and nothing else; the relay goes on taking peers.
+ * A connection the relay aborts is closed at the far end too.
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,6 +52,25 @@ describe('the relay under malformed WebSocket traffic', () => {
     try {
       const connection = await peer.dial(multiaddr(relay.getMultiaddrs()[0]));
       expect(connection.remotePeer.equals(relay.peerId)).toBe(true);
+    } finally {
+      await peer.stop();
+    }
+  });
+});
+
+describe('a connection the relay aborts', () => {
+  it('is closed at the peer too, so its next dial makes a new one', async () => {
+    await new Promise((r) => setTimeout(r, 1_100));
+    const peer = await createLibp2p({ transports: [webSockets()], connectionEncrypters: [noise()], streamMuxers: [yamux()], connectionGater: { denyDialMultiaddr: () => false } });
+    try {
+      const first = await peer.dial(multiaddr(relay.getMultiaddrs()[0]));
+      await expect.poll(() => relay.getConnections(peer.peerId).length).toBe(1);
+      // What a failed ping does (libp2p's connection monitor): the muxer goes, and the socket must too.
+      relay.getConnections(peer.peerId).forEach((c) => c.abort(new Error('aborted by the test')));
+      await expect.poll(() => peer.getConnections(relay.peerId).length, { timeout: 5_000 }).toBe(0);
+      const second = await peer.dial(multiaddr(relay.getMultiaddrs()[0]));
+      expect(second.id).not.toBe(first.id);
+      expect(second.status).toBe('open');
     } finally {
       await peer.stop();
     }

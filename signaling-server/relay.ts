@@ -11,6 +11,7 @@ import { identify } from '@libp2p/identify';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
 import { guardedWebSockets } from './relay-websockets.ts';
+import { CONNECTION_MONITOR } from '../shared/grid/connection-monitor.ts';
 
 export interface RelayOptions {
   host: string;
@@ -36,5 +37,7 @@ export async function startRelay(options: RelayOptions): Promise<RelayNode> {
       relay: circuitRelayServer({ reservations: { maxReservations: 1024 } }),
     },
     connectionGater: { denyDialMultiaddr: () => false },
+    // A tab busy for seconds is not a tab gone (connection-monitor.ts).
+    connectionMonitor: CONNECTION_MONITOR,
   });
 }

@@ -49,6 +49,7 @@ const message = z.discriminatedUnion('type', [
     addrs: z.array(z.string().max(MAX_ADDR_CHARS)).max(MAX_ADDRS),
     device: device.optional(),
     payTo: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be an EVM address (0x and 40 hex digits)').optional(),
+    layers: layers.optional(),
   }),
   // Piece keys are checked against the package by the coordinator, which bounds their number.
   z.object({ type: z.literal('have'), packageId: id, pieces: z.array(z.string().max(MAX_ID_CHARS + 32)) }),

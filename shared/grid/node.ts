@@ -18,6 +18,7 @@ import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { InfermeshError } from '../errors.ts';
 import type { PeerAddress } from './protocol.ts';
 import { closeOnFarEndClose } from './far-end-close.ts';
+import { CONNECTION_MONITOR } from './connection-monitor.ts';
 
 /** A peer could not be reached over a direct (non-relayed) WebRTC connection. */
 export class DirectConnectionError extends InfermeshError {
@@ -46,11 +47,21 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
     connectionManager: { dialTimeout: 30_000, addressDialTimeout: 20_000 },
     // Peers on one machine or LAN dial each other at private addresses; the default gater refuses those.
     connectionGater: { denyDialMultiaddr: () => false },
+    // A peer busy for seconds is not a peer gone (connection-monitor.ts).
+    connectionMonitor: CONNECTION_MONITOR,
   });
   closeOnFarEndClose(node);
   await node.dial(options.relayAddrs.map((a) => multiaddr(a)));
-  await waitFor(() => webrtcAddrs(node).length > 0, 10_000, 'the relay did not give this node a /webrtc address');
+  await relayReservation(node);
   return node;
+}
+
+/**
+ * Resolves once the relay has given this node a /webrtc address: a reservation, which each new
+ * connection to the relay makes afresh (libp2p's circuit transport asks again on its own).
+ */
+export function relayReservation(node: Libp2p, timeoutMs = 10_000): Promise<void> {
+  return waitFor(() => webrtcAddrs(node).length > 0, timeoutMs, 'the relay did not give this node a /webrtc address');
 }
 
 /** This node's addresses others can dial over WebRTC (through the relay's signaling). */

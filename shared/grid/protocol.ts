@@ -46,7 +46,19 @@ export interface ServingStats {
 
 /** Messages a tab (or SDK client) sends to the coordinator. */
 export type ToCoordinator =
-  | { type: 'hello'; role: 'donor' | 'client'; addrs: string[]; device?: DeviceSummary; /** a donor's EVM address for earnings (and its sponsored stake) */ payTo?: string }
+  | {
+      type: 'hello';
+      role: 'donor' | 'client';
+      addrs: string[];
+      device?: DeviceSummary;
+      /** a donor's EVM address for earnings (and its sponsored stake) */
+      payTo?: string;
+      /**
+       * a donor that lost its session and joins again while serving: the range it serves, which
+       * it keeps (no new download, no reload) unless placement would move it anyway
+       */
+      layers?: LayerRange;
+    }
   | { type: 'have'; packageId: string; pieces: PieceKey[] }
   | { type: 'serving'; packageId: string; layers: LayerRange }
   | { type: 'rtt'; peers: Record<string, { rttMs: number; throughputMBps?: number }> }

@@ -30,6 +30,7 @@
 import { InfermeshError } from '../errors.ts';
 import type { HiddenFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
+import { sameRange } from '../runtime/stage.ts';
 import type { RouteHop } from './protocol.ts';
 import { ROUTE_ERRORS, StageTimeoutError } from './route-link.ts';
 import type { RouteLink, RouteStep } from './route-link.ts';
@@ -173,7 +174,7 @@ const REQUEST_FAULTS: ReadonlySet<string> = new Set(['FrameError', 'WrongRequest
 const isRouteError = (err: unknown) => ROUTE_ERRORS.includes((err as Error)?.name) && !(err instanceof StageFailedError && REQUEST_FAULTS.has(err.failure.name));
 /** A route as people read it in a recovery's cause: its stages' short ids in order. */
 const routeName = (hops: readonly RouteHop[]) => hops.map((h) => h.peerId.slice(-6)).join('→');
-const sameLayers = (a: RouteHop, b: RouteHop) => a.layers.start === b.layers.start && a.layers.end === b.layers.end;
+const sameLayers = (a: RouteHop, b: RouteHop) => sameRange(a.layers, b.layers);
 
 export function createRecoveringRoute(options: RecoveringRouteOptions, deps: RecoveringRouteDeps): RecoveringRoute {
   const stepTimeoutMs = options.stepTimeoutMs ?? 60_000;

@@ -27,6 +27,8 @@ export interface LayerRange {
   end: number;
 }
 
+export const sameRange = (a: LayerRange, b: LayerRange): boolean => a.start === b.start && a.end === b.end;
+
 export type EvictionReason = 'idle' | 'memory';
 
 interface RequestState {

@@ -20,6 +20,7 @@ import type { Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { InfermeshError } from '../../shared/errors.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
+import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { MAX_CONTROL_BYTES } from '../../shared/grid/protocol.ts';
 import { COORDINATOR_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
 import type { FromCoordinator, ModelOffer, ToCoordinator, VerdictNotice } from '../../shared/grid/protocol.ts';
@@ -142,7 +143,8 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
     if (message.type === 'hello') {
       if (message.role === 'donor' && !message.device) throw new CoordinatorMessageError('a donor hello needs its device summary');
       checkOwnAddrs(peerId, message.addrs);
-      const record = registry.join(peerId, message.role, message.addrs, message.device, now());
+      if (message.layers) checkClaim(message.role, message.layers);
+      const record = registry.join(peerId, message.role, message.addrs, message.device, now(), message.layers);
       deps.events?.peerSeen?.(record);
       send(peerId, { type: 'welcome', peerId, model: offer });
       // Who holds what, before any assignment: a newcomer's first download plan asks peers, not the web seed.
@@ -150,6 +152,8 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
       if (message.role === 'donor' && message.payTo) deps.events?.payTo?.(peerId, message.payTo as `0x${string}`);
       if (message.role === 'donor') place();
       broadcastPeers();
+      // A donor that joins again serves again.
+      if (message.layers) coverageChanged();
       return;
     }
     if (!peer) throw new CoordinatorMessageError(`say hello before '${message.type}'`);
@@ -182,6 +186,16 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
 
   function checkPackage(packageId: string): void {
     if (packageId !== manifest.id) throw new CoordinatorMessageError(`this grid serves package ${manifest.id}, not ${JSON.stringify(packageId.slice(0, 80))}`);
+  }
+
+  /** A rejoining donor's range must be one this grid could have assigned it. */
+  function checkClaim(role: PeerRecord['role'], layers: LayerRange): void {
+    const { nLayers } = manifest.config;
+    const most = options.maxLayersPerNode ?? nLayers;
+    if (role !== 'donor') throw new CoordinatorMessageError('hello: only a donor names the layers it serves');
+    if (layers.end > nLayers || layers.end - layers.start > most) {
+      throw new CoordinatorMessageError(`hello: layers ${layers.start}..${layers.end - 1} are not a range this grid assigns (layers 0..${nLayers - 1}, at most ${most} per donor)`);
+    }
   }
 
   /** Peers are introduced by these addresses: each must be a multiaddr that ends in the sender's own id. */

@@ -1,4 +1,4 @@
-/** The registry's side of a verdict: a banned stage leaves every route, and neither it nor its device may join again. */
+/** The registry: a banned stage leaves every route, and neither it nor its device may join again; a donor joining again keeps the range it serves. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../cli/open-checkpoint.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
@@ -43,5 +43,26 @@ describe('a banned stage', () => {
     expect(() => registry.join('fast', 'donor', [], device(0.5, 'device-c'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/this peer was caught serving wrong results.*step 3/) }));
     expect(() => registry.join('new-id', 'donor', [], device(0.5, 'device-a'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/this device was caught/) }));
     expect(registry.join('other', 'donor', [], device(0.5, 'device-d'), 1).peerId).toBe('other');
+  });
+});
+
+describe('a donor that joins again naming the range it serves', () => {
+  it('is served and routed at once, and the next placement leaves it there', () => {
+    const registry = twoServingDonors();
+    const range = registry.peers.get('slow')!.serving!;
+    registry.leave('slow');
+    registry.place();
+    registry.join('slow', 'donor', [], device(2, 'device-b'), 1, range);
+    expect(registry.peers.get('slow')).toMatchObject({ assignment: range, serving: range });
+    expect(registry.place()).toEqual([]);
+    registry.ban('fast', 'step 3 does not match the replay');
+    expect(registry.route().hops.map((h) => h.peerId)).toEqual(['slow']);
+  });
+
+  it('a banned one still may not', () => {
+    const registry = twoServingDonors();
+    const range = registry.peers.get('fast')!.serving!;
+    registry.ban('fast', 'step 3 does not match the replay');
+    expect(() => registry.join('fast', 'donor', [], device(0.5, 'device-a'), 1, range)).toThrow(expect.objectContaining({ name: 'BannedPeerError' }));
   });
 });

@@ -9,6 +9,7 @@ import { blockShards } from '../../shared/model/manifest.ts';
 import { rebalance } from '../../shared/placement/placement.ts';
 import { bestRoute } from '../../shared/placement/route.ts';
 import type { Assignment, ModelShape, NodeCapacity } from '../../shared/placement/types.ts';
+import { sameRange } from '../../shared/runtime/stage.ts';
 import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { piecesForLayers } from '../../shared/swarm/package-pieces.ts';
 import type { PieceKey } from '../../shared/swarm/piece-plan.ts';
@@ -101,10 +102,18 @@ export function createRegistry(options: RegistryOptions) {
   return {
     peers,
     shape,
-    join(peerId: string, role: PeerRecord['role'], addrs: string[], device: DeviceSummary | undefined, now: number): PeerRecord {
+    /**
+     * A peer says hello. A donor that lost its session and joins again names the range it serves
+     * (`claim`): it serves on as it did (its stage never stopped), so it is taken as its
+     * assignment and as served at once, and the next `place()` moves it only as it would move
+     * any serving donor. Its pieces follow in the 'have' it sends next.
+     */
+    join(peerId: string, role: PeerRecord['role'], addrs: string[], device: DeviceSummary | undefined, now: number, claim?: LayerRange): PeerRecord {
       const ban = banned.get(peerId) ?? (device && banned.get(`device:${device.signature}`));
       if (ban) throw new BannedPeerError(`this ${banned.has(peerId) ? 'peer' : 'device'} was caught serving wrong results and may not join: ${ban}`);
-      const record: PeerRecord = { peerId, role, addrs, device, have: new Set(), rtt: new Map(), joinedAt: now, ...(peers.get(peerId) && { have: peers.get(peerId)!.have }) };
+      const old = peers.get(peerId);
+      const record: PeerRecord = { peerId, role, addrs, device, have: old?.have ?? new Set(), rtt: new Map(), joinedAt: now };
+      if (role === 'donor' && claim) record.assignment = record.serving = claim;
       peers.set(peerId, record);
       return record;
     },
@@ -128,9 +137,9 @@ export function createRegistry(options: RegistryOptions) {
       const changed: Assignment[] = [];
       for (const a of assignments) {
         const p = peers.get(a.nodeId)!;
-        if (p.assignment?.start === a.layers.start && p.assignment?.end === a.layers.end) continue;
+        if (p.assignment && sameRange(p.assignment, a.layers)) continue;
         p.assignment = a.layers;
-        if (p.serving && (p.serving.start !== a.layers.start || p.serving.end !== a.layers.end)) p.serving = undefined;
+        if (p.serving && !sameRange(p.serving, a.layers)) p.serving = undefined;
         changed.push(a);
       }
       return changed;
@@ -140,7 +149,7 @@ export function createRegistry(options: RegistryOptions) {
       const p = peers.get(peerId);
       if (!p || p.role !== 'donor') throw new LayersNotHeldError(`peer ${peerId} is not a registered donor`);
       const a = p.assignment;
-      if (!a || a.start !== layers.start || a.end !== layers.end) {
+      if (!a || !sameRange(a, layers)) {
         throw new LayersNotHeldError(`announced layers ${layers.start}..${layers.end - 1} but was assigned ${a ? `${a.start}..${a.end - 1}` : 'none'}`);
       }
       const needed = piecesForLayers(manifest, layers);
@@ -178,7 +187,7 @@ export function createRegistry(options: RegistryOptions) {
       }
       const hop = (p: PeerRecord): RouteHop => ({ peerId: p.peerId, addrs: p.addrs, layers: p.serving! });
       const onRoute = new Set(route.hops.map((h) => h.peerId));
-      const standbys = serving.filter((p) => !onRoute.has(p.peerId) && route.hops.some((h) => h.layers.start === p.serving!.start && h.layers.end === p.serving!.end));
+      const standbys = serving.filter((p) => !onRoute.has(p.peerId) && route.hops.some((h) => sameRange(h.layers, p.serving!)));
       return { predictedMs: route.predictedMs, hops: route.hops.map((h) => hop(peers.get(h.peerId)!)), standbys: standbys.map(hop) };
     },
   };

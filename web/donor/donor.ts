@@ -6,15 +6,13 @@
  * Everything the visitor sees goes through `hooks` (web/donor/main.ts renders it).
  */
 import { multiaddr } from '@multiformats/multiaddr';
-import { lpStream } from '@libp2p/utils';
-import type { LengthPrefixedStream } from '@libp2p/utils';
-import type { Stream } from '@libp2p/interface';
 import { createPeerNode, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
 import { keepSpare } from '../../shared/grid/spare-streams.ts';
 import { median } from '../../shared/statistics.ts';
 import type { PeerNode } from '../../shared/grid/node.ts';
-import { MAX_CONTROL_BYTES } from '../../shared/grid/protocol.ts';
-import { COORDINATOR_PROTOCOL, PIECES_PROTOCOL, STAGE_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
+import { openCoordinatorSession } from '../../shared/grid/coordinator-session.ts';
+import type { CoordinatorSession } from '../../shared/grid/coordinator-session.ts';
+import { PIECES_PROTOCOL, STAGE_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
 import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared/grid/protocol.ts';
 import type { GridInfo } from '../../shared/grid/client.ts';
 import { probePeer, serveProbe } from '../../shared/grid/probe.ts';
@@ -31,6 +29,7 @@ import type { StageServer } from '../../shared/grid/stage-server.ts';
 import { MANIFEST_FILE, parseManifest } from '../../shared/model/manifest.ts';
 import { fetchPackageFiles } from '../../shared/model/package-fetch.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
+import { sameRange } from '../../shared/runtime/stage.ts';
 import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { assembleFiles, filesForLayers, piecesForLayers } from '../../shared/swarm/package-pieces.ts';
 import { servePieces } from '../../shared/swarm/piece-protocol.ts';
@@ -116,6 +115,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   // so its peers' SCTP transports close at once (far-end-close.ts) and the routes through it
   // recover now. Left to the browser, a closed page's peers heard nothing until a step's deadline.
   globalThis.addEventListener?.('pagehide', () => {
+    coordinator?.stop();
     for (const connection of node.getConnections()) connection.abort(new Error('the donor page closed'));
   });
   const validator = peerIdFromString(multiaddr(info.relayAddrs[0]).getComponents().findLast((c) => c.name === 'p2p')!.value!);
@@ -126,12 +126,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   await serveProbe(node);
 
   // Opened once the device is measured (below); nothing is sent before the hello there.
-  let coordinator: LengthPrefixedStream<Stream> | undefined;
-  let sending = Promise.resolve();
-  const send = (message: ToCoordinator) => {
-    sending = sending.then(() => coordinator!.write(new TextEncoder().encode(JSON.stringify(message)))).catch(fail);
-    return sending;
-  };
+  let coordinator: CoordinatorSession | undefined;
+  const send = (message: ToCoordinator) => coordinator?.send(message) ?? Promise.resolve();
 
   update({ status: 'benchmarking' });
   const engine = (deps.startEngine ?? startEngineWorker)();
@@ -154,6 +150,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   let fetcher: SwarmFetcher | null = null;
   let stage: StageServer | null = null;
   let assignment: AbortController | null = null;
+  /** the range being fetched, loaded or served: an assignment of it again changes nothing */
+  let assigned: LayerRange | undefined;
 
   const announceHave = async () => send({ type: 'have', packageId: manifest.id, pieces: [...(await store.keys(manifest.id))] });
 
@@ -241,6 +239,12 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
 
   function onMessage(message: FromCoordinator): void {
     if (message.type === 'assign') {
+      // The range this tab already has (assigned again when it rejoined while downloading it).
+      if (assigned && sameRange(assigned, message.layers)) {
+        if (state.status === 'serving') void announceHave().then(() => send({ type: 'serving', packageId: manifest.id, layers: message.layers }));
+        return;
+      }
+      assigned = message.layers;
       assignment?.abort();
       assignment = new AbortController();
       serveAssignment(message.layers, assignment.signal).catch((err) => {
@@ -262,21 +266,22 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     }
   }
 
-  // The coordinator stream rides the WebSocket connection to the relay. It is opened only now,
-  // with the device measured: the coordinator closes a stream that does not say hello at once.
-  const coordinatorStream = await node.dialProtocol(multiaddr(info.relayAddrs[0]), COORDINATOR_PROTOCOL);
-  const reader = (coordinator = lpStream(coordinatorStream, { maxDataLength: MAX_CONTROL_BYTES }));
-  void (async () => {
-    for (;;) onMessage(JSON.parse(new TextDecoder().decode((await reader.read()).subarray())) as FromCoordinator);
-  })().catch((err) => {
-    if (state.status !== 'error') fail(new Error(`lost the coordinator: ${(err as Error).message}`));
-  });
-
+  // The coordinator session rides the WebSocket connection to the relay, and is opened again
+  // when that drops (coordinator-session.ts). It is opened only now, with the device measured:
+  // the coordinator closes a stream that does not say hello at once.
   trust.payTo = options.payTo ?? payoutAccount();
   update({ trust: { ...trust } });
-  await send({ type: 'hello', role: 'donor', addrs: webrtcAddrs(node), device, payTo: trust.payTo });
-  await announceHave();
-
+  coordinator = await openCoordinatorSession({ node, relayAddr: multiaddr(info.relayAddrs[0]) }, {
+    hello: () => ({ type: 'hello', role: 'donor', addrs: webrtcAddrs(node), device, payTo: trust.payTo, ...(state.status === 'serving' && { layers: state.layers }) }),
+    joined: async () => {
+      // A new session's registry record knows no RTTs: measured again and sent.
+      probed.clear();
+      await announceHave();
+    },
+    message: onMessage,
+    connection: (c) => update({ coordinator: c }),
+    ended: fail,
+  });
   let lastTokens = 0;
   let lastAt = performance.now();
   // Probes that failed (a peer busy benchmarking, two dials crossing) are tried again.
@@ -343,6 +348,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
       clearInterval(statsTimer);
       clearInterval(probeTimer);
       clearInterval(warmTimer);
+      coordinator?.stop();
       assignment?.abort();
       await stage?.stop();
       engine.terminate();

@@ -29,6 +29,8 @@ export interface DonorState {
   tokensPerSecond: number;
   /** peers this tab is connected to */
   peers: number;
+  /** the session with the coordinator: open, or lost (why) and being opened again; how often it was */
+  coordinator?: { connected: boolean; rejoins: number; lost?: string };
   /** what the validator made of this tab's work (shared/grid/stage-attestor.ts) */
   trust?: TrustState;
 }
@@ -91,6 +93,7 @@ const SKELETON = `
     <dl>
       <dt>Peer id</dt><dd class="donor-mono" data-testid="peer-id"></dd>
       <dt>Connected peers</dt><dd data-testid="peers"></dd>
+      <dt>Coordinator</dt><dd><span data-testid="coordinator"></span> <span class="donor-muted" data-testid="coordinator-lost"></span></dd>
       <dt>Device</dt><dd data-testid="device"></dd>
       <dt>Execution provider</dt><dd data-testid="execution-provider"></dd>
       <dt>ms per layer</dt><dd data-testid="ms-per-layer"></dd>
@@ -183,6 +186,9 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('status-text', STATUS_TEXT[state.status]);
     set('peer-id', state.peerId);
     set('peers', state.peers);
+    const c = state.coordinator;
+    set('coordinator', c && (c.connected ? `connected${c.rejoins > 0 ? `, rejoined ${c.rejoins}×` : ''}` : 'lost, joining again'));
+    set('coordinator-lost', c?.connected === false ? c.lost : undefined);
     set('device', state.device?.label);
     set('execution-provider', state.device?.executionProvider);
     set('ms-per-layer', state.device?.msPerLayer.toFixed(2));
