@@ -7,13 +7,15 @@
  * the grid lost a donor that was alive (churn suite and `demo --churn`, 2 of 5 runs).
  * The grid notices a gone peer by faster, surer signals (a closed data channel or peer
  * connection, step deadlines from measured hop times, route echoes), so the monitor stays only
- * as the backstop for a connection that died without a word (a laptop asleep): unanswered for
- * CONNECTION_PING_TIMEOUT_MS.
+ * as the backstop for a connection that died without a word (a laptop asleep, a frozen tab):
+ * unanswered for CONNECTION_PING_TIMEOUT_MS. Long enough for a busy tab, short enough that the
+ * coordinator stops routing new requests to a frozen one within the minute; a live tab cut
+ * anyway joins again (coordinator-session.ts).
  */
 import type { ConnectionMonitorInit } from 'libp2p';
 
 export const CONNECTION_PING_INTERVAL_MS = 15_000;
-export const CONNECTION_PING_TIMEOUT_MS = 60_000;
+export const CONNECTION_PING_TIMEOUT_MS = 30_000;
 
 export const CONNECTION_MONITOR: ConnectionMonitorInit = {
   pingInterval: CONNECTION_PING_INTERVAL_MS,
