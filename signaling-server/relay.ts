@@ -11,7 +11,7 @@ import { identify } from '@libp2p/identify';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
 import { guardedWebSockets } from './relay-websockets.ts';
-import { CONNECTION_MONITOR } from '../shared/grid/connection-monitor.ts';
+import { RELAY_CONNECTION_MONITOR } from '../shared/grid/connection-monitor.ts';
 
 export interface RelayOptions {
   host: string;
@@ -38,6 +38,6 @@ export async function startRelay(options: RelayOptions): Promise<RelayNode> {
     },
     connectionGater: { denyDialMultiaddr: () => false },
     // A tab busy for seconds is not a tab gone (connection-monitor.ts).
-    connectionMonitor: CONNECTION_MONITOR,
+    connectionMonitor: RELAY_CONNECTION_MONITOR,
   });
 }

@@ -18,7 +18,6 @@ import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { InfermeshError } from '../errors.ts';
 import type { PeerAddress } from './protocol.ts';
 import { closeOnFarEndClose } from './far-end-close.ts';
-import { CONNECTION_MONITOR } from './connection-monitor.ts';
 
 /** A peer could not be reached over a direct (non-relayed) WebRTC connection. */
 export class DirectConnectionError extends InfermeshError {
@@ -47,8 +46,6 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
     connectionManager: { dialTimeout: 30_000, addressDialTimeout: 20_000 },
     // Peers on one machine or LAN dial each other at private addresses; the default gater refuses those.
     connectionGater: { denyDialMultiaddr: () => false },
-    // A peer busy for seconds is not a peer gone (connection-monitor.ts).
-    connectionMonitor: CONNECTION_MONITOR,
   });
   closeOnFarEndClose(node);
   await node.dial(options.relayAddrs.map((a) => multiaddr(a)));
