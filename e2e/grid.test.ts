@@ -124,7 +124,7 @@ describe('a grid of four Chromium tabs', () => {
     // What the relay's connection monitor once did to busy tabs: the tab's WebSocket, and with it its coordinator session, cut.
     server.relay.getConnections(peerId).forEach((c) => c.abort(new Error('cut by the test')));
     await expect.poll(async () => ((await tab.state()) as { coordinator?: unknown }).coordinator, { timeout: 20_000 }).toEqual({ connected: true, rejoins: 1 });
-    await server.coordinator.waitFor((r) => r.peers.get(before.peerId)?.serving?.start === served!.start, 'the tab serving again', 10_000).catch(async (e) => { console.log('DEBUG', JSON.stringify([...server.coordinator.registry.peers.values()].map((p) => [p.peerId.slice(-6), p.assignment, p.serving, p.have.size])), JSON.stringify(await tab.state()), await tab.donorErrors(), tab.errors); throw e; });
+    await server.coordinator.waitFor((r) => r.peers.get(before.peerId)?.serving?.start === served!.start, 'the tab serving again', 10_000);
     const after = (await tab.state()) as typeof before & { status: string };
     expect(after).toMatchObject({ status: 'serving', layers: before.layers });
     // A reload would start a new stage server, whose counts start from zero.

@@ -18,6 +18,7 @@ import { connectGrid, GridApiError, ROUTE_ERRORS } from '../shared/grid/client.t
 import type { GridClient, GridInfo, RequestObserver } from '../shared/grid/client.ts';
 import type { OrtModule } from '../shared/runtime/ort.ts';
 import type { ChatCompletionCreateParams, ChatCompletionsApi, CompletionCreateParams, CompletionsApi, OpenAIApi, RequestOptions } from '../shared/openai/types.ts';
+import { sameRange } from '../shared/runtime/stage.ts';
 import { DEFAULT_WEB_DIR } from './config.ts';
 import { startRelay } from './relay.ts';
 import type { RelayNode } from './relay.ts';
@@ -228,7 +229,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
           if (client && route.hops.length > 0) {
             // A standby for the first hop may become the client's first stage mid-request.
             const first = route.hops[0].layers;
-            for (const hop of [route.hops[0], ...route.standbys.filter((s) => s.layers.start === first.start && s.layers.end === first.end)]) grants.grant(client, hop.peerId);
+            for (const hop of [route.hops[0], ...route.standbys.filter((s) => sameRange(s.layers, first))]) grants.grant(client, hop.peerId);
           }
           return jsonResponse(route);
         } catch (err) {

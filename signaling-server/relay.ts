@@ -11,7 +11,7 @@ import { identify } from '@libp2p/identify';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
 import { guardedWebSockets } from './relay-websockets.ts';
-import { RELAY_CONNECTION_MONITOR } from '../shared/grid/connection-monitor.ts';
+import type { ConnectionMonitorInit } from 'libp2p';
 
 export interface RelayOptions {
   host: string;
@@ -22,6 +22,26 @@ export interface RelayOptions {
 }
 
 export type RelayNode = Libp2p;
+
+/**
+ * How the relay watches its peers' WebSocket connections. libp2p's connection monitor
+ * pings each connection every 10 s and, by default, aborts one whose ping takes longer than an
+ * adaptive timeout that can be as short as 5 s. A donor tab's main thread stalls longer than
+ * that on a loaded machine (tabs compiling WASM, loading weights, computing), and the relay then
+ * cut the tab's WebSocket: its coordinator session was reset and the grid lost a donor that was
+ * alive (churn suite and `demo --churn`, 2 of 5 runs). So on the relay the monitor is only the
+ * backstop for a tab that died without a word (a laptop asleep, a frozen tab): unanswered for
+ * 30 s. Long enough for a busy tab, short enough that the coordinator
+ * stops routing new requests to a frozen one within the minute; a live tab cut anyway joins
+ * again (shared/grid/coordinator-session.ts).
+ *
+ * Peers keep libp2p's default between themselves: a WebRTC link that stalls for seconds has
+ * already failed its route's step deadline, and the ping clears links whose far end went silent.
+ */
+const RELAY_CONNECTION_MONITOR: ConnectionMonitorInit = {
+  pingInterval: 15_000,
+  pingTimeout: { minTimeout: 30_000, maxTimeout: 30_000 },
+};
 
 export async function startRelay(options: RelayOptions): Promise<RelayNode> {
   return createLibp2p({
@@ -37,7 +57,7 @@ export async function startRelay(options: RelayOptions): Promise<RelayNode> {
       relay: circuitRelayServer({ reservations: { maxReservations: 1024 } }),
     },
     connectionGater: { denyDialMultiaddr: () => false },
-    // A tab busy for seconds is not a tab gone (connection-monitor.ts).
+    // A tab busy for seconds is not a tab gone (RELAY_CONNECTION_MONITOR).
     connectionMonitor: RELAY_CONNECTION_MONITOR,
   });
 }

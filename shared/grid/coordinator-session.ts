@@ -4,9 +4,9 @@
  * server restart, a proxy's idle cut, a link that sagged past the relay's ping), and a tab that
  * just stopped would leave the grid one donor short for good. So a lost session is opened again
  * with backoff: the relay is dialled anew (which makes a new relay reservation, so the tab stays
- * dialable), the hello names the range the tab already fetches or serves, and the coordinator
- * lets it keep that range (registry.ts), so nothing is downloaded or loaded twice and its stage,
- * whose peer links never crossed the relay, serves on throughout.
+ * dialable), the hello names the range the tab serves, and the coordinator takes it back as
+ * served (registry.ts), so nothing is downloaded or loaded twice and its stage, whose peer links
+ * never crossed the relay, serves on throughout.
  *
  * A session the coordinator ends on purpose (an ERROR, then the stream closed while the
  * connection stays up) is a refusal: joining again would be refused again, so the tab stops
@@ -29,8 +29,8 @@ export class CoordinatorRefusedError extends InfermeshError {
 }
 
 /** First wait before joining again; doubled per failed try, up to REJOIN_MAX_MS, with jitter. */
-export const REJOIN_FIRST_MS = 250;
-export const REJOIN_MAX_MS = 15_000;
+const REJOIN_FIRST_MS = 250;
+const REJOIN_MAX_MS = 15_000;
 /** Refusals a new session may not get: its hello may be in time. */
 const RETRIED_REFUSALS: ReadonlySet<string> = new Set(['HelloTimeoutError']);
 /** One try at joining (dial the relay, get a reservation, open the stream) gives up after this. */
@@ -42,14 +42,14 @@ export interface CoordinatorSessionOptions {
 }
 
 export interface CoordinatorSessionHooks {
-  /** the hello that opens each session: the first, and each after a loss (with the range held then) */
+  /** the hello that opens each session: the first, and each after a loss (with the range served then) */
   hello(): ToCoordinator;
   /** says what every new session must hear after the hello (the pieces held) */
   joined(): Promise<void> | void;
   message(message: FromCoordinator): void;
   /** the session was lost (`lost` names why) and is being opened again, or it is open again (`lost` undefined) */
   connection(state: { connected: boolean; rejoins: number; lost?: string }): void;
-  /** the coordinator refused this tab (CoordinatorRefusedError), or the first join failed */
+  /** the coordinator refused this tab (CoordinatorRefusedError); no session is opened again */
   ended(err: Error): void;
 }
 

@@ -13,6 +13,7 @@
  */
 import { UsageError } from '../errors.ts';
 import { throughputOf } from './types.ts';
+import { sameRange } from '../runtime/stage.ts';
 import type { LayerRange } from '../runtime/stage.ts';
 import type { Assignment, ModelShape, NodeCapacity } from './types.ts';
 
@@ -233,7 +234,7 @@ export function rebalance(
     const layers = placeWindow(shape, nodes, without, s);
     const reachableBefore = new Set(routable(n, assignments));
     const forced = !reachableBefore.has(mine) || mine.layers.end - mine.layers.start > s;
-    if (!forced && layers.start === mine.layers.start && layers.end === mine.layers.end) continue;
+    if (!forced && sameRange(layers, mine.layers)) continue;
     const candidate = [...without, { nodeId: node.id, layers }];
     if (!forced) {
       const reachableAfter = new Set(routable(n, candidate));

@@ -239,11 +239,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
 
   function onMessage(message: FromCoordinator): void {
     if (message.type === 'assign') {
-      // The range this tab already has (assigned again when it rejoined while downloading it).
-      if (assigned && sameRange(assigned, message.layers)) {
-        if (state.status === 'serving') void announceHave().then(() => send({ type: 'serving', packageId: manifest.id, layers: message.layers }));
-        return;
-      }
+      // The range this tab already fetches (assigned again when it rejoined while downloading it).
+      if (assigned && sameRange(assigned, message.layers)) return;
       assigned = message.layers;
       assignment?.abort();
       assignment = new AbortController();
