@@ -379,6 +379,29 @@ describe('a recovering route', () => {
     expect(track.recoveries).toHaveLength(1);
   });
 
+  it('waits for the only stage of some layers as long as a route\'s first step may take, when it was only busy', async () => {
+    const grid = fakeGrid();
+    // b stalls one step and its echoes take 250 ms (a loaded machine): longer than a first step's
+    // setup time, shorter than a cold route's first step.
+    grid.faults.set('b', { atStep: 6, behaviour: { kind: 'stall', steps: 1 } });
+    const answers = (h: RouteHop, timeoutMs: number) =>
+      new Promise<boolean>((resolve) => (h.peerId === 'b' ? setTimeout(() => resolve(timeoutMs >= 250), Math.min(250, timeoutMs)) : resolve(true)));
+    const route = createRecoveringRoute({ minDeadlineMs: 60, setupMs: 100, firstStepMs: 400, probeTimeoutMs: 30 }, {
+      route: async (avoid) => {
+        if (avoid.includes('b')) throw new GridApiError('layers 2..3 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
+        return { hops: ROUTE.hops, standbys: [] };
+      },
+      openLink: grid.openLink,
+      answers,
+    });
+    const track = route.track('r');
+    expect(await run(route, 'r', 9)).toEqual(await unbroken(9));
+    expect(track.recoveries).toEqual([expect.objectContaining({ step: 6, reason: 'stalled', swapped: ['b'] })]);
+    // The request went on as a new stage request, replayed on the same stages.
+    expect(track.stageRequestIds).toHaveLength(2);
+    expect(track.recoveries[0].stageRequestId).toBe(track.stageRequestIds[1]);
+  });
+
   it('passes a refusal of the request itself on instead of swapping stages for it', async () => {
     const grid = fakeGrid();
     grid.faults.set('a', { atStep: 1, behaviour: { kind: 'fail', error: () => new StageFailedError({ name: 'FrameError', message: 'positions exceed the context', peerId: 'a' }) } });

@@ -64,6 +64,8 @@ export interface Recovery {
   replayMs: number;
   /** from noticing the fault to the step's answer on the new route */
   ms: number;
+  /** the stage request the step was answered on: the one its stages replayed and commit to */
+  stageRequestId: string;
 }
 
 /** What a caller learns of one request: filled in as it runs. */
@@ -317,11 +319,13 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
       // that dropped, a dial that timed out): with no other stage for its layers, it is tried
       // again rather than failing the request for want of it. One that went silent on a cold
       // route is tried as it is (a busy machine's cold tabs, or a client still dialling them,
-      // can take seconds to echo). Any other must answer an echo now, given a first step's time
-      // (its link may need dialling again): a tab that froze mid-generation, which the
-      // coordinator still lists, is not tried, or every replay through it would stall.
+      // can take seconds to echo). Any other must answer an echo now, given as long as a cold
+      // route's first step (its link may need dialling again, and a tab on a loaded machine was
+      // seen silent for 2 s): a tab that froze mid-generation, which the coordinator still lists,
+      // is not tried, or every replay through it would stall; the request then fails within
+      // seconds. A tab that left is no longer listed, so the request fails at once.
       // maxStepFailures bounds the retries.
-      const alive = await Promise.all([...avoid].map(async (id) => suspects.get(id)?.cold || (known.has(id) && (await deps.answers(known.get(id)!, setupMs)))));
+      const alive = await Promise.all([...avoid].map(async (id) => suspects.get(id)?.cold || (known.has(id) && (await deps.answers(known.get(id)!, firstStepMs)))));
       const revived = [...avoid].filter((_, i) => alive[i]);
       if (revived.length === 0) throw new LayersUncoveredError((err as Error).message, { cause: err });
       for (const id of revived) {
@@ -502,7 +506,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
         }
       }
       if (fault) {
-        state.track.recoveries.push({ step: frame.step, reason: fault.reason, swapped: fault.swapped, cause: fault.cause, replayedRows: state.attempt.steps === 1 ? state.rowCount + frame.dims[1] : 0, replayStageMs: answer.hops.map((h) => h.stageMs), replayMs: stepMs, ms: now() - fault.at });
+        state.track.recoveries.push({ step: frame.step, reason: fault.reason, swapped: fault.swapped, cause: fault.cause, replayedRows: state.attempt.steps === 1 ? state.rowCount + frame.dims[1] : 0, replayStageMs: answer.hops.map((h) => h.stageMs), replayMs: stepMs, ms: now() - fault.at, stageRequestId: state.attempt.stageRequestId });
       }
       state.failures = 0;
       state.rows.push(frame.data.slice());

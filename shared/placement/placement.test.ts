@@ -210,6 +210,26 @@ describe('placement leaves a route: windows start only at tiling boundaries', ()
     expect(assignments.find((a) => a.nodeId === 'n8')!.layers).toEqual({ start: 4, end: 5 });
   });
 
+  it('closes the gap a serving node left with a spare replica, never with the last one of another range', () => {
+    // x (0..2) left: w, the only node serving 2..4, and y and z, both serving 4..5, are stranded.
+    // Moving w to 0..2 would only move the gap to 2..4 (and x may be back at once, its range in hand).
+    const nodes = ['w', 'y', 'z'].map((id) => node(id, 2));
+    const current: Assignment[] = [
+      { nodeId: 'w', layers: { start: 2, end: 4 } },
+      { nodeId: 'y', layers: { start: 4, end: 5 } },
+      { nodeId: 'z', layers: { start: 4, end: 5 } },
+    ];
+    const serving = new Set(['w', 'y', 'z']);
+    const { assignments, moved } = rebalance(five, nodes, current, { serving });
+    expect(moved).toEqual(['y']);
+    expect(assignments.map((a) => [a.nodeId, a.layers.start, a.layers.end])).toEqual([['w', 2, 4], ['z', 4, 5], ['y', 0, 2]]);
+    // With no spare replica anywhere, the serving nodes keep their ranges and the gap waits for a node.
+    const sole = rebalance(five, nodes.slice(0, 2), current.slice(0, 2), { serving });
+    expect(sole.moved).toEqual([]);
+    // Not serving yet (still downloading), w moves as before (nothing goes dark), and y, a spare, fills 2..4.
+    expect(rebalance(five, nodes, current, { serving: new Set(['y', 'z']) }).assignments.map((a) => [a.nodeId, a.layers.start])).toEqual([['z', 4], ['w', 0], ['y', 2]]);
+  });
+
   it('closes a gap wider than any one node a node at a time, and a route exists again', () => {
     // 2..6 lost its nodes; two of the three spare replicas of 0..2 move into it, two layers each.
     const six: ModelShape = { nLayers: 6, bytesPerLayer: 100 * MiB };

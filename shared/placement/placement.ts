@@ -202,8 +202,9 @@ function servedWithout(mine: Assignment, assignments: Assignment[], serving: Rea
  * After nodes join or leave: nodes that left lose their ranges, new nodes are placed where the
  * swarm is weakest, and then each existing node in turn moves if moving raises the swarm's
  * weakest layer (see `improves`) without stranding another node's range. A node must move when
- * its range is stranded (a node before it left) or larger than it may now hold. A serving node
- * moves only when others serve its layers meanwhile (options.serving). Stable nodes otherwise keep their ranges, so their downloaded weights stay useful — unless that leaves no
+ * its range is larger than it may now hold, or stranded (a node before it left), except a serving
+ * node whose layers no other serving node keeps. A serving node moves only when others serve its
+ * layers meanwhile (options.serving). Stable nodes otherwise keep their ranges, so their downloaded weights stay useful — unless that leaves no
  * route although the nodes' capacity covers the model: then a route beats the downloads, and
  * the grid is placed afresh.
  */
@@ -233,9 +234,15 @@ export function rebalance(
     const without = assignments.filter((a) => a !== mine);
     const layers = placeWindow(shape, nodes, without, s);
     const reachableBefore = new Set(routable(n, assignments));
-    const forced = !reachableBefore.has(mine) || mine.layers.end - mine.layers.start > s;
-    if (!forced && sameRange(layers, mine.layers)) continue;
     const candidate = [...without, { nodeId: node.id, layers }];
+    const tooLarge = mine.layers.end - mine.layers.start > s;
+    const stranded = !reachableBefore.has(mine);
+    // A stranded node moves to close the gap before it, but a serving one only while others
+    // serve its layers: the node that left may be back in a moment (a tab whose connection to
+    // the server dropped joins again with its range), and moving the last replica of a range to
+    // fill the gap only moves the gap.
+    const forced = tooLarge || (stranded && !(options.serving?.has(node.id) && !servedWithout(mine, candidate, options.serving, moved)));
+    if (!forced && sameRange(layers, mine.layers)) continue;
     if (!forced) {
       const reachableAfter = new Set(routable(n, candidate));
       const strands = [...reachableBefore].some((a) => a !== mine && !reachableAfter.has(a));
