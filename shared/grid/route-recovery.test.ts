@@ -93,6 +93,18 @@ function recovering(grid: ReturnType<typeof fakeGrid>, coordinator: (avoid: stri
   );
 }
 
+/** A recovering route on ROUTE without standbys, whose coordinator has no other stage for b's layers (2..3). */
+function onlyBServes23(grid: ReturnType<typeof fakeGrid>, answers: (h: RouteHop, timeoutMs: number) => Promise<boolean>, times = { setupMs: 200, firstStepMs: 200 }) {
+  return createRecoveringRoute({ minDeadlineMs: 60, probeTimeoutMs: 30, ...times }, {
+    route: async (avoid) => {
+      if (avoid.includes('b')) throw new GridApiError('layers 2..3 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
+      return { hops: ROUTE.hops, standbys: [] };
+    },
+    openLink: grid.openLink,
+    answers,
+  });
+}
+
 /** Runs a prompt of 3 rows then `decode` single-row steps; returns every answer's rows. */
 async function run(route: ReturnType<typeof recovering>, requestId: string, decode: number): Promise<number[][]> {
   const answers: number[][] = [];
@@ -366,14 +378,7 @@ describe('a recovering route', () => {
     let busy = true;
     const answers = async (h: RouteHop) => !(h.peerId === 'b' && busy && !(busy = false));
     grid.faults.set('b', { atStep: 4, behaviour: { kind: 'fail', error: () => new RouteBrokenError('the stream broke') } });
-    const route = createRecoveringRoute({ minDeadlineMs: 60, setupMs: 200, firstStepMs: 200, probeTimeoutMs: 30 }, {
-      route: async (avoid) => {
-        if (avoid.includes('b')) throw new GridApiError('layers 2..3 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
-        return { hops: ROUTE.hops, standbys: [] };
-      },
-      openLink: grid.openLink,
-      answers,
-    });
+    const route = onlyBServes23(grid, answers);
     const track = route.track('r');
     expect(await run(route, 'r', 6)).toEqual(await unbroken(6));
     expect(track.recoveries).toHaveLength(1);
@@ -386,14 +391,7 @@ describe('a recovering route', () => {
     grid.faults.set('b', { atStep: 6, behaviour: { kind: 'stall', steps: 1 } });
     const answers = (h: RouteHop, timeoutMs: number) =>
       new Promise<boolean>((resolve) => (h.peerId === 'b' ? setTimeout(() => resolve(timeoutMs >= 250), Math.min(250, timeoutMs)) : resolve(true)));
-    const route = createRecoveringRoute({ minDeadlineMs: 60, setupMs: 100, firstStepMs: 400, probeTimeoutMs: 30 }, {
-      route: async (avoid) => {
-        if (avoid.includes('b')) throw new GridApiError('layers 2..3 of 0..3 are served by no stage once 1 failed stage(s) are left out', { status: 503, code: 'no_route' });
-        return { hops: ROUTE.hops, standbys: [] };
-      },
-      openLink: grid.openLink,
-      answers,
-    });
+    const route = onlyBServes23(grid, answers, { setupMs: 100, firstStepMs: 400 });
     const track = route.track('r');
     expect(await run(route, 'r', 9)).toEqual(await unbroken(9));
     expect(track.recoveries).toEqual([expect.objectContaining({ step: 6, reason: 'stalled', swapped: ['b'] })]);
