@@ -15,6 +15,8 @@ import type { EngineEvent, ExecutionProvider, LoadReport, LoadRequest, MemoryRep
 import { composedIo, composeStageGraph } from '../shared/model/compose.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
 import { encodeModel } from '../shared/model/onnx/schema.ts';
+import type { Model } from '../shared/model/onnx/schema.ts';
+import { dequantizeLinears } from '../shared/model/dequantize-linears.ts';
 import { createStage, DEFAULT_STAGE_LIMITS } from '../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
 import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
@@ -53,9 +55,12 @@ interface Loaded {
   request: LoadRequest;
   config: ModelConfig;
   layers: LayerRange;
-  model: Uint8Array;
+  /** the stitched stage graph, as the package stores it (encoded per provider by `open`) */
+  graph: Model;
   externalData: { path: string; data: Uint8Array }[];
   weightBytes: number;
+  /** bytes the weights take where the provider computes (more than weightBytes when unpacked for it) */
+  runtimeWeightBytes: number;
   provider: ExecutionProvider;
   stage: Stage;
   device?: GPUDevice;
@@ -67,6 +72,8 @@ export interface ExposedShardEngine extends ShardEngine {
   handshake(options?: HandshakeOptions): Promise<DeviceHandshake>;
 }
 
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
 export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   const { ort } = deps;
   let loaded: Loaded | null = null;
@@ -75,7 +82,16 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   let sweepTimer: ReturnType<typeof setInterval> | null = null;
   const events: EngineEvent[] = [];
 
-  async function open(provider: ExecutionProvider, l: Pick<Loaded, 'config' | 'model' | 'externalData' | 'layers'>): Promise<{ session: OrtSession; kv: KvStoreFactory; device?: GPUDevice }> {
+  type Opening = Pick<Loaded, 'config' | 'graph' | 'externalData' | 'layers'>;
+  interface Opened {
+    session: OrtSession;
+    kv: KvStoreFactory;
+    device?: GPUDevice;
+    /** extra bytes the weights took on this provider, and why */
+    unpacked?: { bytes: number; note: string };
+  }
+
+  async function open(provider: ExecutionProvider, l: Opening): Promise<Opened> {
     if (provider === 'webgpu') {
       if (!deps.gpu) throw new Error('WebGPU is not available here (no navigator.gpu)');
       const adapter = await deps.gpu.requestAdapter();
@@ -85,22 +101,30 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         gpuOutputs[composedIo.newKey(layer)] = 'gpu-buffer';
         gpuOutputs[composedIo.newValue(layer)] = 'gpu-buffer';
       }
-      const session = await ort.InferenceSession.create(l.model, { ...deps.sessionOptions, executionProviders: ['webgpu'], externalData: l.externalData, preferredOutputLocation: gpuOutputs });
+      const session = await ort.InferenceSession.create(encodeModel(l.graph), { ...deps.sessionOptions, executionProviders: ['webgpu'], externalData: l.externalData, preferredOutputLocation: gpuOutputs });
       const device = await ort.env.webgpu?.device;
       if (!device) throw new Error('onnxruntime did not expose its WebGPU device');
       return { session, device, kv: gpuKvStoreFactory(l.config, { ort, device }) };
     }
-    const session = await ort.InferenceSession.create(l.model, { ...deps.sessionOptions, executionProviders: [provider], externalData: l.externalData });
+    if (provider === 'wasm') {
+      // WASM has no 4-bit kernel: quantized linears run as f32 MatMuls, unpacked once (dequantize-linears.ts).
+      const d = dequantizeLinears(l.graph, l.externalData);
+      const session = await ort.InferenceSession.create(encodeModel(d.model), { ...deps.sessionOptions, executionProviders: ['wasm'], externalData: d.externalData });
+      const unpacked = d.rewritten > 0 ? { bytes: d.f32Bytes - d.quantizedBytes, note: `${d.rewritten} quantized linears unpacked to f32 for wasm (${mib(d.quantizedBytes)} -> ${mib(d.f32Bytes)} MiB)` } : undefined;
+      return { session, kv: cpuKvStoreFactory(l.config, ort), unpacked };
+    }
+    const session = await ort.InferenceSession.create(encodeModel(l.graph), { ...deps.sessionOptions, executionProviders: [provider], externalData: l.externalData });
     return { session, kv: cpuKvStoreFactory(l.config, ort) };
   }
 
   /** Opens on the first provider that works; the reason records every one that did not. */
-  async function openFirst(providers: ExecutionProvider[], l: Pick<Loaded, 'config' | 'model' | 'externalData' | 'layers'>) {
+  async function openFirst(providers: ExecutionProvider[], l: Opening) {
     const failures: string[] = [];
     for (const provider of providers) {
       try {
         const opened = await open(provider, l);
-        const reason = failures.length === 0 ? `${provider} is the first choice and works` : `${failures.join('; ')}; using ${provider}`;
+        const chosen = failures.length === 0 ? `${provider} is the first choice and works` : `${failures.join('; ')}; using ${provider}`;
+        const reason = opened.unpacked ? `${chosen}; ${opened.unpacked.note}` : chosen;
         return { provider, reason, ...opened };
       } catch (err) {
         failures.push(`${provider} unavailable: ${(err as Error).message.split('\n')[0]}`);
@@ -125,7 +149,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       reopening = (async () => {
         const opened = await openFirst(remaining.length ? remaining : ['wasm'], l);
         const stage = makeStage(l, opened.session, opened.kv);
-        loaded = { ...l, provider: opened.provider, stage, device: opened.device };
+        loaded = { ...l, provider: opened.provider, stage, device: opened.device, runtimeWeightBytes: l.weightBytes + (opened.unpacked?.bytes ?? 0) };
         events.push({ kind: 'fallback', message: `reopened on ${opened.provider} after the device loss: ${opened.reason}` });
         l.stage.release().catch(() => undefined);
       })().finally(() => {
@@ -149,13 +173,13 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         request,
         config: shard.manifest.config,
         layers: request.layers,
-        model: encodeModel(composeStageGraph(graphs.blocks, request.layers.start)),
+        graph: composeStageGraph(graphs.blocks, request.layers.start),
         externalData: graphs.externalData,
       };
       const providers = request.executionProviders ?? deps.defaultProviders ?? ['webgpu', 'wasm'];
       const opened = await openFirst(providers, l);
       await this.unload();
-      const next: Loaded = { ...l, weightBytes: shard.weightBytes, provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device };
+      const next: Loaded = { ...l, weightBytes: shard.weightBytes, runtimeWeightBytes: shard.weightBytes + (opened.unpacked?.bytes ?? 0), provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device };
       loaded = next;
       watchDevice(next);
       if (opened.provider !== providers[0]) events.push({ kind: 'fallback', message: opened.reason });
@@ -169,6 +193,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         reason: opened.reason,
         piecesVerified: shard.piecesVerified,
         weightBytes: shard.weightBytes,
+        runtimeWeightBytes: next.runtimeWeightBytes,
         loadMs: (deps.now?.() ?? Date.now()) - started,
       } satisfies LoadReport;
     },
@@ -193,7 +218,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       return {
         cacheBytes: loaded?.stage.cacheBytes() ?? 0,
         requests: loaded?.stage.activeRequests() ?? 0,
-        weightBytes: loaded?.weightBytes ?? 0,
+        weightBytes: loaded?.runtimeWeightBytes ?? 0,
         executionProvider: loaded?.provider ?? null,
       };
     },

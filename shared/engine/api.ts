@@ -36,7 +36,10 @@ export interface LoadReport {
   reason: string;
   /** Pieces fetched and hash-checked (0 when bytes were handed in and checked). */
   piecesVerified: number;
+  /** the package's bytes for the range */
   weightBytes: number;
+  /** what its weights take where they compute: more than weightBytes where they were unpacked (q4 on wasm runs as f32) */
+  runtimeWeightBytes: number;
   loadMs: number;
 }
 
@@ -44,6 +47,7 @@ export interface MemoryReport {
   /** KV cache bytes held for live requests (GPU or CPU, by the active provider). */
   cacheBytes: number;
   requests: number;
+  /** what the loaded weights take where they compute (LoadReport.runtimeWeightBytes) */
   weightBytes: number;
   executionProvider: ExecutionProvider | null;
 }

@@ -12,7 +12,8 @@ import { MANIFEST_FILE, parseManifest, shardOf } from '../model/manifest.ts';
 import { fetchPackageFiles, readVerifiedFile } from '../model/package-fetch.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { createEmbeddingTable } from '../model/embedding.ts';
-import { decodeModel } from '../model/onnx/schema.ts';
+import { decodeModel, encodeModel } from '../model/onnx/schema.ts';
+import { dequantizeLinears } from '../model/dequantize-linears.ts';
 import { createPipeline } from '../runtime/pipeline.ts';
 import type { GeneratedToken, GenerateOptions, Pipeline } from '../runtime/pipeline.ts';
 import { PIPELINE_SESSION_CONFIG } from '../runtime/ort.ts';
@@ -105,6 +106,8 @@ export interface ClientDeps {
   fetch?: typeof fetch;
   /** onnxruntime session options for the head (e.g. threads, execution providers) */
   headSessionOptions?: object;
+  /** the head runs on onnxruntime's WASM provider: its quantized linear is unpacked to f32 once (dequantize-linears.ts says why) */
+  headOnWasm?: boolean;
 }
 
 export interface GridRouteReport {
@@ -172,10 +175,12 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   const embedding = createEmbeddingTable(manifest.config, decodeModel(embedGraph), embedData);
   // The head's threads park when a run ends (PIPELINE_SESSION_CONFIG): a client often shares
   // its cores with the stages it waits for, and spinning threads would slow them.
-  const head: OrtSession = await deps.ort.InferenceSession.create(headGraph, {
+  const headFiles = [{ path: headShard.data, data: headData }];
+  const unpacked = deps.headOnWasm ? dequantizeLinears(decodeModel(headGraph), headFiles) : null;
+  const head: OrtSession = await deps.ort.InferenceSession.create(unpacked ? encodeModel(unpacked.model) : headGraph, {
     extra: { session: PIPELINE_SESSION_CONFIG },
     ...deps.headSessionOptions,
-    externalData: [{ path: headShard.data, data: headData }],
+    externalData: unpacked?.externalData ?? headFiles,
   } as never);
 
   const payer: RequestPayer | undefined =

@@ -31,5 +31,5 @@ export interface BrowserConnectOptions extends ConnectOptions {
 export async function connect(options: BrowserConnectOptions): Promise<GridClient> {
   // The head is one matmul per token: onnxruntime-web's WASM kernels, from the grid server.
   ort.env.wasm.wasmPaths ??= options.ortAssets ?? new URL(ORT_ASSET_PATH, options.url).href;
-  return connectGrid(options, { ort: ort as unknown as OrtModule, headSessionOptions: { executionProviders: ['wasm'] } });
+  return connectGrid(options, { ort: ort as unknown as OrtModule, headSessionOptions: { executionProviders: ['wasm'] }, headOnWasm: true });
 }

@@ -16,6 +16,7 @@ import { gpuKvStoreFactory } from '../../../worker/gpu-kv-store.ts';
 import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from '../../engine/decoders.ts';
 import { startEngineWorker } from '../../../web/engine-client.ts';
 import { createEmbeddingTable } from '../../../shared/model/embedding.ts';
+import { dequantizeLinears } from '../../../shared/model/dequantize-linears.ts';
 import { manifestOf, ort, packageUrl, read } from './engine-scenarios.ts';
 
 export async function benchEngine(name: string, provider: ExecutionProvider, tokens: number, rounds: number) {
@@ -40,7 +41,10 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     const kv = provider === 'webgpu' ? gpuKvStoreFactory(config, { ort: ort as never, device: (await ort.env.webgpu.device) as GPUDevice }) : cpuKvStoreFactory(config, ort as never);
     // The client's head runs on the same provider as the blocks it is compared with; its embedding is a lookup.
     const headShard = shardOf(manifest, 'head');
-    const head = (await ort.InferenceSession.create(await get(headShard.graph), { executionProviders: [provider], externalData: [{ path: headShard.data, data: await get(headShard.data) }] })) as unknown as OrtSession;
+    // As the browser SDK opens it (shared/grid/client.ts, headOnWasm): unpacked to f32 on WASM.
+    const headFiles = [{ path: headShard.data, data: await get(headShard.data) }];
+    const unpacked = provider === 'wasm' ? dequantizeLinears(await graph(headShard.graph), headFiles) : null;
+    const head = (await ort.InferenceSession.create(unpacked ? encodeModel(unpacked.model) : await get(headShard.graph), { executionProviders: [provider], externalData: unpacked?.externalData ?? headFiles })) as unknown as OrtSession;
     const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
     const times = await timeInterleaved(
       {
