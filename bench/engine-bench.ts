@@ -7,6 +7,7 @@
  * Chromium shard engine's tokens/s over onnxruntime-node's whole model, per dtype (targets q4 ≥ 0.5, f32 ≥ 0.6).
  */
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { cacheDir } from '../cli/defaults.ts';
 import { openEmbedding, openSession } from '../worker/node/local-package.ts';
@@ -31,9 +32,12 @@ export interface EngineBenchOptions {
   rounds: number;
 }
 
-const BROWSER_RUNS: { preset: string; dtype: WeightDtype; provider: ExecutionProvider; tokens?: number; rounds?: number }[] = [
+/** `threads: 'all'`: the engine on every core, as onnxruntime-node runs (the default is a donor tab's half). */
+const BROWSER_RUNS: { preset: string; dtype: WeightDtype; provider: ExecutionProvider; tokens?: number; rounds?: number; threads?: 'all' }[] = [
   { preset: '110m', dtype: 'q4', provider: 'wasm' },
   { preset: '110m', dtype: 'f32', provider: 'wasm' },
+  { preset: '110m', dtype: 'q4', provider: 'wasm', threads: 'all' },
+  { preset: '110m', dtype: 'f32', provider: 'wasm', threads: 'all' },
   // SwiftShader runs WebGPU on the CPU at a fraction of WASM's speed: a short run of the tiny model.
   { preset: 'tiny', dtype: 'f32', provider: 'webgpu', tokens: 16, rounds: 3 },
   { preset: 'tiny', dtype: 'q4', provider: 'webgpu', tokens: 16, rounds: 3 },
@@ -79,7 +83,7 @@ export async function engineBench(options: EngineBenchOptions) {
   process.stderr.write('bench engine: node handshake\n');
   const nodeHost = startNodeEngine();
   const nodeHandshake = await nodeHost.engine.handshake(HANDSHAKE_OPTIONS).finally(() => nodeHost.terminate());
-  const node = [];
+  const node: Awaited<ReturnType<typeof nodeRun>>[] = [];
   for (const dtype of ['q4', 'f32'] as const) {
     process.stderr.write(`bench engine: node synthetic:110m ${dtype}\n`);
     node.push(await nodeRun('110m', dtype, options));
@@ -93,9 +97,10 @@ export async function engineBench(options: EngineBenchOptions) {
     process.stderr.write('bench engine: chromium handshake (engine worker)\n');
     chromiumHandshake = await app.page.evaluate((o) => window.harness!.handshake(o), HANDSHAKE_OPTIONS);
     for (const run of BROWSER_RUNS) {
-      process.stderr.write(`bench engine: chromium synthetic:${run.preset} ${run.dtype} on ${run.provider}\n`);
+      process.stderr.write(`bench engine: chromium synthetic:${run.preset} ${run.dtype} on ${run.provider}${run.threads ? `, ${run.threads} cores` : ''}\n`);
       const name = `synthetic-${run.preset}-${run.dtype}-seed0`;
-      const result = await app.page.evaluate(([n, p, t, r]) => window.harness!.benchEngine(n, p, t, r), [name, run.provider, run.tokens ?? options.tokens, run.rounds ?? options.rounds] as const);
+      const threads = run.threads === 'all' ? availableParallelism() : undefined;
+      const result = await app.page.evaluate(([n, p, t, r, th]) => window.harness!.benchEngine(n, p, t, r, th), [name, run.provider, run.tokens ?? options.tokens, run.rounds ?? options.rounds, threads] as const);
       browser.push({ runtime: 'chromium', ...result });
     }
   } finally {
@@ -104,13 +109,16 @@ export async function engineBench(options: EngineBenchOptions) {
   const headline = browser.find((r) => r.executionProvider === 'wasm' && r.dtype === 'q4' && r.model === 'synthetic:110m');
   // A donor tab against native onnxruntime on the same machine: the tab's shard engine (WASM)
   // over onnxruntime-node running the whole model, per dtype, with each one's decode ms per layer.
-  const browserVsNative = Object.fromEntries(
-    node.map((n) => {
-      const tab = browser.find((r) => r.executionProvider === 'wasm' && r.dtype === n.dtype && r.model === n.model);
-      const ratio = tab ? +(tab.engine.tokensPerSecond / n.wholeModel.tokensPerSecond).toFixed(3) : null;
-      return [n.dtype, { ratio, chromiumTokensPerSecond: tab?.engine.tokensPerSecond ?? null, nodeTokensPerSecond: n.wholeModel.tokensPerSecond, chromiumMsPerLayer: tab?.msPerLayerDecode ?? null, nodeMsPerLayer: n.msPerLayerDecode }];
-    }),
-  );
+  // The headline is the donor tab's default threads; `allCores` puts the tab on every core, as Node runs.
+  const vsNative = (allCores: boolean) =>
+    Object.fromEntries(
+      node.map((n) => {
+        const tab = browser.find((r, i) => r.executionProvider === 'wasm' && r.dtype === n.dtype && r.model === n.model && (BROWSER_RUNS[i].threads === 'all') === allCores);
+        const ratio = tab ? +(tab.engine.tokensPerSecond / n.wholeModel.tokensPerSecond).toFixed(3) : null;
+        return [n.dtype, { ratio, chromiumThreads: tab?.threads ?? null, chromiumTokensPerSecond: tab?.engine.tokensPerSecond ?? null, nodeTokensPerSecond: n.wholeModel.tokensPerSecond, chromiumMsPerLayer: tab?.msPerLayerDecode ?? null, nodeMsPerLayer: n.msPerLayerDecode }];
+      }),
+    );
+  const browserVsNative = { ...vsNative(false), allCores: vsNative(true) };
   return {
     suite: 'engine',
     engineVsWholeModel: headline?.engineVsWholeModel.median ?? null,

@@ -14,6 +14,7 @@ import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 import { connect } from '../web/sdk/node.ts';
+import { defaultThreads } from '../worker/engine.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { GridClient } from '../web/sdk/node.ts';
 
@@ -55,6 +56,15 @@ describe('a grid of four Chromium tabs', () => {
     for (const p of peers) expect(p.serving!.end - p.serving!.start).toBeLessThanOrEqual(2);
     expect(server.coordinator.registry.coverage().every((c) => c >= 1)).toBe(true);
     for (const tab of tabs.tabs) expect(await tab.donorErrors()).toEqual([]);
+  });
+
+  it('runs each tab on half the machine\'s cores by default, cross-origin isolated, and shows it', async () => {
+    for (const tab of tabs.tabs) {
+      const { threads } = (await tab.state()) as { threads: { threads: number; cores: number; isolated: boolean } };
+      expect(threads).toEqual({ threads: defaultThreads(threads.cores), cores: threads.cores, isolated: true });
+      expect(await tab.page.getByTestId('threads').textContent()).toBe(String(threads.threads));
+      expect(await tab.page.getByTestId('cores').textContent()).toBe(String(threads.cores));
+    }
   });
 
   it('generates 100 greedy tokens through the SDK equal to `infermesh generate`, every hop direct WebRTC', async () => {
@@ -141,5 +151,22 @@ describe('a grid of four Chromium tabs', () => {
     const after = await generateText(client.generate(PROMPT, opts));
     expect(after.text).toBe(before.text);
     expect(client.routeReport()!.hops.every((h) => h.transport === 'webrtc-direct')).toBe(true);
+  });
+
+  it('honours ?threads= and the visitor\'s choice on the page, and refuses a count the machine does not have, by name', async () => {
+    // Shown before the tab joins (the relay is down by now: these tabs never join).
+    const cores = ((await tabs.tabs[0].state()) as { threads: { cores: number } }).threads.cores;
+    const chosen = await tabs.open(`threads=${cores}`);
+    const shown = async () => [await chosen.page.getByTestId('threads').textContent(), await chosen.page.getByTestId('cores').textContent()];
+    await expect.poll(shown, { timeout: 20_000 }).toEqual([String(cores), String(cores)]);
+    // Picking 1 on the page keeps the choice and reloads without ?threads=: the new engine starts with one thread.
+    await Promise.all([chosen.page.waitForURL((url) => !url.search.includes('threads=')), chosen.page.getByTestId('threads-choice').selectOption('1')]);
+    await expect.poll(shown, { timeout: 20_000 }).toEqual(['1', String(cores)]);
+    await chosen.page.evaluate(() => localStorage.clear());
+    await chosen.page.close();
+    const refused = await tabs.open(`threads=${cores + 1}`);
+    await refused.page.waitForSelector('[data-testid="error"]:not([hidden])', { timeout: 30_000 });
+    expect(await refused.page.textContent('[data-testid="error"]')).toBe(`UsageError: threads must be a whole number from 1 to this machine's ${cores} cores, got ${cores + 1}`);
+    await refused.page.close();
   });
 });

@@ -11,7 +11,7 @@
  */
 import { UsageError } from '../shared/errors.ts';
 import { DeviceLostError, EngineNotLoadedError } from '../shared/engine/errors.ts';
-import type { EngineEvent, ExecutionProvider, LoadReport, LoadRequest, MemoryReport, ShardEngine } from '../shared/engine/api.ts';
+import type { EngineEvent, EngineThreads, ExecutionProvider, LoadReport, LoadRequest, MemoryReport, ShardEngine } from '../shared/engine/api.ts';
 import { composedIo, composeStageGraph } from '../shared/model/compose.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
 import { encodeModel } from '../shared/model/onnx/schema.ts';
@@ -49,7 +49,15 @@ export interface EngineDeps {
    * default. The test kit's cheating engines (testkit/engine/stage-faults.ts) open others here.
    */
   shardGraphs?: (shard: LoadedShard, request: LoadRequest) => Promise<Pick<LoadedShard, 'blocks' | 'externalData'>>;
+  /** onnxruntime-web's WASM threads (a browser worker): read, and set before the first session starts them */
+  wasmThreads?: { get(): number; set(threads: number): void; cores: number; isolated: boolean };
 }
+
+/**
+ * A donor tab's default: half the machine's cores, at most 4 (onnxruntime-web's own default), so
+ * a visitor's machine keeps the other half for itself.
+ */
+export const defaultThreads = (cores: number) => Math.max(1, Math.min(4, Math.ceil(cores / 2)));
 
 interface Loaded {
   request: LoadRequest;
@@ -70,6 +78,11 @@ interface Loaded {
 export interface ExposedShardEngine extends ShardEngine {
   /** Measures this host's device: what the scheduler places layers by. */
   handshake(options?: HandshakeOptions): Promise<DeviceHandshake>;
+  /**
+   * Sets the threads the engine computes with (before it opens anything: onnxruntime starts its
+   * threads with its first session) and says what is in force. Without `threads`, only says.
+   */
+  threads(threads?: number): Promise<EngineThreads>;
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
@@ -81,6 +94,8 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   let reopening: Promise<void> | null = null;
   let sweepTimer: ReturnType<typeof setInterval> | null = null;
   const events: EngineEvent[] = [];
+  /** set once a session opened (a load or a handshake): threads can no longer change */
+  let started = false;
 
   type Opening = Pick<Loaded, 'config' | 'graph' | 'externalData' | 'layers'>;
   interface Opened {
@@ -92,6 +107,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   }
 
   async function open(provider: ExecutionProvider, l: Opening): Promise<Opened> {
+    started = true;
     if (provider === 'webgpu') {
       if (!deps.gpu) throw new Error('WebGPU is not available here (no navigator.gpu)');
       const adapter = await deps.gpu.requestAdapter();
@@ -234,7 +250,20 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
     },
     async handshake(options = {}) {
       if (!deps.handshake) throw new UsageError('this engine host was started without a device handshake');
+      started = true;
       return deps.handshake(options);
+    },
+    async threads(threads) {
+      const wasm = deps.wasmThreads;
+      if (!wasm) throw new UsageError('this engine host runs native onnxruntime, whose threads its session options set');
+      if (threads !== undefined) {
+        if (!Number.isInteger(threads) || threads < 1 || threads > wasm.cores) {
+          throw new UsageError(`threads must be a whole number from 1 to this machine's ${wasm.cores} cores, got ${threads}`);
+        }
+        if (started) throw new UsageError('threads are set before the engine opens anything: onnxruntime starts them with its first session');
+        wasm.set(wasm.isolated ? threads : 1);
+      }
+      return { threads: wasm.isolated ? wasm.get() : 1, cores: wasm.cores, isolated: wasm.isolated };
     },
   };
 }

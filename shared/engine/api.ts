@@ -43,6 +43,16 @@ export interface LoadReport {
   loadMs: number;
 }
 
+/** The engine's compute threads (onnxruntime-web's WASM threads in a browser worker). */
+export interface EngineThreads {
+  /** threads the engine computes with */
+  threads: number;
+  /** the machine's logical cores (navigator.hardwareConcurrency) */
+  cores: number;
+  /** whether threads beyond one are possible: WASM threads need a crossOriginIsolated page and worker */
+  isolated: boolean;
+}
+
 export interface MemoryReport {
   /** KV cache bytes held for live requests (GPU or CPU, by the active provider). */
   cacheBytes: number;

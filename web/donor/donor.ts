@@ -51,6 +51,8 @@ export interface DonorOptions {
   payTo?: string;
   /** the page's wallet (window.ethereum), read when the visitor stakes: extensions may inject it late (wallet-stake.ts) */
   wallet?: () => EIP1193Provider | undefined;
+  /** the threads the engine computes with (?threads=N, or the visitor's choice on the page); default half the cores, at most 4 */
+  threads?: number;
 }
 
 /** What the tab runs on; the test kit's faulty donor page (testkit/pages/faulty-donor/) hands in cheating ones. */
@@ -100,6 +102,10 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     hooks.error(message);
   };
 
+  // The engine first: its threads are set before anything opens a session, and shown at once.
+  const engine = (deps.startEngine ?? startEngineWorker)();
+  update({ threads: await engine.engine.threads(options.threads) });
+
   const base = options.serverUrl.replace(/\/$/, '');
   const info = (await (await fetch(`${base}/api/info`)).json()) as GridInfo;
   const offer = info.models[0];
@@ -130,7 +136,6 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   const send = (message: ToCoordinator) => coordinator?.send(message) ?? Promise.resolve();
 
   update({ status: 'benchmarking' });
-  const engine = (deps.startEngine ?? startEngineWorker)();
   const executionProvider = options.executionProvider ?? (await preferredProvider());
   const handshake = await engine.engine.handshake({ layer: { config: manifest.config, dtype: manifest.dtype, executionProvider }, skipWebGpu: executionProvider !== 'webgpu', targetMs: 100 });
   const layer = handshake.layer && 'msPerLayerDecode' in handshake.layer ? handshake.layer : null;

@@ -1,7 +1,9 @@
 /**
  * The donor page's wiring: the view (view.ts) over a donor (donor.ts), the URL switches, and
  * `window.donor` / `window.donorErrors` for whoever drives the page (the demo, the tests).
- * `?ep=wasm|webgpu` forces the execution provider and `?payTo=0x…` names the payout address. A
+ * `?ep=wasm|webgpu` forces the execution provider, `?payTo=0x…` names the payout address and
+ * `?threads=N` the engine's threads (else the visitor's last choice on the page, kept in
+ * localStorage, else half the cores). A
  * wallet in the page (`window.ethereum`) can stake for the tab's payout address
  * (wallet-stake.ts). The test kit's faulty donor page opens the same page on cheating deps.
  */
@@ -19,6 +21,9 @@ declare global {
     ethereum?: EIP1193Provider;
   }
 }
+
+/** Where the visitor's choice of threads is kept. */
+const THREADS_KEY = 'infermesh.donor.threads';
 
 /** Opens the donor page in this document; `deps` (from the URL) may throw, which stops the tab with the error shown. */
 export function openDonorPage(deps: (params: URLSearchParams) => DonorDeps = () => ({})): void {
@@ -40,9 +45,18 @@ export function openDonorPage(deps: (params: URLSearchParams) => DonorDeps = () 
     fail(err as Error);
     return;
   }
+  const threads = params.get('threads') ?? localStorage.getItem(THREADS_KEY);
+  view.onThreadsChosen((n) => {
+    // Threads start with the engine: the choice is kept and the page reloaded (a URL's ?threads= would override it).
+    localStorage.setItem(THREADS_KEY, String(n));
+    const url = new URL(location.href);
+    url.searchParams.delete('threads');
+    location.replace(url);
+  });
   startDonor(
     {
       serverUrl: location.origin,
+      threads: threads === null ? undefined : Number(threads),
       executionProvider: (params.get('ep') as ExecutionProvider | null) ?? undefined,
       payTo: params.get('payTo') ?? undefined,
       wallet: () => window.ethereum,
@@ -52,5 +66,6 @@ export function openDonorPage(deps: (params: URLSearchParams) => DonorDeps = () 
   ).then((donor) => {
     window.donor = donor;
     view.onStake((amount) => donor.stakeFromWallet(amount));
+
   }, fail);
 }

@@ -9,6 +9,7 @@
  * Earnings are left out on purpose until settlement pays real amounts.
  */
 import type { SwarmProgress } from '../../shared/swarm/swarm-fetcher.ts';
+import type { EngineThreads } from '../../shared/engine/api.ts';
 import { createThroughputChart } from './throughput-chart.ts';
 import './view.css';
 
@@ -33,6 +34,8 @@ export interface DonorState {
   coordinator?: { connected: boolean; rejoins: number; lost?: string };
   /** what the validator made of this tab's work (shared/grid/stage-attestor.ts) */
   trust?: TrustState;
+  /** the threads the tab computes with, of the machine's cores */
+  threads?: EngineThreads;
 }
 
 export interface TrustState {
@@ -68,6 +71,8 @@ export interface DonorView {
   showError(message: string): void;
   /** Calls `stake` with the amount (ETH, as typed) when the visitor asks to stake from their wallet. */
   onStake(stake: (amountEth: string) => Promise<unknown>): void;
+  /** Calls `choose` with the threads the visitor picks (the page keeps it and reloads: threads start with the engine). */
+  onThreadsChosen(choose: (threads: number) => void): void;
 }
 
 const STATUS_TEXT: Record<DonorStatus, string> = {
@@ -97,6 +102,12 @@ const SKELETON = `
       <dt>Device</dt><dd data-testid="device"></dd>
       <dt>Execution provider</dt><dd data-testid="execution-provider"></dd>
       <dt>ms per layer</dt><dd data-testid="ms-per-layer"></dd>
+      <dt>Threads</dt>
+      <dd>
+        <span data-testid="threads"></span> <span class="donor-muted">of <span data-testid="cores"></span> cores</span>
+        <select data-testid="threads-choice" aria-label="threads this tab computes with (applies on reload)" hidden></select>
+        <span class="donor-muted" data-testid="threads-note"></span>
+      </dd>
       <dt>Layers</dt><dd><span data-testid="layers"></span> <span class="donor-muted">of <span data-testid="n-layers"></span></span></dd>
     </dl>
   </section>
@@ -192,6 +203,16 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('device', state.device?.label);
     set('execution-provider', state.device?.executionProvider);
     set('ms-per-layer', state.device?.msPerLayer.toFixed(2));
+    const th = state.threads;
+    set('threads', th?.threads);
+    set('cores', th?.cores);
+    set('threads-note', th && !th.isolated ? '(one thread: this page is not cross-origin isolated)' : undefined);
+    const choice = field<HTMLSelectElement>('threads-choice');
+    choice.hidden = !th?.isolated;
+    if (th?.isolated && choice.options.length !== th.cores) {
+      choice.replaceChildren(...Array.from({ length: th.cores }, (_, i) => new Option(`use ${i + 1}`, String(i + 1))));
+    }
+    if (th) choice.value = String(th.threads);
     set('layers', state.layers && `${state.layers.start}-${state.layers.end}`);
     set('n-layers', state.nLayers);
 
@@ -251,6 +272,10 @@ export function createDonorView(root: HTMLElement): DonorView {
     showError(message) {
       error.textContent = message;
       error.hidden = false;
+    },
+    onThreadsChosen(choose) {
+      const choice = field<HTMLSelectElement>('threads-choice');
+      choice.addEventListener('change', () => choose(Number(choice.value)));
     },
     onStake(stake) {
       const form = field<HTMLFormElement>('stake-form');

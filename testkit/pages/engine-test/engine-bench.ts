@@ -19,12 +19,14 @@ import { createEmbeddingTable } from '../../../shared/model/embedding.ts';
 import { dequantizeLinears } from '../../../shared/model/dequantize-linears.ts';
 import { manifestOf, ort, packageUrl, read } from './engine-scenarios.ts';
 
-export async function benchEngine(name: string, provider: ExecutionProvider, tokens: number, rounds: number) {
+export async function benchEngine(name: string, provider: ExecutionProvider, tokens: number, rounds: number, threads?: number) {
   const manifest = await manifestOf(name);
   const { config } = manifest;
   const get = read(name);
   const worker = startEngineWorker();
   try {
+    // The engine's threads, as a donor tab sets them (default: half the cores).
+    const engineThreads = await worker.engine.threads(threads);
     const report = await worker.engine.load({ modelId: manifest.id, layers: { start: 0, end: config.nLayers }, source: { kind: 'url', baseUrl: packageUrl(name) }, executionProviders: [provider] });
     const blocks = blockShards(manifest);
     const externalData = await Promise.all(
@@ -66,6 +68,7 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
       model: manifest.name,
       dtype: manifest.dtype,
       executionProvider: report.executionProvider,
+      threads: engineThreads.threads,
       engine: speed(times.engine, tokens),
       wholeModel: speed(times.wholeModel, tokens),
       engineVsWholeModel: pairedRatio(times.engine, times.wholeModel),
