@@ -25,8 +25,11 @@ const TAB_COUNTS = [1, 2, 4];
 const PROMPT = 'Once upon a time';
 /** Seven idle tabs took about 17% of a 2-core machine here: with fewer cores than this, interleaving is not fair. */
 const INTERLEAVE_MIN_CPUS = 8;
-/** How long a grid's idle CPU is sampled, after its warm-up. */
-const IDLE_SAMPLE_MS = 3000;
+/** How long the machine is sampled right after a generation (the grid finishing its work: commitments, the validator's replays). */
+const AFTER_REQUEST_SAMPLE_MS = 3000;
+/** Once the validator is idle, how long the grid is left alone before its idle CPU is sampled, and how long it is sampled. */
+const IDLE_SETTLE_MS = 5000;
+const IDLE_SAMPLE_MS = 10_000;
 
 export type GridBenchSchedule = 'interleaved' | 'sequential';
 
@@ -51,6 +54,17 @@ async function machineBusyPercent(ms: number): Promise<number> {
   return b.total > a.total ? 100 * (1 - (b.idle - a.idle) / (b.total - a.total)) : 0;
 }
 
+/**
+ * What the grids cost the machine right after a generation, and then idle: serving nothing, the
+ * validator done with its replays, left alone a few seconds (what a visitor's open tab costs).
+ */
+async function idleCost(grids: Measured[]): Promise<Pick<Measured, 'idleBusyPercent' | 'afterRequestBusyPercent'>> {
+  const afterRequestBusyPercent = await machineBusyPercent(AFTER_REQUEST_SAMPLE_MS);
+  await Promise.all(grids.map((m) => m.grid.server.validator.idle()));
+  await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
+  return { afterRequestBusyPercent, idleBusyPercent: await machineBusyPercent(IDLE_SAMPLE_MS) };
+}
+
 const log = (line: string) => process.stderr.write(`bench grid: ${line}\n`);
 const round = (x: number, digits = 3) => +x.toFixed(digits);
 /** A generation's decode speed: mean milliseconds of the steps after the first token. */
@@ -63,6 +77,8 @@ interface Measured {
   warmUp?: TimedGeneration;
   /** the machine's busy CPU percent while this grid sat idle (sampled alone in the sequential schedule) */
   idleBusyPercent?: number;
+  /** the machine's busy CPU percent in the first seconds after the warm-up generation */
+  afterRequestBusyPercent?: number;
   rounds: TimedGeneration[];
   report?: Awaited<ReturnType<typeof describeGrid>>;
 }
@@ -105,6 +121,7 @@ async function describeGrid(m: Measured) {
     // the first generation also sets the route up (direct WebRTC dials to the first and last stage)
     warmUpFirstTokenMs: m.warmUp ? round(m.warmUp.firstTokenMs, 1) : null,
     idleBusyPercent: m.idleBusyPercent === undefined ? null : round(m.idleBusyPercent, 1),
+    afterRequestBusyPercent: m.afterRequestBusyPercent === undefined ? null : round(m.afterRequestBusyPercent, 1),
     timeToServingMs: m.grid.timeToServingMs,
     timeToLinksMs: m.grid.timeToLinksMs,
     predictedMs: m.grid.client.routeReport()?.predictedMs ?? null,
@@ -131,7 +148,7 @@ export async function gridBench(options: GridBenchOptions) {
       const m = await openGrid(dir, tabs, nLayers);
       try {
         await warmUp(m, options.tokens);
-        m.idleBusyPercent = await machineBusyPercent(IDLE_SAMPLE_MS);
+        Object.assign(m, await idleCost([m]));
         for (let r = 0; r < options.rounds; r++) await measureRound(m, options.tokens, r);
         m.report = await describeGrid(m);
         measured.push(m);
@@ -144,8 +161,8 @@ export async function gridBench(options: GridBenchOptions) {
       // Grids are started one after another, so each one's time to serving is its own.
       for (const tabs of TAB_COUNTS) measured.push(await openGrid(dir, tabs, nLayers));
       for (const m of measured) await warmUp(m, options.tokens);
-      const idle = await machineBusyPercent(IDLE_SAMPLE_MS);
-      for (const m of measured) m.idleBusyPercent = idle;
+      const idle = await idleCost(measured);
+      for (const m of measured) Object.assign(m, idle);
       for (let r = 0; r < options.rounds; r++) {
         for (let i = 0; i < measured.length; i++) await measureRound(measured[(r + i) % measured.length], options.tokens, r);
       }
