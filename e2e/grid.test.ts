@@ -81,6 +81,19 @@ describe('a grid of four Chromium tabs', () => {
     for (const hop of report.hops.slice(0, -1)) expect(hop.layers!.end - hop.layers!.start).toBeLessThanOrEqual(2);
   });
 
+  it('shows on each donor page what the tab costs: its engine\'s share of compute time and the memory it holds', async () => {
+    for (const tab of tabs.tabs) {
+      const cost = async () => ((await tab.state()) as { cost?: { computePercent: number; memoryBytes: number } }).cost;
+      await expect.poll(cost, { timeout: 15_000 }).toBeDefined();
+      const { computePercent, memoryBytes } = (await cost())!;
+      expect(computePercent).toBeGreaterThanOrEqual(0);
+      expect(computePercent).toBeLessThanOrEqual(100);
+      expect(memoryBytes).toBeGreaterThan(0);
+      expect(await tab.page.getByTestId('cost-memory').textContent()).toMatch(/^[\d.]+ (B|KiB|MiB|GiB) of memory$/);
+      expect(await tab.page.getByTestId('cost-compute').textContent()).toMatch(/^computing \d+% of the time,$/);
+    }
+  });
+
   it('answers a streaming chat request on the OpenAI endpoint through the grid (plain HTTP client)', async () => {
     const response = await fetch(`${server.url}v1/chat/completions`, {
       method: 'POST',

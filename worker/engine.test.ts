@@ -151,4 +151,22 @@ describe('shard engine in Node worker threads', () => {
     await expect(engine.step(frame)).rejects.toMatchObject({ name: 'EngineNotLoadedError' });
     expect(decodeFrame(frame).dims).toEqual([1, 1, 4]);
   });
+
+  it('reports what computing cost: the time its steps took and the memory its weights and caches hold', async () => {
+    const { dir, manifest } = await compileTo(await createSyntheticCheckpoint('tiny', 0), 'q4');
+    const { dim, nLayers } = manifest.config;
+    const engine = host();
+    expect(await engine.usage()).toEqual({ computeMs: 0, memoryBytes: 0 });
+    const report = await engine.load({ modelId: manifest.id, layers: { start: 0, end: nLayers }, source: await packageBytes(dir) });
+    expect((await engine.usage()).memoryBytes).toBe(report.runtimeWeightBytes);
+    for (let position = 0; position < 3; position++) {
+      await engine.step(encodeFrame({ requestId: 'cost', step: position, position, dims: [1, 1, dim], data: syntheticHidden(1, dim, position + 1) }));
+    }
+    const usage = await engine.usage();
+    expect(usage.computeMs).toBeGreaterThan(0);
+    // The request's cache is held now, beside the weights.
+    expect(usage.memoryBytes).toBeGreaterThan(report.runtimeWeightBytes);
+    await engine.end('cost');
+    expect((await engine.usage()).memoryBytes).toBe(report.runtimeWeightBytes);
+  });
 });

@@ -11,7 +11,7 @@
  */
 import { UsageError } from '../shared/errors.ts';
 import { DeviceLostError, EngineNotLoadedError } from '../shared/engine/errors.ts';
-import type { EngineEvent, EngineThreads, ExecutionProvider, LoadReport, LoadRequest, MemoryReport, ShardEngine } from '../shared/engine/api.ts';
+import type { EngineEvent, EngineThreads, EngineUsage, ExecutionProvider, LoadReport, LoadRequest, MemoryReport, ShardEngine } from '../shared/engine/api.ts';
 import { composedIo, composeStageGraph } from '../shared/model/compose.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
 import { encodeModel } from '../shared/model/onnx/schema.ts';
@@ -83,6 +83,8 @@ export interface ExposedShardEngine extends ShardEngine {
    * threads with its first session) and says what is in force. Without `threads`, only says.
    */
   threads(threads?: number): Promise<EngineThreads>;
+  /** What computing has cost so far: time spent in steps, and memory held. */
+  usage(): Promise<EngineUsage>;
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
@@ -95,7 +97,9 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   let sweepTimer: ReturnType<typeof setInterval> | null = null;
   const events: EngineEvent[] = [];
   /** set once a session opened (a load or a handshake): threads can no longer change */
-  let started = false;
+  let sessionOpened = false;
+  let computeMs = 0;
+  const clock = deps.now ?? (() => performance.now());
 
   type Opening = Pick<Loaded, 'config' | 'graph' | 'externalData' | 'layers'>;
   interface Opened {
@@ -107,7 +111,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   }
 
   async function open(provider: ExecutionProvider, l: Opening): Promise<Opened> {
-    started = true;
+    sessionOpened = true;
     if (provider === 'webgpu') {
       if (!deps.gpu) throw new Error('WebGPU is not available here (no navigator.gpu)');
       const adapter = await deps.gpu.requestAdapter();
@@ -219,11 +223,19 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         // The engine's one parse of the frame (in Stage.forward): it crossed the worker boundary as
         // bytes, so the stage server's parse on the other side cannot be handed over
         // (shared/grid/stage-server.ts). The output is encoded once.
-        return await l.stage.forward(bytes);
+        const t0 = clock();
+        try {
+          return await l.stage.forward(bytes);
+        } finally {
+          computeMs += clock() - t0;
+        }
       } catch (err) {
         if (l.device && loaded !== l) throw new DeviceLostError('the GPU device was lost during this step; start the request again', { cause: err });
         throw err;
       }
+    },
+    async usage() {
+      return { computeMs, memoryBytes: (loaded?.runtimeWeightBytes ?? 0) + (loaded?.stage.cacheBytes() ?? 0) };
     },
     async end(requestId) {
       const l = await requireLoaded();
@@ -250,7 +262,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
     },
     async handshake(options = {}) {
       if (!deps.handshake) throw new UsageError('this engine host was started without a device handshake');
-      started = true;
+      sessionOpened = true;
       return deps.handshake(options);
     },
     async threads(threads) {
@@ -260,7 +272,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         if (!Number.isInteger(threads) || threads < 1 || threads > wasm.cores) {
           throw new UsageError(`threads must be a whole number from 1 to this machine's ${wasm.cores} cores, got ${threads}`);
         }
-        if (started) throw new UsageError('threads are set before the engine opens anything: onnxruntime starts them with its first session');
+        if (sessionOpened) throw new UsageError('threads are set before the engine opens anything: onnxruntime starts them with its first session');
         wasm.set(wasm.isolated ? threads : 1);
       }
       return { threads: wasm.isolated ? wasm.get() : 1, cores: wasm.cores, isolated: wasm.isolated };

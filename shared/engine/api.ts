@@ -53,6 +53,14 @@ export interface EngineThreads {
   isolated: boolean;
 }
 
+/** What the engine has cost its host: what a donor page shows the visitor. */
+export interface EngineUsage {
+  /** milliseconds spent computing steps since the engine started (each on its threads) */
+  computeMs: number;
+  /** bytes its weights and caches take where they compute */
+  memoryBytes: number;
+}
+
 export interface MemoryReport {
   /** KV cache bytes held for live requests (GPU or CPU, by the active provider). */
   cacheBytes: number;

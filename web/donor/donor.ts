@@ -286,6 +286,15 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   });
   let lastTokens = 0;
   let lastAt = performance.now();
+  // What the tab costs: the share of wall time its engine spent computing since the last look.
+  let lastUsage = { computeMs: 0, at: performance.now() };
+  const showCost = async () => {
+    const usage = await engine.engine.usage();
+    const at = performance.now();
+    const computePercent = at > lastUsage.at ? Math.min(100, (100 * (usage.computeMs - lastUsage.computeMs)) / (at - lastUsage.at)) : 0;
+    lastUsage = { computeMs: usage.computeMs, at };
+    update({ cost: { computePercent, memoryBytes: usage.memoryBytes } });
+  };
   // Probes that failed (a peer busy benchmarking, two dials crossing) are tried again.
   const probeTimer = setInterval(() => void probeNewPeers(), PROBE_RETRY_MS);
   const warmTimer = setInterval(warmNextHops, NEXT_HOPS_WARM_MS);
@@ -303,6 +312,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     if (idle && ++idleTicks % IDLE_STATS_EVERY !== 1) return;
     if (!idle) idleTicks = 0;
     lastRequests = s.requestsServed;
+    void showCost();
     const at = performance.now();
     // Two ticks in the same millisecond (a throttled tab catching up) would make it NaN, which JSON sends as null.
     const tokensPerSecond = at > lastAt ? ((s.tokensServed - lastTokens) * 1000) / (at - lastAt) : 0;

@@ -36,6 +36,8 @@ export interface DonorState {
   trust?: TrustState;
   /** the threads the tab computes with, of the machine's cores */
   threads?: EngineThreads;
+  /** what the tab costs its machine: the share of time its engine computed lately, and the memory it holds */
+  cost?: { computePercent: number; memoryBytes: number };
 }
 
 export interface TrustState {
@@ -108,6 +110,7 @@ const SKELETON = `
         <select data-testid="threads-choice" aria-label="threads this tab computes with (applies on reload)" hidden></select>
         <span class="donor-muted" data-testid="threads-note"></span>
       </dd>
+      <dt>This tab costs</dt><dd><span data-testid="cost-compute"></span> <span data-testid="cost-memory"></span></dd>
       <dt>Layers</dt><dd><span data-testid="layers"></span> <span class="donor-muted">of <span data-testid="n-layers"></span></span></dd>
     </dl>
   </section>
@@ -213,6 +216,10 @@ export function createDonorView(root: HTMLElement): DonorView {
       choice.replaceChildren(...Array.from({ length: th.cores }, (_, i) => new Option(`use ${i + 1}`, String(i + 1))));
     }
     if (th) choice.value = String(th.threads);
+    const cost = state.cost;
+    set('cost-compute', cost && `computing ${cost.computePercent.toFixed(0)}% of the time,`);
+    set('cost-memory', cost && `${formatBytes(cost.memoryBytes)} of memory`);
+    if (cost) field('cost-compute').dataset.percent = String(cost.computePercent);
     set('layers', state.layers && `${state.layers.start}-${state.layers.end}`);
     set('n-layers', state.nLayers);
 
