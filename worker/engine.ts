@@ -88,6 +88,8 @@ export interface ExposedShardEngine extends ShardEngine {
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+/** What a package's weights take once opened on a provider that unpacked them. */
+const runtimeBytes = (weightBytes: number, opened: { unpacked?: { bytes: number } }) => weightBytes + (opened.unpacked?.bytes ?? 0);
 
 export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   const { ort } = deps;
@@ -169,7 +171,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       reopening = (async () => {
         const opened = await openFirst(remaining.length ? remaining : ['wasm'], l);
         const stage = makeStage(l, opened.session, opened.kv);
-        loaded = { ...l, provider: opened.provider, stage, device: opened.device, runtimeWeightBytes: l.weightBytes + (opened.unpacked?.bytes ?? 0) };
+        loaded = { ...l, provider: opened.provider, stage, device: opened.device, runtimeWeightBytes: runtimeBytes(l.weightBytes, opened) };
         events.push({ kind: 'fallback', message: `reopened on ${opened.provider} after the device loss: ${opened.reason}` });
         l.stage.release().catch(() => undefined);
       })().finally(() => {
@@ -199,7 +201,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       const providers = request.executionProviders ?? deps.defaultProviders ?? ['webgpu', 'wasm'];
       const opened = await openFirst(providers, l);
       await this.unload();
-      const next: Loaded = { ...l, weightBytes: shard.weightBytes, runtimeWeightBytes: shard.weightBytes + (opened.unpacked?.bytes ?? 0), provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device };
+      const next: Loaded = { ...l, weightBytes: shard.weightBytes, runtimeWeightBytes: runtimeBytes(shard.weightBytes, opened), provider: opened.provider, stage: makeStage(l, opened.session, opened.kv), device: opened.device };
       loaded = next;
       watchDevice(next);
       if (opened.provider !== providers[0]) events.push({ kind: 'fallback', message: opened.reason });

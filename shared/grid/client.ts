@@ -12,8 +12,8 @@ import { MANIFEST_FILE, parseManifest, shardOf } from '../model/manifest.ts';
 import { fetchPackageFiles, readVerifiedFile } from '../model/package-fetch.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { createEmbeddingTable } from '../model/embedding.ts';
-import { decodeModel, encodeModel } from '../model/onnx/schema.ts';
-import { dequantizeLinears } from '../model/dequantize-linears.ts';
+import { decodeModel } from '../model/onnx/schema.ts';
+import { unpackedForWasm } from '../model/dequantize-linears.ts';
 import { createPipeline } from '../runtime/pipeline.ts';
 import type { GeneratedToken, GenerateOptions, Pipeline } from '../runtime/pipeline.ts';
 import { PIPELINE_SESSION_CONFIG } from '../runtime/ort.ts';
@@ -176,11 +176,11 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   // The head's threads park when a run ends (PIPELINE_SESSION_CONFIG): a client often shares
   // its cores with the stages it waits for, and spinning threads would slow them.
   const headFiles = [{ path: headShard.data, data: headData }];
-  const unpacked = deps.headOnWasm ? dequantizeLinears(decodeModel(headGraph), headFiles) : null;
-  const head: OrtSession = await deps.ort.InferenceSession.create(unpacked ? encodeModel(unpacked.model) : headGraph, {
+  const opened = deps.headOnWasm ? unpackedForWasm(headGraph, headFiles) : { graph: headGraph, externalData: headFiles };
+  const head: OrtSession = await deps.ort.InferenceSession.create(opened.graph, {
     extra: { session: PIPELINE_SESSION_CONFIG },
     ...deps.headSessionOptions,
-    externalData: unpacked?.externalData ?? headFiles,
+    externalData: opened.externalData,
   } as never);
 
   const payer: RequestPayer | undefined =

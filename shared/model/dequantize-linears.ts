@@ -16,7 +16,7 @@
 import { dequantizeMatrix, QUANT_BLOCK } from './quantize.ts';
 import type { QuantBits } from './quantize.ts';
 import { transpose } from './graphs/linear.ts';
-import { DataType } from './onnx/schema.ts';
+import { DataType, decodeModel, encodeModel } from './onnx/schema.ts';
 import type { Attribute, Model, Node, Tensor } from './onnx/schema.ts';
 
 /** The external weight file the rewritten MatMuls' f32 weights live in. */
@@ -106,4 +106,10 @@ export function dequantizeLinears(model: Model, externalData: ExternalFile[]): D
     f32Bytes: offset,
     quantizedBytes,
   };
+}
+
+/** An encoded graph and its files as WASM should open them: `dequantizeLinears`, from bytes to bytes. */
+export function unpackedForWasm(graph: Uint8Array, externalData: ExternalFile[]): { graph: Uint8Array; externalData: ExternalFile[] } {
+  const d = dequantizeLinears(decodeModel(graph), externalData);
+  return { graph: d.rewritten > 0 ? encodeModel(d.model) : graph, externalData: d.externalData };
 }

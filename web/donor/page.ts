@@ -66,6 +66,5 @@ export function openDonorPage(deps: (params: URLSearchParams) => DonorDeps = () 
   ).then((donor) => {
     window.donor = donor;
     view.onStake((amount) => donor.stakeFromWallet(amount));
-
   }, fail);
 }

@@ -16,8 +16,7 @@ import { BLOCK_IO } from '../../shared/model/graphs/block.ts';
 import type { WeightDtype } from '../../shared/model/graphs/linear.ts';
 import { blockShards } from '../../shared/model/manifest.ts';
 import { createMemorySink } from '../../shared/model/memory-sink.ts';
-import { dequantizeLinears } from '../../shared/model/dequantize-linears.ts';
-import { decodeModel, encodeModel } from '../../shared/model/onnx/schema.ts';
+import { unpackedForWasm } from '../../shared/model/dequantize-linears.ts';
 import { createSyntheticCheckpointFromConfig } from '../../shared/model/synthetic/checkpoint.ts';
 import { fillNormal } from '../../shared/model/synthetic/random.ts';
 import { MIN_SYNTHETIC_VOCAB } from '../../shared/model/synthetic/tokenizer.ts';
@@ -116,15 +115,10 @@ export async function probeLayer(options: LayerProbeOptions, deps: LayerProbeDep
   // Severity 3 (errors): onnxruntime warns that it placed shape ops on the CPU, which is by design.
   const sessionOptions: OrtSessionOptions = { executionProviders: [executionProvider], graphOptimizationLevel: 'all', logSeverityLevel: 3, ...options.sessionOptions };
   // As the engine opens a stage (worker/engine.ts): quantized linears unpacked to f32 on WASM.
-  const forProvider = (graph: Uint8Array, external: { path: string; data: Uint8Array }) => {
-    if (executionProvider !== 'wasm') return { graph, externalData: [external] };
-    const d = dequantizeLinears(decodeModel(graph), [external]);
-    return { graph: encodeModel(d.model), externalData: d.externalData };
-  };
   const open =
     deps.openSession ??
     ((graph, external, opts) => {
-      const prepared = forProvider(graph, external);
+      const prepared = executionProvider === 'wasm' ? unpackedForWasm(graph, [external]) : { graph, externalData: [external] };
       return deps.ort.InferenceSession.create(prepared.graph, { ...opts, externalData: prepared.externalData });
     });
   let session: OrtInferenceSession;

@@ -16,7 +16,7 @@ import { gpuKvStoreFactory } from '../../../worker/gpu-kv-store.ts';
 import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from '../../engine/decoders.ts';
 import { startEngineWorker } from '../../../web/engine-client.ts';
 import { createEmbeddingTable } from '../../../shared/model/embedding.ts';
-import { dequantizeLinears } from '../../../shared/model/dequantize-linears.ts';
+import { unpackedForWasm } from '../../../shared/model/dequantize-linears.ts';
 import { manifestOf, ort, packageUrl, read } from './engine-scenarios.ts';
 
 export async function benchEngine(name: string, provider: ExecutionProvider, tokens: number, rounds: number, threads?: number) {
@@ -45,8 +45,9 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     const headShard = shardOf(manifest, 'head');
     // As the browser SDK opens it (shared/grid/client.ts, headOnWasm): unpacked to f32 on WASM.
     const headFiles = [{ path: headShard.data, data: await get(headShard.data) }];
-    const unpacked = provider === 'wasm' ? dequantizeLinears(await graph(headShard.graph), headFiles) : null;
-    const head = (await ort.InferenceSession.create(unpacked ? encodeModel(unpacked.model) : await get(headShard.graph), { executionProviders: [provider], externalData: unpacked?.externalData ?? headFiles })) as unknown as OrtSession;
+    const headGraph = await get(headShard.graph);
+    const opened = provider === 'wasm' ? unpackedForWasm(headGraph, headFiles) : { graph: headGraph, externalData: headFiles };
+    const head = (await ort.InferenceSession.create(opened.graph, { executionProviders: [provider], externalData: opened.externalData })) as unknown as OrtSession;
     const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
     const times = await timeInterleaved(
       {
