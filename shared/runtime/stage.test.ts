@@ -358,6 +358,34 @@ describe('stages', () => {
     outputs.forEach((out, i) => expect(Array.from(out)).toEqual(Array.from(solo[i])));
   });
 
+  it('releases its session only once the step running on it has finished', async () => {
+    const layers = LAYERS;
+    const real = await openStageSession(dir, manifest, layers);
+    const order: string[] = [];
+    let finish!: () => void;
+    const held = new Promise<void>((resolve) => (finish = resolve));
+    const slow = {
+      inputNames: real.inputNames,
+      outputNames: real.outputNames,
+      release: async () => {
+        order.push('release');
+        await real.release();
+      },
+      run: async (feeds: Parameters<typeof real.run>[0]) => {
+        await held;
+        const out = await real.run(feeds);
+        order.push('run');
+        return out;
+      },
+    } as typeof real;
+    const stage = createStage({ config, layers, session: slow }, { ort });
+    const step = stage.forward(frameOf('a', SEQUENCE[0]));
+    const released = stage.release();
+    finish();
+    await Promise.all([step, released]);
+    expect(order).toEqual(['run', 'release']);
+  });
+
   it('a stage over layers 0..0 and one over 1..2 compose to the stage over 0..2', async () => {
     const whole = await newStage({ start: 0, end: 3 });
     const first = await newStage({ start: 0, end: 1 });

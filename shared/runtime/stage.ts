@@ -102,6 +102,8 @@ export function createStage(options: StageOptions, deps: StageDeps): Stage {
   const requests = new Map<string, RequestState>();
   /** Requests with a step running: a request's steps are strictly sequential. */
   const inFlight = new Set<string>();
+  /** The session runs under way, which release() waits for. */
+  const runs = new Set<Promise<unknown>>();
   /** Requests ended while a step ran: that step's cache is dropped when it finishes. */
   const endedInFlight = new Set<string>();
   const evicted = new Map<string, EvictionReason>();
@@ -189,14 +191,17 @@ export function createStage(options: StageOptions, deps: StageDeps): Stage {
     });
     inFlight.add(id);
     let out: Record<string, OrtTensor>;
+    const run = session.run(feeds);
+    runs.add(run);
     try {
-      out = await session.run(feeds);
+      out = await run;
     } catch (err) {
       // A fresh request that failed leaves nothing behind; a live one keeps its cache as it was.
       if (!requests.has(id)) state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
       throw err;
     } finally {
       inFlight.delete(id);
+      runs.delete(run);
     }
     if (endedInFlight.delete(id)) {
       state.caches.forEach(([k, v]) => (k.dispose(), v.dispose()));
@@ -237,6 +242,8 @@ export function createStage(options: StageOptions, deps: StageDeps): Stage {
     async release() {
       for (const id of [...requests.keys()]) drop(id);
       endedInFlight.clear();
+      // A session is never released under a running step (onnxruntime would free what it computes on).
+      await Promise.allSettled([...runs]);
       await session.release();
     },
   };

@@ -7,12 +7,14 @@ import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { installErrorTransfer } from '../../shared/engine/error-transfer.ts';
+import { ReplayerClosedError } from './replayer.ts';
 import type { Replayer, ReplayerOptions } from './replayer.ts';
 import type { ExposedReplayer } from './replayer.worker.ts';
 
 /** The thread starts with the first replay: a grid that nobody commits to never loads onnxruntime for it. */
 export function startReplayerThread(options: ReplayerOptions): Replayer {
   let thread: { worker: Worker; remote: Comlink.Remote<ExposedReplayer> } | undefined;
+  let closed = false;
   const started = () => {
     if (!thread) {
       installErrorTransfer(Comlink.transferHandlers as never);
@@ -22,11 +24,20 @@ export function startReplayerThread(options: ReplayerOptions): Replayer {
     return thread;
   };
   return {
-    replay: (layers, input, pass = 1) => started().remote.replay(layers, input.steps, pass),
+    replay(layers, input, pass = 1) {
+      // After close() a replay would start a thread nobody ends, keeping the server's process alive.
+      if (closed) return Promise.reject(new ReplayerClosedError('the replayer is closed (the server is shutting down)'));
+      return started().remote.replay(layers, input.steps, pass);
+    },
     async close() {
+      closed = true;
       if (!thread) return;
       const { worker, remote } = thread;
       thread = undefined;
+      // The thread is terminated only once its replayer has closed (running replays finished, sessions
+      // released): a thread terminated inside an onnxruntime-node call aborts the whole process, as the
+      // binding's error cannot be thrown into a stopping thread ("terminate called after throwing an
+      // instance of 'Napi::Error'", seen when the server closed while a replay ran).
       await remote.close().catch(() => undefined);
       remote[Comlink.releaseProxy]();
       await worker.terminate();

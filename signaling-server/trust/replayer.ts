@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import type { Manifest } from '../../shared/model/manifest.ts';
 import { createStage } from '../../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../../shared/runtime/stage.ts';
-import { UsageError } from '../../shared/errors.ts';
+import { InfermeshError, UsageError } from '../../shared/errors.ts';
 import { openStageSession } from '../../worker/node/local-package.ts';
 
 export interface ReplayInput {
@@ -27,6 +27,11 @@ export interface Replayer {
    */
   replay(layers: LayerRange, input: ReplayInput, pass?: 1 | 2): Promise<Float32Array[]>;
   close(): Promise<void>;
+}
+
+/** A replay asked of a replayer that was closed (the server is shutting down); the job stays owed. */
+export class ReplayerClosedError extends InfermeshError {
+  override name = 'ReplayerClosedError';
 }
 
 export interface ReplayerOptions {
@@ -57,42 +62,58 @@ export function createReplayer(options: ReplayerOptions): Replayer {
     return stage;
   }
 
+  async function replay(layers: LayerRange, input: ReplayInput, pass: 1 | 2): Promise<Float32Array[]> {
+    if (layers.start < 0 || layers.end > config.nLayers || layers.end <= layers.start) {
+      throw new UsageError(`layers ${layers.start}..${layers.end - 1} are not a range of this ${config.nLayers}-layer model`);
+    }
+    const rowsOf = input.steps.map((s) => {
+      if (s.length === 0 || s.length % config.dim !== 0) throw new UsageError(`a replayed step must hold whole rows of ${config.dim} values, got ${s.length}`);
+      return s.length / config.dim;
+    });
+    const total = rowsOf.reduce((a, b) => a + b, 0);
+    if (total > config.maxSeqLen) throw new UsageError(`the replay holds ${total} positions, more than the model's context of ${config.maxSeqLen}`);
+    const data = new Float32Array(total * config.dim);
+    let at = 0;
+    for (const s of input.steps) {
+      data.set(s, at);
+      at += s.length;
+    }
+    const stage = await stageFor(layers, pass);
+    const requestId = `replay-${++replays}`;
+    try {
+      const { data: out } = await stage.forwardFrame({ requestId, step: 0, position: 0, dims: [1, total, config.dim], data });
+      const outputs: Float32Array[] = [];
+      let row = 0;
+      for (const rows of rowsOf) {
+        outputs.push(out.slice(row * config.dim, (row + rows) * config.dim));
+        row += rows;
+      }
+      return outputs;
+    } finally {
+      stage.end(requestId);
+    }
+  }
+
+  /** Replays under way: close() lets them finish before it releases their sessions. */
+  const running = new Set<Promise<unknown>>();
+  let closing: Promise<void> | null = null;
+
   return {
-    async replay(layers, input, pass = 1) {
-      if (layers.start < 0 || layers.end > config.nLayers || layers.end <= layers.start) {
-        throw new UsageError(`layers ${layers.start}..${layers.end - 1} are not a range of this ${config.nLayers}-layer model`);
-      }
-      const rowsOf = input.steps.map((s) => {
-        if (s.length === 0 || s.length % config.dim !== 0) throw new UsageError(`a replayed step must hold whole rows of ${config.dim} values, got ${s.length}`);
-        return s.length / config.dim;
-      });
-      const total = rowsOf.reduce((a, b) => a + b, 0);
-      if (total > config.maxSeqLen) throw new UsageError(`the replay holds ${total} positions, more than the model's context of ${config.maxSeqLen}`);
-      const data = new Float32Array(total * config.dim);
-      let at = 0;
-      for (const s of input.steps) {
-        data.set(s, at);
-        at += s.length;
-      }
-      const stage = await stageFor(layers, pass);
-      const requestId = `replay-${++replays}`;
-      try {
-        const { data: out } = await stage.forwardFrame({ requestId, step: 0, position: 0, dims: [1, total, config.dim], data });
-        const outputs: Float32Array[] = [];
-        let row = 0;
-        for (const rows of rowsOf) {
-          outputs.push(out.slice(row * config.dim, (row + rows) * config.dim));
-          row += rows;
-        }
-        return outputs;
-      } finally {
-        stage.end(requestId);
-      }
+    replay(layers, input, pass = 1) {
+      if (closing) return Promise.reject(new ReplayerClosedError('the replayer is closed (the server is shutting down)'));
+      const job = replay(layers, input, pass);
+      running.add(job);
+      void job.catch(() => undefined).finally(() => running.delete(job));
+      return job;
     },
-    async close() {
-      const open = [...stages.values()];
-      stages.clear();
-      await Promise.all(open.map(async (s) => (await s.catch(() => undefined))?.release()));
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled([...running]);
+        const open = [...stages.values()];
+        stages.clear();
+        await Promise.all(open.map(async (s) => (await s.catch(() => undefined))?.release()));
+      })();
+      return closing;
     },
   };
 }

@@ -21,6 +21,9 @@ export function startNodeEngine(): NodeEngineHost {
   return {
     engine,
     async terminate() {
+      // Unloaded first (its running steps finish, its session is released): a thread terminated
+      // inside an onnxruntime-node call aborts the whole process (see signaling-server/trust/replayer-thread.ts).
+      await engine.unload().catch(() => undefined);
       engine[Comlink.releaseProxy]();
       await worker.terminate();
     },
