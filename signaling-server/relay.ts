@@ -35,8 +35,9 @@ export type RelayNode = Libp2p;
  * stops routing new requests to a frozen one within the minute; a live tab cut anyway joins
  * again (shared/grid/coordinator-session.ts).
  *
- * Peers keep libp2p's default between themselves: a WebRTC link that stalls for seconds has
- * already failed its route's step deadline, and the ping clears links whose far end went silent.
+ * Between peers the monitor pings once a minute (shared/grid/node.ts): a WebRTC link that
+ * stalls for seconds has already failed its route's step deadline, and idle pings were most of an
+ * idle grid's CPU.
  */
 const RELAY_CONNECTION_MONITOR: ConnectionMonitorInit = {
   pingInterval: 15_000,

@@ -5,7 +5,7 @@
  * pieces. On Node, @libp2p/webrtc speaks WebRTC through node-datachannel.
  */
 import { createLibp2p } from 'libp2p';
-import type { Libp2p } from 'libp2p';
+import type { ConnectionMonitorInit, Libp2p } from 'libp2p';
 import { webSockets } from '@libp2p/websockets';
 import { webRTC } from '@libp2p/webrtc';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -33,6 +33,11 @@ export interface PeerNodeOptions {
   privateKey?: PrivateKey;
 }
 
+const PEER_CONNECTION_MONITOR: ConnectionMonitorInit = {
+  pingInterval: 60_000,
+  pingTimeout: { minTimeout: 30_000, maxTimeout: 30_000 },
+};
+
 export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode> {
   const node = await createLibp2p({
     privateKey: options.privateKey,
@@ -46,6 +51,13 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
     connectionManager: { dialTimeout: 30_000, addressDialTimeout: 20_000 },
     // Peers on one machine or LAN dial each other at private addresses; the default gater refuses those.
     connectionGater: { denyDialMultiaddr: () => false },
+    // libp2p's monitor pings every connection every 10 s, each ping a new stream (a new data
+    // channel on WebRTC, a stream inside a stream on a relayed connection): on an idle 4-tab grid
+    // that chatter was a quarter of the machine's idle CPU (tabs, the relay and the network
+    // service; measured per process). Dead links are found sooner by other means (a closed
+    // transport, ICE consent, the client's echoes, the relay's own monitor), so between peers
+    // the ping is only a backstop, once a minute.
+    connectionMonitor: PEER_CONNECTION_MONITOR,
   });
   closeOnFarEndClose(node);
   await node.dial(options.relayAddrs.map((a) => multiaddr(a)));
