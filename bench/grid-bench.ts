@@ -20,6 +20,8 @@ import { readPackageManifest } from '../worker/node/package-files.ts';
 import { benchPackage } from './local-bench.ts';
 import { machineInfo } from './machine.ts';
 import { median } from '../testkit/engine/decoders.ts';
+import { startProcessCpuSample } from './process-cpu.ts';
+import type { ProcessCpu } from './process-cpu.ts';
 
 const TAB_COUNTS = [1, 2, 4];
 const PROMPT = 'Once upon a time';
@@ -30,6 +32,8 @@ const AFTER_REQUEST_SAMPLE_MS = 3000;
 /** Once the validator is idle, how long the grid is left alone before its idle CPU is sampled, and how long it is sampled. */
 const IDLE_SETTLE_MS = 5000;
 const IDLE_SAMPLE_MS = 10_000;
+/** The busiest processes listed beside idleBusyPercent. */
+const IDLE_PROCESSES_REPORTED = 12;
 
 export type GridBenchSchedule = 'interleaved' | 'sequential';
 
@@ -45,24 +49,27 @@ export function defaultSchedule(): GridBenchSchedule {
   return availableParallelism() >= INTERLEAVE_MIN_CPUS ? 'interleaved' : 'sequential';
 }
 
-/** Percent of the whole machine's CPU time spent busy over the next `ms`. */
-async function machineBusyPercent(ms: number): Promise<number> {
+/** Percent of the whole machine's CPU time spent busy over the next `ms`, and the processes that spent it. */
+async function machineBusy(ms: number): Promise<{ percent: number; byProcess: ProcessCpu[] }> {
   const sample = () => cpus().reduce((acc, c) => ({ idle: acc.idle + c.times.idle, total: acc.total + Object.values(c.times).reduce((a, b) => a + b, 0) }), { idle: 0, total: 0 });
   const a = sample();
+  const processes = startProcessCpuSample();
   await new Promise((r) => setTimeout(r, ms));
   const b = sample();
-  return b.total > a.total ? 100 * (1 - (b.idle - a.idle) / (b.total - a.total)) : 0;
+  const byProcess = processes().slice(0, IDLE_PROCESSES_REPORTED);
+  return { percent: b.total > a.total ? 100 * (1 - (b.idle - a.idle) / (b.total - a.total)) : 0, byProcess };
 }
 
 /**
  * What the grids cost the machine right after a generation, and then idle: serving nothing, the
  * validator done with its replays, left alone a few seconds (what a visitor's open tab costs).
  */
-async function idleCost(grids: Measured[]): Promise<Pick<Measured, 'idleBusyPercent' | 'afterRequestBusyPercent'>> {
-  const afterRequestBusyPercent = await machineBusyPercent(AFTER_REQUEST_SAMPLE_MS);
+async function idleCost(grids: Measured[]): Promise<Pick<Measured, 'idleBusyPercent' | 'idleByProcess' | 'afterRequestBusyPercent'>> {
+  const afterRequestBusyPercent = (await machineBusy(AFTER_REQUEST_SAMPLE_MS)).percent;
   await Promise.all(grids.map((m) => m.grid.server.validator.idle()));
   await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
-  return { afterRequestBusyPercent, idleBusyPercent: await machineBusyPercent(IDLE_SAMPLE_MS) };
+  const idle = await machineBusy(IDLE_SAMPLE_MS);
+  return { afterRequestBusyPercent, idleBusyPercent: idle.percent, idleByProcess: idle.byProcess };
 }
 
 const log = (line: string) => process.stderr.write(`bench grid: ${line}\n`);
@@ -77,6 +84,8 @@ interface Measured {
   warmUp?: TimedGeneration;
   /** the machine's busy CPU percent while this grid sat idle (sampled alone in the sequential schedule) */
   idleBusyPercent?: number;
+  /** the busiest processes meanwhile (percent of one core each): the server and client, Chromium's browser, renderers, network service */
+  idleByProcess?: ProcessCpu[];
   /** the machine's busy CPU percent in the first seconds after the warm-up generation */
   afterRequestBusyPercent?: number;
   rounds: TimedGeneration[];
@@ -121,6 +130,7 @@ async function describeGrid(m: Measured) {
     // the first generation also sets the route up (direct WebRTC dials to the first and last stage)
     warmUpFirstTokenMs: m.warmUp ? round(m.warmUp.firstTokenMs, 1) : null,
     idleBusyPercent: m.idleBusyPercent === undefined ? null : round(m.idleBusyPercent, 1),
+    idleByProcess: m.idleByProcess ?? null,
     afterRequestBusyPercent: m.afterRequestBusyPercent === undefined ? null : round(m.afterRequestBusyPercent, 1),
     timeToServingMs: m.grid.timeToServingMs,
     timeToLinksMs: m.grid.timeToLinksMs,
