@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { processName, startProcessCpuSample } from './process-cpu.ts';
@@ -17,7 +18,6 @@ describe('processName', () => {
 
 describe.skipIf(!hasProc)('startProcessCpuSample', () => {
   it('finds this process busy while it computes, and an idle child that waited idle', async () => {
-    const { spawn } = await import('node:child_process');
     const sleeper = spawn('sleep', ['2']);
     await new Promise((r) => setTimeout(r, 100));
     const end = startProcessCpuSample();

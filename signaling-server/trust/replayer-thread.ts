@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { installErrorTransfer } from '../../shared/engine/error-transfer.ts';
-import { ReplayerClosedError } from './replayer.ts';
+import { replayerClosed } from './replayer.ts';
 import type { Replayer, ReplayerOptions } from './replayer.ts';
 import type { ExposedReplayer } from './replayer.worker.ts';
 
@@ -26,7 +26,7 @@ export function startReplayerThread(options: ReplayerOptions): Replayer {
   return {
     replay(layers, input, pass = 1) {
       // After close() a replay would start a thread nobody ends, keeping the server's process alive.
-      if (closed) return Promise.reject(new ReplayerClosedError('the replayer is closed (the server is shutting down)'));
+      if (closed) return replayerClosed();
       return started().remote.replay(layers, input.steps, pass);
     },
     async close() {

@@ -34,6 +34,9 @@ export class ReplayerClosedError extends InfermeshError {
   override name = 'ReplayerClosedError';
 }
 
+/** The refusal of a replay asked after close(), in-process or in the replayer's thread. */
+export const replayerClosed = () => Promise.reject(new ReplayerClosedError('the replayer is closed (the server is shutting down)'));
+
 export interface ReplayerOptions {
   /** the package directory the grid serves */
   dir: string;
@@ -100,7 +103,7 @@ export function createReplayer(options: ReplayerOptions): Replayer {
 
   return {
     replay(layers, input, pass = 1) {
-      if (closing) return Promise.reject(new ReplayerClosedError('the replayer is closed (the server is shutting down)'));
+      if (closing) return replayerClosed();
       const job = replay(layers, input, pass);
       running.add(job);
       void job.catch(() => undefined).finally(() => running.delete(job));
