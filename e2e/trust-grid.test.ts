@@ -50,13 +50,33 @@ async function chat(): Promise<Response> {
   return fetch(new URL('v1/chat/completions', server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...CHAT, model: server.manifest.id }) });
 }
 
-/** Waits until every stage of every request so far has its verdict (commitments arrive just after a request ends). */
+/** Waits until each of `peerIds` has at least `atLeast` verdicts (commitments arrive just after a request ends). */
 async function verdictsFor(peerIds: string[], atLeast: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await server.validator.idle();
     if (peerIds.every((id) => store.verdicts({ peerId: id }).length >= atLeast)) return;
     if (Date.now() > deadline) throw new Error(`verdicts not in after ${timeoutMs} ms: ${peerIds.map((id) => `${id}: ${store.verdicts({ peerId: id }).length}`).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Waits until each of `peerIds` has a verdict on each request of `requests` (a request's stage-request
+ * ids: more than one where a step was hedged). A count of verdicts cannot say this: a hedged step
+ * earlier is one verdict more, so the count is reached before the last request is judged.
+ */
+async function verdictsOn(peerIds: string[], requests: string[][], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const missing = () =>
+    peerIds.flatMap((id) => {
+      const judged = new Set(store.verdicts({ peerId: id }).map((v) => v.requestId));
+      return requests.filter((ids) => !ids.some((r) => judged.has(r))).map((ids) => `${id} on ${ids.join('/')}`);
+    });
+  for (;;) {
+    await server.validator.idle();
+    if (missing().length === 0) return;
+    if (Date.now() > deadline) throw new Error(`verdicts not in after ${timeoutMs} ms: ${missing().join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -210,7 +230,7 @@ describe('an SDK client paying with its own vouchers', () => {
     expect(paid.map((p) => p.cumulativeAmount)).toEqual([paid[0].amount, paid[0].amount + paid[1].amount]);
     expect(last).toBe(paid[1].cumulativeAmount);
 
-    await verdictsFor(honest, 5); // 3 gateway requests above, 2 of the SDK's
+    await verdictsOn(honest, paid.map((p) => p.requestIds));
     for (const id of honest) expect(store.verdicts({ peerId: id }).every((v) => v.ok)).toBe(true);
     const providers = honest.map((id) => getAddress(settlement.payoutAddress(id)!));
     const earnings = async (a: Address) => (await balances(settlement.reader, { settlement: contract, account: a })).earnings;
@@ -321,7 +341,14 @@ describe('a generation whose route loses a stage on a paid grid', () => {
       unbroken = await generate();
       // The first stage leaves: its downstream never gets its seal for the old route. Then the
       // last stage leaves: the first stage (its layers' last tab) survives and commits to the old route.
-      for (const position of ['first', 'last'] as const) swapped.push(await generate(position));
+      for (const position of ['first', 'last'] as const) {
+        const run = await generate(position);
+        swapped.push(run);
+        // Its stages answer for it before the next run closes one of them: a tab that leaves
+        // before its commitment and reveal went out is neither judged nor paid for that request.
+        const last = run.recoveries.at(-1);
+        if (last) for (const peerId of run.hops) await verdictOn(peerId, last.stageRequestId);
+      }
       spent = (await grid.payments())!.cumulativeAmount;
     } finally {
       await grid.close();
