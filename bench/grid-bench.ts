@@ -32,6 +32,12 @@ const AFTER_REQUEST_SAMPLE_MS = 3000;
 /** Once the validator is idle, how long the grid is left alone before its idle CPU is sampled, and how long it is sampled. */
 const IDLE_SETTLE_MS = 5000;
 const IDLE_SAMPLE_MS = 10_000;
+/**
+ * A tab left open for hours: sampled again once the grid has been alone this long, past the
+ * tail of the last request (commitments, closing streams, collected garbage) and past the time
+ * a tab keeps an idle link it does not need (web/donor/donor.ts, IDLE_LINK_MS).
+ */
+const LONG_IDLE_AFTER_MS = 30_000;
 /** The busiest processes listed beside idleBusyPercent. */
 const IDLE_PROCESSES_REPORTED = 12;
 
@@ -64,12 +70,14 @@ async function machineBusy(ms: number): Promise<{ percent: number; byProcess: Pr
  * What the grids cost the machine right after a generation, and then idle: serving nothing, the
  * validator done with its replays, left alone a few seconds (what a visitor's open tab costs).
  */
-async function idleCost(grids: Measured[]): Promise<Pick<Measured, 'idleBusyPercent' | 'idleByProcess' | 'afterRequestBusyPercent'>> {
+async function idleCost(grids: Measured[]): Promise<Pick<Measured, 'idleBusyPercent' | 'idleByProcess' | 'afterRequestBusyPercent' | 'longIdleBusyPercent' | 'longIdleByProcess'>> {
   const afterRequestBusyPercent = (await machineBusy(AFTER_REQUEST_SAMPLE_MS)).percent;
   await Promise.all(grids.map((m) => m.grid.server.validator.idle()));
   await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
   const idle = await machineBusy(IDLE_SAMPLE_MS);
-  return { afterRequestBusyPercent, idleBusyPercent: idle.percent, idleByProcess: idle.byProcess };
+  await new Promise((r) => setTimeout(r, LONG_IDLE_AFTER_MS - IDLE_SETTLE_MS - IDLE_SAMPLE_MS));
+  const longIdle = await machineBusy(IDLE_SAMPLE_MS);
+  return { afterRequestBusyPercent, idleBusyPercent: idle.percent, idleByProcess: idle.byProcess, longIdleBusyPercent: longIdle.percent, longIdleByProcess: longIdle.byProcess };
 }
 
 const log = (line: string) => process.stderr.write(`bench grid: ${line}\n`);
@@ -86,6 +94,9 @@ interface Measured {
   idleBusyPercent?: number;
   /** the busiest processes meanwhile (percent of one core each): the server and client, Chromium's browser, renderers, network service */
   idleByProcess?: ProcessCpu[];
+  /** the same, sampled again once the grid has been alone LONG_IDLE_AFTER_MS */
+  longIdleBusyPercent?: number;
+  longIdleByProcess?: ProcessCpu[];
   /** the machine's busy CPU percent in the first seconds after the warm-up generation */
   afterRequestBusyPercent?: number;
   rounds: TimedGeneration[];
@@ -131,6 +142,8 @@ async function describeGrid(m: Measured) {
     warmUpFirstTokenMs: m.warmUp ? round(m.warmUp.firstTokenMs, 1) : null,
     idleBusyPercent: m.idleBusyPercent === undefined ? null : round(m.idleBusyPercent, 1),
     idleByProcess: m.idleByProcess ?? null,
+    longIdleBusyPercent: m.longIdleBusyPercent === undefined ? null : round(m.longIdleBusyPercent, 1),
+    longIdleByProcess: m.longIdleByProcess ?? null,
     afterRequestBusyPercent: m.afterRequestBusyPercent === undefined ? null : round(m.afterRequestBusyPercent, 1),
     timeToServingMs: m.grid.timeToServingMs,
     timeToLinksMs: m.grid.timeToLinksMs,

@@ -2,12 +2,14 @@
  * What an idle link between two grid peers costs: nothing on a timer. libp2p's connection
  * monitor pings every connection every 10 s by default, each ping a new stream (a new data
  * channel on WebRTC); on an idle 4-tab grid that chatter was about a quarter of the machine's
- * idle CPU. Peers (shared/grid/node.ts) ping only once a minute, as a backstop.
- * A relay and two Node peers over real WebRTC.
+ * idle CPU. Peers (shared/grid/node.ts) ping only once a minute, as a backstop. And the links a
+ * peer keeps for nothing are closed once idle (shared/grid/idle-links.ts).
+ * A relay and Node peers over real WebRTC.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '@libp2p/interface';
 import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress } from '../shared/grid/node.ts';
+import { createIdleLinks } from '../shared/grid/idle-links.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { startRelay } from '../signaling-server/relay.ts';
 import type { RelayNode } from '../signaling-server/relay.ts';
@@ -21,7 +23,7 @@ let peers: PeerNode[] = [];
 beforeAll(async () => {
   relay = await startRelay({ host: '127.0.0.1', port: 0 });
   const relayAddrs = relay.getMultiaddrs().map(String);
-  peers = await Promise.all([createPeerNode({ relayAddrs }), createPeerNode({ relayAddrs })]);
+  peers = await Promise.all(Array.from({ length: 4 }, () => createPeerNode({ relayAddrs })));
 });
 
 afterAll(async () => {
@@ -56,3 +58,54 @@ describe('an idle direct link between two peers', () => {
     expect(conn.status).toBe('open');
   });
 });
+
+describe('a peer’s idle links', () => {
+  const HOLD = '/infermesh/test/hold/1';
+
+  it('are closed once idle for the set time: relayed ones always, direct ones to peers not needed; a link carrying a stream is kept', { timeout: 60_000 }, async () => {
+    const [a, neighbour, stranger, busy] = peers;
+    const held: { close(): Promise<void> }[] = [];
+    await busy.handle(HOLD, (stream) => void held.push(stream));
+    for (const peer of [neighbour, stranger, busy]) expect(isDirectWebRTC(await dialDirect(a, peerAddress(peer)))).toBe(true);
+    const stream = await (await dialDirect(a, peerAddress(busy))).newStream(HOLD);
+    const direct = (peer: PeerNode) => a.getConnections(peer.peerId).filter(isDirectWebRTC);
+    // Every WebRTC dial left the relayed connection that carried its handshake.
+    expect(a.getConnections().filter((c) => c.limits != null).length).toBeGreaterThan(0);
+
+    let clock = 0;
+    const idleMs = 10_000;
+    const links = createIdleLinks({ idleMs }, { node: a, needed: (id) => id === neighbour.peerId.toString(), now: () => clock });
+    expect(links.sweep()).toBe(0); // seen idle now
+    clock = idleMs - 1;
+    expect(links.sweep()).toBe(0);
+    clock = idleMs;
+    expect(links.sweep()).toBeGreaterThan(0);
+    await waitFor(() => direct(stranger).length === 0 && a.getConnections().every((c) => c.limits == null));
+    expect(direct(neighbour).map((c) => c.status)).toEqual(['open']);
+    expect(direct(busy).map((c) => c.status)).toEqual(['open']);
+
+    // The stream ends: the link is idle from the next look on, and closed a whole idleMs later.
+    await Promise.all([stream.close(), ...held.map((s) => s.close())]);
+    await waitFor(() => direct(busy)[0]?.streams.length === 0);
+    clock += 1;
+    links.sweep();
+    clock += idleMs - 1;
+    links.sweep();
+    expect(direct(busy).map((c) => c.status)).toEqual(['open']);
+    clock += 1;
+    links.sweep();
+    await waitFor(() => direct(busy).length === 0);
+    expect(direct(neighbour).map((c) => c.status)).toEqual(['open']);
+
+    // Whoever needs a closed link again dials it again.
+    expect(isDirectWebRTC(await dialDirect(a, peerAddress(stranger)))).toBe(true);
+  });
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('not within ' + timeoutMs + ' ms');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

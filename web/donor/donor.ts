@@ -8,6 +8,7 @@
 import { multiaddr } from '@multiformats/multiaddr';
 import { createPeerNode, openDirectStream, webrtcAddrs } from '../../shared/grid/node.ts';
 import { keepSpare } from '../../shared/grid/spare-streams.ts';
+import { createIdleLinks } from '../../shared/grid/idle-links.ts';
 import { median } from '../../shared/statistics.ts';
 import type { PeerNode } from '../../shared/grid/node.ts';
 import { openCoordinatorSession } from '../../shared/grid/coordinator-session.ts';
@@ -75,6 +76,8 @@ const STATS_INTERVAL_MS = 1000;
 const PROBE_RETRY_MS = 5000;
 /** A lost link to a stage this tab hands frames on to is dialled again within this. */
 const NEXT_HOPS_WARM_MS = 2000;
+/** A link that carried nothing this long is closed, unless it joins this tab to a route neighbour or a client (idle-links.ts). */
+const IDLE_LINK_MS = 20_000;
 /** While idle, stats are shown and sent on every this many ticks only. */
 const IDLE_STATS_EVERY = 10;
 /** The tab's ledger entry (stake, work, earnings) is fetched this often while serving. */
@@ -242,6 +245,20 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     for (const peer of peers) if (peer.serving?.start === mine.end) keepSpare(node, peer, STAGE_PROTOCOL);
   }
 
+  /**
+   * Whether an idle direct link to this peer is kept: while the tab serves, those to the tabs a
+   * route may hand it frames from or to (their ranges end where this tab's starts, or start where
+   * it ends: the warm standbys among them) and to peers that are not tabs (clients, whose links
+   * are theirs to end). Before the tab serves, every link is kept.
+   */
+  function neededLink(peerId: string): boolean {
+    const mine = state.status === 'serving' ? state.layers : undefined;
+    const peer = peers.find((p) => p.peerId === peerId);
+    if (!mine || !peer) return true;
+    return peer.serving !== undefined && (peer.serving.start === mine.end || peer.serving.end === mine.start);
+  }
+  const idleLinks = createIdleLinks({ idleMs: IDLE_LINK_MS }, { node, needed: neededLink });
+
   function onMessage(message: FromCoordinator): void {
     if (message.type === 'assign') {
       // The range this tab already fetches (assigned again when it rejoined while downloading it).
@@ -297,7 +314,10 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   };
   // Probes that failed (a peer busy benchmarking, two dials crossing) are tried again.
   const probeTimer = setInterval(() => void probeNewPeers(), PROBE_RETRY_MS);
-  const warmTimer = setInterval(warmNextHops, NEXT_HOPS_WARM_MS);
+  const warmTimer = setInterval(() => {
+    warmNextHops();
+    idleLinks.sweep();
+  }, NEXT_HOPS_WARM_MS);
   let lastRequests = -1;
   let idleTicks = 0;
   const statsTimer = setInterval(() => {
