@@ -18,6 +18,7 @@ import { startEngineWorker } from '../../../web/engine-client.ts';
 import { createEmbeddingTable } from '../../../shared/model/embedding.ts';
 import { unpackedForWasm } from '../../../shared/model/dequantize-linears.ts';
 import { manifestOf, ort, packageUrl, read } from './engine-scenarios.ts';
+import { HEAD_IO } from '../../../shared/model/graphs/embed-head.ts';
 
 export async function benchEngine(name: string, provider: ExecutionProvider, tokens: number, rounds: number, threads?: number) {
   const manifest = await manifestOf(name);
@@ -47,7 +48,7 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     const headFiles = [{ path: headShard.data, data: await get(headShard.data) }];
     const headGraph = await get(headShard.graph);
     const opened = provider === 'wasm' ? unpackedForWasm(headGraph, headFiles) : { graph: headGraph, externalData: headFiles };
-    const head = (await ort.InferenceSession.create(opened.graph, { executionProviders: [provider], externalData: opened.externalData })) as unknown as OrtSession;
+    const head = (await ort.InferenceSession.create(opened.graph, { executionProviders: [provider], externalData: opened.externalData})) as unknown as OrtSession;
     const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
     const times = await timeInterleaved(
       {
@@ -64,6 +65,12 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     for (let p = 1; p <= steps; p++) await worker.engine.step(frame(p));
     const msPerLayer = (performance.now() - t) / steps / config.nLayers;
     await worker.engine.end('layer-timing');
+    // The client's head alone per decode step (one row), on this page's threads: what a token costs outside the layers.
+    const headRun = () => head.run({ [HEAD_IO.hidden]: new ort.Tensor('float32', new Float32Array(config.dim).fill(0.1), [1, 1, config.dim]) as never });
+    await headRun();
+    const th = performance.now();
+    for (let i = 0; i < steps; i++) await headRun();
+    const msHead = (performance.now() - th) / steps;
     await Promise.all([wholeSession, head].map((s) => s.release()));
     return {
       model: manifest.name,
@@ -74,6 +81,8 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
       wholeModel: speed(times.wholeModel, tokens),
       engineVsWholeModel: pairedRatio(times.engine, times.wholeModel),
       msPerLayerDecode: +msPerLayer.toFixed(3),
+      headThreads: ort.env.wasm.numThreads ?? 1,
+      msHeadDecode: +msHead.toFixed(3),
     };
   } finally {
     worker.terminate();
