@@ -50,12 +50,16 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     const opened = provider === 'wasm' ? unpackedForWasm(headGraph, headFiles) : { graph: headGraph, externalData: headFiles };
     const head = (await ort.InferenceSession.create(opened.graph, { executionProviders: [provider], externalData: opened.externalData})) as unknown as OrtSession;
     const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
+    const engine = () => stagesDecoder({ config, ort: ort as never, embedding, head, stages: [engineStage(worker.engine)] });
+    // The engine also runs alone each round, as a grid runs it: token by token beside the whole
+    // model, each step follows one of that graph's (q4: a whole-model MatMulNBits step
+    // dequantizes every weight, hundreds of MB written per token), which the next step pays for.
     const times = await timeInterleaved(
       {
-        engine: stagesDecoder({ config, ort: ort as never, embedding, head, stages: [engineStage(worker.engine)] }),
+        engine: engine(),
         wholeModel: wholeModelDecoder({ config, ort: ort as never, session: wholeSession, kv }),
       },
-      { tokens, rounds },
+      { tokens, rounds, alone: { engineAlone: engine() } },
     );
     // The engine's own time per decode step, without the embedding, head or worker hop.
     const frame = (position: number) => encodeFrame({ requestId: 'layer-timing', step: position, position, dims: [1, 1, config.dim], data: new Float32Array(config.dim).fill(0.1) });
@@ -78,6 +82,7 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
       executionProvider: report.executionProvider,
       threads: engineThreads.threads,
       engine: speed(times.engine, tokens),
+      engineAlone: speed(times.engineAlone, tokens),
       wholeModel: speed(times.wholeModel, tokens),
       engineVsWholeModel: pairedRatio(times.engine, times.wholeModel),
       msPerLayerDecode: +msPerLayer.toFixed(3),
