@@ -114,8 +114,8 @@ export async function engineBench(options: EngineBenchOptions) {
     Object.fromEntries(
       node.map((n) => {
         const tab = browser.find((r, i) => r.executionProvider === 'wasm' && r.dtype === n.dtype && r.model === n.model && (BROWSER_RUNS[i].threads === 'all') === allCores);
-        const ratio = tab ? +(tab.engine.tokensPerSecond / n.wholeModel.tokensPerSecond).toFixed(3) : null;
-        return [n.dtype, { ratio, chromiumThreads: tab?.threads ?? null, chromiumTokensPerSecond: tab?.engine.tokensPerSecond ?? null, chromiumAloneTokensPerSecond: tab?.engineAlone.tokensPerSecond ?? null, aloneRatio: tab ? +(tab.engineAlone.tokensPerSecond / n.wholeModel.tokensPerSecond).toFixed(3) : null, nodeTokensPerSecond: n.wholeModel.tokensPerSecond, chromiumMsPerLayer: tab?.msPerLayerDecode ?? null, chromiumHeadThreads: tab?.headThreads ?? null, chromiumMsHead: tab?.msHeadDecode ?? null, nodeMsPerLayer: n.msPerLayerDecode }];
+        const vsNode = (speed?: { tokensPerSecond: number }) => (speed ? +(speed.tokensPerSecond / n.wholeModel.tokensPerSecond).toFixed(3) : null);
+        return [n.dtype, { ratio: vsNode(tab?.engine), chromiumThreads: tab?.threads ?? null, chromiumTokensPerSecond: tab?.engine.tokensPerSecond ?? null, chromiumAloneTokensPerSecond: tab?.engineAlone.tokensPerSecond ?? null, aloneRatio: vsNode(tab?.engineAlone), nodeTokensPerSecond: n.wholeModel.tokensPerSecond, chromiumMsPerLayer: tab?.msPerLayerDecode ?? null, chromiumHeadThreads: tab?.headThreads ?? null, chromiumMsHead: tab?.msHeadDecode ?? null, nodeMsPerLayer: n.msPerLayerDecode }];
       }),
     );
   const browserVsNative = { ...vsNative(false), allCores: vsNative(true) };

@@ -50,36 +50,34 @@ async function chat(): Promise<Response> {
   return fetch(new URL('v1/chat/completions', server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...CHAT, model: server.manifest.id }) });
 }
 
-/** Waits until each of `peerIds` has at least `atLeast` verdicts (commitments arrive just after a request ends). */
-async function verdictsFor(peerIds: string[], atLeast: number, timeoutMs = 30_000): Promise<void> {
+/** Polls until `missing()` names nothing, the validator idle at each look (commitments arrive just after a request ends); throws naming what is missing. */
+async function untilJudged(missing: () => string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await server.validator.idle();
-    if (peerIds.every((id) => store.verdicts({ peerId: id }).length >= atLeast)) return;
-    if (Date.now() > deadline) throw new Error(`verdicts not in after ${timeoutMs} ms: ${peerIds.map((id) => `${id}: ${store.verdicts({ peerId: id }).length}`).join(', ')}`);
+    const left = missing();
+    if (left.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`verdicts not in after ${timeoutMs} ms: ${left.join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Waits until each of `peerIds` has at least `atLeast` verdicts. */
+const verdictsFor = (peerIds: string[], atLeast: number) =>
+  untilJudged(() => peerIds.map((id) => [id, store.verdicts({ peerId: id }).length] as const).filter(([, n]) => n < atLeast).map(([id, n]) => `${id}: ${n}`));
 
 /**
  * Waits until each of `peerIds` has a verdict on each request of `requests` (a request's stage-request
  * ids: more than one where a step was hedged). A count of verdicts cannot say this: a hedged step
  * earlier is one verdict more, so the count is reached before the last request is judged.
  */
-async function verdictsOn(peerIds: string[], requests: string[][], timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const missing = () =>
+const verdictsOn = (peerIds: string[], requests: string[][]) =>
+  untilJudged(() =>
     peerIds.flatMap((id) => {
       const judged = new Set(store.verdicts({ peerId: id }).map((v) => v.requestId));
       return requests.filter((ids) => !ids.some((r) => judged.has(r))).map((ids) => `${id} on ${ids.join('/')}`);
-    });
-  for (;;) {
-    await server.validator.idle();
-    if (missing().length === 0) return;
-    if (Date.now() > deadline) throw new Error(`verdicts not in after ${timeoutMs} ms: ${missing().join(', ')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+    }),
+  );
 
 /** The contract's ETH equals what it owes (stakes, escrows, pool, earnings): nothing created or lost. */
 async function conserved(): Promise<void> {
@@ -290,15 +288,10 @@ describe('a generation whose route loses a stage on a paid grid', () => {
   const CLOSE_AT = 4;
 
   /** The verdict on `peerId`'s part of stage request `requestId`, once the validator gave it. */
-  async function verdictOn(peerId: string, requestId: string, timeoutMs = 30_000): Promise<VerdictRecord> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      await server.validator.idle();
-      const verdict = store.verdicts({ peerId, limit: 1000 }).find((v) => v.requestId === requestId);
-      if (verdict) return verdict;
-      if (Date.now() > deadline) throw new Error(`no verdict on ${peerId}'s part of request ${requestId} after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  async function verdictOn(peerId: string, requestId: string): Promise<VerdictRecord> {
+    const find = () => store.verdicts({ peerId, limit: 1000 }).find((v) => v.requestId === requestId);
+    await untilJudged(() => (find() ? [] : [`${peerId}'s part of request ${requestId}`]));
+    return find()!;
   }
 
   it('commits, checks and pays the replacement stage\'s replay and the survivors\' work, and convicts no one, whichever stage left', async () => {

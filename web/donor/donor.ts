@@ -239,8 +239,11 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
    * frame waits for neither a WebRTC handshake nor a stream's negotiation. Only the upstream tab
    * dials, so two tabs never dial each other at once.
    */
+  /** The range this tab serves now (none while it fetches or loads one). */
+  const served = () => (state.status === 'serving' ? state.layers : undefined);
+
   function warmNextHops(): void {
-    const mine = state.status === 'serving' ? state.layers : undefined;
+    const mine = served();
     if (!mine) return;
     for (const peer of peers) if (peer.serving?.start === mine.end) keepSpare(node, peer, STAGE_PROTOCOL);
   }
@@ -252,7 +255,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
    * are theirs to end). Before the tab serves, every link is kept.
    */
   function neededLink(peerId: string): boolean {
-    const mine = state.status === 'serving' ? state.layers : undefined;
+    const mine = served();
     const peer = peers.find((p) => p.peerId === peerId);
     if (!mine || !peer) return true;
     return peer.serving !== undefined && (peer.serving.start === mine.end || peer.serving.end === mine.start);

@@ -48,7 +48,7 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     const headFiles = [{ path: headShard.data, data: await get(headShard.data) }];
     const headGraph = await get(headShard.graph);
     const opened = provider === 'wasm' ? unpackedForWasm(headGraph, headFiles) : { graph: headGraph, externalData: headFiles };
-    const head = (await ort.InferenceSession.create(opened.graph, { executionProviders: [provider], externalData: opened.externalData})) as unknown as OrtSession;
+    const head = (await ort.InferenceSession.create(opened.graph, { executionProviders: [provider], externalData: opened.externalData })) as unknown as OrtSession;
     const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
     const engine = () => stagesDecoder({ config, ort: ort as never, embedding, head, stages: [engineStage(worker.engine)] });
     // The engine also runs alone each round, as a grid runs it: token by token beside the whole
