@@ -94,6 +94,29 @@ describe('a grid of four Chromium tabs', () => {
     }
   });
 
+  it('leaves an idle donor page\'s document untouched: nothing is laid out or painted again while nothing changed', async () => {
+    await server.validator.idle();
+    for (const tab of tabs.tabs) await expect.poll(async () => ((await tab.state()) as { tokensPerSecond: number }).tokensPerSecond, { timeout: 15_000 }).toBe(0);
+    // An idle tab still shows its figures every IDLE_STATS_EVERY seconds (web/donor/donor.ts): over
+    // that long and a second more, none of them is written again unless it changed. The chart
+    // scrolls on by design; it is left out.
+    const writes = await Promise.all(tabs.tabs.map((tab) => tab.page.evaluate(() => new Promise<string[]>((resolve) => {
+      const app = document.getElementById('app')!;
+      const chart = app.querySelector('[data-testid="throughput-chart"]')!;
+      const seen: string[] = [];
+      const observer = new MutationObserver((records) => {
+        for (const r of records) {
+          if (chart.contains(r.target)) continue;
+          const el = r.target instanceof Element ? r.target : r.target.parentElement;
+          seen.push(`${r.type} ${el?.closest('[data-testid]')?.getAttribute('data-testid') ?? el?.tagName}`);
+        }
+      });
+      observer.observe(app, { subtree: true, childList: true, characterData: true, attributes: true });
+      setTimeout(() => (observer.disconnect(), resolve(seen)), 11_000);
+    }))));
+    expect(writes).toEqual(tabs.tabs.map(() => []));
+  });
+
   it('answers a streaming chat request on the OpenAI endpoint through the grid (plain HTTP client)', async () => {
     const response = await fetch(`${server.url}v1/chat/completions`, {
       method: 'POST',

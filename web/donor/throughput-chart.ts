@@ -38,6 +38,11 @@ export function createThroughputChart(container: HTMLElement): ThroughputChart {
   if (typeof ResizeObserver !== 'undefined') {
     new ResizeObserver(() => chart.setSize({ width: widthOf(), height: HEIGHT_PX })).observe(container);
   }
+  if (typeof document !== 'undefined') {
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden) chart.setData([seconds, rates]);
+    });
+  }
   return {
     push(t, tokensPerSecond) {
       seconds.push(t / 1000);
@@ -46,7 +51,8 @@ export function createThroughputChart(container: HTMLElement): ThroughputChart {
         seconds.splice(0, seconds.length - THROUGHPUT_POINTS);
         rates.splice(0, rates.length - THROUGHPUT_POINTS);
       }
-      chart.setData([seconds, rates]);
+      // A tab in the background draws nothing; it catches up when the visitor looks again.
+      if (typeof document === 'undefined' || !document.hidden) chart.setData([seconds, rates]);
     },
   };
 }

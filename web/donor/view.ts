@@ -184,8 +184,20 @@ export function createDonorView(root: HTMLElement): DonorView {
   root.innerHTML = SKELETON;
   // Every id asked for is in SKELETON above, so the lookup cannot miss.
   const field = <T extends HTMLElement = HTMLElement>(testId: string) => root.querySelector<T>(`[data-testid="${testId}"]`)!;
+  // Only what changed is written: a page whose text is set again, even to the same words, is
+  // laid out and painted again, and a tab left open would redraw every field on every tick.
   const set = (testId: string, text: string | number | undefined) => {
-    field(testId).textContent = text === undefined ? '' : String(text);
+    const el = field(testId);
+    const next = text === undefined ? '' : String(text);
+    if (el.textContent !== next) el.textContent = next;
+  };
+  const mark = (testId: string, key: string, value: string) => {
+    const el = field(testId);
+    if (el.dataset[key] !== value) el.dataset[key] = value;
+  };
+  const show = (testId: string, shown: boolean) => {
+    const el = field(testId);
+    if (el.hidden === shown) el.hidden = !shown;
   };
   const progress = field<HTMLProgressElement>('download-progress');
   const error = field('error');
@@ -195,7 +207,7 @@ export function createDonorView(root: HTMLElement): DonorView {
   let state: DonorState = { status: 'connecting', requestsServed: 0, tokensServed: 0, tokensPerSecond: 0, peers: 0 };
 
   const render = () => {
-    root.dataset.status = state.status;
+    if (root.dataset.status !== state.status) root.dataset.status = state.status;
     set('status', state.status);
     set('status-text', STATUS_TEXT[state.status]);
     set('peer-id', state.peerId);
@@ -211,22 +223,23 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('cores', th?.cores);
     set('threads-note', th && !th.isolated ? '(one thread: this page is not cross-origin isolated)' : undefined);
     const choice = field<HTMLSelectElement>('threads-choice');
-    choice.hidden = !th?.isolated;
+    show('threads-choice', th?.isolated === true);
     if (th?.isolated && choice.options.length !== th.cores) {
       choice.replaceChildren(...Array.from({ length: th.cores }, (_, i) => new Option(`use ${i + 1}`, String(i + 1))));
     }
-    if (th) choice.value = String(th.threads);
+    if (th && choice.value !== String(th.threads)) choice.value = String(th.threads);
     const cost = state.cost;
     set('cost-compute', cost && `computing ${cost.computePercent.toFixed(0)}% of the time,`);
     set('cost-memory', cost && `${formatBytes(cost.memoryBytes)} of memory`);
-    if (cost) field('cost-compute').dataset.percent = String(cost.computePercent);
+    if (cost) mark('cost-compute', 'percent', String(cost.computePercent));
     set('layers', state.layers && `${state.layers.start}-${state.layers.end}`);
     set('n-layers', state.nLayers);
 
     const d = state.download;
     // max must stay positive: a <progress> with max 0 is invalid and shows as indeterminate.
-    progress.max = Math.max(1, d?.total ?? 1);
-    progress.value = d?.verified ?? 0;
+    const max = Math.max(1, d?.total ?? 1);
+    if (progress.max !== max) progress.max = max;
+    if (progress.value !== (d?.verified ?? 0)) progress.value = d?.verified ?? 0;
     set('download-verified', d?.verified);
     set('download-total', d?.total);
     set('download-resumed', d?.resumed);
@@ -234,15 +247,18 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('download-from-web-seed', d?.fromWebSeed);
     set('download-bad-pieces', d?.badPieces);
     set('download-dropped', d?.dropped.length);
-    dropped.replaceChildren(
-      ...(d?.dropped ?? []).map((peer) => {
-        const item = document.createElement('li');
-        item.textContent = peer;
-        return item;
-      }),
-    );
+    const droppedPeers = d?.dropped ?? [];
+    if (droppedPeers.join('\n') !== Array.from(dropped.children, (li) => li.textContent).join('\n')) {
+      dropped.replaceChildren(
+        ...droppedPeers.map((peer) => {
+          const item = document.createElement('li');
+          item.textContent = peer;
+          return item;
+        }),
+      );
+    }
     set('download-bytes', d && formatBytes(d.bytes));
-    if (d) field('download-bytes').dataset.value = String(d.bytes);
+    if (d) mark('download-bytes', 'value', String(d.bytes));
 
     set('requests-served', state.requestsServed);
     set('tokens-served', state.tokensServed);
@@ -254,15 +270,15 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('trust-proof-bytes', formatBytes(t?.proofBytes ?? 0));
     set('trust-refused', t?.refused ?? 0);
     set('trust-last-refusal', t?.lastRefusal && `(last: ${t.lastRefusal})`);
-    field('trust-last-refusal').hidden = !t?.lastRefusal;
+    show('trust-last-refusal', !!t?.lastRefusal);
     set('trust-verdict', t?.verdict ?? 'no verdict against this tab');
-    field('trust-verdict').dataset.banned = String(t?.verdict !== undefined);
+    mark('trust-verdict', 'banned', String(t?.verdict !== undefined));
     set('ledger-pay-to', t?.payTo);
     set('ledger-stake', formatEth(t?.stake));
     set('ledger-verified-work', t?.verifiedWork);
     set('ledger-pending', formatEth(t?.pending));
     set('ledger-paid', formatEth(t?.paid));
-    field('ledger-paid').dataset.wei = t?.paid ?? '0';
+    mark('ledger-paid', 'wei', t?.paid ?? '0');
     set('ledger-forfeited', formatEth(t?.forfeited));
     set('stake-result', t?.walletStake && `staked ${t.walletStake}`);
   };
