@@ -350,7 +350,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     void send({ type: 'stats', stats: { requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond, msPerLayer } });
   }, STATS_INTERVAL_MS);
 
-  // What the grid's ledger says this tab has earned (absent when the server runs without a chain).
+  // What the grid's ledger says this tab has earned. A grid without a chain keeps no ledger, so
+  // there is nothing to ask it (each tab's poll would be a request answered 404 every few seconds).
   const readLedger = async () => {
     const response = await fetch(`${base}/v1/ledger/peers/${node.peerId.toString()}`).catch(() => undefined);
     if (!response?.ok) return;
@@ -359,7 +360,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     update({ trust: { ...trust } });
   };
   const ledgerTimer = setInterval(() => {
-    if (state.status === 'serving') void readLedger();
+    if (info.settlement && state.status === 'serving') void readLedger();
   }, LEDGER_POLL_MS);
 
   return {
