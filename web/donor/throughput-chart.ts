@@ -4,9 +4,8 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { createThroughputSeries } from './throughput-series.ts';
 
-/** Samples kept: two minutes at the donor page's one sample a second; older ones scroll off. */
-export const THROUGHPUT_POINTS = 120;
 const HEIGHT_PX = 160;
 /** Before layout (or while hidden) a container measures 0 wide; draw at this width until it has one. */
 const FALLBACK_WIDTH_PX = 480;
@@ -17,9 +16,8 @@ export interface ThroughputChart {
 }
 
 export function createThroughputChart(container: HTMLElement): ThroughputChart {
-  // uPlot's time axis counts seconds; the samples arrive in milliseconds.
-  const seconds: number[] = [];
-  const rates: number[] = [];
+  const series = createThroughputSeries();
+  const { seconds, rates } = series;
   const widthOf = () => Math.max(240, container.clientWidth || FALLBACK_WIDTH_PX);
   const chart = new uPlot(
     {
@@ -45,14 +43,8 @@ export function createThroughputChart(container: HTMLElement): ThroughputChart {
   }
   return {
     push(t, tokensPerSecond) {
-      seconds.push(t / 1000);
-      rates.push(tokensPerSecond);
-      if (seconds.length > THROUGHPUT_POINTS) {
-        seconds.splice(0, seconds.length - THROUGHPUT_POINTS);
-        rates.splice(0, rates.length - THROUGHPUT_POINTS);
-      }
-      // A tab in the background draws nothing; it catches up when the visitor looks again.
-      if (typeof document === 'undefined' || !document.hidden) chart.setData([seconds, rates]);
+      // A background tab draws nothing; it catches up when the visitor looks again.
+      if (series.add(t, tokensPerSecond) && (typeof document === 'undefined' || !document.hidden)) chart.setData([seconds, rates]);
     },
   };
 }
