@@ -233,15 +233,15 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     if (Object.keys(results).length > 0) await send({ type: 'rtt', peers: results });
   }
 
+  /** The range this tab serves now (none while it fetches or loads one). */
+  const served = () => (state.status === 'serving' ? state.layers : undefined);
+
   /**
    * Keeps a direct link open to every stage serving the layers after this tab's, with a spare
    * stage stream on it: whichever of them a route (or a swap onto a standby) picks, the first
    * frame waits for neither a WebRTC handshake nor a stream's negotiation. Only the upstream tab
    * dials, so two tabs never dial each other at once.
    */
-  /** The range this tab serves now (none while it fetches or loads one). */
-  const served = () => (state.status === 'serving' ? state.layers : undefined);
-
   function warmNextHops(): void {
     const mine = served();
     if (!mine) return;
@@ -350,8 +350,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     void send({ type: 'stats', stats: { requestsServed: s.requestsServed, tokensServed: s.tokensServed, tokensPerSecond, msPerLayer } });
   }, STATS_INTERVAL_MS);
 
-  // What the grid's ledger says this tab has earned. A grid without a chain keeps no ledger, so
-  // there is nothing to ask it (each tab's poll would be a request answered 404 every few seconds).
+  // What the grid's ledger says this tab has earned.
   const readLedger = async () => {
     const response = await fetch(`${base}/v1/ledger/peers/${node.peerId.toString()}`).catch(() => undefined);
     if (!response?.ok) return;
@@ -359,9 +358,13 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     Object.assign(trust, { stake: entry.stake, verifiedWork: entry.verifiedWork, pending: entry.pending, paid: entry.paid, forfeited: entry.forfeited });
     update({ trust: { ...trust } });
   };
-  const ledgerTimer = setInterval(() => {
-    if (info.settlement && state.status === 'serving') void readLedger();
-  }, LEDGER_POLL_MS);
+  // A grid without a chain keeps no ledger, so nothing is polled (each tab's poll would be a
+  // request answered 404 every few seconds).
+  const ledgerTimer = info.settlement
+    ? setInterval(() => {
+        if (state.status === 'serving') void readLedger();
+      }, LEDGER_POLL_MS)
+    : undefined;
 
   return {
     node,

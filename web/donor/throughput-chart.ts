@@ -1,6 +1,6 @@
 /**
  * The donor page's live chart of this node's throughput (tokens/s over the last few minutes),
- * drawn with uPlot: a canvas line chart small enough to redraw on every sample. Used by view.ts.
+ * drawn with uPlot: a canvas line chart, redrawn only when its points change (throughput-series.ts). Used by view.ts.
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -36,15 +36,13 @@ export function createThroughputChart(container: HTMLElement): ThroughputChart {
   if (typeof ResizeObserver !== 'undefined') {
     new ResizeObserver(() => chart.setSize({ width: widthOf(), height: HEIGHT_PX })).observe(container);
   }
-  if (typeof document !== 'undefined') {
-    document.addEventListener('visibilitychange', () => {
-      if (!document.hidden) chart.setData([seconds, rates]);
-    });
-  }
+  // A background tab draws nothing; it catches up when the visitor looks again.
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) chart.setData([seconds, rates]);
+  });
   return {
     push(t, tokensPerSecond) {
-      // A background tab draws nothing; it catches up when the visitor looks again.
-      if (series.add(t, tokensPerSecond) && (typeof document === 'undefined' || !document.hidden)) chart.setData([seconds, rates]);
+      if (series.add(t, tokensPerSecond) && !document.hidden) chart.setData([seconds, rates]);
     },
   };
 }

@@ -223,7 +223,7 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('cores', th?.cores);
     set('threads-note', th && !th.isolated ? '(one thread: this page is not cross-origin isolated)' : undefined);
     const choice = field<HTMLSelectElement>('threads-choice');
-    show('threads-choice', th?.isolated === true);
+    if (choice.hidden === !!th?.isolated) choice.hidden = !th?.isolated;
     if (th?.isolated && choice.options.length !== th.cores) {
       choice.replaceChildren(...Array.from({ length: th.cores }, (_, i) => new Option(`use ${i + 1}`, String(i + 1))));
     }
@@ -238,8 +238,9 @@ export function createDonorView(root: HTMLElement): DonorView {
     const d = state.download;
     // max must stay positive: a <progress> with max 0 is invalid and shows as indeterminate.
     const max = Math.max(1, d?.total ?? 1);
+    const verified = d?.verified ?? 0;
     if (progress.max !== max) progress.max = max;
-    if (progress.value !== (d?.verified ?? 0)) progress.value = d?.verified ?? 0;
+    if (progress.value !== verified) progress.value = verified;
     set('download-verified', d?.verified);
     set('download-total', d?.total);
     set('download-resumed', d?.resumed);
