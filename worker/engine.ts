@@ -16,7 +16,6 @@ import { composedIo, composeStageGraph } from '../shared/model/compose.ts';
 import type { ModelConfig } from '../shared/model/config.ts';
 import { encodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
-import { dequantizeLinears } from '../shared/model/dequantize-linears.ts';
 import { createStage, DEFAULT_STAGE_LIMITS } from '../shared/runtime/stage.ts';
 import type { LayerRange, Stage } from '../shared/runtime/stage.ts';
 import { cpuKvStoreFactory } from '../shared/runtime/kv-cache.ts';
@@ -24,6 +23,7 @@ import type { KvStoreFactory } from '../shared/runtime/kv-cache.ts';
 import type { OrtModule, OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
 import { gpuKvStoreFactory } from './gpu-kv-store.ts';
 import { loadShardFiles } from './shard-loader.ts';
+import { openWasmStage } from './wasm-stage.ts';
 import type { LoadedShard } from './shard-loader.ts';
 import type { DeviceHandshake, HandshakeOptions } from './device/handshake.ts';
 
@@ -63,11 +63,13 @@ interface Loaded {
   request: LoadRequest;
   config: ModelConfig;
   layers: LayerRange;
+  /** the range's block graphs, in layer order */
+  blocks: Model[];
   /** the stitched stage graph, as the package stores it (encoded per provider by `open`) */
   graph: Model;
   externalData: { path: string; data: Uint8Array }[];
   weightBytes: number;
-  /** bytes the weights take where the provider computes (more than weightBytes when unpacked for it) */
+  /** bytes the weights take where the provider computes (more than weightBytes where it holds another copy) */
   runtimeWeightBytes: number;
   provider: ExecutionProvider;
   stage: Stage;
@@ -87,9 +89,8 @@ export interface ExposedShardEngine extends ShardEngine {
   usage(): Promise<EngineUsage>;
 }
 
-const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
-/** What a package's weights take once opened on a provider that unpacked them. */
-const runtimeBytes = (weightBytes: number, opened: { unpacked?: { bytes: number } }) => weightBytes + (opened.unpacked?.bytes ?? 0);
+/** What a package's weights take once opened on a provider that holds another copy (WASM). */
+const runtimeBytes = (weightBytes: number, opened: { extra?: { bytes: number } }) => weightBytes + (opened.extra?.bytes ?? 0);
 
 export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   const { ort } = deps;
@@ -103,13 +104,13 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   let computeMs = 0;
   const clock = deps.now ?? (() => performance.now());
 
-  type Opening = Pick<Loaded, 'config' | 'graph' | 'externalData' | 'layers'>;
+  type Opening = Pick<Loaded, 'config' | 'blocks' | 'graph' | 'externalData' | 'layers'>;
   interface Opened {
     session: OrtSession;
     kv: KvStoreFactory;
     device?: GPUDevice;
-    /** extra bytes the weights took on this provider, and why */
-    unpacked?: { bytes: number; note: string };
+    /** extra bytes the weights took on this provider, and how it runs them */
+    extra?: { bytes: number; note: string };
   }
 
   async function open(provider: ExecutionProvider, l: Opening): Promise<Opened> {
@@ -129,11 +130,8 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       return { session, device, kv: gpuKvStoreFactory(l.config, { ort, device }) };
     }
     if (provider === 'wasm') {
-      // WASM has no 4-bit kernel: quantized linears run as f32 MatMuls, unpacked once (dequantize-linears.ts).
-      const d = dequantizeLinears(l.graph, l.externalData);
-      const session = await ort.InferenceSession.create(encodeModel(d.model), { ...deps.sessionOptions, executionProviders: ['wasm'], externalData: d.externalData });
-      const unpacked = d.rewritten > 0 ? { bytes: d.f32Bytes - d.quantizedBytes, note: `${d.rewritten} quantized linears unpacked to f32 for wasm (${mib(d.quantizedBytes)} -> ${mib(d.f32Bytes)} MiB)` } : undefined;
-      return { session, kv: cpuKvStoreFactory(l.config, ort), unpacked };
+      const { session, extra } = await openWasmStage({ ...l, firstLayer: l.layers.start }, ort, deps.sessionOptions);
+      return { session, kv: cpuKvStoreFactory(l.config, ort), extra };
     }
     const session = await ort.InferenceSession.create(encodeModel(l.graph), { ...deps.sessionOptions, executionProviders: [provider], externalData: l.externalData });
     return { session, kv: cpuKvStoreFactory(l.config, ort) };
@@ -146,7 +144,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       try {
         const opened = await open(provider, l);
         const chosen = failures.length === 0 ? `${provider} is the first choice and works` : `${failures.join('; ')}; using ${provider}`;
-        const reason = opened.unpacked ? `${chosen}; ${opened.unpacked.note}` : chosen;
+        const reason = opened.extra ? `${chosen}; ${opened.extra.note}` : chosen;
         return { provider, reason, ...opened };
       } catch (err) {
         failures.push(`${provider} unavailable: ${(err as Error).message.split('\n')[0]}`);
@@ -195,6 +193,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
         request,
         config: shard.manifest.config,
         layers: request.layers,
+        blocks: graphs.blocks,
         graph: composeStageGraph(graphs.blocks, request.layers.start),
         externalData: graphs.externalData,
       };

@@ -13,11 +13,11 @@ import { fetchPackageFiles, readVerifiedFile } from '../model/package-fetch.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { createEmbeddingTable } from '../model/embedding.ts';
 import { decodeModel } from '../model/onnx/schema.ts';
-import { unpackedForWasm } from '../model/dequantize-linears.ts';
 import { createPipeline } from '../runtime/pipeline.ts';
 import type { GeneratedToken, GenerateOptions, Pipeline } from '../runtime/pipeline.ts';
 import { PIPELINE_SESSION_CONFIG } from '../runtime/ort.ts';
 import type { OrtModule, OrtSession } from '../runtime/ort.ts';
+import { openWasmHead } from '../runtime/wasm-head.ts';
 import { loadTokenizer } from '../tokenizer/load.ts';
 import type { LoadedTokenizer } from '../tokenizer/load.ts';
 import { createChatRenderer, tokenizerAddsBos } from '../openai/chat-template.ts';
@@ -106,7 +106,7 @@ export interface ClientDeps {
   fetch?: typeof fetch;
   /** onnxruntime session options for the head (e.g. threads, execution providers) */
   headSessionOptions?: object;
-  /** the head runs on onnxruntime's WASM provider: its quantized linear is unpacked to f32 once (dequantize-linears.ts says why) */
+  /** the head runs where onnxruntime's provider is WASM: a quantized head on infermesh's kernels (shared/runtime/wasm-head.ts) */
   headOnWasm?: boolean;
 }
 
@@ -176,12 +176,10 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   // The head's threads park when a run ends (PIPELINE_SESSION_CONFIG): a client often shares
   // its cores with the stages it waits for, and spinning threads would slow them.
   const headFiles = [{ path: headShard.data, data: headData }];
-  const opened = deps.headOnWasm ? unpackedForWasm(headGraph, headFiles) : { graph: headGraph, externalData: headFiles };
-  const head: OrtSession = await deps.ort.InferenceSession.create(opened.graph, {
-    extra: { session: PIPELINE_SESSION_CONFIG },
-    ...deps.headSessionOptions,
-    externalData: opened.externalData,
-  } as never);
+  const sessionOptions = { extra: { session: PIPELINE_SESSION_CONFIG }, ...deps.headSessionOptions };
+  const head: OrtSession = deps.headOnWasm
+    ? await openWasmHead({ config: manifest.config, graph: headGraph, externalData: headFiles }, deps.ort, sessionOptions)
+    : await deps.ort.InferenceSession.create(headGraph, { ...sessionOptions, externalData: headFiles } as never);
 
   const payer: RequestPayer | undefined =
     options.payer &&

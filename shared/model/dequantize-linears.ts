@@ -39,7 +39,8 @@ export interface DequantizedGraph {
 
 const attr = (node: Node, name: string) => node.attribute.find((a: Attribute) => a.name === name)?.i;
 
-function externalBytes(tensor: Tensor, files: Map<string, Uint8Array>): Uint8Array {
+/** The bytes of an initializer kept in an external file: a view of that file. */
+export function externalBytes(tensor: Tensor, files: Map<string, Uint8Array>): Uint8Array {
   const entry = (key: string) => tensor.externalData?.find((e) => e.key === key)?.value;
   const file = files.get(entry('location') ?? '');
   if (!file) throw new Error(`initializer ${tensor.name}: its external file ${entry('location')} was not handed in`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { BLOCK_IO } from '../../shared/model/graphs/block.ts';
+import { composedIo } from '../../shared/model/compose.ts';
 import { syntheticConfig } from '../../shared/model/synthetic/presets.ts';
 import { MIN_SYNTHETIC_VOCAB } from '../../shared/model/synthetic/tokenizer.ts';
 import { blockParameterCount } from '../../shared/model/config.ts';
@@ -36,8 +36,8 @@ describe('probeLayer', () => {
         outputNames: session.outputNames,
         release: () => session.release(),
         run: ((feeds: Record<string, ort.Tensor>) => {
-          pastLengths.push(Number(feeds[BLOCK_IO.pastKey].dims[1]));
-          expect(Number(feeds[BLOCK_IO.positions].data[0])).toBe(pastLengths.at(-1));
+          pastLengths.push(Number(feeds[composedIo.pastKey(0)].dims[1]));
+          expect(Number(feeds[composedIo.positions].data[0])).toBe(pastLengths.at(-1));
           return session.run(feeds);
         }) as OrtInferenceSession['run'],
       };

@@ -6,17 +6,17 @@
  *
  * It compiles one block of a synthetic checkpoint with the config's shape into memory
  * (seeded random weights: speed depends on the shape, not the values), opens it with the
- * injected onnxruntime, runs a prefill and then decode steps feeding the KV cache back
+ * injected onnxruntime as the engine opens a one-block stage, runs a prefill and then decode steps feeding the KV cache back
  * exactly as a stage does (shared/runtime/stage.ts), and reports the median decode step.
  */
 import type { ExecutionProvider } from '../../shared/engine/api.ts';
 import { compilePackage } from '../../shared/model/compiler.ts';
 import type { ModelConfig } from '../../shared/model/config.ts';
-import { BLOCK_IO } from '../../shared/model/graphs/block.ts';
+import { composedIo, composeStageGraph } from '../../shared/model/compose.ts';
 import type { WeightDtype } from '../../shared/model/graphs/linear.ts';
 import { blockShards } from '../../shared/model/manifest.ts';
 import { createMemorySink } from '../../shared/model/memory-sink.ts';
-import { unpackedForWasm } from '../../shared/model/dequantize-linears.ts';
+import { decodeModel, encodeModel } from '../../shared/model/onnx/schema.ts';
 import { createSyntheticCheckpointFromConfig } from '../../shared/model/synthetic/checkpoint.ts';
 import { fillNormal } from '../../shared/model/synthetic/random.ts';
 import { MIN_SYNTHETIC_VOCAB } from '../../shared/model/synthetic/tokenizer.ts';
@@ -25,6 +25,7 @@ import type { KvRows } from '../../shared/runtime/kv-cache.ts';
 import { DeviceProbeError } from './errors.ts';
 import type { OrtInferenceSession, OrtModule, OrtSessionOptions } from './ort-module.ts';
 import { defaultClock, median } from './timing.ts';
+import { openWasmStage } from '../wasm-stage.ts';
 import type { Clock } from './timing.ts';
 
 /** The shape that decides a block's cost, as the handshake reports it. */
@@ -69,8 +70,10 @@ export interface LayerProbeDeps {
   ort: OrtModule;
   clock?: Clock;
   /**
-   * Opens the compiled block graph; by default `ort.InferenceSession.create(graph, { externalData })`,
-   * which onnxruntime-web and onnxruntime-node (1.30) both accept with the data in memory.
+   * Opens the block as a one-block stage (composedIo names, layer 0), given its encoded stage
+   * graph; by default as the engine opens a stage: `ort.InferenceSession.create(graph, { externalData })`
+   * (onnxruntime-web and onnxruntime-node both take the data in memory), and on WASM as
+   * worker/wasm-stage.ts does.
    */
   openSession?: (graph: Uint8Array, external: { path: string; data: Uint8Array }, options: OrtSessionOptions) => Promise<OrtInferenceSession>;
 }
@@ -114,16 +117,17 @@ export async function probeLayer(options: LayerProbeOptions, deps: LayerProbeDep
   const block = await compileProbeBlock(config, dtype, options.seed);
   // Severity 3 (errors): onnxruntime warns that it placed shape ops on the CPU, which is by design.
   const sessionOptions: OrtSessionOptions = { executionProviders: [executionProvider], graphOptimizationLevel: 'all', logSeverityLevel: 3, ...options.sessionOptions };
-  // As the engine opens a stage (worker/engine.ts): quantized linears unpacked to f32 on WASM.
+  const blockModel = decodeModel(block.graph);
+  const stageGraph = composeStageGraph([blockModel], 0);
   const open =
     deps.openSession ??
-    ((graph, external, opts) => {
-      const prepared = executionProvider === 'wasm' ? unpackedForWasm(graph, [external]) : { graph, externalData: [external] };
-      return deps.ort.InferenceSession.create(prepared.graph, { ...opts, externalData: prepared.externalData });
-    });
+    (async (graph, external, opts) =>
+      executionProvider === 'wasm'
+        ? (await openWasmStage({ config: probeConfig(config), firstLayer: 0, blocks: [blockModel], graph: stageGraph, externalData: [external] }, deps.ort, opts)).session
+        : deps.ort.InferenceSession.create(graph, { ...opts, externalData: [external] }));
   let session: OrtInferenceSession;
   try {
-    session = await open(block.graph, block.data, sessionOptions);
+    session = await open(encodeModel(stageGraph), block.data, sessionOptions);
   } catch (err) {
     throw new DeviceProbeError(`onnxruntime (${executionProvider}) cannot open a ${dtype} block: ${(err as Error).message.split('\n')[0]}`, { source: SOURCE, cause: err });
   }
@@ -141,20 +145,20 @@ export async function probeLayer(options: LayerProbeOptions, deps: LayerProbeDep
     const step = async (position: number, seq: number): Promise<number> => {
       const positions = BigInt64Array.from({ length: seq }, (_, i) => BigInt(position + i));
       const feeds = {
-        [BLOCK_IO.hidden]: new Tensor('float32', hidden.subarray(position * dim, (position + seq) * dim), [1, seq, dim]),
-        [BLOCK_IO.positions]: new Tensor('int64', positions, [1, seq]),
-        [BLOCK_IO.pastKey]: cache(keys),
-        [BLOCK_IO.pastValue]: cache(values),
+        [composedIo.hidden]: new Tensor('float32', hidden.subarray(position * dim, (position + seq) * dim), [1, seq, dim]),
+        [composedIo.positions]: new Tensor('int64', positions, [1, seq]),
+        [composedIo.pastKey(0)]: cache(keys),
+        [composedIo.pastValue(0)]: cache(values),
       };
       const start = clock();
       const out = await session.run(feeds);
       const ms = clock() - start;
-      const output = out[BLOCK_IO.hiddenOut]?.data;
+      const output = out[composedIo.hiddenOut]?.data;
       if (!(output instanceof Float32Array) || output.length !== seq * dim || !output.every(Number.isFinite)) {
         throw new DeviceProbeError(`block step at position ${position} returned no finite hidden state of ${seq}×${dim}`, { source: SOURCE });
       }
-      keys.append(out[BLOCK_IO.newKey].data as Float32Array);
-      values.append(out[BLOCK_IO.newValue].data as Float32Array);
+      keys.append(out[composedIo.newKey(0)].data as Float32Array);
+      values.append(out[composedIo.newValue(0)].data as Float32Array);
       return ms;
     };
 

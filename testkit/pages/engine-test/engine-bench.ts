@@ -16,7 +16,7 @@ import { gpuKvStoreFactory } from '../../../worker/gpu-kv-store.ts';
 import { pairedRatio, speed, stagesDecoder, timeInterleaved, wholeModelDecoder } from '../../engine/decoders.ts';
 import { startEngineWorker } from '../../../web/engine-client.ts';
 import { createEmbeddingTable } from '../../../shared/model/embedding.ts';
-import { unpackedForWasm } from '../../../shared/model/dequantize-linears.ts';
+import { openWasmHead } from '../../../shared/runtime/wasm-head.ts';
 import { manifestOf, ort, packageUrl, read } from './engine-scenarios.ts';
 import { HEAD_IO } from '../../../shared/model/graphs/embed-head.ts';
 
@@ -44,11 +44,13 @@ export async function benchEngine(name: string, provider: ExecutionProvider, tok
     const kv = provider === 'webgpu' ? gpuKvStoreFactory(config, { ort: ort as never, device: (await ort.env.webgpu.device) as GPUDevice }) : cpuKvStoreFactory(config, ort as never);
     // The client's head runs on the same provider as the blocks it is compared with; its embedding is a lookup.
     const headShard = shardOf(manifest, 'head');
-    // As the browser SDK opens it (shared/grid/client.ts, headOnWasm): unpacked to f32 on WASM.
+    // As the browser SDK opens it (shared/grid/client.ts, headOnWasm): on WASM, a quantized head on infermesh's kernels.
     const headFiles = [{ path: headShard.data, data: await get(headShard.data) }];
     const headGraph = await get(headShard.graph);
-    const opened = provider === 'wasm' ? unpackedForWasm(headGraph, headFiles) : { graph: headGraph, externalData: headFiles };
-    const head = (await ort.InferenceSession.create(opened.graph, { executionProviders: [provider], externalData: opened.externalData })) as unknown as OrtSession;
+    const head =
+      provider === 'wasm'
+        ? await openWasmHead({ config, graph: headGraph, externalData: headFiles }, ort as never)
+        : ((await ort.InferenceSession.create(headGraph, { executionProviders: [provider], externalData: headFiles })) as unknown as OrtSession);
     const embedding = createEmbeddingTable(config, await graph(shardOf(manifest, 'embed').graph), await get(shardOf(manifest, 'embed').data));
     const engine = () => stagesDecoder({ config, ort: ort as never, embedding, head, stages: [engineStage(worker.engine)] });
     // The engine also runs alone each round, as a grid runs it: token by token beside the whole
