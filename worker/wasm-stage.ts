@@ -40,7 +40,7 @@ export async function openWasmStage(g: WasmStageGraphs, ort: OrtModule, sessionO
   if (dtype !== 'f32') {
     try {
       const session = await openQuantizedStage({ config: g.config, firstLayer: g.firstLayer, blocks: g.blocks, externalData: g.externalData }, { ort });
-      return { session, extra: { bytes: session.weightBytes, note: `${dtype} blocks run on infermesh's WASM SIMD kernels against the packed weights (${mib(session.weightBytes)} MiB)` } };
+      return { session, extra: { bytes: session.weightBytes, note: `${dtype} blocks run on infermesh's WASM SIMD kernels, on one thread, against the packed weights (${mib(session.weightBytes)} MiB)` } };
     } catch (err) {
       if ((err as Error).name !== 'UnsupportedGraphError') throw err;
       refused = `${(err as Error).message}, so `;
