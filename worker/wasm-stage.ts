@@ -13,7 +13,7 @@ import type { ExternalFile } from '../shared/model/dequantize-linears.ts';
 import { encodeModel } from '../shared/model/onnx/schema.ts';
 import type { Model } from '../shared/model/onnx/schema.ts';
 import type { OrtModule, OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
-import { blockDtype } from '../shared/runtime/quantized/block-weights.ts';
+import { graphDtype } from '../shared/runtime/quantized/compiled-graph.ts';
 import { openQuantizedStage } from '../shared/runtime/quantized/quantized-stage.ts';
 
 export interface WasmStageGraphs {
@@ -35,7 +35,7 @@ export interface OpenedWasmStage {
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
 export async function openWasmStage(g: WasmStageGraphs, ort: OrtModule, sessionOptions: OrtSessionOptions = {}): Promise<OpenedWasmStage> {
-  const dtype = blockDtype(g.blocks[0]);
+  const dtype = graphDtype(g.blocks[0]);
   let refused = '';
   if (dtype !== 'f32') {
     try {

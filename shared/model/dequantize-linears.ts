@@ -49,6 +49,11 @@ export function externalBytes(tensor: Tensor, files: Map<string, Uint8Array>): U
   return file.subarray(offset, offset + length);
 }
 
+/** An f32 initializer kept in an external file, copied out (the view may not be 4-byte aligned). */
+export function externalFloats(tensor: Tensor, files: Map<string, Uint8Array>): Float32Array {
+  return new Float32Array(externalBytes(tensor, files).slice().buffer);
+}
+
 /**
  * The graph with every MatMulNBits whose weights are initializers (no zero points, no bias
  * input: the compiler's form, shared/model/graphs/linear.ts) turned into a MatMul; the packed
@@ -72,8 +77,7 @@ export function dequantizeLinears(model: Model, externalData: ExternalFile[]): D
     const bits = attr(n, 'bits') as QuantBits;
     if (attr(n, 'block_size') !== QUANT_BLOCK || (bits !== 4 && bits !== 8)) return n;
     const data = externalBytes(b, files);
-    const scaleBytes = externalBytes(s, files);
-    const scales = new Float32Array(scaleBytes.slice().buffer);
+    const scales = externalFloats(s, files);
     // nn.Linear's [out, in], dequantized; MatMul takes its transpose [in, out].
     const w = transpose(dequantizeMatrix({ bits, n: out, k, blocks: Math.ceil(k / QUANT_BLOCK), data, scales }), out, k);
     const bytes = new Uint8Array(w.buffer);
@@ -85,7 +89,7 @@ export function dequantizeLinears(model: Model, externalData: ExternalFile[]): D
     ] });
     chunks.push(bytes);
     offset += bytes.byteLength;
-    quantizedBytes += data.byteLength + scaleBytes.byteLength;
+    quantizedBytes += data.byteLength + scales.byteLength;
     dropped.add(b.name).add(s.name);
     rewritten++;
     return { name: n.name, opType: 'MatMul', input: [n.input[0], name], output: n.output, attribute: [] };

@@ -4,6 +4,13 @@ import { createThroughputSeries } from './throughput-series.ts';
 
 const second = 1000;
 
+/** A series fed [seconds, tokens/s] samples. */
+function fed(...samples: [number, number][]) {
+  const s = createThroughputSeries();
+  for (const [t, rate] of samples) s.add(t * second, rate);
+  return s;
+}
+
 describe('the donor chart\'s throughput series', () => {
   it('draws the drop to zero once, then holds zeros back without redrawing', () => {
     const s = createThroughputSeries();
@@ -15,22 +22,14 @@ describe('the donor chart\'s throughput series', () => {
   });
 
   it('draws the last zero held before new work, so the line stays at zero instead of ramping across the idle time', () => {
-    const s = createThroughputSeries();
-    s.add(0, 5);
-    s.add(1 * second, 0);
-    s.add(2 * second, 0);
-    s.add(30 * second, 0);
+    const s = fed([0, 5], [1, 0], [2, 0], [30, 0]);
     expect(s.add(31 * second, 8)).toBe(true);
     expect(s.seconds).toEqual([0, 1, 30, 31]);
     expect(s.rates).toEqual([5, 0, 0, 8]);
   });
 
   it('keeps the last two minutes only, at most 120 points', () => {
-    const s = createThroughputSeries();
-    s.add(0, 5);
-    s.add(1 * second, 0);
-    s.add(3600 * second, 0);
-    s.add(3601 * second, 7);
+    const s = fed([0, 5], [1, 0], [3600, 0], [3601, 7]);
     expect(s.seconds).toEqual([3600, 3601]);
     for (let t = 0; t < 200; t++) s.add((4000 + t) * second, 1 + t);
     expect(s.seconds).toHaveLength(120);

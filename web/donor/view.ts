@@ -223,7 +223,7 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('cores', th?.cores);
     set('threads-note', th && !th.isolated ? '(one thread: this page is not cross-origin isolated)' : undefined);
     const choice = field<HTMLSelectElement>('threads-choice');
-    if (choice.hidden === !!th?.isolated) choice.hidden = !th?.isolated;
+    show('threads-choice', th?.isolated === true);
     if (th?.isolated && choice.options.length !== th.cores) {
       choice.replaceChildren(...Array.from({ length: th.cores }, (_, i) => new Option(`use ${i + 1}`, String(i + 1))));
     }

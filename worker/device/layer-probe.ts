@@ -6,8 +6,9 @@
  *
  * It compiles one block of a synthetic checkpoint with the config's shape into memory
  * (seeded random weights: speed depends on the shape, not the values), opens it with the
- * injected onnxruntime as the engine opens a one-block stage, runs a prefill and then decode steps feeding the KV cache back
- * exactly as a stage does (shared/runtime/stage.ts), and reports the median decode step.
+ * injected onnxruntime as the engine opens a one-block stage (worker/wasm-stage.ts on WASM),
+ * runs a prefill and then decode steps feeding the KV cache back exactly as a stage does
+ * (shared/runtime/stage.ts), and reports the median decode step.
  */
 import type { ExecutionProvider } from '../../shared/engine/api.ts';
 import { compilePackage } from '../../shared/model/compiler.ts';
@@ -25,8 +26,8 @@ import type { KvRows } from '../../shared/runtime/kv-cache.ts';
 import { DeviceProbeError } from './errors.ts';
 import type { OrtInferenceSession, OrtModule, OrtSessionOptions } from './ort-module.ts';
 import { defaultClock, median } from './timing.ts';
-import { openWasmStage } from '../wasm-stage.ts';
 import type { Clock } from './timing.ts';
+import { openWasmStage } from '../wasm-stage.ts';
 
 /** The shape that decides a block's cost, as the handshake reports it. */
 export interface LayerShape {
@@ -71,9 +72,9 @@ export interface LayerProbeDeps {
   clock?: Clock;
   /**
    * Opens the block as a one-block stage (composedIo names, layer 0), given its encoded stage
-   * graph; by default as the engine opens a stage: `ort.InferenceSession.create(graph, { externalData })`
-   * (onnxruntime-web and onnxruntime-node both take the data in memory), and on WASM as
-   * worker/wasm-stage.ts does.
+   * graph. By default as the engine opens a stage: on WASM by worker/wasm-stage.ts, else
+   * `ort.InferenceSession.create(graph, { externalData })` (onnxruntime-web and onnxruntime-node
+   * both take the data in memory).
    */
   openSession?: (graph: Uint8Array, external: { path: string; data: Uint8Array }, options: OrtSessionOptions) => Promise<OrtInferenceSession>;
 }

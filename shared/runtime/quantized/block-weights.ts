@@ -7,14 +7,11 @@
  */
 import { blockTensorNames, expectedTensors } from '../../model/checkpoint.ts';
 import type { ModelConfig } from '../../model/config.ts';
-import { externalBytes } from '../../model/dequantize-linears.ts';
 import type { ExternalFile } from '../../model/dequantize-linears.ts';
 import { buildBlockGraph } from '../../model/graphs/block.ts';
-import type { WeightDtype } from '../../model/graphs/linear.ts';
 import type { Model } from '../../model/onnx/schema.ts';
-import { QUANT_BLOCK } from '../../model/quantize.ts';
 import type { QuantizedMatrix } from '../../model/quantize.ts';
-import { comparisonConfig, comparisonWeights, differenceFromCompiled, linearSizeDifference, UnsupportedGraphError } from './compiled-graph.ts';
+import { comparisonConfig, comparisonWeights, compiledWeights, differenceFromCompiled, graphDtype, UnsupportedGraphError } from './compiled-graph.ts';
 
 export interface BlockWeights {
   attnNorm: Float32Array;
@@ -34,18 +31,10 @@ export interface BlockWeights {
   bv?: Float32Array;
 }
 
-/** The weight dtype of a block graph: q4/q8 by its MatMulNBits nodes, else f32. */
-export function blockDtype(model: Model): WeightDtype {
-  const bits = model.graph.node.find((n) => n.opType === 'MatMulNBits')?.attribute.find((a) => a.name === 'bits')?.i;
-  return bits === 4 ? 'q4' : bits === 8 ? 'q8' : 'f32';
-}
-
-const floats = (bytes: Uint8Array) => new Float32Array(bytes.slice().buffer);
-
 /** Reads block `layer`'s weights out of its graph; throws UnsupportedGraphError if it is not the compiler's q4/q8 block. */
 export async function readBlockWeights(model: Model, config: ModelConfig, layer: number, externalData: ExternalFile[]): Promise<BlockWeights> {
   const source = `block ${layer}`;
-  const dtype = blockDtype(model);
+  const dtype = graphDtype(model);
   if (dtype === 'f32') throw new UnsupportedGraphError('its linears are not quantized', { source });
   const small = comparisonConfig(config);
   const { file, read } = comparisonWeights(new Map(expectedTensors({ ...small, nLayers: layer + 1 }).map((t) => [t.name, t.shape])));
@@ -53,29 +42,12 @@ export async function readBlockWeights(model: Model, config: ModelConfig, layer:
   const difference = differenceFromCompiled(model, compiled.graph);
   if (difference) throw new UnsupportedGraphError(`not the compiler's ${dtype} block: ${difference}`, { source });
 
-  const files = new Map(externalData.map((f) => [f.path, f.data]));
-  const initializers = new Map(model.graph.initializer.map((t) => [t.name, t]));
-  const bytesOf = (name: string) => {
-    const t = initializers.get(name);
-    if (!t) throw new UnsupportedGraphError(`initializer ${name} is missing`, { source });
-    return externalBytes(t, files);
-  };
-  const bits = dtype === 'q4' ? 4 : 8;
-  const matrix = (name: string, n: number, k: number): QuantizedMatrix => {
-    const wrong = linearSizeDifference(model, `${name}.q${bits}`, n, k);
-    if (wrong) throw new UnsupportedGraphError(wrong, { source });
-    return { bits, n, k, blocks: Math.ceil(k / QUANT_BLOCK), data: bytesOf(`${name}.q${bits}`), scales: floats(bytesOf(`${name}.scales`)) };
-  };
-  const norm = (name: string) => {
-    const w = floats(bytesOf(name));
-    if (w.length !== config.dim) throw new UnsupportedGraphError(`${name} has ${w.length} weights, the config's dim is ${config.dim}`, { source });
-    return w;
-  };
+  const { matrix, norm, floats } = compiledWeights(model, externalData, config, source);
   const n = blockTensorNames(layer);
   const { dim, hiddenDim } = config;
   const qDim = config.nHeads * config.headDim;
   const kvDim = config.nKvHeads * config.headDim;
-  const bias = (name: string) => (config.qkvBias ? floats(bytesOf(`${name}.bias`)) : undefined);
+  const bias = (name: string) => (config.qkvBias ? floats(`${name}.bias`) : undefined);
   return {
     attnNorm: norm(n.attnNorm),
     ffnNorm: norm(n.ffnNorm),

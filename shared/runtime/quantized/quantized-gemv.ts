@@ -121,7 +121,10 @@ export async function createQuantizedGemv(): Promise<QuantizedGemv> {
     },
     multiply(x, matrices, outs) {
       // Sized first: growing the scratch later would move it from under the quantized input.
-      const s = scratchFor(Math.max(...matrices.map((m) => m.blocks)), Math.max(...matrices.map((m) => m.n)));
+      let blocks = 0;
+      let rows = 0;
+      for (const m of matrices) (blocks = Math.max(blocks, m.blocks)), (rows = Math.max(rows, m.n));
+      const s = scratchFor(blocks, rows);
       let prepared: { bits: number; k: number; finite: boolean } | undefined;
       matrices.forEach((m, i) => {
         const out = outs[i];

@@ -7,14 +7,11 @@
  */
 import { expectedTensors, FINAL_NORM_TENSOR, LM_HEAD_TENSOR } from '../../model/checkpoint.ts';
 import type { ModelConfig } from '../../model/config.ts';
-import { externalBytes } from '../../model/dequantize-linears.ts';
 import type { ExternalFile } from '../../model/dequantize-linears.ts';
 import { buildHeadGraph, HEAD_IO } from '../../model/graphs/embed-head.ts';
 import type { Model } from '../../model/onnx/schema.ts';
-import { QUANT_BLOCK } from '../../model/quantize.ts';
 import type { OrtRuntime, OrtSession, OrtTensor } from '../ort.ts';
-import { blockDtype } from './block-weights.ts';
-import { comparisonConfig, comparisonWeights, differenceFromCompiled, linearSizeDifference, UnsupportedGraphError } from './compiled-graph.ts';
+import { comparisonConfig, comparisonWeights, compiledWeights, differenceFromCompiled, graphDtype, UnsupportedGraphError } from './compiled-graph.ts';
 import { createQuantizedGemv } from './quantized-gemv.ts';
 import type { QuantizedGemv } from './quantized-gemv.ts';
 import { rmsNorm } from './rms-norm.ts';
@@ -24,30 +21,21 @@ export interface QuantizedHead extends OrtSession {
   readonly weightBytes: number;
 }
 
-const floats = (bytes: Uint8Array) => new Float32Array(bytes.slice().buffer);
-
 export async function openQuantizedHead(options: { config: ModelConfig; head: Model; externalData: ExternalFile[] }, deps: { ort: OrtRuntime; gemv?: QuantizedGemv }): Promise<QuantizedHead> {
   const { config, head } = options;
   const source = 'head';
-  const dtype = blockDtype(head);
+  const dtype = graphDtype(head);
   if (dtype === 'f32') throw new UnsupportedGraphError('its linear is not quantized', { source });
   const small = comparisonConfig(config);
   const { file, read } = comparisonWeights(new Map(expectedTensors({ ...small, nLayers: 0 }).map((t) => [t.name, t.shape])));
   const difference = differenceFromCompiled(head, (await buildHeadGraph(small, dtype, file, read)).graph);
   if (difference) throw new UnsupportedGraphError(`not the compiler's ${dtype} head: ${difference}`, { source });
-  const bits = dtype === 'q4' ? 4 : 8;
   const { dim, vocabSize, normEps } = config;
-  const weightName = `${LM_HEAD_TENSOR}.q${bits}`;
-  const wrong = linearSizeDifference(head, weightName, vocabSize, dim);
-  if (wrong) throw new UnsupportedGraphError(wrong, { source });
-
-  const files = new Map(options.externalData.map((f) => [f.path, f.data]));
-  const initializers = new Map(head.graph.initializer.map((t) => [t.name, t]));
-  const bytesOf = (name: string) => externalBytes(initializers.get(name)!, files);
-  const norm = floats(bytesOf(FINAL_NORM_TENSOR));
-  if (norm.length !== dim) throw new UnsupportedGraphError(`${FINAL_NORM_TENSOR} has ${norm.length} weights, the config's dim is ${dim}`, { source });
+  const weights = compiledWeights(head, options.externalData, config, source);
+  const packed = weights.matrix(LM_HEAD_TENSOR, vocabSize, dim);
+  const norm = weights.norm(FINAL_NORM_TENSOR);
   const gemv = deps.gemv ?? (await createQuantizedGemv());
-  const classifier = gemv.upload({ bits, n: vocabSize, k: dim, blocks: Math.ceil(dim / QUANT_BLOCK), data: bytesOf(weightName), scales: floats(bytesOf(`${LM_HEAD_TENSOR}.scales`)) });
+  const classifier = gemv.upload(packed);
   const normed = new Float32Array(dim);
 
   return {

@@ -41,20 +41,15 @@ export interface QuantizedStage extends OrtSession {
   readonly weightBytes: number;
 }
 
-interface Layer {
+/** A block's weights with its linears in the kernels' memory, grouped by the input they share. */
+interface Layer extends Pick<BlockWeights, 'attnNorm' | 'ffnNorm' | 'bq' | 'bk' | 'bv'> {
   index: number;
-  attnNorm: Float32Array;
-  ffnNorm: Float32Array;
-  wq: PackedMatrix;
-  wk: PackedMatrix;
-  wv: PackedMatrix;
-  wo: PackedMatrix;
-  w1: PackedMatrix;
-  w2: PackedMatrix;
-  w3: PackedMatrix;
-  bq?: Float32Array;
-  bk?: Float32Array;
-  bv?: Float32Array;
+  /** q, k, v: of the attention's normed input */
+  qkv: PackedMatrix[];
+  out: PackedMatrix[];
+  /** gate (w1) and up (w3): of the MLP's normed input */
+  gateUp: PackedMatrix[];
+  down: PackedMatrix[];
 }
 
 const addInto = (y: Float32Array, b: Float32Array | undefined) => {
@@ -68,10 +63,16 @@ export async function openQuantizedStage(options: QuantizedStageOptions, deps: Q
   const weights: BlockWeights[] = [];
   for (let i = 0; i < blocks.length; i++) weights.push(await readBlockWeights(blocks[i], config, firstLayer + i, options.externalData));
   const layers: Layer[] = weights.map((w, i) => ({
-    ...w,
     index: firstLayer + i,
-    wq: gemv.upload(w.wq), wk: gemv.upload(w.wk), wv: gemv.upload(w.wv), wo: gemv.upload(w.wo),
-    w1: gemv.upload(w.w1), w2: gemv.upload(w.w2), w3: gemv.upload(w.w3),
+    attnNorm: w.attnNorm,
+    ffnNorm: w.ffnNorm,
+    bq: w.bq,
+    bk: w.bk,
+    bv: w.bv,
+    qkv: [w.wq, w.wk, w.wv].map(gemv.upload),
+    out: [gemv.upload(w.wo)],
+    gateUp: [w.w1, w.w3].map(gemv.upload),
+    down: [gemv.upload(w.w2)],
   }));
 
   const { dim, hiddenDim, nHeads, nKvHeads, headDim, normEps, slidingWindow } = config;
@@ -107,7 +108,7 @@ export async function openQuantizedStage(options: QuantizedStageOptions, deps: Q
   /** Row s's query, key and value: RMSNorm, the three linears (and biases), RoPE on q and k. */
   function projectRow(layer: Layer, x: Float32Array, position: number, q: Float32Array, k: Float32Array, v: Float32Array) {
     rmsNorm(x, layer.attnNorm, normEps, normed);
-    gemv.multiply(normed, [layer.wq, layer.wk, layer.wv], [q, k, v]);
+    gemv.multiply(normed, layer.qkv, [q, k, v]);
     addInto(q, layer.bq);
     addInto(k, layer.bk);
     addInto(v, layer.bv);
@@ -157,12 +158,12 @@ export async function openQuantizedStage(options: QuantizedStageOptions, deps: Q
 
   /** The rest of the block for row x, in place: output projection and residual, then the SwiGLU MLP and residual. */
   function finishRow(layer: Layer, x: Float32Array) {
-    gemv.multiply(context, [layer.wo], [projected]);
+    gemv.multiply(context, layer.out, [projected]);
     for (let i = 0; i < dim; i++) x[i] += projected[i];
     rmsNorm(x, layer.ffnNorm, normEps, normed);
-    gemv.multiply(normed, [layer.w1, layer.w3], [gate, up]);
+    gemv.multiply(normed, layer.gateUp, [gate, up]);
     for (let i = 0; i < hiddenDim; i++) gate[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
-    gemv.multiply(gate, [layer.w2], [projected]);
+    gemv.multiply(gate, layer.down, [projected]);
     for (let i = 0; i < dim; i++) x[i] += projected[i];
   }
 
