@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '@libp2p/interface';
-import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress } from '../shared/grid/node.ts';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress, preferredDirect } from '../shared/grid/node.ts';
 import { createIdleLinks } from '../shared/grid/idle-links.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { startRelay } from '../signaling-server/relay.ts';
@@ -99,6 +100,45 @@ describe('a peer’s idle links', () => {
 
     // Whoever needs a closed link again dials it again.
     expect(isDirectWebRTC(await dialDirect(a, peerAddress(stranger)))).toBe(true);
+  });
+
+  it('that are never worth keeping go sooner: a relayed one, and the second of two direct links to one peer (both ends close the same one)', { timeout: 60_000 }, async () => {
+    const [a, b] = peers;
+    const first = await dialDirect(a, peerAddress(b));
+    // b dials a as well, as two peers dialing each other at once do: two direct links
+    const second = await b.dial(multiaddr(peerAddress(a).addrs[0]), { force: true });
+    expect(isDirectWebRTC(second)).toBe(true);
+    const direct = (from: PeerNode, to: PeerNode) => from.getConnections(to.peerId).filter(isDirectWebRTC);
+    await waitFor(() => direct(a, b).length === 2 && direct(b, a).length === 2);
+    // the two ends pick the same link: the one dialed by the peer whose id sorts first
+    const dialer = a.peerId.toString() < b.peerId.toString() ? a : b;
+    const keptByA = preferredDirect(a, direct(a, b))!;
+    const keptByB = preferredDirect(b, direct(b, a))!;
+    expect(keptByA.direction).toBe(dialer === a ? 'outbound' : 'inbound');
+    expect(keptByB.direction).toBe(dialer === b ? 'outbound' : 'inbound');
+    // `first` is a's own dial, `second` b's
+    expect(keptByA.id === first.id).toBe(dialer === a);
+    expect(keptByB.id === second.id).toBe(dialer === b);
+    // a stream to b now goes over the kept link
+    expect(await dialDirect(a, peerAddress(b))).toBe(keptByA);
+
+    let clock = 0;
+    const spareIdleMs = 1000;
+    // b is needed, so its kept link stays however long it idles; the spare ones do not
+    const links = createIdleLinks({ idleMs: 60_000, spareIdleMs }, { node: a, needed: () => true, now: () => clock });
+    // identify's streams on the new links end first
+    await waitFor(() => a.getConnections(b.peerId).every((c) => c.streams.length === 0));
+    links.sweep();
+    clock = spareIdleMs - 1;
+    expect(links.sweep()).toBe(0);
+    clock = spareIdleMs;
+    expect(links.sweep()).toBeGreaterThan(0);
+    await waitFor(() => direct(a, b).length === 1 && direct(b, a).length === 1 && a.getConnections().every((c) => c.limits == null));
+    expect(direct(a, b)[0]).toBe(keptByA);
+    expect(direct(b, a)[0]).toBe(keptByB);
+    clock += 120_000;
+    expect(links.sweep()).toBe(0);
+    expect(keptByA.status).toBe('open');
   });
 });
 

@@ -11,7 +11,10 @@
  * `close(1006)`, a code `ws` refuses to send (1006 means "closed without a close frame"), so it
  * threw, the socket stayed open and the far end never heard: a tab kept a connection whose
  * muxer was gone, and its next dial to the relay reused it and failed. Here 1006 drops the
- * socket, which is what the code describes. Used by relay.ts.
+ * socket, which is what the code describes.
+ *
+ * And each socket is kept alive with WebSocket ping frames (websocket-heartbeat.ts) when
+ * `heartbeat` is given. Used by relay.ts.
  */
 import { webSockets } from '@libp2p/websockets';
 import type { WebSocketsInit } from '@libp2p/websockets';
@@ -19,16 +22,18 @@ import type { CreateListenerOptions, Listener, Transport } from '@libp2p/interfa
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { InfermeshError } from '../shared/errors.ts';
+import { keepAlive } from './websocket-heartbeat.ts';
+import type { HeartbeatOptions, HeartbeatSocket } from './websocket-heartbeat.ts';
 
 /** The listener no longer has the WebSocket server this wrapper guards: @libp2p/websockets changed. */
 export class RelayTransportError extends InfermeshError {
   override name = 'RelayTransportError';
 }
 
-interface WebSocketLike {
+interface WebSocketLike extends HeartbeatSocket {
   on(event: 'error', listener: (err: Error) => void): void;
+  on(event: 'pong' | 'close', listener: () => void): void;
   close(code?: number, reason?: string | Buffer): void;
-  terminate(): void;
 }
 
 type UpgradeCallback = (ws: WebSocketLike, req: IncomingMessage) => void;
@@ -40,7 +45,12 @@ interface WebSocketServerLike {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, callback: UpgradeCallback): void;
 }
 
-export function guardedWebSockets(init: WebSocketsInit = {}, onSocketError: (err: Error) => void = () => undefined) {
+export interface GuardOptions {
+  onSocketError?: (err: Error) => void;
+  heartbeat?: HeartbeatOptions;
+}
+
+export function guardedWebSockets(init: WebSocketsInit = {}, { onSocketError = () => undefined, heartbeat }: GuardOptions = {}) {
   const factory = webSockets(init);
   return (components: Parameters<typeof factory>[0]): Transport => {
     const transport = factory(components);
@@ -56,6 +66,7 @@ export function guardedWebSockets(init: WebSocketsInit = {}, onSocketError: (err
           ws.on('error', onSocketError);
           const close = ws.close.bind(ws);
           ws.close = (code, reason) => (code === ABNORMAL_CLOSURE ? ws.terminate() : close(code, reason));
+          if (heartbeat) keepAlive(ws, heartbeat);
           callback(ws, request);
         });
       return listener;

@@ -1,7 +1,8 @@
 /**
  * The relay's WebSocket port faces anyone: a malformed WebSocket frame, or bytes that are not a
  * WebSocket at all, close that connection and nothing else; the relay goes on taking peers.
- * A connection the relay aborts is closed at the far end too.
+ * A connection the relay aborts is closed at the far end too. A socket that stops answering
+ * WebSocket pings is dropped.
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { webSockets } from '@libp2p/websockets';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { multiaddr } from '@multiformats/multiaddr';
+import { WebSocket } from 'ws';
 import { startRelay, type RelayNode } from './relay.ts';
 
 let relay: RelayNode;
@@ -73,6 +75,35 @@ describe('a connection the relay aborts', () => {
       expect(second.status).toBe('open');
     } finally {
       await peer.stop();
+    }
+  });
+});
+
+describe('the relay’s WebSocket heartbeat', () => {
+  it('pings each socket, and drops one that stops answering', async () => {
+    const watched = await startRelay({ host: '127.0.0.1', port: 0, heartbeat: { intervalMs: 100, deadMs: 300 } });
+    try {
+      const url = `ws://127.0.0.1:${watched.getMultiaddrs()[0].toString().match(/\/tcp\/(\d+)\//)![1]}/`;
+      const open = (autoPong: boolean) =>
+        new Promise<{ socket: WebSocket; pings: number; closedAt?: number }>((resolve, reject) => {
+          const socket = new WebSocket(url, { autoPong });
+          const state = { socket, pings: 0, closedAt: undefined as number | undefined };
+          socket.on('ping', () => state.pings++);
+          socket.on('close', () => (state.closedAt = performance.now()));
+          socket.on('error', () => undefined);
+          socket.on('open', () => resolve(state));
+          socket.on('unexpected-response', () => reject(new Error('no upgrade')));
+        });
+      const [answering, silent] = await Promise.all([open(true), open(false)]);
+      // unanswered for 300 ms: dropped at the next ping after that (on a loaded machine, later)
+      await expect.poll(() => silent.closedAt, { timeout: 5_000, interval: 50 }).toBeDefined();
+      // answering every ping: still open after many
+      await expect.poll(() => answering.pings, { timeout: 5_000, interval: 50 }).toBeGreaterThanOrEqual(8);
+      expect(answering.closedAt).toBeUndefined();
+      expect(answering.socket.readyState).toBe(WebSocket.OPEN);
+      answering.socket.terminate();
+    } finally {
+      await watched.stop();
     }
   });
 });

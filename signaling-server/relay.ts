@@ -11,6 +11,7 @@ import { identify } from '@libp2p/identify';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
 import { guardedWebSockets } from './relay-websockets.ts';
+import type { HeartbeatOptions } from './websocket-heartbeat.ts';
 import type { ConnectionMonitorInit } from 'libp2p';
 
 export interface RelayOptions {
@@ -19,6 +20,8 @@ export interface RelayOptions {
   port: number;
   /** a persisted key keeps the relay's peer id across restarts */
   privateKey?: PrivateKey;
+  /** WebSocket ping frames (default RELAY_HEARTBEAT) */
+  heartbeat?: HeartbeatOptions;
 }
 
 export type RelayNode = Libp2p;
@@ -29,27 +32,31 @@ export type RelayNode = Libp2p;
  * adaptive timeout that can be as short as 5 s. A donor tab's main thread stalls longer than
  * that on a loaded machine (tabs compiling WASM, loading weights, computing), and the relay then
  * cut the tab's WebSocket: its coordinator session was reset and the grid lost a donor that was
- * alive (churn suite and `demo --churn`, 2 of 5 runs). So on the relay the monitor is only the
- * backstop for a tab that died without a word (a laptop asleep, a frozen tab): unanswered for
- * 30 s. Long enough for a busy tab, short enough that the coordinator
- * stops routing new requests to a frozen one within the minute; a live tab cut anyway joins
- * again (shared/grid/coordinator-session.ts).
+ * alive (churn suite and `demo --churn`, 2 of 5 runs). So the relay watches in two ways:
+ *  - WebSocket ping frames every 15 s, answered by the browser's network stack without the page
+ *    (websocket-heartbeat.ts): a socket unanswered for 30 s is dropped (a laptop asleep, a
+ *    network gone). They cost an idle tab nothing.
+ *  - libp2p's ping, once a minute, unanswered for 30 s: the backstop for a tab whose JavaScript
+ *    hangs (a frozen tab still answers ping frames), so the coordinator stops routing new
+ *    requests to it within 90 s; a live tab cut anyway joins again
+ *    (shared/grid/coordinator-session.ts). At 15 s these pings, each a stream negotiated and
+ *    encrypted on both sides, were the one recurring spike of an idle 4-tab grid's CPU.
  *
- * Between peers the monitor pings once a minute (shared/grid/node.ts): a WebRTC link that
- * stalls for seconds has already failed its route's step deadline, and idle pings were most of an
- * idle grid's CPU.
+ * Between peers the monitor pings once a minute too (shared/grid/node.ts): a WebRTC link that
+ * stalls for seconds has already failed its route's step deadline.
  */
 const RELAY_CONNECTION_MONITOR: ConnectionMonitorInit = {
-  pingInterval: 15_000,
+  pingInterval: 60_000,
   pingTimeout: { minTimeout: 30_000, maxTimeout: 30_000 },
 };
+const RELAY_HEARTBEAT: HeartbeatOptions = { intervalMs: 15_000, deadMs: 30_000 };
 
 export async function startRelay(options: RelayOptions): Promise<RelayNode> {
   return createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [`/ip4/${options.host}/tcp/${options.port}/ws`] },
     // A malformed frame closes its own connection, never the process (relay-websockets.ts).
-    transports: [guardedWebSockets()],
+    transports: [guardedWebSockets({}, { heartbeat: options.heartbeat ?? RELAY_HEARTBEAT })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: {
@@ -58,7 +65,7 @@ export async function startRelay(options: RelayOptions): Promise<RelayNode> {
       relay: circuitRelayServer({ reservations: { maxReservations: 1024 } }),
     },
     connectionGater: { denyDialMultiaddr: () => false },
-    // A tab busy for seconds is not a tab gone (RELAY_CONNECTION_MONITOR).
+    // A tab busy for seconds is not a tab gone (RELAY_CONNECTION_MONITOR, RELAY_HEARTBEAT).
     connectionMonitor: RELAY_CONNECTION_MONITOR,
   });
 }

@@ -167,7 +167,24 @@ export async function openDirectStream(node: Libp2p, peer: PeerAddress, protocol
 }
 
 function existingDirect(node: Libp2p, peerId: string): Connection | undefined {
-  return node.getConnections().find((c) => c.remotePeer.toString() === peerId && isDirectWebRTC(c));
+  return preferredDirect(node, node.getConnections().filter((c) => c.remotePeer.toString() === peerId && isDirectWebRTC(c)));
+}
+
+/**
+ * Of several open direct connections to one peer (two peers that dialed each other at once
+ * each keep the one they dialed and the one they answered), the one both ends keep: the one
+ * dialed by the peer whose id sorts first, and of those the oldest. Both ends choose the same one
+ * without a word, so new streams go to it and the other falls idle and is closed (idle-links.ts).
+ */
+export function preferredDirect(node: Libp2p, connections: Connection[]): Connection | undefined {
+  const self = node.peerId.toString();
+  const dialer = (c: Connection) => (c.direction === 'outbound' ? self : c.remotePeer.toString());
+  return connections.reduce<Connection | undefined>((best, c) => {
+    if (!best) return c;
+    const [a, b] = [dialer(c), dialer(best)];
+    if (a !== b) return a < b ? c : best;
+    return c.timeline.open < best.timeline.open ? c : best;
+  }, undefined);
 }
 
 /**

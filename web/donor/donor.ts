@@ -77,7 +77,9 @@ const PROBE_RETRY_MS = 5000;
 /** A lost link to a stage this tab hands frames on to is dialled again within this. */
 const NEXT_HOPS_WARM_MS = 2000;
 /** A link that carried nothing this long is closed, unless it joins this tab to a route neighbour or a client (idle-links.ts). */
-const IDLE_LINK_MS = 20_000;
+const IDLE_LINK_MS = 6_000;
+/** A link never worth keeping (a relayed handshake's, a second one to the same peer) is closed once idle this long. */
+const SPARE_LINK_MS = NEXT_HOPS_WARM_MS;
 /** While idle, stats are shown and sent on every this many ticks only. */
 const IDLE_STATS_EVERY = 10;
 /** The tab's ledger entry (stake, work, earnings) is fetched this often while serving. */
@@ -260,7 +262,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
     if (!mine || !peer) return true;
     return peer.serving !== undefined && (peer.serving.start === mine.end || peer.serving.end === mine.start);
   }
-  const idleLinks = createIdleLinks({ idleMs: IDLE_LINK_MS }, { node, needed: neededLink });
+  const idleLinks = createIdleLinks({ idleMs: IDLE_LINK_MS, spareIdleMs: SPARE_LINK_MS }, { node, needed: neededLink });
 
   function onMessage(message: FromCoordinator): void {
     if (message.type === 'assign') {
