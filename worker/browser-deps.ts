@@ -9,6 +9,7 @@ import { defaultThreads } from './engine.ts';
 import type { EngineDeps, EngineOrt } from './engine.ts';
 import { runHandshake } from './device/handshake.ts';
 import { browserHost } from './device/host.ts';
+import { spawnGemvHelper } from './gemv-helpers.ts';
 
 export function browserEngineDeps(): EngineDeps {
   ort.env.wasm.wasmPaths = new URL(ORT_ASSET_PATH, self.location.href).href;
@@ -21,13 +22,15 @@ export function browserEngineDeps(): EngineDeps {
     ort: ort as unknown as EngineOrt,
     gpu,
     fetch: self.fetch.bind(self),
-    handshake: (options) => runHandshake(options, { ort, host: browserHost(self.navigator), gpu }),
+    // The layer probe's quantized kernels take the threads the engine's will: the donor's setting.
+    handshake: (options) => runHandshake(options, { ort, host: browserHost(self.navigator), gpu, kernels: () => (self.crossOriginIsolated ? { threads: ort.env.wasm.numThreads ?? 1, spawn: spawnGemvHelper } : undefined) }),
     wasmThreads: {
       get: () => ort.env.wasm.numThreads ?? 1,
       set: (threads) => (ort.env.wasm.numThreads = threads),
       cores,
       isolated: self.crossOriginIsolated,
     },
+    spawnKernelThread: spawnGemvHelper,
   };
 }
 

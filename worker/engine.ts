@@ -24,6 +24,8 @@ import type { OrtModule, OrtSession, OrtSessionOptions } from '../shared/runtime
 import { gpuKvStoreFactory } from './gpu-kv-store.ts';
 import { loadShardFiles } from './shard-loader.ts';
 import { openWasmStage } from './wasm-stage.ts';
+import type { WasmKernelThreads } from './wasm-stage.ts';
+import type { SpawnGemvHelper } from '../shared/runtime/quantized/gemv-threads.ts';
 import type { LoadedShard } from './shard-loader.ts';
 import type { DeviceHandshake, HandshakeOptions } from './device/handshake.ts';
 
@@ -51,6 +53,8 @@ export interface EngineDeps {
   shardGraphs?: (shard: LoadedShard, request: LoadRequest) => Promise<Pick<LoadedShard, 'blocks' | 'externalData'>>;
   /** onnxruntime-web's WASM threads (a browser worker): read, and set before the first session starts them */
   wasmThreads?: { get(): number; set(threads: number): void; cores: number; isolated: boolean };
+  /** starts a helper thread for the quantized WASM kernels, which then take as many threads as onnxruntime (worker/gemv-helpers.ts) */
+  spawnKernelThread?: SpawnGemvHelper;
 }
 
 /**
@@ -103,6 +107,11 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   let sessionOpened = false;
   let computeMs = 0;
   const clock = deps.now ?? (() => performance.now());
+  /** The quantized kernels take the threads onnxruntime takes: the donor's setting, where the page is isolated. */
+  const kernelThreads = (): WasmKernelThreads | undefined => {
+    const wasm = deps.wasmThreads;
+    return wasm?.isolated && deps.spawnKernelThread ? { threads: wasm.get(), spawn: deps.spawnKernelThread } : undefined;
+  };
 
   type Opening = Pick<Loaded, 'config' | 'blocks' | 'graph' | 'externalData' | 'layers'>;
   interface Opened {
@@ -130,7 +139,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       return { session, device, kv: gpuKvStoreFactory(l.config, { ort, device }) };
     }
     if (provider === 'wasm') {
-      const { session, extra } = await openWasmStage({ ...l, firstLayer: l.layers.start }, ort, deps.sessionOptions);
+      const { session, extra } = await openWasmStage({ ...l, firstLayer: l.layers.start }, ort, deps.sessionOptions, kernelThreads());
       return { session, kv: cpuKvStoreFactory(l.config, ort), extra };
     }
     const session = await ort.InferenceSession.create(encodeModel(l.graph), { ...deps.sessionOptions, executionProviders: [provider], externalData: l.externalData });

@@ -11,19 +11,21 @@ import { createSyntheticCheckpointFromConfig } from '../shared/model/synthetic/c
 import { syntheticConfig } from '../shared/model/synthetic/presets.ts';
 import type { OrtModule } from '../shared/runtime/ort.ts';
 import { openWasmStage } from './wasm-stage.ts';
+import type { WasmKernelThreads } from './wasm-stage.ts';
+import { spawnNodeGemvHelper } from './node/gemv-helpers.ts';
 
 // onnxruntime-web's WASM provider, here under Node: what a tab's engine opens with.
 ort.env.wasm.numThreads = 1;
 const config = { ...syntheticConfig('tiny'), nLayers: 2 };
 
-async function stage(dtype: WeightDtype, edit?: (block: Model) => void) {
+async function stage(dtype: WeightDtype, edit?: (block: Model) => void, kernels?: WasmKernelThreads) {
   const sink = createMemorySink('wasm-stage test');
   const manifest = await compilePackage(createSyntheticCheckpointFromConfig(config, 2, 'wasm-stage test'), { dtype }, { sink });
   const shards = blockShards(manifest);
   const blocks = shards.map((s) => decodeModel(sink.read(s.graph)));
   edit?.(blocks[0]);
   const externalData = shards.map((s) => ({ path: s.data, data: sink.read(s.data) }));
-  return openWasmStage({ config, firstLayer: 0, blocks, graph: composeStageGraph(blocks, 0), externalData }, ort as unknown as OrtModule);
+  return openWasmStage({ config, firstLayer: 0, blocks, graph: composeStageGraph(blocks, 0), externalData }, ort as unknown as OrtModule, {}, kernels);
 }
 
 /** One decode step from an empty cache: the hidden state out. */
@@ -49,6 +51,13 @@ describe('a stage opened on WASM', () => {
     const weights = 2 * (2 * dim * nHeads * headDim + 2 * dim * nKvHeads * headDim + 3 * dim * hiddenDim);
     expect(extra!.bytes).toBeLessThan(weights * 0.7);
     expect((await step(session)).every(Number.isFinite)).toBe(true);
+  });
+
+  it('splits the kernels’ work among the threads it is given (a donor’s setting), with the same outputs', async () => {
+    const [one, two] = [await stage('q4'), await stage('q4', undefined, { threads: 2, spawn: spawnNodeGemvHelper })];
+    expect(two.extra?.note).toMatch(/^q4 blocks run on infermesh's WASM SIMD kernels, on 2 threads, against the packed weights/);
+    expect(await step(two.session)).toEqual(await step(one.session));
+    await two.session.release();
   });
 
   it('runs any other quantized graph on onnxruntime, unpacked, and names why, with the same outputs up to rounding', async () => {

@@ -15,6 +15,7 @@ import type { Model } from '../shared/model/onnx/schema.ts';
 import type { OrtModule, OrtSession, OrtSessionOptions } from '../shared/runtime/ort.ts';
 import { graphDtype } from '../shared/runtime/quantized/compiled-graph.ts';
 import { openQuantizedStage } from '../shared/runtime/quantized/quantized-stage.ts';
+import type { SpawnGemvHelper } from '../shared/runtime/quantized/gemv-threads.ts';
 
 export interface WasmStageGraphs {
   config: ModelConfig;
@@ -32,15 +33,22 @@ export interface OpenedWasmStage {
   extra?: { bytes: number; note: string };
 }
 
+/** The threads the quantized kernels may split their products among (a donor's setting), and how to start one. */
+export interface WasmKernelThreads {
+  threads: number;
+  spawn: SpawnGemvHelper;
+}
+
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
-export async function openWasmStage(g: WasmStageGraphs, ort: OrtModule, sessionOptions: OrtSessionOptions = {}): Promise<OpenedWasmStage> {
+export async function openWasmStage(g: WasmStageGraphs, ort: OrtModule, sessionOptions: OrtSessionOptions = {}, kernels?: WasmKernelThreads): Promise<OpenedWasmStage> {
   const dtype = graphDtype(g.blocks[0]);
   let refused = '';
   if (dtype !== 'f32') {
     try {
-      const session = await openQuantizedStage({ config: g.config, firstLayer: g.firstLayer, blocks: g.blocks, externalData: g.externalData }, { ort });
-      return { session, extra: { bytes: session.weightBytes, note: `${dtype} blocks run on infermesh's WASM SIMD kernels, on one thread, against the packed weights (${mib(session.weightBytes)} MiB)` } };
+      const session = await openQuantizedStage({ config: g.config, firstLayer: g.firstLayer, blocks: g.blocks, externalData: g.externalData, threads: kernels?.threads }, { ort, spawn: kernels?.spawn });
+      const threads = session.threads === 1 ? 'one thread' : `${session.threads} threads`;
+      return { session, extra: { bytes: session.weightBytes, note: `${dtype} blocks run on infermesh's WASM SIMD kernels, on ${threads}, against the packed weights (${mib(session.weightBytes)} MiB)` } };
     } catch (err) {
       if ((err as Error).name !== 'UnsupportedGraphError') throw err;
       refused = `${(err as Error).message}, so `;

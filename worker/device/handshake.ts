@@ -27,6 +27,7 @@ import { probeWasm } from './wasm-probe.ts';
 import type { WasmProbeOptions, WasmProbeReport } from './wasm-probe.ts';
 import { describeAdapter, probeWebGpu } from './webgpu-probe.ts';
 import type { WebGpuDescription, WebGpuProbeOptions, WebGpuProbeReport } from './webgpu-probe.ts';
+import type { WasmKernelThreads } from '../wasm-stage.ts';
 
 /** A probe that could not give numbers, and why. */
 export interface Unavailable {
@@ -81,6 +82,8 @@ export interface HandshakeDeps {
   clock?: Clock;
   /** wall clock for measuredAt (default Date.now) */
   wallClock?: () => number;
+  /** the threads the quantized WASM kernels take when the layer probe opens a block (default: one) */
+  kernels?: () => WasmKernelThreads | undefined;
 }
 
 /** What the signature hashes: who the device is, never how fast it was this time. */
@@ -110,7 +113,7 @@ export async function runHandshake(options: HandshakeOptions, deps: HandshakeDep
     const { executionProvider, ...rest } = options.layer;
     const provider = executionProvider ?? ('matmul' in webgpu ? 'webgpu' : cpuProvider);
     const request: LayerProbeOptions = { ...rest, executionProvider: provider };
-    layer = await probeLayer(request, { ort, clock }).catch((err: unknown) => unavailable(`layer probe on ${provider} failed`, err));
+    layer = await probeLayer(request, { ort, clock, kernels: deps.kernels?.() }).catch((err: unknown) => unavailable(`layer probe on ${provider} failed`, err));
   }
 
   const description = 'matmul' in webgpu ? webgpu : webgpu.description;

@@ -28,6 +28,7 @@ import type { OrtInferenceSession, OrtModule, OrtSessionOptions } from './ort-mo
 import { defaultClock, median } from './timing.ts';
 import type { Clock } from './timing.ts';
 import { openWasmStage } from '../wasm-stage.ts';
+import type { WasmKernelThreads } from '../wasm-stage.ts';
 
 /** The shape that decides a block's cost, as the handshake reports it. */
 export interface LayerShape {
@@ -70,6 +71,8 @@ export interface LayerProbeOptions {
 export interface LayerProbeDeps {
   ort: OrtModule;
   clock?: Clock;
+  /** the threads the quantized WASM kernels take, as the engine gives them (default: one) */
+  kernels?: WasmKernelThreads;
   /**
    * Opens the block as a one-block stage (composedIo names, layer 0), given its encoded stage
    * graph. By default as the engine opens a stage: on WASM by worker/wasm-stage.ts, else
@@ -124,7 +127,7 @@ export async function probeLayer(options: LayerProbeOptions, deps: LayerProbeDep
     deps.openSession ??
     (async (graph, external, opts) =>
       executionProvider === 'wasm'
-        ? (await openWasmStage({ config: probeConfig(config), firstLayer: 0, blocks: [blockModel], graph: stageGraph, externalData: [external] }, deps.ort, opts)).session
+        ? (await openWasmStage({ config: probeConfig(config), firstLayer: 0, blocks: [blockModel], graph: stageGraph, externalData: [external] }, deps.ort, opts, deps.kernels)).session
         : deps.ort.InferenceSession.create(graph, { ...opts, externalData: [external] }));
   let session: OrtInferenceSession;
   try {

@@ -77,4 +77,10 @@ describe('quantized GEMV (WASM SIMD)', () => {
     expect(() => gemv.upload({ ...q, scales: new Float32Array(1) })).toThrow(/a 2x32 q4 matrix needs 32 bytes and 2 scales, got 32 and 1/);
     expect(() => gemv.multiply(new Float32Array(31), [gemv.upload(q)], [new Float32Array(2)])).toThrow(/takes 32 inputs into 2 outputs, got 31 into 2/);
   });
+
+  it('runs on one thread where no helper can start', async () => {
+    const gemv = await createQuantizedGemv({ threads: 4 });
+    expect(gemv.threads).toBe(1);
+    await expect(createQuantizedGemv({ threads: 0 })).rejects.toThrow(/threads must be a whole number of at least 1, got 0/);
+  });
 });

@@ -8,10 +8,16 @@
  * a scale per block of 32 (each element within 2^-16 of its block's largest, so an outlier
  * costs only its own block precision; far inside what separates q4 from f32), once for all
  * the matrices that share it.
+ *
+ * With `threads` > 1 and a way to start threads (`spawn`), the memory is shared and each
+ * product's rows are split among the threads (gemv-threads.ts); where shared memory is not
+ * available (a page that is not cross-origin isolated) the kernels run on the calling thread.
  */
 import { QUANT_BLOCK } from '../../model/quantize.ts';
 import type { QuantizedMatrix } from '../../model/quantize.ts';
-import { WASM_BASE64 } from './q-gemv.wasm.generated.ts';
+import { WASM_BASE64, WASM_SHARED_BASE64 } from './q-gemv.wasm.generated.ts';
+import { CONTROL_BYTES, MAX_JOBS, startGemvThreads } from './gemv-threads.ts';
+import type { GemvJob, GemvThreads, SpawnGemvHelper } from './gemv-threads.ts';
 
 /** A matrix in the kernel's memory. */
 export interface PackedMatrix {
@@ -32,10 +38,26 @@ export interface QuantizedGemv {
   multiply(x: Float32Array, matrices: readonly PackedMatrix[], outs: readonly Float32Array[]): void;
   /** bytes the uploaded matrices take */
   bytes(): number;
+  /** the threads the products run on */
+  readonly threads: number;
+  /** Stops the helper threads (a stage released). */
+  close(): void;
+}
+
+export interface QuantizedGemvOptions {
+  /** threads to split each product among (default 1) */
+  threads?: number;
+  /** how long a helper may take over its share before it counts as gone (default HELPER_STALL_MS) */
+  stallMs?: number;
+}
+
+export interface QuantizedGemvDeps {
+  /** starts a helper thread (worker/gemv-helpers.ts); without it the kernels run on one thread */
+  spawn?: SpawnGemvHelper;
 }
 
 interface Kernels {
-  memory: WebAssembly.Memory;
+  memory?: WebAssembly.Memory;
   q4_gemv(w: number, s: number, x: number, xs: number, corr: number, out: number, rows: number, blocks: number): void;
   q8_gemv(w: number, s: number, x: number, xs: number, corr: number, out: number, rows: number, blocks: number): void;
 }
@@ -46,14 +68,41 @@ const INT16_MAX = 32767;
 /** Where element j of a q4 block sits in its int16 lanes: each half-block's even elements, then its odd ones. */
 const Q4_LANE = Int32Array.from({ length: QUANT_BLOCK }, (_, j) => (j & 16) + ((j & 1) << 3) + ((j & 15) >> 1));
 
-let compiled: Promise<WebAssembly.Module> | undefined;
-const kernelModule = () => (compiled ??= WebAssembly.compile(Uint8Array.from(atob(WASM_BASE64), (c) => c.charCodeAt(0))));
+/** The most pages a shared memory may grow to (the kernels' import says the same: 4 GiB). */
+const SHARED_MAX_PAGES = 65536;
+/** Where the threads' control block sits: in page 0, which holds no matrix. */
+const CONTROL_AT = 1024;
+if (CONTROL_AT + CONTROL_BYTES > PAGE) throw new Error('the kernel threads’ control block does not fit in page 0');
+
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
+const kernelModule = (base64: string) => {
+  let module = compiled.get(base64);
+  if (!module) compiled.set(base64, (module = WebAssembly.compile(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)))));
+  return module;
+};
+
+/** Whether this thread can share WebAssembly memory with others (a page must be cross-origin isolated). */
+function canShareMemory(): boolean {
+  return typeof SharedArrayBuffer === 'function' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
+}
 
 /** One kernel instance with its own memory: a stage's weights live and go with it. */
-export async function createQuantizedGemv(): Promise<QuantizedGemv> {
-  const kernels = (await WebAssembly.instantiate(await kernelModule())).exports as unknown as Kernels;
-  const { memory } = kernels;
-  let top = PAGE; // page 0 stays unused: no matrix at address 0
+export async function createQuantizedGemv(options: QuantizedGemvOptions = {}, deps: QuantizedGemvDeps = {}): Promise<QuantizedGemv> {
+  const wanted = options.threads ?? 1;
+  if (!Number.isInteger(wanted) || wanted < 1) throw new RangeError(`threads must be a whole number of at least 1, got ${wanted}`);
+  let kernels: Kernels;
+  let memory: WebAssembly.Memory;
+  let pool: GemvThreads | undefined;
+  if (wanted > 1 && deps.spawn && canShareMemory()) {
+    const module = await kernelModule(WASM_SHARED_BASE64);
+    memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAX_PAGES, shared: true });
+    kernels = (await WebAssembly.instantiate(module, { env: { memory } })).exports as unknown as Kernels;
+    pool = await startGemvThreads({ threads: wanted, module, memory, control: CONTROL_AT, stallMs: options.stallMs }, { kernels, spawn: deps.spawn });
+  } else {
+    kernels = (await WebAssembly.instantiate(await kernelModule(WASM_BASE64))).exports as unknown as Kernels;
+    memory = kernels.memory!;
+  }
+  let top = PAGE; // page 0 holds no matrix (the threads' control block lives there)
   let weightBytes = 0;
   const alloc = (bytes: number) => {
     const at = top;
@@ -67,7 +116,7 @@ export async function createQuantizedGemv(): Promise<QuantizedGemv> {
     }
     return at;
   };
-  // Scratch for one input vector (int16 lanes, per-block scales and corrections) and one output; grown on demand.
+  // Scratch for one input vector (int16 lanes, per-block scales and corrections) and the outputs of the matrices that share it; grown on demand.
   let scratch = { blocks: 0, rows: 0, x: 0, xs: 0, corr: 0, out: 0 };
   const scratchFor = (blocks: number, rows: number) => {
     if (blocks > scratch.blocks || rows > scratch.rows) {
@@ -123,18 +172,37 @@ export async function createQuantizedGemv(): Promise<QuantizedGemv> {
       // Sized first: growing the scratch later would move it from under the quantized input.
       let blocks = 0;
       let rows = 0;
-      for (const m of matrices) (blocks = Math.max(blocks, m.blocks)), (rows = Math.max(rows, m.n));
-      const s = scratchFor(blocks, rows);
-      let prepared: { bits: number; k: number; finite: boolean } | undefined;
       matrices.forEach((m, i) => {
         const out = outs[i];
         if (x.length < m.k || out.length < m.n) throw new RangeError(`a ${m.n}x${m.k} matrix takes ${m.k} inputs into ${m.n} outputs, got ${x.length} into ${out.length}`);
-        if (prepared?.bits !== m.bits || prepared.k !== m.k) prepared = { bits: m.bits, k: m.k, finite: quantizeInput(x, m.k, m.blocks, m.bits) };
-        if (!prepared.finite) return void out.fill(NaN, 0, m.n);
-        (m.bits === 4 ? kernels.q4_gemv : kernels.q8_gemv)(m.weights, m.scales, s.x, s.xs, s.corr, s.out, m.n, m.blocks);
-        out.set(new Float32Array(memory.buffer, s.out, m.n));
+        blocks = Math.max(blocks, m.blocks);
+        rows += m.n;
       });
+      const s = scratchFor(blocks, rows);
+      // Matrices that take the same quantized input run together: one job for the threads.
+      for (let first = 0; first < matrices.length; ) {
+        const { bits, k } = matrices[first];
+        let end = first + 1;
+        while (end < matrices.length && end - first < MAX_JOBS && matrices[end].bits === bits && matrices[end].k === k) end++;
+        const group = matrices.slice(first, end);
+        if (!quantizeInput(x, k, matrices[first].blocks, bits)) {
+          for (let i = first; i < end; i++) outs[i].fill(NaN, 0, matrices[i].n);
+        } else {
+          let out = s.out;
+          const jobs: GemvJob[] = group.map((matrix) => {
+            const job = { matrix, x: s.x, xs: s.xs, corr: s.corr, out };
+            out += matrix.n * 4;
+            return job;
+          });
+          if (pool) pool.run(jobs);
+          else for (const j of jobs) (bits === 4 ? kernels.q4_gemv : kernels.q8_gemv)(j.matrix.weights, j.matrix.scales, j.x, j.xs, j.corr, j.out, j.matrix.n, j.matrix.blocks);
+          jobs.forEach((j, i) => outs[first + i].set(new Float32Array(memory.buffer, j.out, j.matrix.n)));
+        }
+        first = end;
+      }
     },
     bytes: () => weightBytes,
+    threads: pool?.threads ?? 1,
+    close: () => pool?.close(),
   };
 }

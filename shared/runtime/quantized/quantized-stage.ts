@@ -21,6 +21,7 @@ import type { BlockWeights } from './block-weights.ts';
 import { createQuantizedGemv } from './quantized-gemv.ts';
 import { rmsNorm } from './rms-norm.ts';
 import type { PackedMatrix, QuantizedGemv } from './quantized-gemv.ts';
+import type { SpawnGemvHelper } from './gemv-threads.ts';
 
 export interface QuantizedStageOptions {
   config: ModelConfig;
@@ -29,16 +30,23 @@ export interface QuantizedStageOptions {
   /** the stage's block graphs, in layer order */
   blocks: Model[];
   externalData: ExternalFile[];
+  /** threads the linears split their rows among (default 1; needs deps.spawn) */
+  threads?: number;
 }
 
 export interface QuantizedStageDeps {
   ort: OrtRuntime;
+  /** the kernels to use (default: a new instance, closed when the stage is released) */
   gemv?: QuantizedGemv;
+  /** starts the kernels' helper threads */
+  spawn?: SpawnGemvHelper;
 }
 
 export interface QuantizedStage extends OrtSession {
   /** bytes the packed weights take in the kernels' memory */
   readonly weightBytes: number;
+  /** the threads its linears run on */
+  readonly threads: number;
 }
 
 /** A block's weights with its linears in the kernels' memory, grouped by the input they share. */
@@ -59,9 +67,10 @@ const addInto = (y: Float32Array, b: Float32Array | undefined) => {
 export async function openQuantizedStage(options: QuantizedStageOptions, deps: QuantizedStageDeps): Promise<QuantizedStage> {
   const { config, firstLayer, blocks } = options;
   const { Tensor } = deps.ort;
-  const gemv = deps.gemv ?? (await createQuantizedGemv());
   const weights: BlockWeights[] = [];
   for (let i = 0; i < blocks.length; i++) weights.push(await readBlockWeights(blocks[i], config, firstLayer + i, options.externalData));
+  // Started once the graphs are known to be the compiler's: a refused stage leaves no threads behind.
+  const gemv = deps.gemv ?? (await createQuantizedGemv({ threads: options.threads }, { spawn: deps.spawn }));
   const layers: Layer[] = weights.map((w, i) => ({
     index: firstLayer + i,
     attnNorm: w.attnNorm,
@@ -190,6 +199,7 @@ export async function openQuantizedStage(options: QuantizedStageOptions, deps: Q
   const outputNames = [composedIo.hiddenOut, ...layers.flatMap((l) => [composedIo.newKey(l.index), composedIo.newValue(l.index)])];
 
   return {
+    threads: gemv.threads,
     weightBytes: gemv.bytes() + layers.reduce((a, l) => a + l.attnNorm.byteLength + l.ffnNorm.byteLength, 0),
     inputNames,
     outputNames,
@@ -212,6 +222,8 @@ export async function openQuantizedStage(options: QuantizedStageOptions, deps: Q
       out[composedIo.hiddenOut] = new Tensor('float32', hidden, [1, seq, dim]);
       return out as never;
     },
-    async release() {},
+    async release() {
+      if (!deps.gemv) gemv.close();
+    },
   } as QuantizedStage;
 }

@@ -28,11 +28,13 @@ export const read = (name: string) => async (path: string) => {
 export const manifestOf = async (name: string) => parseManifest(new TextDecoder().decode(await read(name)('manifest.json')), name);
 
 /** Two engines (two Web Workers), the blocks split between them; greedy generation. */
-export async function twoStage(name: string, providers: ExecutionProvider[], maxTokens: number) {
+/** `threads`: each engine's, as a donor sets them (default: the engine's own default). */
+export async function twoStage(name: string, providers: ExecutionProvider[], maxTokens: number, threads?: number) {
   const manifest = await manifestOf(name);
   const split = Math.ceil(manifest.config.nLayers / 2);
   const workers = [startEngineWorker(), startEngineWorker()];
   try {
+    if (threads !== undefined) await Promise.all(workers.map((w) => w.engine.threads(threads)));
     return await generateThroughEngines({
       ort: ort as unknown as EngineOrt,
       read: read(name),
