@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../shared/errors.ts';
 import { parseServerConfig } from '../signaling-server/config.ts';
+import { isLoopbackHost } from '../signaling-server/public-url.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import { openGridStore } from '../signaling-server/store.ts';
 import { startGridSettlement } from '../signaling-server/settle/grid-settlement.ts';
@@ -42,20 +43,24 @@ export async function serveCommand(argv: string[]): Promise<void> {
           { log },
         );
   const server = await startGridServer(
-    { host: config.host, port: config.port, relayPort: config.relayPort, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
+    { host: config.host, port: config.port, publicUrl: config.publicUrl, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
     { store, settlement, log },
   );
+  const site = server.publicUrl;
   process.stderr.write(
     [
       `infermesh grid server: ${server.manifest.name} (${server.manifest.config.nLayers} layers, package ${server.manifest.id.slice(0, 12)}…)`,
-      `  donate this machine's GPU: open ${server.url}donor/`,
-      `  OpenAI-compatible API:     ${server.url}v1/chat/completions`,
+      `  donate this machine's GPU: open ${site}donor/`,
+      `  OpenAI-compatible API:     ${site}v1/chat/completions`,
       `  relay:                     ${server.relay.getMultiaddrs().map(String).join(' ')}`,
       `  state:                     ${store.path}`,
-      `  settlement:                ${settlement ? `chain ${settlement.chain.chainId}${settlement.chain.local ? ' (local anvil)' : ''}, contract ${settlement.chain.contract}; ledger at ${server.url}v1/ledger` : 'off'}`,
+      `  settlement:                ${settlement ? `chain ${settlement.chain.chainId}${settlement.chain.local ? ' (local anvil)' : ''}, contract ${settlement.chain.contract}; ledger at ${site}v1/ledger` : 'off'}`,
+      ...(config.publicUrl ? [`  listening on:              ${server.url} (pages, API and relay on this one port)`] : []),
       '',
     ].join('\n'),
   );
+  const warning = exposureWarning(config.host, config.publicUrl);
+  if (warning) log(warning);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
@@ -65,4 +70,14 @@ export async function serveCommand(argv: string[]): Promise<void> {
   await server.close();
   await settlement?.close();
   store.close();
+}
+
+/**
+ * One line when the server listens beyond this machine but advertises no public URL: its pages
+ * and relay are then advertised at the listen address, which visitors elsewhere reach only over
+ * plain http (no secure context: no WebGPU, no threads) if at all.
+ */
+export function exposureWarning(host: string, publicUrl: URL | undefined): string | undefined {
+  if (publicUrl || isLoopbackHost(host.replace(/^\[(.*)\]$/, '$1'))) return undefined;
+  return `warning: listening on ${host} beyond this machine without --public-url: visitors elsewhere need an https:// URL in front of it (a TLS proxy; README, "Run a public grid"), given as --public-url`;
 }

@@ -66,7 +66,7 @@ async function startGrid(): Promise<void> {
   store = openGridStore(':memory:');
   settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000 });
   // One tab covers the model, so every request's route is the tab under test.
-  server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 5, staticRoutes: TEST_PAGE_ROUTES }, { store, settlement });
+  server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode: 5, staticRoutes: TEST_PAGE_ROUTES }, { store, settlement });
   tabs = await openDonorTabs(server.url, 0);
 }
 

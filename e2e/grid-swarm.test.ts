@@ -38,7 +38,7 @@ beforeAll(async () => {
 afterAll(removeTempDirs);
 
 async function startGrid(maxLayersPerNode?: number) {
-  const server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode, staticRoutes: TEST_PAGE_ROUTES });
+  const server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode, staticRoutes: TEST_PAGE_ROUTES });
   const tabs = await openDonorTabs(server.url, 0);
   return {
     server,

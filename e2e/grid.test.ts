@@ -26,7 +26,7 @@ let client: GridClient;
 
 beforeAll(async () => {
   ({ dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32'));
-  server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 2 });
+  server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode: 2 });
   tabs = await openDonorTabs(server.url, 4);
   await server.coordinator.waitFor((r) => [...r.peers.values()].filter((p) => p.serving).length === 4, 'all four tabs serving');
   client = await connect({ url: server.url });

@@ -92,7 +92,7 @@ beforeAll(async () => {
   // Rewards paid whole in the next round: this test counts each batch's receipts (vesting is ledger.test.ts).
   settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000, rewardHalfLifeMs: 0 }, { log: (l) => log.push(l) });
   store = openGridStore(':memory:');
-  server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: dir, maxLayersPerNode: 3 }, { store, settlement, log: (l) => log.push(l) });
+  server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode: 3 }, { store, settlement, log: (l) => log.push(l) });
   tabs = await openDonorTabs(server.url, 0);
 });
 

@@ -19,11 +19,11 @@ function refusal(argv: string[], env: Record<string, string> = {}): Error & { so
 }
 
 describe('parseServerConfig', () => {
-  it('defaults: loopback, port 8470, any relay port, the default model, the user cache, dist/web', () => {
+  it('defaults: loopback, port 8470, no public URL, the default model, the user cache, dist/web', () => {
     expect(config([])).toEqual({
       host: '127.0.0.1',
       port: 8470,
-      relayPort: 0,
+      publicUrl: undefined,
       model: undefined,
       dataDir: '/home/ada/.cache/infermesh/server',
       maxLayersPerNode: undefined,
@@ -41,8 +41,8 @@ describe('parseServerConfig', () => {
 
   it('reads every flag, resolving folders against the working directory', () => {
     expect(
-      config(['--host', '0.0.0.0', '--port', '0', '--relay-port', '9090', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build']),
-    ).toEqual({ host: '0.0.0.0', port: 0, relayPort: 9090, model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000 });
+      config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build']),
+    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000 });
     expect(config(['--reward-half-life', '0']).rewardHalfLifeMs).toBe(0);
     expect(config(['--reward-half-life', '2.5']).rewardHalfLifeMs).toBe(150_000);
     expect(config(['--chain', 'off']).chain).toEqual({ mode: 'off' });
@@ -59,7 +59,7 @@ describe('parseServerConfig', () => {
     const env = {
       INFERMESH_HOST: '::',
       INFERMESH_PORT: '8000',
-      INFERMESH_RELAY_PORT: '8001',
+      INFERMESH_PUBLIC_URL: 'https://grid.example.org:8443',
       INFERMESH_MODEL: '/models/tiny',
       INFERMESH_DATA: 'state',
       INFERMESH_MAX_LAYERS_PER_NODE: '2',
@@ -69,7 +69,7 @@ describe('parseServerConfig', () => {
       INFERMESH_REWARD_HALF_LIFE: '10',
     };
     expect(config([], env)).toEqual({
-      host: '::', port: 8000, relayPort: 8001, model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
+      host: '::', port: 8000, publicUrl: new URL('https://grid.example.org:8443/'), model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
       chain: { mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined },
       rewardHalfLifeMs: 600_000,
     });
@@ -80,14 +80,15 @@ describe('parseServerConfig', () => {
     const parsed = parseServerConfig(['--help'], {}, deps);
     expect('help' in parsed).toBe(true);
     const help = (parsed as { help: string }).help;
-    for (const flag of ['--host', '--port', '--relay-port', '--model', '--data', '--max-layers-per-node', '--web']) expect(help).toContain(flag);
+    for (const flag of ['--host', '--port', '--public-url', '--model', '--data', '--max-layers-per-node', '--web']) expect(help).toContain(flag);
     for (const name of Object.values(SERVER_ENV)) expect(help).toContain(`[$${name}]`);
   });
 
   const bad: [string[], Record<string, string>, string, RegExp][] = [
     [['--port', 'http'], {}, '--port', /must be a port from 0 to 65535, got "http"/],
     [['--port', '70000'], {}, '--port', /must be a port/],
-    [['--relay-port', '-1'], {}, '--relay-port', /must be a port/],
+    [['--public-url', 'http://grid.example.org'], {}, '--public-url', /must be https:\/\/: a page loaded over plain http from another machine has no secure context/],
+    [[], { INFERMESH_PUBLIC_URL: 'grid.example.org' }, 'INFERMESH_PUBLIC_URL (--public-url)', /is not a URL/],
     [['--max-layers-per-node', '0'], {}, '--max-layers-per-node', /must be an integer ≥ 1, got "0"/],
     [['--max-layers-per-node', '2.5'], {}, '--max-layers-per-node', /must be an integer ≥ 1/],
     [['--host', ''], {}, '--host', /must be a host name or IP address/],
@@ -115,6 +116,8 @@ describe('parseServerConfig', () => {
 
   it('refuses unknown options and stray arguments with a UsageError pointing at --help', () => {
     expect(refusal(['--prot', '1'])).toMatchObject({ name: 'UsageError', message: expect.stringMatching(/unknown option '--prot'.*--port.*--help/) });
+    // The relay shares the HTTP port now: its own port is no option any more.
+    expect(refusal(['--relay-port', '9090'])).toMatchObject({ name: 'UsageError', message: expect.stringMatching(/unknown option '--relay-port'/) });
     expect(refusal(['serve'])).toMatchObject({ name: 'UsageError', message: expect.stringMatching(/too many arguments/) });
     expect(refusal(['--port'])).toMatchObject({ name: 'UsageError', message: expect.stringMatching(/'--port <n>' argument missing/) });
   });

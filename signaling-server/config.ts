@@ -9,14 +9,15 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../shared/errors.ts';
+import { parsePublicUrl, PublicUrlError } from './public-url.ts';
 
 export interface ServerConfig {
-  /** address the HTTP and relay listeners bind */
+  /** address the server binds */
   host: string;
-  /** HTTP port (app, packages, /v1, /api); 0 = any free */
+  /** the one port of the app, packages, /v1, /api and the relay (WebSocket at /); 0 = any free */
   port: number;
-  /** libp2p relay WebSocket port; 0 = any free */
-  relayPort: number;
+  /** where the grid is reached from outside (https, or http on loopback); undefined = the listen address */
+  publicUrl?: URL;
   /** model package folder; undefined = the synthetic default model, which the server resolves */
   model?: string;
   /** state folder (the SQLite store, the relay's key) */
@@ -54,7 +55,7 @@ export const DEFAULT_WEB_DIR = resolve(fileURLToPath(new URL('../dist/web/', imp
 export const SERVER_ENV = {
   host: 'INFERMESH_HOST',
   port: 'INFERMESH_PORT',
-  relayPort: 'INFERMESH_RELAY_PORT',
+  publicUrl: 'INFERMESH_PUBLIC_URL',
   model: 'INFERMESH_MODEL',
   data: 'INFERMESH_DATA',
   maxLayersPerNode: 'INFERMESH_MAX_LAYERS_PER_NODE',
@@ -96,7 +97,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .allowExcessArguments(false)
     .option('--host <address>', `address to listen on [$${SERVER_ENV.host}]`, host('--host'), DEFAULT_HOST)
     .option('--port <n>', `HTTP port, 0 = any free [$${SERVER_ENV.port}]`, port('--port'), DEFAULT_PORT)
-    .option('--relay-port <n>', `libp2p relay (WebSocket) port, 0 = any free [$${SERVER_ENV.relayPort}]`, port('--relay-port'), 0)
+    .option('--public-url <url>', `where visitors reach this grid, e.g. https://grid.example.org behind a TLS proxy: pages, API and relay are advertised there [$${SERVER_ENV.publicUrl}]`, publicUrl('--public-url'))
     .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
     .option('--data <dir>', `state folder: the grid store, the settlement ledger and the local chain [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
@@ -137,7 +138,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
       chain,
       host: pick('host', '--host', SERVER_ENV.host, host('--host')),
       port: pick('port', '--port', SERVER_ENV.port, port('--port')),
-      relayPort: pick('relayPort', '--relay-port', SERVER_ENV.relayPort, port('--relay-port')),
+      publicUrl: pick('publicUrl', '--public-url', SERVER_ENV.publicUrl, publicUrl('--public-url')),
       model: pick('model', '--model', SERVER_ENV.model, folder('--model', cwd)),
       dataDir: pick('data', '--data', SERVER_ENV.data, folder('--data', cwd)),
       maxLayersPerNode: pick('maxLayersPerNode', '--max-layers-per-node', SERVER_ENV.maxLayersPerNode, positiveInteger('--max-layers-per-node')),
@@ -161,6 +162,15 @@ const port = (flag: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`must be a port from 0 to 65535, got ${JSON.stringify(value)}`, { source: flag });
   return n;
+};
+
+const publicUrl = (flag: string) => (value: string): URL => {
+  try {
+    return parsePublicUrl(value);
+  } catch (err) {
+    if (err instanceof PublicUrlError) throw new UsageError(err.message, { source: flag });
+    throw err;
+  }
 };
 
 const positiveInteger = (flag: string) => (value: string) => {

@@ -21,6 +21,7 @@ import type { ChatCompletionCreateParams, ChatCompletionsApi, CompletionCreatePa
 import { sameRange } from '../shared/runtime/stage.ts';
 import { DEFAULT_WEB_DIR } from './config.ts';
 import { startRelay } from './relay.ts';
+import { relayMultiaddr } from './public-url.ts';
 import type { RelayNode } from './relay.ts';
 import { startCoordinator } from './coordinator/coordinator.ts';
 import type { Coordinator, CoordinatorEvents } from './coordinator/coordinator.ts';
@@ -43,8 +44,10 @@ const ORT_DIST_DIR = fileURLToPath(new URL('../node_modules/onnxruntime-web/dist
 
 export interface GridServerOptions {
   host: string;
+  /** the one port of pages, packages, API and relay (its WebSocket upgrades at '/') */
   port: number;
-  relayPort: number;
+  /** where the grid is reached from outside (public-url.ts): what the relay is advertised at; default the listen address */
+  publicUrl?: URL;
   /** the model package directory the grid serves */
   modelDir: string;
   /** the built web app (vite build) */
@@ -57,6 +60,8 @@ export interface GridServerOptions {
 export interface GridServer {
   /** the HTTP origin with a trailing slash: open `${url}donor/` to donate */
   url: string;
+  /** the public URL when one was given, else `url` */
+  publicUrl: string;
   manifest: Manifest;
   relay: RelayNode;
   coordinator: Coordinator;
@@ -150,7 +155,8 @@ export interface GridServerDeps {
 
 export async function startGridServer(options: GridServerOptions, deps: GridServerDeps = {}): Promise<GridServer> {
   const manifest = await parseManifest(await readFile(join(options.modelDir, MANIFEST_FILE), 'utf8'), join(options.modelDir, MANIFEST_FILE));
-  const relay = await startRelay({ host: options.host, port: options.relayPort });
+  // The relay's own listener serves loopback only: peers reach it on the HTTP port (acceptUpgrade below).
+  const relay = await startRelay({ host: '127.0.0.1', port: 0 });
   const packagePath = `/packages/${manifest.id}/`;
   const { store, settlement } = deps;
   const log = deps.log ?? (() => {});
@@ -268,7 +274,11 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     port: options.port,
     routes: { ...options.staticRoutes, '/': options.webDir ?? DEFAULT_WEB_DIR, [ORT_ASSET_PATH]: ORT_DIST_DIR, [packagePath]: options.modelDir },
     api,
+    upgrades: { '/': relay.acceptUpgrade },
   });
+  // One origin: the relay is advertised where the pages are, so a remote tab dials what it loaded.
+  const publicUrl = options.publicUrl ?? new URL(http.url);
+  relay.announce([relayMultiaddr(publicUrl)]);
 
   // The gateway's requests: recorded, and paid for with a voucher when settlement runs.
   const observer: RequestObserver | undefined = (store || settlement) && {
@@ -279,7 +289,9 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     },
   };
 
-  const connect = () => (client ??= connectGrid({ url: http.url, model: manifest.id }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
+  // The server's own client dials its relay at the listen address: the public URL may be a proxy it cannot reach (or whose certificate it would not trust).
+  const localRelay = `${relayMultiaddr(new URL(http.url))}/p2p/${relay.peerId}`;
+  const connect = () => (client ??= connectGrid({ url: http.url, model: manifest.id, relayAddrs: [localRelay] }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
     client = null;
     throw err;
   }));
@@ -316,6 +328,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
 
   return {
     url: http.url,
+    publicUrl: publicUrl.href,
     manifest,
     relay,
     coordinator,

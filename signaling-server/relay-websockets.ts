@@ -48,9 +48,11 @@ interface WebSocketServerLike {
 export interface GuardOptions {
   onSocketError?: (err: Error) => void;
   heartbeat?: HeartbeatOptions;
+  /** receives the listener's upgrade handler, so another HTTP server can hand it WebSocket upgrades (relay.ts) */
+  onUpgradeHandler?: (upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void) => void;
 }
 
-export function guardedWebSockets(init: WebSocketsInit = {}, { onSocketError = () => undefined, heartbeat }: GuardOptions = {}) {
+export function guardedWebSockets(init: WebSocketsInit = {}, { onSocketError = () => undefined, heartbeat, onUpgradeHandler }: GuardOptions = {}) {
   const factory = webSockets(init);
   return (components: Parameters<typeof factory>[0]): Transport => {
     const transport = factory(components);
@@ -69,6 +71,12 @@ export function guardedWebSockets(init: WebSocketsInit = {}, { onSocketError = (
           if (heartbeat) keepAlive(ws, heartbeat);
           callback(ws, request);
         });
+      if (onUpgradeHandler) {
+        // Also a private method: it hands an upgrade to the guarded server above, then to libp2p.
+        const onUpgrade = (listener as unknown as { onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }).onUpgrade;
+        if (typeof onUpgrade !== 'function') throw new RelayTransportError('@libp2p/websockets no longer exposes its upgrade handler; the relay cannot share the HTTP server\'s port');
+        onUpgradeHandler(onUpgrade.bind(listener));
+      }
       return listener;
     };
     return transport;

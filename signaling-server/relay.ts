@@ -10,6 +10,10 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { guardedWebSockets } from './relay-websockets.ts';
 import type { HeartbeatOptions } from './websocket-heartbeat.ts';
 import type { ConnectionMonitorInit } from 'libp2p';
@@ -24,7 +28,19 @@ export interface RelayOptions {
   heartbeat?: HeartbeatOptions;
 }
 
-export type RelayNode = Libp2p;
+export interface RelayNode extends Libp2p {
+  /**
+   * Takes a WebSocket upgrade from another HTTP server (the grid's, so that pages, API and relay
+   * share one port and one origin); the relay's own listener then only serves loopback.
+   */
+  acceptUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * The addresses peers reach the relay at (e.g. '/dns4/grid.example.org/tcp/443/wss'): what
+   * getMultiaddrs() returns, with the relay's peer id, and what its reservations hand peers for
+   * their relayed addresses. Before this, the listen addresses.
+   */
+  announce(addrs: string[]): void;
+}
 
 /**
  * How the relay watches its peers' WebSocket connections. libp2p's connection monitor
@@ -52,11 +68,17 @@ const RELAY_CONNECTION_MONITOR: ConnectionMonitorInit = {
 const RELAY_HEARTBEAT: HeartbeatOptions = { intervalMs: 15_000, deadMs: 30_000 };
 
 export async function startRelay(options: RelayOptions): Promise<RelayNode> {
-  return createLibp2p({
+  let upgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
+  let announced: Multiaddr[] | undefined;
+  const node = await createLibp2p({
     privateKey: options.privateKey,
-    addresses: { listen: [`/ip4/${options.host}/tcp/${options.port}/ws`] },
+    addresses: {
+      listen: [`/ip4/${options.host}/tcp/${options.port}/ws`],
+      // Read on every use (identify, reservations, getMultiaddrs), so announce() takes effect at once.
+      announceFilter: (addrs) => announced ?? addrs,
+    },
     // A malformed frame closes its own connection, never the process (relay-websockets.ts).
-    transports: [guardedWebSockets({}, { heartbeat: options.heartbeat ?? RELAY_HEARTBEAT })],
+    transports: [guardedWebSockets({}, { heartbeat: options.heartbeat ?? RELAY_HEARTBEAT, onUpgradeHandler: (handler) => (upgrade = handler) })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: {
@@ -67,5 +89,14 @@ export async function startRelay(options: RelayOptions): Promise<RelayNode> {
     connectionGater: { denyDialMultiaddr: () => false },
     // A tab busy for seconds is not a tab gone (RELAY_CONNECTION_MONITOR, RELAY_HEARTBEAT).
     connectionMonitor: RELAY_CONNECTION_MONITOR,
+  });
+  return Object.assign(node, {
+    acceptUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+      if (!upgrade || node.status !== 'started') return void socket.destroy();
+      upgrade(req, socket, head);
+    },
+    announce(addrs: string[]) {
+      announced = addrs.map((a) => multiaddr(a).encapsulate(`/p2p/${node.peerId}`));
+    },
   });
 }

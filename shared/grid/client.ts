@@ -72,6 +72,8 @@ export interface ConnectOptions {
   url: string;
   /** package id; default: the first model the server offers */
   model?: string;
+  /** the relay addresses to dial instead of those /api/info advertises (the server's own client dials its relay locally, not through the public URL) */
+  relayAddrs?: string[];
   /** give up on a step after this long (default 60 s) */
   stepTimeoutMs?: number;
   /** how a route that fails mid-request is noticed and replaced (shared/grid/route-recovery.ts) */
@@ -190,7 +192,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
 
   // The client's own key: it seals the frames it sends, so the first stage can prove its input.
   const privateKey = await generateKeyPair('Ed25519');
-  const node: PeerNode = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey });
+  const node: PeerNode = await createPeerNode({ relayAddrs: options.relayAddrs ?? info.relayAddrs, privateKey });
   const sink: ResultSink = await serveResults(node);
   const echoes = createEchoes(node);
   let predictedMs = 0;

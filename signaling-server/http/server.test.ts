@@ -4,7 +4,8 @@
  * static files beside the API.
  */
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,7 +69,11 @@ const api: ApiHandler[] = [
 beforeAll(async () => {
   const web = await tempDir();
   await writeFile(join(web, 'index.html'), '<h1>app</h1>');
-  server = await startHttpServer({ host: '127.0.0.1', port: 0, routes: { '/': web }, api, maxBodyBytes: 1024, maxHeldBodyBytes: 1500 }, { logError: (err) => logged.push(err) });
+  const upgrades = {
+    // stands in for the relay: answers the upgrade with a fixed line
+    '/': (_req: IncomingMessage, socket: Duplex) => void socket.end('HTTP/1.1 101 Switching Protocols\r\ncontent-length: 0\r\n\r\n'),
+  };
+  server = await startHttpServer({ host: '127.0.0.1', port: 0, routes: { '/': web }, api, maxBodyBytes: 1024, maxHeldBodyBytes: 1500, upgrades }, { logError: (err) => logged.push(err) });
 });
 afterAll(async () => {
   await server.close();
@@ -137,6 +142,20 @@ describe('routing', () => {
     const res = await fetch(url('/api/ping'), { method: 'DELETE' });
     expect([res.status, res.headers.get('allow')]).toEqual([405, 'GET']);
     expect((await res.json()).error.code).toBe('method_not_allowed');
+  });
+});
+
+describe('WebSocket upgrades', () => {
+  const upgrade = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+
+  it('go to the handler of their path (the relay at /), on the same port as pages and API', async () => {
+    expect((await rawRequest(upgrade('/')).response).status).toBe(101);
+  });
+
+  it('anywhere else are a 404 naming the path', async () => {
+    const { status, body } = await rawRequest(upgrade('/relay')).response;
+    expect(status).toBe(404);
+    expect(JSON.parse(body).error).toMatchObject({ code: 'not_found', message: 'no WebSocket is served at "/relay": the grid\'s relay is at /' });
   });
 });
 

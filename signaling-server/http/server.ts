@@ -60,7 +60,12 @@ export interface HttpServerOptions {
   maxBodyBytes?: number;
   /** Most bytes of bodies held at once over all requests in flight; default DEFAULT_MAX_HELD_BODY_BYTES. */
   maxHeldBodyBytes?: number;
+  /** WebSocket upgrades by path (the relay's, at '/'); an upgrade anywhere else is a 404 */
+  upgrades?: Record<string, UpgradeHandler>;
 }
+
+/** Takes an upgraded request's socket (node:http's 'upgrade' event). */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface HttpServerDeps {
   /** Where unexpected (500) errors are reported; default console.error. */
@@ -145,6 +150,17 @@ export async function startHttpServer(options: HttpServerOptions, deps: HttpServ
   listening.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
     sendError(res, new HttpError(417, `the expectation ${quoted(String(req.headers.expect))} is not one this server meets (only 100-continue)`, { code: 'expectation_failed' }), logError),
   );
+  listening.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    let handler: UpgradeHandler | undefined;
+    try {
+      handler = options.upgrades?.[parseRequestTarget(req.url).pathname];
+    } catch (err) {
+      return endSocket(socket, err instanceof HttpError ? err : new HttpError(400, String((err as Error).message), { code: 'invalid_request' }));
+    }
+    if (!handler) return endSocket(socket, new HttpError(404, `no WebSocket is served at ${quoted(String(req.url).slice(0, 200))}: the grid's relay is at /`, { code: 'not_found' }));
+    socket.on('error', () => socket.destroy());
+    handler(req, socket, head);
+  });
   listening.server.on('connect', (req: IncomingMessage, socket: Duplex) =>
     endSocket(socket, new HttpError(405, `${req.method} is not allowed: this server is no proxy`, { code: 'method_not_allowed', headers: { allow: 'GET, POST, PUT, PATCH, DELETE, OPTIONS' } })),
   );

@@ -68,7 +68,7 @@ const range = (l?: { start: number; end: number }) => (l ? `${l.start}..${l.end 
 export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid> {
   const { servingTimeoutMs = 300_000, linksTimeoutMs = 60_000 } = options;
   const log = options.log ?? (() => undefined);
-  const server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: options.modelDir, maxLayersPerNode: options.maxLayersPerNode });
+  const server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: options.modelDir, maxLayersPerNode: options.maxLayersPerNode });
   let donors: DonorTabs | undefined;
   let client: GridClient | undefined;
   const close = async () => {

@@ -25,8 +25,9 @@ export interface DonorTabs {
   close(): Promise<void>;
 }
 
-export async function openDonorTabs(serverUrl: string, count: number, options: { query?: string; page?: string } = {}): Promise<DonorTabs> {
-  const browser = await launchChromium();
+/** `chromiumArgs`: more command-line switches (a test behind a self-signed certificate passes --ignore-certificate-errors). */
+export async function openDonorTabs(serverUrl: string, count: number, options: { query?: string; page?: string; chromiumArgs?: string[] } = {}): Promise<DonorTabs> {
+  const browser = await launchChromium({ args: options.chromiumArgs });
   const tabs: DonorTab[] = [];
   const open = async (query = options.query ?? '', path = options.page ?? 'donor/') => {
     const context = await browser.newContext();

@@ -55,7 +55,7 @@ const POLL_MS = 100;
 export async function startChurnGrid(options: ChurnGridOptions): Promise<ChurnGrid> {
   const replicas = options.replicas ?? 2;
   const log = options.log ?? (() => undefined);
-  const server = await startGridServer({ host: '127.0.0.1', port: 0, relayPort: 0, modelDir: options.modelDir, maxLayersPerNode: options.maxLayersPerNode, staticRoutes: TEST_PAGE_ROUTES }, { log });
+  const server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: options.modelDir, maxLayersPerNode: options.maxLayersPerNode, staticRoutes: TEST_PAGE_ROUTES }, { log });
   const tabs: ChurnTab[] = [];
   let client: GridClient | undefined;
 

@@ -128,7 +128,7 @@ export async function startServeProcess(options: ServeProcessOptions): Promise<S
   const unhookSignals = () => SIGNALS.forEach((s) => process.removeListener(s, onSignal));
 
   async function launch(): Promise<void> {
-    const args = [...(options.nodeArgs ?? []), CLI, 'serve', '--model', options.modelDir, '--data', options.dataDir, '--host', '127.0.0.1', '--port', '0', '--relay-port', '0'];
+    const args = [...(options.nodeArgs ?? []), CLI, 'serve', '--model', options.modelDir, '--data', options.dataDir, '--host', '127.0.0.1', '--port', '0'];
     const child = spawn(process.execPath, args, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     if (child.pid === undefined) throw new ServeStartError(`could not spawn ${process.execPath} ${args.join(' ')}`);
     const pid = child.pid;

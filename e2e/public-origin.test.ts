@@ -1,0 +1,74 @@
+/**
+ * A grid behind an https origin, as an operator puts one on the Internet: a TLS terminator
+ * (testkit/tls-proxy.ts, a self-signed certificate Chromium is told to accept) in front of the
+ * server's one port, `publicUrl` set to it. Donor pages load over https, are cross-origin
+ * isolated with WebGPU, join the relay through wss on that same origin (no other port exists),
+ * serve, and the grid generates the local runner's tokens through them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../cli/open-checkpoint.ts';
+import { openLocalPipeline } from '../worker/node/local-package.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
+import { startTlsProxy } from '../testkit/tls-proxy.ts';
+import type { TlsProxy } from '../testkit/tls-proxy.ts';
+import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import { startGridServer } from '../signaling-server/grid-server.ts';
+import type { GridServer } from '../signaling-server/grid-server.ts';
+import type { GridInfo } from '../shared/grid/client.ts';
+
+const PROMPT = 'Once upon a time';
+let dir: string;
+let proxy: TlsProxy;
+let server: GridServer;
+let tabs: DonorTabs;
+
+beforeAll(async () => {
+  ({ dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32'));
+  proxy = await startTlsProxy();
+  server = await startGridServer({ host: '127.0.0.1', port: 0, publicUrl: new URL(proxy.url), modelDir: dir, maxLayersPerNode: 3 });
+  proxy.target(server.http.port);
+  tabs = await openDonorTabs(proxy.url, 2, { chromiumArgs: ['--ignore-certificate-errors'] });
+  await server.coordinator.waitFor((r) => [...r.peers.values()].filter((p) => p.serving).length === 2, 'both tabs serving');
+});
+
+afterAll(async () => {
+  await tabs?.close();
+  await server?.close();
+  await proxy?.close();
+  await removeTempDirs();
+});
+
+describe('a grid at a public https origin', () => {
+  it('advertises its relay at that origin, wss on its port, and the server says so', async () => {
+    const info = (await (await fetch(new URL('api/info', server.url))).json()) as GridInfo;
+    expect(info.relayAddrs).toEqual([`/dns4/localhost/tcp/${proxy.port}/wss/p2p/${server.relay.peerId}`]);
+    expect(server.publicUrl).toBe(proxy.url);
+  });
+
+  it('serves donor pages over https that are cross-origin isolated, with WebGPU, and joined through wss on the same origin', async () => {
+    for (const tab of tabs.tabs) {
+      const page = await tab.page.evaluate(() => ({ protocol: location.protocol, secure: isSecureContext, isolated: crossOriginIsolated, webgpu: 'gpu' in navigator }));
+      expect(page).toEqual({ protocol: 'https:', secure: true, isolated: true, webgpu: true });
+      // The relay connection this tab holds is the origin's wss: nothing else was advertised.
+      const relayed = await tab.page.evaluate(() => (window as unknown as { donor: { node: { getConnections(): { remoteAddr: { toString(): string } }[] } } }).donor.node.getConnections().map((c) => c.remoteAddr.toString()));
+      expect(relayed).toContain(`/dns4/localhost/tcp/${proxy.port}/wss/p2p/${server.relay.peerId}`);
+      expect(tab.errors).toEqual([]);
+    }
+  });
+
+  it('generates the local runner’s greedy tokens through those tabs', { timeout: 120_000 }, async () => {
+    const client = await server.client();
+    const ids: number[] = [];
+    for await (const t of client.generate(PROMPT, { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) ids.push(t.id);
+    const local = await openLocalPipeline(dir, { stages: 1 });
+    const want: number[] = [];
+    for await (const t of local.pipeline.generate(PROMPT, { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) want.push(t.id);
+    await local.release();
+    expect(ids).toEqual(want);
+    // every tensor hop direct WebRTC between the server's client and the two https tabs
+    const hops = client.routeReport()!.hops;
+    expect(hops.map((h) => h.transport)).toEqual(['webrtc-direct', 'webrtc-direct', 'webrtc-direct']);
+    expect(hops.filter((h) => h.layers).map((h) => h.to).sort()).toEqual([...server.coordinator.registry.peers.values()].filter((p) => p.serving).map((p) => p.peerId).sort());
+  });
+});
