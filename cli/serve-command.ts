@@ -5,10 +5,12 @@
  * (peers, assignments, requests) goes to grid.sqlite in the data folder.
  */
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { UsageError } from '../shared/errors.ts';
 import { parseServerConfig } from '../signaling-server/config.ts';
 import { isLoopbackHost } from '../signaling-server/public-url.ts';
+import { readTlsFiles } from '../signaling-server/tls-files.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import { openGridStore } from '../signaling-server/store.ts';
 import { startGridSettlement } from '../signaling-server/settle/grid-settlement.ts';
@@ -22,6 +24,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
     return;
   }
   const config = parsed.config;
+  // Checked before anything starts: a bad certificate or key is one line, not failed handshakes later.
+  const tls = config.tls && readTlsFiles(config.tls);
+  await portFree(config.host, config.port);
   if (!existsSync(join(config.webDir, 'donor', 'index.html'))) {
     throw new UsageError(`the web app is not built (no donor/index.html); run \`npm install\` (it builds it) or \`npx vite build\``, { source: config.webDir });
   }
@@ -43,7 +48,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
           { log },
         );
   const server = await startGridServer(
-    { host: config.host, port: config.port, publicUrl: config.publicUrl, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
+    { host: config.host, port: config.port, publicUrl: config.publicUrl, tls, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
     { store, settlement, log },
   );
   const site = server.publicUrl;
@@ -80,4 +85,16 @@ export async function serveCommand(argv: string[]): Promise<void> {
 export function exposureWarning(host: string, publicUrl: URL | undefined): string | undefined {
   if (publicUrl || isLoopbackHost(host.replace(/^\[(.*)\]$/, '$1'))) return undefined;
   return `warning: listening on ${host} beyond this machine without --public-url: visitors elsewhere need an https:// URL in front of it (a TLS proxy; README, "Run a public grid"), given as --public-url`;
+}
+
+/** Refuses a port another process holds, by name, before the server starts anything (a chain, a relay). */
+export async function portFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new UsageError(`port ${port} on ${host} is in use by another process; pick another (0 = any free) or stop that one`, { source: '--port' }) : new UsageError(`cannot listen on ${host}:${port}: ${err.message}`, { source: '--host' })),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }

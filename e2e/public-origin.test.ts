@@ -3,13 +3,14 @@
  * (testkit/tls-proxy.ts, a self-signed certificate Chromium is told to accept) in front of the
  * server's one port, `publicUrl` set to it. Donor pages load over https, are cross-origin
  * isolated with WebGPU, join the relay through wss on that same origin (no other port exists),
- * serve, and the grid generates the local runner's tokens through them.
+ * serve, and the grid generates the local runner's tokens through them. And the same with the
+ * server speaking TLS itself (`--tls-cert`/`--tls-key`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
 import { openLocalPipeline } from '../worker/node/local-package.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
-import { startTlsProxy } from '../testkit/tls-proxy.ts';
+import { selfSignedCertificate, startTlsProxy } from '../testkit/tls-proxy.ts';
 import type { TlsProxy } from '../testkit/tls-proxy.ts';
 import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
@@ -70,5 +71,28 @@ describe('a grid at a public https origin', () => {
     const hops = client.routeReport()!.hops;
     expect(hops.map((h) => h.transport)).toEqual(['webrtc-direct', 'webrtc-direct', 'webrtc-direct']);
     expect(hops.filter((h) => h.layers).map((h) => h.to).sort()).toEqual([...server.coordinator.registry.peers.values()].filter((p) => p.serving).map((p) => p.peerId).sort());
+  });
+});
+
+describe('a grid speaking TLS itself (--tls-cert, --tls-key)', () => {
+  it('serves an https donor page that is isolated and joins through wss on the same port, and generates through it', { timeout: 120_000 }, async () => {
+    const tls = await startGridServer({ host: '127.0.0.1', port: 0, tls: selfSignedCertificate(), modelDir: dir });
+    const tab = await openDonorTabs(tls.url, 1, { chromiumArgs: ['--ignore-certificate-errors'] });
+    try {
+      const port = new URL(tls.url).port;
+      expect(tls.url).toBe(`https://127.0.0.1:${port}/`);
+      await tls.coordinator.waitFor((r) => [...r.peers.values()].some((p) => p.serving), 'the tab serving');
+      const page = await tab.tabs[0].page.evaluate(() => ({ protocol: location.protocol, isolated: crossOriginIsolated }));
+      expect(page).toEqual({ protocol: 'https:', isolated: true });
+      expect(tls.relay.getMultiaddrs().map(String)).toEqual([`/ip4/127.0.0.1/tcp/${port}/wss/p2p/${tls.relay.peerId}`]);
+      // the server's own client reaches it through its loopback port and listener, not its certificate
+      const client = await tls.client();
+      const ids: number[] = [];
+      for await (const t of client.generate(PROMPT, { maxTokens: 8, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) ids.push(t.id);
+      expect(ids).toHaveLength(8);
+    } finally {
+      await tab.close();
+      await tls.close();
+    }
   });
 });

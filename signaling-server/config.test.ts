@@ -24,6 +24,7 @@ describe('parseServerConfig', () => {
       host: '127.0.0.1',
       port: 8470,
       publicUrl: undefined,
+      tls: undefined,
       model: undefined,
       dataDir: '/home/ada/.cache/infermesh/server',
       maxLayersPerNode: undefined,
@@ -44,6 +45,7 @@ describe('parseServerConfig', () => {
       config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build']),
     ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000 });
     expect(config(['--reward-half-life', '0']).rewardHalfLifeMs).toBe(0);
+    expect(config(['--tls-cert', 'tls/cert.pem', '--tls-key', '/etc/key.pem']).tls).toEqual({ certFile: '/srv/infermesh/tls/cert.pem', keyFile: '/etc/key.pem' });
     expect(config(['--reward-half-life', '2.5']).rewardHalfLifeMs).toBe(150_000);
     expect(config(['--chain', 'off']).chain).toEqual({ mode: 'off' });
     expect(config(['--rpc-url', 'https://rpc.example/v1', '--chain-key', `0x${'ab'.repeat(32)}`, '--contract', `0x${'12'.repeat(20)}`, '--treasury', `0x${'34'.repeat(20)}`]).chain).toEqual({
@@ -89,6 +91,8 @@ describe('parseServerConfig', () => {
     [['--port', '70000'], {}, '--port', /must be a port/],
     [['--public-url', 'http://grid.example.org'], {}, '--public-url', /must be https:\/\/: a page loaded over plain http from another machine has no secure context/],
     [[], { INFERMESH_PUBLIC_URL: 'grid.example.org' }, 'INFERMESH_PUBLIC_URL (--public-url)', /is not a URL/],
+    [['--tls-cert', 'cert.pem'], {}, '--tls-cert', /needs its key: --tls-key or \$INFERMESH_TLS_KEY/],
+    [[], { INFERMESH_TLS_KEY: 'key.pem' }, '--tls-key', /needs its certificate: --tls-cert or \$INFERMESH_TLS_CERT/],
     [['--max-layers-per-node', '0'], {}, '--max-layers-per-node', /must be an integer ≥ 1, got "0"/],
     [['--max-layers-per-node', '2.5'], {}, '--max-layers-per-node', /must be an integer ≥ 1/],
     [['--host', ''], {}, '--host', /must be a host name or IP address/],

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../shared/errors.ts';
 import { parsePublicUrl, PublicUrlError } from './public-url.ts';
+import type { TlsFiles } from './tls-files.ts';
 
 export interface ServerConfig {
   /** address the server binds */
@@ -18,6 +19,8 @@ export interface ServerConfig {
   port: number;
   /** where the grid is reached from outside (https, or http on loopback); undefined = the listen address */
   publicUrl?: URL;
+  /** serve https and wss with this certificate and key (tls-files.ts checks them); undefined = plain http, e.g. behind a TLS proxy */
+  tls?: TlsFiles;
   /** model package folder; undefined = the synthetic default model, which the server resolves */
   model?: string;
   /** state folder (the SQLite store, the relay's key) */
@@ -56,6 +59,8 @@ export const SERVER_ENV = {
   host: 'INFERMESH_HOST',
   port: 'INFERMESH_PORT',
   publicUrl: 'INFERMESH_PUBLIC_URL',
+  tlsCert: 'INFERMESH_TLS_CERT',
+  tlsKey: 'INFERMESH_TLS_KEY',
   model: 'INFERMESH_MODEL',
   data: 'INFERMESH_DATA',
   maxLayersPerNode: 'INFERMESH_MAX_LAYERS_PER_NODE',
@@ -98,6 +103,8 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--host <address>', `address to listen on [$${SERVER_ENV.host}]`, host('--host'), DEFAULT_HOST)
     .option('--port <n>', `HTTP port, 0 = any free [$${SERVER_ENV.port}]`, port('--port'), DEFAULT_PORT)
     .option('--public-url <url>', `where visitors reach this grid, e.g. https://grid.example.org behind a TLS proxy: pages, API and relay are advertised there [$${SERVER_ENV.publicUrl}]`, publicUrl('--public-url'))
+    .option('--tls-cert <file>', `serve https and wss with this PEM certificate (chain), with --tls-key [$${SERVER_ENV.tlsCert}]`, folder('--tls-cert', cwd))
+    .option('--tls-key <file>', `the certificate's PEM private key [$${SERVER_ENV.tlsKey}]`, folder('--tls-key', cwd))
     .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
     .option('--data <dir>', `state folder: the grid store, the settlement ledger and the local chain [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
@@ -133,12 +140,18 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
   const treasury = pick('treasury', '--treasury', SERVER_ENV.treasury, address('--treasury'));
   const mode = pick('chain', '--chain', SERVER_ENV.chain, chainMode('--chain'));
   const chain: ChainConfig = rpc ? { mode: 'rpc', rpcUrl: rpc, privateKey: key!, contract, treasury } : { mode };
+  const certFile = pick('tlsCert', '--tls-cert', SERVER_ENV.tlsCert, folder('--tls-cert', cwd));
+  const keyFile = pick('tlsKey', '--tls-key', SERVER_ENV.tlsKey, folder('--tls-key', cwd));
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError(certFile ? `needs its key: --tls-key or $${SERVER_ENV.tlsKey}` : `needs its certificate: --tls-cert or $${SERVER_ENV.tlsCert}`, { source: certFile ? '--tls-cert' : '--tls-key' });
+  }
   return {
     config: {
       chain,
       host: pick('host', '--host', SERVER_ENV.host, host('--host')),
       port: pick('port', '--port', SERVER_ENV.port, port('--port')),
       publicUrl: pick('publicUrl', '--public-url', SERVER_ENV.publicUrl, publicUrl('--public-url')),
+      tls: certFile && keyFile ? { certFile, keyFile } : undefined,
       model: pick('model', '--model', SERVER_ENV.model, folder('--model', cwd)),
       dataDir: pick('data', '--data', SERVER_ENV.data, folder('--data', cwd)),
       maxLayersPerNode: pick('maxLayersPerNode', '--max-layers-per-node', SERVER_ENV.maxLayersPerNode, positiveInteger('--max-layers-per-node')),

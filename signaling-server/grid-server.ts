@@ -48,6 +48,8 @@ export interface GridServerOptions {
   port: number;
   /** where the grid is reached from outside (public-url.ts): what the relay is advertised at; default the listen address */
   publicUrl?: URL;
+  /** PEM certificate and key (tls-files.ts): serve https and wss */
+  tls?: { cert: string; key: string };
   /** the model package directory the grid serves */
   modelDir: string;
   /** the built web app (vite build) */
@@ -275,7 +277,10 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     routes: { ...options.staticRoutes, '/': options.webDir ?? DEFAULT_WEB_DIR, [ORT_ASSET_PATH]: ORT_DIST_DIR, [packagePath]: options.modelDir },
     api,
     upgrades: { '/': relay.acceptUpgrade },
+    tls: options.tls,
   });
+  // The server's own client dials the relay's loopback listener: neither the public URL (a proxy it may not reach) nor its own certificate is in the way.
+  const localRelay = relay.getMultiaddrs().map(String);
   // One origin: the relay is advertised where the pages are, so a remote tab dials what it loaded.
   const publicUrl = options.publicUrl ?? new URL(http.url);
   relay.announce([relayMultiaddr(publicUrl)]);
@@ -289,9 +294,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     },
   };
 
-  // The server's own client dials its relay at the listen address: the public URL may be a proxy it cannot reach (or whose certificate it would not trust).
-  const localRelay = `${relayMultiaddr(new URL(http.url))}/p2p/${relay.peerId}`;
-  const connect = () => (client ??= connectGrid({ url: http.url, model: manifest.id, relayAddrs: [localRelay] }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
+  const connect = () => (client ??= connectGrid({ url: http.localUrl, model: manifest.id, relayAddrs: localRelay }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
     client = null;
     throw err;
   }));

@@ -5,6 +5,7 @@
  * that send a request too slowly to hold a connection (slowloris).
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface ListeningServer {
@@ -18,6 +19,8 @@ export interface ListeningServer {
 export interface ListenOptions {
   /** false: requests without a Host header reach the handler, which answers them (default: Node's bare 400) */
   requireHostHeader?: boolean;
+  /** PEM certificate chain and key: serve https (tls-files.ts checks them first) */
+  tls?: { cert: string; key: string };
 }
 
 /** A request line and headers take at most this long to arrive (Node's default is 60 s). */
@@ -28,10 +31,8 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 const TIMEOUT_CHECK_INTERVAL_MS = 2_000;
 
 export async function listenHttp(handler: RequestListener, host: string, port: number, options: ListenOptions = {}): Promise<ListeningServer> {
-  const server = createServer(
-    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS, requireHostHeader: options.requireHostHeader ?? true },
-    handler,
-  );
+  const settings = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS, requireHostHeader: options.requireHostHeader ?? true };
+  const server: Server = options.tls ? createTlsServer({ ...settings, cert: options.tls.cert, key: options.tls.key }, handler) : createServer(settings, handler);
   await new Promise<void>((done, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => {
@@ -41,7 +42,7 @@ export async function listenHttp(handler: RequestListener, host: string, port: n
   });
   const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://${urlHost(host)}:${bound}/`,
+    url: `${options.tls ? 'https' : 'http'}://${urlHost(host)}:${bound}/`,
     port: bound,
     server,
     close: () =>

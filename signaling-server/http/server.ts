@@ -62,6 +62,8 @@ export interface HttpServerOptions {
   maxHeldBodyBytes?: number;
   /** WebSocket upgrades by path (the relay's, at '/'); an upgrade anywhere else is a 404 */
   upgrades?: Record<string, UpgradeHandler>;
+  /** PEM certificate chain and key: serve https and wss on the port */
+  tls?: { cert: string; key: string };
 }
 
 /** Takes an upgraded request's socket (node:http's 'upgrade' event). */
@@ -76,6 +78,8 @@ export interface HttpServer {
   /** Origin with a trailing slash, e.g. 'http://127.0.0.1:8470/'. */
   url: string;
   port: number;
+  /** the same, in plain http on loopback (a second port when the server speaks TLS): for the server's own client */
+  localUrl: string;
   close(): Promise<void>;
 }
 
@@ -139,12 +143,11 @@ export async function startHttpServer(options: HttpServerOptions, deps: HttpServ
     return isApi ? serveApi(api, bodies, logError, url, req, res) : files.serve(req, res);
   }
 
-  const listening = await listenHttp(
-    (req, res) => void answer(req, res).catch((err: unknown) => sendError(res, err, logError)),
-    options.host,
-    options.port,
-    { requireHostHeader: false },
-  );
+  const handle = (req: IncomingMessage, res: ServerResponse) => void answer(req, res).catch((err: unknown) => sendError(res, err, logError));
+  const listening = await listenHttp(handle, options.host, options.port, { requireHostHeader: false, tls: options.tls });
+  // Served over TLS, the same requests are also answered in plain http on a loopback port, for
+  // the server's own client (its certificate names the public host, not 127.0.0.1).
+  const local = options.tls ? await listenHttp(handle, '127.0.0.1', 0, { requireHostHeader: false }) : undefined;
   // What Node answers itself, with an empty body or none at all, unless told otherwise.
   listening.server.on('clientError', answerMalformed);
   listening.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
@@ -164,7 +167,14 @@ export async function startHttpServer(options: HttpServerOptions, deps: HttpServ
   listening.server.on('connect', (req: IncomingMessage, socket: Duplex) =>
     endSocket(socket, new HttpError(405, `${req.method} is not allowed: this server is no proxy`, { code: 'method_not_allowed', headers: { allow: 'GET, POST, PUT, PATCH, DELETE, OPTIONS' } })),
   );
-  return { url: listening.url, port: listening.port, close: listening.close };
+  return {
+    url: listening.url,
+    port: listening.port,
+    localUrl: local?.url ?? listening.url,
+    close: async () => {
+      await Promise.all([listening.close(), local?.close()]);
+    },
+  };
 }
 
 /**
