@@ -48,7 +48,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
           { log },
         );
   const server = await startGridServer(
-    { host: config.host, port: config.port, publicUrl: config.publicUrl, tls, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
+    { host: config.host, port: config.port, publicUrl: config.publicUrl, tls, ice: config.ice, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
     { store, settlement, log },
   );
   const site = server.publicUrl;
@@ -61,6 +61,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       `  state:                     ${store.path}`,
       `  settlement:                ${settlement ? `chain ${settlement.chain.chainId}${settlement.chain.local ? ' (local anvil)' : ''}, contract ${settlement.chain.contract}; ledger at ${site}v1/ledger` : 'off'}`,
       ...(config.publicUrl ? [`  listening on:              ${server.url} (pages, API and relay on this one port)`] : []),
+      ...(config.ice.stun.length + config.ice.turn.length > 0 ? [`  ICE servers:               ${[...config.ice.stun, ...config.ice.turn].join(' ')}${config.ice.turn.length ? ` (TURN credentials for ${config.ice.turnTtlS / 3600} h each)` : ''}`] : []),
       '',
     ].join('\n'),
   );

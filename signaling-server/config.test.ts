@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_WEB_DIR, parseServerConfig, SERVER_ENV, type ServerConfig } from './config.ts';
 
 const deps = { cwd: '/srv/infermesh', homedir: () => '/home/ada' };
+const NO_ICE = { stun: [], turn: [], turnSecret: undefined, turnTtlS: 43_200 };
 function config(argv: string[], env: Record<string, string> = {}): ServerConfig {
   const parsed = parseServerConfig(argv, env, deps);
   if (!('config' in parsed)) throw new Error('expected a configuration, got help');
@@ -25,6 +26,7 @@ describe('parseServerConfig', () => {
       port: 8470,
       publicUrl: undefined,
       tls: undefined,
+      ice: NO_ICE,
       model: undefined,
       dataDir: '/home/ada/.cache/infermesh/server',
       maxLayersPerNode: undefined,
@@ -43,8 +45,15 @@ describe('parseServerConfig', () => {
   it('reads every flag, resolving folders against the working directory', () => {
     expect(
       config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build']),
-    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000 });
+    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000, ice: NO_ICE });
     expect(config(['--reward-half-life', '0']).rewardHalfLifeMs).toBe(0);
+    expect(config(['--stun', 'stun:a.example:3478', '--stun', 'stun:b.example', '--turn', 'turn:t.example:3478?transport=udp', '--turn-secret', 's']).ice).toEqual({
+      stun: ['stun:a.example:3478', 'stun:b.example'],
+      turn: ['turn:t.example:3478?transport=udp'],
+      turnSecret: 's',
+      turnTtlS: 43_200,
+    });
+    expect(config([], { INFERMESH_STUN: 'stun:a.example, stun:b.example', INFERMESH_TURN: 'turns:t.example:5349', INFERMESH_TURN_SECRET: 'k' }).ice).toMatchObject({ stun: ['stun:a.example', 'stun:b.example'], turn: ['turns:t.example:5349'], turnSecret: 'k' });
     expect(config(['--tls-cert', 'tls/cert.pem', '--tls-key', '/etc/key.pem']).tls).toEqual({ certFile: '/srv/infermesh/tls/cert.pem', keyFile: '/etc/key.pem' });
     expect(config(['--reward-half-life', '2.5']).rewardHalfLifeMs).toBe(150_000);
     expect(config(['--chain', 'off']).chain).toEqual({ mode: 'off' });
@@ -74,6 +83,7 @@ describe('parseServerConfig', () => {
       host: '::', port: 8000, publicUrl: new URL('https://grid.example.org:8443/'), model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
       chain: { mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined },
       rewardHalfLifeMs: 600_000,
+      ice: NO_ICE,
     });
     expect(config(['--port', '9000'], env).port).toBe(9000);
   });
@@ -91,6 +101,10 @@ describe('parseServerConfig', () => {
     [['--port', '70000'], {}, '--port', /must be a port/],
     [['--public-url', 'http://grid.example.org'], {}, '--public-url', /must be https:\/\/: a page loaded over plain http from another machine has no secure context/],
     [[], { INFERMESH_PUBLIC_URL: 'grid.example.org' }, 'INFERMESH_PUBLIC_URL (--public-url)', /is not a URL/],
+    [['--turn', 'turn:turn.example.org:3478'], {}, '--turn', /needs the TURN servers' shared secret: --turn-secret or \$INFERMESH_TURN_SECRET/],
+    [['--turn-secret', 'x'], {}, '--turn-secret', /has no --turn server to be used with/],
+    [['--stun', 'stun.example.org'], {}, '--stun', /must be a stun: or stuns: URL/],
+    [[], { INFERMESH_TURN: 'turn:a.example,http://b.example', INFERMESH_TURN_SECRET: 's' }, 'INFERMESH_TURN (--turn)', /must be a turn: or turns: URL/],
     [['--tls-cert', 'cert.pem'], {}, '--tls-cert', /needs its key: --tls-key or \$INFERMESH_TLS_KEY/],
     [[], { INFERMESH_TLS_KEY: 'key.pem' }, '--tls-key', /needs its certificate: --tls-cert or \$INFERMESH_TLS_CERT/],
     [['--max-layers-per-node', '0'], {}, '--max-layers-per-node', /must be an integer ≥ 1, got "0"/],

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { UsageError } from '../shared/errors.ts';
 import { parsePublicUrl, PublicUrlError } from './public-url.ts';
 import type { TlsFiles } from './tls-files.ts';
+import { DEFAULT_TURN_TTL_S, iceUrlProblem } from './ice-servers.ts';
+import type { IceConfig } from './ice-servers.ts';
 
 export interface ServerConfig {
   /** address the server binds */
@@ -21,6 +23,8 @@ export interface ServerConfig {
   publicUrl?: URL;
   /** serve https and wss with this certificate and key (tls-files.ts checks them); undefined = plain http, e.g. behind a TLS proxy */
   tls?: TlsFiles;
+  /** STUN and TURN servers handed to every peer's WebRTC dials (ice-servers.ts); none: the WebRTC library's defaults */
+  ice: IceConfig;
   /** model package folder; undefined = the synthetic default model, which the server resolves */
   model?: string;
   /** state folder (the SQLite store, the relay's key) */
@@ -61,6 +65,9 @@ export const SERVER_ENV = {
   publicUrl: 'INFERMESH_PUBLIC_URL',
   tlsCert: 'INFERMESH_TLS_CERT',
   tlsKey: 'INFERMESH_TLS_KEY',
+  stun: 'INFERMESH_STUN',
+  turn: 'INFERMESH_TURN',
+  turnSecret: 'INFERMESH_TURN_SECRET',
   model: 'INFERMESH_MODEL',
   data: 'INFERMESH_DATA',
   maxLayersPerNode: 'INFERMESH_MAX_LAYERS_PER_NODE',
@@ -105,6 +112,9 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--public-url <url>', `where visitors reach this grid, e.g. https://grid.example.org behind a TLS proxy: pages, API and relay are advertised there [$${SERVER_ENV.publicUrl}]`, publicUrl('--public-url'))
     .option('--tls-cert <file>', `serve https and wss with this PEM certificate (chain), with --tls-key [$${SERVER_ENV.tlsCert}]`, folder('--tls-cert', cwd))
     .option('--tls-key <file>', `the certificate's PEM private key [$${SERVER_ENV.tlsKey}]`, folder('--tls-key', cwd))
+    .option('--stun <url>', `a STUN server for every WebRTC dial, repeatable (stun:host:port; the variable comma-separated) [$${SERVER_ENV.stun}]`, iceUrls('--stun', ['stun', 'stuns']), [])
+    .option('--turn <url>', `a TURN server for peers behind NATs, repeatable (turn:host:port?transport=udp; the variable comma-separated), with --turn-secret [$${SERVER_ENV.turn}]`, iceUrls('--turn', ['turn', 'turns']), [])
+    .option('--turn-secret <secret>', `the TURN servers' shared secret (coturn use-auth-secret): peers get time-limited credentials [$${SERVER_ENV.turnSecret}]`)
     .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
     .option('--data <dir>', `state folder: the grid store, the settlement ledger and the local chain [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
@@ -142,6 +152,12 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
   const chain: ChainConfig = rpc ? { mode: 'rpc', rpcUrl: rpc, privateKey: key!, contract, treasury } : { mode };
   const certFile = pick('tlsCert', '--tls-cert', SERVER_ENV.tlsCert, folder('--tls-cert', cwd));
   const keyFile = pick('tlsKey', '--tls-key', SERVER_ENV.tlsKey, folder('--tls-key', cwd));
+  const stun = pick('stun', '--stun', SERVER_ENV.stun, (v) => v.split(',').reduce<string[]>((all, u) => iceUrls('--stun', ['stun', 'stuns'])(u.trim(), all), []));
+  const turn = pick('turn', '--turn', SERVER_ENV.turn, (v) => v.split(',').reduce<string[]>((all, u) => iceUrls('--turn', ['turn', 'turns'])(u.trim(), all), []));
+  const turnSecret = pick<string | undefined>('turnSecret', '--turn-secret', SERVER_ENV.turnSecret, (v) => v);
+  if (turn.length > 0 && !turnSecret) throw new UsageError(`needs the TURN servers' shared secret: --turn-secret or $${SERVER_ENV.turnSecret} (coturn's static-auth-secret)`, { source: '--turn' });
+  if (turnSecret !== undefined && turn.length === 0) throw new UsageError('has no --turn server to be used with', { source: '--turn-secret' });
+  if (turnSecret !== undefined && turnSecret.trim() === '') throw new UsageError('must not be empty', { source: '--turn-secret' });
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new UsageError(certFile ? `needs its key: --tls-key or $${SERVER_ENV.tlsKey}` : `needs its certificate: --tls-cert or $${SERVER_ENV.tlsCert}`, { source: certFile ? '--tls-cert' : '--tls-key' });
   }
@@ -152,6 +168,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
       port: pick('port', '--port', SERVER_ENV.port, port('--port')),
       publicUrl: pick('publicUrl', '--public-url', SERVER_ENV.publicUrl, publicUrl('--public-url')),
       tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+      ice: { stun, turn, turnSecret, turnTtlS: DEFAULT_TURN_TTL_S },
       model: pick('model', '--model', SERVER_ENV.model, folder('--model', cwd)),
       dataDir: pick('data', '--data', SERVER_ENV.data, folder('--data', cwd)),
       maxLayersPerNode: pick('maxLayersPerNode', '--max-layers-per-node', SERVER_ENV.maxLayersPerNode, positiveInteger('--max-layers-per-node')),
@@ -184,6 +201,13 @@ const publicUrl = (flag: string) => (value: string): URL => {
     if (err instanceof PublicUrlError) throw new UsageError(err.message, { source: flag });
     throw err;
   }
+};
+
+/** A repeatable ICE server URL option: each value checked, collected in order. */
+const iceUrls = (flag: string, schemes: readonly string[]) => (value: string, previous: string[] = []): string[] => {
+  const problem = iceUrlProblem(value, schemes);
+  if (problem) throw new UsageError(problem, { source: flag });
+  return [...previous, value];
 };
 
 const positiveInteger = (flag: string) => (value: string) => {

@@ -22,6 +22,8 @@ import { sameRange } from '../shared/runtime/stage.ts';
 import { DEFAULT_WEB_DIR } from './config.ts';
 import { startRelay } from './relay.ts';
 import { relayMultiaddr } from './public-url.ts';
+import { iceServersFor } from './ice-servers.ts';
+import type { IceConfig } from './ice-servers.ts';
 import type { RelayNode } from './relay.ts';
 import { startCoordinator } from './coordinator/coordinator.ts';
 import type { Coordinator, CoordinatorEvents } from './coordinator/coordinator.ts';
@@ -50,6 +52,8 @@ export interface GridServerOptions {
   publicUrl?: URL;
   /** PEM certificate and key (tls-files.ts): serve https and wss */
   tls?: { cert: string; key: string };
+  /** STUN/TURN servers handed to peers in /api/info (ice-servers.ts) */
+  ice?: IceConfig;
   /** the model package directory the grid serves */
   modelDir: string;
   /** the built web app (vite build) */
@@ -214,11 +218,17 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   }
 
   let client: Promise<GridClient> | null = null;
+  /** /api/info's ICE servers, with fresh TURN credentials each time; nothing when none are set. */
+  const iceInfo = (): Pick<GridInfo, 'iceServers' | 'iceServersValidUntil'> => {
+    if (!options.ice || options.ice.stun.length + options.ice.turn.length === 0) return {};
+    const { iceServers, validUntil } = iceServersFor(options.ice);
+    return { iceServers, ...(validUntil !== undefined && { iceServersValidUntil: validUntil }) };
+  };
   const api: ApiHandler[] = [
     {
       method: 'GET',
       path: '/api/info',
-      handle: () => jsonResponse({ relayAddrs: relay.getMultiaddrs().map(String), models: [coordinator.offer], ...(settlement && { settlement: paymentInfo(settlement) }) } satisfies GridInfo),
+      handle: () => jsonResponse({ relayAddrs: relay.getMultiaddrs().map(String), models: [coordinator.offer], ...iceInfo(), ...(settlement && { settlement: paymentInfo(settlement) }) } satisfies GridInfo),
     },
     {
       method: 'GET',

@@ -29,6 +29,7 @@ import type { PaymentRefusedError } from '../settle/errors.ts';
 import { createRequestPayer } from '../settle/request-payer.ts';
 import type { RequestPayer, RequestPayment, SettlementInfo } from '../settle/request-payer.ts';
 import { createPeerNode } from './node.ts';
+import { rtcConfiguration } from './ice.ts';
 import { keepSpare } from './spare-streams.ts';
 import { STAGE_PROTOCOL } from './protocol-ids.ts';
 import type { PeerNode } from './node.ts';
@@ -58,6 +59,10 @@ export class GridApiError extends InfermeshError {
 export interface GridInfo {
   relayAddrs: string[];
   models: ModelOffer[];
+  /** STUN/TURN servers for every WebRTC dial, when the server names some (else the WebRTC library's defaults) */
+  iceServers?: RTCIceServer[];
+  /** when the TURN credentials in iceServers expire, ms since the epoch */
+  iceServersValidUntil?: number;
   /** how clients pay, when the server settles on a chain (absent with `--chain off`) */
   settlement?: SettlementInfo;
 }
@@ -192,7 +197,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
 
   // The client's own key: it seals the frames it sends, so the first stage can prove its input.
   const privateKey = await generateKeyPair('Ed25519');
-  const node: PeerNode = await createPeerNode({ relayAddrs: options.relayAddrs ?? info.relayAddrs, privateKey });
+  const node: PeerNode = await createPeerNode({ relayAddrs: options.relayAddrs ?? info.relayAddrs, privateKey, rtcConfiguration: rtcConfiguration(info, () => api<GridInfo>('/api/info')) });
   const sink: ResultSink = await serveResults(node);
   const echoes = createEchoes(node);
   let predictedMs = 0;

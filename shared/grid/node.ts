@@ -31,6 +31,8 @@ export interface PeerNodeOptions {
   relayAddrs: string[];
   /** the node's identity; a stage passes its own so it can sign commitments with it (default: a new Ed25519 key) */
   privateKey?: PrivateKey;
+  /** the STUN/TURN servers each WebRTC dial and answer uses (ice.ts); default the WebRTC library's */
+  rtcConfiguration?: () => Promise<RTCConfiguration>;
 }
 
 const PEER_CONNECTION_MONITOR: ConnectionMonitorInit = {
@@ -42,7 +44,7 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
   const node = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: ['/p2p-circuit', '/webrtc'] },
-    transports: [webSockets(), webRTC(), circuitRelayTransport()],
+    transports: [webSockets(), webRTC(options.rtcConfiguration ? { rtcConfiguration: options.rtcConfiguration } : {}), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: { identify: identify(), ping: ping() },

@@ -16,6 +16,7 @@ import type { CoordinatorSession } from '../../shared/grid/coordinator-session.t
 import { PIECES_PROTOCOL, STAGE_PROTOCOL } from '../../shared/grid/protocol-ids.ts';
 import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared/grid/protocol.ts';
 import type { GridInfo } from '../../shared/grid/client.ts';
+import { rtcConfiguration } from '../../shared/grid/ice.ts';
 import { probePeer, serveProbe } from '../../shared/grid/probe.ts';
 import { serveStage } from '../../shared/grid/stage-server.ts';
 import { createAttestor } from '../../shared/grid/stage-attestor.ts';
@@ -121,7 +122,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
 
   // The tab's identity signs its commitments: the validator checks them against the peer id.
   const privateKey = await generateKeyPair('Ed25519');
-  const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey });
+  const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey, rtcConfiguration: rtcConfiguration(info, async () => (await fetch(`${base}/api/info`)).json() as Promise<GridInfo>) });
   // A visitor who closes the tab says goodbye: its peer connections are closed as the page goes,
   // so its peers' SCTP transports close at once (far-end-close.ts) and the routes through it
   // recover now. Left to the browser, a closed page's peers heard nothing until a step's deadline.
