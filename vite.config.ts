@@ -25,10 +25,12 @@ export interface PagesBuild {
   outDir: string;
   /** the URL path the build is served under (default '/') */
   base?: string;
+  /** also build root's own index.html (the page at /) */
+  home?: boolean;
 }
 
 /** A vite build of some pages, each an index.html in a folder of its own. */
-export function pagesConfig({ root, pages, outDir, base }: PagesBuild): UserConfig {
+export function pagesConfig({ root, pages, outDir, base, home }: PagesBuild): UserConfig {
   return {
     root,
     base,
@@ -37,7 +39,7 @@ export function pagesConfig({ root, pages, outDir, base }: PagesBuild): UserConf
       emptyOutDir: true,
       target: 'es2023',
       rolldownOptions: {
-        input: Object.fromEntries(pages.map((page) => [page, `${root}${page}/index.html`])),
+        input: { ...Object.fromEntries(pages.map((page) => [page, `${root}${page}/index.html`])), ...(home && { home: `${root}index.html` }) },
       },
     },
     optimizeDeps: { exclude: ['onnxruntime-web'] },
@@ -51,6 +53,7 @@ export default defineConfig(
   pagesConfig({
     root: fileURLToPath(new URL('./web/', import.meta.url)),
     pages: ['chat', 'donor'],
+    home: true,
     outDir: fileURLToPath(new URL('./dist/web/', import.meta.url)),
   }),
 );

@@ -47,6 +47,15 @@ describe('a grid at a public https origin', () => {
     expect(server.publicUrl).toBe(proxy.url);
   });
 
+  it('answers its root with a page that leads to the donor and chat pages (not a 404)', async () => {
+    const home = await fetch(server.url);
+    expect(home.status).toBe(200);
+    expect(home.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    const html = await home.text();
+    expect(html).toContain('href="donor/"');
+    expect(html).toContain('href="chat/"');
+  });
+
   it('serves donor pages over https that are cross-origin isolated, with WebGPU, and joined through wss on the same origin', async () => {
     for (const tab of tabs.tabs) {
       const page = await tab.page.evaluate(() => ({ protocol: location.protocol, secure: isSecureContext, isolated: crossOriginIsolated, webgpu: 'gpu' in navigator }));
