@@ -22,8 +22,7 @@ export function browserEngineDeps(): EngineDeps {
     ort: ort as unknown as EngineOrt,
     gpu,
     fetch: self.fetch.bind(self),
-    // The layer probe's quantized kernels take the threads the engine's will: the donor's setting.
-    handshake: (options) => runHandshake(options, { ort, host: browserHost(self.navigator), gpu, kernels: () => (self.crossOriginIsolated ? { threads: ort.env.wasm.numThreads ?? 1, spawn: spawnGemvHelper } : undefined) }),
+    handshake: (options, kernels) => runHandshake(options, { ort, host: browserHost(self.navigator), gpu, kernels }),
     wasmThreads: {
       get: () => ort.env.wasm.numThreads ?? 1,
       set: (threads) => (ort.env.wasm.numThreads = threads),

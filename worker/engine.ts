@@ -45,7 +45,7 @@ export interface EngineDeps {
   /** extra onnxruntime session options (e.g. onnxruntime-node thread settings) */
   sessionOptions?: OrtSessionOptions;
   /** the device handshake of this host (worker/device/handshake.ts), bound to its runtime */
-  handshake?: (options: HandshakeOptions) => Promise<DeviceHandshake>;
+  handshake?: (options: HandshakeOptions, kernels?: WasmKernelThreads) => Promise<DeviceHandshake>;
   /**
    * The graphs and weights a load opens, given the package's verified shard: the shard itself by
    * default. The test kit's cheating engines (testkit/engine/stage-faults.ts) open others here.
@@ -273,7 +273,8 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
     async handshake(options = {}) {
       if (!deps.handshake) throw new UsageError('this engine host was started without a device handshake');
       sessionOpened = true;
-      return deps.handshake(options);
+      // Its layer probe opens a block as a stage would: on the same kernel threads.
+      return deps.handshake(options, kernelThreads());
     },
     async threads(threads) {
       const wasm = deps.wasmThreads;

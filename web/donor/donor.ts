@@ -113,7 +113,8 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   update({ threads: await engine.engine.threads(options.threads) });
 
   const base = options.serverUrl.replace(/\/$/, '');
-  const info = (await (await fetch(`${base}/api/info`)).json()) as GridInfo;
+  const readInfo = async () => (await (await fetch(`${base}/api/info`)).json()) as GridInfo;
+  const info = await readInfo();
   const offer = info.models[0];
   const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
   const manifestText = new TextDecoder().decode(await fetchPackageFiles(packageUrl)(MANIFEST_FILE));
@@ -122,7 +123,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
 
   // The tab's identity signs its commitments: the validator checks them against the peer id.
   const privateKey = await generateKeyPair('Ed25519');
-  const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey, rtcConfiguration: rtcConfiguration(info, async () => (await fetch(`${base}/api/info`)).json() as Promise<GridInfo>) });
+  const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey, rtcConfiguration: rtcConfiguration(info, readInfo) });
   // A visitor who closes the tab says goodbye: its peer connections are closed as the page goes,
   // so its peers' SCTP transports close at once (far-end-close.ts) and the routes through it
   // recover now. Left to the browser, a closed page's peers heard nothing until a step's deadline.

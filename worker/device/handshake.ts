@@ -83,7 +83,7 @@ export interface HandshakeDeps {
   /** wall clock for measuredAt (default Date.now) */
   wallClock?: () => number;
   /** the threads the quantized WASM kernels take when the layer probe opens a block (default: one) */
-  kernels?: () => WasmKernelThreads | undefined;
+  kernels?: WasmKernelThreads;
 }
 
 /** What the signature hashes: who the device is, never how fast it was this time. */
@@ -113,7 +113,7 @@ export async function runHandshake(options: HandshakeOptions, deps: HandshakeDep
     const { executionProvider, ...rest } = options.layer;
     const provider = executionProvider ?? ('matmul' in webgpu ? 'webgpu' : cpuProvider);
     const request: LayerProbeOptions = { ...rest, executionProvider: provider };
-    layer = await probeLayer(request, { ort, clock, kernels: deps.kernels?.() }).catch((err: unknown) => unavailable(`layer probe on ${provider} failed`, err));
+    layer = await probeLayer(request, { ort, clock, kernels: deps.kernels }).catch((err: unknown) => unavailable(`layer probe on ${provider} failed`, err));
   }
 
   const description = 'matmul' in webgpu ? webgpu : webgpu.description;

@@ -25,17 +25,22 @@ export interface GemvHelperInit {
   control: number;
   /** this helper's share: 1..threads-1 (the caller takes 0) */
   index: number;
+  threads: number;
 }
 
 /** Starts one helper thread running runGemvHelper(init); resolves once it waits for work. */
 export type SpawnGemvHelper = (init: GemvHelperInit) => Promise<{ terminate(): void }>;
 
-/** One matrix of a job: its kernel arguments, addresses in the shared memory. */
-export interface GemvJob {
-  matrix: PackedMatrix;
+/** The quantized input every matrix of a job multiplies: addresses in the kernels' memory. */
+export interface GemvInput {
   x: number;
   xs: number;
   corr: number;
+}
+
+/** One matrix of a job and where its outputs go. */
+export interface GemvJob {
+  matrix: PackedMatrix;
   out: number;
 }
 
@@ -44,15 +49,15 @@ interface KernelExports {
   q8_gemv(w: number, s: number, x: number, xs: number, corr: number, out: number, rows: number, blocks: number): void;
 }
 
-// The control block, in int32 slots.
+// The control block, in int32 slots: the input once, then each job's matrix and outputs.
 const GENERATION = 0;
 const PENDING = 1;
-const JOBS = 2;
-const THREADS = 3;
-const STOP = 4;
+const STOP = 2;
+const JOBS = 3;
+const INPUT = 4; // x, xs, corr
 const FIRST_JOB = 8;
-/** A job: bits, weights, scales, rows, blocks, x, xs, corr, out. */
-const JOB_SLOTS = 9;
+/** A job: bits, weights, scales, rows, blocks, out. */
+const JOB_SLOTS = 6;
 /** The most matrices one job carries (a block's q, k and v share an input: 3). */
 export const MAX_JOBS = 4;
 /** Bytes the control block takes. */
@@ -64,10 +69,17 @@ export const HELPER_STALL_MS = 10_000;
 
 /** Thread `index` of `threads` computes its share of each job's rows. */
 function runShare(kernels: KernelExports, view: Int32Array, base: number, index: number, threads: number): void {
-  const jobs = view[base + JOBS];
-  for (let j = 0; j < jobs; j++) {
+  const x = view[base + INPUT];
+  const xs = view[base + INPUT + 1];
+  const corr = view[base + INPUT + 2];
+  for (let j = 0; j < view[base + JOBS]; j++) {
     const at = base + FIRST_JOB + j * JOB_SLOTS;
-    const [bits, w, s, rows, blocks, x, xs, corr, out] = view.subarray(at, at + 9);
+    const bits = view[at];
+    const w = view[at + 1];
+    const s = view[at + 2];
+    const rows = view[at + 3];
+    const blocks = view[at + 4];
+    const out = view[at + 5];
     const first = Math.floor((rows * index) / threads);
     const end = Math.floor((rows * (index + 1)) / threads);
     if (end <= first) continue;
@@ -102,7 +114,7 @@ export function runGemvHelper(init: GemvHelperInit, kernels: KernelExports, read
     const v = view(); // the memory may have grown since
     seen = Atomics.load(v, base + GENERATION);
     if (Atomics.load(v, base + STOP)) return;
-    runShare(kernels, v, base, init.index, v[base + THREADS]);
+    runShare(kernels, v, base, init.index, init.threads);
     if (Atomics.sub(v, base + PENDING, 1) === 1) Atomics.notify(v, base + PENDING);
   }
 }
@@ -110,32 +122,49 @@ export function runGemvHelper(init: GemvHelperInit, kernels: KernelExports, read
 export interface GemvThreads {
   readonly threads: number;
   /** Computes every job's rows across the threads; returns when all are done. */
-  run(jobs: readonly GemvJob[]): void;
+  run(input: GemvInput, jobs: readonly GemvJob[]): void;
   /** Stops the helpers. */
   close(): void;
 }
 
-/** Starts `threads - 1` helpers on `memory` (the caller is the first thread). */
+/**
+ * Starts `threads - 1` helpers on `memory` (the caller is the first thread). With one thread
+ * there are none: the caller computes every row through the same control block, and never waits
+ * (so a page's main thread, where Atomics.wait is refused, runs it too).
+ */
 export async function startGemvThreads(
   options: { threads: number; module: WebAssembly.Module; memory: WebAssembly.Memory; control: number; stallMs?: number },
-  deps: { kernels: KernelExports; spawn: SpawnGemvHelper },
+  deps: { kernels: KernelExports; spawn?: SpawnGemvHelper },
 ): Promise<GemvThreads> {
-  const { threads, memory, control, stallMs = HELPER_STALL_MS } = options;
-  const base = control / 4;
-  const helpers = await Promise.all(Array.from({ length: threads - 1 }, (_, i) => deps.spawn({ module: options.module, memory, control, index: i + 1 })));
+  const { threads, memory, stallMs = HELPER_STALL_MS } = options;
+  const { spawn } = deps;
+  if (threads > 1 && !spawn) throw new Error('more than one kernel thread needs a way to start helpers');
+  const base = options.control / 4;
+  const helpers = await Promise.all(Array.from({ length: threads - 1 }, (_, i) => spawn!({ module: options.module, memory, control: options.control, index: i + 1, threads })));
   let closed = false;
+  // A view of the memory, made again only when it grew (a step posts several jobs: no garbage per job).
+  let view = new Int32Array(memory.buffer);
+  const control = () => (view.buffer === memory.buffer ? view : (view = new Int32Array(memory.buffer)));
   return {
     threads,
-    run(jobs) {
+    run(input, jobs) {
       if (closed) throw new Error('the kernels’ threads are closed');
       if (jobs.length > MAX_JOBS) throw new RangeError(`at most ${MAX_JOBS} matrices share a job, got ${jobs.length}`);
-      const v = new Int32Array(memory.buffer);
-      jobs.forEach((job, j) => {
-        const m = job.matrix;
-        v.set([m.bits, m.weights, m.scales, m.n, m.blocks, job.x, job.xs, job.corr, job.out], base + FIRST_JOB + j * JOB_SLOTS);
-      });
+      const v = control();
+      v[base + INPUT] = input.x;
+      v[base + INPUT + 1] = input.xs;
+      v[base + INPUT + 2] = input.corr;
+      for (let j = 0; j < jobs.length; j++) {
+        const { matrix: m, out } = jobs[j];
+        const at = base + FIRST_JOB + j * JOB_SLOTS;
+        v[at] = m.bits;
+        v[at + 1] = m.weights;
+        v[at + 2] = m.scales;
+        v[at + 3] = m.n;
+        v[at + 4] = m.blocks;
+        v[at + 5] = out;
+      }
       v[base + JOBS] = jobs.length;
-      v[base + THREADS] = threads;
       Atomics.store(v, base + PENDING, threads - 1);
       Atomics.add(v, base + GENERATION, 1);
       Atomics.notify(v, base + GENERATION);
@@ -147,7 +176,7 @@ export async function startGemvThreads(
     close() {
       if (closed) return;
       closed = true;
-      const v = new Int32Array(memory.buffer);
+      const v = control();
       Atomics.store(v, base + STOP, 1);
       Atomics.add(v, base + GENERATION, 1);
       Atomics.notify(v, base + GENERATION);

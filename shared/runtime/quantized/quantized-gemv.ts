@@ -17,7 +17,7 @@ import { QUANT_BLOCK } from '../../model/quantize.ts';
 import type { QuantizedMatrix } from '../../model/quantize.ts';
 import { WASM_BASE64, WASM_SHARED_BASE64 } from './q-gemv.wasm.generated.ts';
 import { CONTROL_BYTES, MAX_JOBS, startGemvThreads } from './gemv-threads.ts';
-import type { GemvJob, GemvThreads, SpawnGemvHelper } from './gemv-threads.ts';
+import type { GemvJob, SpawnGemvHelper } from './gemv-threads.ts';
 
 /** A matrix in the kernel's memory. */
 export interface PackedMatrix {
@@ -90,19 +90,14 @@ function canShareMemory(): boolean {
 export async function createQuantizedGemv(options: QuantizedGemvOptions = {}, deps: QuantizedGemvDeps = {}): Promise<QuantizedGemv> {
   const wanted = options.threads ?? 1;
   if (!Number.isInteger(wanted) || wanted < 1) throw new RangeError(`threads must be a whole number of at least 1, got ${wanted}`);
-  let kernels: Kernels;
-  let memory: WebAssembly.Memory;
-  let pool: GemvThreads | undefined;
-  if (wanted > 1 && deps.spawn && canShareMemory()) {
-    const module = await kernelModule(WASM_SHARED_BASE64);
-    memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAX_PAGES, shared: true });
-    kernels = (await WebAssembly.instantiate(module, { env: { memory } })).exports as unknown as Kernels;
-    pool = await startGemvThreads({ threads: wanted, module, memory, control: CONTROL_AT, stallMs: options.stallMs }, { kernels, spawn: deps.spawn });
-  } else {
-    kernels = (await WebAssembly.instantiate(await kernelModule(WASM_BASE64))).exports as unknown as Kernels;
-    memory = kernels.memory!;
-  }
-  let top = PAGE; // page 0 holds no matrix (the threads' control block lives there)
+  const shared = wanted > 1 && deps.spawn !== undefined && canShareMemory();
+  const module = await kernelModule(shared ? WASM_SHARED_BASE64 : WASM_BASE64);
+  const sharedMemory = shared ? new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAX_PAGES, shared: true }) : undefined;
+  const kernels = (await WebAssembly.instantiate(module, sharedMemory ? { env: { memory: sharedMemory } } : {})).exports as unknown as Kernels;
+  const memory = sharedMemory ?? kernels.memory!;
+  // One thread too goes through the pool, which then computes every row on the calling thread.
+  const pool = await startGemvThreads({ threads: shared ? wanted : 1, module, memory, control: CONTROL_AT, stallMs: options.stallMs }, { kernels, spawn: deps.spawn });
+  let top = PAGE; // page 0 holds no matrix (the control block lives there)
   let weightBytes = 0;
   const alloc = (bytes: number) => {
     const at = top;
@@ -190,19 +185,18 @@ export async function createQuantizedGemv(options: QuantizedGemvOptions = {}, de
         } else {
           let out = s.out;
           const jobs: GemvJob[] = group.map((matrix) => {
-            const job = { matrix, x: s.x, xs: s.xs, corr: s.corr, out };
+            const job = { matrix, out };
             out += matrix.n * 4;
             return job;
           });
-          if (pool) pool.run(jobs);
-          else for (const j of jobs) (bits === 4 ? kernels.q4_gemv : kernels.q8_gemv)(j.matrix.weights, j.matrix.scales, j.x, j.xs, j.corr, j.out, j.matrix.n, j.matrix.blocks);
+          pool.run(s, jobs);
           jobs.forEach((j, i) => outs[first + i].set(new Float32Array(memory.buffer, j.out, j.matrix.n)));
         }
         first = end;
       }
     },
     bytes: () => weightBytes,
-    threads: pool?.threads ?? 1,
-    close: () => pool?.close(),
+    threads: pool.threads,
+    close: () => pool.close(),
   };
 }
