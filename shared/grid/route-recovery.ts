@@ -248,14 +248,16 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
 
   /**
    * The coordinator's route now; the link of `from` is kept when its stages are the same. A
-   * server that cannot answer leaves the route as it was: its stages may well still serve.
+   * server that cannot answer leaves the route as it was: its stages may well still serve. So
+   * does one that sees no stage at all (it lost its relay, and every tab with it) while every
+   * stage of the route still answers an echo; if one does not, the layers are gone.
    */
   async function refresh(from: Active | null): Promise<Active> {
     let route: StandbyRoute;
     try {
       route = await askCoordinator(new Set());
     } catch (err) {
-      if (!from || (err as Error).name === 'LayersUncoveredError') throw err;
+      if (!from || ((err as Error).name === 'LayersUncoveredError' && (await silentHops(from.route)).length > 0)) throw err;
       from.since = now();
       return from;
     }
