@@ -134,7 +134,7 @@ describe('a recovering route', () => {
     expect(await run(route, 'r1', 10)).toEqual(await unbroken(10));
     expect(track.recoveries).toHaveLength(1);
     expect(track.recoveries[0]).toMatchObject({ step: 5, reason: 'failed', swapped: ['b'], replayedRows: 3 + 5 });
-    expect(track.stageRequestIds).toHaveLength(2);
+    expect(track.stageRequests).toHaveLength(2);
     // Work beyond the request's tokens, which its voucher pays for: the rows before step 5, sent again.
     expect(track.replayedRows).toBe(3 + 4);
     expect(grid.links.at(-1)!.hops.map((h) => h.peerId)).toEqual(['a', 'b2']);
@@ -191,6 +191,8 @@ describe('a recovering route', () => {
     const track = route.track('r');
     expect(await run(route, 'r', 10)).toEqual(await unbroken(10));
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: ['a', 'b'] })]);
+    // Who answers for what: the request's first route, then the hedge on the standbys that won.
+    expect(track.stageRequests).toEqual([{ id: 'r', stages: ['a', 'b'] }, { id: track.recoveries[0].stageRequestId, stages: ['a2', 'b2'] }]);
   });
 
   it('replays a stalled step on fresh streams through the same stages when none has a standby and all answer', async () => {
@@ -201,6 +203,7 @@ describe('a recovering route', () => {
     const track = route.track('r');
     expect(await run(route, 'r', 8)).toEqual(await unbroken(8));
     expect(track.recoveries).toEqual([expect.objectContaining({ reason: 'stalled', swapped: [] })]);
+    expect(track.stageRequests.map((r) => r.stages)).toEqual([['a', 'b'], ['a', 'b']]);
   });
 
   it('gives up a measured route that stays stalled after its hedge failed too, a first step\'s time later', async () => {
@@ -227,7 +230,7 @@ describe('a recovering route', () => {
     const track = route.track('r');
     expect(await run(route, 'r', 4)).toEqual(await unbroken(4));
     expect(track.recoveries).toEqual([]);
-    expect(track.stageRequestIds).toHaveLength(2);
+    expect(track.stageRequests).toHaveLength(2);
   });
 
   it('swaps a stage whose step time jumps, before it drags every token', async () => {
@@ -396,8 +399,8 @@ describe('a recovering route', () => {
     expect(await run(route, 'r', 9)).toEqual(await unbroken(9));
     expect(track.recoveries).toEqual([expect.objectContaining({ step: 6, reason: 'stalled', swapped: ['b'] })]);
     // The request went on as a new stage request, replayed on the same stages.
-    expect(track.stageRequestIds).toHaveLength(2);
-    expect(track.recoveries[0].stageRequestId).toBe(track.stageRequestIds[1]);
+    expect(track.stageRequests).toHaveLength(2);
+    expect(track.recoveries[0].stageRequestId).toBe(track.stageRequests[1].id);
   });
 
   it('passes a refusal of the request itself on instead of swapping stages for it', async () => {

@@ -68,10 +68,17 @@ export interface Recovery {
   stageRequestId: string;
 }
 
+/** One route a request ran on (or a hedge tried): the id its stages knew the request by, and who they were. */
+export interface StageRequest {
+  id: string;
+  /** the stages' peer ids, in route order: each commits to its part of `id` once it ends */
+  stages: string[];
+}
+
 /** What a caller learns of one request: filled in as it runs. */
 export interface RequestTrack {
-  /** the ids the stages knew this request by, one per route it ran on */
-  stageRequestIds: string[];
+  /** the ids the stages knew this request by, one per route it ran on or a hedge tried */
+  stageRequests: StageRequest[];
   recoveries: Recovery[];
   /** rows sent again as replays, on every route tried (a hedge's too): work the request caused beyond its tokens */
   replayedRows: number;
@@ -117,6 +124,8 @@ export interface RecoveringRoute extends StageLink {
   track(requestId: string): RequestTrack;
   close(): Promise<void>;
 }
+
+const newTrack = (): RequestTrack => ({ stageRequests: [], recoveries: [], replayedRows: 0 });
 
 /** Stages remembered as suspects (blamed for silence), and stages' addresses, at most; the oldest is forgotten first. */
 const MAX_SUSPECTS = 256;
@@ -225,6 +234,8 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     if (on.users > 0 || on === active || !links.delete(on.link)) return;
     void on.link.close().catch(() => undefined);
   };
+
+  const stageRequest = (attempt: Attempt): StageRequest => ({ id: attempt.stageRequestId, stages: attempt.active.route.hops.map((h) => h.peerId) });
 
   const attemptOn = (on: Active, stageRequestId: string): Attempt => {
     on.users += 1;
@@ -350,7 +361,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   function switchTo(state: RequestState, on: Active): void {
     const next = attemptOn(on, crypto.randomUUID());
     void release(state.attempt);
-    state.track.stageRequestIds.push(next.stageRequestId);
+    state.track.stageRequests.push(stageRequest(next));
     state.attempt = next;
   }
 
@@ -440,9 +451,9 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
   async function forwardFrame(frame: HiddenFrame): Promise<HiddenFrame> {
     let state = requests.get(frame.requestId);
     if (!state) {
-      const track = tracks.get(frame.requestId) ?? { stageRequestIds: [], recoveries: [], replayedRows: 0 };
+      const track = tracks.get(frame.requestId) ?? newTrack();
       state = { track, rows: [], rowCount: 0, attempt: attemptOn(await current(), frame.requestId), avoid: new Set(), slowSteps: new Map(), failures: 0 };
-      track.stageRequestIds.push(frame.requestId);
+      track.stageRequests.push(stageRequest(state.attempt));
       requests.set(frame.requestId, state);
     }
     if (frame.position !== state.rowCount) throw new InfermeshError(`request ${frame.requestId} is at position ${state.rowCount}, not ${frame.position}`);
@@ -527,7 +538,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     const swappable = route.hops.filter((h) => route.standbys.some((s) => sameLayers(s, h) && !state.avoid.has(s.peerId))).map((h) => h.peerId);
     const on = activate(await reroute(route, new Set([...state.avoid, ...swappable])), old.active, true);
     const attempt = attemptOn(on, crypto.randomUUID());
-    state.track.stageRequestIds.push(attempt.stageRequestId);
+    state.track.stageRequests.push(stageRequest(attempt));
     const fresh = send(state, attempt, frame).then((r) => r.step);
     // The first answer wins. Once the hedge failed too, the old route is waited for a while yet:
     // a cold route's first step (a tab compiling its engine, a loaded machine) may be that slow,
@@ -570,7 +581,7 @@ export function createRecoveringRoute(options: RecoveringRouteOptions, deps: Rec
     },
     currentLink: () => active?.link ?? null,
     track(requestId) {
-      const track: RequestTrack = { stageRequestIds: [], recoveries: [], replayedRows: 0 };
+      const track = newTrack();
       tracks.set(requestId, track);
       return track;
     },
