@@ -7,6 +7,7 @@ import { InfermeshError } from '../shared/errors.ts';
 import { compileCommand } from './compile-command.ts';
 import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT } from './defaults.ts';
 import { demoCommand } from './demo-command.ts';
+import { donateCommand } from './donate-command.ts';
 import { generateCommand } from './generate-command.ts';
 import { serveCommand } from './serve-command.ts';
 
@@ -67,6 +68,19 @@ program
   .action(async () => {
     // The server parses its own flags and INFERMESH_* variables (signaling-server/config.ts).
     await serveCommand(process.argv.slice(process.argv.indexOf('serve') + 1));
+  });
+
+program
+  .command('donate')
+  .description("join a grid as a donor from this terminal (onnxruntime-node on this machine's CPU), as its donor page does in a browser, until Ctrl-C")
+  .argument('<url>', 'the grid, e.g. https://grid.example.org')
+  .option('--threads <n>', 'onnxruntime threads (default: every core)', integer('--threads', 1))
+  .option('--pay-to <address>', 'the EVM address earnings go to (default: an account whose key this command keeps in its cache folder)')
+  .option('--key-file <file>', 'where that account\'s key is kept')
+  .action(async (url: string, opts) => {
+    await donateCommand(url, opts);
+    // The donor stopped its node and engine, but a WebRTC library can keep a handle open after.
+    setTimeout(() => process.exit(), DEMO_EXIT_GRACE_MS).unref();
   });
 
 program

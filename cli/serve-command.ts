@@ -12,10 +12,15 @@ import { parseServerConfig } from '../signaling-server/config.ts';
 import { isLoopbackHost } from '../signaling-server/public-url.ts';
 import { readTlsFiles } from '../signaling-server/tls-files.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
+import type { GridServer } from '../signaling-server/grid-server.ts';
 import { openGridStore } from '../signaling-server/store.ts';
 import { startGridSettlement } from '../signaling-server/settle/grid-settlement.ts';
+import { availableParallelism } from 'node:os';
 import { ensureSyntheticPackage } from './compile-command.ts';
 import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
+import { createDonorStatus } from './donor-status.ts';
+import { startNodeDonor } from './node-donor.ts';
+import type { Donor } from '../web/donor/donor.ts';
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const parsed = parseServerConfig(argv, process.env);
@@ -55,7 +60,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   process.stderr.write(
     [
       `infermesh grid server: ${server.manifest.name} (${server.manifest.config.nLayers} layers, package ${server.manifest.id.slice(0, 12)}…)`,
-      `  donate this machine's GPU: open ${site}donor/`,
+      `  donate a GPU:              open ${site}donor/ in a browser (Chrome or Edge for WebGPU), on any machine`,
+      `  donate a machine's CPU:    npx infermesh donate ${site}`,
       `  OpenAI-compatible API:     ${site}v1/chat/completions`,
       `  relay:                     ${server.relay.getMultiaddrs().map(String).join(' ')}`,
       `  state:                     ${store.path}`,
@@ -67,15 +73,41 @@ export async function serveCommand(argv: string[]): Promise<void> {
   );
   const warning = exposureWarning(config.host, config.publicUrl);
   if (warning) log(warning);
+  const donors = await startLocalDonors(config.donors, server, config.dataDir);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
   process.stderr.write('infermesh grid server: stopping\n');
+  await Promise.all(donors.map((d) => d.stop().catch(() => undefined)));
   await server.close();
   await settlement?.close();
   store.close();
+}
+
+/**
+ * The donors serve starts in its own process (--donors), so a grid answers before any tab
+ * joins: they join through the server's loopback origin as any donor does, sharing the cores.
+ * One that fails says why and the server goes on (tabs can still join).
+ */
+async function startLocalDonors(count: number, server: GridServer, dataDir: string): Promise<Donor[]> {
+  if (count === 0) return [];
+  const threads = Math.max(1, Math.floor(availableParallelism() / count));
+  const started = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const label = count === 1 ? 'local donor' : `local donor ${i + 1}`;
+      const status = createDonorStatus(label, { inPlace: false });
+      try {
+        const relayAddrs = server.relay.getMultiaddrs().map(String);
+        return await startNodeDonor({ serverUrl: server.http.localUrl, relayAddrs, threads, payoutKeyFile: join(dataDir, 'donors', `${i + 1}.key`) }, status);
+      } catch (err) {
+        status.error(`could not start: ${(err as Error).name}: ${(err as Error).message}`);
+        return undefined;
+      }
+    }),
+  );
+  return started.filter((d): d is Donor => d !== undefined);
 }
 
 /**

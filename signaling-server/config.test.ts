@@ -33,6 +33,7 @@ describe('parseServerConfig', () => {
       webDir: DEFAULT_WEB_DIR,
       chain: { mode: 'local' },
       rewardHalfLifeMs: 3_600_000,
+      donors: 1,
     });
     expect(DEFAULT_WEB_DIR.endsWith(join('dist', 'web'))).toBe(true);
   });
@@ -44,8 +45,8 @@ describe('parseServerConfig', () => {
 
   it('reads every flag, resolving folders against the working directory', () => {
     expect(
-      config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build']),
-    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000, ice: NO_ICE });
+      config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build', '--donors', '0']),
+    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000, ice: NO_ICE, donors: 0 });
     expect(config(['--reward-half-life', '0']).rewardHalfLifeMs).toBe(0);
     expect(config(['--stun', 'stun:a.example:3478', '--stun', 'stun:b.example', '--turn', 'turn:t.example:3478?transport=udp', '--turn-secret', 's']).ice).toEqual({
       stun: ['stun:a.example:3478', 'stun:b.example'],
@@ -78,12 +79,14 @@ describe('parseServerConfig', () => {
       INFERMESH_RPC_URL: 'http://127.0.0.1:8545',
       INFERMESH_CHAIN_KEY: `0x${'cd'.repeat(32)}`,
       INFERMESH_REWARD_HALF_LIFE: '10',
+      INFERMESH_DONORS: '3',
     };
     expect(config([], env)).toEqual({
       host: '::', port: 8000, publicUrl: new URL('https://grid.example.org:8443/'), model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
       chain: { mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined },
       rewardHalfLifeMs: 600_000,
       ice: NO_ICE,
+      donors: 3,
     });
     expect(config(['--port', '9000'], env).port).toBe(9000);
   });
@@ -92,7 +95,7 @@ describe('parseServerConfig', () => {
     const parsed = parseServerConfig(['--help'], {}, deps);
     expect('help' in parsed).toBe(true);
     const help = (parsed as { help: string }).help;
-    for (const flag of ['--host', '--port', '--public-url', '--model', '--data', '--max-layers-per-node', '--web']) expect(help).toContain(flag);
+    for (const flag of ['--host', '--port', '--public-url', '--model', '--data', '--max-layers-per-node', '--web', '--donors']) expect(help).toContain(flag);
     for (const name of Object.values(SERVER_ENV)) expect(help).toContain(`[$${name}]`);
   });
 
@@ -114,6 +117,8 @@ describe('parseServerConfig', () => {
     [[], { INFERMESH_PORT: 'eighty' }, 'INFERMESH_PORT (--port)', /must be a port/],
     [[], { INFERMESH_MAX_LAYERS_PER_NODE: '-3' }, 'INFERMESH_MAX_LAYERS_PER_NODE (--max-layers-per-node)', /must be an integer ≥ 1/],
     [['--reward-half-life', '-1'], {}, '--reward-half-life', /must be minutes ≥ 0/],
+    [['--donors', '9'], {}, '--donors', /must be an integer from 0 to 8, got "9"/],
+    [[], { INFERMESH_DONORS: 'one' }, 'INFERMESH_DONORS (--donors)', /must be an integer from 0 to 8/],
     [[], { INFERMESH_REWARD_HALF_LIFE: 'soon' }, 'INFERMESH_REWARD_HALF_LIFE (--reward-half-life)', /must be minutes ≥ 0/],
     [['--chain', 'mainnet'], {}, '--chain', /must be local or off, got "mainnet"/],
     [['--rpc-url', 'localhost:8545'], {}, '--rpc-url', /must be an http\(s\) or ws\(s\) URL/],

@@ -37,6 +37,8 @@ export interface ServerConfig {
   chain: ChainConfig;
   /** the half-life over which a stage's rewards vest, ms (signaling-server/settle/vesting.ts); 0 = paid whole at once */
   rewardHalfLifeMs: number;
+  /** donors the server starts in its own process (cli/node-donor.ts), so a new grid answers before any tab joins; 0 = none */
+  donors: number;
 }
 
 export type ChainConfig =
@@ -78,7 +80,13 @@ export const SERVER_ENV = {
   contract: 'INFERMESH_CONTRACT',
   treasury: 'INFERMESH_TREASURY',
   rewardHalfLife: 'INFERMESH_REWARD_HALF_LIFE',
+  donors: 'INFERMESH_DONORS',
 } as const;
+
+/** One local donor: `npm start` answers its first request with no browser open. */
+export const DEFAULT_DONORS = 1;
+/** Each local donor runs an engine thread pool of its own: more than this only makes a machine thrash. */
+export const MAX_DONORS = 8;
 
 /** Sixty minutes, as the settlement's REWARD_HALF_LIFE_MS (not imported: config stays free of the chain code). */
 export const DEFAULT_REWARD_HALF_LIFE_MINUTES = 60;
@@ -117,6 +125,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--turn-secret <secret>', `the TURN servers' shared secret (coturn use-auth-secret): peers get time-limited credentials [$${SERVER_ENV.turnSecret}]`)
     .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
     .option('--data <dir>', `state folder: the grid store, the settlement ledger and the local chain [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
+    .option('--donors <n>', `donors this process runs on this machine's CPU (onnxruntime-node), 0 = none: browser tabs and \`infermesh donate\` add more [$${SERVER_ENV.donors}]`, donorCount('--donors'), DEFAULT_DONORS)
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
     .option('--web <dir>', `built web app folder [$${SERVER_ENV.web}]`, folder('--web', cwd), DEFAULT_WEB_DIR)
     .option('--chain <mode>', `settlement chain when no --rpc-url: local (start anvil, deploy the contract) or off [$${SERVER_ENV.chain}]`, chainMode('--chain'), 'local')
@@ -173,6 +182,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
       dataDir: pick('data', '--data', SERVER_ENV.data, folder('--data', cwd)),
       maxLayersPerNode: pick('maxLayersPerNode', '--max-layers-per-node', SERVER_ENV.maxLayersPerNode, positiveInteger('--max-layers-per-node')),
       webDir: pick('web', '--web', SERVER_ENV.web, folder('--web', cwd)),
+      donors: pick('donors', '--donors', SERVER_ENV.donors, donorCount('--donors')),
       rewardHalfLifeMs: pick('rewardHalfLife', '--reward-half-life', SERVER_ENV.rewardHalfLife, minutes('--reward-half-life')) * 60_000,
     },
   };
@@ -213,6 +223,12 @@ const iceUrls = (flag: string, schemes: readonly string[]) => (value: string, pr
 const positiveInteger = (flag: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`must be an integer ≥ 1, got ${JSON.stringify(value)}`, { source: flag });
+  return n;
+};
+
+const donorCount = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0 || n > MAX_DONORS) throw new UsageError(`must be an integer from 0 to ${MAX_DONORS}, got ${JSON.stringify(value)}`, { source: flag });
   return n;
 };
 

@@ -23,7 +23,7 @@ export function browserEngineDeps(): EngineDeps {
     gpu,
     fetch: self.fetch.bind(self),
     handshake: (options, kernels) => runHandshake(options, { ort, host: browserHost(self.navigator), gpu, kernels }),
-    wasmThreads: {
+    computeThreads: {
       get: () => ort.env.wasm.numThreads ?? 1,
       set: (threads) => (ort.env.wasm.numThreads = threads),
       cores,

@@ -1,7 +1,7 @@
 /**
  * The engine's thread setting, the rules that hold on any host: set before the engine opens
  * anything, within the machine's cores, one thread where the page is not cross-origin isolated,
- * and refused by name on a native host. The real thing in Chromium: e2e/grid-swarm.test.ts.
+ * and refused by name on a host started with its threads fixed. The real thing in Chromium: e2e/grid-swarm.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
@@ -12,13 +12,13 @@ import { runHandshake } from './device/handshake.ts';
 import { nodeHost } from './device/node-host.ts';
 
 /** onnxruntime-web's thread setting as the browser worker hands it in (browser-deps.ts), on a machine of `cores`. */
-function wasmThreads(cores: number, isolated = true): NonNullable<EngineDeps['wasmThreads']> & { value: number } {
+function computeThreads(cores: number, isolated = true): NonNullable<EngineDeps['computeThreads']> & { value: number } {
   const t = { value: defaultThreads(cores), cores, isolated, get: () => t.value, set: (n: number) => void (t.value = n) };
   return t;
 }
 
-const engineOn = (threads: EngineDeps['wasmThreads']) =>
-  createShardEngine({ ort: ort as unknown as EngineOrt, wasmThreads: threads, handshake: (o) => runHandshake(o, { ort: ort as never, host: nodeHost() }) });
+const engineOn = (threads: EngineDeps['computeThreads']) =>
+  createShardEngine({ ort: ort as unknown as EngineOrt, computeThreads: threads, handshake: (o) => runHandshake(o, { ort: ort as never, host: nodeHost() }) });
 
 describe('engine threads', () => {
   it('default to half the cores, at most 4, and at least 1', () => {
@@ -26,7 +26,7 @@ describe('engine threads', () => {
   });
 
   it('are set before the engine opens anything, and say what is in force', async () => {
-    const threads = wasmThreads(8);
+    const threads = computeThreads(8);
     const engine = engineOn(threads);
     expect(await engine.threads()).toEqual({ threads: 4, cores: 8, isolated: true });
     expect(await engine.threads(6)).toEqual({ threads: 6, cores: 8, isolated: true });
@@ -37,18 +37,18 @@ describe('engine threads', () => {
   });
 
   it('refuse a count that is not a whole number of this machine\'s cores, by name', async () => {
-    const engine = engineOn(wasmThreads(4));
+    const engine = engineOn(computeThreads(4));
     for (const bad of [0, 5, 1.5, Number.NaN]) {
       await expect(engine.threads(bad)).rejects.toMatchObject({ name: 'UsageError', message: expect.stringMatching(/threads must be a whole number from 1 to this machine's 4 cores/) });
     }
   });
 
   it('are one where the page is not cross-origin isolated (WASM threads need SharedArrayBuffer)', async () => {
-    const engine = engineOn(wasmThreads(8, false));
+    const engine = engineOn(computeThreads(8, false));
     expect(await engine.threads(4)).toEqual({ threads: 1, cores: 8, isolated: false });
   });
 
-  it('are refused by name on a native host, whose session options set them', async () => {
-    await expect(engineOn(undefined).threads(2)).rejects.toMatchObject({ name: 'UsageError', message: expect.stringMatching(/native onnxruntime/) });
+  it('are refused by name on a host started with its threads fixed', async () => {
+    await expect(engineOn(undefined).threads(2)).rejects.toMatchObject({ name: 'UsageError', message: expect.stringMatching(/started with its threads fixed/) });
   });
 });

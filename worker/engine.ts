@@ -51,8 +51,11 @@ export interface EngineDeps {
    * default. The test kit's cheating engines (testkit/engine/stage-faults.ts) open others here.
    */
   shardGraphs?: (shard: LoadedShard, request: LoadRequest) => Promise<Pick<LoadedShard, 'blocks' | 'externalData'>>;
-  /** onnxruntime-web's WASM threads (a browser worker): read, and set before the first session starts them */
-  wasmThreads?: { get(): number; set(threads: number): void; cores: number; isolated: boolean };
+  /**
+   * onnxruntime's compute threads, read and set before the first session starts them: the WASM
+   * threads of a browser worker (browser-deps.ts), the sessions' intra-op threads in Node
+   */
+  computeThreads?: { get(): number; set(threads: number): void; cores: number; isolated: boolean };
   /** starts a helper thread for the quantized WASM kernels, which then take as many threads as onnxruntime (worker/gemv-helpers.ts) */
   spawnKernelThread?: SpawnGemvHelper;
 }
@@ -109,7 +112,7 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
   const clock = deps.now ?? (() => performance.now());
   /** The quantized kernels take the threads onnxruntime takes: the donor's setting, where the page is isolated. */
   const kernelThreads = (): WasmKernelThreads | undefined => {
-    const wasm = deps.wasmThreads;
+    const wasm = deps.computeThreads;
     return wasm?.isolated && deps.spawnKernelThread ? { threads: wasm.get(), spawn: deps.spawnKernelThread } : undefined;
   };
 
@@ -277,8 +280,8 @@ export function createShardEngine(deps: EngineDeps): ExposedShardEngine {
       return deps.handshake(options, kernelThreads());
     },
     async threads(threads) {
-      const wasm = deps.wasmThreads;
-      if (!wasm) throw new UsageError('this engine host runs native onnxruntime, whose threads its session options set');
+      const wasm = deps.computeThreads;
+      if (!wasm) throw new UsageError('this engine host was started with its threads fixed (no computeThreads)');
       if (threads !== undefined) {
         if (!Number.isInteger(threads) || threads < 1 || threads > wasm.cores) {
           throw new UsageError(`threads must be a whole number from 1 to this machine's ${wasm.cores} cores, got ${threads}`);

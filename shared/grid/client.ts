@@ -7,7 +7,6 @@
  * pays for each request with a signed voucher when the request ends (shared/settle/request-payer.ts).
  */
 import { InfermeshError, PackageError, UsageError } from '../errors.ts';
-import type { InfermeshErrorOptions } from '../errors.ts';
 import { MANIFEST_FILE, parseManifest, shardOf } from '../model/manifest.ts';
 import { fetchPackageFiles, readVerifiedFile } from '../model/package-fetch.ts';
 import type { Manifest } from '../model/manifest.ts';
@@ -38,22 +37,9 @@ import { createEchoes } from './probe.ts';
 import { createRouteLink, ROUTE_ERRORS, serveResults } from './route-link.ts';
 import type { HopReport, ResultSink, RouteLink } from './route-link.ts';
 import { createRecoveringRoute, LayersUncoveredError } from './route-recovery.ts';
-import type { Recovery, RecoveringRouteOptions, StandbyRoute } from './route-recovery.ts';
+import { GridApiError, gridApi } from './grid-api.ts';
+import type { Recovery, RecoveringRouteOptions, RequestTrack, StageRequest, StandbyRoute } from './route-recovery.ts';
 
-/** The server answered an API call with an error (its message, status and code are passed on). */
-export class GridApiError extends InfermeshError {
-  override name = 'GridApiError';
-  /** the HTTP status, undefined when the server could not be reached */
-  readonly status?: number;
-  /** the error body's `code`, e.g. 'no_route' while no chain of stages covers the model */
-  readonly code?: string;
-
-  constructor(message: string, options: InfermeshErrorOptions & { status?: number; code?: string } = {}) {
-    super(message, options);
-    this.status = options.status;
-    this.code = options.code;
-  }
-}
 
 /** What GET /api/info answers. */
 export interface GridInfo {
@@ -122,6 +108,8 @@ export interface GridRouteReport {
   predictedMs: number;
   /** the last request's route changes: a stage that left, stalled or slowed down, swapped mid-request */
   recoveries: Recovery[];
+  /** the last request's routes (and hedges), each with the id its stages knew it by: who answers to the validator for what */
+  stageRequests: StageRequest[];
 }
 
 export interface GridClient extends OpenAIApi {
@@ -141,21 +129,14 @@ export interface GridClient extends OpenAIApi {
   close(): Promise<void>;
 }
 
-export { ROUTE_ERRORS, LayersUncoveredError };
+export { ROUTE_ERRORS, LayersUncoveredError, GridApiError };
 
 export const DEFAULT_GENERATE: GenerateOptions = { maxTokens: 256, temperature: 0, topP: 0.9, seed: 0 };
 
 export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Promise<GridClient> {
   const fetchFn = deps.fetch ?? fetch;
   const base = options.url.replace(/\/$/, '');
-  const api = async <T>(path: string): Promise<T> => {
-    const response = await fetchFn(`${base}${path}`).catch((err: unknown) => {
-      throw new GridApiError(`cannot reach the grid server: ${(err as Error).message}`, { source: `${base}${path}`, cause: err });
-    });
-    const body = (await response.json().catch(() => ({}))) as T & { error?: { message?: string; code?: string | null } };
-    if (!response.ok) throw new GridApiError(body.error?.message ?? `HTTP ${response.status}`, { source: `${base}${path}`, status: response.status, code: body.error?.code ?? undefined });
-    return body;
-  };
+  const api = gridApi(base, fetchFn);
 
   const info = await api<GridInfo>('/api/info');
   if (options.payer && !info.settlement) throw new UsageError(`the grid at ${base} does not settle payments (it runs without a chain): connect without a payer`);
@@ -201,7 +182,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   const sink: ResultSink = await serveResults(node);
   const echoes = createEchoes(node);
   let predictedMs = 0;
-  let lastRecoveries: Recovery[] = [];
+  let lastTrack: RequestTrack | undefined;
   // Generation goes through a route that replaces stages which leave, stall or slow down
   // mid-request (route-recovery.ts): from the standbys the coordinator names, else a new route.
   const recovering = createRecoveringRoute(
@@ -241,7 +222,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     // An earlier request's refused voucher is this call's error (unless onPaymentError takes it).
     await payer?.check();
     const track = recovering.track(requestId);
-    lastRecoveries = track.recoveries;
+    lastTrack = track;
     try {
       const { link: current } = await recovering.current();
       promptTokens = tokenizer.tokenizer.encode(prompt).length;
@@ -258,7 +239,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       throw err;
     } finally {
       // A retry is a new request to the stages (they ended the first): one id per route it ran on.
-      stageRequestIds.push(...track.stageRequestIds);
+      stageRequestIds.push(...track.stageRequests.map((s) => s.id));
       // The pipeline ends the requests it stepped; one refused before its first step (a prompt
       // too long) still has a track to drop.
       void recovering.end(requestId);
@@ -291,7 +272,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     route,
     routeReport: () => {
       const link = recovering.currentLink();
-      return link ? { hops: link.report(), predictedMs, recoveries: lastRecoveries } : null;
+      return link ? { hops: link.report(), predictedMs, recoveries: lastTrack?.recoveries ?? [], stageRequests: lastTrack?.stageRequests ?? [] } : null;
     },
     payments: async () => (payer ? { client: payer.client, cumulativeAmount: await payer.cumulativeAmount() } : null),
     async close() {

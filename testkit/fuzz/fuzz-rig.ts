@@ -71,7 +71,9 @@ export async function startFuzzRig(options: FuzzRigOptions): Promise<FuzzRig> {
   };
   try {
     const nodeArgs = options.serverHeapMiB ? [`--max-old-space-size=${options.serverHeapMiB}`] : [];
-    const server = await startServeProcess({ modelDir: sandbox.modelDir, dataDir: sandbox.dataDir, nodeArgs });
+    // No donor in the server's process: the fuzz finds what requests do to the server alone,
+    // and its memory ceiling is the server's, not an engine's beside it.
+    const server = await startServeProcess({ modelDir: sandbox.modelDir, dataDir: sandbox.dataDir, nodeArgs, donors: 0 });
     closers.push(() => server.stop());
     const [coordinatorPool, trustPool, observerPeer] = await Promise.all([
       // Coordinator cases are a fifth of the mix: half the concurrency in identities keeps them from waiting.

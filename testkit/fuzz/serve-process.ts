@@ -1,8 +1,9 @@
 /**
  * The grid server under test as a child process, `infermesh serve` exactly as an operator runs
  * it (settlement on, so it starts its own anvil): started, watched, restarted after a crash and
- * stopped without leaving anything behind. The fuzz runner (run-fuzz.ts) and the fuzz test use
- * it; a crash must not take the harness down, so the server never runs in-process.
+ * stopped without leaving anything behind. The fuzz runner (run-fuzz.ts), the fuzz test and the
+ * newcomer's `npm start` test (e2e/npm-start.test.ts) use it; a crash must not take the harness
+ * down, so the server never runs in-process.
  *
  * The child leads its own process group: the anvil it spawns is in that group, and a group
  * kill after every exit takes anvil too, even when the server died by a signal that gave it no
@@ -31,8 +32,10 @@ const RSS_SAMPLE_MS = 200;
 const STDERR_TAIL_CHARS = 8_000;
 
 export interface ServeProcessOptions {
-  /** the model package folder (`--model`) */
-  modelDir: string;
+  /** the model package folder (`--model`); none: the server's default model */
+  modelDir?: string;
+  /** the donors the server runs in its own process (`--donors`; default: the server's default) */
+  donors?: number;
   /** the state folder (`--data`): grid store, ledger, anvil's state; kept across restarts */
   dataDir: string;
   startTimeoutMs?: number;
@@ -128,7 +131,19 @@ export async function startServeProcess(options: ServeProcessOptions): Promise<S
   const unhookSignals = () => SIGNALS.forEach((s) => process.removeListener(s, onSignal));
 
   async function launch(): Promise<void> {
-    const args = [...(options.nodeArgs ?? []), CLI, 'serve', '--model', options.modelDir, '--data', options.dataDir, '--host', '127.0.0.1', '--port', '0'];
+    const args = [
+      ...(options.nodeArgs ?? []),
+      CLI,
+      'serve',
+      ...(options.modelDir ? ['--model', options.modelDir] : []),
+      ...(options.donors !== undefined ? ['--donors', String(options.donors)] : []),
+      '--data',
+      options.dataDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+    ];
     const child = spawn(process.execPath, args, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     if (child.pid === undefined) throw new ServeStartError(`could not spawn ${process.execPath} ${args.join(' ')}`);
     const pid = child.pid;

@@ -17,6 +17,7 @@ import { PIECES_PROTOCOL, STAGE_PROTOCOL } from '../../shared/grid/protocol-ids.
 import type { DeviceSummary, FromCoordinator, ToCoordinator } from '../../shared/grid/protocol.ts';
 import type { GridInfo } from '../../shared/grid/client.ts';
 import { rtcConfiguration } from '../../shared/grid/ice.ts';
+import { gridApi } from '../../shared/grid/grid-api.ts';
 import { probePeer, serveProbe } from '../../shared/grid/probe.ts';
 import { serveStage } from '../../shared/grid/stage-server.ts';
 import { createAttestor } from '../../shared/grid/stage-attestor.ts';
@@ -55,14 +56,27 @@ export interface DonorOptions {
   wallet?: () => EIP1193Provider | undefined;
   /** the threads the engine computes with (?threads=N, or the visitor's choice on the page); default half the cores, at most 4 */
   threads?: number;
+  /** the relay to join through (default: the one /api/info advertises); the server's own donors use its loopback address */
+  relayAddrs?: string[];
 }
 
-/** What the tab runs on; the test kit's faulty donor page (testkit/pages/faulty-donor/) hands in cheating ones. */
+/**
+ * What the donor runs on: a browser tab's by default; a terminal donor (cli/donate-command.ts)
+ * hands in Node's, and the test kit's faulty donor page (testkit/pages/faulty-donor/) cheating ones.
+ */
 export interface DonorDeps {
   /** the engine worker (default: the product's, web/engine-client.ts) */
   startEngine?: () => EngineWorker;
+  /** where verified pieces are kept (default: IndexedDB, so a reload resumes its download) */
+  openStore?: () => Promise<PieceStore & { close(): void }>;
   /** what peers are sent when they ask for a piece (default: the tab's own store) */
   servedStore?: (store: PieceStore) => PieceStore;
+  /** the execution provider when the options name none (default: WebGPU, unless the adapter is a software one) */
+  preferredProvider?: () => Promise<ExecutionProvider>;
+  /** bytes offered for layers (default: half the device memory the browser reports, within the storage quota) */
+  offeredMemory?: () => Promise<number>;
+  /** the payout address when the options name none (default: an account this browser keeps) */
+  payoutAccount?: () => string;
 }
 
 export interface DonorHooks {
@@ -96,7 +110,18 @@ export interface Donor {
   stop(): Promise<void>;
 }
 
+/** Starts a donor; one that fails to start has released what it started (its engine, its node) before the error is thrown. */
 export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps: DonorDeps = {}): Promise<Donor> {
+  const started: (() => unknown)[] = [];
+  try {
+    return await joinGrid(options, hooks, deps, (release) => void started.push(release));
+  } catch (err) {
+    for (const release of started.reverse()) await Promise.resolve(release()).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDeps, started: (release: () => unknown) => void): Promise<Donor> {
   const state: DonorState = { status: 'connecting', requestsServed: 0, tokensServed: 0, tokensPerSecond: 0, peers: 0 };
   const update = (patch: Partial<DonorState>) => {
     Object.assign(state, patch);
@@ -110,20 +135,24 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
 
   // The engine first: its threads are set before anything opens a session, and shown at once.
   const engine = (deps.startEngine ?? startEngineWorker)();
+  started(() => engine.terminate());
   update({ threads: await engine.engine.threads(options.threads) });
 
   const base = options.serverUrl.replace(/\/$/, '');
-  const readInfo = async () => (await (await fetch(`${base}/api/info`)).json()) as GridInfo;
-  const info = await readInfo();
+  const readInfo = () => gridApi(base)<GridInfo>('/api/info');
+  const advertised = await readInfo();
+  const info: GridInfo = { ...advertised, relayAddrs: options.relayAddrs ?? advertised.relayAddrs };
   const offer = info.models[0];
   const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
   const manifestText = new TextDecoder().decode(await fetchPackageFiles(packageUrl)(MANIFEST_FILE));
   const manifest: Manifest = await parseManifest(manifestText, `${packageUrl}${MANIFEST_FILE}`);
-  const store = await createIndexedDbPieceStore();
+  const store = await (deps.openStore ?? createIndexedDbPieceStore)();
+  started(() => store.close());
 
   // The tab's identity signs its commitments: the validator checks them against the peer id.
   const privateKey = await generateKeyPair('Ed25519');
   const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey, rtcConfiguration: rtcConfiguration(info, readInfo) });
+  started(() => node.stop());
   // A visitor who closes the tab says goodbye: its peer connections are closed as the page goes,
   // so its peers' SCTP transports close at once (far-end-close.ts) and the routes through it
   // recover now. Left to the browser, a closed page's peers heard nothing until a step's deadline.
@@ -143,16 +172,16 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   const send = (message: ToCoordinator) => coordinator?.send(message) ?? Promise.resolve();
 
   update({ status: 'benchmarking' });
-  const executionProvider = options.executionProvider ?? (await preferredProvider());
+  const executionProvider = options.executionProvider ?? (await (deps.preferredProvider ?? preferredProvider)());
   const handshake = await engine.engine.handshake({ layer: { config: manifest.config, dtype: manifest.dtype, executionProvider }, skipWebGpu: executionProvider !== 'webgpu', targetMs: 100 });
   const layer = handshake.layer && 'msPerLayerDecode' in handshake.layer ? handshake.layer : null;
   if (!layer) throw new Error(`the device benchmark could not run a layer: ${(handshake.layer as { unavailable?: string })?.unavailable ?? 'no result'}`);
   const device: DeviceSummary = {
     executionProvider,
     msPerLayer: layer.msPerLayerDecode,
-    memoryBytes: await offeredMemory(),
+    memoryBytes: await (deps.offeredMemory ?? offeredMemory)(),
     signature: handshake.signature,
-    label: executionProvider === 'webgpu' && 'info' in handshake.webgpu ? describeAdapter(handshake.webgpu.info) : `${handshake.host.platform}, ${handshake.host.cores} cores (WASM)`,
+    label: executionProvider === 'webgpu' && 'info' in handshake.webgpu ? describeAdapter(handshake.webgpu.info) : `${handshake.host.platform}, ${handshake.host.cores} cores (${executionProvider === 'cpu' ? 'native CPU' : 'WASM'})`,
   };
   update({ device: { label: device.label, executionProvider, msPerLayer: device.msPerLayer } });
 
@@ -295,7 +324,7 @@ export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps:
   // The coordinator session rides the WebSocket connection to the relay, and is opened again
   // when that drops (coordinator-session.ts). It is opened only now, with the device measured:
   // the coordinator closes a stream that does not say hello at once.
-  trust.payTo = options.payTo ?? payoutAccount();
+  trust.payTo = options.payTo ?? (deps.payoutAccount ?? payoutAccount)();
   update({ trust: { ...trust } });
   coordinator = await openCoordinatorSession({ node, relayAddr: multiaddr(info.relayAddrs[0]) }, {
     hello: () => ({ type: 'hello', role: 'donor', addrs: webrtcAddrs(node), device, payTo: trust.payTo, ...(state.status === 'serving' && { layers: state.layers }) }),

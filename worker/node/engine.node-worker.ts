@@ -15,12 +15,19 @@ if (!parentPort) throw new Error('engine.node-worker.ts must run in a worker thr
 // The same settings as the local runner's sessions (PIPELINE_SESSION_OPTIONS), and an explicit
 // intra-op thread count: in a worker thread onnxruntime-node otherwise ran the shard's matmuls
 // on fewer threads (110m q4 decode 10 ms/token instead of 7.7, bench engine).
+// A terminal donor may ask for fewer (`infermesh donate --threads`): set before the first session.
 const sessionOptions: OrtSessionOptions = { ...PIPELINE_SESSION_OPTIONS, intraOpNumThreads: availableParallelism() };
 exposeEngine(
   createShardEngine({
     ort: ort as unknown as EngineOrt,
     defaultProviders: ['cpu'],
     sessionOptions,
+    computeThreads: {
+      get: () => sessionOptions.intraOpNumThreads!,
+      set: (threads) => void (sessionOptions.intraOpNumThreads = threads),
+      cores: availableParallelism(),
+      isolated: true,
+    },
     handshake: (options) => runHandshake(options, { ort, host: nodeHost() }),
   }),
   nodeEndpoint(parentPort),
