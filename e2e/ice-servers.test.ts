@@ -3,7 +3,8 @@
  * with fresh TURN credentials, and two real peers (Node, node-datachannel) dial and answer with
  * that configuration. And through a real coturn: peers held to relayed candidates only (what
  * two tabs behind symmetric NATs are left with) connect with the grid's credentials and fail
- * without them. Relaying between real NATs (network namespaces) is still to come (issue 18).
+ * without them, the selected candidate pair saying TURN (link-kind.ts). Relaying between real NATs:
+ * e2e/nat/nat.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
@@ -14,6 +15,7 @@ import { turnCredentials } from '../signaling-server/ice-servers.ts';
 import { createPeerNode, dialDirect, isDirectWebRTC, peerAddress } from '../shared/grid/node.ts';
 import type { PeerNode } from '../shared/grid/node.ts';
 import { rtcConfiguration } from '../shared/grid/ice.ts';
+import { candidatePair, linkKind } from '../shared/grid/link-kind.ts';
 import type { GridInfo } from '../shared/grid/client.ts';
 import { coturnMissing, startCoturn } from '../testkit/coturn.ts';
 import { tempDir } from '../testkit/model-fixtures.ts';
@@ -54,6 +56,8 @@ describe('a grid’s ICE servers', () => {
     }
     const conn = await dialDirect(peers[0], peerAddress(peers[1]));
     expect(isDirectWebRTC(conn)).toBe(true);
+    // On one machine the pair is host to host: a direct link, as its route report would say.
+    expect(await candidatePair(conn)).toEqual({ local: 'host', remote: 'host' });
     expect(new Set(used)).toEqual(new Set(['a', 'b']));
   });
 });
@@ -77,7 +81,12 @@ describe.skipIf(missing !== undefined)('a grid’s TURN server (a real coturn on
         return two;
       };
       const [a, b] = await pair(info.iceServers!);
-      expect(isDirectWebRTC(await dialDirect(a, peerAddress(b)))).toBe(true);
+      const relayed = await dialDirect(a, peerAddress(b));
+      expect(isDirectWebRTC(relayed)).toBe(true);
+      // The selected candidate pair is TURN's on both ends, and a route report would say so.
+      expect(await candidatePair(relayed)).toEqual({ local: 'relay', remote: 'relay' });
+      linkKind(relayed);
+      await expect.poll(() => linkKind(relayed)).toBe('turn');
 
       const forged = [{ ...info.iceServers![0], credential: turnCredentials('not-the-secret', Number(info.iceServers![0].username)).credential }];
       const [c, d] = await pair(forged);

@@ -1,12 +1,24 @@
 /**
- * A real coturn TURN server on loopback for tests (`turnserver`, Debian's coturn package;
- * scripts/ensure-coturn.mjs installs it as root): REST credentials from a shared secret
+ * A real coturn TURN server for tests, on loopback or at an address in a network namespace (`turnserver`, Debian's coturn package;
+ * scripts/ensure-test-tools.mjs installs it as root): REST credentials from a shared secret
  * (use-auth-secret), UDP only, relaying between loopback peers. Stopped by `stop()`.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { answersStun } from './stun-ping.ts';
+
+/** Where a coturn runs: on loopback (default), or at `ip` inside a network namespace (testkit/nat/nat-lab.ts). */
+export interface CoturnPlace {
+  ip: string;
+  port: number;
+  /** starts a program inside the namespace */
+  spawnIn(command: string, args: string[]): ChildProcess;
+}
+
+const STUN_PING = fileURLToPath(new URL('./stun-ping.ts', import.meta.url));
 
 export interface Coturn {
   /** e.g. turn:127.0.0.1:41234?transport=udp */
@@ -28,41 +40,26 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-/** Resolves once a STUN binding request to `port` is answered: the server is up. */
-async function answersStun(port: number, timeoutMs: number): Promise<void> {
-  const socket = createSocket('udp4');
-  const request = Buffer.alloc(20);
-  request.writeUInt16BE(0x0001, 0); // Binding Request, no attributes
-  request.writeUInt32BE(0x2112a442, 4); // magic cookie
-  randomFillSync(request, 8, 12);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`turnserver did not answer STUN on 127.0.0.1:${port} within ${timeoutMs} ms`)), timeoutMs);
-      const retry = setInterval(() => socket.send(request, port, '127.0.0.1'), 100);
-      socket.once('message', () => {
-        clearTimeout(timer);
-        clearInterval(retry);
-        resolve();
-      });
-      socket.send(request, port, '127.0.0.1');
-    });
-  } finally {
-    socket.close();
-  }
-}
-
-export async function startCoturn(secret: string, dir: string): Promise<Coturn> {
-  const port = await freeUdpPort();
+export async function startCoturn(secret: string, dir: string, place?: CoturnPlace): Promise<Coturn> {
+  const ip = place?.ip ?? '127.0.0.1';
+  const port = place?.port ?? (await freeUdpPort());
   const relayPorts = 40000 + (port % 20000);
-  const args = ['-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`, `--min-port=${relayPorts}`, `--max-port=${relayPorts + 200}`, '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=infermesh.test', '--no-tls', '--no-dtls', '--no-tcp', '--allow-loopback-peers', '--no-cli', `--pidfile=${join(dir, 'turnserver.pid')}`, `--userdb=${join(dir, 'turndb')}`, '--log-file=stdout'];
-  const server = spawn('turnserver', args, { stdio: 'ignore' });
+  const args = ['-n', `--listening-ip=${ip}`, `--relay-ip=${ip}`, `--listening-port=${port}`, `--min-port=${relayPorts}`, `--max-port=${relayPorts + 200}`, '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=infermesh.test', '--no-tls', '--no-dtls', '--no-tcp', ...(place ? [] : ['--allow-loopback-peers']), '--no-cli', `--pidfile=${join(dir, 'turnserver.pid')}`, `--userdb=${join(dir, 'turndb')}`, '--log-file=stdout'];
+  const server = place ? place.spawnIn('turnserver', args) : spawn('turnserver', args, { stdio: 'ignore' });
   const exited = new Promise<never>((_, reject) => server.once('exit', (code) => reject(new Error(`turnserver exited with ${code}`))));
+  // Up once it answers STUN: asked from where it listens (inside its namespace, when it has one).
+  const answered = place
+    ? new Promise<void>((resolve, reject) => {
+        const ping = place.spawnIn(process.execPath, [STUN_PING, ip, String(port), '5000']);
+        ping.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`turnserver did not answer STUN on ${ip}:${port}`))));
+      })
+    : answersStun(ip, port, 5_000);
   try {
-    await Promise.race([answersStun(port, 5_000), exited]);
+    await Promise.race([answered, exited]);
   } catch (err) {
     server.kill();
     throw err;
   }
   exited.catch(() => undefined);
-  return { url: `turn:127.0.0.1:${port}?transport=udp`, stop: () => void server.kill() };
+  return { url: `turn:${ip}:${port}?transport=udp`, stop: () => void server.kill() };
 }

@@ -20,7 +20,9 @@ import { median } from '../statistics.ts';
 import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
 import type { HiddenFrame } from '../protocol/frame.ts';
 import type { StageLink } from '../runtime/pipeline.ts';
-import { dialDirect, isDirectWebRTC, peerAddress } from './node.ts';
+import { dialDirect, peerAddress } from './node.ts';
+import { linkKind, worseLink } from './link-kind.ts';
+import type { LinkKind } from './link-kind.ts';
 import { openWithSpare } from './spare-streams.ts';
 import { RESULT_PROTOCOL, STAGE_PROTOCOL } from './protocol-ids.ts';
 import { createSealQueue } from './seal-queue.ts';
@@ -57,8 +59,12 @@ export interface HopReport {
   layers?: { start: number; end: number };
   /** median stage milliseconds of the receiving stage (undefined for the link back to the client) */
   stageMs?: number;
-  /** 'webrtc-direct' when every frame crossed this link on a direct WebRTC connection */
-  transport: 'webrtc-direct' | 'relayed';
+  /**
+   * how the frames crossed this link, the worst seen (link-kind.ts): 'webrtc-direct' peer to
+   * peer (host or srflx candidates), 'webrtc-turn' through a TURN server, 'relayed' through the
+   * grid server's circuit relay (not WebRTC)
+   */
+  transport: 'webrtc-direct' | 'webrtc-turn' | 'relayed';
 }
 
 /** One step's answer on a route: the result frame, parsed once, and the records of the hops it crossed. */
@@ -97,7 +103,8 @@ interface Session {
   pending?: Pending;
   /** what broke the route while no step was in flight */
   broken?: Error;
-  firstLinkDirect: boolean;
+  /** how the client's link to the first stage carries frames (link-kind.ts) */
+  firstLink: () => LinkKind;
 }
 
 export interface RouteLinkOptions {
@@ -175,6 +182,8 @@ function broken(err: unknown, what: string, requestId: string, peerId?: string):
   return new RouteBrokenError(`${what} for request ${requestId}: ${(err as Error)?.message}`, { cause: err, peerId });
 }
 
+const TRANSPORT: Record<LinkKind, HopReport['transport']> = { direct: 'webrtc-direct', turn: 'webrtc-turn', relayed: 'relayed' };
+
 export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps): RouteLink {
   const { node, sink } = deps;
   const maxBytes = options.maxMessageBytes ?? MAX_STAGE_MESSAGE_BYTES;
@@ -182,7 +191,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
   const sessions = new Map<string, Session>();
   const ending = new Set<Promise<void>>();
   const stageMs: number[][] = options.hops.map(() => []);
-  const linkDirect: boolean[] = new Array(options.hops.length + 1).fill(true);
+  const links: LinkKind[] = new Array(options.hops.length + 1).fill('direct');
 
   /** Fails the step in flight; between steps, the next one fails at once (a route that broke stays broken). */
   const failPending = (session: Session, err: Error) => {
@@ -199,14 +208,14 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
     const last = options.hops[options.hops.length - 1];
     const [{ stream, connection: conn }] = await Promise.all([to(options.hops[0], openWithSpare(node, options.hops[0], STAGE_PROTOCOL)), to(last, dialDirect(node, last))]);
     const out = lpStream(stream, { maxDataLength: maxBytes });
-    const session: Session = { out, seals: createSealQueue(deps.privateKey, (bytes) => out.write(bytes)), firstLinkDirect: isDirectWebRTC(conn) };
+    const session: Session = { out, seals: createSealQueue(deps.privateKey, (bytes) => out.write(bytes)), firstLink: () => linkKind(conn) };
     sessions.set(requestId, session);
     sink.expect(
       requestId,
       (frame, bytes, hops) => {
         hops.forEach((h, i) => {
           stageMs[i]?.push(h.stageMs);
-          if (!h.direct) linkDirect[i + 1] = false;
+          if (i + 1 < links.length) links[i + 1] = worseLink(links[i + 1], h.link);
         });
         const p = session.pending;
         session.pending = undefined;
@@ -237,7 +246,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
       }
     }
     if (session.broken) throw session.broken;
-    if (!session.firstLinkDirect) linkDirect[0] = false;
+    links[0] = worseLink(links[0], session.firstLink());
     const result = new Promise<Result>((resolve, reject) => {
       const timer = setTimeout(() => failPending(session, new StageTimeoutError(`no result for request ${requestId} within ${timeoutMs} ms`)), timeoutMs);
       session.pending = {
@@ -285,7 +294,7 @@ export function createRouteLink(options: RouteLinkOptions, deps: RouteLinkDeps):
         to: hop ? hop.peerId : 'client',
         layers: hop?.layers,
         stageMs: hop ? median(stageMs[i]) : undefined,
-        transport: linkDirect[i] ? 'webrtc-direct' : 'relayed',
+        transport: TRANSPORT[links[i]],
       }));
     },
     async close() {

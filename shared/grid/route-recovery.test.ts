@@ -10,6 +10,7 @@ import { GridApiError } from './client.ts';
 import type { RouteHop } from './protocol.ts';
 import { RouteBrokenError } from './route-link.ts';
 import type { RouteLink, RouteStep } from './route-link.ts';
+import type { HopRecord } from './stage-wire.ts';
 import { createRecoveringRoute } from './route-recovery.ts';
 import type { StandbyRoute } from './route-recovery.ts';
 import { StageFailedError } from './stage-wire.ts';
@@ -62,12 +63,12 @@ function fakeGrid() {
       async step(frame: HiddenFrame): Promise<RouteStep> {
         if (!opened.requests.includes(frame.requestId)) opened.requests.push(frame.requestId);
         let rows = [...frame.data];
-        const records: { stageMs: number; direct: boolean }[] = [];
+        const records: HopRecord[] = [];
         for (const h of hops) {
           const out = stage(h.peerId, frame.requestId, rows, frame.position);
           if (out === 'stall') return new Promise(() => undefined);
           rows = out.rows;
-          records.push({ stageMs: out.ms, direct: true });
+          records.push({ stageMs: out.ms, link: 'direct' });
         }
         await new Promise((r) => setTimeout(r, Math.max(...records.map((r) => r.stageMs))));
         return { frame: { ...frame, data: Float32Array.from(rows) }, hops: records };

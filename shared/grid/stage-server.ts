@@ -25,7 +25,8 @@ import { decodeFrame, frameRows } from '../protocol/frame.ts';
 import type { HiddenFrame } from '../protocol/frame.ts';
 import type { LayerRange } from '../runtime/stage.ts';
 import type { StepJournal } from '../trust/step-journal.ts';
-import { isDirectWebRTC } from './node.ts';
+import { linkKind } from './link-kind.ts';
+import type { LinkKind } from './link-kind.ts';
 import { openWithSpare } from './spare-streams.ts';
 import { createSealQueue } from './seal-queue.ts';
 import { nextMessage } from './lp-stream.ts';
@@ -145,7 +146,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     const upstream = lpStream(stream, { maxDataLength: maxBytes });
     let open: StageOpen;
     let downstream: LengthPrefixedStream<Stream>;
-    let direct: () => boolean;
+    let link: () => LinkKind;
     let next: string;
     /** where this stage hands its frames on: the next stage, or the client for the last */
     let to: { peer: PeerAddress; protocol: string };
@@ -175,7 +176,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
     try {
       const { stream: out, connection: conn } = await openWithSpare(node, to.peer, to.protocol);
       downstream = lpStream(out, { maxDataLength: maxBytes });
-      direct = () => isDirectWebRTC(conn);
+      link = () => linkKind(conn);
       await downstream.write(encodeOpen(open));
     } catch (err) {
       // The next stage cannot be reached: named as lost, so the client swaps it, not this stage.
@@ -272,7 +273,7 @@ export async function serveStage(node: Libp2p, options: StageServerOptions, deps
           // A copy: the engine may take the buffer (transfer to a worker) and the message shares the stream's.
           const out = await deps.engine.step(message.frame.slice());
           const ms = now() - t0;
-          await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, direct: direct() }], out));
+          await downstream.write(encodeFrameMessage([...message.hops, { stageMs: ms, link: link() }], out));
           const rows = frameRows(input);
           keepForTrust(input, rows, out);
           stats.tokensServed += 1;

@@ -4,7 +4,8 @@
  *
  *   1 OPEN   JSON StageOpen: the request id, the package, the whole route and the client
  *   2 FRAME  u8 hop count, u8 reserved, u16 reserved, then per hop already passed 8 bytes
- *            (f32 stage ms, u8 link: 1 = direct WebRTC, 0 = anything else, 3 reserved),
+ *            (f32 stage ms, u8 link: 1 = direct WebRTC, 2 = WebRTC through TURN, 0 = anything
+ *            else (link-kind.ts), 3 reserved),
  *            then a hidden-state frame (shared/protocol/frame.ts), 4-byte aligned
  *   3 ERROR  JSON StageFailure, sent back upstream to whoever sent the offending message
  *   4 END    JSON { requestId }: the request is over; stages free its cache
@@ -12,12 +13,13 @@
  *            request's frames 0..steps-1 (shared/trust/handoff.ts), sent once, before its END
  *
  * Hop records let the client see each stage's compute time and whether every link the tensor
- * crossed was direct, without a shared clock. The kind byte is binary-header.ts's message tag.
+ * crossed was direct, through TURN or relayed, without a shared clock. The kind byte is binary-header.ts's message tag.
  */
 import { InfermeshError } from '../errors.ts';
 import { BinaryReader, startMessage, tagged } from '../protocol/binary-header.ts';
 import { FrameError } from '../protocol/frame.ts';
 import type { PeerAddress, RouteHop } from './protocol.ts';
+import type { LinkKind } from './link-kind.ts';
 
 export const MSG_OPEN = 1;
 export const MSG_FRAME = 2;
@@ -53,8 +55,12 @@ export interface StageFailure {
 
 export interface HopRecord {
   stageMs: number;
-  direct: boolean;
+  /** how the stage's link to where it sent the frame on carried it */
+  link: LinkKind;
 }
+
+const LINK_BYTE: Record<LinkKind, number> = { relayed: 0, direct: 1, turn: 2 };
+const BYTE_LINK: LinkKind[] = ['relayed', 'direct', 'turn'];
 
 export type StageMessage =
   | { kind: 'open'; open: StageOpen }
@@ -103,7 +109,7 @@ export function encodeFrameMessage(hops: HopRecord[], frame: Uint8Array): Uint8A
   out[1] = hops.length;
   hops.forEach((h, i) => {
     view.setFloat32(4 + 8 * i, h.stageMs, true);
-    view.setUint8(8 + 8 * i, h.direct ? 1 : 0);
+    view.setUint8(8 + 8 * i, LINK_BYTE[h.link]);
   });
   out.set(frame, at);
   return out;
@@ -134,7 +140,7 @@ export function decodeStageMessage(bytes: Uint8Array): StageMessage {
     if (count > MAX_HOPS || bytes.byteLength < at) throw new FrameError(`frame message announces ${count} hop records it does not hold`);
     const records = new BinaryReader(bytes, 'frame message', FrameError, 4);
     const hops = Array.from({ length: count }, () => {
-      const hop = { stageMs: records.f32('a hop record'), direct: records.u8('a hop record') === 1 };
+      const hop: HopRecord = { stageMs: records.f32('a hop record'), link: BYTE_LINK[records.u8('a hop record')] ?? 'relayed' };
       records.skip(3, 'a hop record');
       return hop;
     });

@@ -86,7 +86,7 @@ describe('wire bytes', () => {
       '22626164222c22706565724964223a2261227d',
     ].join(''));
     expect(hex(encodeEnd('r'))).toBe('047b22726571756573744964223a2272227d');
-    expect(hex(encodeFrameMessage([{ stageMs: 1.5, direct: true }, { stageMs: 20, direct: false }], frame()))).toBe(`020200000000c03f010000000000a04100000000${FRAME}`);
+    expect(hex(encodeFrameMessage([{ stageMs: 1.5, link: 'direct' }, { stageMs: 20, link: 'relayed' }], frame()))).toBe(`020200000000c03f010000000000a04100000000${FRAME}`);
     expect(hex(encodeSeal(5, run(4, 60)))).toBe('05000000050000003c3d3e3f');
   });
 

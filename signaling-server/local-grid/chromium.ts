@@ -30,6 +30,8 @@ export const CHROMIUM_ARGS: readonly string[] = [
 export interface LaunchChromiumOptions {
   /** Flags added after CHROMIUM_ARGS. */
   args?: readonly string[];
+  /** a program that runs Chromium (the NAT test's runs it inside a network namespace); default chromiumPath */
+  executablePath?: string;
 }
 
 /**
@@ -43,7 +45,7 @@ export async function launchChromium(options: LaunchChromiumOptions = {}): Promi
     throw new ChromiumMissingError(`no Chromium at ${chromiumPath}: run \`node scripts/ensure-chromium.mjs\` (as root it installs Debian's chromium package), or set CHROMIUM_PATH to a Chromium binary`);
   }
   return chromium.launch({
-    executablePath: chromiumPath,
+    executablePath: options.executablePath ?? chromiumPath,
     headless: true,
     args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
   });

@@ -25,9 +25,12 @@ export interface DonorTabs {
   close(): Promise<void>;
 }
 
-/** `chromiumArgs`: more command-line switches (a test behind a self-signed certificate passes --ignore-certificate-errors). */
-export async function openDonorTabs(serverUrl: string, count: number, options: { query?: string; page?: string; chromiumArgs?: string[] } = {}): Promise<DonorTabs> {
-  const browser = await launchChromium({ args: options.chromiumArgs });
+/**
+ * `chromiumArgs`: more command-line switches (a test behind a self-signed certificate passes
+ * --ignore-certificate-errors); `executablePath`: what runs Chromium (launchChromium).
+ */
+export async function openDonorTabs(serverUrl: string, count: number, options: { query?: string; page?: string; chromiumArgs?: string[]; executablePath?: string } = {}): Promise<DonorTabs> {
+  const browser = await launchChromium({ args: options.chromiumArgs, executablePath: options.executablePath });
   const tabs: DonorTab[] = [];
   const open = async (query = options.query ?? '', path = options.page ?? 'donor/') => {
     const context = await browser.newContext();

@@ -36,6 +36,12 @@ export interface ServeProcessOptions {
   modelDir?: string;
   /** the donors the server runs in its own process (`--donors`; default: the server's default) */
   donors?: number;
+  /** the address it listens on (default 127.0.0.1) */
+  host?: string;
+  /** more flags, e.g. ['--turn', …] */
+  args?: string[];
+  /** runs it inside this network namespace (testkit/nat/nat-lab.ts) */
+  netns?: string;
   /** the state folder (`--data`): grid store, ledger, anvil's state; kept across restarts */
   dataDir: string;
   startTimeoutMs?: number;
@@ -140,11 +146,14 @@ export async function startServeProcess(options: ServeProcessOptions): Promise<S
       '--data',
       options.dataDir,
       '--host',
-      '127.0.0.1',
+      options.host ?? '127.0.0.1',
       '--port',
       '0',
+      ...(options.args ?? []),
     ];
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    // `ip netns exec` execs the server in place: the same pid, and the process group it leads.
+    const [command, argv] = options.netns ? ['ip', ['netns', 'exec', options.netns, process.execPath, ...args]] : [process.execPath, args];
+    const child = spawn(command, argv, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     if (child.pid === undefined) throw new ServeStartError(`could not spawn ${process.execPath} ${args.join(' ')}`);
     const pid = child.pid;
     groups.add(pid);
