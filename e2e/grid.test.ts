@@ -141,6 +141,8 @@ describe('a grid of four Chromium tabs', () => {
     const page = await (await tabs.browser.newContext()).newPage();
     await page.goto(`${server.url}chat/`);
     await page.waitForFunction(() => window.chatPage !== undefined, null, { timeout: 60_000 });
+    // It says the grid is ready, from the server's /api/peers (web/chat/grid-status.ts).
+    await page.waitForFunction(() => /^Ready: \d donors? serves? all \d+ layers/.test(document.getElementById('status')!.textContent ?? ''), null, { timeout: 10_000 });
     const got = await page.evaluate(([prompt, max]) => window.chatPage!.generate(prompt as string, max as number), [PROMPT, 30]);
     expect(got.text).toBe(expected.text);
     expect(got.tokens).toBe(expected.tokens);

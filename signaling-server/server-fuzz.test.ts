@@ -89,6 +89,8 @@ describe('the grid server under malformed requests', () => {
     expect(answer.status).toBe(503);
     expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
     expect(answer.error.code).toBe('no_route');
+    // It says what the grid lacks, and how donors join.
+    expect(answer.error.message).toMatch(/no donor has joined the grid \(a donor opens its \/donor\/ page in a browser, or runs `npx infermesh donate <grid URL>`\)$/);
   });
 
   it('closes coordinator and trust streams that never speak within 10 s', async () => {

@@ -178,10 +178,19 @@ export function createRegistry(options: RegistryOptions) {
         const cover = this.coverage(avoid);
         const uncovered = cover.flatMap((c, layer) => (c === 0 ? [layer] : []));
         const left = avoid.size > 0 ? ` once ${avoid.size} failed stage(s) are left out` : ' yet';
+        // What the grid lacks, for whoever reads the error: donors at all, or donors still getting ready.
+        const joined = donors();
+        const preparing = joined.filter((p) => !p.serving).length;
+        const why =
+          joined.length === 0
+            ? '; no donor has joined the grid (a donor opens its /donor/ page in a browser, or runs `npx infermesh donate <grid URL>`)'
+            : preparing > 0
+              ? `; ${preparing} donor(s) still measuring, fetching or loading their layers`
+              : '';
         throw new NoRouteError(
           uncovered.length > 0
-            ? `layers ${layerList(uncovered)} of 0..${shape.nLayers - 1} are served by no stage${left} (coverage per layer: ${cover.join(',')})`
-            : `no chain of serving stages covers layers 0..${shape.nLayers - 1}${left} (coverage per layer: ${cover.join(',')})`,
+            ? `layers ${layerList(uncovered)} of 0..${shape.nLayers - 1} are served by no stage${left} (coverage per layer: ${cover.join(',')})${why}`
+            : `no chain of serving stages covers layers 0..${shape.nLayers - 1}${left} (coverage per layer: ${cover.join(',')})${why}`,
           uncovered,
         );
       }
