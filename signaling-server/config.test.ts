@@ -76,19 +76,20 @@ describe('parseServerConfig', () => {
       INFERMESH_DATA: 'state',
       INFERMESH_MAX_LAYERS_PER_NODE: '2',
       INFERMESH_WEB: '/web',
-      INFERMESH_RPC_URL: 'http://127.0.0.1:8545',
-      INFERMESH_CHAIN_KEY: `0x${'cd'.repeat(32)}`,
+      INFERMESH_CHAIN: 'off',
       INFERMESH_REWARD_HALF_LIFE: '10',
       INFERMESH_DONORS: '3',
     };
     expect(config([], env)).toEqual({
       host: '::', port: 8000, publicUrl: new URL('https://grid.example.org:8443/'), model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
-      chain: { mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined },
+      chain: { mode: 'off' },
       rewardHalfLifeMs: 600_000,
       ice: NO_ICE,
       donors: 3,
     });
     expect(config(['--port', '9000'], env).port).toBe(9000);
+    // An external chain, served on loopback only.
+    expect(config([], { INFERMESH_RPC_URL: 'http://127.0.0.1:8545', INFERMESH_CHAIN_KEY: `0x${'cd'.repeat(32)}` }).chain).toEqual({ mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined });
   });
 
   it('--help lists every option with its variable', () => {
@@ -124,6 +125,8 @@ describe('parseServerConfig', () => {
     [['--rpc-url', 'localhost:8545'], {}, '--rpc-url', /must be an http\(s\) or ws\(s\) URL/],
     [['--rpc-url', 'http://127.0.0.1:8545'], {}, '--rpc-url', /needs the operator's key: --chain-key or \$INFERMESH_CHAIN_KEY/],
     [['--chain-key', '0x1234'], {}, '--chain-key', /must be a private key: 0x and 64 hex digits/],
+    [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--host', '0.0.0.0'], {}, '--rpc-url', /reachable from 0\.0\.0\.0 \(beyond this machine\) would let anyone spend the operator's escrow .* no API keys yet/],
+    [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--public-url', 'https://grid.example.org'], {}, '--rpc-url', /reachable from https:\/\/grid\.example\.org would let anyone spend/],
     [['--contract', 'settlement.eth'], {}, '--contract', /must be an EVM address/],
     [[], { INFERMESH_TREASURY: '0xnope' }, 'INFERMESH_TREASURY (--treasury)', /must be an EVM address/],
   ];

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../shared/errors.ts';
-import { parsePublicUrl, PublicUrlError } from './public-url.ts';
+import { isLoopbackHost, parsePublicUrl, PublicUrlError } from './public-url.ts';
 import type { TlsFiles } from './tls-files.ts';
 import { DEFAULT_TURN_TTL_S, iceUrlProblem } from './ice-servers.ts';
 import type { IceConfig } from './ice-servers.ts';
@@ -167,15 +167,25 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
   if (turn.length > 0 && !turnSecret) throw new UsageError(`needs the TURN servers' shared secret: --turn-secret or $${SERVER_ENV.turnSecret} (coturn's static-auth-secret)`, { source: '--turn' });
   if (turnSecret !== undefined && turn.length === 0) throw new UsageError('has no --turn server to be used with', { source: '--turn-secret' });
   if (turnSecret !== undefined && turnSecret.trim() === '') throw new UsageError('must not be empty', { source: '--turn-secret' });
+  const listenHost = pick('host', '--host', SERVER_ENV.host, host('--host'));
+  const reachedAt = pick('publicUrl', '--public-url', SERVER_ENV.publicUrl, publicUrl('--public-url'));
+  if (chain.mode === 'rpc' && (reachedAt || !isLoopbackHost(listenHost.replace(/^\[(.*)\]$/, '$1')))) {
+    // The OpenAI gateway pays for every call from the operator's escrow, and it has no API keys
+    // yet: beyond this machine, anyone could spend real money through it.
+    throw new UsageError(
+      `settling on an external chain while reachable from ${reachedAt ? reachedAt.origin : `${listenHost} (beyond this machine)`} would let anyone spend the operator's escrow through the OpenAI gateway, which has no API keys yet: serve on loopback without --public-url, or use --chain local or off`,
+      { source: '--rpc-url' },
+    );
+  }
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new UsageError(certFile ? `needs its key: --tls-key or $${SERVER_ENV.tlsKey}` : `needs its certificate: --tls-cert or $${SERVER_ENV.tlsCert}`, { source: certFile ? '--tls-cert' : '--tls-key' });
   }
   return {
     config: {
       chain,
-      host: pick('host', '--host', SERVER_ENV.host, host('--host')),
+      host: listenHost,
       port: pick('port', '--port', SERVER_ENV.port, port('--port')),
-      publicUrl: pick('publicUrl', '--public-url', SERVER_ENV.publicUrl, publicUrl('--public-url')),
+      publicUrl: reachedAt,
       tls: certFile && keyFile ? { certFile, keyFile } : undefined,
       ice: { stun, turn, turnSecret, turnTtlS: DEFAULT_TURN_TTL_S },
       model: pick('model', '--model', SERVER_ENV.model, folder('--model', cwd)),
