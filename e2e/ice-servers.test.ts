@@ -2,9 +2,9 @@
  * The STUN/TURN servers a grid names reach every peer's WebRTC dials: /api/info carries them
  * with fresh TURN credentials, and two real peers (Node, node-datachannel) dial and answer with
  * that configuration. And through a real coturn: peers held to relayed candidates only (what
- * two tabs behind symmetric NATs are left with) connect with the grid's credentials and fail
- * without them, the selected candidate pair saying TURN (link-kind.ts). Relaying between real NATs:
- * e2e/nat/nat.test.ts.
+ * two tabs behind symmetric NATs are left with) connect with the grid's credentials, on a
+ * candidate the TURN server gave, and fail without them. Relaying between real NATs:
+ * e2e/nat.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
@@ -83,10 +83,15 @@ describe.skipIf(missing !== undefined)('a grid’s TURN server (a real coturn on
       const [a, b] = await pair(info.iceServers!);
       const relayed = await dialDirect(a, peerAddress(b));
       expect(isDirectWebRTC(relayed)).toBe(true);
-      // The selected candidate pair is TURN's on both ends, and a route report would say so.
-      expect(await candidatePair(relayed)).toEqual({ local: 'relay', remote: 'relay' });
+      // Its local candidate came from the TURN server: the allocation, or (node-datachannel's
+      // libjuice gathers it even under the relay policy) the mapped address the allocation
+      // reported, which peers on one machine can reach directly; which pair wins varies from run
+      // to run. The link kind follows the pair. Relaying proper, between peers that cannot reach
+      // each other, is e2e/nat.test.ts.
+      const selected = (await candidatePair(relayed))!;
+      expect(['relay', 'srflx']).toContain(selected.local);
       linkKind(relayed);
-      await expect.poll(() => linkKind(relayed)).toBe('turn');
+      await expect.poll(() => linkKind(relayed)).toBe(selected.local === 'relay' || selected.remote === 'relay' ? 'turn' : 'direct');
 
       const forged = [{ ...info.iceServers![0], credential: turnCredentials('not-the-secret', Number(info.iceServers![0].username)).credential }];
       const [c, d] = await pair(forged);
