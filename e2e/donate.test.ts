@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openLocalPipeline } from '../worker/node/local-package.ts';
+import { localTokenIds, tokenIds } from '../testkit/local-tokens.ts';
 import { compileTo, removeTempDirs, STORIES_260K, tempDir, TOK_512 } from '../testkit/model-fixtures.ts';
 import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
@@ -68,13 +68,8 @@ describe('infermesh donate', () => {
     await untilLogged(/donor: serving layers \d\.\.\d of 5 on .*\(native CPU\), 1 thread,/);
     expect(donorLog).toMatch(/donor: peer 12D3Koo\w+; earnings to 0x[0-9a-fA-F]{40} \(its key: .*payout\.key\); Ctrl-C to stop/);
     const client = await server.client();
-    const ids: number[] = [];
-    for await (const t of client.generate(PROMPT, { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) ids.push(t.id);
-    const local = await openLocalPipeline(dir, { stages: 1 });
-    const want: number[] = [];
-    for await (const t of local.pipeline.generate(PROMPT, { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) want.push(t.id);
-    await local.release();
-    expect(ids).toEqual(want);
+    const opts = { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 };
+    expect(await tokenIds(client.generate(PROMPT, opts))).toEqual(await localTokenIds(dir, PROMPT, opts));
     // Two stages: the tab's and the terminal donor's, each hop between them direct WebRTC.
     const hops = client.routeReport()!.hops;
     expect(hops.filter((h) => h.layers)).toHaveLength(2);

@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openLocalPipeline } from '../worker/node/local-package.ts';
+import { localTokenIds } from '../testkit/local-tokens.ts';
 import { compileTo, removeTempDirs, STORIES_260K, tempDir, TOK_512 } from '../testkit/model-fixtures.ts';
 import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
@@ -66,6 +66,9 @@ function generateFromPublic(): Promise<{ ids: number[]; hops: HopReport[] }> {
   });
 }
 
+/** The route's hop from one of two stages to the other, either way round. */
+const hopBetween = (hops: HopReport[], x: string, y: string) => hops.find((h) => [x, y].includes(h.from) && [x, y].includes(h.to));
+
 /** The candidate types of the selected ICE pair of the tab's WebRTC connection to `peerId`. */
 function candidatePairIn(tabs: DonorTabs, peerId: string): Promise<{ local: string; remote: string } | null> {
   return tabs.tabs[0].page.evaluate(async (peer) => {
@@ -84,10 +87,7 @@ function candidatePairIn(tabs: DonorTabs, peerId: string): Promise<{ local: stri
 describe.skipIf(missing !== undefined)('a grid through real NATs (network namespaces)', () => {
   beforeAll(async () => {
     ({ dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32'));
-    const local = await openLocalPipeline(dir, { stages: 1 });
-    want = [];
-    for await (const t of local.pipeline.generate(PROMPT, { maxTokens: MAX_TOKENS, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) want.push(t.id);
-    await local.release();
+    want = await localTokenIds(dir, PROMPT, { maxTokens: MAX_TOKENS, temperature: 0, topP: 0.9, seed: 1 });
 
     lab = createNatLab(`imn${process.pid % 100_000}`, ['symmetric', 'symmetric', 'full-cone', 'full-cone']);
     coturn = await startCoturn(SECRET, await tempDir('infermesh-coturn-'), { ip: lab.publicIp, port: 3478, spawnIn: (c, a) => lab.spawnIn(lab.publicNs, c, a, { stdio: 'ignore' }) });
@@ -113,7 +113,7 @@ describe.skipIf(missing !== undefined)('a grid through real NATs (network namesp
     const [a, b] = await Promise.all(lab.homes.filter((h) => h.kind === 'symmetric').map(donorIn));
     const { ids, hops } = await generateFromPublic();
     expect(ids).toEqual(want);
-    const between = hops.find((h) => [a.peerId, b.peerId].includes(h.from) && [a.peerId, b.peerId].includes(h.to));
+    const between = hopBetween(hops, a.peerId, b.peerId);
     expect(between?.transport).toBe('webrtc-turn');
     // The tab's own view of that link: a relay candidate at one end at least.
     const pair = await candidatePairIn(between!.from === a.peerId ? a.tabs : b.tabs, between!.to);
@@ -127,7 +127,7 @@ describe.skipIf(missing !== undefined)('a grid through real NATs (network namesp
     const [c, d] = await Promise.all(lab.homes.filter((h) => h.kind === 'full-cone').map(donorIn));
     const { ids, hops } = await generateFromPublic();
     expect(ids).toEqual(want);
-    const between = hops.find((h) => [c.peerId, d.peerId].includes(h.from) && [c.peerId, d.peerId].includes(h.to));
+    const between = hopBetween(hops, c.peerId, d.peerId);
     expect(between?.transport).toBe('webrtc-direct');
     const pair = await candidatePairIn(between!.from === c.peerId ? c.tabs : d.tabs, between!.to);
     console.log(`full-cone NATs: route ${hops.map((h) => h.transport).join(', ')}; the tabs' selected pair ${pair?.local} -> ${pair?.remote}`);

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
-import { openLocalPipeline } from '../worker/node/local-package.ts';
+import { localTokenIds, tokenIds } from '../testkit/local-tokens.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
 import { selfSignedCertificate, startTlsProxy } from '../testkit/tls-proxy.ts';
 import type { TlsProxy } from '../testkit/tls-proxy.ts';
@@ -69,13 +69,8 @@ describe('a grid at a public https origin', () => {
 
   it('generates the local runner’s greedy tokens through those tabs', { timeout: 120_000 }, async () => {
     const client = await server.client();
-    const ids: number[] = [];
-    for await (const t of client.generate(PROMPT, { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) ids.push(t.id);
-    const local = await openLocalPipeline(dir, { stages: 1 });
-    const want: number[] = [];
-    for await (const t of local.pipeline.generate(PROMPT, { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 })) if (t.id !== null) want.push(t.id);
-    await local.release();
-    expect(ids).toEqual(want);
+    const opts = { maxTokens: 24, temperature: 0, topP: 0.9, seed: 1 };
+    expect(await tokenIds(client.generate(PROMPT, opts))).toEqual(await localTokenIds(dir, PROMPT, opts));
     // every tensor hop direct WebRTC between the server's client and the two https tabs
     const hops = client.routeReport()!.hops;
     expect(hops.map((h) => h.transport)).toEqual(['webrtc-direct', 'webrtc-direct', 'webrtc-direct']);
