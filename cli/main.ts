@@ -8,6 +8,7 @@ import { compileCommand } from './compile-command.ts';
 import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT } from './defaults.ts';
 import { demoCommand } from './demo-command.ts';
 import { donateCommand } from './donate-command.ts';
+import { keysCreate, keysList, keysRevoke } from './keys-command.ts';
 import { generateCommand } from './generate-command.ts';
 import { serveCommand } from './serve-command.ts';
 
@@ -69,6 +70,29 @@ program
     // The server parses its own flags and INFERMESH_* variables (signaling-server/config.ts).
     await serveCommand(process.argv.slice(process.argv.indexOf('serve') + 1));
   });
+
+const keys = program.command('keys').description("the OpenAI API's keys (a grid reachable beyond this machine requires them): create, list, revoke");
+keys
+  .command('create')
+  .description('make a key; its secret is printed once, on stdout')
+  .option('--name <name>', 'who or what it is for')
+  .option('--budget <tokens>', 'prompt and completion tokens it may spend in all (default: no budget)', integer('--budget', 1))
+  .option('--rate <n>', 'requests per minute at most (default: no limit)', integer('--rate', 1))
+  .option('--token-rate <n>', 'tokens per minute at most (default: no limit)', integer('--token-rate', 1))
+  .option('--data <dir>', "the server's data folder (default: serve's)")
+  .action((opts) => keysCreate(opts));
+keys
+  .command('list')
+  .description('every key: spending, limits, revoked or not')
+  .option('--json', 'one JSON array on stdout')
+  .option('--data <dir>', "the server's data folder (default: serve's)")
+  .action((opts) => keysList(opts));
+keys
+  .command('revoke')
+  .description('refuse a key from now on')
+  .argument('<id>', 'the key id (key_…), as list shows it')
+  .option('--data <dir>', "the server's data folder (default: serve's)")
+  .action((id: string, opts) => keysRevoke(id, opts));
 
 program
   .command('donate')

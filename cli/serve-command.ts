@@ -9,7 +9,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { UsageError } from '../shared/errors.ts';
 import { parseServerConfig } from '../signaling-server/config.ts';
-import { isLoopbackHost } from '../signaling-server/public-url.ts';
+import { isLoopbackHost, reachableBeyondThisMachine } from '../signaling-server/public-url.ts';
+import { openKeyStore } from '../signaling-server/api-keys/key-store.ts';
+import { createGatewayKeys } from '../signaling-server/api-keys/gateway-keys.ts';
 import { readTlsFiles } from '../signaling-server/tls-files.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
@@ -52,17 +54,21 @@ export async function serveCommand(argv: string[]): Promise<void> {
             : { ...local, rewardHalfLifeMs: config.rewardHalfLifeMs },
           { log },
         );
+  // Beyond this machine the OpenAI API takes keys (infermesh keys create) unless the operator opened it.
+  const keyStore = openKeyStore(join(config.dataDir, 'keys.sqlite'));
+  const keys = createGatewayKeys({ required: reachableBeyondThisMachine(config.host, config.publicUrl) && !config.openGateway }, { keys: keyStore });
   const server = await startGridServer(
     { host: config.host, port: config.port, publicUrl: config.publicUrl, tls, ice: config.ice, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
-    { store, settlement, log },
+    { store, settlement, keys, log },
   );
+  const activeKeys = keyStore.list().filter((k) => k.revokedAt === undefined).length;
   const site = server.publicUrl;
   process.stderr.write(
     [
       `infermesh grid server: ${server.manifest.name} (${server.manifest.config.nLayers} layers, package ${server.manifest.id.slice(0, 12)}…)`,
       `  donate a GPU:              open ${site}donor/ in a browser (Chrome or Edge for WebGPU), on any machine`,
       `  donate a machine's CPU:    npx infermesh donate ${site}`,
-      `  OpenAI-compatible API:     ${site}v1/chat/completions`,
+      `  OpenAI-compatible API:     ${site}v1/chat/completions (${keys.required ? `API key required: ${activeKeys} active; \`infermesh keys create --data ${config.dataDir}\` makes one` : 'open to whoever reaches it; keys sent are checked'})`,
       `  relay:                     ${server.relay.getMultiaddrs().map(String).join(' ')}`,
       `  state:                     ${store.path}`,
       `  settlement:                ${settlement ? `chain ${settlement.chain.chainId}${settlement.chain.local ? ' (local anvil)' : ''}, contract ${settlement.chain.contract}; ledger at ${site}v1/ledger` : 'off'}`,
@@ -84,6 +90,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   await server.close();
   await settlement?.close();
   store.close();
+  keyStore.close();
 }
 
 /**

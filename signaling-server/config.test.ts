@@ -34,6 +34,7 @@ describe('parseServerConfig', () => {
       chain: { mode: 'local' },
       rewardHalfLifeMs: 3_600_000,
       donors: 1,
+      openGateway: false,
     });
     expect(DEFAULT_WEB_DIR.endsWith(join('dist', 'web'))).toBe(true);
   });
@@ -45,8 +46,8 @@ describe('parseServerConfig', () => {
 
   it('reads every flag, resolving folders against the working directory', () => {
     expect(
-      config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build', '--donors', '0']),
-    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000, ice: NO_ICE, donors: 0 });
+      config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build', '--donors', '0', '--open-gateway']),
+    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000, ice: NO_ICE, donors: 0, openGateway: true });
     expect(config(['--reward-half-life', '0']).rewardHalfLifeMs).toBe(0);
     expect(config(['--stun', 'stun:a.example:3478', '--stun', 'stun:b.example', '--turn', 'turn:t.example:3478?transport=udp', '--turn-secret', 's']).ice).toEqual({
       stun: ['stun:a.example:3478', 'stun:b.example'],
@@ -79,6 +80,7 @@ describe('parseServerConfig', () => {
       INFERMESH_CHAIN: 'off',
       INFERMESH_REWARD_HALF_LIFE: '10',
       INFERMESH_DONORS: '3',
+      INFERMESH_OPEN_GATEWAY: 'true',
     };
     expect(config([], env)).toEqual({
       host: '::', port: 8000, publicUrl: new URL('https://grid.example.org:8443/'), model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
@@ -86,10 +88,13 @@ describe('parseServerConfig', () => {
       rewardHalfLifeMs: 600_000,
       ice: NO_ICE,
       donors: 3,
+      openGateway: true,
     });
     expect(config(['--port', '9000'], env).port).toBe(9000);
-    // An external chain, served on loopback only.
-    expect(config([], { INFERMESH_RPC_URL: 'http://127.0.0.1:8545', INFERMESH_CHAIN_KEY: `0x${'cd'.repeat(32)}` }).chain).toEqual({ mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined });
+    // An external chain, on loopback or (its callers then need keys) beyond.
+    const rpc = { INFERMESH_RPC_URL: 'http://127.0.0.1:8545', INFERMESH_CHAIN_KEY: `0x${'cd'.repeat(32)}` };
+    expect(config([], rpc).chain).toEqual({ mode: 'rpc', rpcUrl: 'http://127.0.0.1:8545', privateKey: `0x${'cd'.repeat(32)}`, contract: undefined, treasury: undefined });
+    expect(config(['--public-url', 'https://grid.example.org'], rpc).chain.mode).toBe('rpc');
   });
 
   it('--help lists every option with its variable', () => {
@@ -125,8 +130,9 @@ describe('parseServerConfig', () => {
     [['--rpc-url', 'localhost:8545'], {}, '--rpc-url', /must be an http\(s\) or ws\(s\) URL/],
     [['--rpc-url', 'http://127.0.0.1:8545'], {}, '--rpc-url', /needs the operator's key: --chain-key or \$INFERMESH_CHAIN_KEY/],
     [['--chain-key', '0x1234'], {}, '--chain-key', /must be a private key: 0x and 64 hex digits/],
-    [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--host', '0.0.0.0'], {}, '--rpc-url', /reachable from 0\.0\.0\.0 \(beyond this machine\) would let anyone spend the operator's escrow .* no API keys yet/],
-    [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--public-url', 'https://grid.example.org'], {}, '--rpc-url', /reachable from https:\/\/grid\.example\.org would let anyone spend/],
+    [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--host', '0.0.0.0', '--open-gateway'], {}, '--rpc-url', /reachable from 0\.0\.0\.0 \(beyond this machine\) with --open-gateway would let anyone spend the operator's escrow/],
+    [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--public-url', 'https://grid.example.org'], { INFERMESH_OPEN_GATEWAY: '1' }, '--rpc-url', /reachable from https:\/\/grid\.example\.org with --open-gateway/],
+    [[], { INFERMESH_OPEN_GATEWAY: 'maybe' }, 'INFERMESH_OPEN_GATEWAY (--open-gateway)', /must be 1 or 0/],
     [['--contract', 'settlement.eth'], {}, '--contract', /must be an EVM address/],
     [[], { INFERMESH_TREASURY: '0xnope' }, 'INFERMESH_TREASURY (--treasury)', /must be an EVM address/],
   ];

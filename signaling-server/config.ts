@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../shared/errors.ts';
-import { isLoopbackHost, parsePublicUrl, PublicUrlError } from './public-url.ts';
+import { parsePublicUrl, PublicUrlError, reachableBeyondThisMachine } from './public-url.ts';
 import type { TlsFiles } from './tls-files.ts';
 import { DEFAULT_TURN_TTL_S, iceUrlProblem } from './ice-servers.ts';
 import type { IceConfig } from './ice-servers.ts';
@@ -39,6 +39,8 @@ export interface ServerConfig {
   rewardHalfLifeMs: number;
   /** donors the server starts in its own process (cli/node-donor.ts), so a new grid answers before any tab joins; 0 = none */
   donors: number;
+  /** the OpenAI gateway takes calls without an API key even though the grid is reachable beyond this machine */
+  openGateway: boolean;
 }
 
 export type ChainConfig =
@@ -81,6 +83,7 @@ export const SERVER_ENV = {
   treasury: 'INFERMESH_TREASURY',
   rewardHalfLife: 'INFERMESH_REWARD_HALF_LIFE',
   donors: 'INFERMESH_DONORS',
+  openGateway: 'INFERMESH_OPEN_GATEWAY',
 } as const;
 
 /** One local donor: `npm start` answers its first request with no browser open. */
@@ -126,6 +129,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--model <dir>', `model package folder (default: the synthetic default model) [$${SERVER_ENV.model}]`, folder('--model', cwd))
     .option('--data <dir>', `state folder: the grid store, the settlement ledger and the local chain [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
     .option('--donors <n>', `donors this process runs on this machine's CPU (onnxruntime-node), 0 = none: browser tabs and \`infermesh donate\` add more [$${SERVER_ENV.donors}]`, donorCount('--donors'), DEFAULT_DONORS)
+    .option('--open-gateway', `let anyone call the OpenAI API without a key although the grid is reachable beyond this machine (keys: \`infermesh keys create\`; the variable 1 or 0) [$${SERVER_ENV.openGateway}]`)
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
     .option('--web <dir>', `built web app folder [$${SERVER_ENV.web}]`, folder('--web', cwd), DEFAULT_WEB_DIR)
     .option('--chain <mode>', `settlement chain when no --rpc-url: local (start anvil, deploy the contract) or off [$${SERVER_ENV.chain}]`, chainMode('--chain'), 'local')
@@ -169,11 +173,13 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
   if (turnSecret !== undefined && turnSecret.trim() === '') throw new UsageError('must not be empty', { source: '--turn-secret' });
   const listenHost = pick('host', '--host', SERVER_ENV.host, host('--host'));
   const reachedAt = pick('publicUrl', '--public-url', SERVER_ENV.publicUrl, publicUrl('--public-url'));
-  if (chain.mode === 'rpc' && (reachedAt || !isLoopbackHost(listenHost.replace(/^\[(.*)\]$/, '$1')))) {
-    // The OpenAI gateway pays for every call from the operator's escrow, and it has no API keys
-    // yet: beyond this machine, anyone could spend real money through it.
+  const openGateway = pick('openGateway', '--open-gateway', SERVER_ENV.openGateway, openFlag('--open-gateway')) === true;
+  const exposed = reachableBeyondThisMachine(listenHost, reachedAt);
+  if (chain.mode === 'rpc' && exposed && openGateway) {
+    // The OpenAI gateway pays for every call from the operator's escrow: opened to anyone beyond
+    // this machine, anyone could spend real money through it.
     throw new UsageError(
-      `settling on an external chain while reachable from ${reachedAt ? reachedAt.origin : `${listenHost} (beyond this machine)`} would let anyone spend the operator's escrow through the OpenAI gateway, which has no API keys yet: serve on loopback without --public-url, or use --chain local or off`,
+      `settling on an external chain while reachable from ${reachedAt ? reachedAt.origin : `${listenHost} (beyond this machine)`} with --open-gateway would let anyone spend the operator's escrow through the OpenAI gateway: drop --open-gateway (callers then need API keys), or use --chain local or off`,
       { source: '--rpc-url' },
     );
   }
@@ -193,6 +199,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
       maxLayersPerNode: pick('maxLayersPerNode', '--max-layers-per-node', SERVER_ENV.maxLayersPerNode, positiveInteger('--max-layers-per-node')),
       webDir: pick('web', '--web', SERVER_ENV.web, folder('--web', cwd)),
       donors: pick('donors', '--donors', SERVER_ENV.donors, donorCount('--donors')),
+      openGateway,
       rewardHalfLifeMs: pick('rewardHalfLife', '--reward-half-life', SERVER_ENV.rewardHalfLife, minutes('--reward-half-life')) * 60_000,
     },
   };
@@ -234,6 +241,13 @@ const positiveInteger = (flag: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`must be an integer ≥ 1, got ${JSON.stringify(value)}`, { source: flag });
   return n;
+};
+
+/** A switch's variable: 1/true/yes or 0/false/no. */
+const openFlag = (flag: string) => (value: string): boolean => {
+  if (/^(1|true|yes)$/i.test(value)) return true;
+  if (/^(0|false|no)$/i.test(value)) return false;
+  throw new UsageError(`must be 1 or 0 (true or false), got ${JSON.stringify(value)}`, { source: flag });
 };
 
 const donorCount = (flag: string) => (value: string) => {

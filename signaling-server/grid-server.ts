@@ -32,6 +32,7 @@ import { jsonResponse, startHttpServer } from './http/server.ts';
 import type { ApiHandler, HttpServer } from './http/server.ts';
 import { HttpError, ServiceUnavailableError } from './http/errors.ts';
 import { createOpenAIGateway } from './http/openai-gateway.ts';
+import type { GatewayKeys } from './api-keys/gateway-keys.ts';
 import type { GridStore } from './store.ts';
 import { startReplayerThread } from './trust/replayer-thread.ts';
 import { ledgerHandlers } from './settle/ledger-api.ts';
@@ -156,6 +157,8 @@ export interface GridServerDeps {
   store?: GridStore;
   /** the chain side: stake, vouchers, payouts, slashing (signaling-server/settle/grid-settlement.ts) */
   settlement?: GridSettlement;
+  /** who may call the OpenAI gateway, and how much (api-keys/gateway-keys.ts); default: anyone */
+  keys?: GatewayKeys;
   log?: (line: string) => void;
 }
 
@@ -279,6 +282,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
       models: () => [{ id: manifest.id, name: manifest.name, contextLength: manifest.config.maxSeqLen }],
       // The gateway answers through the grid like any SDK client would.
       apiFor: (id) => (id === manifest.id || id === manifest.name ? lazyApi() : undefined),
+      keys: deps.keys,
     }),
   ];
   const http = await startHttpServer({

@@ -20,6 +20,11 @@ export function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK_NAMES.has(hostname) || hostname.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '::1';
 }
 
+/** Whether a server listening on `host` and advertised at `publicUrl` can be reached from other machines. */
+export function reachableBeyondThisMachine(host: string, publicUrl: URL | undefined): boolean {
+  return publicUrl !== undefined || !isLoopbackHost(host.replace(/^\[(.*)\]$/, '$1'));
+}
+
 /**
  * Checks a public URL: http or https, https unless it is loopback (a remote page over http gets
  * no secure context: no WebGPU, no threads), an origin with no path, query or credentials (the

@@ -12,6 +12,7 @@ import type { OpenAIApi } from '../../shared/openai/types.ts';
 import { ModelNotFoundError, ServerBusyError } from './errors.ts';
 import { pathParameter } from './request-target.ts';
 import { eventStreamResponse, jsonResponse, type ApiHandler, type ApiRequest, type ApiResponse } from './server.ts';
+import type { Admission, GatewayKeys } from '../api-keys/gateway-keys.ts';
 
 export interface GatewayModel {
   /** what clients put in `model` */
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   apiFor(modelId: string): OpenAIApi | undefined;
   /** Generations running at once, streams included; default DEFAULT_MAX_GENERATIONS. */
   maxGenerations?: number;
+  /** who may call, and how much (api-keys/gateway-keys.ts); default: anyone, unmetered */
+  keys?: GatewayKeys;
 }
 
 /**
@@ -84,7 +87,11 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
     }
     // `signal` is ours to set: the client's connection, never a field of the JSON.
     const { signal: _ignored, ...body } = raw as Record<string, unknown>;
+    const admission = admit(req);
     const api = resolveApi(body);
+    // A metered stream reports its usage in a last chunk (charged, and passed on only when the client asked for it).
+    const clientWantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    if (admission.key && body.stream === true) body.stream_options = { ...(body.stream_options as object), include_usage: true };
     const requestOptions = { signal: req.signal };
     const release = takeSlot();
     let result: unknown;
@@ -99,22 +106,27 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
     }
     if (!(Symbol.asyncIterator in (result as object))) {
       release();
+      admission.charge((result as { usage?: { total_tokens?: number } }).usage?.total_tokens ?? 0);
       const recoveries = (result as { infermesh?: { recoveries: number } }).infermesh?.recoveries;
       return { ...jsonResponse(result), headers: { [RECOVERIES_HEADER]: String(recoveries ?? 0) } };
     }
     // A stream keeps its slot until its last event, or until its client leaves.
     req.signal.addEventListener('abort', release, { once: true });
-    return eventStreamResponse(sseData(result as AsyncIterable<unknown>, release));
+    return eventStreamResponse(sseData(result as AsyncIterable<unknown>, release, admission, clientWantsUsage));
   }
+
+  /** The request's key checked (a 401 or 429 names why not); anyone on an open gateway without one. */
+  const admit = (req: ApiRequest): Admission => options.keys?.admit(req.headers) ?? { charge() {} };
 
   return [
     { method: 'POST', path: '/v1/chat/completions', handle: (req, body) => complete('chat', req, body) },
     { method: 'POST', path: '/v1/completions', handle: (req, body) => complete('text', req, body) },
-    { method: 'GET', path: '/v1/models', handle: () => jsonResponse({ object: 'list', data: options.models().map(modelObject) }) },
+    { method: 'GET', path: '/v1/models', handle: (req) => (admit(req), jsonResponse({ object: 'list', data: options.models().map(modelObject) })) },
     {
       method: 'GET',
       path: '/v1/models/*',
       handle: (req) => {
+        admit(req);
         const id = pathParameter(req.url, '/v1/models/', 'model');
         const models = options.models();
         const model = models.find((m) => m.id === id);
@@ -125,12 +137,25 @@ export function createOpenAIGateway(options: GatewayOptions, deps: GatewayDeps =
   ];
 }
 
-/** OpenAI's stream: one JSON chunk per event, then the literal `[DONE]`; `done` when it ends, however. */
-async function* sseData(chunks: AsyncIterable<unknown>, done: () => void): AsyncGenerator<string> {
+/**
+ * OpenAI's stream: one JSON chunk per event, then the literal `[DONE]`; `done` when it ends,
+ * however. The usage chunk is charged to the request's key; a stream its client left before it
+ * is charged a token per chunk it got.
+ */
+async function* sseData(chunks: AsyncIterable<unknown>, done: () => void, admission: Admission, forwardUsage: boolean): AsyncGenerator<string> {
+  let sent = 0;
   try {
-    for await (const chunk of chunks) yield JSON.stringify(chunk);
+    for await (const chunk of chunks) {
+      const usage = (chunk as { usage?: { total_tokens?: number } | null }).usage;
+      if (usage && (chunk as { choices?: unknown[] }).choices?.length === 0) {
+        admission.charge(usage.total_tokens ?? 0);
+        if (!forwardUsage) continue;
+      } else sent += 1;
+      yield JSON.stringify(chunk);
+    }
     yield '[DONE]';
   } finally {
+    admission.charge(sent);
     done();
   }
 }
