@@ -171,7 +171,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   const log = deps.log ?? (() => {});
   const stored = store && storeEvents(store, manifest.id);
   const coordinator = await startCoordinator(
-    { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode },
+    { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode, bans: store?.bans },
     {
       node: relay,
       logError: (err) => log(`coordinator: ${(err as Error)?.stack ?? String(err)}`),

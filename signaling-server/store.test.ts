@@ -207,7 +207,7 @@ describe('verdicts and refusals', () => {
   it('brings a file of schema version 1 up to date, keeping its rows', () => {
     store.close();
     const db = new DatabaseSync(file);
-    db.exec('DROP TABLE verdicts; DROP TABLE refusals; DROP TABLE pending_replays; PRAGMA user_version = 1');
+    db.exec('DROP TABLE verdicts; DROP TABLE refusals; DROP TABLE pending_replays; DROP TABLE bans; PRAGMA user_version = 1');
     db.prepare("INSERT INTO peers (peer_id, role, first_seen, last_seen) VALUES ('old', 'donor', 1, 1)").run();
     db.close();
     store = openGridStore(file, { now });

@@ -109,6 +109,8 @@ export interface GridStore {
   refusals(filter?: { peerId?: string; limit?: number }): RefusalRecord[];
   /** A peer's standing from all its verdicts: the validator's sampling input, and what the ledger shows. */
   reputation(peerId: string): PeerReputation;
+  /** Bans the coordinator made (a peer id, or device:<signature>), kept across restarts (coordinator/registry.ts BanList). */
+  readonly bans: { all(): [string, string][]; add(key: string, reason: string): void };
   /** The validator's backlog (signaling-server/trust/validator.ts ReplayBacklog). */
   addPendingReplay(replay: PendingReplay): number;
   removePendingReplay(id: number): void;
@@ -233,6 +235,12 @@ const MIGRATIONS: readonly string[] = [
   // 4: verdicts that convict on a stage's own signatures (hand-off seals) beside replay verdicts.
   `ALTER TABLE verdicts ADD COLUMN kind TEXT NOT NULL DEFAULT 'replay';
    ALTER TABLE verdicts ADD COLUMN reason TEXT;`,
+  // 5: bans (a peer id, or device:<signature>) outlive a restart.
+  `CREATE TABLE bans (
+     key        TEXT PRIMARY KEY,
+     reason     TEXT NOT NULL,
+     banned_at  INTEGER NOT NULL
+   );`,
 ];
 
 export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -243,6 +251,8 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
   const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the store', error: StoreError });
 
   const q = {
+    bans: db.prepare('SELECT key, reason FROM bans ORDER BY rowid'),
+    addBan: db.prepare('INSERT INTO bans (key, reason, banned_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING'),
     addPendingReplay: db.prepare('INSERT INTO pending_replays (peer_id, commitment, reveal, challenged, received_at) VALUES (?, ?, ?, ?, ?)'),
     removePendingReplay: db.prepare('DELETE FROM pending_replays WHERE id = ?'),
     pendingReplays: db.prepare('SELECT * FROM pending_replays ORDER BY id'),
@@ -368,6 +378,10 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     },
     refusals(filter = {}) {
       return q.refusals.all(filter.peerId ?? null, filter.limit ?? 100).map(refusalOf);
+    },
+    bans: {
+      all: () => (q.bans.all() as { key: string; reason: string }[]).map((r) => [r.key, r.reason] as [string, string]),
+      add: (key, reason) => void q.addBan.run(key, reason, now()),
     },
     reputation(peerId) {
       const row = q.reputation.get(peerId, now(), REPUTATION_HALF_LIFE_MS) as Record<'verified' | 'failed' | 'since_failure' | 'work' | 'recent', number>;

@@ -29,7 +29,7 @@ import { boundedLpStream, nextMessage } from '../../shared/grid/lp-stream.ts';
 import { endStream } from '../../shared/grid/stream-end.ts';
 import { piecesOfFile } from '../../shared/swarm/package-pieces.ts';
 import { createRegistry } from './registry.ts';
-import type { PeerRecord, Registry } from './registry.ts';
+import type { BanList, PeerRecord, Registry } from './registry.ts';
 
 /** A stream that lost its framing: a bad length prefix or a message over MAX_CONTROL_BYTES. */
 export class CoordinatorFrameError extends InfermeshError {
@@ -70,6 +70,8 @@ export interface CoordinatorOptions {
   maxLayersPerNode?: number;
   /** default HELLO_TIMEOUT_MS */
   helloTimeoutMs?: number;
+  /** bans kept across restarts (registry.ts BanList); default: in memory */
+  bans?: BanList;
 }
 
 /** What the coordinator records, for the server's store (signaling-server/store.ts). */
@@ -106,7 +108,7 @@ export interface CoordinatorDeps {
 
 export async function startCoordinator(options: CoordinatorOptions, deps: CoordinatorDeps): Promise<Coordinator> {
   const { manifest } = options;
-  const registry = createRegistry({ manifest, maxLayersPerNode: options.maxLayersPerNode });
+  const registry = createRegistry({ manifest, maxLayersPerNode: options.maxLayersPerNode, bans: options.bans });
   const now = deps.now ?? Date.now;
   const helloTimeoutMs = options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
   const logError = deps.logError ?? ((err: unknown) => console.error(err));

@@ -5,6 +5,10 @@ import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/
 import { piecesForLayers } from '../../shared/swarm/package-pieces.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
 import { createRegistry } from './registry.ts';
+import type { BanList } from './registry.ts';
+import { openGridStore } from '../store.ts';
+import { join } from 'node:path';
+import { tempDir } from '../../testkit/model-fixtures.ts';
 
 let manifest: Manifest;
 beforeAll(async () => {
@@ -15,8 +19,8 @@ afterAll(removeTempDirs);
 const device = (msPerLayer: number, signature: string) => ({ executionProvider: 'wasm' as const, msPerLayer, memoryBytes: 1 << 30, signature, label: 'test' });
 
 /** Two donors that each serve the whole model: the faster one is routed first. */
-function twoServingDonors() {
-  const registry = createRegistry({ manifest });
+function twoServingDonors(bans?: BanList) {
+  const registry = createRegistry({ manifest, bans });
   registry.join('fast', 'donor', [], device(0.5, 'device-a'), 0);
   registry.join('slow', 'donor', [], device(2, 'device-b'), 0);
   registry.place();
@@ -43,6 +47,27 @@ describe('a banned stage', () => {
     expect(() => registry.join('fast', 'donor', [], device(0.5, 'device-c'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/this peer was caught serving wrong results.*step 3/) }));
     expect(() => registry.join('new-id', 'donor', [], device(0.5, 'device-a'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/this device was caught/) }));
     expect(registry.join('other', 'donor', [], device(0.5, 'device-d'), 1).peerId).toBe('other');
+  });
+});
+
+describe('a ban', () => {
+  it('survives a restart: a registry on the reopened store still refuses the peer and its device', async () => {
+    const path = join(await tempDir(), 'grid.sqlite');
+    const before = openGridStore(path);
+    twoServingDonors(before.bans).ban('fast', 'step 3 does not match the replay');
+    before.close();
+
+    const after = openGridStore(path);
+    try {
+      const registry = createRegistry({ manifest, bans: after.bans });
+      expect(registry.isBanned('fast')).toBe(true);
+      expect(() => registry.join('fast', 'donor', [], device(0.5, 'device-c'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/step 3/) }));
+      expect(() => registry.join('fresh-id', 'donor', [], device(0.5, 'device-a'), 1)).toThrow(expect.objectContaining({ name: 'BannedPeerError', message: expect.stringMatching(/this device/) }));
+      expect(registry.join('slow', 'donor', [], device(2, 'device-b'), 1).peerId).toBe('slow');
+      expect(after.bans.all()).toEqual([['fast', 'step 3 does not match the replay'], ['device:device-a', 'step 3 does not match the replay']]);
+    } finally {
+      after.close();
+    }
   });
 });
 

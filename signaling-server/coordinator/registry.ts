@@ -79,6 +79,14 @@ export interface RegistryOptions {
   manifest: Manifest;
   /** the server's --max-layers-per-node */
   maxLayersPerNode?: number;
+  /** where bans are kept across restarts (the server's store); default: in memory only */
+  bans?: BanList;
+}
+
+/** Bans by key (a peer id, or `device:<signature>`), with why: read when the registry starts, added to as it bans. */
+export interface BanList {
+  all(): Iterable<[key: string, reason: string]>;
+  add(key: string, reason: string): void;
 }
 
 /** Bytes one layer needs on a donor: its graph and weights plus a full-context KV cache in f32. */
@@ -93,8 +101,12 @@ export function createRegistry(options: RegistryOptions) {
   const { manifest } = options;
   const shape: ModelShape = { nLayers: manifest.config.nLayers, bytesPerLayer: bytesPerLayer(manifest) };
   const peers = new Map<string, PeerRecord>();
-  /** Peer ids and device signatures caught cheating, with why. */
-  const banned = new Map<string, string>();
+  /** Peer ids and device signatures caught cheating, with why (kept by options.bans across restarts). */
+  const banned = new Map<string, string>(options.bans?.all() ?? []);
+  const addBan = (key: string, reason: string) => {
+    banned.set(key, reason);
+    options.bans?.add(key, reason);
+  };
 
   const donors = () => [...peers.values()].filter((p) => p.role === 'donor' && p.device);
   const capacity = (p: PeerRecord): NodeCapacity => ({ id: p.peerId, memoryBytes: p.device!.memoryBytes, msPerLayer: p.device!.msPerLayer });
@@ -122,9 +134,9 @@ export function createRegistry(options: RegistryOptions) {
     },
     /** Bans a peer and its device from the grid; it leaves the registry (re-place after this). */
     ban(peerId: string, reason: string) {
-      banned.set(peerId, reason);
+      addBan(peerId, reason);
       const signature = peers.get(peerId)?.device?.signature;
-      if (signature) banned.set(`device:${signature}`, reason);
+      if (signature) addBan(`device:${signature}`, reason);
       peers.delete(peerId);
     },
     isBanned: (peerId: string) => banned.has(peerId),
