@@ -50,8 +50,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       ? undefined
       : await startGridSettlement(
           chain.mode === 'rpc'
-            ? { rpcUrl: chain.rpcUrl, privateKey: chain.privateKey, contract: chain.contract, treasury: chain.treasury, ledgerPath: join(config.dataDir, 'ledger.sqlite'), rewardHalfLifeMs: config.rewardHalfLifeMs }
-            : { ...local, rewardHalfLifeMs: config.rewardHalfLifeMs },
+            ? { rpcUrl: chain.rpcUrl, privateKey: chain.privateKey, contract: chain.contract, treasury: chain.treasury, ledgerPath: join(config.dataDir, 'ledger.sqlite'), rewardHalfLifeMs: config.rewardHalfLifeMs, sponsorCap: config.sponsorCapWei }
+            : { ...local, rewardHalfLifeMs: config.rewardHalfLifeMs, sponsorCap: config.sponsorCapWei },
           { log },
         );
   // Beyond this machine the OpenAI API takes keys (infermesh keys create) unless the operator opened it.

@@ -64,7 +64,8 @@ let dir: string;
 /** A fresh grid per tab: a caught tab's device signature is banned, and every tab here shares one device. */
 async function startGrid(): Promise<void> {
   store = openGridStore(':memory:');
-  settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000 });
+  // The tabs here share this machine's device signature: each is bonded all the same.
+  settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000, sponsorOncePerDevice: false });
   // One tab covers the model, so every request's route is the tab under test.
   server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode: 5, staticRoutes: TEST_PAGE_ROUTES }, { store, settlement });
   tabs = await openDonorTabs(server.url, 0);

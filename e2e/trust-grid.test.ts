@@ -90,7 +90,8 @@ beforeAll(async () => {
   const { dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
   // Batches are paid when the test says so, not on a timer.
   // Rewards paid whole in the next round: this test counts each batch's receipts (vesting is ledger.test.ts).
-  settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000, rewardHalfLifeMs: 0 }, { log: (l) => log.push(l) });
+  // Every tab here runs on one machine, one device signature: each is bonded all the same.
+  settlement = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000, rewardHalfLifeMs: 0, sponsorOncePerDevice: false }, { log: (l) => log.push(l) });
   store = openGridStore(':memory:');
   server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode: 3 }, { store, settlement, log: (l) => log.push(l) });
   tabs = await openDonorTabs(server.url, 0);
@@ -138,7 +139,7 @@ describe('honest tabs on a paid grid', () => {
   it('shows each tab its stake, verified work and paid earnings', async () => {
     const tab = tabs.tabs[0];
     await tab.page.waitForFunction(() => Number(document.querySelector('[data-testid="ledger-paid"]')?.getAttribute('data-wei') ?? 0) > 0, null, { timeout: 15_000 });
-    expect(await tab.page.textContent('[data-testid="ledger-stake"]')).toBe('0.1 ETH');
+    expect(await tab.page.textContent('[data-testid="ledger-stake"]')).toBe("0.1 ETH (0.1 ETH of it the grid's bond)");
     expect(Number(await tab.page.textContent('[data-testid="trust-committed"]'))).toBeGreaterThanOrEqual(3);
     expect(await tab.page.textContent('[data-testid="trust-verdict"]')).toBe('no verdict against this tab');
   });
@@ -188,7 +189,9 @@ describe('a visitor staking for its tab from its own wallet', () => {
     // The visitor paid the stake (and gas) from its own account.
     expect(spentBefore - (await settlement.reader.getBalance({ address: visitor.address }))).toBeGreaterThanOrEqual(parseEther('0.05'));
     // The page shows the new stake once it reads the ledger again.
-    await tab.page.waitForFunction((wei) => document.querySelector('[data-testid="ledger-stake"]')?.textContent === wei, `${Number(after.stake) / 1e18} ETH`, { timeout: 15_000 });
+    // Its own stake and the grid's bond back it; the bond is named as the grid's.
+    const shown = `${Number(after.stake + after.bond) / 1e18} ETH (${Number(after.bond) / 1e18} ETH of it the grid's bond)`;
+    await tab.page.waitForFunction((text) => document.querySelector('[data-testid="ledger-stake"]')?.textContent === text, shown, { timeout: 15_000 });
     await conserved();
   });
 });

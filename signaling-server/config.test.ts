@@ -35,6 +35,7 @@ describe('parseServerConfig', () => {
       rewardHalfLifeMs: 3_600_000,
       donors: 1,
       openGateway: false,
+      sponsorCapWei: undefined,
     });
     expect(DEFAULT_WEB_DIR.endsWith(join('dist', 'web'))).toBe(true);
   });
@@ -46,8 +47,8 @@ describe('parseServerConfig', () => {
 
   it('reads every flag, resolving folders against the working directory', () => {
     expect(
-      config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build', '--donors', '0', '--open-gateway']),
-    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000, ice: NO_ICE, donors: 0, openGateway: true });
+      config(['--host', '0.0.0.0', '--port', '0', '--public-url', 'https://grid.example.org', '--model', 'pkg/s260', '--data', '/var/lib/im', '--max-layers-per-node', '6', '--web', 'build', '--donors', '0', '--open-gateway', '--sponsor-cap', '1.5']),
+    ).toEqual({ host: '0.0.0.0', port: 0, publicUrl: new URL('https://grid.example.org/'), model: '/srv/infermesh/pkg/s260', dataDir: '/var/lib/im', maxLayersPerNode: 6, webDir: '/srv/infermesh/build', chain: { mode: 'local' }, rewardHalfLifeMs: 3_600_000, ice: NO_ICE, donors: 0, openGateway: true, sponsorCapWei: 1_500_000_000_000_000_000n });
     expect(config(['--reward-half-life', '0']).rewardHalfLifeMs).toBe(0);
     expect(config(['--stun', 'stun:a.example:3478', '--stun', 'stun:b.example', '--turn', 'turn:t.example:3478?transport=udp', '--turn-secret', 's']).ice).toEqual({
       stun: ['stun:a.example:3478', 'stun:b.example'],
@@ -81,6 +82,7 @@ describe('parseServerConfig', () => {
       INFERMESH_REWARD_HALF_LIFE: '10',
       INFERMESH_DONORS: '3',
       INFERMESH_OPEN_GATEWAY: 'true',
+      INFERMESH_SPONSOR_CAP: '0',
     };
     expect(config([], env)).toEqual({
       host: '::', port: 8000, publicUrl: new URL('https://grid.example.org:8443/'), model: '/models/tiny', dataDir: '/srv/infermesh/state', maxLayersPerNode: 2, webDir: '/web',
@@ -89,6 +91,7 @@ describe('parseServerConfig', () => {
       ice: NO_ICE,
       donors: 3,
       openGateway: true,
+      sponsorCapWei: 0n,
     });
     expect(config(['--port', '9000'], env).port).toBe(9000);
     // An external chain, on loopback or (its callers then need keys) beyond.
@@ -133,6 +136,7 @@ describe('parseServerConfig', () => {
     [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--host', '0.0.0.0', '--open-gateway'], {}, '--rpc-url', /reachable from 0\.0\.0\.0 \(beyond this machine\) with --open-gateway would let anyone spend the operator's escrow/],
     [['--rpc-url', 'https://rpc.example.org', '--chain-key', `0x${'ab'.repeat(32)}`, '--public-url', 'https://grid.example.org'], { INFERMESH_OPEN_GATEWAY: '1' }, '--rpc-url', /reachable from https:\/\/grid\.example\.org with --open-gateway/],
     [[], { INFERMESH_OPEN_GATEWAY: 'maybe' }, 'INFERMESH_OPEN_GATEWAY (--open-gateway)', /must be 1 or 0/],
+    [['--sponsor-cap', '-1'], {}, '--sponsor-cap', /must be an amount of ETH such as 2 or 0\.5, got "-1"/],
     [['--contract', 'settlement.eth'], {}, '--contract', /must be an EVM address/],
     [[], { INFERMESH_TREASURY: '0xnope' }, 'INFERMESH_TREASURY (--treasury)', /must be an EVM address/],
   ];

@@ -41,6 +41,8 @@ export interface ServerConfig {
   donors: number;
   /** the OpenAI gateway takes calls without an API key even though the grid is reachable beyond this machine */
   openGateway: boolean;
+  /** wei the operator bonds for donors in all (settle/sponsorship.ts); undefined = its default */
+  sponsorCapWei?: bigint;
 }
 
 export type ChainConfig =
@@ -84,6 +86,7 @@ export const SERVER_ENV = {
   rewardHalfLife: 'INFERMESH_REWARD_HALF_LIFE',
   donors: 'INFERMESH_DONORS',
   openGateway: 'INFERMESH_OPEN_GATEWAY',
+  sponsorCap: 'INFERMESH_SPONSOR_CAP',
 } as const;
 
 /** One local donor: `npm start` answers its first request with no browser open. */
@@ -130,6 +133,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
     .option('--data <dir>', `state folder: the grid store, the settlement ledger and the local chain [$${SERVER_ENV.data}]`, folder('--data', cwd), dataDefault)
     .option('--donors <n>', `donors this process runs on this machine's CPU (onnxruntime-node), 0 = none: browser tabs and \`infermesh donate\` add more [$${SERVER_ENV.donors}]`, donorCount('--donors'), DEFAULT_DONORS)
     .option('--open-gateway', `let anyone call the OpenAI API without a key although the grid is reachable beyond this machine (keys: \`infermesh keys create\`; the variable 1 or 0) [$${SERVER_ENV.openGateway}]`)
+    .option('--sponsor-cap <eth>', `ETH the operator bonds for donors in all, 0.1 each (the bonds stay the operator's; default 2) [$${SERVER_ENV.sponsorCap}]`, ethAmount('--sponsor-cap'))
     .option('--max-layers-per-node <n>', `most layers one node serves (default: as many as fit) [$${SERVER_ENV.maxLayersPerNode}]`, positiveInteger('--max-layers-per-node'))
     .option('--web <dir>', `built web app folder [$${SERVER_ENV.web}]`, folder('--web', cwd), DEFAULT_WEB_DIR)
     .option('--chain <mode>', `settlement chain when no --rpc-url: local (start anvil, deploy the contract) or off [$${SERVER_ENV.chain}]`, chainMode('--chain'), 'local')
@@ -200,6 +204,7 @@ export function parseServerConfig(argv: readonly string[], env: Env, deps: Serve
       webDir: pick('web', '--web', SERVER_ENV.web, folder('--web', cwd)),
       donors: pick('donors', '--donors', SERVER_ENV.donors, donorCount('--donors')),
       openGateway,
+      sponsorCapWei: pick('sponsorCap', '--sponsor-cap', SERVER_ENV.sponsorCap, ethAmount('--sponsor-cap')),
       rewardHalfLifeMs: pick('rewardHalfLife', '--reward-half-life', SERVER_ENV.rewardHalfLife, minutes('--reward-half-life')) * 60_000,
     },
   };
@@ -241,6 +246,13 @@ const positiveInteger = (flag: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`must be an integer ≥ 1, got ${JSON.stringify(value)}`, { source: flag });
   return n;
+};
+
+/** An amount of ETH (decimal, at most 18 places) as wei. */
+const ethAmount = (flag: string) => (value: string): bigint => {
+  const m = /^(\d+)(?:\.(\d{1,18}))?$/.exec(value.trim());
+  if (!m) throw new UsageError(`must be an amount of ETH such as 2 or 0.5, got ${JSON.stringify(value)}`, { source: flag });
+  return BigInt(m[1]) * 10n ** 18n + BigInt((m[2] ?? '').padEnd(18, '0') || '0');
 };
 
 /** A switch's variable: 1/true/yes or 0/false/no. */

@@ -185,7 +185,8 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
           stored?.peerLeft?.(peerId);
           log(`coordinator: ${peerId} left`);
         },
-        payTo: (peerId, address) => void settlement?.donorJoined(peerId, address).catch((err: Error) => log(`settlement: no stake for ${peerId}: ${err.message}`)),
+        payTo: (peerId, address) =>
+          void settlement?.donorJoined(peerId, address, coordinator.registry.peers.get(peerId)?.device?.signature).catch((err: Error) => log(`settlement: no bond for ${peerId}: ${err.message}`)),
       },
     },
   );

@@ -11,6 +11,11 @@ pragma solidity ^0.8.24;
 /// makes settlement idempotent across coordinator restarts. The validator slashes cheaters' stake
 /// with an evidence hash.
 ///
+/// A sponsor (the grid's operator, onboarding browser tabs that hold no ETH) bonds for a provider
+/// with `sponsor`: the bond backs the provider (slashable, after its own stake) but stays the
+/// sponsor's, returned to the sponsor alone after the delay. Sponsored ETH reaches a provider
+/// only as earnings for verified work.
+///
 /// Roles are fixed at deployment and never change:
 /// - coordinator: redeems vouchers, submits payout batches;
 /// - validator:   slashes stake;
@@ -20,9 +25,9 @@ pragma solidity ^0.8.24;
 /// stay in place while waiting, so the validator can still slash a departing provider and the
 /// coordinator can still redeem a departing client's outstanding vouchers.
 ///
-/// Conservation: address(this).balance == totalStaked + totalEscrowed + pool + totalEarnings,
-/// and every wei that leaves goes to a provider (unstake, earnings), a client (withdraw) or the
-/// treasury (slash).
+/// Conservation: address(this).balance == totalStaked + totalEscrowed + pool + totalEarnings
+/// (totalStaked counts bonds), and every wei that leaves goes to a provider (unstake, earnings),
+/// a sponsor (a bond returned), a client (withdraw) or the treasury (slash).
 contract Settlement {
     // ---------------------------------------------------------------- roles and parameters
 
@@ -57,6 +62,9 @@ contract Settlement {
         uint64 withdrawalReadyAt;
         uint256 redeemed;
         uint256 earnings;
+        /// a sponsor's bond backing this account as a provider (the sponsor's, not the account's)
+        uint256 bond;
+        address sponsor;
     }
 
     struct Pending {
@@ -71,6 +79,11 @@ contract Settlement {
     mapping(address => uint256) public redeemedOf;
     mapping(address => uint256) public earningsOf;
     mapping(bytes32 => bool) public batchPaid;
+    /// a provider's sponsored bond, and whose it is
+    mapping(address => uint256) public bondOf;
+    mapping(address => address) public sponsorOf;
+    /// keyed by provider: its sponsor's request to take the bond back
+    mapping(address => Pending) public bondReturnRequestOf;
 
     /// Redeemed from escrow, not yet credited to a provider.
     uint256 public pool;
@@ -92,6 +105,9 @@ contract Settlement {
     event EarningsCredited(bytes32 indexed batchId, address indexed provider, uint256 amount);
     event EarningsWithdrawn(address indexed provider, uint256 amount);
     event Slashed(address indexed provider, uint256 amount, bytes32 indexed evidenceHash, bytes peerId);
+    event Sponsored(address indexed provider, address indexed sponsor, uint256 amount, uint256 bond);
+    event BondReturnRequested(address indexed provider, address indexed sponsor, uint256 amount, uint64 readyAt);
+    event BondReturned(address indexed provider, address indexed sponsor, uint256 amount);
 
     // ---------------------------------------------------------------- errors
 
@@ -111,6 +127,7 @@ contract Settlement {
     error PoolShort(uint256 available, uint256 needed);
     error NoEarnings(address provider);
     error TransferFailed(address to, uint256 amount);
+    error NotSponsor(address provider, address caller);
 
     // ---------------------------------------------------------------- setup
 
@@ -144,6 +161,43 @@ contract Settlement {
     function stakeFor(address provider) external payable {
         if (provider == address(0)) revert ZeroAddress();
         _stake(provider);
+    }
+
+    /// Bonds for a provider as its sponsor: the bond backs the provider but stays the sponsor's
+    /// (requestBondReturn, returnBond). A provider has one sponsor.
+    function sponsor(address provider) external payable {
+        if (provider == address(0)) revert ZeroAddress();
+        if (msg.value == 0) revert ZeroAmount();
+        address current = sponsorOf[provider];
+        if (current != address(0) && current != msg.sender) revert NotSponsor(provider, current);
+        sponsorOf[provider] = msg.sender;
+        bondOf[provider] += msg.value;
+        totalStaked += msg.value;
+        emit Sponsored(provider, msg.sender, msg.value, bondOf[provider]);
+    }
+
+    /// The sponsor starts the delay to take `amount` of a provider's bond back; a new request replaces the last.
+    function requestBondReturn(address provider, uint256 amount) external {
+        if (sponsorOf[provider] != msg.sender) revert NotSponsor(provider, msg.sender);
+        if (amount == 0) revert ZeroAmount();
+        if (amount > bondOf[provider]) revert InsufficientStake(provider, bondOf[provider], amount);
+        uint64 readyAt = uint64(block.timestamp) + withdrawDelay;
+        bondReturnRequestOf[provider] = Pending(amount, readyAt);
+        emit BondReturnRequested(provider, msg.sender, amount, readyAt);
+    }
+
+    /// Pays the sponsor what it asked back, or what is left of the bond if a slash took part of it meanwhile.
+    function returnBond(address provider) external {
+        if (sponsorOf[provider] != msg.sender) revert NotSponsor(provider, msg.sender);
+        Pending memory request = bondReturnRequestOf[provider];
+        if (request.amount == 0) revert NothingRequested(provider);
+        if (block.timestamp < request.readyAt) revert WithdrawalNotReady(provider, request.readyAt);
+        uint256 amount = _min(request.amount, bondOf[provider]);
+        delete bondReturnRequestOf[provider];
+        bondOf[provider] -= amount;
+        totalStaked -= amount;
+        emit BondReturned(provider, msg.sender, amount);
+        _send(msg.sender, amount);
     }
 
     function _stake(address provider) private {
@@ -246,18 +300,21 @@ contract Settlement {
 
     // ---------------------------------------------------------------- validator
 
-    /// Sends up to `amount` of the provider's stake (waiting unstake requests included) to the
-    /// treasury. Slashing more than is staked takes all of it, so a slash never fails on a race
-    /// with the provider's own unstake.
+    /// Sends up to `amount` of what backs the provider, its own stake first and then its sponsored
+    /// bond (waiting requests included), to the treasury. Slashing more than there is takes all
+    /// of it, so a slash never fails on a race with an unstake or a bond's return.
     function slash(address provider, uint256 amount, bytes32 evidenceHash, bytes calldata peerId)
         external
         onlyValidator
     {
         if (amount == 0) revert ZeroAmount();
-        uint256 available = stakeOf[provider];
-        if (available == 0) revert InsufficientStake(provider, 0, amount);
-        uint256 slashed = _min(amount, available);
-        stakeOf[provider] = available - slashed;
+        uint256 own = stakeOf[provider];
+        uint256 bond = bondOf[provider];
+        if (own + bond == 0) revert InsufficientStake(provider, 0, amount);
+        uint256 slashed = _min(amount, own + bond);
+        uint256 fromOwn = _min(slashed, own);
+        stakeOf[provider] = own - fromOwn;
+        bondOf[provider] = bond - (slashed - fromOwn);
         totalStaked -= slashed;
         totalSlashed += slashed;
         emit Slashed(provider, slashed, evidenceHash, peerId);
@@ -292,7 +349,9 @@ contract Settlement {
             withdrawalRequested: w.amount,
             withdrawalReadyAt: w.readyAt,
             redeemed: redeemedOf[account],
-            earnings: earningsOf[account]
+            earnings: earningsOf[account],
+            bond: bondOf[account],
+            sponsor: sponsorOf[account]
         });
     }
 

@@ -69,8 +69,13 @@ interface Target {
 export type OnSubmitted = (hash: Hash) => void;
 
 export const stake = (w: SettlementWallet, p: Target & { amount: bigint }) => send(w, p.settlement, 'stake', [], p.amount);
-/** A sponsor's stake for `provider` (a tab with no ETH): the provider's bond from then on. */
+/** Stake for `provider` that becomes the provider's own (a visitor staking for their tab's payout address from their wallet). */
 export const stakeFor = (w: SettlementWallet, p: Target & { provider: Address; amount: bigint }) => send(w, p.settlement, 'stakeFor', [p.provider], p.amount);
+/** A sponsor's bond for `provider` (a tab with no ETH): it backs the provider, slashable, and stays the sponsor's. */
+export const sponsor = (w: SettlementWallet, p: Target & { provider: Address; amount: bigint }) => send(w, p.settlement, 'sponsor', [p.provider], p.amount);
+/** The sponsor asks `amount` of a provider's bond back (paid by returnBond after the delay). */
+export const requestBondReturn = (w: SettlementWallet, p: Target & { provider: Address; amount: bigint }) => send(w, p.settlement, 'requestBondReturn', [p.provider, p.amount]);
+export const returnBond = (w: SettlementWallet, p: Target & { provider: Address }) => send(w, p.settlement, 'returnBond', [p.provider]);
 export const requestUnstake = (w: SettlementWallet, p: Target & { amount: bigint }) => send(w, p.settlement, 'requestUnstake', [p.amount]);
 export const unstake = (w: SettlementWallet, p: Target) => send(w, p.settlement, 'unstake', []);
 export const withdrawEarnings = (w: SettlementWallet, p: Target) => send(w, p.settlement, 'withdrawEarnings', []);
@@ -106,6 +111,10 @@ export interface AccountBalances {
   withdrawalReadyAt: bigint;
   redeemed: bigint;
   earnings: bigint;
+  /** a sponsor's bond backing this account as a provider: the sponsor's, not the account's */
+  bond: bigint;
+  /** whose bond it is (the zero address when none) */
+  sponsor: Address;
 }
 
 export async function balances(r: SettlementReader, p: Target & { account: Address }): Promise<AccountBalances> {

@@ -38,7 +38,8 @@ describe('the local chain across a server restart', () => {
     first.workVerified({ peerId: 'stage-a', requestId: 'req-1', layers: 3, tokens: 10 });
     await first.settleNow();
     const before = await balances(first.reader, { settlement: first.chain.contract, account: provider });
-    expect(before.stake).toBe(parseEther('0.1'));
+    // The operator's bond backs it; none of it is the stage's own.
+    expect([before.stake, before.bond]).toEqual([0n, parseEther('0.1')]);
     expect(before.earnings).toBe(30n * 1_000_000_000n);
     const contract = first.chain.contract;
     // Left open at the restart: a paid request whose verdict has not come, and a verdict whose voucher has not.
@@ -62,9 +63,9 @@ describe('the local chain across a server restart', () => {
     await second.settleNow();
     expect((await balances(second.reader, { settlement: contract, account: provider })).earnings).toBe((30n + 15n + 12n) * 1_000_000_000n);
     expect(second.ledger.batches({ states: ['confirmed'] })).toHaveLength(2);
-    // The stage joins again: its stake is already there, so none is added.
+    // The stage joins again: its bond is already there, so none is added.
     await second.donorJoined('stage-a', provider);
-    expect((await balances(second.reader, { settlement: contract, account: provider })).stake).toBe(parseEther('0.1'));
+    expect((await balances(second.reader, { settlement: contract, account: provider })).bond).toBe(parseEther('0.1'));
   });
 
   it('refuses a ledger whose contract the chain no longer holds, naming the contract and the way out', async () => {

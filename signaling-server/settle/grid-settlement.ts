@@ -28,7 +28,9 @@ import { createPublicClient, createWalletClient, http, parseEther, type Address,
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { getChainId } from 'viem/actions';
 import { InfermeshError } from '../../shared/errors.ts';
-import { balances, deploySettlement, deposit, stakeFor, type SettlementWallet } from '../../shared/settle/settlement-client.ts';
+import { balances, deploySettlement, deposit, sponsor, type SettlementWallet } from '../../shared/settle/settlement-client.ts';
+import { DEFAULT_SPONSORSHIP, sponsorshipRefusal } from './sponsorship.ts';
+import type { SponsorshipLimits } from './sponsorship.ts';
 import { signVoucher, type SignedVoucher } from '../../shared/settle/voucher.ts';
 import { startAnvil, type Anvil } from '../chain/anvil.ts';
 import { settlementArtifact } from './contract.ts';
@@ -58,8 +60,14 @@ export interface GridSettlementOptions {
   anvilStateFile?: string;
   /** wei per layer per token (default 1 gwei) */
   pricePerLayerToken?: bigint;
-  /** wei staked for each donor with a payout address (default 0.1 ETH; 0 = none) */
+  /** wei bonded for each donor with a payout address (default 0.1 ETH; 0 = none): the operator's bond, not the donor's (sponsorship.ts) */
   sponsorStake?: bigint;
+  /** wei bonded for donors in all (default DEFAULT_SPONSORSHIP.cap) */
+  sponsorCap?: bigint;
+  /** donors bonded in any hour at most (default DEFAULT_SPONSORSHIP.perHour) */
+  sponsorsPerHour?: number;
+  /** one bond per device signature (default true; a test's tabs on one machine share one) */
+  sponsorOncePerDevice?: boolean;
   /** the gateway's escrow, topped up to this (default 1 ETH) */
   gatewayEscrow?: bigint;
   /** how often verified work is paid out (default 10 s): at most one payout transaction per round */
@@ -91,8 +99,12 @@ export interface GridSettlement {
   readonly settler: Settler;
   readonly ledger: SettlementLedger;
   readonly reader: PublicClient;
-  /** A donor's payout address: sponsored stake once; later verdicts pay it or slash it. */
-  donorJoined(peerId: string, payTo: Address): Promise<void>;
+  /**
+   * A donor's payout address: later verdicts pay it or slash it. It gets the operator's bond
+   * if sponsorship.ts allows (one per address and per device signature, within the cap and the
+   * hourly limit); a refusal is logged, not thrown.
+   */
+  donorJoined(peerId: string, payTo: Address, deviceSignature?: string): Promise<void>;
   payoutAddress(peerId: string): Address | undefined;
   /** The gateway served a request (the ids its stages saw): sign and hand in its voucher (cumulative amount). */
   gatewayRequest(stageRequestIds: string[], tokens: number, layers: number): Promise<void>;
@@ -139,7 +151,7 @@ async function settlementContract(ledger: SettlementLedger, reader: PublicClient
 export async function startGridSettlement(options: GridSettlementOptions, deps: { log?: (line: string) => void } = {}): Promise<GridSettlement> {
   const log = deps.log ?? (() => {});
   const price = options.pricePerLayerToken ?? 1_000_000_000n;
-  const sponsorStake = options.sponsorStake ?? parseEther('0.1');
+  const sponsorship: SponsorshipLimits = { stake: options.sponsorStake ?? DEFAULT_SPONSORSHIP.stake, cap: options.sponsorCap ?? DEFAULT_SPONSORSHIP.cap, perHour: options.sponsorsPerHour ?? DEFAULT_SPONSORSHIP.perHour, oncePerDevice: options.sponsorOncePerDevice };
   const gatewayEscrow = options.gatewayEscrow ?? parseEther('1');
   let anvil: Anvil | undefined;
   let rpcUrl: string;
@@ -247,13 +259,19 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     settler,
     ledger,
     reader,
-    async donorJoined(peerId, address) {
+    async donorJoined(peerId, address, deviceSignature) {
       ledger.setPayTo(peerId, address);
-      if (sponsorStake === 0n) return;
+      if (sponsorship.stake === 0n) return;
       await serially(async () => {
-        if ((await balances(reader, { settlement, account: address })).stake > 0n) return;
-        await stakeFor(wallet(roles.sponsor), { settlement, provider: address, amount: sponsorStake });
-        log(`settlement: staked ${sponsorStake} wei for donor ${peerId} (${address})`);
+        const refusal = sponsorshipRefusal(ledger, { address, deviceSignature }, sponsorship, Date.now());
+        if (refusal) return log(`settlement: no bond for donor ${peerId} (${address}): ${refusal}`);
+        // A donor that staked from its own wallet needs no bond of ours.
+        const held = await balances(reader, { settlement, account: address });
+        if (held.stake > 0n || held.bond > 0n) return;
+        // Recorded first: a bond whose transaction failed is one fewer, never one more than the cap.
+        ledger.recordSponsorship({ address, peerId, deviceSignature, amount: sponsorship.stake });
+        await sponsor(wallet(roles.sponsor), { settlement, provider: address, amount: sponsorship.stake });
+        log(`settlement: bonded ${sponsorship.stake} wei for donor ${peerId} (${address}); the bond stays the operator's`);
       });
     },
     payoutAddress: (peerId) => ledger.payTo(peerId),
@@ -282,9 +300,10 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
       if (!provider) return undefined;
       return serially(async () => {
         const forfeited = ledger.forfeit(provider);
-        const { stake } = await balances(reader, { settlement, account: provider });
-        if (stake === 0n) return { amount: 0n, forfeited };
-        const record = await settler.slash({ provider, amount: stake, evidenceHash, peerId });
+        // Everything that backs it: its own stake and the operator's bond.
+        const { stake, bond } = await balances(reader, { settlement, account: provider });
+        if (stake + bond === 0n) return { amount: 0n, forfeited };
+        const record = await settler.slash({ provider, amount: stake + bond, evidenceHash, peerId });
         return { txHash: record.txHash, amount: record.amount, forfeited };
       });
     },

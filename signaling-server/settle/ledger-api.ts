@@ -50,7 +50,8 @@ export function ledgerHandlers(settlement: GridSettlement, store?: GridStore): A
 
   async function provider(address: Address, earnings = earningsByProvider(settlement, address)) {
     const onChain = await balances(reader, { ...target, account: address });
-    return { address, stake: wei(onChain.stake), earnings: wei(onChain.earnings), ...earnings(address) };
+    // `stake`: all that backs the provider (slashable); `bond`: the operator's part of it, which stays the operator's.
+    return { address, stake: wei(onChain.stake + onChain.bond), bond: wei(onChain.bond), earnings: wei(onChain.earnings), ...earnings(address) };
   }
 
   return [

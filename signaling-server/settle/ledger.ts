@@ -155,6 +155,10 @@ export interface SettlementLedger {
   holdWork(work: HeldWork, keep: number): void;
   /** Takes the work held for a request. */
   releaseWork(requestId: string): HeldWork[];
+  /** Records a bond the operator put up for a donor (sponsorship.ts decides whether it may). */
+  recordSponsorship(s: { address: Address; peerId: string; deviceSignature?: string; amount: bigint }): void;
+  /** What was sponsored: in all, since a time, and whether an address or a device already had a bond. */
+  sponsorships(): { total: bigint; count: number; since(at: number): number; hasAddress(address: Address): boolean; hasDevice(signature: string): boolean };
   /** The Settlement contract this ledger settles on, on a chain; recorded once deployed. */
   deployment(chainId: number): Address | undefined;
   recordDeployment(chainId: number, contract: Address): void;
@@ -253,6 +257,16 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX releases_receipt ON releases (receipt_id);
    UPDATE receipts SET released = amount WHERE batch_id IS NOT NULL;
    INSERT INTO releases (batch_id, receipt_id, amount) SELECT batch_id, id, amount FROM receipts WHERE batch_id IS NOT NULL;`,
+  // 5: the operator's sponsored bonds (sponsorship.ts), one per payout address and per device.
+  `CREATE TABLE sponsorships (
+     address           TEXT PRIMARY KEY,
+     peer_id           TEXT NOT NULL,
+     device_signature  TEXT,
+     amount            TEXT NOT NULL,
+     sponsored_at      INTEGER NOT NULL
+   );
+   CREATE INDEX sponsorships_device ON sponsorships (device_signature);
+   CREATE INDEX sponsorships_time ON sponsorships (sponsored_at);`,
 ];
 
 export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
@@ -320,6 +334,11 @@ export function openSettlementLedger(path: string, deps: { now?: () => number; m
     insertSlash: db.prepare('INSERT INTO slashes (provider, amount, evidence_hash, peer_id, tx_hash, slashed_at) VALUES (?, ?, ?, ?, ?, ?)'),
     slash: db.prepare('SELECT * FROM slashes WHERE id = ?'),
     slashes: db.prepare('SELECT * FROM slashes WHERE (?1 IS NULL OR provider = ?1) ORDER BY id'),
+    insertSponsorship: db.prepare('INSERT INTO sponsorships (address, peer_id, device_signature, amount, sponsored_at) VALUES (?, ?, ?, ?, ?)'),
+    sponsorshipAmounts: db.prepare('SELECT amount FROM sponsorships'),
+    sponsorshipsSince: db.prepare('SELECT COUNT(*) AS n FROM sponsorships WHERE sponsored_at >= ?'),
+    sponsoredAddress: db.prepare('SELECT 1 FROM sponsorships WHERE address = ?'),
+    sponsoredDevice: db.prepare('SELECT 1 FROM sponsorships WHERE device_signature = ?'),
   };
 
   const batch = (id: Hex) => {
@@ -440,6 +459,19 @@ export function openSettlementLedger(path: string, deps: { now?: () => number; m
     },
     slashes(provider) {
       return q.slashes.all(provider ? getAddress(provider) : null).map(slashOf);
+    },
+    recordSponsorship(sp) {
+      q.insertSponsorship.run(getAddress(sp.address), sp.peerId, sp.deviceSignature ?? null, sp.amount.toString(), now());
+    },
+    sponsorships() {
+      const amounts = (q.sponsorshipAmounts.all() as { amount: string }[]).map((r) => BigInt(r.amount));
+      return {
+        total: amounts.reduce((a, b) => a + b, 0n),
+        count: amounts.length,
+        since: (at) => Number((q.sponsorshipsSince.get(at) as { n: number }).n),
+        hasAddress: (address) => q.sponsoredAddress.get(getAddress(address)) !== undefined,
+        hasDevice: (signature) => q.sponsoredDevice.get(signature) !== undefined,
+      };
     },
     setPayTo(peerId, address) {
       q.setPayTo.run(peerId, getAddress(address));

@@ -13,11 +13,14 @@ import {
   isBatchPaid,
   payoutBatch,
   redeem,
+  requestBondReturn,
   requestUnstake,
   requestWithdrawal,
+  returnBond,
   settlementEvents,
   settlementTotals,
   slash,
+  sponsor,
   stake,
   stakeFor,
   unstake,
@@ -99,6 +102,33 @@ describe('Settlement contract', () => {
     expect((await balances(chain.publicClient, { settlement, account: sponsor.account.address })).stake).toBe(0n);
     await revertsWith(requestUnstake(sponsor, { settlement, amount: parseEther('0.25') }), 'InsufficientStake');
     await revertsWith(stakeFor(sponsor, { settlement, provider: '0x0000000000000000000000000000000000000000', amount: 1n }), 'ZeroAddress');
+  });
+
+  it('takes a sponsor’s bond for a provider: it backs the provider, slashable after its own stake, and only the sponsor takes it back', async () => {
+    const { settlement } = await fresh();
+    const [provider, operator, other] = chain.providers;
+    const of = async (a: SettlementWallet) => balances(chain.publicClient, { settlement, account: a.account.address });
+    await sponsor(operator, { settlement, provider: provider.account.address, amount: parseEther('0.3') });
+    expect(await of(provider)).toMatchObject({ stake: 0n, bond: parseEther('0.3'), sponsor: getAddress(operator.account.address) });
+    // Not the provider's: it cannot unstake it, and another sponsor cannot claim the provider.
+    await revertsWith(requestUnstake(provider, { settlement, amount: 1n }), 'InsufficientStake');
+    await revertsWith(requestBondReturn(provider, { settlement, provider: provider.account.address, amount: 1n }), 'NotSponsor');
+    await revertsWith(sponsor(other, { settlement, provider: provider.account.address, amount: 1n }), 'NotSponsor');
+    // Slashable: the provider's own stake goes first, then the bond.
+    await stake(provider, { settlement, amount: parseEther('0.1') });
+    await slash(chain.validator, { settlement, provider: provider.account.address, amount: parseEther('0.15'), evidenceHash: evidence });
+    expect(await of(provider)).toMatchObject({ stake: 0n, bond: parseEther('0.25') });
+    // Back to the sponsor after the delay, never to the provider.
+    await requestBondReturn(operator, { settlement, provider: provider.account.address, amount: parseEther('0.25') });
+    await revertsWith(returnBond(operator, { settlement, provider: provider.account.address }), 'WithdrawalNotReady');
+    await passWithdrawDelay();
+    const before = await chain.publicClient.getBalance({ address: operator.account.address });
+    const r = await returnBond(operator, { settlement, provider: provider.account.address });
+    expect(settlementEvents(r).map((e) => e.eventName)).toEqual(['BondReturned']);
+    expect((await chain.publicClient.getBalance({ address: operator.account.address })) - before + r.gasUsed * r.effectiveGasPrice).toBe(parseEther('0.25'));
+    expect((await of(provider)).bond).toBe(0n);
+    const totals = await settlementTotals(chain.publicClient, { settlement });
+    expect(totals.liabilities).toBe(await chain.publicClient.getBalance({ address: settlement }));
   });
 
   it('escrows a deposit, redeems cumulative vouchers into the pool, pays a batch, and pays out earnings', async () => {

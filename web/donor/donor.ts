@@ -387,8 +387,8 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
   const readLedger = async () => {
     const response = await fetch(`${base}/v1/ledger/peers/${node.peerId.toString()}`).catch(() => undefined);
     if (!response?.ok) return;
-    const entry = (await response.json()) as { stake?: string; verifiedWork?: number; pending?: string; paid?: string; forfeited?: string };
-    Object.assign(trust, { stake: entry.stake, verifiedWork: entry.verifiedWork, pending: entry.pending, paid: entry.paid, forfeited: entry.forfeited });
+    const entry = (await response.json()) as { stake?: string; bond?: string; verifiedWork?: number; pending?: string; paid?: string; forfeited?: string };
+    Object.assign(trust, { stake: entry.stake, bond: entry.bond, verifiedWork: entry.verifiedWork, pending: entry.pending, paid: entry.paid, forfeited: entry.forfeited });
     update({ trust: { ...trust } });
   };
   // A grid without a chain keeps no ledger, so nothing is polled (each tab's poll would be a

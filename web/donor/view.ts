@@ -55,6 +55,8 @@ export interface TrustState {
   /** from the server's ledger (/v1/ledger/peers/<id>); amounts in wei as decimal strings */
   payTo?: string;
   stake?: string;
+  /** the part of `stake` that is the grid operator's bond: slashable, never the visitor's */
+  bond?: string;
   verifiedWork?: number;
   pending?: string;
   paid?: string;
@@ -275,7 +277,8 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('trust-verdict', t?.verdict ?? 'no verdict against this tab');
     mark('trust-verdict', 'banned', String(t?.verdict !== undefined));
     set('ledger-pay-to', t?.payTo);
-    set('ledger-stake', formatEth(t?.stake));
+    // What backs the tab; the grid's bond in it stays the grid's (it is never the visitor's to withdraw).
+    set('ledger-stake', t?.stake && `${formatEth(t.stake)}${t.bond && t.bond !== '0' ? ` (${formatEth(t.bond)} of it the grid's bond)` : ''}`);
     set('ledger-verified-work', t?.verifiedWork);
     set('ledger-pending', formatEth(t?.pending));
     set('ledger-paid', formatEth(t?.paid));
