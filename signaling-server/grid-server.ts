@@ -41,6 +41,8 @@ import type { GridSettlement } from './settle/grid-settlement.ts';
 import { startValidator, verdictReason } from './trust/validator.ts';
 import { createRouteGrants } from './coordinator/route-grants.ts';
 import type { Validator, Verdict } from './trust/validator.ts';
+import { createNoShows } from './trust/no-shows.ts';
+import type { NoShowPolicy } from './trust/no-shows.ts';
 
 /** onnxruntime-web's .wasm and loader files, served at ORT_ASSET_PATH for the engine workers. */
 const ORT_DIST_DIR = fileURLToPath(new URL('../node_modules/onnxruntime-web/dist/', import.meta.url));
@@ -62,6 +64,8 @@ export interface GridServerOptions {
   /** more static folders by URL prefix, beside the app (the e2e tests serve the test pages under /test/) */
   staticRoutes?: Record<string, string>;
   maxLayersPerNode?: number;
+  /** what a stage's no-shows cost it, and when (trust/no-shows.ts); default DEFAULT_NO_SHOW_POLICY */
+  noShows?: Partial<NoShowPolicy>;
 }
 
 export interface GridServer {
@@ -191,6 +195,21 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     },
   );
 
+  // Stages that served a request and did not answer for it while connected (trust/no-shows.ts).
+  const missed = new Map<string, number[]>(); // without a store: no-show times per stage, in memory
+  const noShows = createNoShows(options.noShows ?? {}, {
+    connected: (peerId) => coordinator.registry.peers.has(peerId),
+    committedTo: (peerId, requestId) => validator.committedTo(peerId, requestId),
+    record: (n) => (store ? store.recordNoShow(n) : missed.set(n.peerId, [...(missed.get(n.peerId) ?? []), Date.now()])),
+    count: (peerId, since) => (store ? store.noShows(peerId, since) : (missed.get(peerId) ?? []).filter((t) => t >= since).length),
+    forfeit: async (peerId) => settlement?.forfeit(peerId) ?? 0n,
+    suspend: (peerId) => coordinator.registry.suspend(peerId),
+    resume: (peerId) => coordinator.registry.resume(peerId),
+    ban: (peerId, reason) =>
+      coordinator.banish({ peerId, requestId: '', layers: coordinator.registry.peers.get(peerId)?.serving ?? { start: 0, end: 0 }, reason, evidenceHash: '' }),
+    log,
+  });
+
   // The validator runs on the relay node: stages reach it over the WebSocket connection they already have.
   const replayer = startReplayerThread({ dir: options.modelDir, manifest });
   const grants = createRouteGrants();
@@ -202,6 +221,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     reputation: store && ((peerId) => store.reputation(peerId)),
     onVerdict: (verdict) => void judged(verdict).catch(() => undefined),
     onRefusal: (refusal) => store?.recordRefusal({ ...refusal, requestId: refusal.requestId ?? null }),
+    onMissedReveal: (peerId, requestId) => void noShows.noShow(peerId, requestId, 'reveal'),
     logError: (err) => log(`validator: ${(err as Error)?.stack ?? String(err)}`),
   });
   /**
@@ -301,10 +321,11 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   relay.announce([relayMultiaddr(publicUrl)]);
 
   // The gateway's requests: recorded, and paid for with a voucher when settlement runs.
-  const observer: RequestObserver | undefined = (store || settlement) && {
+  const observer: RequestObserver = {
     started: (r) => store?.requestStarted({ ...r, packageId: manifest.id }),
     ended: (r) => {
       store?.requestEnded({ requestId: r.requestId, completionTokens: r.completionTokens, status: r.status, error: r.error });
+      if (r.answeredBy) noShows.expectCommitments(r.answeredBy.id, r.answeredBy.stages);
       void settlement?.gatewayRequest(r.stageRequestIds, r.promptTokens + r.completionTokens, manifest.config.nLayers).catch((err: Error) => log(`settlement: the gateway's voucher failed: ${err.message}`));
     },
   };
@@ -356,6 +377,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     async close() {
       const c = await client?.catch(() => null);
       await c?.close();
+      noShows.stop();
       await validator.stop().catch(() => undefined);
       await replayer.close();
       await coordinator.stop().catch(() => undefined);

@@ -109,6 +109,10 @@ export interface GridStore {
   refusals(filter?: { peerId?: string; limit?: number }): RefusalRecord[];
   /** A peer's standing from all its verdicts: the validator's sampling input, and what the ledger shows. */
   reputation(peerId: string): PeerReputation;
+  /** A stage that stayed connected did not commit to a request it served, or did not reveal what was challenged. */
+  recordNoShow(noShow: { peerId: string; requestId: string; kind: 'commitment' | 'reveal' }): void;
+  /** A stage's no-shows since `at` (ms since the epoch; all of them by default). */
+  noShows(peerId: string, since?: number): number;
   /** Bans the coordinator made (a peer id, or device:<signature>), kept across restarts (coordinator/registry.ts BanList). */
   readonly bans: { all(): [string, string][]; add(key: string, reason: string): void };
   /** The validator's backlog (signaling-server/trust/validator.ts ReplayBacklog). */
@@ -133,6 +137,8 @@ export interface PeerReputation {
   verifiedSteps: number;
   /** failed verdicts */
   failedChecks: number;
+  /** requests it served and then did not answer for while connected (no commitment, or no reveal) */
+  noShows: number;
   /** verified steps judged after the last failed verdict (all of them when none failed) */
   verifiedSinceFailure: number;
   /** verified work (layers × tokens) over all verdicts */
@@ -241,6 +247,15 @@ const MIGRATIONS: readonly string[] = [
      reason     TEXT NOT NULL,
      banned_at  INTEGER NOT NULL
    );`,
+  // 6: stages that stayed connected and did not answer for a request (trust/no-shows.ts).
+  `CREATE TABLE no_shows (
+     id          INTEGER PRIMARY KEY AUTOINCREMENT,
+     peer_id     TEXT NOT NULL,
+     request_id  TEXT NOT NULL,
+     kind        TEXT NOT NULL CHECK (kind IN ('commitment', 'reveal')),
+     at          INTEGER NOT NULL
+   );
+   CREATE INDEX no_shows_peer ON no_shows (peer_id, at);`,
 ];
 
 export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -252,6 +267,8 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
 
   const q = {
     bans: db.prepare('SELECT key, reason FROM bans ORDER BY rowid'),
+    insertNoShow: db.prepare('INSERT INTO no_shows (peer_id, request_id, kind, at) VALUES (?, ?, ?, ?)'),
+    noShows: db.prepare('SELECT COUNT(*) AS n FROM no_shows WHERE peer_id = ? AND at >= ?'),
     addBan: db.prepare('INSERT INTO bans (key, reason, banned_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING'),
     addPendingReplay: db.prepare('INSERT INTO pending_replays (peer_id, commitment, reveal, challenged, received_at) VALUES (?, ?, ?, ?, ?)'),
     removePendingReplay: db.prepare('DELETE FROM pending_replays WHERE id = ?'),
@@ -379,6 +396,10 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
     refusals(filter = {}) {
       return q.refusals.all(filter.peerId ?? null, filter.limit ?? 100).map(refusalOf);
     },
+    recordNoShow(n) {
+      q.insertNoShow.run(n.peerId, n.requestId, n.kind, now());
+    },
+    noShows: (peerId, since = 0) => Number((q.noShows.get(peerId, since) as { n: number }).n),
     bans: {
       all: () => (q.bans.all() as { key: string; reason: string }[]).map((r) => [r.key, r.reason] as [string, string]),
       add: (key, reason) => void q.addBan.run(key, reason, now()),
@@ -388,6 +409,7 @@ export function openGridStore(path: string, deps: GridStoreDeps = {}): GridStore
       return {
         verifiedSteps: Number(row.verified),
         failedChecks: Number(row.failed),
+        noShows: Number((q.noShows.get(peerId, 0) as { n: number }).n),
         verifiedSinceFailure: Number(row.since_failure),
         verifiedWork: Number(row.work),
         recentWork: Number(row.recent),

@@ -89,8 +89,12 @@ export interface ConnectOptions {
 /** Told about every generation this client runs (the server records its gateway's requests). */
 export interface RequestObserver {
   started(request: { requestId: string; route: RouteHop[]; promptTokens: number }): void;
-  /** `stageRequestIds`: the ids the stages saw, one per attempt (the validator's verdicts name these) */
-  ended(result: { requestId: string; stageRequestIds: string[]; promptTokens: number; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }): void;
+  /**
+   * `stageRequestIds`: the ids the stages saw, one per attempt (the validator's verdicts name
+   * these); `answeredBy`: the stage request whose stages answered the last step (each owes a
+   * commitment to it), when there was one
+   */
+  ended(result: { requestId: string; stageRequestIds: string[]; answeredBy?: StageRequest; promptTokens: number; completionTokens: number; status: 'done' | 'failed' | 'aborted'; error?: string }): void;
 }
 
 export interface ClientDeps {
@@ -244,7 +248,10 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
       // too long) still has a track to drop.
       void recovering.end(requestId);
       if (started) {
-        deps.observer?.ended({ requestId, stageRequestIds, promptTokens, completionTokens, status, error });
+        // The route the last step was answered on: the last recovery's, else the first.
+        const finalId = track.recoveries.at(-1)?.stageRequestId ?? track.stageRequests[0]?.id;
+        const answeredBy = completionTokens > 0 ? track.stageRequests.find((s) => s.id === finalId) : undefined;
+        deps.observer?.ended({ requestId, stageRequestIds, answeredBy, promptTokens, completionTokens, status, error });
         // Whatever the outcome, the stages did this work: the voucher goes out after the request,
         // off its path. A replay is work too (every stage of a new route prefilled the earlier
         // rows again): the voucher covers it, so the stages that served are paid in full.

@@ -73,6 +73,8 @@ export interface Reputation {
   failedChecks: number;
   /** steps verified since its last failed check (defaults to verifiedSteps when it never failed, else 0) */
   verifiedSinceFailure?: number;
+  /** requests it served and did not answer for while connected (no commitment or no reveal) */
+  noShows?: number;
 }
 
 /**
@@ -100,7 +102,8 @@ export const SAMPLING_DECAY_STEPS = 2000;
 export function samplingRate(reputation: Reputation): number {
   const { verifiedSteps, failedChecks } = reputation;
   const earned = failedChecks > 0 ? (reputation.verifiedSinceFailure ?? 0) : (reputation.verifiedSinceFailure ?? verifiedSteps);
-  const decay = SAMPLING_DECAY_STEPS * (1 + Math.max(0, failedChecks));
+  // A stage that failed checks, or did not answer for requests it served, earns trust back more slowly.
+  const decay = SAMPLING_DECAY_STEPS * (1 + Math.max(0, failedChecks) + Math.max(0, reputation.noShows ?? 0));
   const excess = (SAMPLING_RATE_NEW - SAMPLING_RATE_FLOOR) * Math.exp(-Math.max(0, earned) / decay);
   return SAMPLING_RATE_FLOOR + excess;
 }

@@ -103,6 +103,8 @@ export function createRegistry(options: RegistryOptions) {
   const peers = new Map<string, PeerRecord>();
   /** Peer ids and device signatures caught cheating, with why (kept by options.bans across restarts). */
   const banned = new Map<string, string>(options.bans?.all() ?? []);
+  /** Stages kept out of routes for a while (trust/no-shows.ts): they serve on, but no request goes through them. */
+  const suspended = new Set<string>();
   const addBan = (key: string, reason: string) => {
     banned.set(key, reason);
     options.bans?.add(key, reason);
@@ -140,6 +142,10 @@ export function createRegistry(options: RegistryOptions) {
       peers.delete(peerId);
     },
     isBanned: (peerId: string) => banned.has(peerId),
+    /** Keeps a stage out of routes until resume(); it stays registered and serving. */
+    suspend: (peerId: string) => void suspended.add(peerId),
+    resume: (peerId: string) => void suspended.delete(peerId),
+    isSuspended: (peerId: string) => suspended.has(peerId),
     /** Re-places donors after a join or leave; returns the donors whose range changed. */
     place(): Assignment[] {
       const current = donors().flatMap((p) => (p.assignment ? [{ nodeId: p.peerId, layers: p.assignment }] : []));
@@ -174,7 +180,7 @@ export function createRegistry(options: RegistryOptions) {
     /** Layers 0..n-1 each served by how many donors (leaving out `avoid`). */
     coverage(avoid: ReadonlySet<string> = new Set()): number[] {
       const cover = new Array<number>(shape.nLayers).fill(0);
-      for (const p of peers.values()) if (p.serving && !avoid.has(p.peerId)) for (let l = p.serving.start; l < p.serving.end; l++) cover[l] += 1;
+      for (const p of peers.values()) if (p.serving && !avoid.has(p.peerId) && !suspended.has(p.peerId)) for (let l = p.serving.start; l < p.serving.end; l++) cover[l] += 1;
       return cover;
     },
     /**
@@ -182,7 +188,7 @@ export function createRegistry(options: RegistryOptions) {
      * client saw fail or stall mid-request). Throws NoRouteError naming the uncovered layers.
      */
     route(clientId = 'client', avoid: ReadonlySet<string> = new Set()): RouteWithStandbys {
-      const serving = [...peers.values()].filter((p) => p.serving && p.device && !avoid.has(p.peerId));
+      const serving = [...peers.values()].filter((p) => p.serving && p.device && !avoid.has(p.peerId) && !suspended.has(p.peerId));
       const stages = serving.map((p) => ({ peerId: p.peerId, layers: p.serving!, msPerLayer: p.device!.msPerLayer }));
       const rtt = (a: string, b: string) => peers.get(a)?.rtt.get(b) ?? peers.get(b)?.rtt.get(a) ?? UNMEASURED_RTT_MS;
       const route = bestRoute(shape.nLayers, stages, rtt, clientId);

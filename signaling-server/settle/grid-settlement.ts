@@ -123,6 +123,8 @@ export interface GridSettlement {
    * stake) and its unpaid rewards are forfeited; undefined for a stage with no payout address.
    */
   slash(peerId: string, evidenceHash: Hex): Promise<{ txHash?: Hex; amount: bigint; forfeited: bigint } | undefined>;
+  /** A stage that did not answer for a request it served (trust/no-shows.ts) loses its unvested rewards: the wei forfeited. */
+  forfeit(peerId: string): bigint;
   /** One settlement round now (tests; the timer runs them otherwise). */
   settleNow(): Promise<void>;
   close(): Promise<void>;
@@ -306,6 +308,10 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
         const record = await settler.slash({ provider, amount: stake + bond, evidenceHash, peerId });
         return { txHash: record.txHash, amount: record.amount, forfeited };
       });
+    },
+    forfeit(peerId) {
+      const provider = ledger.payTo(peerId);
+      return provider ? ledger.forfeit(provider) : 0n;
     },
     settleNow: () => settleRound(),
     async close() {

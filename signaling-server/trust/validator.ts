@@ -182,6 +182,8 @@ export interface ValidatorDeps {
   reputation?: (peerId: string) => Reputation;
   onVerdict?: (verdict: Verdict) => void;
   onRefusal?: (refusal: Refusal) => void;
+  /** a stage committed, was challenged and let the answer window pass without a reveal, its stream still open (trust/no-shows.ts) */
+  onMissedReveal?: (peerId: string, requestId: string) => void;
   /** Where failures that are ours, not a stage's (a bug, a store that failed), are reported; default console.error. */
   logError?: (err: unknown) => void;
   random?: (bytes: number) => Uint8Array;
@@ -192,6 +194,8 @@ export interface Validator {
   /** Resolves when every queued replay has finished. */
   idle(): Promise<void>;
   stats(): { commitments: number; replays: number; replayMs: number; verdicts: number; failures: number; refusals: number };
+  /** Whether `peerId` committed to `requestId` (among the last MAX_REMEMBERED_COMMITMENTS commitments). */
+  committedTo(peerId: string, requestId: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -464,6 +468,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       const backlogId = deps.backlog?.addPendingReplay({ peerId, commitment: commitmentBytes, reveal: raw.slice(), challenged });
       enqueue({ backlogId, peerId, signed, commitmentBytes, records, inputs: message.reveal.inputs, challenged });
     } catch (err) {
+      if ((err as Error)?.name === 'RevealLateError') deps.onMissedReveal?.(peerId, commitment.requestId);
       await refuse(wire, peerId, err, commitment.requestId);
     }
   }
@@ -539,6 +544,7 @@ export async function startValidator(options: ValidatorOptions, deps: ValidatorD
       } while (seen !== queue);
     },
     stats: () => ({ ...stats }),
+    committedTo: (peerId, requestId) => committed.has(`${peerId} ${requestId}`),
     stop: () => {
       stopped = true;
       return deps.node.unhandle(TRUST_PROTOCOL);

@@ -77,6 +77,8 @@ export interface DonorDeps {
   offeredMemory?: () => Promise<number>;
   /** the payout address when the options name none (default: an account this browser keeps) */
   payoutAccount?: () => string;
+  /** test-only: while true, the donor serves but never answers for its requests (e2e/no-shows.test.ts) */
+  withholdCommitments?: () => boolean;
 }
 
 export interface DonorHooks {
@@ -231,7 +233,10 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
       engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) },
       journal,
       privateKey,
-      onRequestEnd: (id) => void answerFor(id),
+      onRequestEnd: (id) => {
+        if (deps.withholdCommitments?.()) return journal.forget(id);
+        void answerFor(id);
+      },
     });
     await send({ type: 'serving', packageId: manifest.id, layers });
     update({ status: 'serving' });
