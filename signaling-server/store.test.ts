@@ -162,14 +162,18 @@ describe('verdicts and refusals', () => {
   });
 
   it('sums a peer’s verified work into its reputation, its recent work halving every day', () => {
-    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 0, failedChecks: 0, verifiedSinceFailure: 0, verifiedWork: 0, recentWork: 0 });
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 0, failedChecks: 0, noShows: 0, verifiedSinceFailure: 0, verifiedWork: 0, recentWork: 0 });
     store.recordVerdict(verdict(true, 24)); // 2 layers × 31 tokens
     store.recordVerdict(verdict(true, 6)); // 2 × 13
     store.recordVerdict(verdict(false, 10));
-    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 30, failedChecks: 1, verifiedSinceFailure: 0, verifiedWork: 88, recentWork: 88 });
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 30, failedChecks: 1, noShows: 0, verifiedSinceFailure: 0, verifiedWork: 88, recentWork: 88 });
     clock += REPUTATION_HALF_LIFE_MS;
     store.recordVerdict(verdict(true, 4)); // 2 × 11, judged a day later
-    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 34, failedChecks: 1, verifiedSinceFailure: 4, verifiedWork: 110, recentWork: 88 / 2 + 22 });
+    expect(store.reputation('peer-a')).toEqual({ verifiedSteps: 34, failedChecks: 1, noShows: 0, verifiedSinceFailure: 4, verifiedWork: 110, recentWork: 88 / 2 + 22 });
+    // A request served and not answered for counts against it.
+    store.recordNoShow({ peerId: 'peer-a', requestId: 'r-x', kind: 'commitment' });
+    expect(store.reputation('peer-a').noShows).toBe(1);
+    expect(store.noShows('peer-a', Date.now() + 86_400_000 * 10)).toBe(0);
   });
 
   it('records refusals with their reason', () => {
@@ -207,7 +211,7 @@ describe('verdicts and refusals', () => {
   it('brings a file of schema version 1 up to date, keeping its rows', () => {
     store.close();
     const db = new DatabaseSync(file);
-    db.exec('DROP TABLE verdicts; DROP TABLE refusals; DROP TABLE pending_replays; DROP TABLE bans; PRAGMA user_version = 1');
+    db.exec('DROP TABLE verdicts; DROP TABLE refusals; DROP TABLE pending_replays; DROP TABLE bans; DROP TABLE no_shows; PRAGMA user_version = 1');
     db.prepare("INSERT INTO peers (peer_id, role, first_seen, last_seen) VALUES ('old', 'donor', 1, 1)").run();
     db.close();
     store = openGridStore(file, { now });
