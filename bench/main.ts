@@ -7,7 +7,8 @@
  * (commitments on vs off, replay cost, proof bytes, detection of each stage fault), fuzz (the
  * grid server under malformed HTTP and libp2p input: errors, crashes, stuck streams, peak memory),
  * churn (generations whose route loses a stage to a closed tab, a killed browser, a dropped or
- * throttled link or a frozen tab: identical text, tokens lost and repeated, recovery time).
+ * throttled link or a frozen tab: identical text, tokens lost and repeated, recovery time),
+ * load (the server under hundreds of concurrent HTTP clients: throughput, latency, backpressure).
  */
 import { Command, type OptionValues } from 'commander';
 import { compileBench } from './compile-bench.ts';
@@ -17,6 +18,7 @@ import { gridBench } from './grid-bench.ts';
 import { trustBench } from './trust-bench.ts';
 import { fuzzBench } from './fuzz-bench.ts';
 import { churnBench } from './churn-bench.ts';
+import { loadBench } from './load-bench.ts';
 import type { Family } from '../testkit/fuzz/fuzz-cases.ts';
 import { CHURN_FAULTS, STAGE_POSITIONS } from '../testkit/churn/faults.ts';
 
@@ -126,6 +128,12 @@ suite('fuzz', 'the grid server (a child `infermesh serve`) under fuzzed HTTP req
       { lingers: true },
     ),
   );
+suite('load', 'the grid server (a child `infermesh serve` with one donor) under hundreds of concurrent HTTP clients: requests/s, p50/p99, peak RSS, answers by status, dropped')
+  .option('--clients <n>', 'concurrent clients', '200')
+  .option('--seconds <n>', 'how long', '20')
+  .option('--timeout <ms>', 'a request unanswered this long is dropped', '30000')
+  .action(printed((opts) => loadBench({ clients: Number(opts.clients), seconds: Number(opts.seconds), timeoutMs: Number(opts.timeout) }), { lingers: true }));
+
 suite('churn', 'generations through real Chromium donor tabs whose route loses a stage at a random token (closed tab, killed browser, dropped or throttled link, frozen tab): identical text, lost and repeated tokens, recovery time, throughput against unbroken runs')
   .option('--generations <n>', 'faulty generations', '50')
   .option('--tokens <n>', 'completion tokens per generation', '100')

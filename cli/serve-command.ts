@@ -68,7 +68,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       `infermesh grid server: ${server.manifest.name} (${server.manifest.config.nLayers} layers, package ${server.manifest.id.slice(0, 12)}…)`,
       `  donate a GPU:              open ${site}donor/ in a browser (Chrome or Edge for WebGPU), on any machine`,
       `  donate a machine's CPU:    npx infermesh donate ${site}`,
-      `  OpenAI-compatible API:     ${site}v1/chat/completions (${keys.required ? `API key required: ${activeKeys} active; \`infermesh keys create --data ${config.dataDir}\` makes one` : 'open to whoever reaches it; keys sent are checked'})`,
+      `  OpenAI-compatible API:     ${site}v1/chat/completions (${keys.required ? `API key required: ${activeKeys} active; \`infermesh keys create --data ${config.dataDir}\` makes one` : 'open to whoever reaches it; keys of this grid are metered'})`,
       `  relay:                     ${server.relay.getMultiaddrs().map(String).join(' ')}`,
       `  state:                     ${store.path}`,
       `  settlement:                ${settlement ? `chain ${settlement.chain.chainId}${settlement.chain.local ? ' (local anvil)' : ''}, contract ${settlement.chain.contract}; ledger at ${site}v1/ledger` : 'off'}`,

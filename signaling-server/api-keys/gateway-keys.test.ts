@@ -17,14 +17,24 @@ describe('the gateway’s API keys', () => {
     expect(setup(false).gate.admit({}).key).toBeUndefined();
   });
 
-  it('check a key that is sent, required or not: unknown, malformed or revoked is a 401 naming why', () => {
-    const { keys, gate } = setup(false);
+  it('where keys are required, refuse an unknown, malformed or revoked one with a 401 naming why', () => {
+    const { keys, gate } = setup(true);
     expect(() => gate.admit(bearer('im-not-a-key'))).toThrow(expect.objectContaining({ status: 401, code: 'invalid_api_key', message: expect.stringMatching(/not one of this grid's/) }));
     expect(() => gate.admit({ authorization: 'Basic abc' })).toThrow(expect.objectContaining({ status: 401, message: expect.stringMatching(/must be "Bearer <key>"/) }));
     const { record, secret } = keys.create('ci', {});
     expect(gate.admit(bearer(secret)).key?.id).toBe(record.id);
     expect(keys.revoke(record.id)).toBe(true);
     expect(() => gate.admit(bearer(secret))).toThrow(expect.objectContaining({ status: 401, message: `API key ${record.id} was revoked` }));
+  });
+
+  it('on an open gateway, meter a key of this grid and take any other as no key (official clients always send one)', () => {
+    const { keys, gate } = setup(false);
+    expect(gate.admit(bearer('none')).key).toBeUndefined();
+    const { record, secret } = keys.create('metered', { budgetTokens: 1 });
+    const admitted = gate.admit(bearer(secret));
+    expect(admitted.key?.id).toBe(record.id);
+    admitted.charge(1);
+    expect(() => gate.admit(bearer(secret))).toThrow(expect.objectContaining({ status: 429, code: 'insufficient_quota' }));
   });
 
   it('store only a hash of the secret, which starts im-', () => {

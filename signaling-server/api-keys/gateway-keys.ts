@@ -1,8 +1,10 @@
 /**
  * Who may call the OpenAI gateway, and how much: `Authorization: Bearer <key>` checked against
  * the key store (key-store.ts) on every request. Where keys are required (a grid reachable beyond
- * this machine, unless the operator opened the gateway) a call without one is a 401; a key that
- * is sent is always checked, required or not. A key past its token budget gets 429
+ * this machine, unless the operator opened the gateway) a call without one, or with one the
+ * grid never made or revoked, is a 401. On an open gateway (loopback) anyone is answered: a key
+ * of this grid is metered, any other (the official clients always send one, e.g. "none") is
+ * taken as no key. A key past its token budget gets 429
  * `insufficient_quota`; one past its requests or tokens per minute, 429 `rate_limit_exceeded`
  * with Retry-After. Answers are OpenAI-shaped (http/errors.ts). Spending is charged after a
  * request from its usage, so a budget can be overshot by at most one request's tokens.
@@ -108,6 +110,7 @@ export function createGatewayKeys(options: GatewayKeysOptions, deps: GatewayKeys
         return { charge() {} };
       }
       const key = deps.keys.find(secret);
+      if (!options.required && (!key || key.revokedAt !== undefined)) return { charge() {} };
       if (!key) throw new ApiKeyError(`the API key is not one of this grid's; ${HOW_TO}`, 'invalid_api_key');
       if (key.revokedAt !== undefined) throw new ApiKeyError(`API key ${key.id} was revoked`, 'invalid_api_key');
       check(key, now());
