@@ -47,10 +47,19 @@ export async function loadBench(options: LoadBenchOptions) {
     const agent = new Agent({ keepAlive: true, maxSockets: options.clients });
     /** One request on the shared agent: its status and Retry-After, or a rejection when it was not answered in time. */
     const send = (path: string, body: string | undefined, headers: Record<string, string>) =>
-      new Promise<{ status: number; retryAfter?: string }>((resolve, reject) => {
+      new Promise<{ status: number; retryAfter?: string; code?: string }>((resolve, reject) => {
         const req = request(new URL(path, server.url), { method: body ? 'POST' : 'GET', agent, headers: { ...headers, ...(body && { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }) }, timeout: options.timeoutMs }, (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined }));
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => (res.statusCode ?? 0) >= 400 && chunks.push(c));
+          res.on('end', () => {
+            let code: string | undefined;
+            try {
+              code = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString()) as { error?: { code?: string } }).error?.code : undefined;
+            } catch {
+              code = 'not-json';
+            }
+            resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, code });
+          });
           res.on('error', reject);
         });
         req.on('timeout', () => req.destroy(new Error('timed out')));
@@ -83,7 +92,8 @@ export async function loadBench(options: LoadBenchOptions) {
           const t0 = performance.now();
           try {
             const response = await send(r.path, r.body, keyed ? { authorization: `Bearer ${key}` } : {});
-            byStatus[response.status] = (byStatus[response.status] ?? 0) + 1;
+            const kind = response.code ? `${response.status} ${response.code}` : String(response.status);
+            byStatus[kind] = (byStatus[kind] ?? 0) + 1;
             const refused = response.status === 429 || response.status === 503;
             if (refused && !response.retryAfter) refusedWithoutRetryAfter++;
             latencies.push(performance.now() - t0);
