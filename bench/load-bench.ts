@@ -12,11 +12,11 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'node:http';
 import { machineInfo } from './machine.ts';
 import { prepareGridSandbox } from '../testkit/fuzz/grid-sandbox.ts';
 import { startServeProcess } from '../testkit/fuzz/serve-process.ts';
+import { REPO_ROOT } from '../testkit/model-fixtures.ts';
 
 export interface LoadBenchOptions {
   clients: number;
@@ -25,7 +25,7 @@ export interface LoadBenchOptions {
   timeoutMs: number;
 }
 
-const CLI = fileURLToPath(new URL('../bin/infermesh.js', import.meta.url));
+const CLI = join(REPO_ROOT, 'bin', 'infermesh.js');
 /** More than any test machine's bench would want: the harness bounds itself. */
 const MAX_CLIENTS = 2000;
 
