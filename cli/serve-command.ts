@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { UsageError } from '../shared/errors.ts';
 import { parseServerConfig } from '../signaling-server/config.ts';
-import { isLoopbackHost, reachableBeyondThisMachine } from '../signaling-server/public-url.ts';
+import { reachableBeyondThisMachine } from '../signaling-server/public-url.ts';
 import { openKeyStore } from '../signaling-server/api-keys/key-store.ts';
 import { createGatewayKeys } from '../signaling-server/api-keys/gateway-keys.ts';
 import { readTlsFiles } from '../signaling-server/tls-files.ts';
@@ -123,7 +123,7 @@ async function startLocalDonors(count: number, server: GridServer, dataDir: stri
  * plain http (no secure context: no WebGPU, no threads) if at all.
  */
 export function exposureWarning(host: string, publicUrl: URL | undefined): string | undefined {
-  if (publicUrl || isLoopbackHost(host.replace(/^\[(.*)\]$/, '$1'))) return undefined;
+  if (publicUrl || !reachableBeyondThisMachine(host, undefined)) return undefined;
   return `warning: listening on ${host} beyond this machine without --public-url: visitors elsewhere need an https:// URL in front of it (a TLS proxy; README, "Run a public grid"), given as --public-url`;
 }
 

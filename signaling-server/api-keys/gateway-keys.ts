@@ -121,7 +121,8 @@ export function createGatewayKeys(options: GatewayKeysOptions, deps: GatewayKeys
           if (charged) return;
           charged = true;
           deps.keys.charge(key.id, tokens);
-          windowOf(key.id, now()).tokens.push([now(), tokens]);
+          const at = now();
+          windowOf(key.id, at).tokens.push([at, tokens]);
         },
       };
     },
