@@ -6,6 +6,7 @@
  * (decode speed through 1, 2 and 4 Chromium donor tabs of a grid on this machine), trust
  * (commitments on vs off, replay cost, proof bytes, detection of each stage fault), fuzz (the
  * grid server under malformed HTTP and libp2p input: errors, crashes, stuck streams, peak memory),
+ * decoders (every decoder of network input fuzzed on its own: refusals by name, crashes),
  * churn (generations whose route loses a stage to a closed tab, a killed browser, a dropped or
  * throttled link or a frozen tab: identical text, tokens lost and repeated, recovery time),
  * load (the server under hundreds of concurrent HTTP clients: throughput, latency, backpressure).
@@ -16,6 +17,7 @@ import { localBench } from './local-bench.ts';
 import { engineBench } from './engine-bench.ts';
 import { gridBench } from './grid-bench.ts';
 import { trustBench } from './trust-bench.ts';
+import { decodersBench } from './decoders-bench.ts';
 import { fuzzBench } from './fuzz-bench.ts';
 import { churnBench } from './churn-bench.ts';
 import { loadBench } from './load-bench.ts';
@@ -127,6 +129,19 @@ suite('fuzz', 'the grid server (a child `infermesh serve`) under fuzzed HTTP req
       },
       { lingers: true },
     ),
+  );
+suite('decoders', 'every decoder of network bytes or JSON (frames, stage, trust and coordinator messages, pieces, commitments, seals, manifests, vouchers, HTTP bodies and queries) under fuzz, one by one: accepted, refused by name, crashes')
+  .option('--cases <n>', 'fuzz cases per decoder', '10000')
+  .option('--seed <n>', 'fast-check seed (default: random, printed)')
+  .option('--only <names>', 'comma-separated decoder names (default: all)')
+  .option('--progress', 'a line per decoder on stderr')
+  .action(
+    printed((opts) => {
+      const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
+      const cases = Number(opts.cases);
+      if (!Number.isSafeInteger(seed) || !Number.isSafeInteger(cases) || cases < 1) throw new Error('--cases and --seed must be integers (cases ≥ 1)');
+      return decodersBench({ cases, seed, only: opts.only?.split(',').map((s: string) => s.trim()), progress: !!opts.progress });
+    }),
   );
 suite('load', 'the grid server (a child `infermesh serve` with one donor) under hundreds of concurrent HTTP clients: requests/s, p50/p99, peak RSS, answers by status, dropped')
   .option('--clients <n>', 'concurrent clients', '200')

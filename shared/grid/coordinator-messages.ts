@@ -5,10 +5,13 @@
  * dropped), so nothing a peer invents reaches the registry or the store. What needs the grid's
  * state to check (the package's pieces, whose addresses these are) the coordinator checks after.
  * Used by signaling-server/coordinator/coordinator.ts; the types themselves are in protocol.ts.
+ *
+ * The other way, a tab checks what its coordinator sends (parseFromCoordinator) by the same
+ * means: the coordinator is the one the tab chose, but bytes off a network are not a type.
  */
 import { z } from 'zod';
 import { InfermeshError } from '../errors.ts';
-import type { ToCoordinator } from './protocol.ts';
+import type { FromCoordinator, ToCoordinator } from './protocol.ts';
 
 /** A coordinator message that is not JSON, or not one of the messages, or out of bounds. */
 export class CoordinatorMessageError extends InfermeshError {
@@ -70,10 +73,36 @@ const message = z.discriminatedUnion('type', [
 // The schemas must describe the protocol's own types: a drift is a compile error here.
 const _describesProtocol: z.ZodType<ToCoordinator> = message;
 
+const peerAddress = { peerId: id, addrs: z.array(z.string().max(MAX_ADDR_CHARS)) };
+const fromCoordinator = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('welcome'),
+    peerId: id,
+    model: z.object({ packageId: id, name: z.string(), nLayers: count, packageUrl: z.string() }),
+  }),
+  z.object({ type: z.literal('assign'), packageId: id, layers }),
+  z.object({
+    type: z.literal('peers'),
+    peers: z.array(z.object({ ...peerAddress, have: z.array(z.string()), serving: layers.optional() })),
+  }),
+  z.object({
+    type: z.literal('verdict'),
+    // A ban for no-shows names no request, and a peer that served nothing yet an empty range.
+    verdict: z.object({ peerId: id, requestId: z.string(), layers: z.object({ start: count, end: count }), reason: z.string(), evidenceHash: z.string(), slashTx: z.string().optional() }),
+  }),
+  z.object({ type: z.literal('error'), name: z.string(), message: z.string() }),
+]);
+const _describesReplies: z.ZodType<FromCoordinator> = fromCoordinator;
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A message's bytes as the message, or a CoordinatorMessageError naming the field at fault. */
-export function parseToCoordinator(bytes: Uint8Array): ToCoordinator {
+export const parseToCoordinator = (bytes: Uint8Array): ToCoordinator => parseWith(message, bytes);
+
+/** What a tab's coordinator sent, or a CoordinatorMessageError naming the field at fault. */
+export const parseFromCoordinator = (bytes: Uint8Array): FromCoordinator => parseWith(fromCoordinator, bytes);
+
+function parseWith<T>(schema: z.ZodType<T>, bytes: Uint8Array): T {
   let json: unknown;
   try {
     json = JSON.parse(utf8.decode(bytes));
@@ -84,7 +113,7 @@ export function parseToCoordinator(bytes: Uint8Array): ToCoordinator {
   if (typeof json !== 'object' || json === null || Array.isArray(json) || typeof type !== 'string') {
     throw new CoordinatorMessageError('a coordinator message is a JSON object with a "type"');
   }
-  const parsed = message.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   if (issue.path.length === 1 && issue.path[0] === 'type') throw new CoordinatorMessageError(`unknown coordinator message type ${JSON.stringify(type.slice(0, 40))}`);

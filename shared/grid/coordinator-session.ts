@@ -18,6 +18,7 @@ import type { Libp2p } from 'libp2p';
 import type { Connection, Stream } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { InfermeshError } from '../errors.ts';
+import { parseFromCoordinator } from './coordinator-messages.ts';
 import { relayReservation } from './node.ts';
 import { MAX_CONTROL_BYTES } from './protocol.ts';
 import { COORDINATOR_PROTOCOL } from './protocol-ids.ts';
@@ -98,7 +99,7 @@ export async function openCoordinatorSession(options: CoordinatorSessionOptions,
   async function read(current: LengthPrefixedStream<Stream>): Promise<void> {
     try {
       for (;;) {
-        const message = JSON.parse(new TextDecoder().decode((await current.read()).subarray())) as FromCoordinator;
+        const message = parseFromCoordinator((await current.read()).subarray());
         if (message.type === 'error') lastError = message;
         hooks.message(message);
       }

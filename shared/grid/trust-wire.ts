@@ -153,12 +153,16 @@ function decodeReveal(bytes: Uint8Array): Reveal {
   return { records, inputs };
 }
 
-function json<T>(bytes: Uint8Array, kind: string): T {
+/** The JSON object after the kind byte; anything else (an array, null, a number) is refused by name. */
+function json(bytes: Uint8Array, kind: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    return JSON.parse(fromUtf8.decode(bytes.subarray(1))) as T;
+    value = JSON.parse(fromUtf8.decode(bytes.subarray(1)));
   } catch (err) {
     throw new TrustMessageError(`${kind} is not valid JSON: ${(err as Error).message}`);
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TrustMessageError(`${kind} must be a JSON object`);
+  return value as Record<string, unknown>;
 }
 
 export function decodeTrustMessage(bytes: Uint8Array): TrustMessage {
@@ -167,20 +171,24 @@ export function decodeTrustMessage(bytes: Uint8Array): TrustMessage {
     case MSG_COMMIT:
       return { kind: 'commit', commitment: new Uint8Array(bytes.subarray(1)) };
     case MSG_CHALLENGE: {
-      const challenge = json<Challenge>(bytes, 'CHALLENGE');
-      if (!Array.isArray(challenge.steps) || !challenge.steps.every((s) => Number.isInteger(s) && s >= 0) || typeof challenge.deadline !== 'number') {
+      const { steps, deadline } = json(bytes, 'CHALLENGE');
+      if (!Array.isArray(steps) || !steps.every((s) => Number.isInteger(s) && s >= 0) || typeof deadline !== 'number') {
         throw new TrustMessageError('CHALLENGE needs steps (non-negative integers) and a deadline');
       }
-      return { kind: 'challenge', challenge };
+      return { kind: 'challenge', challenge: { steps: steps as number[], deadline } };
     }
     case MSG_REVEAL:
       return { kind: 'reveal', reveal: decodeReveal(bytes) };
     case MSG_RECEIPT: {
-      const { requestId, accepted } = json<{ requestId: string; accepted: boolean }>(bytes, 'RECEIPT');
+      const { requestId, accepted } = json(bytes, 'RECEIPT');
+      if (typeof requestId !== 'string' || typeof accepted !== 'boolean') throw new TrustMessageError('RECEIPT needs a requestId (string) and accepted (boolean)');
       return { kind: 'receipt', requestId, accepted };
     }
-    case MSG_TRUST_ERROR:
-      return { kind: 'error', failure: json<TrustFailure>(bytes, 'ERROR') };
+    case MSG_TRUST_ERROR: {
+      const { name, message } = json(bytes, 'ERROR');
+      if (typeof name !== 'string' || typeof message !== 'string') throw new TrustMessageError('ERROR needs a name and a message (strings)');
+      return { kind: 'error', failure: { name, message } };
+    }
     default:
       throw new TrustMessageError(`unknown trust message kind ${bytes[0]}`);
   }

@@ -147,6 +147,25 @@ describe('package manifests', () => {
     expect((await rejection(parseManifest(JSON.stringify(missing), 'm.json'))).message).toMatch(/unsupported package format undefined/);
   });
 
+  it('parseManifest refuses by field a manifest whose id is its content\'s but whose content is no manifest', async () => {
+    const { id: _, ...rest } = JSON.parse(text) as Manifest;
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...rest, files: [{ path: 'x', size: -1, pieces: [] }] }, /files\.0\.size/],
+      [{ ...rest, files: [{ path: 'x', size: 3 << 20, pieces: ['a'.repeat(64)] }] }, /files: x has 1 piece hashes for 3145728 bytes/],
+      [{ ...rest, shards: [{ kind: 'block', layer: 'one', graph: 'g', data: 'd' }] }, /shards\.0\.layer/],
+      [{ ...rest, config: { ...rest.config, nLayers: 0 } }, /config\.nLayers/],
+    ];
+    for (const [content, field] of cases) {
+      const doc = { ...content, id: await manifestId(content as Omit<Manifest, 'id'>) };
+      const err = await rejection(parseManifest(JSON.stringify(doc), 'm.json'));
+      expect(err.name).toBe('PackageError');
+      expect(err.message).toMatch(field);
+    }
+    // An unknown field nested 50,000 deep: no stack overflow, a refusal.
+    const deep = `${JSON.stringify({ ...rest, id: 'f'.repeat(64) }).slice(0, -1)},"junk":${'['.repeat(50_000)}${']'.repeat(50_000)}}`;
+    expect(await rejection(parseManifest(deep, 'm.json'))).toMatchObject({ name: 'PackageError', message: expect.stringMatching(/cannot be hashed/) });
+  });
+
   it('parseManifest rejects a manifest whose content was edited but whose id was kept', async () => {
     const edited = JSON.parse(text) as Manifest;
     edited.files[1].pieces[0] = '0'.repeat(64);

@@ -7,6 +7,7 @@
 import type { ModelConfig } from './config.ts';
 import type { WeightDtype } from './graphs/linear.ts';
 import { PackageError } from '../errors.ts';
+import { manifestShapeProblem } from './manifest-shape.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 /**
@@ -120,10 +121,21 @@ export async function parseManifest(text: string, source: string): Promise<Manif
   } catch (err) {
     throw new PackageError('manifest is not valid JSON', { source, cause: err });
   }
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new PackageError('manifest is not a JSON object', { source });
   if (m.format !== PACKAGE_FORMAT) {
-    throw new PackageError(`unsupported package format ${JSON.stringify(m.format)} (expected ${PACKAGE_FORMAT}); compile the checkpoint again`, { source });
+    // Described, never stringified: a format of 100,000 nested arrays overflows JSON.stringify's stack.
+    const format = typeof m.format === 'string' ? JSON.stringify((m.format as string).slice(0, 80)) : m.format === undefined ? 'undefined' : `of type ${Array.isArray(m.format) ? 'array' : typeof m.format}`;
+    throw new PackageError(`unsupported package format ${format} (expected ${PACKAGE_FORMAT}); compile the checkpoint again`, { source });
   }
-  const id = await manifestId(m);
+  const problem = manifestShapeProblem(m);
+  if (problem) throw new PackageError(`manifest is malformed: ${problem}`, { source });
+  let id: string;
+  try {
+    id = await manifestId(m);
+  } catch (err) {
+    // Unknown fields pass the shape check; one nested 100,000 deep overflows the canonical JSON's stack.
+    throw new PackageError(`manifest cannot be hashed: ${(err as Error).message}`, { source, cause: err });
+  }
   if (id !== m.id) throw new PackageError(`manifest id ${m.id} does not match its content (${id})`, { source });
   return m;
 }

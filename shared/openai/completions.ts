@@ -215,7 +215,7 @@ export function createOpenAIApi(options: OpenAIApiOptions, deps: OpenAIApiDeps =
   };
 }
 
-function parsePrompt(value: unknown): string {
+export function parsePrompt(value: unknown): string {
   if (typeof value === 'string') return value;
   if (Array.isArray(value) && value.length === 1 && typeof value[0] === 'string') return value[0];
   throw new UsageError(`must be a string (or an array of one string), got ${describeValue(value)}`, { source: 'prompt' });

@@ -67,7 +67,7 @@ export async function handlePieceStream(stream: Stream, options: ServePiecesOpti
 }
 
 async function answer(request: Uint8Array, options: ServePiecesOptions): Promise<Uint8Array> {
-  const parsed = parseRequest(request);
+  const parsed = parsePieceRequest(request);
   if (typeof parsed === 'string') return badRequest(parsed);
   if (options.packageIds && !options.packageIds().has(parsed.packageId)) return tagged(PIECE_NOT_HELD);
   let bytes: Uint8Array | undefined;
@@ -81,8 +81,8 @@ async function answer(request: Uint8Array, options: ServePiecesOptions): Promise
   return message;
 }
 
-/** The request, or why it is refused. */
-function parseRequest(bytes: Uint8Array): PieceRequestMessage | string {
+/** The request, or why it is refused (the reason goes back to the asking peer). */
+export function parsePieceRequest(bytes: Uint8Array): PieceRequestMessage | string {
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -131,17 +131,7 @@ export async function requestPiece(stream: Stream, packageId: string, piece: Pie
     try {
       options.signal?.throwIfAborted();
       await lp.write(new TextEncoder().encode(JSON.stringify({ packageId, piece } satisfies PieceRequestMessage)), { signal: options.signal });
-      const reply = (await lp.read({ signal: options.signal })).subarray();
-      switch (reply[0]) {
-        case PIECE_OK:
-          return { status: 'ok', bytes: reply.subarray(1) };
-        case PIECE_NOT_HELD:
-          return { status: 'not-held' };
-        case PIECE_BAD_REQUEST:
-          return { status: 'bad-request', reason: new TextDecoder().decode(reply.subarray(1)) };
-        default:
-          throw new PieceProtocolError(reply.length === 0 ? 'empty answer to a piece request' : `unknown piece answer status ${reply[0]}`);
-      }
+      return parsePieceAnswer((await lp.read({ signal: options.signal })).subarray());
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)));
       throw err;
@@ -149,4 +139,18 @@ export async function requestPiece(stream: Stream, packageId: string, piece: Pie
   });
   requester.last = turn;
   return turn;
+}
+
+/** A peer's answer to a piece request, or a PieceProtocolError. */
+export function parsePieceAnswer(reply: Uint8Array): PieceAnswer {
+  switch (reply[0]) {
+    case PIECE_OK:
+      return { status: 'ok', bytes: reply.subarray(1) };
+    case PIECE_NOT_HELD:
+      return { status: 'not-held' };
+    case PIECE_BAD_REQUEST:
+      return { status: 'bad-request', reason: new TextDecoder().decode(reply.subarray(1)) };
+    default:
+      throw new PieceProtocolError(reply.length === 0 ? 'empty answer to a piece request' : `unknown piece answer status ${reply[0]}`);
+  }
 }

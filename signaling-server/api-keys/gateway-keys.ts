@@ -63,7 +63,7 @@ const WINDOW_MS = 60_000;
 const HOW_TO = 'send Authorization: Bearer <key>; the operator makes keys with `infermesh keys create`';
 
 /** The bearer token of an Authorization header, or undefined when there is none. */
-function bearer(headers: IncomingHttpHeaders): string | undefined {
+export function bearerToken(headers: IncomingHttpHeaders): string | undefined {
   const value = headers.authorization;
   if (value === undefined) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
@@ -104,7 +104,7 @@ export function createGatewayKeys(options: GatewayKeysOptions, deps: GatewayKeys
   return {
     required: options.required,
     admit(headers) {
-      const secret = bearer(headers);
+      const secret = bearerToken(headers);
       if (secret === undefined) {
         if (options.required) throw new ApiKeyError(`this grid's API needs a key: ${HOW_TO}`, 'missing_api_key');
         return { charge() {} };

@@ -47,7 +47,8 @@ export class VoucherRefusedError extends HttpError {
   }
 }
 
-function parseBody(body: unknown): { voucher: SignedVoucher; requestIds: string[] } {
+/** POST /api/vouchers's body, or a MalformedVoucherError naming the field. */
+export function parseVoucherBody(body: unknown): { voucher: SignedVoucher; requestIds: string[] } {
   const object = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
   if (!object(body)) throw new MalformedVoucherError('the body must be a JSON object { voucher: { client, cumulativeAmount, signature }, requestIds }', 'body');
   const v = body.voucher;
@@ -74,7 +75,7 @@ export function voucherHandlers(settlement: GridSettlement): ApiHandler[] {
       method: 'POST',
       path: '/api/vouchers',
       async handle(_req, body) {
-        const { voucher, requestIds } = parseBody(body);
+        const { voucher, requestIds } = parseVoucherBody(body);
         let amount: bigint;
         try {
           amount = await settlement.clientVoucher(voucher, requestIds);

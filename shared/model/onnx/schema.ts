@@ -4,6 +4,7 @@
  * the messages a Llama block graph needs are declared, and unknown fields are skipped on decode.
  */
 import protobuf from 'protobufjs/light.js';
+import { PackageError } from '../../errors.ts';
 
 const repeated = (type: string, id: number) => ({ rule: 'repeated', type, id });
 const field = (type: string, id: number) => ({ type, id });
@@ -171,7 +172,13 @@ export function encodeModel(model: Model): Uint8Array {
   return ModelProtoType.encode(ModelProtoType.fromObject(model)).finish();
 }
 
+/** An ONNX graph's bytes as a Model; bytes that are not one (a truncated or corrupted file) are a PackageError. */
 export function decodeModel(bytes: Uint8Array): Model {
-  const message = ModelProtoType.decode(bytes);
+  let message: protobuf.Message;
+  try {
+    message = ModelProtoType.decode(bytes);
+  } catch (err) {
+    throw new PackageError(`not an ONNX model: ${(err as Error).message}`, { cause: err });
+  }
   return ModelProtoType.toObject(message, { longs: Number, bytes: Uint8Array, defaults: false, arrays: true }) as Model;
 }
