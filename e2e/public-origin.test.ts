@@ -47,6 +47,16 @@ describe('a grid at a public https origin', () => {
     expect(server.publicUrl).toBe(proxy.url);
   });
 
+  it('tells anyone what the grid can do, not what its visitors run on (GET /api/peers)', async () => {
+    const { peers } = (await (await fetch(new URL('api/peers', server.url))).json()) as { peers: { device?: object; rtt?: object }[] };
+    const donors = peers.filter((p) => p.device);
+    expect(donors).toHaveLength(2);
+    for (const p of donors) {
+      expect(Object.keys(p.device!).sort()).toEqual(['executionProvider', 'msPerLayer']);
+      expect(p.rtt).toBeUndefined();
+    }
+  });
+
   it('answers its root with a page that leads to the donor and chat pages (not a 404)', async () => {
     const home = await fetch(server.url);
     expect(home.status).toBe(200);

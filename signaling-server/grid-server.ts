@@ -21,16 +21,18 @@ import type { ChatCompletionCreateParams, ChatCompletionsApi, CompletionCreatePa
 import { sameRange } from '../shared/runtime/stage.ts';
 import { DEFAULT_WEB_DIR } from './config.ts';
 import { startRelay } from './relay.ts';
-import { relayMultiaddr } from './public-url.ts';
+import { reachableBeyondThisMachine, relayMultiaddr } from './public-url.ts';
 import { iceServersFor } from './ice-servers.ts';
 import type { IceConfig } from './ice-servers.ts';
 import type { RelayNode } from './relay.ts';
 import { startCoordinator } from './coordinator/coordinator.ts';
 import type { Coordinator, CoordinatorEvents } from './coordinator/coordinator.ts';
 import { NoRouteError } from './coordinator/registry.ts';
+import { peersView } from './coordinator/peers-view.ts';
 import { jsonResponse, startHttpServer } from './http/server.ts';
 import type { ApiHandler, HttpServer } from './http/server.ts';
-import { HttpError, ServiceUnavailableError } from './http/errors.ts';
+import { ServiceUnavailableError } from './http/errors.ts';
+import { parseRouteQuery } from './http/route-query.ts';
 import { createOpenAIGateway } from './http/openai-gateway.ts';
 import type { GatewayKeys } from './api-keys/gateway-keys.ts';
 import type { GridStore } from './store.ts';
@@ -81,22 +83,6 @@ export interface GridServer {
   /** the server's own grid client (the OpenAI gateway's), connected on first use */
   client(): Promise<GridClient>;
   close(): Promise<void>;
-}
-
-/** The longest client id /api/route takes: peer ids are 52 characters (Ed25519) or 46 (RSA). */
-const MAX_CLIENT_ID_CHARS = 128;
-
-/** Stages a client may ask a route to leave out: more than any route has, few enough to check at once. */
-const MAX_AVOIDED_STAGES = 64;
-
-/** GET /api/route's `avoid`: comma-separated peer ids of stages the client saw fail or stall. */
-function avoidedStages(param: string | null): Set<string> {
-  if (param === null || param === '') return new Set();
-  const ids = param.split(',');
-  if (ids.length > MAX_AVOIDED_STAGES || ids.some((id) => id.length === 0 || id.length > MAX_CLIENT_ID_CHARS)) {
-    throw new HttpError(400, `avoid must be up to ${MAX_AVOIDED_STAGES} comma-separated peer ids of 1 to ${MAX_CLIENT_ID_CHARS} characters`, { code: 'invalid_avoid', param: 'avoid' });
-  }
-  return new Set(ids);
 }
 
 /** Donors join within seconds of opening the page; a client told to wait this long may find a route. */
@@ -187,19 +173,24 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
         },
         peerLeft(peerId) {
           stored?.peerLeft?.(peerId);
+          // Its bond starts back to the operator, unless another tab paying to the same address still serves.
+          const address = settlement?.payoutAddress(peerId);
+          if (address && ![...coordinator.registry.peers.keys()].some((id) => id !== peerId && settlement?.payoutAddress(id) === address)) settlement?.donorLeft(peerId);
           log(`coordinator: ${peerId} left`);
         },
         payTo: (peerId, address) =>
-          void settlement?.donorJoined(peerId, address, coordinator.registry.peers.get(peerId)?.device?.signature).catch((err: Error) => log(`settlement: no bond for ${peerId}: ${err.message}`)),
+          void settlement?.donorJoined(peerId, address, { deviceSignature: coordinator.registry.peers.get(peerId)?.device?.signature, resemblesBanned: coordinator.registry.resemblesBanned(peerId) }).catch((err: Error) => log(`settlement: no bond for ${peerId}: ${err.message}`)),
       },
     },
   );
 
   // Stages that served a request and did not answer for it while connected (trust/no-shows.ts).
   const missed = new Map<string, number[]>(); // without a store: no-show times per stage, in memory
+  const turnedAway = new Map<string, number>(); // when the validator last turned each stage away as busy
   const noShows = createNoShows(options.noShows ?? {}, {
     connected: (peerId) => coordinator.registry.peers.has(peerId),
     committedTo: (peerId, requestId) => validator.committedTo(peerId, requestId),
+    turnedAway: (peerId, since) => (turnedAway.get(peerId) ?? 0) >= since,
     record: (n) => (store ? store.recordNoShow(n) : missed.set(n.peerId, [...(missed.get(n.peerId) ?? []), Date.now()])),
     count: (peerId, since) => (store ? store.noShows(peerId, since) : (missed.get(peerId) ?? []).filter((t) => t >= since).length),
     forfeit: async (peerId) => settlement?.forfeit(peerId) ?? 0n,
@@ -218,9 +209,13 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     replayer,
     routedClient: grants.granted,
     backlog: store,
-    reputation: store && ((peerId) => store.reputation(peerId)),
+    // A look-alike of a banned device is re-measured: every step checked until it earns trust (trust/device-profile.ts).
+    reputation: store && ((peerId) => ({ ...store.reputation(peerId), resemblesBanned: coordinator.registry.resemblesBanned(peerId) })),
     onVerdict: (verdict) => void judged(verdict).catch(() => undefined),
-    onRefusal: (refusal) => store?.recordRefusal({ ...refusal, requestId: refusal.requestId ?? null }),
+    onRefusal: (refusal) => {
+      if (refusal.name === 'ValidatorBusyError') turnedAway.set(refusal.peerId, Date.now());
+      store?.recordRefusal({ ...refusal, requestId: refusal.requestId ?? null });
+    },
     onMissedReveal: (peerId, requestId) => void noShows.noShow(peerId, requestId, 'reveal'),
     logError: (err) => log(`validator: ${(err as Error)?.stack ?? String(err)}`),
   });
@@ -248,6 +243,8 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     const { iceServers, validUntil } = iceServersFor(options.ice);
     return { iceServers, ...(validUntil !== undefined && { iceServersValidUntil: validUntil }) };
   };
+  /** Reachable beyond this machine: /api/peers gives the public view (coordinator/peers-view.ts). */
+  const exposed = reachableBeyondThisMachine(options.host, options.publicUrl);
   const api: ApiHandler[] = [
     {
       method: 'GET',
@@ -258,14 +255,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
       method: 'GET',
       path: '/api/route',
       handle: (req) => {
-        const requested = req.url.searchParams.get('package');
-        if (requested && requested !== manifest.id) throw new HttpError(404, `this grid serves package ${manifest.id}, not ${requested}`, { code: 'model_not_found' });
-        const client = req.url.searchParams.get('client') ?? undefined;
-        // Grants are remembered per client id (a peer id, ~52 characters): a longer one is no peer's.
-        if (client !== undefined && (client.length === 0 || client.length > MAX_CLIENT_ID_CHARS)) {
-          throw new HttpError(400, `client must be a peer id of 1 to ${MAX_CLIENT_ID_CHARS} characters`, { code: 'invalid_client', param: 'client' });
-        }
-        const avoid = avoidedStages(req.url.searchParams.get('avoid'));
+        const { client, avoid } = parseRouteQuery(req.url.searchParams, manifest.id);
         try {
           const route = coordinator.registry.route(client, avoid);
           if (client && route.hops.length > 0) {
@@ -283,20 +273,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     {
       method: 'GET',
       path: '/api/peers',
-      handle: () =>
-        jsonResponse({
-          coverage: coordinator.registry.coverage(),
-          peers: [...coordinator.registry.peers.values()].map((p) => ({
-            peerId: p.peerId,
-            role: p.role,
-            device: p.device,
-            assignment: p.assignment,
-            serving: p.serving,
-            pieces: p.have.size,
-            stats: p.stats,
-            rtt: Object.fromEntries(p.rtt),
-          })),
-        }),
+      handle: () => jsonResponse(peersView(coordinator.registry.coverage(), coordinator.registry.peers.values(), { full: !exposed })),
     },
     ...(settlement ? [...ledgerHandlers(settlement, store), ...voucherHandlers(settlement)] : []),
     ...createOpenAIGateway({

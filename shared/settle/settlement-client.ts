@@ -121,6 +121,12 @@ export async function balances(r: SettlementReader, p: Target & { account: Addre
   return read('balances', () => readContract(r, { address: p.settlement, abi: settlementAbi, functionName: 'balances', args: [p.account] }));
 }
 
+/** The sponsor's pending request for a provider's bond: amount 0 when none; readyAt in seconds since the epoch (chain time). */
+export async function bondReturnRequest(r: SettlementReader, p: Target & { provider: Address }): Promise<{ amount: bigint; readyAt: bigint }> {
+  const [amount, readyAt] = await read('bondReturnRequestOf', () => readContract(r, { address: p.settlement, abi: settlementAbi, functionName: 'bondReturnRequestOf', args: [p.provider] }));
+  return { amount, readyAt };
+}
+
 export async function isBatchPaid(r: SettlementReader, p: Target & { batchId: Hex }): Promise<boolean> {
   return read('isBatchPaid', () => readContract(r, { address: p.settlement, abi: settlementAbi, functionName: 'isBatchPaid', args: [p.batchId] }));
 }

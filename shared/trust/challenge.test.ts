@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { drawChallenges, SAMPLING_RATE_FLOOR, SAMPLING_RATE_NEW, samplingRate } from './challenge.ts';
+import { drawChallenges, SAMPLING_DECAY_STEPS, SAMPLING_RATE_FLOOR, SAMPLING_RATE_NEW, samplingRate } from './challenge.ts';
 
 const seed = (n: number) => Uint8Array.from({ length: 32 }, (_, i) => (i * 31 + n * 101) & 0xff);
 
@@ -66,5 +66,13 @@ describe('samplingRate', () => {
     expect(samplingRate({ verifiedSteps: 50_000, failedChecks: 1 })).toBeCloseTo(SAMPLING_RATE_NEW);
     const after = samplingRate({ verifiedSteps: 52_000, failedChecks: 1, verifiedSinceFailure: 2000 });
     expect(after).toBeGreaterThan(samplingRate({ verifiedSteps: 2000, failedChecks: 0 }));
+  });
+
+  it('checks every step of a look-alike of a banned device until it has earned trust, then decays slowly', () => {
+    expect(samplingRate({ verifiedSteps: 0, failedChecks: 0, resemblesBanned: true })).toBe(1);
+    expect(samplingRate({ verifiedSteps: SAMPLING_DECAY_STEPS - 1, failedChecks: 0, resemblesBanned: true })).toBe(1);
+    const earned = samplingRate({ verifiedSteps: SAMPLING_DECAY_STEPS, failedChecks: 0, resemblesBanned: true });
+    expect(earned).toBeLessThan(SAMPLING_RATE_NEW);
+    expect(earned).toBeGreaterThan(samplingRate({ verifiedSteps: SAMPLING_DECAY_STEPS, failedChecks: 0 }));
   });
 });

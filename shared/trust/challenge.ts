@@ -75,6 +75,12 @@ export interface Reputation {
   verifiedSinceFailure?: number;
   /** requests it served and did not answer for while connected (no commitment or no reveal) */
   noShows?: number;
+  /**
+   * its device looks like one banned for cheating (signaling-server/trust/device-profile.ts):
+   * every step is checked until it has earned SAMPLING_DECAY_STEPS verified steps, and it then
+   * earns trust as slowly as a peer that failed a check
+   */
+  resemblesBanned?: boolean;
 }
 
 /**
@@ -103,7 +109,8 @@ export function samplingRate(reputation: Reputation): number {
   const { verifiedSteps, failedChecks } = reputation;
   const earned = failedChecks > 0 ? (reputation.verifiedSinceFailure ?? 0) : (reputation.verifiedSinceFailure ?? verifiedSteps);
   // A stage that failed checks, or did not answer for requests it served, earns trust back more slowly.
-  const decay = SAMPLING_DECAY_STEPS * (1 + Math.max(0, failedChecks) + Math.max(0, reputation.noShows ?? 0));
+  if (reputation.resemblesBanned && earned < SAMPLING_DECAY_STEPS) return 1;
+  const decay = SAMPLING_DECAY_STEPS * (1 + Math.max(0, failedChecks) + (reputation.resemblesBanned ? 1 : 0) + Math.max(0, reputation.noShows ?? 0));
   const excess = (SAMPLING_RATE_NEW - SAMPLING_RATE_FLOOR) * Math.exp(-Math.max(0, earned) / decay);
   return SAMPLING_RATE_FLOOR + excess;
 }

@@ -30,6 +30,7 @@ import { endStream } from '../../shared/grid/stream-end.ts';
 import { piecesOfFile } from '../../shared/swarm/package-pieces.ts';
 import { createRegistry } from './registry.ts';
 import type { BanList, PeerRecord, Registry } from './registry.ts';
+import { deviceProfile } from '../trust/device-profile.ts';
 
 /** A stream that lost its framing: a bad length prefix or a message over MAX_CONTROL_BYTES. */
 export class CoordinatorFrameError extends InfermeshError {
@@ -140,13 +141,15 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
   };
   const coverageChanged = () => coverageWaiters.forEach((w) => w());
 
-  function onMessage(peerId: string, message: ToCoordinator): void {
+  /** `remoteAddr`: where the peer's connection comes from, as the server sees it (for its device profile). */
+  function onMessage(peerId: string, message: ToCoordinator, remoteAddr?: string): void {
     const peer = registry.peers.get(peerId);
     if (message.type === 'hello') {
       if (message.role === 'donor' && !message.device) throw new CoordinatorMessageError('a donor hello needs its device summary');
       checkOwnAddrs(peerId, message.addrs);
       if (message.layers) checkClaim(message.role, message.layers);
-      const record = registry.join(peerId, message.role, message.addrs, message.device, now(), message.layers);
+      const profile = message.device && deviceProfile(message.device, remoteAddr);
+      const record = registry.join(peerId, message.role, message.addrs, message.device, now(), message.layers, profile);
       deps.events?.peerSeen?.(record);
       send(peerId, { type: 'welcome', peerId, model: offer });
       // Who holds what, before any assignment: a newcomer's first download plan asks peers, not the web seed.
@@ -236,7 +239,7 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
     return { session, lp };
   }
 
-  async function handle(stream: Stream, peerId: string): Promise<void> {
+  async function handle(stream: Stream, peerId: string, remoteAddr: string): Promise<void> {
     const { session, lp } = openSession(stream, peerId);
     const older = sessions.get(peerId);
     sessions.set(peerId, session);
@@ -257,7 +260,7 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
         // A replaced stream's last messages speak for a session that is over.
         if (sessions.get(peerId) !== session) continue;
         try {
-          onMessage(peerId, parseToCoordinator(bytes));
+          onMessage(peerId, parseToCoordinator(bytes), remoteAddr);
         } catch (err) {
           // A peer's fault is an InfermeshError naming it; anything else is ours, and still ends only this stream.
           if (!(err instanceof InfermeshError)) logError(err);
@@ -283,7 +286,7 @@ export async function startCoordinator(options: CoordinatorOptions, deps: Coordi
   }
 
   await deps.node.handle(COORDINATOR_PROTOCOL, (stream, connection) => {
-    void handle(stream, connection.remotePeer.toString()).catch((err: Error) => {
+    void handle(stream, connection.remotePeer.toString(), connection.remoteAddr.toString()).catch((err: Error) => {
       logError(err);
       stream.abort(err);
     });

@@ -4,6 +4,7 @@ import { openCheckpoint } from '../../cli/open-checkpoint.ts';
 import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
 import { piecesForLayers } from '../../shared/swarm/package-pieces.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
+import { deviceProfile } from '../trust/device-profile.ts';
 import { createRegistry } from './registry.ts';
 import type { BanList } from './registry.ts';
 import { openGridStore } from '../store.ts';
@@ -89,5 +90,37 @@ describe('a donor that joins again naming the range it serves', () => {
     const range = registry.peers.get('fast')!.serving!;
     registry.ban('fast', 'step 3 does not match the replay');
     expect(() => registry.join('fast', 'donor', [], device(0.5, 'device-a'), 1, range)).toThrow(expect.objectContaining({ name: 'BannedPeerError' }));
+  });
+});
+
+describe('a device like a banned one (trust/device-profile.ts)', () => {
+  const from = (ip: string) => `/ip4/${ip}/tcp/40000/ws`;
+  const cheater = device(0.5, 'device-a');
+
+  it('joins, but is marked for full checks after a restart; other networks and speeds are not', async () => {
+    const path = join(await tempDir(), 'grid.sqlite');
+    const before = openGridStore(path);
+    const first = createRegistry({ manifest, bans: before.bans });
+    first.join('cheat', 'donor', [], cheater, 0, undefined, deviceProfile(cheater, from('203.0.113.7')));
+    first.ban('cheat', 'step 3 does not match the replay');
+    before.close();
+
+    const after = openGridStore(path);
+    try {
+      const registry = createRegistry({ manifest, bans: after.bans });
+      // A new peer id and a new reported signature, from the same network, same adapter, about the same speed.
+      const back = { ...cheater, signature: 'device-new', msPerLayer: 0.55 };
+      registry.join('back', 'donor', [], back, 1, undefined, deviceProfile(back, from('203.0.113.99')));
+      expect(registry.resemblesBanned('back')).toBe(true);
+      const elsewhere = { ...back, signature: 'device-x' };
+      registry.join('elsewhere', 'donor', [], elsewhere, 1, undefined, deviceProfile(elsewhere, from('198.51.100.4')));
+      expect(registry.resemblesBanned('elsewhere')).toBe(false);
+      const slower = { ...back, signature: 'device-y', msPerLayer: 2 };
+      registry.join('slower', 'donor', [], slower, 1, undefined, deviceProfile(slower, from('203.0.113.99')));
+      expect(registry.resemblesBanned('slower')).toBe(false);
+      expect(after.bans.all().map(([key]) => key)).toEqual(['cheat', 'device:device-a', `profile:${deviceProfile(cheater, from('203.0.113.7')).own}`]);
+    } finally {
+      after.close();
+    }
   });
 });

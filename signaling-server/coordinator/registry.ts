@@ -14,6 +14,7 @@ import type { LayerRange } from '../../shared/runtime/stage.ts';
 import { piecesForLayers } from '../../shared/swarm/package-pieces.ts';
 import type { PieceKey } from '../../shared/swarm/piece-plan.ts';
 import type { DeviceSummary, RouteHop, ServingStats } from '../../shared/grid/protocol.ts';
+import type { DeviceProfile } from '../trust/device-profile.ts';
 
 /** A donor announced layers it was not assigned or whose pieces it does not hold. */
 export class LayersNotHeldError extends InfermeshError {
@@ -70,6 +71,8 @@ export interface PeerRecord {
   rtt: Map<string, number>;
   stats?: ServingStats;
   joinedAt: number;
+  /** what the server tells of its device (trust/device-profile.ts): a donor's, when it said hello with one */
+  profile?: DeviceProfile;
 }
 
 /** RTT assumed for a link nobody has measured yet (a client's first hop): a LAN-ish guess. */
@@ -83,7 +86,11 @@ export interface RegistryOptions {
   bans?: BanList;
 }
 
-/** Bans by key (a peer id, or `device:<signature>`), with why: read when the registry starts, added to as it bans. */
+/**
+ * Bans by key (a peer id, `device:<signature>`, or `profile:<device profile>`), with why: read
+ * when the registry starts, added to as it bans. A banned peer id or signature may not join; a
+ * banned profile only marks look-alikes (resemblesBanned) for the validator to check in full.
+ */
 export interface BanList {
   all(): Iterable<[key: string, reason: string]>;
   add(key: string, reason: string): void;
@@ -122,11 +129,11 @@ export function createRegistry(options: RegistryOptions) {
      * assignment and as served at once, and the next `place()` moves it only as it would move
      * any serving donor. Its pieces follow in the 'have' it sends next.
      */
-    join(peerId: string, role: PeerRecord['role'], addrs: string[], device: DeviceSummary | undefined, now: number, claim?: LayerRange): PeerRecord {
+    join(peerId: string, role: PeerRecord['role'], addrs: string[], device: DeviceSummary | undefined, now: number, claim?: LayerRange, profile?: DeviceProfile): PeerRecord {
       const ban = banned.get(peerId) ?? (device && banned.get(`device:${device.signature}`));
       if (ban) throw new BannedPeerError(`this ${banned.has(peerId) ? 'peer' : 'device'} was caught serving wrong results and may not join: ${ban}`);
       const old = peers.get(peerId);
-      const record: PeerRecord = { peerId, role, addrs, device, have: old?.have ?? new Set(), rtt: new Map(), joinedAt: now };
+      const record: PeerRecord = { peerId, role, addrs, device, have: old?.have ?? new Set(), rtt: new Map(), joinedAt: now, profile };
       if (role === 'donor' && claim) record.assignment = record.serving = claim;
       peers.set(peerId, record);
       return record;
@@ -137,11 +144,14 @@ export function createRegistry(options: RegistryOptions) {
     /** Bans a peer and its device from the grid; it leaves the registry (re-place after this). */
     ban(peerId: string, reason: string) {
       addBan(peerId, reason);
-      const signature = peers.get(peerId)?.device?.signature;
-      if (signature) addBan(`device:${signature}`, reason);
+      const record = peers.get(peerId);
+      if (record?.device) addBan(`device:${record.device.signature}`, reason);
+      if (record?.profile) addBan(`profile:${record.profile.own}`, reason);
       peers.delete(peerId);
     },
     isBanned: (peerId: string) => banned.has(peerId),
+    /** Whether a peer's device looks like one banned for cheating (same network, provider, adapter and about its speed). */
+    resemblesBanned: (peerId: string) => peers.get(peerId)?.profile?.near.some((p) => banned.has(`profile:${p}`)) ?? false,
     /** Keeps a stage out of routes until resume(); it stays registered and serving. */
     suspend: (peerId: string) => void suspended.add(peerId),
     resume: (peerId: string) => void suspended.delete(peerId),

@@ -4,7 +4,8 @@
  * ledger, and the grid's money events:
  *
  * - a donor that says hello with a payout address gets a sponsored stake (the operator's bond
- *   for a tab that holds no ETH), once: a stake already on chain is left as it is;
+ *   for a tab that holds no ETH), once: a stake already on chain is left as it is; the bond
+ *   comes back to the operator when the donor has been gone an hour (bond-returns.ts);
  * - the OpenAI gateway pays for its requests as a client: escrow deposited once, one voucher
  *   with the cumulative amount signed after every request;
  * - SDK clients pay with vouchers of their own (settle/voucher-api.ts, `clientVoucher`);
@@ -29,8 +30,9 @@ import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { getChainId } from 'viem/actions';
 import { InfermeshError } from '../../shared/errors.ts';
 import { balances, deploySettlement, deposit, sponsor, type SettlementWallet } from '../../shared/settle/settlement-client.ts';
+import { createBondReturns } from './bond-returns.ts';
 import { DEFAULT_SPONSORSHIP, sponsorshipRefusal } from './sponsorship.ts';
-import type { SponsorshipLimits } from './sponsorship.ts';
+import type { SponsoredDonor, SponsorshipLimits } from './sponsorship.ts';
 import { signVoucher, type SignedVoucher } from '../../shared/settle/voucher.ts';
 import { startAnvil, type Anvil } from '../chain/anvil.ts';
 import { settlementArtifact } from './contract.ts';
@@ -76,6 +78,8 @@ export interface GridSettlementOptions {
   rewardHalfLifeMs?: number;
   /** seconds stake and escrow wait before they can leave (a deployment's setting; default 1 hour) */
   withdrawDelay?: number;
+  /** how long a bonded donor is gone before its bond is asked back (default BOND_RETURN_AFTER_MS, an hour) */
+  bondReturnAfterMs?: number;
 }
 
 /** One hour: a stage convicted within an hour of some work loses at least half of its reward for it. */
@@ -102,9 +106,11 @@ export interface GridSettlement {
   /**
    * A donor's payout address: later verdicts pay it or slash it. It gets the operator's bond
    * if sponsorship.ts allows (one per address and per device signature, within the cap and the
-   * hourly limit); a refusal is logged, not thrown.
+   * hourly limit, and not for a look-alike of a banned device); a refusal is logged, not thrown.
    */
-  donorJoined(peerId: string, payTo: Address, deviceSignature?: string): Promise<void>;
+  donorJoined(peerId: string, payTo: Address, device?: Omit<SponsoredDonor, 'address'>): Promise<void>;
+  /** A donor left (no other connected peer pays to its address): its bond's return clock starts (bond-returns.ts). */
+  donorLeft(peerId: string): void;
   payoutAddress(peerId: string): Address | undefined;
   /** The gateway served a request (the ids its stages saw): sign and hand in its voucher (cumulative amount). */
   gatewayRequest(stageRequestIds: string[], tokens: number, layers: number): Promise<void>;
@@ -246,10 +252,15 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     if (!receipt) log(`settlement: ${work.peerId}'s work on ${work.requestId} is unpaid: its client's vouchers are spent`);
   }
 
+  const bondReturns = createBondReturns(
+    { returnAfterMs: options.bondReturnAfterMs },
+    { ledger, reader, sponsor: wallet(roles.sponsor), settlement: contract, log, mine: anvil && (() => reader.request({ method: 'evm_mine' as 'eth_chainId' }).then(() => undefined)) },
+  );
   const settleRound = () =>
     serially(async () => {
       const batch = await settler.settle();
       if (batch) log(`settlement: paid batch ${batch.id.slice(0, 10)}… (${batch.receipts} receipts, ${batch.total} wei)`);
+      await bondReturns.round();
     }).catch((err: Error) => log(`settlement: round failed, retried next time: ${err.message.split('\n')[0]}`));
   const timer = setInterval(() => void settleRound(), options.settleIntervalMs ?? 10_000);
 
@@ -261,11 +272,13 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     settler,
     ledger,
     reader,
-    async donorJoined(peerId, address, deviceSignature) {
+    async donorJoined(peerId, address, device = {}) {
       ledger.setPayTo(peerId, address);
+      bondReturns.back(address);
       if (sponsorship.stake === 0n) return;
+      const { deviceSignature } = device;
       await serially(async () => {
-        const refusal = sponsorshipRefusal(ledger, { address, deviceSignature }, sponsorship, Date.now());
+        const refusal = sponsorshipRefusal(ledger, { address, ...device }, sponsorship, Date.now());
         if (refusal) return log(`settlement: no bond for donor ${peerId} (${address}): ${refusal}`);
         // A donor that staked from its own wallet needs no bond of ours.
         const held = await balances(reader, { settlement, account: address });
@@ -275,6 +288,10 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
         await sponsor(wallet(roles.sponsor), { settlement, provider: address, amount: sponsorship.stake });
         log(`settlement: bonded ${sponsorship.stake} wei for donor ${peerId} (${address}); the bond stays the operator's`);
       });
+    },
+    donorLeft(peerId) {
+      const address = ledger.payTo(peerId);
+      if (address) bondReturns.left(address);
     },
     payoutAddress: (peerId) => ledger.payTo(peerId),
     async gatewayRequest(stageRequestIds, tokens, layers) {

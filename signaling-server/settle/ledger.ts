@@ -157,8 +157,23 @@ export interface SettlementLedger {
   releaseWork(requestId: string): HeldWork[];
   /** Records a bond the operator put up for a donor (sponsorship.ts decides whether it may). */
   recordSponsorship(s: { address: Address; peerId: string; deviceSignature?: string; amount: bigint }): void;
-  /** What was sponsored: in all, since a time, and whether an address or a device already had a bond. */
+  /** Bonds out now (not returned): in all, how many, and whether an address or a device has one; and bonds made since a time. */
   sponsorships(): { total: bigint; count: number; since(at: number): number; hasAddress(address: Address): boolean; hasDevice(signature: string): boolean };
+  /**
+   * The life of a bond after it is made (bond-returns.ts): its donor left (`left`: the clock
+   * starts, unless it already runs), came back (`back`: the clock stops), every bond out is taken
+   * as left (`allLeft`, when the server starts: no donor is connected yet); the addresses whose
+   * donor left before a time and whose return is not asked yet; the return asked; the bond back.
+   */
+  bonds: {
+    left(address: Address, at: number): void;
+    back(address: Address): void;
+    allLeft(at: number): void;
+    toReturn(leftBefore: number): Address[];
+    requested(): Address[];
+    returnRequested(address: Address, at: number): void;
+    returned(address: Address, amount: bigint, at: number): void;
+  };
   /** The Settlement contract this ledger settles on, on a chain; recorded once deployed. */
   deployment(chainId: number): Address | undefined;
   recordDeployment(chainId: number, contract: Address): void;
@@ -267,6 +282,25 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX sponsorships_device ON sponsorships (device_signature);
    CREATE INDEX sponsorships_time ON sponsorships (sponsored_at);`,
+  // 6: bonds go back to the operator when their donor has left (bond-returns.ts): a row per
+  // bond, not per address, so an address whose bond came back may be bonded again.
+  `CREATE TABLE bonds (
+     id                   INTEGER PRIMARY KEY,
+     address              TEXT NOT NULL,
+     peer_id              TEXT NOT NULL,
+     device_signature     TEXT,
+     amount               TEXT NOT NULL,
+     sponsored_at         INTEGER NOT NULL,
+     left_at              INTEGER,
+     return_requested_at  INTEGER,
+     returned_at          INTEGER,
+     returned_amount      TEXT
+   );
+   INSERT INTO bonds (address, peer_id, device_signature, amount, sponsored_at) SELECT address, peer_id, device_signature, amount, sponsored_at FROM sponsorships;
+   DROP TABLE sponsorships;
+   CREATE INDEX bonds_address ON bonds (address);
+   CREATE INDEX bonds_device ON bonds (device_signature);
+   CREATE INDEX bonds_time ON bonds (sponsored_at);`,
 ];
 
 export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
@@ -334,11 +368,18 @@ export function openSettlementLedger(path: string, deps: { now?: () => number; m
     insertSlash: db.prepare('INSERT INTO slashes (provider, amount, evidence_hash, peer_id, tx_hash, slashed_at) VALUES (?, ?, ?, ?, ?, ?)'),
     slash: db.prepare('SELECT * FROM slashes WHERE id = ?'),
     slashes: db.prepare('SELECT * FROM slashes WHERE (?1 IS NULL OR provider = ?1) ORDER BY id'),
-    insertSponsorship: db.prepare('INSERT INTO sponsorships (address, peer_id, device_signature, amount, sponsored_at) VALUES (?, ?, ?, ?, ?)'),
-    sponsorshipAmounts: db.prepare('SELECT amount FROM sponsorships'),
-    sponsorshipsSince: db.prepare('SELECT COUNT(*) AS n FROM sponsorships WHERE sponsored_at >= ?'),
-    sponsoredAddress: db.prepare('SELECT 1 FROM sponsorships WHERE address = ?'),
-    sponsoredDevice: db.prepare('SELECT 1 FROM sponsorships WHERE device_signature = ?'),
+    insertSponsorship: db.prepare('INSERT INTO bonds (address, peer_id, device_signature, amount, sponsored_at) VALUES (?, ?, ?, ?, ?)'),
+    sponsorshipAmounts: db.prepare('SELECT amount FROM bonds WHERE returned_at IS NULL'),
+    sponsorshipsSince: db.prepare('SELECT COUNT(*) AS n FROM bonds WHERE sponsored_at >= ?'),
+    sponsoredAddress: db.prepare('SELECT 1 FROM bonds WHERE address = ? AND returned_at IS NULL'),
+    sponsoredDevice: db.prepare('SELECT 1 FROM bonds WHERE device_signature = ? AND returned_at IS NULL'),
+    bondLeft: db.prepare('UPDATE bonds SET left_at = ? WHERE address = ? AND returned_at IS NULL AND return_requested_at IS NULL AND left_at IS NULL'),
+    bondBack: db.prepare('UPDATE bonds SET left_at = NULL WHERE address = ? AND returned_at IS NULL AND return_requested_at IS NULL'),
+    bondsAbsent: db.prepare('UPDATE bonds SET left_at = ? WHERE returned_at IS NULL AND return_requested_at IS NULL AND left_at IS NULL'),
+    bondsToReturn: db.prepare('SELECT address FROM bonds WHERE returned_at IS NULL AND return_requested_at IS NULL AND left_at <= ? ORDER BY id'),
+    bondsRequested: db.prepare('SELECT address FROM bonds WHERE returned_at IS NULL AND return_requested_at IS NOT NULL ORDER BY id'),
+    bondReturnRequested: db.prepare('UPDATE bonds SET return_requested_at = ? WHERE address = ? AND returned_at IS NULL'),
+    bondReturned: db.prepare('UPDATE bonds SET returned_at = ?, returned_amount = ? WHERE address = ? AND returned_at IS NULL'),
   };
 
   const batch = (id: Hex) => {
@@ -472,6 +513,15 @@ export function openSettlementLedger(path: string, deps: { now?: () => number; m
         hasAddress: (address) => q.sponsoredAddress.get(getAddress(address)) !== undefined,
         hasDevice: (signature) => q.sponsoredDevice.get(signature) !== undefined,
       };
+    },
+    bonds: {
+      left: (address, at) => void q.bondLeft.run(at, getAddress(address)),
+      back: (address) => void q.bondBack.run(getAddress(address)),
+      allLeft: (at) => void q.bondsAbsent.run(at),
+      toReturn: (before) => (q.bondsToReturn.all(before) as { address: Address }[]).map((r) => r.address),
+      requested: () => (q.bondsRequested.all() as { address: Address }[]).map((r) => r.address),
+      returnRequested: (address, at) => void q.bondReturnRequested.run(at, getAddress(address)),
+      returned: (address, amount, at) => void q.bondReturned.run(at, amount.toString(), getAddress(address)),
     },
     setPayTo(peerId, address) {
       q.setPayTo.run(peerId, getAddress(address));

@@ -34,7 +34,7 @@ describe('sponsored bonds against a script of many identities', () => {
     for (let i = 0; i < 1000; i++) {
       const address = privateKeyToAccount(generatePrivateKey()).address;
       donors.push(address);
-      await s.donorJoined(`sybil-${i}`, address, `device-${i}`);
+      await s.donorJoined(`sybil-${i}`, address, { deviceSignature: `device-${i}` });
     }
     const spent = before - (await s.reader.getBalance({ address: SPONSOR }));
     // Five bonds of 0.1 ETH, and the gas of five transactions.
@@ -50,19 +50,21 @@ describe('sponsored bonds against a script of many identities', () => {
     for (const account of donors.slice(0, 5)) expect(await s.reader.getBalance({ address: account })).toBe(0n);
   });
 
-  it('bonds one donor per device signature, and no more than the hourly limit', { timeout: 60_000 }, async () => {
+  it('bonds one donor per device signature, and no more than the hourly limit, and none for a look-alike of a banned device', { timeout: 60_000 }, async () => {
     const log: string[] = [];
     const s = await startGridSettlement({ ledgerPath: join(await tempDir(), 'ledger.sqlite'), settleIntervalMs: 3_600_000, sponsorStake: STAKE, sponsorsPerHour: 2 }, { log: (l) => log.push(l) });
     running.push(s);
     const fresh = () => privateKeyToAccount(generatePrivateKey()).address;
-    await s.donorJoined('a', fresh(), 'device-x');
-    await s.donorJoined('b', fresh(), 'device-x');
-    await s.donorJoined('c', fresh(), 'device-y');
-    await s.donorJoined('d', fresh(), 'device-z');
+    await s.donorJoined('a', fresh(), { deviceSignature: 'device-x' });
+    await s.donorJoined('b', fresh(), { deviceSignature: 'device-x' });
+    await s.donorJoined('c', fresh(), { deviceSignature: 'device-y' });
+    await s.donorJoined('d', fresh(), { deviceSignature: 'device-z' });
+    await s.donorJoined('e', fresh(), { deviceSignature: 'device-w', resemblesBanned: true });
     expect(s.ledger.sponsorships().count).toBe(2);
     expect(log.filter((l) => l.startsWith('settlement: no bond'))).toEqual([
       expect.stringMatching(/^settlement: no bond for donor b .*its device had a bond already/),
       expect.stringMatching(/^settlement: no bond for donor d .*2 donors were bonded in the last hour/),
+      expect.stringMatching(/^settlement: no bond for donor e .*looks like one banned for cheating/),
     ]);
   });
 });

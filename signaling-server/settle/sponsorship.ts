@@ -4,7 +4,7 @@
  * the sponsor), so a script saying hello as many identities cannot cash it; what it can do is
  * tie the operator's ETH up in bonds, which these limits bound: one bond per payout address,
  * one per device signature, at most `perHour` in any hour, and `cap` wei in all (kept in the
- * ledger, across restarts).
+ * ledger, across restarts); and none for a device that looks like one banned for cheating.
  */
 import type { Address } from 'viem';
 import type { SettlementLedger } from './ledger.ts';
@@ -26,9 +26,17 @@ export const DEFAULT_SPONSORSHIP: SponsorshipLimits = { stake: 100_000_000_000_0
 const HOUR_MS = 3_600_000;
 
 /** Why a donor gets no bond now (a line for the log), or undefined when it may have one. */
-export function sponsorshipRefusal(ledger: SettlementLedger, donor: { address: Address; deviceSignature?: string }, limits: SponsorshipLimits, now: number): string | undefined {
+export interface SponsoredDonor {
+  address: Address;
+  deviceSignature?: string;
+  /** its device looks like one banned for cheating (trust/device-profile.ts): it stakes its own or serves unbonded */
+  resemblesBanned?: boolean;
+}
+
+export function sponsorshipRefusal(ledger: SettlementLedger, donor: SponsoredDonor, limits: SponsorshipLimits, now: number): string | undefined {
   const done = ledger.sponsorships();
   if (limits.stake === 0n) return 'sponsorship is off';
+  if (donor.resemblesBanned) return 'its device looks like one banned for cheating (same network, adapter and speed)';
   if (done.hasAddress(donor.address)) return `${donor.address} had its bond already`;
   if (limits.oncePerDevice !== false && donor.deviceSignature !== undefined && done.hasDevice(donor.deviceSignature)) return 'its device had a bond already (under another address)';
   if (done.total + limits.stake > limits.cap) return `the operator's sponsorship cap of ${limits.cap} wei is reached (${done.total} bonded for ${done.count} donors)`;

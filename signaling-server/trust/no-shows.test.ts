@@ -10,9 +10,11 @@ function grid() {
   const committed = new Set<string>();
   const recorded: { peerId: string; at: number }[] = [];
   const events: string[] = [];
+  const busyAt = new Map<string, number>();
   const deps: NoShowDeps = {
     connected: (id) => connected.has(id),
     committedTo: (id, r) => committed.has(`${id} ${r}`),
+    turnedAway: (id, since) => (busyAt.get(id) ?? -1) >= since,
     record: (n) => void recorded.push({ peerId: n.peerId, at: now }),
     count: (id, since) => recorded.filter((r) => r.peerId === id && r.at >= since).length,
     forfeit: async (id) => (events.push(`forfeit ${id}`), 5n),
@@ -32,7 +34,8 @@ function grid() {
     await new Promise((r) => setTimeout(r, 0));
   };
   const noShows = createNoShows({ commitGraceMs: 1000, windowMs: 60_000, suspendAfter: 2, suspendMs: 10_000, banAfter: 3 }, deps);
-  return { noShows, connected, committed, events, recorded, advance };
+  const turnAway = (id: string) => void busyAt.set(id, now);
+  return { noShows, connected, committed, events, recorded, advance, turnAway };
 }
 
 describe('no-shows', () => {
@@ -72,5 +75,18 @@ describe('no-shows', () => {
     g.connected.delete('leaves');
     await g.advance(1);
     expect(g.recorded.map((r) => r.peerId)).toEqual(['stays']);
+  });
+
+  it('excuse a stage the validator turned away as busy after the request ended, not one turned away before', async () => {
+    const g = grid();
+    g.connected.add('busy');
+    g.connected.add('early');
+    g.turnAway('early');
+    await g.advance(10);
+    g.noShows.expectCommitments('r5', ['busy', 'early']);
+    await g.advance(500);
+    g.turnAway('busy');
+    await g.advance(500);
+    expect(g.recorded.map((r) => r.peerId)).toEqual(['early']);
   });
 });

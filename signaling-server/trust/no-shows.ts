@@ -8,7 +8,8 @@
  * A stage that left is not a cheat: a tab closed mid-request, or whose connection dropped, says
  * nothing more, and the request recovered without it (the churn issue). So a stage that is no
  * longer connected when its answer is due is excused, and only a stage that stayed (still
- * registered with the coordinator) is counted.
+ * registered with the coordinator) is counted. Nor is the server's own overload a cheat: a stage
+ * whose trust stream the validator turned away as busy after the request ended is excused.
  *
  * Which stages owe a commitment: for the gateway's own requests, every stage of the route a
  * request finished on (they all served its last step), checked `commitGraceMs` after it ended.
@@ -35,6 +36,8 @@ export interface NoShowDeps {
   /** whether the stage is still connected and registered (a stage that left is excused) */
   connected(peerId: string): boolean;
   committedTo(peerId: string, requestId: string): boolean;
+  /** whether the validator turned this stage's trust stream away as busy since a time (its commitment may be what it refused) */
+  turnedAway?(peerId: string, since: number): boolean;
   record(noShow: { peerId: string; requestId: string; kind: NoShowKind }): void;
   /** its no-shows since a time, the one just recorded included */
   count(peerId: string, since: number): number;
@@ -51,8 +54,8 @@ export interface NoShowDeps {
 export interface NoShows {
   /** The route a gateway request finished on: each stage's commitment is checked once the grace has passed. */
   expectCommitments(requestId: string, stages: readonly string[]): void;
-  /** A stage's no-show; returns what came of it. */
-  noShow(peerId: string, requestId: string, kind: NoShowKind): Promise<'excused' | 'counted' | 'suspended' | 'banned'>;
+  /** A stage's no-show (`since`: when its answer became owed); returns what came of it. */
+  noShow(peerId: string, requestId: string, kind: NoShowKind, since?: number): Promise<'excused' | 'counted' | 'suspended' | 'banned'>;
   /** Stops the pending checks (the server is closing). */
   stop(): void;
 }
@@ -70,9 +73,14 @@ export function createNoShows(policy: Partial<NoShowPolicy>, deps: NoShowDeps): 
     timers.add(t);
   });
 
-  async function noShow(peerId: string, requestId: string, kind: NoShowKind): Promise<'excused' | 'counted' | 'suspended' | 'banned'> {
+  async function noShow(peerId: string, requestId: string, kind: NoShowKind, since?: number): Promise<'excused' | 'counted' | 'suspended' | 'banned'> {
     if (!deps.connected(peerId)) {
       deps.log(`no-shows: ${peerId} gave no ${kind} for request ${requestId}, but it left: excused`);
+      return 'excused';
+    }
+    // The server's own overload is not the stage's fault: a commitment the validator turned away is not withheld.
+    if (since !== undefined && deps.turnedAway?.(peerId, since)) {
+      deps.log(`no-shows: ${peerId} gave no ${kind} for request ${requestId}, but the validator turned it away as busy: excused`);
       return 'excused';
     }
     deps.record({ peerId, requestId, kind });
@@ -93,8 +101,9 @@ export function createNoShows(policy: Partial<NoShowPolicy>, deps: NoShowDeps): 
 
   return {
     expectCommitments(requestId, stages) {
+      const ended = now();
       later(() => {
-        for (const peerId of stages) if (!deps.committedTo(peerId, requestId)) void noShow(peerId, requestId, 'commitment');
+        for (const peerId of stages) if (!deps.committedTo(peerId, requestId)) void noShow(peerId, requestId, 'commitment', ended);
       }, p.commitGraceMs);
     },
     noShow,
