@@ -1,8 +1,9 @@
 /**
  * One decoder under fuzz, and what counts as right: whatever the input, it returns (and what it
  * returns passes its `accepted` check) or throws an InfermeshError with a name of its own (an
- * HttpError counts by its code). Anything else is a crash: a TypeError or RangeError from deep
- * inside, a plain Error, a thrown non-error, or no answer within the deadline.
+ * HttpError counts by its code); a decoder whose refusal is a value (a reason sent back to the
+ * peer, false) names it with `refusedAs`. Anything else is a crash: a TypeError or RangeError
+ * from deep inside, a plain Error, a thrown non-error, or no answer within the deadline.
  */
 import type fc from 'fast-check';
 import { InfermeshError } from '../../../shared/errors.ts';
@@ -16,6 +17,8 @@ export interface DecoderSpec<T = unknown, R = unknown> {
   decode(input: T): R | Promise<R>;
   /** what an accepted result must satisfy: a problem, or undefined when it holds */
   accepted?(result: R, input: T): string | undefined | Promise<string | undefined>;
+  /** for a decoder that answers a refusal with a value (a reason for the peer, false): the refusal's name, or undefined when the result is an acceptance */
+  refusedAs?(result: R): string | undefined;
   describe(input: T): string;
 }
 
@@ -49,6 +52,8 @@ export async function runDecoder<T, R>(spec: DecoderSpec<T, R>, input: T): Promi
       const e = err as Error;
       return { kind: 'crash', what: e instanceof Error ? `${e.name}: ${e.message.slice(0, 200)}` : `threw a ${typeof err}: ${String(err).slice(0, 100)}` };
     }
+    const refused = spec.refusedAs?.(result);
+    if (refused) return { kind: 'refused', name: refused };
     const problem = await spec.accepted?.(result, input);
     return problem ? { kind: 'crash', what: `accepted, but ${problem}` } : { kind: 'accepted' };
   })();

@@ -140,8 +140,12 @@ export function httpDecoders(): DecoderSpec<never>[] {
       from: 'GET of a package file or page with a Range header (the swarm\'s web seed)',
       input: fc.record({ header: fc.oneof(fc.constantFrom(...RANGE_VALUES), fc.string({ maxLength: 40 }), fc.tuple(fc.nat(), fc.nat()).map(([a, b]) => `bytes=${a}-${b}`)), size: fc.constantFrom(0, 1, 100, 1 << 20) }),
       decode: ({ header, size }: { header: string; size: number }) => parseByteRange(header, size),
-      accepted: (r: ReturnType<typeof parseByteRange>, { size }: { size: number }) =>
-        r && r !== 'unsatisfiable' && !(Number.isSafeInteger(r.start) && Number.isSafeInteger(r.end) && r.start >= 0 && r.start <= r.end && r.end < size) ? `range ${r.start}-${r.end} of a ${size}-byte file` : undefined,
+      // No range (a header it does not read) is the whole file, 200; unsatisfiable is a 416.
+      refusedAs: (r: ReturnType<typeof parseByteRange>) => (r === undefined ? 'ignored (whole file)' : r === 'unsatisfiable' ? 'unsatisfiable (416)' : undefined),
+      accepted: (r: ReturnType<typeof parseByteRange>, { size }: { size: number }) => {
+        const range = r as { start: number; end: number };
+        return Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.start <= range.end && range.end < size ? undefined : `range ${range.start}-${range.end} of a ${size}-byte file`;
+      },
       describe: ({ header, size }: { header: string; size: number }) => `${describeText(header)} of ${size} bytes`,
     },
     {

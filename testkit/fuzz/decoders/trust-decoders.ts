@@ -80,7 +80,8 @@ export async function trustDecoders(): Promise<DecoderSpec<never>[]> {
       from: 'a SEAL stage message and a commitment: the upstream\'s signature over the transcript of what it sent, and who it claims to be',
       input: fc.record({ seal: mutatedBytes(fc.constant(seal)), sender: fc.oneof(fc.constant(peerId), fc.constant(stranger), fc.string({ maxLength: 60 }), fc.constant(peerId.slice(0, -1)), fc.constant(`${peerId}x`)) }),
       decode: ({ seal: s, sender }: { seal: Uint8Array; sender: string }) => transcriptSealed(transcript, s, sender),
-      accepted: (ok: boolean, { seal: s, sender }: { seal: Uint8Array; sender: string }) => (ok && !(sender === peerId && same(s, seal)) ? 'a seal the key never made was taken as its seal' : undefined),
+      refusedAs: (ok: boolean) => (ok ? undefined : 'not sealed (false)'),
+      accepted: (_ok: boolean, { seal: s, sender }: { seal: Uint8Array; sender: string }) => (sender === peerId && same(s, seal) ? undefined : 'a seal the key never made was taken as its seal'),
       describe: ({ seal: s, sender }: { seal: Uint8Array; sender: string }) => `sender ${JSON.stringify(sender.slice(0, 60))}, seal ${describeBytes(s)}`,
     },
     {

@@ -145,9 +145,10 @@ export function wireDecoders(): DecoderSpec<never>[] {
       name: 'piece request',
       from: 'a pieces stream (PIECES_PROTOCOL): a peer asks for a piece of the model package',
       input: mutatedJsonBytes(pieceRequest),
-      // A refusal is an answer to the peer (its reason), not an exception: both are fine, a throw is not.
+      // A refusal is an answer to the peer (its reason), not an exception.
       decode: (bytes) => parsePieceRequest(bytes),
-      accepted: (r: ReturnType<typeof parsePieceRequest>) => (typeof r === 'string' || (typeof r.packageId === 'string' && typeof r.piece === 'string') ? undefined : `not a request: ${JSON.stringify(r)}`),
+      refusedAs: (r: ReturnType<typeof parsePieceRequest>) => (typeof r === 'string' ? 'answered PIECE_BAD_REQUEST' : undefined),
+      accepted: (r: ReturnType<typeof parsePieceRequest>) => (typeof r !== 'string' && typeof r.packageId === 'string' && typeof r.piece === 'string' ? undefined : `not a request: ${JSON.stringify(r)}`),
       describe: (b) => new TextDecoder().decode(b.subarray(0, 160)),
     },
     {
