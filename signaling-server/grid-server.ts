@@ -97,6 +97,18 @@ class NoRouteHttpError extends ServiceUnavailableError {
 }
 
 /**
+ * The gateway's own grid client could not connect (its first request, or after a failure): a
+ * link the server makes to itself over loopback, cut mid-handshake (seen when a flood of other
+ * loopback connections hits the relay at that moment). Its next request connects again.
+ */
+class GatewayConnectError extends ServiceUnavailableError {
+  override name = 'GatewayConnectError';
+  constructor(cause: unknown) {
+    super(`the server's grid client could not connect to its relay (${(cause as Error)?.name ?? 'Error'}: ${(cause as Error)?.message ?? String(cause)}); retry`, { code: 'grid_unreachable', retryAfterSeconds: 1, cause });
+  }
+}
+
+/**
  * A generation that failed for want of a grid, not through a fault of its request: no route
  * (the coordinator's, or the one the grid client asked for), or a route whose stages failed on
  * every attempt. Anything else is passed on as it is.
@@ -309,7 +321,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
 
   const connect = () => (client ??= connectGrid({ url: http.localUrl, model: manifest.id, relayAddrs: localRelay }, { ort: ort as unknown as OrtModule, observer }).catch((err) => {
     client = null;
-    throw err;
+    throw new GatewayConnectError(err);
   }));
   /** The OpenAI API of the server's grid client, connected when a request first needs it. */
   function lazyApi(): OpenAIApi {

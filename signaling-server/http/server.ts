@@ -179,24 +179,31 @@ export async function startHttpServer(options: HttpServerOptions, deps: HttpServ
 
 /**
  * A client still sending when the server closes gets a reset, and with it loses the answer
- * already sent: the rest of its request is read and dropped for this long first (nginx's
- * lingering close waits as long for a pause).
+ * already sent: the rest of its request is read and dropped first, until it pauses this long
+ * (nginx's lingering_timeout) or for this long in all (lingering_time). A client pushing a
+ * 4 MB body slowly on a busy machine had its answer cut by a flat 5 s.
  */
-const LINGER_MS = 5_000;
+const LINGER_PAUSE_MS = 5_000;
+const LINGER_MAX_MS = 30_000;
 
 /** Sockets answered by endSocket: Node's parser reports every later chunk of theirs as another error. */
 const answered = new WeakSet<Duplex>();
 
-/** Writes a whole JSON error response on a raw socket, then closes it after LINGER_MS. */
+/** Writes a whole JSON error response on a raw socket, then closes it once the client pauses (a lingering close). */
 function endSocket(socket: Duplex, err: HttpError): void {
   answered.add(socket);
   const { status, body, headers } = errorResponse(err);
   const text = JSON.stringify(body);
   const head = { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), connection: 'close', ...headers };
-  socket.on('data', () => undefined);
+  const pause = setTimeout(() => socket.destroy(), LINGER_PAUSE_MS).unref();
+  const cap = setTimeout(() => socket.destroy(), LINGER_MAX_MS).unref();
+  socket.on('data', () => void pause.refresh());
   socket.on('error', () => undefined);
+  socket.on('close', () => {
+    clearTimeout(pause);
+    clearTimeout(cap);
+  });
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${Object.entries(head).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${text}`);
-  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
 interface BodyLimits {
