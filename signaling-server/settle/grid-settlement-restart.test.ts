@@ -6,13 +6,15 @@
  * whose chain is gone is refused by name. Also: rewards vest over rounds, and a slashed stage
  * forfeits what has not vested.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { parseEther } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../../testkit/model-fixtures.ts';
 import { balances } from '../../shared/settle/settlement-client.ts';
+import { ANVIL_DEV_KEYS } from '../chain/anvil.ts';
 import { ChainSetupError, startGridSettlement, type GridSettlement } from './grid-settlement.ts';
 
 const running: GridSettlement[] = [];
@@ -78,6 +80,40 @@ describe('the local chain across a server restart', () => {
     const refused = start(dir, 'ledger.sqlite', 'other-chain.json');
     await expect(refused).rejects.toBeInstanceOf(ChainSetupError);
     await expect(refused).rejects.toThrow(`settles on contract ${contract} on chain 31337, which the chain at`);
+  });
+
+  it('moves aside a ledger whose contract another version deployed, and deploys this one; on a chain of its own it refuses by name', async () => {
+    const dir = await tempDir();
+    const first = await start(dir);
+    const { contract } = first.chain;
+    await first.close();
+    running.pop();
+    // As an older infermesh left it: a deployment recorded without this version's code hash.
+    const db = new DatabaseSync(join(dir, 'ledger.sqlite'));
+    db.exec('UPDATE deployments SET code_hash = NULL');
+    db.close();
+
+    const log: string[] = [];
+    const second = await startGridSettlement({ ledgerPath: join(dir, 'ledger.sqlite'), anvilStateFile: join(dir, 'anvil-state.json'), settleIntervalMs: 3_600_000 }, { log: (l) => log.push(l) });
+    running.push(second);
+    expect(second.chain.contract).not.toBe(contract);
+    expect(log).toContainEqual(expect.stringMatching(/the local chain's contract was deployed by another version of infermesh; its ledger is kept at .*ledger\.sqlite\.outdated-\d+/));
+    expect(readdirSync(dir).filter((f) => f.startsWith('ledger.sqlite.outdated-'))).toHaveLength(1);
+    // The new contract is read with this version's ABI: a bond works again.
+    const provider = privateKeyToAccount(generatePrivateKey()).address;
+    await second.donorJoined('stage-b', provider);
+    expect((await balances(second.reader, { settlement: second.chain.contract, account: provider })).bond).toBe(parseEther('0.1'));
+
+    // A chain given by --rpc-url (here the same anvil, while it runs) is not the server's to reset: refused by name.
+    const external = join(dir, 'external.sqlite');
+    const key = ANVIL_DEV_KEYS[0];
+    const own = await startGridSettlement({ rpcUrl: second.chain.rpcUrl, privateKey: key, ledgerPath: external, settleIntervalMs: 3_600_000 });
+    await own.close();
+    const db2 = new DatabaseSync(external);
+    db2.exec('UPDATE deployments SET code_hash = NULL');
+    db2.close();
+    const refused = startGridSettlement({ rpcUrl: second.chain.rpcUrl, privateKey: key, ledgerPath: external, settleIntervalMs: 3_600_000 });
+    await expect(refused).rejects.toMatchObject({ name: 'OutdatedContractError', message: expect.stringMatching(/deployed by another version of infermesh/) });
   });
 });
 

@@ -25,7 +25,10 @@
  * 3 (stake sponsor) and 4 (the gateway's payer); on another chain the given key plays every
  * role and the treasury is `treasury` or that key's address.
  */
-import { createPublicClient, createWalletClient, http, parseEther, type Address, type Chain, type Hex, type PublicClient } from 'viem';
+import { renameSync } from 'node:fs';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { createPublicClient, createWalletClient, hexToBytes, http, parseEther, type Address, type Chain, type Hex, type PublicClient } from 'viem';
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { getChainId } from 'viem/actions';
 import { InfermeshError } from '../../shared/errors.ts';
@@ -136,23 +139,35 @@ export interface GridSettlement {
   close(): Promise<void>;
 }
 
+/** The ledger's contract was deployed from other Settlement code (an older infermesh): its functions may not be this one's. */
+export class OutdatedContractError extends ChainSetupError {
+  override name = 'OutdatedContractError';
+}
+
 /**
  * The contract this ledger settles on: the one it recorded for the chain, or a new deployment
- * (recorded). A recorded contract the chain no longer holds means the ledger's receipts, batches
- * and vouchers belong to a chain that is gone (a local chain whose state file was removed):
- * refused, rather than mixing the two.
+ * (recorded with the hash of the code it came from). A recorded contract the chain no longer
+ * holds means the ledger's receipts, batches and vouchers belong to a chain that is gone (a
+ * local chain whose state file was removed): refused, rather than mixing the two. So is one
+ * deployed from other code (OutdatedContractError): reading it with this version's ABI fails
+ * (a balances() of fewer fields), and every bond and voucher with it.
  */
-async function settlementContract(ledger: SettlementLedger, reader: PublicClient, chainId: number, rpcUrl: string, deploy: () => Promise<Address>): Promise<Address> {
+async function settlementContract(ledger: SettlementLedger, reader: PublicClient, chainId: number, rpcUrl: string, codeHash: string, deploy: () => Promise<Address>): Promise<Address> {
   const known = ledger.deployment(chainId);
   if (known) {
-    const code = await reader.getCode({ address: known });
-    if (code && code !== '0x') return known;
-    throw new ChainSetupError(
-      `the settlement ledger settles on contract ${known} on chain ${chainId}, which the chain at ${rpcUrl} does not hold (was its state removed?): move the ledger aside to start a new one, or point --rpc-url at that chain`,
+    const code = await reader.getCode({ address: known.contract });
+    if (!code || code === '0x') {
+      throw new ChainSetupError(
+        `the settlement ledger settles on contract ${known.contract} on chain ${chainId}, which the chain at ${rpcUrl} does not hold (was its state removed?): move the ledger aside to start a new one, or point --rpc-url at that chain`,
+      );
+    }
+    if (known.codeHash === codeHash) return known.contract;
+    throw new OutdatedContractError(
+      `the settlement ledger settles on contract ${known.contract} on chain ${chainId}, deployed by another version of infermesh (its Settlement code differs from this one's): move the ledger aside to deploy this version's contract, or run the version that deployed it`,
     );
   }
   const contract = await deploy();
-  ledger.recordDeployment(chainId, contract);
+  ledger.recordDeployment(chainId, contract, codeHash);
   return contract;
 }
 
@@ -199,16 +214,25 @@ export async function startGridSettlement(options: GridSettlementOptions, deps: 
     throw err;
   }
   let contract = options.contract;
-  try {
-    contract ??= await settlementContract(ledger, reader, chain.id, rpcUrl, () =>
-      deploySettlement(coordinator, {
-        coordinator: roles.coordinator.address,
-        validator: roles.validator.address,
-        treasury: roles.treasury,
-        withdrawDelay: options.withdrawDelay ?? 3600,
-        bytecode: settlementArtifact().bytecode,
-      }).then((d) => d.address),
+  const { bytecode } = settlementArtifact();
+  const codeHash = bytesToHex(sha256(hexToBytes(bytecode)));
+  const resolve = () =>
+    settlementContract(ledger, reader, chain.id, rpcUrl, codeHash, () =>
+      deploySettlement(coordinator, { coordinator: roles.coordinator.address, validator: roles.validator.address, treasury: roles.treasury, withdrawDelay: options.withdrawDelay ?? 3600, bytecode }).then((d) => d.address),
     );
+  try {
+    try {
+      contract ??= await resolve();
+    } catch (err) {
+      // The local chain is the server's own test chain: its ledger goes aside (kept, renamed) and this version deploys anew.
+      if (!(err instanceof OutdatedContractError) || !anvil) throw err;
+      ledger.close();
+      const aside = `${options.ledgerPath}.outdated-${Date.now()}`;
+      renameSync(options.ledgerPath, aside);
+      log(`settlement: the local chain's contract was deployed by another version of infermesh; its ledger is kept at ${aside}, and this version's contract is deployed`);
+      ledger = openSettlementLedger(options.ledgerPath);
+      contract = await resolve();
+    }
   } catch (err) {
     ledger.close();
     await anvil?.stop();

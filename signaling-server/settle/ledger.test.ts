@@ -143,7 +143,7 @@ describe('vesting rewards', () => {
     ledger.close();
     // As a version-3 file held it: released and releases not yet there.
     const db = new DatabaseSync(path);
-    db.exec(`DROP TABLE releases; DROP TABLE bonds; ALTER TABLE receipts DROP COLUMN released; ALTER TABLE receipts DROP COLUMN forfeited; PRAGMA user_version = 3`);
+    db.exec(`DROP TABLE releases; DROP TABLE bonds; ALTER TABLE receipts DROP COLUMN released; ALTER TABLE receipts DROP COLUMN forfeited; ALTER TABLE deployments DROP COLUMN code_hash; PRAGMA user_version = 3`);
     db.close();
     const again = openSettlementLedger(path);
     expect(again.receipts()).toEqual([expect.objectContaining({ requestId: 'old', released: 7n, forfeited: 0n, batchId: id })]);

@@ -175,8 +175,9 @@ export interface SettlementLedger {
     returned(address: Address, amount: bigint, at: number): void;
   };
   /** The Settlement contract this ledger settles on, on a chain; recorded once deployed. */
-  deployment(chainId: number): Address | undefined;
-  recordDeployment(chainId: number, contract: Address): void;
+  /** The contract recorded for a chain, with the hash of the code it was deployed from (none for deployments recorded before that was kept). */
+  deployment(chainId: number): { contract: Address; codeHash?: string } | undefined;
+  recordDeployment(chainId: number, contract: Address, codeHash: string): void;
   close(): void;
 }
 
@@ -301,6 +302,9 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX bonds_address ON bonds (address);
    CREATE INDEX bonds_device ON bonds (device_signature);
    CREATE INDEX bonds_time ON bonds (sponsored_at);`,
+  // 7: which Settlement code each deployment runs (a hash of its creation code), so a ledger of
+  // a contract an older infermesh deployed, whose functions differ, is known for one.
+  `ALTER TABLE deployments ADD COLUMN code_hash TEXT;`,
 ];
 
 export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
@@ -329,8 +333,10 @@ export function openSettlementLedger(path: string, deps: { now?: () => number; m
     heldWork: db.prepare('SELECT * FROM held_work WHERE request_id = ? ORDER BY id'),
     releaseWork: db.prepare('DELETE FROM held_work WHERE request_id = ?'),
     trimHeldWork: db.prepare('DELETE FROM held_work WHERE id <= (SELECT MAX(id) FROM held_work) - ?'),
-    deployment: db.prepare('SELECT contract FROM deployments WHERE chain_id = ?'),
-    recordDeployment: db.prepare('INSERT INTO deployments (chain_id, contract, deployed_at) VALUES (?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET contract = excluded.contract, deployed_at = excluded.deployed_at'),
+    deployment: db.prepare('SELECT contract, code_hash FROM deployments WHERE chain_id = ?'),
+    recordDeployment: db.prepare(
+      'INSERT INTO deployments (chain_id, contract, deployed_at, code_hash) VALUES (?, ?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET contract = excluded.contract, deployed_at = excluded.deployed_at, code_hash = excluded.code_hash',
+    ),
     voucher: db.prepare('SELECT * FROM vouchers WHERE client = ?'),
     upsertVoucher: db.prepare(
       `INSERT INTO vouchers (client, cumulative_amount, signature, accepted_at) VALUES (?, ?, ?, ?)
@@ -564,13 +570,13 @@ export function openSettlementLedger(path: string, deps: { now?: () => number; m
       });
     },
     deployment(chainId) {
-      const row = q.deployment.get(chainId) as { contract: string } | undefined;
-      return row ? (row.contract as Address) : undefined;
+      const row = q.deployment.get(chainId) as { contract: string; code_hash: string | null } | undefined;
+      return row ? { contract: row.contract as Address, ...(row.code_hash !== null && { codeHash: row.code_hash }) } : undefined;
     },
-    recordDeployment(chainId, contract) {
+    recordDeployment(chainId, contract, codeHash) {
       // As given (deployments report lower case): the next run reports the same string.
       getAddress(contract);
-      q.recordDeployment.run(chainId, contract, now());
+      q.recordDeployment.run(chainId, contract, now(), codeHash);
     },
     close() {
       if (db.isOpen) db.close();
