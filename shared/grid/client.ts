@@ -76,6 +76,14 @@ export interface ConnectOptions {
    * `deposit` puts it there). Without it requests are unpaid and nothing else changes.
    */
   payer?: LocalAccount;
+  /** stops connecting: the downloads, and what follows them; connect() then rejects with the signal's reason (an AbortError) */
+  signal?: AbortSignal;
+  /**
+   * told as the client's share of the model (embedding, head, tokenizer) downloads: bytes so
+   * far and in all, and the file the last bytes were of, for a progress bar; the last call has
+   * `loaded === total`
+   */
+  onProgress?: (progress: DownloadProgress) => void;
   /** told of each voucher the server accepted */
   onPayment?: (payment: RequestPayment) => void;
   /**
@@ -84,6 +92,12 @@ export interface ConnectOptions {
    * (or by close())
    */
   onPaymentError?: (err: PaymentRefusedError) => void;
+}
+
+export interface DownloadProgress {
+  loaded: number;
+  total: number;
+  file: string;
 }
 
 /** Told about every generation this client runs (the server records its gateway's requests). */
@@ -147,22 +161,29 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   const offer = options.model ? info.models.find((m) => m.packageId === options.model) : info.models[0];
   if (!offer) throw new UsageError(options.model ? `the grid does not serve model ${options.model}` : 'the grid serves no model');
   const packageUrl = new URL(offer.packageUrl, `${base}/`).href;
-  const file = fetchPackageFiles(packageUrl, fetchFn);
-  const manifest = await parseManifest(new TextDecoder().decode(await file(MANIFEST_FILE)), `${packageUrl}${MANIFEST_FILE}`);
+  const { signal } = options;
+  const manifest = await parseManifest(new TextDecoder().decode(await fetchPackageFiles(packageUrl, fetchFn, { signal })(MANIFEST_FILE)), `${packageUrl}${MANIFEST_FILE}`);
   if (manifest.id !== offer.packageId) throw new PackageError(`the server's manifest is package ${manifest.id}, not the offered ${offer.packageId}`, { source: packageUrl });
-  const verified = async (path: string) => (await readVerifiedFile(manifest, path, file)).bytes;
 
   const embed = shardOf(manifest, 'embed');
   const headShard = shardOf(manifest, 'head');
   const t = manifest.tokenizer;
+  // The client's share of the model: what it downloads before it can generate.
+  const share = [embed.graph, embed.data, headShard.graph, headShard.data, t.file, ...(t.kind === 'huggingface' && t.configFile ? [t.configFile] : [])];
+  const total = share.reduce((sum, path) => sum + (manifest.files.find((f) => f.path === path)?.size ?? 0), 0);
+  let loaded = 0;
+  const onBytes = options.onProgress && ((path: string, bytes: number) => options.onProgress!({ loaded: (loaded += bytes), total, file: path }));
+  const file = fetchPackageFiles(packageUrl, fetchFn, { signal, onBytes });
+  const verified = async (path: string) => (await readVerifiedFile(manifest, path, file)).bytes;
   const [embedGraph, embedData, headGraph, headData, tokenizerMain, tokenizerConfigBytes] = await Promise.all([
     verified(embed.graph),
     verified(embed.data),
     verified(headShard.graph),
     verified(headShard.data),
     verified(t.file),
-    t.kind === 'huggingface' && t.configFile ? verified(t.configFile) : Promise.resolve(undefined),
+    share[5] ? verified(share[5]) : Promise.resolve(undefined),
   ]);
+  signal?.throwIfAborted();
   const tokenizer = loadTokenizer(manifest, tokenizerMain, tokenizerConfigBytes);
   const embedding = createEmbeddingTable(manifest.config, decodeModel(embedGraph), embedData);
   // The head's threads park when a run ends (PIPELINE_SESSION_CONFIG): a client often shares
@@ -183,6 +204,10 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   // The client's own key: it seals the frames it sends, so the first stage can prove its input.
   const privateKey = await generateKeyPair('Ed25519');
   const node: PeerNode = await createPeerNode({ relayAddrs: options.relayAddrs ?? info.relayAddrs, privateKey, rtcConfiguration: rtcConfiguration(info, () => api<GridInfo>('/api/info')) });
+  if (signal?.aborted) {
+    await node.stop();
+    throw signal.reason;
+  }
   const sink: ResultSink = await serveResults(node);
   const echoes = createEchoes(node);
   let predictedMs = 0;

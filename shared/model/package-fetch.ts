@@ -10,16 +10,45 @@ import type { Manifest } from './manifest.ts';
 /** A package file's bytes by its path in the package. */
 export type PackageFileReader = (path: string) => Promise<Uint8Array>;
 
+export interface FetchPackageOptions {
+  /** stops every fetch (the reader rejects with the signal's reason, an AbortError) */
+  signal?: AbortSignal;
+  /** told of each chunk of a file's bytes as it arrives, for a progress bar */
+  onBytes?: (path: string, bytes: number) => void;
+}
+
 /** Reads files under `baseUrl` (absolute, or relative to the page) with `fetch`; a network failure or an HTTP error is a PackageError naming the URL. */
-export function fetchPackageFiles(baseUrl: string, fetchFn: typeof fetch = fetch): PackageFileReader {
+export function fetchPackageFiles(baseUrl: string, fetchFn: typeof fetch = fetch, options: FetchPackageOptions = {}): PackageFileReader {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  const { signal, onBytes } = options;
   return async (path) => {
     const url = `${base}${path}`;
-    const response = await fetchFn(url).catch((err: unknown) => {
+    signal?.throwIfAborted();
+    const response = await fetchFn(url, { signal }).catch((err: unknown) => {
+      if (signal?.aborted) throw signal.reason;
       throw new PackageError(`cannot fetch: ${(err as Error).message}`, { source: url, cause: err });
     });
     if (!response.ok) throw new PackageError(`fetch failed with HTTP ${response.status}`, { source: url });
-    return new Uint8Array(await response.arrayBuffer());
+    if (!onBytes || !response.body) return new Uint8Array(await response.arrayBuffer());
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        chunks.push(chunk);
+        size += chunk.byteLength;
+        onBytes(path, chunk.byteLength);
+      }
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw new PackageError(`the download broke off after ${size} bytes: ${(err as Error).message}`, { source: url, cause: err });
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.byteLength;
+    }
+    return bytes;
   };
 }
 
