@@ -172,6 +172,8 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   const { store, settlement } = deps;
   const log = deps.log ?? (() => {});
   const stored = store && storeEvents(store, manifest.id);
+  /** When the validator last turned each connected stage away as busy (trust/no-shows.ts excuses it). */
+  const turnedAway = new Map<string, number>();
   const coordinator = await startCoordinator(
     { manifest, packageUrl: packagePath, maxLayersPerNode: options.maxLayersPerNode, bans: store?.bans },
     {
@@ -185,6 +187,8 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
         },
         peerLeft(peerId) {
           stored?.peerLeft?.(peerId);
+          // A stage that left is excused anyway (no-shows.ts): what the validator turned it away for no longer matters.
+          turnedAway.delete(peerId);
           // Its bond starts back to the operator, unless another tab paying to the same address still serves.
           const address = settlement?.payoutAddress(peerId);
           if (address && ![...coordinator.registry.peers.keys()].some((id) => id !== peerId && settlement?.payoutAddress(id) === address)) settlement?.donorLeft(peerId);
@@ -198,7 +202,6 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
 
   // Stages that served a request and did not answer for it while connected (trust/no-shows.ts).
   const missed = new Map<string, number[]>(); // without a store: no-show times per stage, in memory
-  const turnedAway = new Map<string, number>(); // when the validator last turned each stage away as busy
   const noShows = createNoShows(options.noShows ?? {}, {
     connected: (peerId) => coordinator.registry.peers.has(peerId),
     committedTo: (peerId, requestId) => validator.committedTo(peerId, requestId),

@@ -169,7 +169,8 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
   const headShard = shardOf(manifest, 'head');
   const t = manifest.tokenizer;
   // The client's share of the model: what it downloads before it can generate.
-  const share = [embed.graph, embed.data, headShard.graph, headShard.data, t.file, ...(t.kind === 'huggingface' && t.configFile ? [t.configFile] : [])];
+  const configFile = t.kind === 'huggingface' ? t.configFile : undefined;
+  const share = [embed.graph, embed.data, headShard.graph, headShard.data, t.file, ...(configFile ? [configFile] : [])];
   const total = share.reduce((sum, path) => sum + (manifest.files.find((f) => f.path === path)?.size ?? 0), 0);
   let loaded = 0;
   const onBytes = options.onProgress && ((path: string, bytes: number) => options.onProgress!({ loaded: (loaded += bytes), total, file: path }));
@@ -181,7 +182,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     verified(headShard.graph),
     verified(headShard.data),
     verified(t.file),
-    share[5] ? verified(share[5]) : Promise.resolve(undefined),
+    configFile ? verified(configFile) : Promise.resolve(undefined),
   ]);
   signal?.throwIfAborted();
   const tokenizer = loadTokenizer(manifest, tokenizerMain, tokenizerConfigBytes);

@@ -18,12 +18,7 @@ import { connectGrid } from '../../shared/grid/client.ts';
 import type { ConnectOptions, GridClient } from '../../shared/grid/client.ts';
 import type { OrtModule } from '../../shared/runtime/ort.ts';
 
-export type { ConnectOptions, DownloadProgress, GridClient } from '../../shared/grid/client.ts';
-export { GridApiError, LayersUncoveredError } from '../../shared/grid/client.ts';
-export { InfermeshError, PackageError, UsageError } from '../../shared/errors.ts';
-export type { GeneratedToken, GenerateOptions } from '../../shared/runtime/pipeline.ts';
-export type { RequestPayment, SettlementInfo } from '../../shared/settle/request-payer.ts';
-export { PaymentRefusedError } from '../../shared/settle/errors.ts';
+export * from './exports.ts';
 
 export interface BrowserConnectOptions extends ConnectOptions {
   /** where onnxruntime-web's .wasm files are served (default: the grid server's /ort/) */

@@ -33,7 +33,8 @@ export const DECODE_DEADLINE_MS = 5_000;
 /** An error's stable name, or undefined when it has none of its own. */
 export function refusalName(err: unknown): string | undefined {
   if (!(err instanceof InfermeshError)) return undefined;
-  if (err.name === 'HttpError') return (err as InfermeshError & { code?: string }).code ? `HttpError:${(err as InfermeshError & { code?: string }).code}` : undefined;
+  const { code } = err as InfermeshError & { code?: string };
+  if (err.name === 'HttpError') return code ? `HttpError:${code}` : undefined;
   return err.name === 'InfermeshError' ? undefined : err.name;
 }
 
