@@ -11,7 +11,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{shared,cli,worker,web,signaling-server,bench,testkit}/**/*.test.ts'],
+          include: ['{shared,packages,cli,worker,web,signaling-server,bench,testkit}/**/*.test.ts'],
           exclude: ['e2e/**', '**/node_modules/**'],
         },
       },
@@ -20,8 +20,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['e2e/**/*.test.ts'],
-          // The churn suite is the slow one: `npm run test:churn` (the README's second command).
-          exclude: ['e2e/churn/**', '**/node_modules/**'],
+          // The slow suites are the README's second command (`npm run test:slow`): churn, and the SDK package.
+          exclude: ['e2e/churn/**', 'e2e/package/**', '**/node_modules/**'],
           // Each file drives a whole Chromium (and later several tabs and a relay): one at a time.
           fileParallelism: false,
           maxWorkers: 1,
@@ -42,6 +42,17 @@ export default defineConfig({
           testTimeout: 180_000,
           hookTimeout: 300_000,
           globalSetup: ['testkit/web-build.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'package',
+          include: ['e2e/package/**/*.test.ts'],
+          fileParallelism: false,
+          maxWorkers: 1,
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
         },
       },
     ],

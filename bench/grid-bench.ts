@@ -17,6 +17,7 @@ import { ensureWebApp } from '../signaling-server/local-grid/web-app.ts';
 import { hopReport, startDemoGrid, tabReport, timeGeneration } from '../signaling-server/local-grid/demo-grid.ts';
 import type { DemoGrid, TimedGeneration } from '../signaling-server/local-grid/demo-grid.ts';
 import { readPackageManifest } from '../worker/node/package-files.ts';
+import { connect } from '../packages/sdk/src/node.ts';
 import { benchPackage } from './local-bench.ts';
 import { machineInfo } from './machine.ts';
 import { median } from '../testkit/engine/decoders.ts';
@@ -106,7 +107,7 @@ interface Measured {
 async function openGrid(dir: string, tabs: number, nLayers: number): Promise<Measured> {
   const maxLayersPerNode = Math.ceil(nLayers / tabs);
   log(`starting a grid of ${tabs} tab(s), at most ${maxLayersPerNode} layers each`);
-  const grid = await startDemoGrid({ modelDir: dir, tabs, maxLayersPerNode, log: (line) => log(`  [${tabs} tab(s)] ${line}`) });
+  const grid = await startDemoGrid({ modelDir: dir, tabs, maxLayersPerNode, log: (line) => log(`  [${tabs} tab(s)] ${line}`) }, { connect });
   return { tabs, maxLayersPerNode, grid, rounds: [] };
 }
 

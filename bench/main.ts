@@ -9,7 +9,8 @@
  * decoders (every decoder of network input fuzzed on its own: refusals by name, crashes),
  * churn (generations whose route loses a stage to a closed tab, a killed browser, a dropped or
  * throttled link or a frozen tab: identical text, tokens lost and repeated, recovery time),
- * load (the server under hundreds of concurrent HTTP clients: throughput, latency, backpressure).
+ * load (the server under hundreds of concurrent HTTP clients: throughput, latency, backpressure),
+ * sdk (the SDK package's install as an app gets it, the client's download, its two Node runtimes).
  */
 import { Command, type OptionValues } from 'commander';
 import { compileBench } from './compile-bench.ts';
@@ -21,6 +22,7 @@ import { decodersBench } from './decoders-bench.ts';
 import { fuzzBench } from './fuzz-bench.ts';
 import { churnBench } from './churn-bench.ts';
 import { loadBench } from './load-bench.ts';
+import { sdkBench } from './sdk-bench.ts';
 import type { Family } from '../testkit/fuzz/fuzz-cases.ts';
 import { CHURN_FAULTS, STAGE_POSITIONS } from '../testkit/churn/faults.ts';
 
@@ -148,6 +150,11 @@ suite('load', 'the grid server (a child `infermesh serve` with one donor) under 
   .option('--seconds <n>', 'how long', '20')
   .option('--timeout <ms>', 'a request unanswered this long is dropped', '30000')
   .action(printed((opts) => loadBench({ clients: Number(opts.clients), seconds: Number(opts.seconds), timeoutMs: Number(opts.timeout) }), { lingers: true }));
+
+suite('sdk', "the SDK package installed from its tarball into a fresh project (seconds, packages, MiB), the client's download of the default model, and the Node client on onnxruntime-node next to onnxruntime-web's WASM")
+  .option('--tokens <n>', 'greedy completion tokens per generation', '64')
+  .option('--rounds <n>', 'interleaved rounds per runtime (median reported)', '5')
+  .action(printed((opts) => sdkBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), { lingers: true }));
 
 suite('churn', 'generations through real Chromium donor tabs whose route loses a stage at a random token (closed tab, killed browser, dropped or throttled link, frozen tab): identical text, lost and repeated tokens, recovery time, throughput against unbroken runs')
   .option('--generations <n>', 'faulty generations', '50')

@@ -16,6 +16,7 @@ import { DEFAULT_MODEL, syntheticPackageDir } from './defaults.ts';
 import { hopReport, startDemoGrid, tabReport, timeGeneration } from '../signaling-server/local-grid/demo-grid.ts';
 import { readPackageManifest } from '../worker/node/package-files.ts';
 import type { DemoGrid } from '../signaling-server/local-grid/demo-grid.ts';
+import { connect } from '../packages/sdk/src/node.ts';
 import type { GenerateOptions } from '../shared/runtime/pipeline.ts';
 
 export interface DemoCommandOptions {
@@ -59,7 +60,7 @@ export async function demoCommand(options: DemoCommandOptions): Promise<void> {
   if (manifest.source.startsWith('synthetic:')) log('(synthetic model: random weights, so the text is noise)');
 
   await ensureWebApp();
-  const grid = await startDemoGrid({ modelDir, tabs: options.tabs, maxLayersPerNode, replicas, log });
+  const grid = await startDemoGrid({ modelDir, tabs: options.tabs, maxLayersPerNode, replicas, log }, { connect });
   let result;
   try {
     const route = (await grid.client.route()).hops.map((h) => ({ peerId: h.peerId, layers: h.layers }));

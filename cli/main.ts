@@ -56,6 +56,7 @@ program
   .option('--stages <k>', 'number of in-process pipeline stages', integer('--stages', 1), 1)
   .option('--threads <n>', 'onnxruntime intra-op threads per session', integer('--threads', 1))
   .option('--verify', 'check every piece SHA-256 before running')
+  .option('--url <url>', "generate through the grid server at this URL with the SDK, as an app would (--model is then one of the grid's package ids)")
   .action(async (opts) => {
     await generateCommand(opts);
   });

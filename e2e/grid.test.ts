@@ -13,10 +13,10 @@ import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import type { DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
-import { connect } from '../web/sdk/node.ts';
+import { connect } from '../packages/sdk/src/node.ts';
 import { defaultThreads } from '../worker/engine.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { GridClient } from '../web/sdk/node.ts';
+import type { GridClient } from '../packages/sdk/src/node.ts';
 
 const PROMPT = 'Once upon a time';
 let dir: string;

@@ -28,7 +28,7 @@ import type { GridInfo } from '../shared/grid/client.ts';
 import type { RouteHop } from '../shared/grid/protocol.ts';
 import { ANVIL_DEV_KEYS } from '../signaling-server/chain/anvil.ts';
 import { walletOn } from '../testkit/settlement-chain.ts';
-import { connect } from '../web/sdk/node.ts';
+import { connect } from '../packages/sdk/src/node.ts';
 
 /** What the gateway test asks for: a short greedy completion. */
 const CHAT = { model: '', messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 12, temperature: 0 };

@@ -1,5 +1,5 @@
 /**
- * The grid client behind the SDK (web/sdk) and the server's OpenAI gateway: it fetches the
+ * The grid client behind the SDK (packages/sdk) and the server's OpenAI gateway: it fetches the
  * client side of a package from the server (manifest, embedding, head, tokenizer; every piece
  * hash-checked), joins the grid as a libp2p peer, asks the coordinator for a route, and
  * generates through it with the same pipeline the local runner uses. onnxruntime (web or node)
@@ -134,6 +134,8 @@ export interface GridClient extends OpenAIApi {
   readonly peerId: string;
   readonly manifest: Manifest;
   readonly tokenizer: LoadedTokenizer;
+  /** the grid's Settlement contract, chain and price, where a payer deposits escrow; null on a grid that does not settle */
+  readonly settlement: SettlementInfo | null;
   generate(prompt: string, options?: Partial<GenerateOptions>): AsyncGenerator<GeneratedToken, void, void>;
   /**
    * The route generation runs on now: the one a running request was last moved to (the next
@@ -298,6 +300,7 @@ export async function connectGrid(options: ConnectOptions, deps: ClientDeps): Pr
     peerId: node.peerId.toString(),
     manifest,
     tokenizer,
+    settlement: info.settlement ?? null,
     modelId: openai.modelId,
     chat: openai.chat,
     completions: openai.completions,

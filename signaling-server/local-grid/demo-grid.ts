@@ -1,15 +1,13 @@
 /**
  * A whole grid on this machine, as `infermesh demo` and `bench grid` run it: the grid server
  * (relay, coordinator, HTTP) on free ports, N headless Chromium donor tabs on its donor page,
- * and a Node grid client (onnxruntime-node for the client's head) once every layer is served.
+ * and a grid client (the caller's: `infermesh demo` and `bench grid` pass the SDK's Node
+ * `connect`, packages/sdk) once every layer is served.
  * Also the timing of one generation through it and the reports both print.
  */
-import * as ort from 'onnxruntime-node';
 import { InfermeshError } from '../../shared/errors.ts';
-import { connectGrid } from '../../shared/grid/client.ts';
-import type { GridClient } from '../../shared/grid/client.ts';
+import type { ConnectOptions, GridClient } from '../../shared/grid/client.ts';
 import type { GenerateOptions } from '../../shared/runtime/pipeline.ts';
-import type { OrtModule } from '../../shared/runtime/ort.ts';
 import { startGridServer } from '../grid-server.ts';
 import type { GridServer } from '../grid-server.ts';
 import { openDonorTabs } from './donor-tabs.ts';
@@ -42,6 +40,11 @@ export interface DemoGridOptions {
   log?: (line: string) => void;
 }
 
+export interface DemoGridDeps {
+  /** opens the grid client once every layer is served */
+  connect(options: ConnectOptions): Promise<GridClient>;
+}
+
 export interface DemoGrid {
   server: GridServer;
   donors: DonorTabs;
@@ -65,7 +68,7 @@ interface TabState {
 const tabState = async (tab: DonorTab) => ((await tab.state()) ?? {}) as TabState;
 const range = (l?: { start: number; end: number }) => (l ? `${l.start}..${l.end - 1}` : 'none');
 
-export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid> {
+export async function startDemoGrid(options: DemoGridOptions, deps: DemoGridDeps): Promise<DemoGrid> {
   const { servingTimeoutMs = 300_000, linksTimeoutMs = 60_000 } = options;
   const log = options.log ?? (() => undefined);
   const server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: options.modelDir, maxLayersPerNode: options.maxLayersPerNode });
@@ -86,7 +89,7 @@ export async function startDemoGrid(options: DemoGridOptions): Promise<DemoGrid>
     const linked = await waitForLinks(server, linksTimeoutMs);
     const timeToLinksMs = linked ? Math.round(performance.now() - opened) : null;
     log(linked ? `every tab measured its links to the others after ${timeToLinksMs} ms` : `warning: not every link between tabs was measured within ${linksTimeoutMs} ms; a stage may stall on it`);
-    client = await connectGrid({ url: server.url, model: server.manifest.id }, { ort: ort as unknown as OrtModule });
+    client = await deps.connect({ url: server.url, model: server.manifest.id });
     return { server, donors, client, timeToServingMs, timeToLinksMs, close };
   } catch (err) {
     await close();

@@ -14,12 +14,14 @@ describe('the import rules of ARCHITECTURE.md', () => {
   it.each([
     ['shared/model/x.ts', "import { tempDir } from '../../testkit/model-fixtures.ts';", 'shared/ may import shared; not testkit/'],
     ['shared/model/x.ts', "import { readFile } from 'node:fs/promises';", 'shared/ is isomorphic: no Node-only modules'],
-    ['shared/grid/x.ts', "export type { App } from '../../web/sdk/index.ts';", 'shared/ may import shared; not web/'],
+    ['shared/grid/x.ts', "export type { App } from '../../packages/sdk/src/browser.ts';", 'shared/ may import shared; not packages/'],
     ['worker/x.ts', "const m = await import('../signaling-server/relay.ts');", 'worker/ may import worker, shared; not signaling-server/'],
-    ['web/donor/x.ts', "import type { Trust } from '../../signaling-server/trust/validator.ts';", 'web/ may import web, shared, worker; not signaling-server/'],
+    ['web/donor/x.ts', "import type { Trust } from '../../signaling-server/trust/validator.ts';", 'web/ may import web, shared, packages, worker; not signaling-server/'],
     ['signaling-server/x.ts', "import { decoders } from '../bench/local-bench.ts';", 'signaling-server/ may import signaling-server, shared, worker; not bench/'],
-    ['cli/x.ts', "import { openApp } from '../testkit/browser-app.ts';", 'cli/ may import cli, shared, worker, web, signaling-server; not testkit/'],
-    ['web/x.ts', "new Worker(new URL('../testkit/pages/test-engine.worker.ts', import.meta.url));", 'web/ may import web, shared, worker; not testkit/'],
+    ['cli/x.ts', "import { openApp } from '../testkit/browser-app.ts';", 'cli/ may import cli, shared, packages, worker, web, signaling-server; not testkit/'],
+    ['web/x.ts', "new Worker(new URL('../testkit/pages/test-engine.worker.ts', import.meta.url));", 'web/ may import web, shared, packages, worker; not testkit/'],
+    ['packages/sdk/src/x.ts', "import { startShardEngine } from '../../../worker/engine.ts';", 'packages/ may import packages, shared; not worker/'],
+    ['packages/sdk/src/x.ts', "import { readFile } from 'node:fs/promises';", 'packages/ is isomorphic: no Node-only modules'],
     ['testkit/x.ts', "import '../e2e/grid.test.ts';", 'a test'],
   ])('catch %s importing what it may not (%s)', (file, source, why) => {
     expect(forbiddenImports(new Map([[file, source]]))).toEqual([expect.objectContaining({ file, why })]);

@@ -9,26 +9,28 @@ import { dirname, join, normalize, relative } from 'node:path';
 import ts from 'typescript';
 
 /** A top-level folder (or `root` for the files beside them). */
-export type Part = 'shared' | 'worker' | 'web' | 'signaling-server' | 'cli' | 'bin' | 'testkit' | 'bench' | 'e2e' | 'scripts' | 'root';
+export type Part = 'shared' | 'packages' | 'worker' | 'web' | 'signaling-server' | 'cli' | 'bin' | 'testkit' | 'bench' | 'e2e' | 'scripts' | 'root';
 
 /** The parts each part's code (not its tests) may import; its own part is always allowed. */
 export const ALLOWED: Record<Part, readonly Part[]> = {
   shared: [],
+  // The SDK package (packages/sdk) is built from shared/ alone, so nothing else ships in it.
+  packages: ['shared'],
   worker: ['shared'],
-  web: ['shared', 'worker'],
+  web: ['shared', 'packages', 'worker'],
   'signaling-server': ['shared', 'worker'],
-  cli: ['shared', 'worker', 'web', 'signaling-server'],
+  cli: ['shared', 'packages', 'worker', 'web', 'signaling-server'],
   bin: ['cli'],
-  testkit: ['shared', 'worker', 'web', 'signaling-server', 'cli', 'bin', 'root'],
-  bench: ['shared', 'worker', 'web', 'signaling-server', 'cli', 'testkit', 'root'],
-  e2e: ['shared', 'worker', 'web', 'signaling-server', 'cli', 'testkit', 'bench', 'root'],
+  testkit: ['shared', 'packages', 'worker', 'web', 'signaling-server', 'cli', 'bin', 'root'],
+  bench: ['shared', 'packages', 'worker', 'web', 'signaling-server', 'cli', 'testkit', 'root'],
+  e2e: ['shared', 'packages', 'worker', 'web', 'signaling-server', 'cli', 'testkit', 'bench', 'root'],
   scripts: [],
-  root: ['shared', 'worker', 'web', 'signaling-server', 'cli', 'testkit'],
+  root: ['shared', 'packages', 'worker', 'web', 'signaling-server', 'cli', 'testkit'],
 };
 
 const PARTS = new Set<string>(Object.keys(ALLOWED));
-/** shared/ runs in browsers and Node alike: no Node-only modules. */
-const ISOMORPHIC: ReadonlySet<Part> = new Set(['shared']);
+/** shared/ and the SDK package run in browsers and Node alike: no Node-only modules. */
+const ISOMORPHIC: ReadonlySet<Part> = new Set(['shared', 'packages']);
 
 export interface ForbiddenImport {
   file: string;

@@ -3,7 +3,7 @@
  * process cannot reach: `node testkit/nat/nat-client.ts <url> <prompt> <maxTokens>` generates
  * greedily through the grid and prints one JSON line: the token ids and the route report's hops.
  */
-import { connect } from '../../web/sdk/node.ts';
+import { connect } from '../../packages/sdk/src/node.ts';
 
 const [url, prompt, maxTokens] = process.argv.slice(2);
 const grid = await connect({ url });

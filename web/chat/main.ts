@@ -1,11 +1,11 @@
 /**
- * A small page on the browser SDK (web/sdk): connect to the grid server that serves the page,
+ * A small page on the browser SDK (packages/sdk): connect to the grid server that serves the page,
  * generate greedily into the output box, and show the route's hops. A status line says what
  * the grid can do now (grid-status.ts): no donor yet and how to add one, layers not yet
  * served, or ready. `window.chatPage.generate` is the same call for tests.
  */
-import { connect } from '../sdk/index.ts';
-import type { GridClient } from '../sdk/index.ts';
+import { connect } from '../../packages/sdk/src/browser.ts';
+import type { GridClient } from '../../packages/sdk/src/browser.ts';
 import { gridStatus } from './grid-status.ts';
 import type { PeersAnswer } from './grid-status.ts';
 

@@ -9,19 +9,18 @@
  * the account needs escrow on the server's Settlement contract (`deposit` in
  * shared/settle/settlement-client.ts). A refused voucher is thrown as a PaymentRefusedError by
  * the next call, or handed to `onPaymentError` when one is given.
- * In Node the same API comes from web/sdk/node.ts (onnxruntime-node); package.json's
- * `exports["./sdk"]` picks the right one.
+ * In Node the same API comes from node.ts; the package's `exports` pick the right one.
  */
 import * as ort from 'onnxruntime-web';
-import { ORT_ASSET_PATH } from '../../shared/engine/api.ts';
-import { connectGrid } from '../../shared/grid/client.ts';
-import type { ConnectOptions, GridClient } from '../../shared/grid/client.ts';
-import type { OrtModule } from '../../shared/runtime/ort.ts';
+import { ORT_ASSET_PATH } from '../../../shared/engine/api.ts';
+import { connectGrid } from '../../../shared/grid/client.ts';
+import type { ConnectOptions, GridClient } from '../../../shared/grid/client.ts';
+import type { OrtModule } from '../../../shared/runtime/ort.ts';
 
 export * from './exports.ts';
 
 export interface BrowserConnectOptions extends ConnectOptions {
-  /** where onnxruntime-web's .wasm files are served (default: the grid server's /ort/) */
+  /** where onnxruntime-web's .wasm files are served (default: the grid server's /ort/, so a bundler need not copy them) */
   ortAssets?: string;
 }
 

@@ -4,12 +4,12 @@
  * connect, so none joins.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
-import { rejection } from '../../testkit/rejection.ts';
-import type { Manifest } from '../../shared/model/manifest.ts';
-import { startGridServer } from '../../signaling-server/grid-server.ts';
-import type { GridServer } from '../../signaling-server/grid-server.ts';
+import { openCheckpoint } from '../../../cli/open-checkpoint.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../../testkit/model-fixtures.ts';
+import { rejection } from '../../../testkit/rejection.ts';
+import type { Manifest } from '../../../shared/model/manifest.ts';
+import { startGridServer } from '../../../signaling-server/grid-server.ts';
+import type { GridServer } from '../../../signaling-server/grid-server.ts';
 import { connect } from './node.ts';
 import type { DownloadProgress } from './node.ts';
 
