@@ -154,7 +154,9 @@ suite('load', 'the grid server (a child `infermesh serve` with one donor) under 
 suite('sdk', "the SDK package installed from its tarball into a fresh project (seconds, packages, MiB), the client's download of the default model, and the Node client on onnxruntime-node next to onnxruntime-web's WASM")
   .option('--tokens <n>', 'greedy completion tokens per generation', '64')
   .option('--rounds <n>', 'interleaved rounds per runtime (median reported)', '5')
-  .action(printed((opts) => sdkBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds) }), { lingers: true }));
+  .option('--model <dir>', 'a model package directory for the runtimes (default: the default model, synthetic:110m q4)')
+  .option('--no-install', 'skip the install measurement')
+  .action(printed((opts) => sdkBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds), modelDir: opts.model, install: opts.install }), { lingers: true }));
 
 suite('churn', 'generations through real Chromium donor tabs whose route loses a stage at a random token (closed tab, killed browser, dropped or throttled link, frozen tab): identical text, lost and repeated tokens, recovery time, throughput against unbroken runs')
   .option('--generations <n>', 'faulty generations', '50')

@@ -25,15 +25,19 @@ import { machineInfo } from './machine.ts';
 export interface SdkBenchOptions {
   tokens: number;
   rounds: number;
+  /** a model package directory (default: the default model, synthetic:110m q4) */
+  modelDir?: string;
+  /** measure the install (default true) */
+  install?: boolean;
 }
 
 const MiB = 2 ** 20;
 const RUNTIMES: NodeRuntime[] = ['native', 'wasm'];
 
-export async function sdkBench({ tokens, rounds }: SdkBenchOptions) {
+export async function sdkBench({ tokens, rounds, modelDir, install: measureIt = true }: SdkBenchOptions) {
   try {
-    const install = await measureInstall();
-    const runtimes = await measureRuntimes(tokens, rounds);
+    const install = measureIt ? await measureInstall() : undefined;
+    const runtimes = await measureRuntimes(tokens, rounds, modelDir);
     return { machine: machineInfo(), install, ...runtimes };
   } finally {
     await removeTempDirs();
@@ -51,8 +55,8 @@ async function measureInstall() {
   return result;
 }
 
-async function measureRuntimes(tokens: number, rounds: number) {
-  const modelDir = await ensureSyntheticPackage(syntheticPackageDir(DEFAULT_MODEL.preset, DEFAULT_MODEL.dtype, DEFAULT_MODEL.seed), DEFAULT_MODEL, { quiet: true });
+async function measureRuntimes(tokens: number, rounds: number, givenModel?: string) {
+  const modelDir = givenModel ?? (await ensureSyntheticPackage(syntheticPackageDir(DEFAULT_MODEL.preset, DEFAULT_MODEL.dtype, DEFAULT_MODEL.seed), DEFAULT_MODEL, { quiet: true }));
   const server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir });
   const donor = await startNodeDonor({ serverUrl: server.url, payoutKeyFile: join(await tempDir(), 'donor.key') }, { update() {}, throughput() {}, error() {} });
   try {
@@ -92,7 +96,7 @@ async function measureRuntimes(tokens: number, rounds: number) {
     const native = summary('native');
     const wasm = summary('wasm');
     return {
-      model: `synthetic:${DEFAULT_MODEL.preset} ${DEFAULT_MODEL.dtype}`,
+      model: `${server.manifest.name} ${server.manifest.dtype}`,
       clientDownloadBytes: download,
       clientDownloadMiB: round(download / MiB, 1),
       tokens,
