@@ -7,7 +7,7 @@
  * app's TypeScript. Slow (an npm install from the registry): `npm run test:slow`.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,10 @@ beforeAll(async () => {
   // The app's page, built twice as an app would: by vite, and by esbuild into esbuild/.
   await viteBuild({ root: app, logLevel: 'error', configFile: false, build: { outDir: join(app, 'dist'), target: 'es2023' } });
   await esbuild({ entryPoints: [join(app, 'main.js')], bundle: true, format: 'esm', platform: 'browser', target: 'es2023', outfile: join(app, 'dist', 'esbuild', 'app.js'), logLevel: 'error' });
+  const built = await readdir(join(app, 'dist', 'assets'), { withFileTypes: true });
+  const sizes = await Promise.all(built.map(async (f) => `${f.name} ${(await stat(join(f.parentPath, f.name))).size} B`));
+  const bundled = (await stat(join(app, 'dist', 'esbuild', 'app.js'))).size;
+  console.log(`[sdk package] the vite page: ${sizes.join(', ')}; the esbuild bundle (not minified): ${bundled} B`);
   const html = (await readFile(join(app, 'index.html'), 'utf8')).replace('./main.js', './app.js');
   await writeFile(join(app, 'dist', 'esbuild', 'index.html'), html);
   pages = await startStaticServer({ routes: { '/': join(app, 'dist') } });
@@ -83,10 +87,17 @@ async function generateFromPage(path: string): Promise<string> {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
+  // What the page downloads from the grid server: the client's share of the model and onnxruntime's WASM.
+  const fetched = new Map<string, number>();
+  page.on('response', (r) => {
+    if (r.url().startsWith(server.url)) void r.body().then((b) => fetched.set(new URL(r.url()).pathname, b.length), () => undefined);
+  });
   try {
     await page.goto(new URL(path, pages.url).href);
     await page.waitForFunction('window.sdkLoaded === true');
-    return await page.evaluate(([url, prompt, n]) => (window as unknown as { generate(u: string, p: string, n: number): Promise<string> }).generate(url, prompt, n), [server.url, PROMPT, MAX_TOKENS] as const);
+    const text = await page.evaluate(([url, prompt, n]) => (window as unknown as { generate(u: string, p: string, n: number): Promise<string> }).generate(url, prompt, n), [server.url, PROMPT, MAX_TOKENS] as const);
+    console.log(`[sdk package] ${path} fetched from the grid server: ${[...fetched].map(([p, n]) => `${p.split('/').at(-1)} ${n} B`).join(', ')}`);
+    return text;
   } catch (err) {
     throw new Error(`${(err as Error).message}\npage errors: ${errors.join('\n') || 'none'}`);
   } finally {

@@ -2,7 +2,8 @@
  * The infermesh SDK in a browser: `const grid = await connect({ url })`, then
  * `for await (const t of grid.generate(prompt, { maxTokens, temperature, topP, seed, signal }))`
  * or `await grid.chat.completions.create({ messages, stream })` in OpenAI's shape. The client
- * runs the embedding and the head itself (onnxruntime-web, WASM) and streams hidden states
+ * runs the embedding and the head itself (onnxruntime-web's WASM build: no WebGPU code, its .wasm
+ * half the size of the default build's) and streams hidden states
  * through a route of donor tabs over direct WebRTC (shared/grid/client.ts).
  * To pay for requests, pass `payer: privateKeyToAccount(key)` (viem/accounts): after each request
  * the client signs an EIP-712 voucher for everything it owes so far and posts it to the server;
@@ -11,7 +12,7 @@
  * the next call, or handed to `onPaymentError` when one is given.
  * In Node the same API comes from node.ts; the package's `exports` pick the right one.
  */
-import * as ort from 'onnxruntime-web';
+import * as ort from 'onnxruntime-web/wasm';
 import { ORT_ASSET_PATH } from '../../../shared/engine/api.ts';
 import { connectGrid } from '../../../shared/grid/client.ts';
 import type { ConnectOptions, GridClient } from '../../../shared/grid/client.ts';
