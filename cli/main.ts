@@ -2,13 +2,14 @@
  * The `infermesh` command line. Every failure ends as one line on stderr, naming the file or
  * input at fault, and exit code 1.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { InfermeshError } from '../shared/errors.ts';
 import { compileCommand } from './compile-command.ts';
 import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT } from './defaults.ts';
 import { demoCommand } from './demo-command.ts';
 import { donateCommand } from './donate-command.ts';
 import { keysCreate, keysList, keysRevoke } from './keys-command.ts';
+import { campaignCreate, campaignExport, campaignList, campaignStatus, campaignStop, DEFAULT_GRID_URL } from './campaign-command.ts';
 import { generateCommand } from './generate-command.ts';
 import { serveCommand } from './serve-command.ts';
 
@@ -94,6 +95,27 @@ keys
   .argument('<id>', 'the key id (key_…), as list shows it')
   .option('--data <dir>', "the server's data folder (default: serve's)")
   .action((id: string, opts) => keysRevoke(id, opts));
+
+const campaign = program.command('campaign').description("benchmark campaigns across visitors' tabs on a running grid server: create, list, status, stop, export");
+const gridUrl = ['--url <url>', `the grid server (default ${DEFAULT_GRID_URL})`] as const;
+campaign
+  .command('create')
+  .description('start a campaign from a spec file (JSON or YAML); prints its id, the join link and the dashboard link')
+  .argument('<spec>', 'the spec file')
+  .option(...gridUrl)
+  .option('--json', 'print the created campaign as JSON')
+  .action((spec: string, opts) => campaignCreate(spec, opts));
+campaign.command('list').description('every campaign on the grid, with its state and progress').option(...gridUrl).option('--json', 'print JSON').action((opts) => campaignList(opts));
+campaign.command('status').description('a campaign: progress, devices, refusals').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).option('--json', 'print JSON').action((id: string, opts) => campaignStatus(id, opts));
+campaign.command('stop').description('stop taking results').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).option('--json', 'print JSON').action((id: string, opts) => campaignStop(id, opts));
+campaign
+  .command('export')
+  .description('every run, one row each: CSV or JSON Lines')
+  .argument('<id>', 'the campaign id (cmp_…)')
+  .option(...gridUrl)
+  .addOption(new Option('--format <format>', 'csv or jsonl').choices(['csv', 'jsonl']).default('csv'))
+  .option('--out <file>', 'write it here (default: stdout)')
+  .action((id: string, opts) => campaignExport(id, opts));
 
 program
   .command('donate')

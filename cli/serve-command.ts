@@ -11,6 +11,7 @@ import { UsageError } from '../shared/errors.ts';
 import { parseServerConfig } from '../signaling-server/config.ts';
 import { reachableBeyondThisMachine } from '../signaling-server/public-url.ts';
 import { openKeyStore } from '../signaling-server/api-keys/key-store.ts';
+import { openCampaignStore } from '../signaling-server/campaigns/campaign-store.ts';
 import { createGatewayKeys } from '../signaling-server/api-keys/gateway-keys.ts';
 import { readTlsFiles } from '../signaling-server/tls-files.ts';
 import { startGridServer } from '../signaling-server/grid-server.ts';
@@ -56,10 +57,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
         );
   // Beyond this machine the OpenAI API takes keys (infermesh keys create) unless the operator opened it.
   const keyStore = openKeyStore(join(config.dataDir, 'keys.sqlite'));
+  const campaigns = openCampaignStore(join(config.dataDir, 'campaigns.sqlite'));
   const keys = createGatewayKeys({ required: reachableBeyondThisMachine(config.host, config.publicUrl) && !config.openGateway }, { keys: keyStore });
   const server = await startGridServer(
     { host: config.host, port: config.port, publicUrl: config.publicUrl, tls, ice: config.ice, modelDir, webDir: config.webDir, maxLayersPerNode: config.maxLayersPerNode },
-    { store, settlement, keys, log },
+    { store, settlement, keys, campaigns, log },
   );
   const activeKeys = keyStore.list().filter((k) => k.revokedAt === undefined).length;
   const site = server.publicUrl;
@@ -91,6 +93,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   await settlement?.close();
   store.close();
   keyStore.close();
+  campaigns.close();
 }
 
 /**

@@ -36,6 +36,9 @@ import { parseRouteQuery } from './http/route-query.ts';
 import { createOpenAIGateway } from './http/openai-gateway.ts';
 import type { GatewayKeys } from './api-keys/gateway-keys.ts';
 import type { GridStore } from './store.ts';
+import { openCampaignStore } from './campaigns/campaign-store.ts';
+import type { CampaignStore } from './campaigns/campaign-store.ts';
+import { campaignHandlers } from './campaigns/campaign-api.ts';
 import { startReplayerThread } from './trust/replayer-thread.ts';
 import { ledgerHandlers } from './settle/ledger-api.ts';
 import { voucherHandlers } from './settle/voucher-api.ts';
@@ -161,6 +164,8 @@ export interface GridServerDeps {
   settlement?: GridSettlement;
   /** who may call the OpenAI gateway, and how much (api-keys/gateway-keys.ts); default: anyone */
   keys?: GatewayKeys;
+  /** benchmark campaigns and their runs (campaigns/campaign-store.ts); default: kept in memory, closed with the server */
+  campaigns?: CampaignStore;
   log?: (line: string) => void;
 }
 
@@ -170,6 +175,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
   const relay = await startRelay({ host: '127.0.0.1', port: 0 });
   const packagePath = `/packages/${manifest.id}/`;
   const { store, settlement } = deps;
+  const campaigns = deps.campaigns ?? openCampaignStore(':memory:');
   const log = deps.log ?? (() => {});
   const stored = store && storeEvents(store, manifest.id);
   /** When the validator last turned each connected stage away as busy (trust/no-shows.ts excuses it). */
@@ -291,6 +297,12 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
       handle: () => jsonResponse(peersView(coordinator.registry.coverage(), coordinator.registry.peers.values(), { full: !exposed })),
     },
     ...(settlement ? [...ledgerHandlers(settlement, store), ...voucherHandlers(settlement)] : []),
+    ...campaignHandlers({
+      store: campaigns,
+      packages: () => [{ id: manifest.id, name: manifest.name, dtype: manifest.dtype }],
+      device: (peerId) => coordinator.registry.peers.get(peerId)?.device,
+      origin: () => publicUrl.href,
+    }),
     ...createOpenAIGateway({
       models: () => [{ id: manifest.id, name: manifest.name, contextLength: manifest.config.maxSeqLen }],
       // The gateway answers through the grid like any SDK client would.
@@ -375,6 +387,7 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
       await coordinator.stop().catch(() => undefined);
       await http.close();
       await relay.stop();
+      if (!deps.campaigns) campaigns.close();
 
     },
   };

@@ -35,7 +35,9 @@ export interface ApiRequest {
 export type ApiResponse =
   | { status?: number; headers?: Record<string, string>; json: unknown }
   /** Server-sent events: each item is sent as one `data:` event, in order. */
-  | { status?: number; headers?: Record<string, string>; events: AsyncIterable<string> };
+  | { status?: number; headers?: Record<string, string>; events: AsyncIterable<string> }
+  /** A text document (an export: CSV, JSON Lines), sent as it is; `contentType` names it. */
+  | { status?: number; headers?: Record<string, string>; text: string; contentType: string };
 
 export interface ApiHandler {
   method: HttpMethod;
@@ -262,6 +264,7 @@ async function serveApi(api: readonly ApiHandler[], bodies: BodyLimits, logError
     return sendError(res, err, logError);
   }
   if ('events' in response) return sendEvents(res, response, controller.signal, logError);
+  if ('text' in response) return sendText(res, response);
   sendJson(res, response.status ?? 200, response.json, response.headers);
 }
 
@@ -283,6 +286,11 @@ function matchScore(pattern: string, path: string): number {
     return path.startsWith(prefix) ? prefix.length : 0;
   }
   return pattern === path ? Number.MAX_SAFE_INTEGER : 0;
+}
+
+function sendText(res: ServerResponse, response: Extract<ApiResponse, { text: string }>): void {
+  res.writeHead(response.status ?? 200, { ...API_HEADERS, 'content-type': response.contentType, 'content-length': Buffer.byteLength(response.text), ...response.headers });
+  res.end(response.text);
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {

@@ -8,6 +8,7 @@
 import fc from 'fast-check';
 import { runDecoder } from './decoder.ts';
 import type { DecoderSpec } from './decoder.ts';
+import { campaignDecoders } from './campaign-decoders.ts';
 import { httpDecoders } from './http-decoders.ts';
 import { packageDecoders } from './package-decoders.ts';
 import { trustDecoders } from './trust-decoders.ts';
@@ -15,7 +16,7 @@ import { wireDecoders } from './wire-decoders.ts';
 
 /** Every decoder, in the order the report lists them (the package ones compile stories260K into a temp folder). */
 export async function allDecoders(): Promise<DecoderSpec<never>[]> {
-  return [...wireDecoders(), ...(await trustDecoders()), ...(await packageDecoders()), ...httpDecoders()];
+  return [...wireDecoders(), ...(await trustDecoders()), ...(await packageDecoders()), ...httpDecoders(), ...(await campaignDecoders())];
 }
 
 export interface DecoderTally {

@@ -1,0 +1,103 @@
+/**
+ * One run of a campaign workload on one device, as the tab that ran it reports it: signed with
+ * the tab's libp2p peer key (Ed25519), so the server can tell who measured what and a stranger
+ * cannot submit in a tab's name. The signature covers the result's canonical bytes (its fields
+ * in a fixed order, as JSON, after a domain tag), so a result cannot be altered after signing and
+ * a signature made for anything else never verifies as one.
+ */
+import type { PrivateKey } from '@libp2p/interface';
+import { InfermeshError } from '../errors.ts';
+import { peerPublicKey } from '../trust/peer-key.ts';
+import { EXECUTION_PROVIDERS } from './spec.ts';
+import type { ExecutionProviderName } from './spec.ts';
+import { z } from 'zod';
+
+/** A submitted result whose fields are not a result's (400). */
+export class CampaignResultFormatError extends InfermeshError {
+  override name = 'CampaignResultFormatError';
+}
+
+/** A result whose signature is not its peer's over these fields (403). */
+export class CampaignResultSignatureError extends InfermeshError {
+  override name = 'CampaignResultSignatureError';
+}
+
+const DOMAIN = 'infermesh/campaign-result/1\n';
+
+export interface CampaignResult {
+  campaignId: string;
+  /** the tab's peer id: its key signs the result */
+  peerId: string;
+  /** the device handshake's signature (the engine's hash of adapter and limits) */
+  deviceSignature: string;
+  provider: ExecutionProviderName;
+  /** the adapter's description, as the handshake reported it */
+  adapter: string;
+  workload: string;
+  /** 0-based, after the warm-up runs */
+  repetition: number;
+  /** prefill of the workload's prompt tokens */
+  promptMs: number;
+  /** all of its decode steps */
+  decodeMs: number;
+  /** decode steps per second */
+  tokensPerSecond: number;
+  /** one decode step's time divided by the layers it ran */
+  msPerLayer: number;
+  /** the output fingerprint of the run's first decode step (hex), checked against the reference */
+  fingerprint: string;
+  /** when the tab finished the run (ms since the epoch) */
+  finishedAt: number;
+}
+
+export interface SignedCampaignResult {
+  result: CampaignResult;
+  /** base64 of the Ed25519 signature over campaignResultBytes(result) */
+  signature: string;
+}
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number').pipe(z.number().min(0));
+const resultShape = z.strictObject({
+  campaignId: z.string().min(1).max(64),
+  peerId: z.string().min(1).max(128),
+  deviceSignature: z.string().min(1).max(128),
+  provider: z.enum(EXECUTION_PROVIDERS),
+  adapter: z.string().max(256),
+  workload: z.string().min(1).max(64),
+  repetition: z.number().int().min(0).max(1_000_000),
+  promptMs: finite,
+  decodeMs: finite,
+  tokensPerSecond: finite,
+  msPerLayer: finite,
+  fingerprint: z.string().regex(/^[0-9a-f]{0,128}$/, 'hex'),
+  finishedAt: z.number().int().min(0),
+});
+const signedShape = z.strictObject({ result: resultShape, signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'a base64 Ed25519 signature') });
+
+/** The bytes a result's signature covers: the domain tag, then its fields in the interface's order. */
+export function campaignResultBytes(r: CampaignResult): Uint8Array {
+  const ordered = [r.campaignId, r.peerId, r.deviceSignature, r.provider, r.adapter, r.workload, r.repetition, r.promptMs, r.decodeMs, r.tokensPerSecond, r.msPerLayer, r.fingerprint, r.finishedAt];
+  return new TextEncoder().encode(DOMAIN + JSON.stringify(ordered));
+}
+
+export async function signCampaignResult(result: CampaignResult, key: PrivateKey): Promise<SignedCampaignResult> {
+  const signature = await key.sign(campaignResultBytes(result));
+  return { result, signature: toBase64(new Uint8Array(signature)) };
+}
+
+/** A submission's JSON body checked and its signature verified against its peer id's key. */
+export async function verifyCampaignResult(body: unknown): Promise<SignedCampaignResult> {
+  const parsed = signedShape.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CampaignResultFormatError(`campaign result: ${issue.path.join('.') || 'body'}: ${issue.message}`);
+  }
+  const signed = parsed.data;
+  const key = peerPublicKey(signed.result.peerId, CampaignResultSignatureError);
+  const ok = await key.verify(campaignResultBytes(signed.result), fromBase64(signed.signature));
+  if (!ok) throw new CampaignResultSignatureError(`campaign result: the signature is not ${signed.result.peerId}'s over these figures`);
+  return signed;
+}
+
+const toBase64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
+const fromBase64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));

@@ -1,0 +1,197 @@
+/**
+ * The campaigns' HTTP API, what `infermesh campaign` and the campaign pages call:
+ *   POST /api/campaigns                 a spec (JSON) → 201 { campaign, joinUrl, dashboardUrl }
+ *   GET  /api/campaigns                 every campaign with its status
+ *   GET  /api/campaigns/<id>            its spec, status, runs, refusals
+ *   POST /api/campaigns/<id>/stop       stops it (results after are refused)
+ *   GET  /api/campaigns/<id>/export?format=csv|jsonl
+ *   POST /api/campaigns/<id>/results    a tab's signed result (shared/campaign/result.ts)
+ * A result is taken only from a tab the grid has measured (its device handshake): signed by the
+ * tab's peer key, for a workload and provider of the campaign, from the device it joined with,
+ * and no faster than that device could be. Each refused result is answered by name and kept, so
+ * the dashboard shows it.
+ */
+import { checkCampaignSpec, CampaignSpecError } from '../../shared/campaign/spec.ts';
+import type { CampaignSpec } from '../../shared/campaign/spec.ts';
+import { verifyCampaignResult } from '../../shared/campaign/result.ts';
+import type { CampaignResult } from '../../shared/campaign/result.ts';
+import { InfermeshError } from '../../shared/errors.ts';
+import type { DeviceSummary } from '../../shared/grid/protocol.ts';
+import { HttpError } from '../http/errors.ts';
+import { pathParameter } from '../http/request-target.ts';
+import type { ApiHandler, ApiResponse } from '../http/server.ts';
+import type { Campaign, CampaignStore } from './campaign-store.ts';
+import { EXPORT_FORMATS, exportRuns } from './campaign-export.ts';
+import type { ExportFormat } from './campaign-export.ts';
+
+/**
+ * A tab's measured time per layer divided by this is the fastest a result may claim: the
+ * handshake measures one layer shape briefly, so honest runs differ from it, but not by this much.
+ */
+export const IMPOSSIBLE_SPEEDUP = 4;
+
+/** A result from a tab the grid has not measured, or from another device than the one it joined with. */
+export class UnknownDeviceError extends InfermeshError {
+  override name = 'UnknownDeviceError';
+}
+
+/** A result faster than its device could run (IMPOSSIBLE_SPEEDUP × its measured speed). */
+export class ImpossibleFigureError extends InfermeshError {
+  override name = 'ImpossibleFigureError';
+}
+
+/** A result for a workload, provider or repetition the campaign does not have, or for a stopped or ended one. */
+export class OutsideCampaignError extends InfermeshError {
+  override name = 'OutsideCampaignError';
+}
+
+export type CampaignState = 'scheduled' | 'running' | 'stopped' | 'ended';
+
+export interface CampaignApiDeps {
+  store: CampaignStore;
+  /** the packages the grid serves: a spec's model must be one (by id or name) */
+  packages(): { id: string; name: string; dtype: string }[];
+  /** the device a peer joined the grid with (its handshake), if it is on the grid */
+  device(peerId: string): DeviceSummary | undefined;
+  /** the server's public origin, for the join and dashboard links */
+  origin(): string;
+  now?: () => number;
+}
+
+const STATUS_OF: Record<string, number> = {
+  CampaignResultFormatError: 400,
+  CampaignResultSignatureError: 403,
+  UnknownDeviceError: 403,
+  ImpossibleFigureError: 422,
+  OutsideCampaignError: 409,
+  DuplicateResultError: 409,
+  ReplayedResultError: 409,
+};
+
+export function campaignState(c: Campaign, now: number): CampaignState {
+  if (c.stoppedAt !== undefined) return 'stopped';
+  if (now >= Date.parse(c.spec.endsAt)) return 'ended';
+  if (c.spec.startsAt && now < Date.parse(c.spec.startsAt)) return 'scheduled';
+  return 'running';
+}
+
+/** The runs a campaign wants per device: every workload on every provider, each `repetitions` times. */
+export const runsPerDevice = (spec: CampaignSpec) => spec.workloads.length * spec.providers.length * spec.repetitions;
+
+export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
+  const now = deps.now ?? Date.now;
+  const { store } = deps;
+  const links = (id: string) => ({ joinUrl: new URL(`/campaign/join/?id=${id}`, deps.origin()).href, dashboardUrl: new URL(`/campaign/?id=${id}`, deps.origin()).href });
+
+  const summary = (c: Campaign) => {
+    const runs = store.runs(c.id);
+    const devices = new Set(runs.map((r) => r.deviceSignature)).size;
+    return {
+      id: c.id,
+      name: c.spec.name,
+      state: campaignState(c, now()),
+      createdAt: new Date(c.createdAt).toISOString(),
+      ...(c.stoppedAt !== undefined && { stoppedAt: new Date(c.stoppedAt).toISOString() }),
+      endsAt: c.spec.endsAt,
+      runs: runs.length,
+      devices,
+      target: c.spec.target,
+      runsPerDevice: runsPerDevice(c.spec),
+      refused: store.refusals(c.id).length,
+      ...links(c.id),
+    };
+  };
+
+  function campaignOf(path: string): { campaign: Campaign; action: string } {
+    const rest = pathParameter(new URL(path, 'http://x'), '/api/campaigns/', 'campaign id');
+    const [id, action = '', ...more] = rest.split('/');
+    const campaign = store.get(id);
+    if (!campaign || more.length > 0) throw new HttpError(404, `no campaign ${JSON.stringify(id)} on this grid`, { code: 'campaign_not_found', param: 'id' });
+    return { campaign, action };
+  }
+
+  function create(body: unknown): ApiResponse {
+    let spec: CampaignSpec;
+    try {
+      spec = checkCampaignSpec(body);
+      spec.models.forEach((m, i) => {
+        const served = deps.packages().find((p) => p.id === m.package || p.name === m.package);
+        if (!served) throw new CampaignSpecError(`models[${i}].package`, `this grid serves no model ${JSON.stringify(m.package)} (it serves ${deps.packages().map((p) => p.name).join(', ')})`);
+        if (m.dtypes && !m.dtypes.includes(served.dtype as never)) throw new CampaignSpecError(`models[${i}].dtypes`, `the grid's ${served.name} is ${served.dtype}, not ${m.dtypes.join(' or ')}`);
+      });
+    } catch (err) {
+      if (err instanceof CampaignSpecError) throw new HttpError(400, err.message, { code: 'invalid_campaign_spec', param: err.field || undefined, cause: err });
+      throw err;
+    }
+    const campaign = store.create(spec, now());
+    return { status: 201, json: { campaign: summary(campaign), spec, ...links(campaign.id) } };
+  }
+
+  /** The checks a verified result must pass before it is stored. */
+  function admit(campaign: Campaign, r: CampaignResult): void {
+    const { spec } = campaign;
+    const state = campaignState(campaign, now());
+    if (state !== 'running') throw new OutsideCampaignError(`campaign ${campaign.id} is ${state}: it takes no results`);
+    if (r.campaignId !== campaign.id) throw new OutsideCampaignError(`the result is signed for campaign ${r.campaignId}, not ${campaign.id}`);
+    if (!spec.workloads.some((w) => w.name === r.workload)) throw new OutsideCampaignError(`campaign ${campaign.id} has no workload ${JSON.stringify(r.workload)}`);
+    if (!spec.providers.includes(r.provider)) throw new OutsideCampaignError(`campaign ${campaign.id} does not run on ${r.provider}`);
+    if (r.repetition >= spec.repetitions) throw new OutsideCampaignError(`repetition ${r.repetition} is past the campaign's ${spec.repetitions}`);
+    const device = deps.device(r.peerId);
+    if (!device) throw new UnknownDeviceError(`${r.peerId} is not on the grid: results come from tabs whose device the grid measured`);
+    if (device.signature !== r.deviceSignature) throw new UnknownDeviceError(`${r.peerId} joined with device ${device.signature}, not ${r.deviceSignature}`);
+    const floor = device.msPerLayer / IMPOSSIBLE_SPEEDUP;
+    if (device.executionProvider === r.provider && r.msPerLayer < floor) {
+      throw new ImpossibleFigureError(`${r.msPerLayer} ms per layer is more than ${IMPOSSIBLE_SPEEDUP}× faster than this device measured (${device.msPerLayer} ms) on ${r.provider}`);
+    }
+  }
+
+  async function submit(campaign: Campaign, body: unknown): Promise<ApiResponse> {
+    const peerId = typeof (body as { result?: { peerId?: unknown } })?.result?.peerId === 'string' ? ((body as { result: { peerId: string } }).result.peerId) : 'unknown';
+    try {
+      const signed = await verifyCampaignResult(body);
+      admit(campaign, signed.result);
+      // The output's correctness check (a replay of a sample against the reference) is not run yet: null says so.
+      const run = store.addRun(signed.result, signed.signature, null, now());
+      return { status: 201, json: { run } };
+    } catch (err) {
+      const status = err instanceof InfermeshError ? STATUS_OF[err.name] : undefined;
+      if (!(err instanceof InfermeshError) || status === undefined) throw err;
+      store.refuse(campaign.id, { peerId: peerId.slice(0, 128), reason: err.name, message: err.message, receivedAt: now() });
+      throw new HttpError(status, err.message, { code: err.name, cause: err });
+    }
+  }
+
+  return [
+    { method: 'POST', path: '/api/campaigns', handle: (_req, body) => create(body) },
+    { method: 'GET', path: '/api/campaigns', handle: () => ({ json: { campaigns: store.list().map(summary) } }) },
+    {
+      method: 'GET',
+      path: '/api/campaigns/*',
+      handle: (req) => {
+        const { campaign, action } = campaignOf(req.url.pathname);
+        if (action === 'export') {
+          const format = (req.url.searchParams.get('format') ?? 'csv') as ExportFormat;
+          if (!EXPORT_FORMATS.includes(format)) throw new HttpError(400, `format must be one of ${EXPORT_FORMATS.join(', ')}, not ${JSON.stringify(format)}`, { code: 'invalid_format', param: 'format' });
+          const { text, contentType } = exportRuns(store.runs(campaign.id), format);
+          return { text, contentType, headers: { 'content-disposition': `attachment; filename="${campaign.id}.${format}"` } };
+        }
+        if (action !== '') throw new HttpError(404, `no ${JSON.stringify(action)} under a campaign (export, stop, results)`, { code: 'not_found' });
+        return { json: { campaign: summary(campaign), spec: campaign.spec, runs: store.runs(campaign.id), refusals: store.refusals(campaign.id) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/campaigns/*',
+      handle: (req, body) => {
+        const { campaign, action } = campaignOf(req.url.pathname);
+        if (action === 'stop') {
+          store.stop(campaign.id, now());
+          return { json: { campaign: summary(store.get(campaign.id)!) } };
+        }
+        if (action === 'results') return submit(campaign, body);
+        throw new HttpError(404, `no ${JSON.stringify(action)} to post to under a campaign (stop, results)`, { code: 'not_found' });
+      },
+    },
+  ];
+}
+

@@ -1,0 +1,194 @@
+/**
+ * Campaigns and their runs, in campaigns.sqlite in the server's data folder, so a campaign and
+ * every result it has gathered survive a restart. A run is stored once: the same signature
+ * again is a replay, and another result for a run already stored (same campaign, tab, provider,
+ * workload and repetition) a duplicate; both are refused by name. Refused submissions are kept
+ * too, so the dashboard can show who was refused and why.
+ */
+import { randomBytes } from 'node:crypto';
+import { InfermeshError } from '../../shared/errors.ts';
+import type { CampaignSpec } from '../../shared/campaign/spec.ts';
+import type { CampaignResult } from '../../shared/campaign/result.ts';
+import { openSqlite } from '../sqlite.ts';
+
+/** The campaigns file cannot be opened or used. */
+export class CampaignStoreError extends InfermeshError {
+  override name = 'CampaignStoreError';
+}
+
+/** A result whose signature was already stored: the same submission sent again. */
+export class ReplayedResultError extends InfermeshError {
+  override name = 'ReplayedResultError';
+}
+
+/** Another result for a run already stored (same tab, provider, workload and repetition). */
+export class DuplicateResultError extends InfermeshError {
+  override name = 'DuplicateResultError';
+}
+
+export interface Campaign {
+  /** e.g. cmp_5e1f0a9c3b2d4e6f */
+  id: string;
+  spec: CampaignSpec;
+  createdAt: number;
+  stoppedAt?: number;
+}
+
+/** A stored run: the tab's result, whether its output was checked correct, and when it came. */
+export interface StoredRun extends CampaignResult {
+  /** true: its fingerprint matched the reference; false: it did not; null: not checked */
+  correct: boolean | null;
+  receivedAt: number;
+}
+
+export interface Refusal {
+  peerId: string;
+  /** the error's name, e.g. DuplicateResultError */
+  reason: string;
+  message: string;
+  receivedAt: number;
+}
+
+export interface CampaignStore {
+  readonly path: string;
+  create(spec: CampaignSpec, now?: number): Campaign;
+  list(): Campaign[];
+  get(id: string): Campaign | undefined;
+  /** Marks it stopped (once: a second stop keeps the first time); false for an unknown id. */
+  stop(id: string, now?: number): boolean;
+  /** Stores a verified run, or throws ReplayedResultError / DuplicateResultError. */
+  addRun(run: CampaignResult, signature: string, correct: boolean | null, now?: number): StoredRun;
+  runs(id: string): StoredRun[];
+  refuse(id: string, refusal: Refusal): void;
+  refusals(id: string): Refusal[];
+  close(): void;
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE campaigns (
+     id TEXT PRIMARY KEY,
+     spec TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     stopped_at INTEGER
+   );
+   CREATE TABLE runs (
+     campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+     peer_id TEXT NOT NULL,
+     device_signature TEXT NOT NULL,
+     provider TEXT NOT NULL,
+     adapter TEXT NOT NULL,
+     workload TEXT NOT NULL,
+     repetition INTEGER NOT NULL,
+     prompt_ms REAL NOT NULL,
+     decode_ms REAL NOT NULL,
+     tokens_per_second REAL NOT NULL,
+     ms_per_layer REAL NOT NULL,
+     fingerprint TEXT NOT NULL,
+     finished_at INTEGER NOT NULL,
+     correct INTEGER,
+     received_at INTEGER NOT NULL,
+     signature TEXT NOT NULL UNIQUE,
+     UNIQUE (campaign_id, peer_id, provider, workload, repetition)
+   );
+   CREATE TABLE refusals (
+     campaign_id TEXT NOT NULL,
+     peer_id TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     message TEXT NOT NULL,
+     received_at INTEGER NOT NULL
+   );
+   CREATE INDEX refusals_by_campaign ON refusals (campaign_id, received_at);`,
+];
+
+interface RunRow {
+  campaign_id: string;
+  peer_id: string;
+  device_signature: string;
+  provider: string;
+  adapter: string;
+  workload: string;
+  repetition: number;
+  prompt_ms: number;
+  decode_ms: number;
+  tokens_per_second: number;
+  ms_per_layer: number;
+  fingerprint: string;
+  finished_at: number;
+  correct: number | null;
+  received_at: number;
+}
+
+const campaignOf = (row: { id: string; spec: string; created_at: number; stopped_at: number | null }): Campaign => ({
+  id: row.id,
+  spec: JSON.parse(row.spec) as CampaignSpec,
+  createdAt: row.created_at,
+  ...(row.stopped_at !== null && { stoppedAt: row.stopped_at }),
+});
+
+const runOf = (r: RunRow): StoredRun => ({
+  campaignId: r.campaign_id,
+  peerId: r.peer_id,
+  deviceSignature: r.device_signature,
+  provider: r.provider as StoredRun['provider'],
+  adapter: r.adapter,
+  workload: r.workload,
+  repetition: r.repetition,
+  promptMs: r.prompt_ms,
+  decodeMs: r.decode_ms,
+  tokensPerSecond: r.tokens_per_second,
+  msPerLayer: r.ms_per_layer,
+  fingerprint: r.fingerprint,
+  finishedAt: r.finished_at,
+  correct: r.correct === null ? null : r.correct === 1,
+  receivedAt: r.received_at,
+});
+
+export function openCampaignStore(path: string): CampaignStore {
+  const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the campaigns file', error: CampaignStoreError });
+  const insertRun = db.prepare(
+    `INSERT INTO runs (campaign_id, peer_id, device_signature, provider, adapter, workload, repetition, prompt_ms, decode_ms, tokens_per_second, ms_per_layer, fingerprint, finished_at, correct, received_at, signature)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  return {
+    path,
+    create(spec, now = Date.now()) {
+      const id = `cmp_${randomBytes(8).toString('hex')}`;
+      db.prepare('INSERT INTO campaigns (id, spec, created_at) VALUES (?, ?, ?)').run(id, JSON.stringify(spec), now);
+      return { id, spec, createdAt: now };
+    },
+    list: () => (db.prepare('SELECT * FROM campaigns ORDER BY created_at, id').all() as Parameters<typeof campaignOf>[0][]).map(campaignOf),
+    get(id) {
+      const row = db.prepare('SELECT * FROM campaigns WHERE id = ?').get(id) as Parameters<typeof campaignOf>[0] | undefined;
+      return row && campaignOf(row);
+    },
+    stop(id, now = Date.now()) {
+      const changed = db.prepare('UPDATE campaigns SET stopped_at = COALESCE(stopped_at, ?) WHERE id = ?').run(now, id).changes;
+      return Number(changed) > 0;
+    },
+    addRun(run, signature, correct, now = Date.now()) {
+      return transaction(() => {
+        if (db.prepare('SELECT 1 FROM runs WHERE signature = ?').get(signature)) {
+          throw new ReplayedResultError(`this result (${run.workload} repetition ${run.repetition} on ${run.provider}) was already received: a replay`);
+        }
+        const slot = [run.campaignId, run.peerId, run.provider, run.workload, run.repetition] as const;
+        if (db.prepare('SELECT 1 FROM runs WHERE campaign_id = ? AND peer_id = ? AND provider = ? AND workload = ? AND repetition = ?').get(...slot)) {
+          throw new DuplicateResultError(`${run.peerId} already reported ${run.workload} repetition ${run.repetition} on ${run.provider}`);
+        }
+        insertRun.run(run.campaignId, run.peerId, run.deviceSignature, run.provider, run.adapter, run.workload, run.repetition, run.promptMs, run.decodeMs, run.tokensPerSecond, run.msPerLayer, run.fingerprint, run.finishedAt, correct === null ? null : Number(correct), now, signature);
+        return { ...run, correct, receivedAt: now };
+      });
+    },
+    runs: (id) => (db.prepare('SELECT * FROM runs WHERE campaign_id = ? ORDER BY received_at, rowid').all(id) as unknown as RunRow[]).map(runOf),
+    refuse(id, r) {
+      db.prepare('INSERT INTO refusals (campaign_id, peer_id, reason, message, received_at) VALUES (?, ?, ?, ?, ?)').run(id, r.peerId, r.reason, r.message, r.receivedAt);
+    },
+    refusals: (id) =>
+      (db.prepare('SELECT peer_id, reason, message, received_at FROM refusals WHERE campaign_id = ? ORDER BY received_at, rowid').all(id) as { peer_id: string; reason: string; message: string; received_at: number }[]).map((r) => ({
+        peerId: r.peer_id,
+        reason: r.reason,
+        message: r.message,
+        receivedAt: r.received_at,
+      })),
+    close: () => db.close(),
+  };
+}
