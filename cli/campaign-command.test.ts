@@ -48,7 +48,7 @@ describe('infermesh campaign', () => {
     const { stdout } = await infermesh('campaign', 'create', file, '--url', server.url);
     const id = /campaign (cmp_[0-9a-f]{16}) created/.exec(stdout)?.[1];
     expect(id).toBeDefined();
-    expect(stdout).toContain(`join link (visitors open it): ${server.url}campaign/join/?id=${id}`);
+    expect(stdout).toContain(`join link (visitors open it): ${server.url}donor/?campaign=${id}`);
     expect(stdout).toContain(`dashboard: ${server.url}campaign/?id=${id}`);
     expect((await infermesh('campaign', 'list', '--url', server.url)).stdout).toContain(`${id}  "smoke"  running; 0 of 3 devices; 0 runs stored, 0 refused`);
     const status = JSON.parse((await infermesh('campaign', 'status', id!, '--url', server.url, '--json')).stdout);

@@ -15,6 +15,7 @@ async function tab() {
     adapter: 'wasm, 2 threads',
     workload: 'decode-64',
     repetition: 0,
+    layers: { start: 0, end: 2 },
     promptMs: 12.5,
     decodeMs: 640,
     tokensPerSecond: 100,

@@ -36,6 +36,8 @@ export interface CampaignResult {
   workload: string;
   /** 0-based, after the warm-up runs */
   repetition: number;
+  /** the layers the run covered, [start, end): the tab's loaded ones */
+  layers: { start: number; end: number };
   /** prefill of the workload's prompt tokens */
   promptMs: number;
   /** all of its decode steps */
@@ -65,18 +67,19 @@ const resultShape = z.strictObject({
   adapter: z.string().max(256),
   workload: z.string().min(1).max(64),
   repetition: z.number().int().min(0).max(1_000_000),
+  layers: z.strictObject({ start: z.number().int().min(0).max(1 << 16), end: z.number().int().min(1).max(1 << 16) }).refine((l) => l.start < l.end, 'start < end'),
   promptMs: finite,
   decodeMs: finite,
   tokensPerSecond: finite,
   msPerLayer: finite,
-  fingerprint: z.string().regex(/^[0-9a-f]{0,128}$/, 'hex'),
+  fingerprint: z.string().regex(/^[0-9a-f]{0,2048}$/, 'hex, 1 KiB at most'),
   finishedAt: z.number().int().min(0),
 });
 const signedShape = z.strictObject({ result: resultShape, signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'a base64 Ed25519 signature') });
 
 /** The bytes a result's signature covers: the domain tag, then its fields in the interface's order. */
 export function campaignResultBytes(r: CampaignResult): Uint8Array {
-  const ordered = [r.campaignId, r.peerId, r.deviceSignature, r.provider, r.adapter, r.workload, r.repetition, r.promptMs, r.decodeMs, r.tokensPerSecond, r.msPerLayer, r.fingerprint, r.finishedAt];
+  const ordered = [r.campaignId, r.peerId, r.deviceSignature, r.provider, r.adapter, r.workload, r.repetition, r.layers.start, r.layers.end, r.promptMs, r.decodeMs, r.tokensPerSecond, r.msPerLayer, r.fingerprint, r.finishedAt];
   return new TextEncoder().encode(DOMAIN + JSON.stringify(ordered));
 }
 

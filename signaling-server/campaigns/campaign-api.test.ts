@@ -68,7 +68,7 @@ async function created(): Promise<string> {
   const res = await post('/api/campaigns', SPEC);
   expect(res.status).toBe(201);
   const body = (await res.json()) as { campaign: { id: string }; joinUrl: string; dashboardUrl: string };
-  expect(body.joinUrl).toBe(`https://grid.example.org/campaign/join/?id=${body.campaign.id}`);
+  expect(body.joinUrl).toBe(`https://grid.example.org/donor/?campaign=${body.campaign.id}`);
   expect(body.dashboardUrl).toBe(`https://grid.example.org/campaign/?id=${body.campaign.id}`);
   return body.campaign.id;
 }
@@ -89,6 +89,7 @@ const run = (campaignId: string, peerId: string, change: Partial<CampaignResult>
   adapter: 'wasm, 2 threads, "fast", really',
   workload: 'decode',
   repetition: 0,
+  layers: { start: 0, end: 2 },
   promptMs: 20,
   decodeMs: 310,
   tokensPerSecond: 100,
@@ -161,7 +162,7 @@ describe('the campaigns API', () => {
     const csv = await get(`/api/campaigns/${id}/export?format=csv`);
     expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     const lines = (await csv.text()).trimEnd().split('\r\n');
-    expect(lines[0]).toBe('campaign,peer_id,device_signature,provider,adapter,workload,repetition,prompt_ms,decode_ms,tokens_per_second,ms_per_layer,correct,finished_at,received_at');
+    expect(lines[0]).toBe('campaign,peer_id,device_signature,provider,adapter,workload,repetition,layers,prompt_ms,decode_ms,tokens_per_second,ms_per_layer,correct,finished_at,received_at');
     expect(lines).toHaveLength(4);
     expect(lines[1]).toContain(`${id},${a.peerId},`);
     // The adapter has a comma and quotes: quoted, quotes doubled.

@@ -81,7 +81,7 @@ export const runsPerDevice = (spec: CampaignSpec) => spec.workloads.length * spe
 export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
   const now = deps.now ?? Date.now;
   const { store } = deps;
-  const links = (id: string) => ({ joinUrl: new URL(`/campaign/join/?id=${id}`, deps.origin()).href, dashboardUrl: new URL(`/campaign/?id=${id}`, deps.origin()).href });
+  const links = (id: string) => ({ joinUrl: new URL(`/donor/?campaign=${id}`, deps.origin()).href, dashboardUrl: new URL(`/campaign/?id=${id}`, deps.origin()).href });
 
   const summary = (c: Campaign) => {
     const runs = store.runs(c.id);

@@ -15,6 +15,7 @@ const COLUMNS = [
   ['adapter', (r) => r.adapter],
   ['workload', (r) => r.workload],
   ['repetition', (r) => r.repetition],
+  ['layers', (r) => `${r.layers.start}-${r.layers.end}`],
   ['prompt_ms', (r) => r.promptMs],
   ['decode_ms', (r) => r.decodeMs],
   ['tokens_per_second', (r) => r.tokensPerSecond],

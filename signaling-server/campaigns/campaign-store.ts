@@ -79,6 +79,8 @@ const MIGRATIONS = [
      adapter TEXT NOT NULL,
      workload TEXT NOT NULL,
      repetition INTEGER NOT NULL,
+     layers_start INTEGER NOT NULL,
+     layers_end INTEGER NOT NULL,
      prompt_ms REAL NOT NULL,
      decode_ms REAL NOT NULL,
      tokens_per_second REAL NOT NULL,
@@ -108,6 +110,8 @@ interface RunRow {
   adapter: string;
   workload: string;
   repetition: number;
+  layers_start: number;
+  layers_end: number;
   prompt_ms: number;
   decode_ms: number;
   tokens_per_second: number;
@@ -133,6 +137,7 @@ const runOf = (r: RunRow): StoredRun => ({
   adapter: r.adapter,
   workload: r.workload,
   repetition: r.repetition,
+  layers: { start: r.layers_start, end: r.layers_end },
   promptMs: r.prompt_ms,
   decodeMs: r.decode_ms,
   tokensPerSecond: r.tokens_per_second,
@@ -146,8 +151,8 @@ const runOf = (r: RunRow): StoredRun => ({
 export function openCampaignStore(path: string): CampaignStore {
   const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the campaigns file', error: CampaignStoreError });
   const insertRun = db.prepare(
-    `INSERT INTO runs (campaign_id, peer_id, device_signature, provider, adapter, workload, repetition, prompt_ms, decode_ms, tokens_per_second, ms_per_layer, fingerprint, finished_at, correct, received_at, signature)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO runs (campaign_id, peer_id, device_signature, provider, adapter, workload, repetition, layers_start, layers_end, prompt_ms, decode_ms, tokens_per_second, ms_per_layer, fingerprint, finished_at, correct, received_at, signature)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   return {
     path,
@@ -174,7 +179,7 @@ export function openCampaignStore(path: string): CampaignStore {
         if (db.prepare('SELECT 1 FROM runs WHERE campaign_id = ? AND peer_id = ? AND provider = ? AND workload = ? AND repetition = ?').get(...slot)) {
           throw new DuplicateResultError(`${run.peerId} already reported ${run.workload} repetition ${run.repetition} on ${run.provider}`);
         }
-        insertRun.run(run.campaignId, run.peerId, run.deviceSignature, run.provider, run.adapter, run.workload, run.repetition, run.promptMs, run.decodeMs, run.tokensPerSecond, run.msPerLayer, run.fingerprint, run.finishedAt, correct === null ? null : Number(correct), now, signature);
+        insertRun.run(run.campaignId, run.peerId, run.deviceSignature, run.provider, run.adapter, run.workload, run.repetition, run.layers.start, run.layers.end, run.promptMs, run.decodeMs, run.tokensPerSecond, run.msPerLayer, run.fingerprint, run.finishedAt, correct === null ? null : Number(correct), now, signature);
         return { ...run, correct, receivedAt: now };
       });
     },

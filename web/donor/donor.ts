@@ -44,6 +44,8 @@ import { startEngineWorker } from '../engine-client.ts';
 import type { EngineWorker } from '../engine-client.ts';
 import { createIndexedDbPieceStore } from '../piece-store.ts';
 import type { DonorState, TrustState } from './view.ts';
+import { runCampaign } from './campaign-runner.ts';
+import type { CampaignRunnerDeps } from './campaign-runner.ts';
 
 export interface DonorOptions {
   /** the server's origin (the page's own by default) */
@@ -58,6 +60,8 @@ export interface DonorOptions {
   threads?: number;
   /** the relay to join through (default: the one /api/info advertises); the server's own donors use its loopback address */
   relayAddrs?: string[];
+  /** a benchmark campaign to run on the served layers between requests (?campaign=<id>, the campaign's join link) */
+  campaign?: string;
 }
 
 /**
@@ -79,6 +83,8 @@ export interface DonorDeps {
   payoutAccount?: () => string;
   /** test-only: while true, the donor serves but never answers for its requests (e2e/no-shows.test.ts) */
   withholdCommitments?: () => boolean;
+  /** how a campaign result is posted (default: as signed); the test kit's cheating tab forges or repeats it */
+  postCampaignResult?: CampaignRunnerDeps['post'];
 }
 
 export interface DonorHooks {
@@ -195,6 +201,9 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
   let assignment: AbortController | null = null;
   /** the range being fetched, loaded or served: an assignment of it again changes nothing */
   let assigned: LayerRange | undefined;
+  /** when the stage last stepped a request: a campaign run waits for a quiet moment */
+  let lastServedAt = 0;
+  let campaignStarted = false;
 
   const announceHave = async () => send({ type: 'have', packageId: manifest.id, pieces: [...(await store.keys(manifest.id))] });
 
@@ -230,7 +239,13 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
         (err: Error) => Object.assign(trust, { refused: trust.refused + 1, lastRefusal: `${err.name}: ${err.message}` }),
       ).then(() => update({ trust: { ...trust } }));
     stage = await serveStage(node, { packageId: manifest.id, layers }, {
-      engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) },
+      engine: {
+        step: (frame) => {
+          lastServedAt = performance.now();
+          return engine.stepTransfer(frame);
+        },
+        end: (id) => engine.engine.end(id),
+      },
       journal,
       privateKey,
       onRequestEnd: (id) => {
@@ -240,6 +255,17 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
     });
     await send({ type: 'serving', packageId: manifest.id, layers });
     update({ status: 'serving' });
+    if (options.campaign && !campaignStarted) {
+      campaignStarted = true;
+      const campaign = { serverUrl: options.serverUrl, campaignId: options.campaign, peerId: node.peerId.toString(), device, layers, dim: manifest.config.dim };
+      void runCampaign(campaign, {
+        engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) },
+        privateKey,
+        lastServedAt: () => lastServedAt,
+        progress: (p) => update({ campaign: { ...p } }),
+        post: deps.postCampaignResult,
+      }).catch((err: Error) => update({ campaign: { id: options.campaign!, done: 0, total: 0, refused: 0, status: 'failed', note: `${err.name}: ${err.message}` } }));
+    }
   }
 
   let probing = false;

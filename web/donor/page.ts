@@ -2,6 +2,7 @@
  * The donor page's wiring: the view (view.ts) over a donor (donor.ts), the URL switches, and
  * `window.donor` / `window.donorErrors` for whoever drives the page (the demo, the tests).
  * `?ep=wasm|webgpu` forces the execution provider, `?payTo=0x…` names the payout address and
+ * `?campaign=<id>` runs that benchmark campaign between requests (its join link), and
  * `?threads=N` the engine's threads (else the visitor's last choice on the page, kept in
  * localStorage, else half the cores). A
  * wallet in the page (`window.ethereum`) can stake for the tab's payout address
@@ -59,6 +60,7 @@ export function openDonorPage(deps: (params: URLSearchParams) => DonorDeps = () 
       threads: threads === null ? undefined : Number(threads),
       executionProvider: (params.get('ep') as ExecutionProvider | null) ?? undefined,
       payTo: params.get('payTo') ?? undefined,
+      campaign: params.get('campaign') ?? undefined,
       wallet: () => window.ethereum,
     },
     { update: (s) => view.update(s), throughput: (t, tps) => view.pushThroughput(t, tps), error: showError },

@@ -8,6 +8,7 @@
  * empty while unknown), so the e2e tests read it directly; CSS shows a dash for empty values.
  * Earnings are left out on purpose until settlement pays real amounts.
  */
+import type { CampaignProgress } from './campaign-runner.ts';
 import type { SwarmProgress } from '../../shared/swarm/swarm-fetcher.ts';
 import type { EngineThreads } from '../../shared/engine/api.ts';
 import { createThroughputChart } from './throughput-chart.ts';
@@ -38,6 +39,8 @@ export interface DonorState {
   threads?: EngineThreads;
   /** what the tab costs its machine: the share of time its engine computed lately, and the memory it holds */
   cost?: { computePercent: number; memoryBytes: number };
+  /** the benchmark campaign this tab runs (`?campaign=<id>`), when it runs one */
+  campaign?: CampaignProgress;
 }
 
 export interface TrustState {
@@ -114,6 +117,16 @@ const SKELETON = `
       </dd>
       <dt>This tab costs</dt><dd><span data-testid="cost-compute"></span> <span data-testid="cost-memory"></span></dd>
       <dt>Layers</dt><dd><span data-testid="layers"></span> <span class="donor-muted">of <span data-testid="n-layers"></span></span></dd>
+    </dl>
+  </section>
+  <section class="donor-card" data-testid="campaign-card" hidden>
+    <h2>Benchmark campaign</h2>
+    <progress data-testid="campaign-progress" max="1" value="0"></progress>
+    <dl>
+      <dt>Campaign</dt><dd data-testid="campaign-name"></dd>
+      <dt>Runs</dt><dd><span data-testid="campaign-done"></span> / <span data-testid="campaign-total"></span> <span class="donor-muted" data-testid="campaign-status"></span></dd>
+      <dt>Refused</dt><dd data-testid="campaign-refused"></dd>
+      <dt>Note</dt><dd class="donor-muted" data-testid="campaign-note"></dd>
     </dl>
   </section>
   <section class="donor-card">
@@ -235,6 +248,19 @@ export function createDonorView(root: HTMLElement): DonorView {
     set('cost-memory', cost && `${formatBytes(cost.memoryBytes)} of memory`);
     if (cost) mark('cost-compute', 'percent', String(cost.computePercent));
     set('layers', state.layers && `${state.layers.start}-${state.layers.end}`);
+    const campaign = state.campaign;
+    show('campaign-card', campaign !== undefined);
+    if (campaign) {
+      const bar = field<HTMLProgressElement>('campaign-progress');
+      bar.max = Math.max(1, campaign.total);
+      bar.value = campaign.done;
+      set('campaign-name', campaign.name ? `${campaign.name} (${campaign.id})` : campaign.id);
+      set('campaign-done', campaign.done);
+      set('campaign-total', campaign.total);
+      set('campaign-status', campaign.status);
+      set('campaign-refused', campaign.refused);
+      set('campaign-note', campaign.note);
+    }
     set('n-layers', state.nLayers);
 
     const d = state.download;

@@ -53,6 +53,7 @@ export async function campaignDecoders(): Promise<DecoderSpec<never>[]> {
     adapter: 'google swiftshader',
     workload: 'decode-64',
     repetition,
+    layers: { start: 0, end: 2 },
     promptMs: 12.5 + repetition,
     decodeMs: 640,
     tokensPerSecond: 100,

@@ -1,0 +1,97 @@
+/**
+ * A benchmark campaign across real donor tabs in headless Chromium: two honest tabs (WASM, and
+ * WebGPU on SwiftShader) and two cheating ones (the test kit's faulty donor page: one posts
+ * every result twice, one improves its figures after signing) open the campaign's join link.
+ * Every honest repetition is stored, once; the repeat and the forgery are refused by name and
+ * the refusals are in the campaign's status; the CSV export has exactly one row per stored run;
+ * each tab shows its progress.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../cli/open-checkpoint.ts';
+import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../testkit/model-fixtures.ts';
+import { FAULTY_DONOR, TEST_PAGE_ROUTES } from '../testkit/pages/paths.ts';
+import { openDonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import type { DonorTab, DonorTabs } from '../signaling-server/local-grid/donor-tabs.ts';
+import { startGridServer } from '../signaling-server/grid-server.ts';
+import type { GridServer } from '../signaling-server/grid-server.ts';
+
+const WORKLOADS = [
+  { name: 'prefill-8', promptTokens: 8, decodeTokens: 1 },
+  { name: 'decode-16', promptTokens: 4, decodeTokens: 16 },
+];
+const REPETITIONS = 2;
+
+let server: GridServer;
+let tabs: DonorTabs;
+let campaignId: string;
+let joinUrl: string;
+
+interface Status {
+  campaign: { runs: number; devices: number; refused: number };
+  runs: { peerId: string; provider: string; workload: string; repetition: number; layers: { start: number; end: number }; tokensPerSecond: number; correct: boolean | null }[];
+  refusals: { peerId: string; reason: string }[];
+}
+const status = async () => (await (await fetch(new URL(`/api/campaigns/${campaignId}`, server.url))).json()) as Status;
+const peerOf = async (tab: DonorTab) => ((await tab.state()) as { peerId?: string } | null)?.peerId;
+
+beforeAll(async () => {
+  const { dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
+  // Each tab serves the whole model: every tab has layers to run the campaign on.
+  server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode: 5, staticRoutes: TEST_PAGE_ROUTES });
+  const created = await fetch(new URL('/api/campaigns', server.url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'e2e', models: [{ package: server.manifest.name }], workloads: WORKLOADS, providers: ['webgpu', 'wasm'], repetitions: REPETITIONS, warmup: 1, target: { devices: 4 }, endsAt: new Date(Date.now() + 3_600_000).toISOString() }),
+  });
+  expect(created.status).toBe(201);
+  ({ campaign: { id: campaignId }, joinUrl } = (await created.json()) as { campaign: { id: string }; joinUrl: string });
+  tabs = await openDonorTabs(server.url, 0);
+}, 300_000);
+
+afterAll(async () => {
+  await tabs?.close();
+  await server?.close();
+  await removeTempDirs();
+});
+
+describe('a benchmark campaign across donor tabs', () => {
+  it('stores every honest run once, refuses the repeated and the forged results by name, and exports one row per run', async () => {
+    const join = new URL(joinUrl).search.slice(1);
+    expect(join).toBe(`campaign=${campaignId}`);
+    const wasm = await tabs.open(`${join}&ep=wasm`);
+    const webgpu = await tabs.open(`${join}&ep=webgpu`);
+    const repeats = await tabs.open(`${join}&ep=wasm&fault=campaign-repeat`, FAULTY_DONOR);
+    const forges = await tabs.open(`${join}&ep=wasm&fault=campaign-forge`, FAULTY_DONOR);
+    const perTab = WORKLOADS.length * REPETITIONS;
+    // The two honest tabs' runs and the repeating tab's first posts are stored; the forger's none.
+    const expected = 3 * perTab;
+    const deadline = Date.now() + 150_000;
+    let s = await status();
+    while ((s.campaign.runs < expected || s.refusals.length < 2 * perTab) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      s = await status();
+    }
+    const [wasmPeer, webgpuPeer, repeatPeer, forgePeer] = await Promise.all([wasm, webgpu, repeats, forges].map(peerOf));
+    const runsOf = (peer?: string) => s.runs.filter((r) => r.peerId === peer);
+    expect(runsOf(wasmPeer).map((r) => `${r.provider}/${r.workload}/${r.repetition}`).sort()).toEqual(['wasm/decode-16/0', 'wasm/decode-16/1', 'wasm/prefill-8/0', 'wasm/prefill-8/1']);
+    expect(runsOf(webgpuPeer).map((r) => `${r.provider}/${r.workload}/${r.repetition}`).sort()).toEqual(['webgpu/decode-16/0', 'webgpu/decode-16/1', 'webgpu/prefill-8/0', 'webgpu/prefill-8/1']);
+    expect(runsOf(repeatPeer)).toHaveLength(perTab);
+    expect(runsOf(forgePeer)).toHaveLength(0);
+    expect(s.runs.every((r) => r.layers.start === 0 && r.layers.end === 5 && r.tokensPerSecond > 0)).toBe(true);
+    expect(s.campaign.runs).toBe(expected);
+
+    const refusedAs = (peer?: string) => s.refusals.filter((r) => r.peerId === peer).map((r) => r.reason);
+    expect(refusedAs(repeatPeer)).toEqual(Array(perTab).fill('ReplayedResultError'));
+    expect(refusedAs(forgePeer)).toEqual(Array(perTab).fill('CampaignResultSignatureError'));
+    expect(refusedAs(wasmPeer)).toEqual([]);
+
+    const csv = (await (await fetch(new URL(`/api/campaigns/${campaignId}/export?format=csv`, server.url))).text()).trimEnd().split('\r\n');
+    expect(csv).toHaveLength(1 + expected);
+
+    // Each tab shows its part: the honest one all its runs done, the cheaters their refusals.
+    const progress = async (tab: DonorTab) => ((await tab.state()) as { campaign?: { done: number; total: number; refused: number; status: string } }).campaign;
+    expect(await progress(wasm)).toMatchObject({ done: perTab, total: perTab, refused: 0, status: 'finished' });
+    expect(await progress(forges)).toMatchObject({ done: 0, refused: perTab });
+    expect(await wasm.page.getByTestId('campaign-done').textContent()).toBe(String(perTab));
+  });
+});
