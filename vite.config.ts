@@ -52,7 +52,7 @@ export function pagesConfig({ root, pages, outDir, base, home }: PagesBuild): Us
 export default defineConfig(
   pagesConfig({
     root: fileURLToPath(new URL('./web/', import.meta.url)),
-    pages: ['chat', 'donor'],
+    pages: ['campaign', 'chat', 'donor'],
     home: true,
     outDir: fileURLToPath(new URL('./dist/web/', import.meta.url)),
   }),

@@ -4,7 +4,7 @@
  * every result twice, one improves its figures after signing) open the campaign's join link.
  * Every honest repetition is stored, once; the repeat and the forgery are refused by name and
  * the refusals are in the campaign's status; the CSV export has exactly one row per stored run;
- * each tab shows its progress.
+ * each tab shows its progress; the campaign's dashboard shows every run, device and refusal.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
@@ -72,6 +72,11 @@ describe('a benchmark campaign across donor tabs', () => {
       s = await status();
     }
     const [wasmPeer, webgpuPeer, repeatPeer, forgePeer] = await Promise.all([wasm, webgpu, repeats, forges].map(peerOf));
+    if (s.campaign.runs !== expected) {
+      // What each tab made of it, for the failure below.
+      for (const tab of [wasm, webgpu, repeats, forges]) console.error(JSON.stringify(((await tab.state()) as { campaign?: unknown; device?: unknown }) ?? {}, ['campaign', 'device', 'id', 'done', 'total', 'refused', 'status', 'note', 'executionProvider', 'msPerLayer']));
+      console.error(JSON.stringify(s.refusals));
+    }
     const runsOf = (peer?: string) => s.runs.filter((r) => r.peerId === peer);
     expect(runsOf(wasmPeer).map((r) => `${r.provider}/${r.workload}/${r.repetition}`).sort()).toEqual(['wasm/decode-16/0', 'wasm/decode-16/1', 'wasm/prefill-8/0', 'wasm/prefill-8/1']);
     expect(runsOf(webgpuPeer).map((r) => `${r.provider}/${r.workload}/${r.repetition}`).sort()).toEqual(['webgpu/decode-16/0', 'webgpu/decode-16/1', 'webgpu/prefill-8/0', 'webgpu/prefill-8/1']);
@@ -93,5 +98,19 @@ describe('a benchmark campaign across donor tabs', () => {
     expect(await progress(wasm)).toMatchObject({ done: perTab, total: perTab, refused: 0, status: 'finished' });
     expect(await progress(forges)).toMatchObject({ done: 0, refused: perTab });
     expect(await wasm.page.getByTestId('campaign-done').textContent()).toBe(String(perTab));
+
+    // The dashboard the create call linked to shows every run, a row per device and provider, and every refusal.
+    const dashboard = await tabs.browser.newPage();
+    await dashboard.goto(new URL(`/campaign/?id=${campaignId}`, server.url).href);
+    await dashboard.waitForFunction((n) => window.campaignDashboard?.runs === n, expected);
+    expect(await dashboard.getByTestId('summary').getAttribute('data-runs')).toBe(String(expected));
+    // Every tab runs on this machine's one device: a row for its WASM runs and one for its WebGPU runs.
+    const rows = await dashboard.locator('[data-testid="devices"] tr').allTextContents();
+    expect(rows).toHaveLength(2);
+    expect(rows.find((r) => r.includes('webgpu'))).toContain(`${perTab} unchecked`);
+    expect(await dashboard.locator('[data-testid="refusals"] tr').count()).toBe(2 * perTab);
+    expect(await dashboard.locator('[data-testid="chart-tokens"] canvas').count()).toBe(1);
+    // A picture of it for the docs (INFERMESH_DASHBOARD_SCREENSHOT=docs/campaign-dashboard.png).
+    if (process.env.INFERMESH_DASHBOARD_SCREENSHOT) await dashboard.screenshot({ path: process.env.INFERMESH_DASHBOARD_SCREENSHOT, fullPage: true });
   });
 });

@@ -300,7 +300,11 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
     ...campaignHandlers({
       store: campaigns,
       packages: () => [{ id: manifest.id, name: manifest.name, dtype: manifest.dtype }],
-      device: (peerId) => coordinator.registry.peers.get(peerId)?.device,
+      device: (peerId) => {
+        const peer = coordinator.registry.peers.get(peerId);
+        // The handshake, or what the tab served at since when that was faster.
+        return peer?.device && { ...peer.device, msPerLayer: Math.min(peer.device.msPerLayer, peer.stats?.msPerLayer || Infinity) };
+      },
       origin: () => publicUrl.href,
     }),
     ...createOpenAIGateway({

@@ -1,0 +1,49 @@
+/**
+ * A histogram drawn with uPlot (bars per execution provider, side by side in each bin), for
+ * the campaign dashboard's distributions. Redrawn with setData as results arrive.
+ */
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import type { Histogram } from './dashboard-data.ts';
+
+const HEIGHT_PX = 220;
+const COLORS: Record<string, string> = { webgpu: '#2f6fde', wasm: '#d9822b', cpu: '#5b8c3a' };
+const PROVIDERS = ['webgpu', 'wasm', 'cpu'];
+
+export interface HistogramChart {
+  show(h: Histogram): void;
+}
+
+export function createHistogramChart(container: HTMLElement, label: string): HistogramChart {
+  const width = () => Math.max(280, container.clientWidth || 480);
+  let chart: uPlot | undefined;
+  let shown = '';
+  /** the right edge of the last bin: the x axis ends there, so the last bar is whole */
+  let right = 1;
+  return {
+    show(h) {
+      const providers = PROVIDERS.filter((p) => h.counts[p]);
+      const key = providers.join(',');
+      const centers = h.edges.slice(0, -1).map((e, i) => (e + h.edges[i + 1]) / 2);
+      const data: uPlot.AlignedData = [centers, ...providers.map((p) => h.counts[p])];
+      right = h.edges.at(-1) ?? 1;
+      if (chart && key === shown) return chart.setData(data);
+      chart?.destroy();
+      shown = key;
+      const bars = uPlot.paths.bars!({ size: [0.8 / Math.max(1, providers.length)] });
+      chart = new uPlot(
+        {
+          width: width(),
+          height: HEIGHT_PX,
+          legend: { show: true },
+          cursor: { show: false },
+          scales: { x: { time: false, range: () => [0, right] }, y: { range: (_u, _min, max) => [0, Math.max(1, max + 1)] } },
+          series: [{ label }, ...providers.map((p) => ({ label: p, stroke: COLORS[p], fill: `${COLORS[p]}99`, paths: bars, points: { show: false } }))],
+          axes: [{ label }, { label: 'runs', size: 40 }],
+        },
+        data,
+        container,
+      );
+    },
+  };
+}

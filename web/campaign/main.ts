@@ -1,0 +1,76 @@
+/**
+ * The live dashboard of a benchmark campaign (`/campaign/?id=<id>`, the link `infermesh campaign
+ * create` prints): runs done of the target, a row per device (the slowest first), the
+ * distributions of tokens/s and ms per layer per execution provider, and every refused result
+ * with why. It reads GET /api/campaigns/<id> every few seconds, so it follows results as tabs
+ * post them.
+ */
+import { createHistogramChart } from './histogram-chart.ts';
+import { deviceRows, histogram } from './dashboard-data.ts';
+import type { DashboardRun } from './dashboard-data.ts';
+
+const POLL_MS = 2000;
+
+interface CampaignStatus {
+  campaign: { id: string; name: string; state: string; runs: number; devices: number; target: { devices?: number; runs?: number }; runsPerDevice: number; refused: number; endsAt: string };
+  runs: DashboardRun[];
+  refusals: { peerId: string; reason: string; message: string; receivedAt: number }[];
+}
+
+declare global {
+  interface Window {
+    campaignDashboard?: { updates: number; runs: number };
+  }
+}
+
+const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement;
+const id = new URLSearchParams(location.search).get('id') ?? '';
+const tokensChart = createHistogramChart($('chart-tokens'), 'tokens/s');
+const msChart = createHistogramChart($('chart-ms'), 'ms per layer');
+const short = (text: string) => (text.length > 14 ? `${text.slice(0, 6)}…${text.slice(-6)}` : text);
+const cell = (text: string | number, numeric = false) => Object.assign(document.createElement('td'), { textContent: String(text), className: numeric ? 'num' : '' });
+const row = (...cells: HTMLTableCellElement[]) => {
+  const tr = document.createElement('tr');
+  tr.append(...cells);
+  return tr;
+};
+
+($('export-csv') as HTMLAnchorElement).href = `/api/campaigns/${encodeURIComponent(id)}/export?format=csv`;
+($('export-jsonl') as HTMLAnchorElement).href = `/api/campaigns/${encodeURIComponent(id)}/export?format=jsonl`;
+
+function render(s: CampaignStatus): void {
+  const c = s.campaign;
+  document.title = `infermesh: ${c.name}`;
+  $('name').textContent = c.name;
+  // Progress toward the target: devices when it names them, else runs.
+  const [done, of, unit] = c.target.devices !== undefined ? [c.devices, c.target.devices, 'devices'] : [c.runs, c.target.runs ?? c.runs, 'runs'];
+  $('summary').textContent = `${c.state} · ${c.runs} runs from ${c.devices} devices (${done} of ${of} ${unit}) · ${c.refused} refused · ends ${new Date(c.endsAt).toLocaleString()}`;
+  $('summary').dataset.runs = String(c.runs);
+  const bar = $('progress') as HTMLProgressElement;
+  bar.max = Math.max(1, of);
+  bar.value = Math.min(done, of);
+  $('devices').replaceChildren(
+    ...deviceRows(s.runs).map((d) =>
+      row(cell(short(d.deviceSignature)), cell(d.adapter), cell(d.provider), cell(d.tabs, true), cell(d.runs, true), cell(d.medianTokensPerSecond.toFixed(1), true), cell(d.medianMsPerLayer.toFixed(3), true), cell(`${d.correct} ✓ · ${d.wrong} ✗ · ${d.unchecked} unchecked`)),
+    ),
+  );
+  $('refusals').replaceChildren(...s.refusals.map((r) => row(cell(new Date(r.receivedAt).toLocaleTimeString()), cell(short(r.peerId)), cell(r.reason), cell(r.message))));
+  tokensChart.show(histogram(s.runs, (r) => r.tokensPerSecond));
+  msChart.show(histogram(s.runs, (r) => r.msPerLayer));
+  window.campaignDashboard = { updates: (window.campaignDashboard?.updates ?? 0) + 1, runs: c.runs };
+}
+
+async function poll(): Promise<void> {
+  try {
+    const res = await fetch(`/api/campaigns/${encodeURIComponent(id)}`);
+    const body = await res.json();
+    if (!res.ok) throw new Error((body as { error?: { message?: string } }).error?.message ?? `the server answered ${res.status}`);
+    $('error').textContent = '';
+    render(body as CampaignStatus);
+  } catch (err) {
+    $('error').textContent = id ? (err as Error).message : 'No campaign named: open the dashboard link `infermesh campaign create` printed (…/campaign/?id=cmp_…).';
+  }
+  setTimeout(() => void poll(), POLL_MS);
+}
+
+void poll();
