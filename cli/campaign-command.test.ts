@@ -1,6 +1,6 @@
 /**
  * `infermesh campaign` as a researcher types it, against a real grid server: create from a YAML
- * spec (id, join link, dashboard link), list, status, export to a file, stop; a bad spec is
+ * spec (id, join link, dashboard link), list, status, export to a file, a static report, stop; a bad spec is
  * refused before anything is sent, naming the field; a spec the grid cannot run (a model it
  * does not serve) is refused by the server, naming the field too.
  */
@@ -56,6 +56,11 @@ describe('infermesh campaign', () => {
     const out = join(dir, 'runs.csv');
     await infermesh('campaign', 'export', id!, '--format', 'csv', '--out', out, '--url', server.url);
     expect((await readFile(out, 'utf8')).split('\r\n')[0]).toMatch(/^campaign,peer_id,/);
+    const report = join(dir, 'report.html');
+    await infermesh('campaign', 'report', id!, '--out', report, '--url', server.url);
+    const html = await readFile(report, 'utf8');
+    expect(html).toContain('<h1>smoke</h1>');
+    expect(html.match(/<svg /g)).toHaveLength(2);
     expect((await infermesh('campaign', 'stop', id!, '--url', server.url)).stdout).toContain(`${id}  "smoke"  stopped`);
   });
 

@@ -3,11 +3,14 @@
  * server (`--url`, default the local `npm start`), through its HTTP API
  * (signaling-server/campaigns/campaign-api.ts). `create` checks the spec file (JSON or YAML)
  * here first, so a bad field is named before anything is sent, and prints the campaign id, the
- * join link for visitors and the dashboard link.
+ * join link for visitors and the dashboard link. `report` writes the dashboard as one static
+ * HTML file (web/campaign/static-report.ts).
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { InfermeshError } from '../shared/errors.ts';
 import { parseCampaignSpec } from '../shared/campaign/spec.ts';
+import { campaignReportHtml } from '../web/campaign/static-report.ts';
+import type { ReportStatus } from '../web/campaign/static-report.ts';
 
 /** The grid server answered a campaign call with an error (its message is the server's). */
 export class CampaignApiError extends InfermeshError {
@@ -83,4 +86,10 @@ export async function campaignExport(id: string, opts: CampaignCommandOptions & 
   if (!opts.out) return void process.stdout.write(text);
   await writeFile(opts.out, text);
   process.stderr.write(`wrote ${opts.out} (${opts.format})\n`);
+}
+
+export async function campaignReport(id: string, opts: CampaignCommandOptions & { out: string }): Promise<void> {
+  const status = await json<ReportStatus>(await call(opts, `/api/campaigns/${encodeURIComponent(id)}`));
+  await writeFile(opts.out, campaignReportHtml(status));
+  process.stderr.write(`wrote ${opts.out}: ${status.campaign.runs} runs from ${status.campaign.devices} devices, ${status.campaign.refused} refused\n`);
 }

@@ -9,7 +9,7 @@ import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT } from './defaults.ts';
 import { demoCommand } from './demo-command.ts';
 import { donateCommand } from './donate-command.ts';
 import { keysCreate, keysList, keysRevoke } from './keys-command.ts';
-import { campaignCreate, campaignExport, campaignList, campaignStatus, campaignStop, DEFAULT_GRID_URL } from './campaign-command.ts';
+import { campaignCreate, campaignExport, campaignList, campaignReport, campaignStatus, campaignStop, DEFAULT_GRID_URL } from './campaign-command.ts';
 import { generateCommand } from './generate-command.ts';
 import { serveCommand } from './serve-command.ts';
 
@@ -96,7 +96,7 @@ keys
   .option('--data <dir>', "the server's data folder (default: serve's)")
   .action((id: string, opts) => keysRevoke(id, opts));
 
-const campaign = program.command('campaign').description("benchmark campaigns across visitors' tabs on a running grid server: create, list, status, stop, export");
+const campaign = program.command('campaign').description("benchmark campaigns across visitors' tabs on a running grid server: create, list, status, stop, export, report");
 const gridUrl = ['--url <url>', `the grid server (default ${DEFAULT_GRID_URL})`] as const;
 campaign
   .command('create')
@@ -116,6 +116,13 @@ campaign
   .addOption(new Option('--format <format>', 'csv or jsonl').choices(['csv', 'jsonl']).default('csv'))
   .option('--out <file>', 'write it here (default: stdout)')
   .action((id: string, opts) => campaignExport(id, opts));
+campaign
+  .command('report')
+  .description("the dashboard's table and charts as one static HTML file (inline SVG, no script), for a paper")
+  .argument('<id>', 'the campaign id (cmp_…)')
+  .requiredOption('--out <file>', 'the HTML file to write')
+  .option(...gridUrl)
+  .action((id: string, opts) => campaignReport(id, opts));
 
 program
   .command('donate')

@@ -1,0 +1,77 @@
+/**
+ * A campaign's dashboard as one static HTML file (`infermesh campaign report <id> --out
+ * report.html`): the summary, the device table, the tokens/s and ms-per-layer histograms as
+ * inline SVG, the refusals and the spec, with no script and nothing fetched, so a paper can cite
+ * it and it opens anywhere. Pure: status in, HTML out.
+ */
+import { deviceRows, histogram } from './dashboard-data.ts';
+import type { DashboardRun, Histogram } from './dashboard-data.ts';
+
+export interface ReportStatus {
+  campaign: { id: string; name: string; state: string; runs: number; devices: number; refused: number; endsAt: string; target: { devices?: number; runs?: number } };
+  spec: unknown;
+  runs: DashboardRun[];
+  refusals: { peerId: string; reason: string; message: string; receivedAt: number }[];
+}
+
+const COLORS: Record<string, string> = { webgpu: '#2f6fde', wasm: '#d9822b', cpu: '#5b8c3a' };
+const W = 480;
+const H = 220;
+const PAD = { left: 40, right: 10, top: 10, bottom: 40 };
+
+const escape = (text: string | number) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toPrecision(2));
+
+/** Bars per provider side by side in each bin, the axes' ends labelled. */
+export function histogramSvg(h: Histogram, label: string): string {
+  const providers = Object.keys(h.counts).sort();
+  const bins = h.edges.length - 1;
+  const top = Math.max(1, ...providers.flatMap((p) => h.counts[p]));
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const binW = plotW / bins;
+  const barW = (binW * 0.8) / Math.max(1, providers.length);
+  const bars = providers.flatMap((p, pi) =>
+    h.counts[p].map((n, b) => {
+      if (n === 0) return '';
+      const x = PAD.left + b * binW + binW * 0.1 + pi * barW;
+      const y = PAD.top + plotH * (1 - n / top);
+      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barW.toFixed(1)}" height="${(PAD.top + plotH - y).toFixed(1)}" fill="${COLORS[p] ?? '#888'}"><title>${escape(p)}: ${n} runs in ${fmt(h.edges[b])}–${fmt(h.edges[b + 1])}</title></rect>`;
+    }),
+  );
+  const legend = providers.map((p, i) => `<rect x="${PAD.left + i * 90}" y="${H - 14}" width="10" height="10" fill="${COLORS[p] ?? '#888'}"/><text x="${PAD.left + i * 90 + 14}" y="${H - 5}">${escape(p)}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="11" font-family="system-ui, sans-serif" role="img" aria-label="${escape(label)}">
+<line x1="${PAD.left}" y1="${PAD.top + plotH}" x2="${W - PAD.right}" y2="${PAD.top + plotH}" stroke="#444"/><line x1="${PAD.left}" y1="${PAD.top}" x2="${PAD.left}" y2="${PAD.top + plotH}" stroke="#444"/>
+<text x="${PAD.left - 4}" y="${PAD.top + 8}" text-anchor="end">${top}</text><text x="${PAD.left - 4}" y="${PAD.top + plotH}" text-anchor="end">0</text>
+<text x="${PAD.left}" y="${PAD.top + plotH + 13}">0</text><text x="${W - PAD.right}" y="${PAD.top + plotH + 13}" text-anchor="end">${fmt(h.edges[bins])}</text><text x="${PAD.left + plotW / 2}" y="${PAD.top + plotH + 13}" text-anchor="middle">${escape(label)}</text>
+${bars.join('')}${legend.join('')}</svg>`;
+}
+
+export function campaignReportHtml(s: ReportStatus, generatedAt = new Date()): string {
+  const c = s.campaign;
+  const devices = deviceRows(s.runs)
+    .map((d) => `<tr><td class="mono">${escape(d.deviceSignature)}</td><td>${escape(d.adapter)}</td><td>${escape(d.provider)}</td><td class="num">${d.tabs}</td><td class="num">${d.runs}</td><td class="num">${d.medianTokensPerSecond.toFixed(1)}</td><td class="num">${d.medianMsPerLayer.toFixed(3)}</td><td>${d.correct} ✓ · ${d.wrong} ✗ · ${d.unchecked} unchecked</td></tr>`)
+    .join('\n');
+  const refusals = s.refusals.map((r) => `<tr><td>${escape(new Date(r.receivedAt).toISOString())}</td><td class="mono">${escape(r.peerId)}</td><td>${escape(r.reason)}</td><td>${escape(r.message)}</td></tr>`).join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escape(c.name)}: infermesh benchmark campaign ${escape(c.id)}</title>
+<style>body{font:14px/1.5 system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;color:#1d2430}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.2rem .5rem;border-bottom:1px solid #e3e7ee}td.num{text-align:right}.mono{font-family:ui-monospace,monospace;font-size:12px}.muted{color:#5b6575}figure{display:inline-block;margin:0 1rem 1rem 0}pre{background:#f5f7fa;padding:.5rem;overflow:auto}</style></head>
+<body>
+<h1>${escape(c.name)}</h1>
+<p class="muted">Campaign ${escape(c.id)} · ${escape(c.state)} · ${c.runs} runs from ${c.devices} devices · ${c.refused} refused · ends ${escape(c.endsAt)} · report made ${escape(generatedAt.toISOString())}</p>
+<h2>Devices</h2>
+<table><thead><tr><th>Device</th><th>Adapter</th><th>EP</th><th>Tabs</th><th>Runs</th><th>tokens/s (median)</th><th>ms per layer (median)</th><th>Checked</th></tr></thead><tbody>
+${devices}
+</tbody></table>
+<h2>Distributions</h2>
+<figure>${histogramSvg(histogram(s.runs, (r) => r.tokensPerSecond), 'tokens/s')}<figcaption class="muted">tokens/s per run, by execution provider</figcaption></figure>
+<figure>${histogramSvg(histogram(s.runs, (r) => r.msPerLayer), 'ms per layer')}<figcaption class="muted">ms per layer per decode step, per run, by execution provider</figcaption></figure>
+<h2>Refused results</h2>
+<table><thead><tr><th>When</th><th>Tab</th><th>Why</th><th>Message</th></tr></thead><tbody>
+${refusals}
+</tbody></table>
+<h2>Spec</h2>
+<pre>${escape(JSON.stringify(s.spec, null, 2))}</pre>
+</body></html>
+`;
+}
