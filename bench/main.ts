@@ -10,7 +10,8 @@
  * churn (generations whose route loses a stage to a closed tab, a killed browser, a dropped or
  * throttled link or a frozen tab: identical text, tokens lost and repeated, recovery time),
  * load (the server under hundreds of concurrent HTTP clients: throughput, latency, backpressure),
- * sdk (the SDK package's install as an app gets it, the client's download, its two Node runtimes).
+ * sdk (the SDK package's install as an app gets it, the client's download, its two Node runtimes),
+ * campaign (signed campaign results the server checks and stores per second; a campaign's first result on its dashboard, with a real tab).
  */
 import { Command, type OptionValues } from 'commander';
 import { compileBench } from './compile-bench.ts';
@@ -23,6 +24,7 @@ import { fuzzBench } from './fuzz-bench.ts';
 import { churnBench } from './churn-bench.ts';
 import { loadBench } from './load-bench.ts';
 import { sdkBench } from './sdk-bench.ts';
+import { campaignBench } from './campaign-bench.ts';
 import type { Family } from '../testkit/fuzz/fuzz-cases.ts';
 import { CHURN_FAULTS, STAGE_POSITIONS } from '../testkit/churn/faults.ts';
 
@@ -157,6 +159,21 @@ suite('sdk', "the SDK package installed from its tarball into a fresh project (s
   .option('--model <dir>', 'a model package directory for the runtimes (default: the default model, synthetic:110m q4)')
   .option('--no-install', 'skip the install measurement')
   .action(printed((opts) => sdkBench({ tokens: Number(opts.tokens), rounds: Number(opts.rounds), modelDir: opts.model, install: opts.install }), { lingers: true }));
+
+suite('campaign', 'benchmark campaigns: signed results the server verifies and stores per second (resultsPerSecond), and from creating a campaign to its first result on the dashboard with a real donor tab (timeToFirstResultMs)')
+  .option('--concurrency <n>', 'clients posting results at once', '16')
+  .option('--seconds <n>', 'how long results are posted', '10')
+  .option('--rounds <n>', 'campaigns timed to their first result, each on a fresh grid (median reported)', '3')
+  .action(
+    printed(
+      (opts) => {
+        const [concurrency, seconds, rounds] = [opts.concurrency, opts.seconds, opts.rounds].map(Number);
+        if (![concurrency, seconds, rounds].every((n) => Number.isSafeInteger(n) && n >= 1)) throw new Error('--concurrency, --seconds and --rounds must be whole numbers ≥ 1');
+        return campaignBench({ concurrency, seconds, rounds });
+      },
+      { lingers: true },
+    ),
+  );
 
 suite('churn', 'generations through real Chromium donor tabs whose route loses a stage at a random token (closed tab, killed browser, dropped or throttled link, frozen tab): identical text, lost and repeated tokens, recovery time, throughput against unbroken runs')
   .option('--generations <n>', 'faulty generations', '50')
