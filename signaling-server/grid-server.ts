@@ -39,6 +39,8 @@ import type { GridStore } from './store.ts';
 import { openCampaignStore } from './campaigns/campaign-store.ts';
 import type { CampaignStore } from './campaigns/campaign-store.ts';
 import { campaignHandlers } from './campaigns/campaign-api.ts';
+import { checkCampaignRun } from './campaigns/campaign-check.ts';
+import { thresholdsFor } from '../shared/trust/fingerprint.ts';
 import { startReplayerThread } from './trust/replayer-thread.ts';
 import { ledgerHandlers } from './settle/ledger-api.ts';
 import { voucherHandlers } from './settle/voucher-api.ts';
@@ -306,6 +308,8 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
         return peer?.device && { ...peer.device, msPerLayer: Math.min(peer.device.msPerLayer, peer.stats?.msPerLayer || Infinity) };
       },
       origin: () => publicUrl.href,
+      check: (run, spec) => checkCampaignRun(run, spec, { replayer, dim: manifest.config.dim, thresholds: thresholdsFor(manifest.dtype) }),
+      log,
     }),
     ...createOpenAIGateway({
       models: () => [{ id: manifest.id, name: manifest.name, contextLength: manifest.config.maxSeqLen }],

@@ -54,13 +54,16 @@ function noise(seed: number): () => number {
   };
 }
 
-/** The frames of a run, in order: the prefill, then one per decode step. */
-export function workloadFrames(o: WorkloadRunOptions): Uint8Array[] {
+/**
+ * The frames of a run, in order: the prefill, then one per decode step; `count` stops after
+ * that many (a check needs the first two only, and they are drawn first).
+ */
+export function workloadFrames(o: WorkloadRunOptions, count = 1 + o.workload.decodeTokens): Uint8Array[] {
   const next = noise(o.seed);
   const frame = (step: number, position: number, rows: number) =>
     encodeFrame({ requestId: o.requestId, step, position, dims: [1, rows, o.dim], data: Float32Array.from({ length: rows * o.dim }, next) });
   const frames = [frame(0, 0, o.workload.promptTokens)];
-  for (let i = 0; i < o.workload.decodeTokens; i++) frames.push(frame(i + 1, o.workload.promptTokens + i, 1));
+  for (let i = 0; i < Math.min(o.workload.decodeTokens, count - 1); i++) frames.push(frame(i + 1, o.workload.promptTokens + i, 1));
   return frames;
 }
 

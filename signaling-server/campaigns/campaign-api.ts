@@ -9,7 +9,9 @@
  * A result is taken only from a tab the grid has measured (its device handshake): signed by the
  * tab's peer key, for a workload and provider of the campaign, from the device it joined with,
  * and no faster than that device could be. Each refused result is answered by name and kept, so
- * the dashboard shows it.
+ * the dashboard shows it. A sample of stored runs (the first of each device, provider and
+ * workload, then one in CHECK_SAMPLE) is replayed against the reference, and its row says
+ * whether its output was right.
  */
 import { checkCampaignSpec, CampaignSpecError } from '../../shared/campaign/spec.ts';
 import type { CampaignSpec } from '../../shared/campaign/spec.ts';
@@ -57,8 +59,17 @@ export interface CampaignApiDeps {
   device(peerId: string): DeviceSummary | undefined;
   /** the server's public origin, for the join and dashboard links */
   origin(): string;
+  /** replays a stored run and says whether its output was right (campaign-check.ts); without it no run is checked */
+  check?: (run: CampaignResult, spec: CampaignSpec) => Promise<boolean>;
+  /** whether to check a run beyond the first of its device, provider and workload (default: one in CHECK_SAMPLE) */
+  sample?: () => boolean;
+  /** told of a check that could not run (the replayer closed, a package file unreadable) */
+  log?: (line: string) => void;
   now?: () => number;
 }
+
+/** Beyond the first run of each device, provider and workload, one run in this many is replayed. */
+export const CHECK_SAMPLE = 4;
 
 const STATUS_OF: Record<string, number> = {
   CampaignResultFormatError: 400,
@@ -83,6 +94,21 @@ export const runsPerDevice = (spec: CampaignSpec) => spec.workloads.length * spe
 export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
   const now = deps.now ?? Date.now;
   const { store } = deps;
+  const sample = deps.sample ?? (() => Math.random() < 1 / CHECK_SAMPLE);
+  /** device, provider and workload of the runs checked so far: each gets its first run checked */
+  const firstChecked = new Set<string>();
+
+  /** Checks a stored run off the request's path; its row says so when the replay ends. */
+  function maybeCheck(run: CampaignResult, spec: CampaignSpec): void {
+    if (!deps.check) return;
+    const key = `${run.campaignId}\n${run.deviceSignature}\n${run.provider}\n${run.workload}`;
+    if (firstChecked.has(key) && !sample()) return;
+    firstChecked.add(key);
+    deps.check(run, spec).then(
+      (ok) => store.setCorrect(run, ok),
+      (err: Error) => deps.log?.(`campaigns: could not check ${run.peerId}'s ${run.workload} run ${run.repetition}: ${err.message}`),
+    );
+  }
   const links = (id: string) => ({ joinUrl: new URL(`/donor/?campaign=${id}`, deps.origin()).href, dashboardUrl: new URL(`/campaign/?id=${id}`, deps.origin()).href });
 
   const summary = (c: Campaign) => {
@@ -152,8 +178,9 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
     try {
       const signed = await verifyCampaignResult(body);
       admit(campaign, signed.result);
-      // The output's correctness check (a replay of a sample against the reference) is not run yet: null says so.
+      // Stored unchecked; a sample is replayed against the reference and its row updated (maybeCheck).
       const run = store.addRun(signed.result, signed.signature, null, now());
+      maybeCheck(signed.result, campaign.spec);
       return { status: 201, json: { run } };
     } catch (err) {
       const status = err instanceof InfermeshError ? STATUS_OF[err.name] : undefined;

@@ -59,6 +59,8 @@ export interface CampaignStore {
   /** Stores a verified run, or throws ReplayedResultError / DuplicateResultError. */
   addRun(run: CampaignResult, signature: string, correct: boolean | null, now?: number): StoredRun;
   runs(id: string): StoredRun[];
+  /** Records whether a stored run's output was checked correct (campaign-check.ts). */
+  setCorrect(run: CampaignResult, correct: boolean): void;
   refuse(id: string, refusal: Refusal): void;
   refusals(id: string): Refusal[];
   close(): void;
@@ -182,6 +184,9 @@ export function openCampaignStore(path: string): CampaignStore {
         insertRun.run(run.campaignId, run.peerId, run.deviceSignature, run.provider, run.adapter, run.workload, run.repetition, run.layers.start, run.layers.end, run.promptMs, run.decodeMs, run.tokensPerSecond, run.msPerLayer, run.fingerprint, run.finishedAt, correct === null ? null : Number(correct), now, signature);
         return { ...run, correct, receivedAt: now };
       });
+    },
+    setCorrect(run, correct) {
+      db.prepare('UPDATE runs SET correct = ? WHERE campaign_id = ? AND peer_id = ? AND provider = ? AND workload = ? AND repetition = ?').run(Number(correct), run.campaignId, run.peerId, run.provider, run.workload, run.repetition);
     },
     runs: (id) => (db.prepare('SELECT * FROM runs WHERE campaign_id = ? ORDER BY received_at, rowid').all(id) as unknown as RunRow[]).map(runOf),
     refuse(id, r) {
