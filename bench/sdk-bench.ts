@@ -61,11 +61,7 @@ async function measureRuntimes(tokens: number, rounds: number, givenModel?: stri
   const donor = await startNodeDonor({ serverUrl: server.url, payoutKeyFile: join(await tempDir(), 'donor.key') }, { update() {}, throughput() {}, error() {} });
   try {
     await server.coordinator.waitForCoverage(1, 300_000);
-    const seen: Record<NodeRuntime, { connectMs: number[]; msPerToken: number[]; texts: Set<string> }> = {
-      auto: { connectMs: [], msPerToken: [], texts: new Set() },
-      native: { connectMs: [], msPerToken: [], texts: new Set() },
-      wasm: { connectMs: [], msPerToken: [], texts: new Set() },
-    };
+    const seen = Object.fromEntries(RUNTIMES.map((r) => [r, { connectMs: [] as number[], msPerToken: [] as number[], texts: new Set<string>() }]));
     let download = 0;
     // A first generation warms the donor (its sessions, the link) before anything is timed.
     for (let r = -1; r < rounds; r++) {

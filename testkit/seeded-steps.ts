@@ -1,22 +1,9 @@
 /** Seeded numbers and step tensors for tests: a failing case replays from its seed, and a request's steps join and split as the validator replays them. */
 
-/** mulberry32: a small seeded generator of 32-bit words. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+import { mulberry32, seededUniform } from '../shared/seeded-random.ts';
 
 /** Seeded uniform numbers in [0, 1) (mulberry32), so a failing case can be replayed from its seed. */
-export function seededUniform(seed: number): () => number {
-  const next = mulberry32(seed);
-  return () => next() / 4294967296;
-}
+export { seededUniform };
 
 /** Seeded standard normal numbers: Box-Muller over mulberry32, whose uniforms here are in (0, 1] so the log stays finite. */
 export function seededNormal(seed: number): () => number {

@@ -3,17 +3,13 @@
  * timings for the prefill and every decode step, and a fingerprint that the same seed
  * reproduces and another seed does not, so a replay elsewhere can check the output.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShardEngine } from '../../worker/engine.ts';
 import type { EngineOrt } from '../../worker/engine.ts';
 import { openCheckpoint } from '../../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
-import { MANIFEST_FILE } from '../model/manifest.ts';
+import { compileTo, packageBytes, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
 import type { Manifest } from '../model/manifest.ts';
-import { filesForLayers } from '../swarm/package-pieces.ts';
 import { runSeed, runWorkload } from './workload-run.ts';
 
 const LAYERS = { start: 0, end: 2 };
@@ -23,9 +19,8 @@ let manifest: Manifest;
 beforeAll(async () => {
   const compiled = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
   manifest = compiled.manifest;
-  const files = Object.fromEntries(await Promise.all(filesForLayers(manifest, LAYERS).map(async (f) => [f, new Uint8Array(await readFile(join(compiled.dir, f)))] as const)));
   engine = createShardEngine({ ort: ort as unknown as EngineOrt });
-  await engine.load({ modelId: manifest.id, layers: LAYERS, source: { kind: 'bytes', manifest: await readFile(join(compiled.dir, MANIFEST_FILE), 'utf8'), files }, executionProviders: ['cpu'] });
+  await engine.load({ modelId: manifest.id, layers: LAYERS, source: await packageBytes(compiled.dir), executionProviders: ['cpu'] });
 }, 120_000);
 afterAll(removeTempDirs);
 

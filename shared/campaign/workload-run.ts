@@ -9,12 +9,12 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeFrame, encodeFrame } from '../protocol/frame.ts';
 import { encodeFingerprint, fingerprintHidden } from '../trust/fingerprint.ts';
+import type { StageEngine } from '../grid/stage-server.ts';
+import { seededUniform } from '../seeded-random.ts';
 import type { CampaignWorkload } from './spec.ts';
 
-export interface WorkloadEngine {
-  step(frame: Uint8Array): Promise<Uint8Array>;
-  end(requestId: string): Promise<void>;
-}
+/** What runs a workload: a stage's engine, as the stage server drives it. */
+export type WorkloadEngine = StageEngine;
 
 export interface WorkloadRun {
   promptMs: number;
@@ -42,24 +42,13 @@ export function runSeed(campaignId: string, peerId: string, workload: string, re
   return new DataView(digest.buffer, digest.byteOffset).getUint32(0, true);
 }
 
-/** mulberry32: small, seeded, the same in every JS engine. */
-function noise(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32 - 0.5;
-  };
-}
-
 /**
  * The frames of a run, in order: the prefill, then one per decode step; `count` stops after
  * that many (a check needs the first two only, and they are drawn first).
  */
 export function workloadFrames(o: WorkloadRunOptions, count = 1 + o.workload.decodeTokens): Uint8Array[] {
-  const next = noise(o.seed);
+  const uniform = seededUniform(o.seed);
+  const next = () => uniform() - 0.5;
   const frame = (step: number, position: number, rows: number) =>
     encodeFrame({ requestId: o.requestId, step, position, dims: [1, rows, o.dim], data: Float32Array.from({ length: rows * o.dim }, next) });
   const frames = [frame(0, 0, o.workload.promptTokens)];

@@ -3,6 +3,7 @@
  *   POST /api/campaigns                 a spec (JSON) → 201 { campaign, joinUrl, dashboardUrl }
  *   GET  /api/campaigns                 every campaign with its status
  *   GET  /api/campaigns/<id>            its spec, status, runs, refusals
+ *   GET  /api/campaigns/<id>/spec       its spec and status (what a tab reads to run it)
  *   POST /api/campaigns/<id>/stop       stops it (results after are refused)
  *   GET  /api/campaigns/<id>/export?format=csv|jsonl
  *   POST /api/campaigns/<id>/results    a tab's signed result (shared/campaign/result.ts)
@@ -111,24 +112,18 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
   }
   const links = (id: string) => ({ joinUrl: new URL(`/donor/?campaign=${id}`, deps.origin()).href, dashboardUrl: new URL(`/campaign/?id=${id}`, deps.origin()).href });
 
-  const summary = (c: Campaign) => {
-    const runs = store.runs(c.id);
-    const devices = new Set(runs.map((r) => r.deviceSignature)).size;
-    return {
-      id: c.id,
-      name: c.spec.name,
-      state: campaignState(c, now()),
-      createdAt: new Date(c.createdAt).toISOString(),
-      ...(c.stoppedAt !== undefined && { stoppedAt: new Date(c.stoppedAt).toISOString() }),
-      endsAt: c.spec.endsAt,
-      runs: runs.length,
-      devices,
-      target: c.spec.target,
-      runsPerDevice: runsPerDevice(c.spec),
-      refused: store.refusals(c.id).length,
-      ...links(c.id),
-    };
-  };
+  const summary = (c: Campaign) => ({
+    id: c.id,
+    name: c.spec.name,
+    state: campaignState(c, now()),
+    createdAt: new Date(c.createdAt).toISOString(),
+    ...(c.stoppedAt !== undefined && { stoppedAt: new Date(c.stoppedAt).toISOString() }),
+    endsAt: c.spec.endsAt,
+    ...store.counts(c.id),
+    target: c.spec.target,
+    runsPerDevice: runsPerDevice(c.spec),
+    ...links(c.id),
+  });
 
   function campaignOf(path: string): { campaign: Campaign; action: string } {
     const rest = pathParameter(new URL(path, 'http://x'), '/api/campaigns/', 'campaign id');
@@ -204,7 +199,9 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
           const { text, contentType } = exportRuns(store.runs(campaign.id), format);
           return { text, contentType, headers: { 'content-disposition': `attachment; filename="${campaign.id}.${format}"` } };
         }
-        if (action !== '') throw new HttpError(404, `no ${JSON.stringify(action)} under a campaign (export, stop, results)`, { code: 'not_found' });
+        // What a tab needs to run it, without every run stored so far.
+        if (action === 'spec') return { json: { campaign: summary(campaign), spec: campaign.spec } };
+        if (action !== '') throw new HttpError(404, `no ${JSON.stringify(action)} under a campaign (spec, export, stop, results)`, { code: 'not_found' });
         return { json: { campaign: summary(campaign), spec: campaign.spec, runs: store.runs(campaign.id), refusals: store.refusals(campaign.id) } };
       },
     },

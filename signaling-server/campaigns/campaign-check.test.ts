@@ -3,17 +3,13 @@
  * f32, layers 1..3) passes the replay of its seed on the validator's replayer; the same run
  * carrying another run's fingerprint, or one of the wrong shape, does not.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShardEngine } from '../../worker/engine.ts';
 import type { EngineOrt } from '../../worker/engine.ts';
 import { openCheckpoint } from '../../cli/open-checkpoint.ts';
-import { compileTo, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
-import { MANIFEST_FILE } from '../../shared/model/manifest.ts';
+import { compileTo, packageBytes, removeTempDirs, STORIES_260K, TOK_512 } from '../../testkit/model-fixtures.ts';
 import type { Manifest } from '../../shared/model/manifest.ts';
-import { filesForLayers } from '../../shared/swarm/package-pieces.ts';
 import { checkCampaignSpec } from '../../shared/campaign/spec.ts';
 import type { CampaignResult } from '../../shared/campaign/result.ts';
 import { runSeed, runWorkload } from '../../shared/campaign/workload-run.ts';
@@ -43,9 +39,8 @@ let replayer: Replayer;
 beforeAll(async () => {
   const compiled = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
   manifest = compiled.manifest;
-  const files = Object.fromEntries(await Promise.all(filesForLayers(manifest, LAYERS).map(async (f) => [f, new Uint8Array(await readFile(join(compiled.dir, f)))] as const)));
   engine = createShardEngine({ ort: ort as unknown as EngineOrt });
-  await engine.load({ modelId: manifest.id, layers: LAYERS, source: { kind: 'bytes', manifest: await readFile(join(compiled.dir, MANIFEST_FILE), 'utf8'), files }, executionProviders: ['cpu'] });
+  await engine.load({ modelId: manifest.id, layers: LAYERS, source: await packageBytes(compiled.dir), executionProviders: ['cpu'] });
   replayer = createReplayer({ dir: compiled.dir, manifest });
 }, 120_000);
 afterAll(async () => {

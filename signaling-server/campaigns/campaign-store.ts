@@ -59,6 +59,8 @@ export interface CampaignStore {
   /** Stores a verified run, or throws ReplayedResultError / DuplicateResultError. */
   addRun(run: CampaignResult, signature: string, correct: boolean | null, now?: number): StoredRun;
   runs(id: string): StoredRun[];
+  /** How many runs, devices (by signature) and refusals it has, counted where they are kept. */
+  counts(id: string): { runs: number; devices: number; refused: number };
   /** Records whether a stored run's output was checked correct (campaign-check.ts). */
   setCorrect(run: CampaignResult, correct: boolean): void;
   refuse(id: string, refusal: Refusal): void;
@@ -184,6 +186,11 @@ export function openCampaignStore(path: string): CampaignStore {
         insertRun.run(run.campaignId, run.peerId, run.deviceSignature, run.provider, run.adapter, run.workload, run.repetition, run.layers.start, run.layers.end, run.promptMs, run.decodeMs, run.tokensPerSecond, run.msPerLayer, run.fingerprint, run.finishedAt, correct === null ? null : Number(correct), now, signature);
         return { ...run, correct, receivedAt: now };
       });
+    },
+    counts(id) {
+      const { runs, devices } = db.prepare('SELECT COUNT(*) AS runs, COUNT(DISTINCT device_signature) AS devices FROM runs WHERE campaign_id = ?').get(id) as { runs: number; devices: number };
+      const { refused } = db.prepare('SELECT COUNT(*) AS refused FROM refusals WHERE campaign_id = ?').get(id) as { refused: number };
+      return { runs: Number(runs), devices: Number(devices), refused: Number(refused) };
     },
     setCorrect(run, correct) {
       db.prepare('UPDATE runs SET correct = ? WHERE campaign_id = ? AND peer_id = ? AND provider = ? AND workload = ? AND repetition = ?').run(Number(correct), run.campaignId, run.peerId, run.provider, run.workload, run.repetition);

@@ -36,6 +36,12 @@ export interface Histogram {
   counts: Record<string, number[]>;
 }
 
+/** Each execution provider's colour in the dashboard's and the report's charts. */
+export const PROVIDER_COLORS: Record<string, string> = { webgpu: '#2f6fde', wasm: '#d9822b', cpu: '#5b8c3a' };
+
+/** A device row's correctness counts, as the dashboard and the report print them. */
+export const checkedText = (d: Pick<DeviceRow, 'correct' | 'wrong' | 'unchecked'>) => `${d.correct} ✓ · ${d.wrong} ✗ · ${d.unchecked} unchecked`;
+
 export function median(values: readonly number[]): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);

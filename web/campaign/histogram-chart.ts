@@ -4,11 +4,11 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { PROVIDER_COLORS } from './dashboard-data.ts';
 import type { Histogram } from './dashboard-data.ts';
 
 const HEIGHT_PX = 220;
-const COLORS: Record<string, string> = { webgpu: '#2f6fde', wasm: '#d9822b', cpu: '#5b8c3a' };
-const PROVIDERS = ['webgpu', 'wasm', 'cpu'];
+const PROVIDERS = Object.keys(PROVIDER_COLORS);
 
 export interface HistogramChart {
   show(h: Histogram): void;
@@ -38,7 +38,7 @@ export function createHistogramChart(container: HTMLElement, label: string): His
           legend: { show: true },
           cursor: { show: false },
           scales: { x: { time: false, range: () => [0, right] }, y: { range: (_u, _min, max) => [0, Math.max(1, max + 1)] } },
-          series: [{ label }, ...providers.map((p) => ({ label: p, stroke: COLORS[p], fill: `${COLORS[p]}99`, paths: bars, points: { show: false } }))],
+          series: [{ label }, ...providers.map((p) => ({ label: p, stroke: PROVIDER_COLORS[p], fill: `${PROVIDER_COLORS[p]}99`, paths: bars, points: { show: false } }))],
           axes: [{ label }, { label: 'runs', size: 40 }],
         },
         data,

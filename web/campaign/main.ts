@@ -6,7 +6,7 @@
  * post them.
  */
 import { createHistogramChart } from './histogram-chart.ts';
-import { deviceRows, histogram } from './dashboard-data.ts';
+import { checkedText, deviceRows, histogram } from './dashboard-data.ts';
 import type { DashboardRun } from './dashboard-data.ts';
 
 const POLL_MS = 2000;
@@ -51,7 +51,7 @@ function render(s: CampaignStatus): void {
   bar.value = Math.min(done, of);
   $('devices').replaceChildren(
     ...deviceRows(s.runs).map((d) =>
-      row(cell(short(d.deviceSignature)), cell(d.adapter), cell(d.provider), cell(d.tabs, true), cell(d.runs, true), cell(d.medianTokensPerSecond.toFixed(1), true), cell(d.medianMsPerLayer.toFixed(3), true), cell(`${d.correct} ✓ · ${d.wrong} ✗ · ${d.unchecked} unchecked`)),
+      row(cell(short(d.deviceSignature)), cell(d.adapter), cell(d.provider), cell(d.tabs, true), cell(d.runs, true), cell(d.medianTokensPerSecond.toFixed(1), true), cell(d.medianMsPerLayer.toFixed(3), true), cell(checkedText(d))),
     ),
   );
   $('refusals').replaceChildren(...s.refusals.map((r) => row(cell(new Date(r.receivedAt).toLocaleTimeString()), cell(short(r.peerId)), cell(r.reason), cell(r.message))));

@@ -4,7 +4,7 @@
  * inline SVG, the refusals and the spec, with no script and nothing fetched, so a paper can cite
  * it and it opens anywhere. Pure: status in, HTML out.
  */
-import { deviceRows, histogram } from './dashboard-data.ts';
+import { checkedText, deviceRows, histogram, PROVIDER_COLORS } from './dashboard-data.ts';
 import type { DashboardRun, Histogram } from './dashboard-data.ts';
 
 export interface ReportStatus {
@@ -14,7 +14,6 @@ export interface ReportStatus {
   refusals: { peerId: string; reason: string; message: string; receivedAt: number }[];
 }
 
-const COLORS: Record<string, string> = { webgpu: '#2f6fde', wasm: '#d9822b', cpu: '#5b8c3a' };
 const W = 480;
 const H = 220;
 const PAD = { left: 40, right: 10, top: 10, bottom: 40 };
@@ -36,10 +35,10 @@ export function histogramSvg(h: Histogram, label: string): string {
       if (n === 0) return '';
       const x = PAD.left + b * binW + binW * 0.1 + pi * barW;
       const y = PAD.top + plotH * (1 - n / top);
-      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barW.toFixed(1)}" height="${(PAD.top + plotH - y).toFixed(1)}" fill="${COLORS[p] ?? '#888'}"><title>${escape(p)}: ${n} runs in ${fmt(h.edges[b])}–${fmt(h.edges[b + 1])}</title></rect>`;
+      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barW.toFixed(1)}" height="${(PAD.top + plotH - y).toFixed(1)}" fill="${PROVIDER_COLORS[p] ?? '#888'}"><title>${escape(p)}: ${n} runs in ${fmt(h.edges[b])}–${fmt(h.edges[b + 1])}</title></rect>`;
     }),
   );
-  const legend = providers.map((p, i) => `<rect x="${PAD.left + i * 90}" y="${H - 14}" width="10" height="10" fill="${COLORS[p] ?? '#888'}"/><text x="${PAD.left + i * 90 + 14}" y="${H - 5}">${escape(p)}</text>`);
+  const legend = providers.map((p, i) => `<rect x="${PAD.left + i * 90}" y="${H - 14}" width="10" height="10" fill="${PROVIDER_COLORS[p] ?? '#888'}"/><text x="${PAD.left + i * 90 + 14}" y="${H - 5}">${escape(p)}</text>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="11" font-family="system-ui, sans-serif" role="img" aria-label="${escape(label)}">
 <line x1="${PAD.left}" y1="${PAD.top + plotH}" x2="${W - PAD.right}" y2="${PAD.top + plotH}" stroke="#444"/><line x1="${PAD.left}" y1="${PAD.top}" x2="${PAD.left}" y2="${PAD.top + plotH}" stroke="#444"/>
 <text x="${PAD.left - 4}" y="${PAD.top + 8}" text-anchor="end">${top}</text><text x="${PAD.left - 4}" y="${PAD.top + plotH}" text-anchor="end">0</text>
@@ -50,7 +49,7 @@ ${bars.join('')}${legend.join('')}</svg>`;
 export function campaignReportHtml(s: ReportStatus, generatedAt = new Date()): string {
   const c = s.campaign;
   const devices = deviceRows(s.runs)
-    .map((d) => `<tr><td class="mono">${escape(d.deviceSignature)}</td><td>${escape(d.adapter)}</td><td>${escape(d.provider)}</td><td class="num">${d.tabs}</td><td class="num">${d.runs}</td><td class="num">${d.medianTokensPerSecond.toFixed(1)}</td><td class="num">${d.medianMsPerLayer.toFixed(3)}</td><td>${d.correct} ✓ · ${d.wrong} ✗ · ${d.unchecked} unchecked</td></tr>`)
+    .map((d) => `<tr><td class="mono">${escape(d.deviceSignature)}</td><td>${escape(d.adapter)}</td><td>${escape(d.provider)}</td><td class="num">${d.tabs}</td><td class="num">${d.runs}</td><td class="num">${d.medianTokensPerSecond.toFixed(1)}</td><td class="num">${d.medianMsPerLayer.toFixed(3)}</td><td>${checkedText(d)}</td></tr>`)
     .join('\n');
   const refusals = s.refusals.map((r) => `<tr><td>${escape(new Date(r.receivedAt).toISOString())}</td><td class="mono">${escape(r.peerId)}</td><td>${escape(r.reason)}</td><td>${escape(r.message)}</td></tr>`).join('\n');
   return `<!doctype html>

@@ -58,7 +58,7 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
   const base = new URL(`/api/campaigns/${encodeURIComponent(o.campaignId)}`, o.serverUrl).href;
   const progress: CampaignProgress = { id: o.campaignId, done: 0, total: 0, refused: 0, status: 'starting' };
   const tell = (change: Partial<CampaignProgress>) => deps.progress(Object.assign(progress, change));
-  const answer = await fetchFn(base);
+  const answer = await fetchFn(`${base}/spec`);
   if (!answer.ok) return (tell({ status: 'failed', note: `the server has no campaign ${o.campaignId} (${answer.status})` }), progress);
   const { spec } = (await answer.json()) as { spec: CampaignSpec };
   const provider = o.device.executionProvider;

@@ -12,7 +12,7 @@ import { parseCampaignSpec } from '../../../shared/campaign/spec.ts';
 import { campaignResultBytes, signCampaignResult, verifyCampaignResult } from '../../../shared/campaign/result.ts';
 import type { CampaignResult, SignedCampaignResult } from '../../../shared/campaign/result.ts';
 import type { DecoderSpec } from './decoder.ts';
-import { mutatedJsonText } from './mutations.ts';
+import { decodeJsonText, mutatedJsonText } from './mutations.ts';
 
 const describeText = (t: string) => (t.length > 200 ? `${t.slice(0, 200)}…(${t.length} chars)` : t);
 
@@ -76,15 +76,7 @@ export async function campaignDecoders(): Promise<DecoderSpec<never>[]> {
       name: 'campaign result',
       from: "POST /api/campaigns/<id>/results: a tab's signed result (JSON body), then its signature checked",
       input: mutatedJsonText(fc.constantFrom(...signed)),
-      async decode(text: string) {
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          return 'not JSON (the server answers 400 invalid_json before this decoder)';
-        }
-        return verifyCampaignResult(body);
-      },
+      decode: (text: string) => decodeJsonText(text, verifyCampaignResult),
       accepted: (r: string | SignedCampaignResult) =>
         typeof r === 'string' || signedBytes.includes(Buffer.from(campaignResultBytes(r.result)).toString('hex')) ? undefined : `a result the key never signed was taken: ${JSON.stringify(r.result).slice(0, 160)}`,
       describe: describeText,

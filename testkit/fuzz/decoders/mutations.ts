@@ -138,6 +138,18 @@ export function editedJsonText(value: unknown, edits: JsonEdit[]): string {
 }
 
 /** JSON text: the valid document, it with 1–3 fields changed, cut short, with junk after, or not JSON at all. */
+/** A JSON body's decoder on the text: text that is not JSON is answered 400 invalid_json by the server before it, so here it is a value, not a refusal. */
+export const NOT_JSON = 'not JSON (the server answers 400 invalid_json before this decoder)';
+export async function decodeJsonText<R>(text: string, decode: (body: unknown) => R | Promise<R>): Promise<R | typeof NOT_JSON> {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
+  return decode(body);
+}
+
 export function mutatedJsonText(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
   return fc.oneof(
     { weight: 3, arbitrary: valid.map((v) => JSON.stringify(v)) },

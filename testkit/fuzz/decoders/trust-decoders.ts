@@ -19,7 +19,7 @@ import { checkVoucher, signVoucher, voucherDomain } from '../../../shared/settle
 import type { SignedVoucher } from '../../../shared/settle/voucher.ts';
 import { parseVoucherBody } from '../../../signaling-server/settle/voucher-api.ts';
 import type { DecoderSpec } from './decoder.ts';
-import { mutatedBytes, mutatedJsonText } from './mutations.ts';
+import { decodeJsonText, mutatedBytes, mutatedJsonText } from './mutations.ts';
 
 const describeBytes = (bytes: Uint8Array) => `bytes(${bytes.byteLength}) ${Buffer.from(bytes.subarray(0, 24)).toString('hex')}${bytes.byteLength > 24 ? '…' : ''}`;
 const same = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);
@@ -88,15 +88,7 @@ export async function trustDecoders(): Promise<DecoderSpec<never>[]> {
       name: 'voucher',
       from: "POST /api/vouchers: an SDK client's signed voucher (JSON body), then its signature checked",
       input: mutatedJsonText(fc.constantFrom(...voucherBodies)),
-      async decode(text: string) {
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          return 'not JSON (the server answers 400 invalid_json before this decoder)';
-        }
-        return checkVoucher(domain, undefined, parseVoucherBody(body).voucher);
-      },
+      decode: (text: string) => decodeJsonText(text, (body) => checkVoucher(domain, undefined, parseVoucherBody(body).voucher)),
       accepted: (v: string | SignedVoucher) =>
         typeof v === 'string' || vouchers.some((g) => g.cumulativeAmount === v.cumulativeAmount && isAddressEqual(g.client, v.client)) ? undefined : `a voucher of ${v.cumulativeAmount} wei for ${v.client}, who never signed it, was taken`,
       describe: (t: string) => (t.length > 200 ? `${t.slice(0, 200)}…(${t.length} chars)` : t),
