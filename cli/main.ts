@@ -100,20 +100,24 @@ const campaign = program.command('campaign').description("benchmark campaigns ac
 const gridUrl = ['--url <url>', `the grid server (default ${DEFAULT_GRID_URL})`] as const;
 campaign
   .command('create')
-  .description('start a campaign from a spec file (JSON or YAML); prints its id, the join link and the dashboard link')
+  .description('start a campaign from a spec file (JSON or YAML); prints its id, the join link and the dashboard link. With --serve it runs the grid server in this process (as `infermesh serve`), creates the campaign on it and serves until Ctrl-C')
   .argument('<spec>', 'the spec file')
   .option(...gridUrl)
+  .option('--serve', "run the grid server in this process, as `infermesh serve` does (INFERMESH_* variables apply), create the campaign on it and serve until Ctrl-C; the campaign is kept in the data folder's campaigns.sqlite, so a later `npm start` on the same folder still has it (not with --url)")
+  .option('--port <n>', "with --serve: the server's port, 0 = any free (serve's --port)")
+  .option('--data <dir>', "with --serve: the server's state folder (serve's --data)")
+  .option('--model <dir>', "with --serve: the model package folder (serve's --model)")
   .option('--json', 'print the created campaign as JSON')
   .action((spec: string, opts) => campaignCreate(spec, opts));
 campaign.command('list').description('every campaign on the grid, with its state and progress').option(...gridUrl).option('--json', 'print JSON').action((opts) => campaignList(opts));
-campaign.command('status').description('a campaign: progress, devices, refusals').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).option('--json', 'print JSON').action((id: string, opts) => campaignStatus(id, opts));
+campaign.command('status').description('a campaign: progress, devices, stragglers, what tabs skipped or failed, refusals').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).option('--json', 'print JSON').action((id: string, opts) => campaignStatus(id, opts));
 campaign.command('stop').description('stop taking results').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).option('--json', 'print JSON').action((id: string, opts) => campaignStop(id, opts));
 campaign
   .command('export')
-  .description('every run, one row each: CSV or JSON Lines')
+  .description("every run, one row each (CSV, JSON Lines or Parquet), or the campaign's summary (JSON: its devices, tabs, what they skipped or failed, refusals)")
   .argument('<id>', 'the campaign id (cmp_…)')
   .option(...gridUrl)
-  .addOption(new Option('--format <format>', 'csv or jsonl').choices(['csv', 'jsonl']).default('csv'))
+  .addOption(new Option('--format <format>', 'csv, jsonl, parquet or summary').choices(['csv', 'jsonl', 'parquet', 'summary']).default('csv'))
   .option('--out <file>', 'write it here (default: stdout)')
   .action((id: string, opts) => campaignExport(id, opts));
 campaign

@@ -2,7 +2,9 @@
  * `infermesh serve` (and `npm start`): the signaling server with its configuration from flags
  * and INFERMESH_* environment variables (signaling-server/config.ts; `--help` lists them).
  * Without --model it serves the CLI's default synthetic model, compiled on first use. State
- * (peers, assignments, requests) goes to grid.sqlite in the data folder.
+ * (peers, assignments, requests) goes to grid.sqlite in the data folder. A caller that runs
+ * the server in its own command (`infermesh campaign create --serve`) passes a `ready` hook,
+ * called once the server is up, before it serves until SIGINT or SIGTERM.
  */
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -25,7 +27,16 @@ import { createDonorStatus } from './donor-status.ts';
 import { startNodeDonor } from './node-donor.ts';
 import type { Donor } from '../web/donor/donor.ts';
 
-export async function serveCommand(argv: string[]): Promise<void> {
+export interface ServeHooks {
+  /**
+   * Called once the server is up (its banner printed, its local donors started), before it
+   * serves until SIGINT or SIGTERM. If it throws, the server shuts down as on a signal and
+   * serveCommand rejects with that error.
+   */
+  ready?: (server: GridServer) => Promise<void>;
+}
+
+export async function serveCommand(argv: string[], hooks: ServeHooks = {}): Promise<void> {
   const parsed = parseServerConfig(argv, process.env);
   if ('help' in parsed) {
     process.stdout.write(parsed.help.endsWith('\n') ? parsed.help : `${parsed.help}\n`);
@@ -82,18 +93,26 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const warning = exposureWarning(config.host, config.publicUrl);
   if (warning) log(warning);
   const donors = await startLocalDonors(config.donors, server, config.dataDir);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
+  let stop = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  process.stderr.write('infermesh grid server: stopping\n');
-  await Promise.all(donors.map((d) => d.stop().catch(() => undefined)));
-  await server.close();
-  await settlement?.close();
-  store.close();
-  keyStore.close();
-  campaigns.close();
+  try {
+    await hooks.ready?.(server);
+    await stopped;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    process.stderr.write('infermesh grid server: stopping\n');
+    await Promise.all(donors.map((d) => d.stop().catch(() => undefined)));
+    await server.close();
+    await settlement?.close();
+    store.close();
+    keyStore.close();
+    campaigns.close();
+  }
 }
 
 /**

@@ -1,11 +1,14 @@
 /**
- * A benchmark campaign across real donor tabs in headless Chromium: two honest tabs (WASM, and
- * WebGPU on SwiftShader) and two cheating ones (the test kit's faulty donor page: one posts
- * every result twice, one improves its figures after signing) open the campaign's join link.
- * Every honest repetition is stored, once, and the sample replayed against the reference passes;
- * the repeat and the forgery are refused by name and
- * the refusals are in the campaign's status; the CSV export has exactly one row per stored run;
- * each tab shows its progress; the campaign's dashboard shows every run, device and refusal.
+ * A benchmark campaign across real donor tabs in headless Chromium: two honest tabs (WASM, whose
+ * visitor opts in on the donor page, and WebGPU on SwiftShader, opened from the join link) and
+ * two cheating ones (the test kit's faulty donor page: one posts every result twice, one improves
+ * its figures after signing) from the join link. Every honest repetition is stored, once, and the
+ * sample replayed against the reference passes; the repeat and the forgery are refused by name
+ * and the refusals are in the campaign's status; each tab reports joining, the provider it
+ * skipped and why, and finishing; the CSV export has exactly one row per stored run; each tab
+ * shows its progress; the campaign's dashboard shows every run, device, tab, skip and refusal and
+ * the GFLOP/s scatter. Then a second campaign: the opted-in tab joins it, and closing the tab
+ * mid-campaign reports it left, by beacon.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../cli/open-checkpoint.ts';
@@ -29,23 +32,24 @@ let joinUrl: string;
 
 interface Status {
   campaign: { runs: number; devices: number; refused: number };
-  runs: { peerId: string; provider: string; workload: string; repetition: number; layers: { start: number; end: number }; tokensPerSecond: number; correct: boolean | null }[];
+  runs: { peerId: string; provider: string; workload: string; repetition: number; layers: { start: number; end: number }; tokensPerSecond: number; deviceGflops: number | null; correct: boolean | null }[];
+  reports: { peerId: string; event: string; provider: string; reason: string }[];
   refusals: { peerId: string; reason: string }[];
 }
-const status = async () => (await (await fetch(new URL(`/api/campaigns/${campaignId}`, server.url))).json()) as Status;
+const status = async (id = campaignId) => (await (await fetch(new URL(`/api/campaigns/${id}`, server.url))).json()) as Status;
+const createCampaign = async (spec: object) => {
+  const created = await fetch(new URL('/api/campaigns', server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+  expect(created.status).toBe(201);
+  return (await created.json()) as { campaign: { id: string }; joinUrl: string };
+};
+const specOf = (name: string, repetitions: number) => ({ name, models: [{ package: server.manifest.name }], workloads: WORKLOADS, providers: ['webgpu', 'wasm'], repetitions, warmup: 1, target: { devices: 4 }, endsAt: new Date(Date.now() + 3_600_000).toISOString() });
 const peerOf = async (tab: DonorTab) => ((await tab.state()) as { peerId?: string } | null)?.peerId;
 
 beforeAll(async () => {
   const { dir } = await compileTo(await openCheckpoint(STORIES_260K, { tokenizer: TOK_512, seed: 0 }), 'f32');
   // Each tab serves the whole model: every tab has layers to run the campaign on.
   server = await startGridServer({ host: '127.0.0.1', port: 0, modelDir: dir, maxLayersPerNode: 5, staticRoutes: TEST_PAGE_ROUTES });
-  const created = await fetch(new URL('/api/campaigns', server.url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'e2e', models: [{ package: server.manifest.name }], workloads: WORKLOADS, providers: ['webgpu', 'wasm'], repetitions: REPETITIONS, warmup: 1, target: { devices: 4 }, endsAt: new Date(Date.now() + 3_600_000).toISOString() }),
-  });
-  expect(created.status).toBe(201);
-  ({ campaign: { id: campaignId }, joinUrl } = (await created.json()) as { campaign: { id: string }; joinUrl: string });
+  ({ campaign: { id: campaignId }, joinUrl } = await createCampaign(specOf('e2e', REPETITIONS)));
   tabs = await openDonorTabs(server.url, 0);
 }, 300_000);
 
@@ -56,10 +60,14 @@ afterAll(async () => {
 });
 
 describe('a benchmark campaign across donor tabs', () => {
-  it('stores every honest run once, refuses the repeated and the forged results by name, and exports one row per run', async () => {
+  it('stores every honest run once, refuses the repeated and the forged results by name, lists each tab and what it skipped, exports one row per run, and hears of a tab closed mid-campaign', async () => {
     const join = new URL(joinUrl).search.slice(1);
     expect(join).toBe(`campaign=${campaignId}`);
-    const wasm = await tabs.open(`${join}&ep=wasm`);
+    // The WASM tab's visitor opts in on the page (off by default) instead of following the link.
+    const wasm = await tabs.open('ep=wasm');
+    const optIn = wasm.page.getByTestId('campaign-opt-in');
+    expect(await optIn.isChecked()).toBe(false);
+    await optIn.check();
     const webgpu = await tabs.open(`${join}&ep=webgpu`);
     const repeats = await tabs.open(`${join}&ep=wasm&fault=campaign-repeat`, FAULTY_DONOR);
     const forges = await tabs.open(`${join}&ep=wasm&fault=campaign-forge`, FAULTY_DONOR);
@@ -68,7 +76,8 @@ describe('a benchmark campaign across donor tabs', () => {
     const expected = 3 * perTab;
     const deadline = Date.now() + 150_000;
     let s = await status();
-    while ((s.campaign.runs < expected || s.refusals.length < 2 * perTab) && Date.now() < deadline) {
+    const finished = () => s.reports.filter((r) => r.event === 'finished').length;
+    while ((s.campaign.runs < expected || s.refusals.length < 2 * perTab || finished() < 4) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 500));
       s = await status();
     }
@@ -100,6 +109,14 @@ describe('a benchmark campaign across donor tabs', () => {
     expect([...checked()].sort()).toEqual(['wasm/decode-16', 'wasm/prefill-8', 'webgpu/decode-16', 'webgpu/prefill-8']);
     expect(s.runs.filter((r) => r.correct === false)).toEqual([]);
 
+    // Every run carries its device's GFLOP/s, from the grid's handshake of it.
+    expect(s.runs.every((r) => r.deviceGflops !== null && r.deviceGflops > 0)).toBe(true);
+    // Each tab joined, said which provider it skipped and why, and finished.
+    const reported = (peer?: string) => s.reports.filter((r) => r.peerId === peer).map((r) => `${r.event} ${r.provider}`.trim());
+    expect(reported(wasmPeer)).toEqual(['joined', 'skipped webgpu', 'finished']);
+    expect(reported(webgpuPeer)).toEqual(['joined', 'skipped wasm', 'finished']);
+    expect(s.reports.find((r) => r.peerId === wasmPeer && r.event === 'skipped')?.reason).toBe('this tab computes on wasm: the page was opened with ?ep=wasm');
+
     const csv = (await (await fetch(new URL(`/api/campaigns/${campaignId}/export?format=csv`, server.url))).text()).trimEnd().split('\r\n');
     expect(csv).toHaveLength(1 + expected);
 
@@ -120,7 +137,29 @@ describe('a benchmark campaign across donor tabs', () => {
     expect(rows.find((r) => r.includes('webgpu'))).toMatch(/[1-4] ✓ · 0 ✗/);
     expect(await dashboard.locator('[data-testid="refusals"] tr').count()).toBe(2 * perTab);
     expect(await dashboard.locator('[data-testid="chart-tokens"] canvas').count()).toBe(1);
+    expect(await dashboard.locator('[data-testid="chart-scatter"] canvas').count()).toBe(1);
+    // A row per tab, every one finished; a row per provider a tab skipped, with why.
+    expect(await dashboard.locator('[data-testid="tabs"] tr[data-state="finished"]').count()).toBe(4);
+    const skips = await dashboard.locator('[data-testid="failures"] tr').allTextContents();
+    expect(skips).toHaveLength(4);
+    expect(skips.filter((r) => r.includes('skipped') && r.includes('this tab computes on wasm'))).toHaveLength(3);
     // A picture of it for the docs (INFERMESH_DASHBOARD_SCREENSHOT=docs/campaign-dashboard.png).
     if (process.env.INFERMESH_DASHBOARD_SCREENSHOT) await dashboard.screenshot({ path: process.env.INFERMESH_DASHBOARD_SCREENSHOT, fullPage: true });
+
+    // A second campaign: the opted-in tab joins it (choosing again asks the server at once), and
+    // its visitor closes the tab mid-campaign: the page's beacon reports it left.
+    const second = (await createCampaign(specOf('e2e-long', 500))).campaign.id;
+    await optIn.uncheck();
+    await optIn.check();
+    await wasm.page.waitForFunction((id) => {
+      const c = (window.donor?.state() as { campaign?: { id: string; done: number } } | undefined)?.campaign;
+      return c?.id === id && c.done >= 1;
+    }, second, { timeout: 60_000 });
+    await wasm.page.close();
+    let left: Status['reports'][number] | undefined;
+    for (const deadline = Date.now() + 10_000; !left && Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      left = (await status(second)).reports.find((r) => r.peerId === wasmPeer && r.event === 'left');
+    }
+    expect(left?.reason).toMatch(/^closed after [1-9]\d* of 1000 runs$/);
   });
 });

@@ -1,13 +1,13 @@
 /**
  * One run of a campaign workload on one device, as the tab that ran it reports it: signed with
  * the tab's libp2p peer key (Ed25519), so the server can tell who measured what and a stranger
- * cannot submit in a tab's name. The signature covers the result's canonical bytes (its fields
- * in a fixed order, as JSON, after a domain tag), so a result cannot be altered after signing and
- * a signature made for anything else never verifies as one.
+ * cannot submit in a tab's name. The signature covers the result's canonical bytes
+ * (peer-signature.ts), so a result cannot be altered after signing and a signature made for
+ * anything else never verifies as one.
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { InfermeshError } from '../errors.ts';
-import { peerPublicKey } from '../trust/peer-key.ts';
+import { signatureText, signBytes, signedBytes, verifyPeerSigned } from './peer-signature.ts';
 import { EXECUTION_PROVIDERS } from './spec.ts';
 import type { ExecutionProviderName } from './spec.ts';
 import { z } from 'zod';
@@ -75,32 +75,25 @@ const resultShape = z.strictObject({
   fingerprint: z.string().regex(/^[0-9a-f]{0,2048}$/, 'hex, 1 KiB at most'),
   finishedAt: z.number().int().min(0),
 });
-const signedShape = z.strictObject({ result: resultShape, signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'a base64 Ed25519 signature') });
+const signedShape = z.strictObject({ result: resultShape, signature: signatureText });
 
 /** The bytes a result's signature covers: the domain tag, then its fields in the interface's order. */
 export function campaignResultBytes(r: CampaignResult): Uint8Array {
   const ordered = [r.campaignId, r.peerId, r.deviceSignature, r.provider, r.adapter, r.workload, r.repetition, r.layers.start, r.layers.end, r.promptMs, r.decodeMs, r.tokensPerSecond, r.msPerLayer, r.fingerprint, r.finishedAt];
-  return new TextEncoder().encode(DOMAIN + JSON.stringify(ordered));
+  return signedBytes(DOMAIN, ordered);
 }
 
 export async function signCampaignResult(result: CampaignResult, key: PrivateKey): Promise<SignedCampaignResult> {
-  const signature = await key.sign(campaignResultBytes(result));
-  return { result, signature: toBase64(new Uint8Array(signature)) };
+  return { result, signature: await signBytes(campaignResultBytes(result), key) };
 }
 
 /** A submission's JSON body checked and its signature verified against its peer id's key. */
-export async function verifyCampaignResult(body: unknown): Promise<SignedCampaignResult> {
-  const parsed = signedShape.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CampaignResultFormatError(`campaign result: ${issue.path.join('.') || 'body'}: ${issue.message}`);
-  }
-  const signed = parsed.data;
-  const key = peerPublicKey(signed.result.peerId, CampaignResultSignatureError);
-  const ok = await key.verify(campaignResultBytes(signed.result), fromBase64(signed.signature));
-  if (!ok) throw new CampaignResultSignatureError(`campaign result: the signature is not ${signed.result.peerId}'s over these figures`);
-  return signed;
+export function verifyCampaignResult(body: unknown): Promise<SignedCampaignResult> {
+  return verifyPeerSigned(body, signedShape, {
+    what: 'campaign result',
+    over: 'these figures',
+    signer: (s) => ({ peerId: s.result.peerId, bytes: campaignResultBytes(s.result) }),
+    Format: CampaignResultFormatError,
+    Forged: CampaignResultSignatureError,
+  });
 }
-
-const toBase64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
-const fromBase64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));

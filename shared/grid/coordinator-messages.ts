@@ -41,6 +41,7 @@ const device = z.object({
   memoryBytes: z.number().positive().max(Number.MAX_SAFE_INTEGER),
   signature: z.string().min(1).max(256),
   label: z.string().max(256),
+  gflops: z.number().positive().max(1e9).optional(),
 });
 
 const layers = z.object({ start: count, end: count }).refine((l) => l.start < l.end, 'must be a range: start < end');

@@ -28,6 +28,8 @@ export interface DeviceSummary {
   signature: string;
   /** adapter description for people, e.g. "google swiftshader" */
   label: string;
+  /** the handshake's matmul GFLOP/s on the tab's provider (WebGPU's shader, or onnxruntime's CPU matmul), when measured */
+  gflops?: number;
 }
 
 /** A tab's running totals, for the coordinator's registry and the dashboards. */

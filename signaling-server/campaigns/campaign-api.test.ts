@@ -10,14 +10,18 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DatabaseSync } from 'node:sqlite';
+import { parquetReadObjects } from 'hyparquet';
 import { signCampaignResult } from '../../shared/campaign/result.ts';
 import type { CampaignResult } from '../../shared/campaign/result.ts';
+import { signTabReport } from '../../shared/campaign/tab-report.ts';
+import type { CampaignTabReport } from '../../shared/campaign/tab-report.ts';
 import type { DeviceSummary } from '../../shared/grid/protocol.ts';
 import { removeTempDirs, tempDir } from '../../testkit/model-fixtures.ts';
 import { startHttpServer } from '../http/server.ts';
 import type { HttpServer } from '../http/server.ts';
 import { campaignHandlers } from './campaign-api.ts';
-import { openCampaignStore } from './campaign-store.ts';
+import { CAMPAIGN_MIGRATIONS, openCampaignStore } from './campaign-store.ts';
 import type { CampaignStore } from './campaign-store.ts';
 
 const SPEC = {
@@ -77,7 +81,7 @@ async function created(): Promise<string> {
 async function measuredTab(): Promise<{ key: PrivateKey; peerId: string }> {
   const key = await generateKeyPair('Ed25519');
   const peerId = peerIdFromPrivateKey(key).toString();
-  devices.set(peerId, { executionProvider: 'wasm', msPerLayer: 1, memoryBytes: 1 << 30, signature: `dev-${peerId.slice(-6)}`, label: 'wasm, 2 threads' });
+  devices.set(peerId, { executionProvider: 'wasm', msPerLayer: 1, memoryBytes: 1 << 30, signature: `dev-${peerId.slice(-6)}`, label: 'wasm, 2 threads', gflops: 42 });
   return { key, peerId };
 }
 
@@ -96,6 +100,21 @@ const run = (campaignId: string, peerId: string, change: Partial<CampaignResult>
   msPerLayer: 1.1,
   fingerprint: 'c0ffee',
   finishedAt: Date.now(),
+  ...change,
+});
+
+const tabReport = (campaignId: string, peerId: string, event: CampaignTabReport['event'], change: Partial<CampaignTabReport> = {}): CampaignTabReport => ({
+  campaignId,
+  peerId,
+  deviceSignature: devices.get(peerId)?.signature ?? 'dev-unknown',
+  adapter: 'wasm, 2 threads',
+  tabProvider: 'wasm',
+  event,
+  provider: '',
+  workload: '',
+  planned: 0,
+  reason: '',
+  at: Date.now(),
   ...change,
 });
 
@@ -153,7 +172,7 @@ describe('the campaigns API', () => {
     expect(status.refusals.map((r) => r.reason)).toEqual([...refused.map(([, , code]) => code), 'UnknownDeviceError']);
   });
 
-  it('exports exactly one row per run, as CSV and JSON Lines', async () => {
+  it('exports exactly one row per run, as CSV, JSON Lines and Parquet', async () => {
     const id = await created();
     const a = await measuredTab();
     for (const [workload, repetition] of [['prefill', 0], ['prefill', 1], ['decode', 0]] as const) {
@@ -162,14 +181,90 @@ describe('the campaigns API', () => {
     const csv = await get(`/api/campaigns/${id}/export?format=csv`);
     expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     const lines = (await csv.text()).trimEnd().split('\r\n');
-    expect(lines[0]).toBe('campaign,peer_id,device_signature,provider,adapter,workload,repetition,layers,prompt_ms,decode_ms,tokens_per_second,ms_per_layer,correct,finished_at,received_at');
+    expect(lines[0]).toBe('campaign,peer_id,device_signature,provider,adapter,workload,repetition,layers,prompt_ms,decode_ms,tokens_per_second,ms_per_layer,device_gflops,correct,finished_at,received_at');
     expect(lines).toHaveLength(4);
     expect(lines[1]).toContain(`${id},${a.peerId},`);
     // The adapter has a comma and quotes: quoted, quotes doubled.
     expect(lines[1]).toContain('"wasm, 2 threads, ""fast"", really"');
+    // The device's GFLOP/s, from the grid's handshake of it, not from the tab's result.
+    expect(lines[1]).toContain(',1.1,42,,');
     const jsonl = (await (await get(`/api/campaigns/${id}/export?format=jsonl`)).text()).trimEnd().split('\n').map((l) => JSON.parse(l));
     expect(jsonl.map((r) => [r.workload, r.repetition])).toEqual([['prefill', 0], ['prefill', 1], ['decode', 0]]);
+    // Parquet: the same rows with typed columns, read back by another library than the one that wrote it.
+    const parquet = await get(`/api/campaigns/${id}/export?format=parquet`);
+    expect(parquet.headers.get('content-type')).toBe('application/vnd.apache.parquet');
+    const rows = await parquetReadObjects({ file: await parquet.arrayBuffer() });
+    expect(rows.map((r) => [r.workload, r.repetition, r.device_gflops, r.correct])).toEqual([['prefill', 0, 42, null], ['prefill', 1, 42, null], ['decode', 0, 42, null]]);
+    expect(rows[0].finished_at).toEqual(new Date(jsonl[0].finished_at));
+    expect(rows[0].adapter).toBe('wasm, 2 threads, "fast", really');
     expect(await errorOf(await get(`/api/campaigns/${id}/export?format=xlsx`))).toMatchObject({ status: 400, param: 'format' });
+  });
+
+  it("keeps each tab's signed reports (joined, skipped, failed, finished), once each, and refuses those out of turn or from strangers by name", async () => {
+    const id = await created();
+    const a = await measuredTab();
+    const send = async (r: CampaignTabReport, key = a.key) => post(`/api/campaigns/${id}/reports`, await signTabReport(r, key));
+    // Nothing but joined comes first.
+    expect(await errorOf(await send(tabReport(id, a.peerId, 'skipped', { provider: 'webgpu', reason: 'no adapter' })))).toMatchObject({ status: 409, code: 'OutsideCampaignError' });
+    expect((await send(tabReport(id, a.peerId, 'joined', { planned: 4 }))).status).toBe(201);
+    expect((await send(tabReport(id, a.peerId, 'skipped', { provider: 'webgpu', reason: 'no adapter' }))).status).toBe(201);
+    expect((await send(tabReport(id, a.peerId, 'failed', { provider: 'wasm', workload: 'decode', reason: 'RangeError: out of memory' }))).status).toBe(201);
+    expect((await send(tabReport(id, a.peerId, 'finished', { reason: '2 of 4 runs stored' }))).status).toBe(201);
+
+    const b = await measuredTab();
+    const stranger = await generateKeyPair('Ed25519');
+    const strangerId = peerIdFromPrivateKey(stranger).toString();
+    const refused = [
+      // the same event again
+      [await send(tabReport(id, a.peerId, 'skipped', { provider: 'webgpu', reason: 'again' })), 409, 'DuplicateReportError'],
+      // b's key in a's name
+      [await send(tabReport(id, a.peerId, 'left'), b.key), 403, 'CampaignResultSignatureError'],
+      // a workload the campaign does not have
+      [await send(tabReport(id, b.peerId, 'joined', { workload: 'train' }), b.key), 409, 'OutsideCampaignError'],
+      // more runs than a device can post
+      [await send(tabReport(id, b.peerId, 'joined', { planned: 9 }), b.key), 409, 'OutsideCampaignError'],
+      // a provider other than the device's
+      [await send(tabReport(id, b.peerId, 'joined', { tabProvider: 'webgpu' }), b.key), 403, 'UnknownDeviceError'],
+      // a tab the grid never measured
+      [await send(tabReport(id, strangerId, 'joined'), stranger), 403, 'UnknownDeviceError'],
+    ] as const;
+    for (const [res, status, code] of refused) expect(await errorOf(res)).toMatchObject({ status, code });
+    expect(await errorOf(await post(`/api/campaigns/${id}/reports`, { report: { event: 'joined' }, signature: 'x' }))).toMatchObject({ status: 400, code: 'CampaignResultFormatError' });
+
+    // Once stopped, a tab may still say it left or finished, and nothing else.
+    expect((await send(tabReport(id, b.peerId, 'joined', { planned: 2 }), b.key)).status).toBe(201);
+    expect((await post(`/api/campaigns/${id}/stop`)).status).toBe(200);
+    expect(await errorOf(await send(tabReport(id, b.peerId, 'skipped', { provider: 'webgpu' }), b.key))).toMatchObject({ status: 409, code: 'OutsideCampaignError' });
+    expect((await send(tabReport(id, b.peerId, 'left', { reason: 'closed after 0 of 2 runs' }), b.key)).status).toBe(201);
+
+    const status = (await (await get(`/api/campaigns/${id}`)).json()) as { reports: { peerId: string; event: string; reason: string }[]; refusals: { reason: string }[]; serverTime: number };
+    expect(status.reports.map((r) => `${r.peerId === a.peerId ? 'a' : 'b'} ${r.event}`)).toEqual(['a joined', 'a skipped', 'a failed', 'a finished', 'b joined', 'b left']);
+    expect(status.refusals.map((r) => r.reason)).toEqual(['OutsideCampaignError', ...refused.map(([, , code]) => code), 'CampaignResultFormatError', 'OutsideCampaignError']);
+    expect(Math.abs(status.serverTime - Date.now())).toBeLessThan(60_000);
+
+    // The summary export: the dashboard's tables as one JSON document.
+    const summary = (await (await get(`/api/campaigns/${id}/export?format=summary`)).json()) as { tabs: { peerId: string; state: string }[]; failures: { event: string; what: string; reason: string }[] };
+    expect(summary.tabs.map((t) => [t.peerId === a.peerId ? 'a' : 'b', t.state])).toEqual([['b', 'left'], ['a', 'finished']]);
+    expect(summary.failures).toEqual([expect.objectContaining({ event: 'skipped', what: 'webgpu', reason: 'no adapter' }), expect.objectContaining({ event: 'failed', what: 'decode on wasm', reason: 'RangeError: out of memory' })]);
+  });
+
+  it('opens a campaigns file of the first schema: its runs kept, with no GFLOP/s', async () => {
+    await stop();
+    const old = join(await tempDir(), 'campaigns.sqlite');
+    const db = new DatabaseSync(old);
+    db.exec(CAMPAIGN_MIGRATIONS[0]);
+    db.exec('PRAGMA user_version = 1');
+    db.prepare('INSERT INTO campaigns (id, spec, created_at) VALUES (?, ?, ?)').run('cmp_old', JSON.stringify(SPEC), 1);
+    db.prepare(
+      `INSERT INTO runs (campaign_id, peer_id, device_signature, provider, adapter, workload, repetition, layers_start, layers_end, prompt_ms, decode_ms, tokens_per_second, ms_per_layer, fingerprint, finished_at, correct, received_at, signature)
+       VALUES ('cmp_old', 'p', 'd', 'wasm', 'a', 'decode', 0, 0, 2, 1, 2, 3, 4, 'ab', 5, NULL, 6, 'sig')`,
+    ).run();
+    db.close();
+    file = old;
+    await start();
+    const status = (await (await get('/api/campaigns/cmp_old')).json()) as { runs: { deviceGflops: number | null; tokensPerSecond: number }[]; reports: unknown[] };
+    expect(status.runs).toEqual([expect.objectContaining({ tokensPerSecond: 3, deviceGflops: null })]);
+    expect(status.reports).toEqual([]);
   });
 
   it('takes no results once stopped, and answers an unknown campaign with 404', async () => {
@@ -190,7 +285,7 @@ describe('the campaigns API', () => {
     await start();
     const status = (await (await get(`/api/campaigns/${id}`)).json()) as { campaign: { runs: number; refused: number }; runs: CampaignResult[] };
     expect(status.campaign).toMatchObject({ runs: 1, refused: 1 });
-    expect(status.runs[0]).toMatchObject({ peerId: a.peerId, decodeMs: 310 });
+    expect(status.runs[0]).toMatchObject({ peerId: a.peerId, decodeMs: 310, deviceGflops: 42 });
     // Still a replay after the restart.
     expect(await errorOf(await post(`/api/campaigns/${id}/results`, good))).toMatchObject({ status: 409, code: 'ReplayedResultError' });
   });

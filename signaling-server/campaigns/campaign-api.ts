@@ -5,8 +5,10 @@
  *   GET  /api/campaigns/<id>            its spec, status, runs, refusals
  *   GET  /api/campaigns/<id>/spec       its spec and status (what a tab reads to run it)
  *   POST /api/campaigns/<id>/stop       stops it (results after are refused)
- *   GET  /api/campaigns/<id>/export?format=csv|jsonl
+ *   GET  /api/campaigns/<id>/export?format=csv|jsonl|parquet|summary
  *   POST /api/campaigns/<id>/results    a tab's signed result (shared/campaign/result.ts)
+ *   POST /api/campaigns/<id>/reports    a tab's signed report: joined, skipped, failed, finished, left
+ *                                       (shared/campaign/tab-report.ts)
  * A result is taken only from a tab the grid has measured (its device handshake): signed by the
  * tab's peer key, for a workload and provider of the campaign, from the device it joined with,
  * and no faster than that device could be. Each refused result is answered by name and kept, so
@@ -18,13 +20,15 @@ import { checkCampaignSpec, CampaignSpecError } from '../../shared/campaign/spec
 import type { CampaignSpec } from '../../shared/campaign/spec.ts';
 import { verifyCampaignResult } from '../../shared/campaign/result.ts';
 import type { CampaignResult } from '../../shared/campaign/result.ts';
+import { verifyTabReport } from '../../shared/campaign/tab-report.ts';
+import type { CampaignTabReport } from '../../shared/campaign/tab-report.ts';
 import { InfermeshError } from '../../shared/errors.ts';
 import type { DeviceSummary } from '../../shared/grid/protocol.ts';
 import { HttpError } from '../http/errors.ts';
 import { pathParameter } from '../http/request-target.ts';
 import type { ApiHandler, ApiResponse } from '../http/server.ts';
 import type { Campaign, CampaignStore } from './campaign-store.ts';
-import { EXPORT_FORMATS, exportRuns } from './campaign-export.ts';
+import { EXPORT_FORMATS, exportRuns, exportSummary } from './campaign-export.ts';
 import type { ExportFormat } from './campaign-export.ts';
 
 /**
@@ -80,6 +84,7 @@ const STATUS_OF: Record<string, number> = {
   OutsideCampaignError: 409,
   DuplicateResultError: 409,
   ReplayedResultError: 409,
+  DuplicateReportError: 409,
 };
 
 export function campaignState(c: Campaign, now: number): CampaignState {
@@ -91,6 +96,12 @@ export function campaignState(c: Campaign, now: number): CampaignState {
 
 /** The runs a campaign wants per device: every workload on every provider, each `repetitions` times. */
 export const runsPerDevice = (spec: CampaignSpec) => spec.workloads.length * spec.providers.length * spec.repetitions;
+
+/** The peer a body says it is from, before anything is verified: what a refusal is listed under. */
+function claimedPeer(body: unknown, field: 'result' | 'report'): string {
+  const peerId = (body as Record<string, { peerId?: unknown } | undefined> | null)?.[field]?.peerId;
+  return typeof peerId === 'string' ? peerId : 'unknown';
+}
 
 export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
   const now = deps.now ?? Date.now;
@@ -116,6 +127,8 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
     id: c.id,
     name: c.spec.name,
     state: campaignState(c, now()),
+    /** the packages it measures: an opted-in tab runs the campaigns of the model it serves */
+    models: c.spec.models.map((m) => m.package),
     createdAt: new Date(c.createdAt).toISOString(),
     ...(c.stoppedAt !== undefined && { stoppedAt: new Date(c.stoppedAt).toISOString() }),
     endsAt: c.spec.endsAt,
@@ -150,8 +163,8 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
     return { status: 201, json: { campaign: summary(campaign), spec, ...links(campaign.id) } };
   }
 
-  /** The checks a verified result must pass before it is stored. */
-  function admit(campaign: Campaign, r: CampaignResult): void {
+  /** The checks a verified result must pass before it is stored; the device it ran on. */
+  function admit(campaign: Campaign, r: CampaignResult): DeviceSummary {
     const { spec } = campaign;
     const state = campaignState(campaign, now());
     if (state !== 'running') throw new OutsideCampaignError(`campaign ${campaign.id} is ${state}: it takes no results`);
@@ -166,23 +179,63 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
     if (device.executionProvider === r.provider && r.msPerLayer < floor) {
       throw new ImpossibleFigureError(`${r.msPerLayer} ms per layer is more than ${IMPOSSIBLE_SPEEDUP}× faster than this device measured (${device.msPerLayer} ms) on ${r.provider}`);
     }
+    return device;
+  }
+
+  /**
+   * The checks a verified tab report must pass: a tab joins from the device the grid measured,
+   * on its provider; what it says after (skipped, failed, finished, left) it says having joined,
+   * and `left` or `finished` may come after the campaign stopped or ended.
+   */
+  function admitReport(campaign: Campaign, r: CampaignTabReport): void {
+    const { spec } = campaign;
+    const state = campaignState(campaign, now());
+    if (r.campaignId !== campaign.id) throw new OutsideCampaignError(`the report is signed for campaign ${r.campaignId}, not ${campaign.id}`);
+    const closing = r.event === 'left' || r.event === 'finished';
+    if (state !== 'running' && !(closing && state !== 'scheduled')) throw new OutsideCampaignError(`campaign ${campaign.id} is ${state}: it takes no ${r.event} reports`);
+    if (r.workload !== '' && !spec.workloads.some((w) => w.name === r.workload)) throw new OutsideCampaignError(`campaign ${campaign.id} has no workload ${JSON.stringify(r.workload)}`);
+    if (r.event !== 'joined') {
+      if (!store.hasReport(campaign.id, r.peerId, 'joined')) throw new OutsideCampaignError(`${r.peerId} has not joined campaign ${campaign.id}: a tab reports joined first`);
+      return;
+    }
+    if (r.planned > runsPerDevice(spec)) throw new OutsideCampaignError(`${r.planned} runs planned is more than the campaign's ${runsPerDevice(spec)} per device`);
+    const device = deps.device(r.peerId);
+    if (!device) throw new UnknownDeviceError(`${r.peerId} is not on the grid: tabs whose device the grid measured join campaigns`);
+    if (device.signature !== r.deviceSignature) throw new UnknownDeviceError(`${r.peerId} joined the grid with device ${device.signature}, not ${r.deviceSignature}`);
+    if (device.executionProvider !== r.tabProvider) throw new UnknownDeviceError(`${r.peerId} computes on ${device.executionProvider}, not ${r.tabProvider}`);
   }
 
   async function submit(campaign: Campaign, body: unknown): Promise<ApiResponse> {
-    const peerId = typeof (body as { result?: { peerId?: unknown } })?.result?.peerId === 'string' ? ((body as { result: { peerId: string } }).result.peerId) : 'unknown';
+    const peerId = claimedPeer(body, 'result');
     try {
       const signed = await verifyCampaignResult(body);
-      admit(campaign, signed.result);
+      const device = admit(campaign, signed.result);
       // Stored unchecked; a sample is replayed against the reference and its row updated (maybeCheck).
-      const run = store.addRun(signed.result, signed.signature, null, now());
+      const run = store.addRun(signed.result, { signature: signed.signature, correct: null, deviceGflops: device.gflops }, now());
       maybeCheck(signed.result, campaign.spec);
       return { status: 201, json: { run } };
     } catch (err) {
-      const status = err instanceof InfermeshError ? STATUS_OF[err.name] : undefined;
-      if (!(err instanceof InfermeshError) || status === undefined) throw err;
-      store.refuse(campaign.id, { peerId: peerId.slice(0, 128), reason: err.name, message: err.message, receivedAt: now() });
-      throw new HttpError(status, err.message, { code: err.name, cause: err });
+      throw refused(campaign, peerId, err);
     }
+  }
+
+  async function report(campaign: Campaign, body: unknown): Promise<ApiResponse> {
+    const peerId = claimedPeer(body, 'report');
+    try {
+      const signed = await verifyTabReport(body);
+      admitReport(campaign, signed.report);
+      return { status: 201, json: { report: store.addReport(signed.report, signed.signature, now()) } };
+    } catch (err) {
+      throw refused(campaign, peerId, err);
+    }
+  }
+
+  /** A submission refused by name is kept (the dashboard lists it) and answered with its status; anything else is the server's fault. */
+  function refused(campaign: Campaign, peerId: string, err: unknown): unknown {
+    const status = err instanceof InfermeshError ? STATUS_OF[err.name] : undefined;
+    if (!(err instanceof InfermeshError) || status === undefined) return err;
+    store.refuse(campaign.id, { peerId: peerId.slice(0, 128), reason: err.name, message: err.message, receivedAt: now() });
+    return new HttpError(status, err.message, { code: err.name, cause: err });
   }
 
   return [
@@ -196,13 +249,16 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
         if (action === 'export') {
           const format = (req.url.searchParams.get('format') ?? 'csv') as ExportFormat;
           if (!EXPORT_FORMATS.includes(format)) throw new HttpError(400, `format must be one of ${EXPORT_FORMATS.join(', ')}, not ${JSON.stringify(format)}`, { code: 'invalid_format', param: 'format' });
-          const { text, contentType } = exportRuns(store.runs(campaign.id), format);
-          return { text, contentType, headers: { 'content-disposition': `attachment; filename="${campaign.id}.${format}"` } };
+          const { document, contentType } =
+            format === 'summary' ? exportSummary(summary(campaign), store.runs(campaign.id), store.reports(campaign.id), store.refusals(campaign.id), now()) : exportRuns(store.runs(campaign.id), format);
+          const file = format === 'summary' ? `${campaign.id}-summary.json` : `${campaign.id}.${format}`;
+          return { document, contentType, headers: { 'content-disposition': `attachment; filename="${file}"` } };
         }
         // What a tab needs to run it, without every run stored so far.
         if (action === 'spec') return { json: { campaign: summary(campaign), spec: campaign.spec } };
         if (action !== '') throw new HttpError(404, `no ${JSON.stringify(action)} under a campaign (spec, export, stop, results)`, { code: 'not_found' });
-        return { json: { campaign: summary(campaign), spec: campaign.spec, runs: store.runs(campaign.id), refusals: store.refusals(campaign.id) } };
+        // serverTime: the dashboard tells how long a tab has been quiet by the server's clock, not the viewer's.
+        return { json: { campaign: summary(campaign), spec: campaign.spec, runs: store.runs(campaign.id), reports: store.reports(campaign.id), refusals: store.refusals(campaign.id), serverTime: now() } };
       },
     },
     {
@@ -215,7 +271,8 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
           return { json: { campaign: summary(store.get(campaign.id)!) } };
         }
         if (action === 'results') return submit(campaign, body);
-        throw new HttpError(404, `no ${JSON.stringify(action)} to post to under a campaign (stop, results)`, { code: 'not_found' });
+        if (action === 'reports') return report(campaign, body);
+        throw new HttpError(404, `no ${JSON.stringify(action)} to post to under a campaign (stop, results, reports)`, { code: 'not_found' });
       },
     },
   ];

@@ -3,12 +3,15 @@
  * every result it has gathered survive a restart. A run is stored once: the same signature
  * again is a replay, and another result for a run already stored (same campaign, tab, provider,
  * workload and repetition) a duplicate; both are refused by name. Refused submissions are kept
- * too, so the dashboard can show who was refused and why.
+ * too, so the dashboard can show who was refused and why, and so are the tabs' own reports
+ * (joined, skipped, failed, finished, left: shared/campaign/tab-report.ts), once each per tab,
+ * event, provider and workload.
  */
 import { randomBytes } from 'node:crypto';
 import { InfermeshError } from '../../shared/errors.ts';
 import type { CampaignSpec } from '../../shared/campaign/spec.ts';
 import type { CampaignResult } from '../../shared/campaign/result.ts';
+import type { CampaignTabReport } from '../../shared/campaign/tab-report.ts';
 import { openSqlite } from '../sqlite.ts';
 
 /** The campaigns file cannot be opened or used. */
@@ -34,10 +37,22 @@ export interface Campaign {
   stoppedAt?: number;
 }
 
+/** Another report of the same event, provider and workload from the same tab (or the same one again). */
+export class DuplicateReportError extends InfermeshError {
+  override name = 'DuplicateReportError';
+}
+
 /** A stored run: the tab's result, whether its output was checked correct, and when it came. */
 export interface StoredRun extends CampaignResult {
   /** true: its fingerprint matched the reference; false: it did not; null: not checked */
   correct: boolean | null;
+  /** the matmul GFLOP/s the grid measured the tab's device at on its provider (its handshake), when it did */
+  deviceGflops: number | null;
+  receivedAt: number;
+}
+
+/** A tab's report as stored, with when the server received it. */
+export interface StoredTabReport extends CampaignTabReport {
   receivedAt: number;
 }
 
@@ -57,7 +72,7 @@ export interface CampaignStore {
   /** Marks it stopped (once: a second stop keeps the first time); false for an unknown id. */
   stop(id: string, now?: number): boolean;
   /** Stores a verified run, or throws ReplayedResultError / DuplicateResultError. */
-  addRun(run: CampaignResult, signature: string, correct: boolean | null, now?: number): StoredRun;
+  addRun(run: CampaignResult, stored: { signature: string; correct: boolean | null; deviceGflops?: number }, now?: number): StoredRun;
   runs(id: string): StoredRun[];
   /** How many runs, devices (by signature) and refusals it has, counted where they are kept. */
   counts(id: string): { runs: number; devices: number; refused: number };
@@ -65,10 +80,15 @@ export interface CampaignStore {
   setCorrect(run: CampaignResult, correct: boolean): void;
   refuse(id: string, refusal: Refusal): void;
   refusals(id: string): Refusal[];
+  /** Stores a verified tab report, or throws DuplicateReportError. */
+  addReport(report: CampaignTabReport, signature: string, now?: number): StoredTabReport;
+  reports(id: string): StoredTabReport[];
+  /** Whether the tab reported this event for the campaign. */
+  hasReport(id: string, peerId: string, event: CampaignTabReport['event']): boolean;
   close(): void;
 }
 
-const MIGRATIONS = [
+export const CAMPAIGN_MIGRATIONS = [
   `CREATE TABLE campaigns (
      id TEXT PRIMARY KEY,
      spec TEXT NOT NULL,
@@ -104,6 +124,23 @@ const MIGRATIONS = [
      received_at INTEGER NOT NULL
    );
    CREATE INDEX refusals_by_campaign ON refusals (campaign_id, received_at);`,
+  `ALTER TABLE runs ADD COLUMN device_gflops REAL;
+   CREATE TABLE tab_reports (
+     campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+     peer_id TEXT NOT NULL,
+     device_signature TEXT NOT NULL,
+     adapter TEXT NOT NULL,
+     tab_provider TEXT NOT NULL,
+     event TEXT NOT NULL,
+     provider TEXT NOT NULL,
+     workload TEXT NOT NULL,
+     planned INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     received_at INTEGER NOT NULL,
+     signature TEXT NOT NULL UNIQUE,
+     UNIQUE (campaign_id, peer_id, event, provider, workload)
+   );`,
 ];
 
 interface RunRow {
@@ -123,6 +160,22 @@ interface RunRow {
   fingerprint: string;
   finished_at: number;
   correct: number | null;
+  device_gflops: number | null;
+  received_at: number;
+}
+
+interface ReportRow {
+  campaign_id: string;
+  peer_id: string;
+  device_signature: string;
+  adapter: string;
+  tab_provider: string;
+  event: string;
+  provider: string;
+  workload: string;
+  planned: number;
+  reason: string;
+  at: number;
   received_at: number;
 }
 
@@ -149,14 +202,30 @@ const runOf = (r: RunRow): StoredRun => ({
   fingerprint: r.fingerprint,
   finishedAt: r.finished_at,
   correct: r.correct === null ? null : r.correct === 1,
+  deviceGflops: r.device_gflops,
+  receivedAt: r.received_at,
+});
+
+const reportOf = (r: ReportRow): StoredTabReport => ({
+  campaignId: r.campaign_id,
+  peerId: r.peer_id,
+  deviceSignature: r.device_signature,
+  adapter: r.adapter,
+  tabProvider: r.tab_provider as StoredTabReport['tabProvider'],
+  event: r.event as StoredTabReport['event'],
+  provider: r.provider as StoredTabReport['provider'],
+  workload: r.workload,
+  planned: r.planned,
+  reason: r.reason,
+  at: r.at,
   receivedAt: r.received_at,
 });
 
 export function openCampaignStore(path: string): CampaignStore {
-  const { db, transaction } = openSqlite({ path, migrations: MIGRATIONS, what: 'the campaigns file', error: CampaignStoreError });
+  const { db, transaction } = openSqlite({ path, migrations: CAMPAIGN_MIGRATIONS, what: 'the campaigns file', error: CampaignStoreError });
   const insertRun = db.prepare(
-    `INSERT INTO runs (campaign_id, peer_id, device_signature, provider, adapter, workload, repetition, layers_start, layers_end, prompt_ms, decode_ms, tokens_per_second, ms_per_layer, fingerprint, finished_at, correct, received_at, signature)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO runs (campaign_id, peer_id, device_signature, provider, adapter, workload, repetition, layers_start, layers_end, prompt_ms, decode_ms, tokens_per_second, ms_per_layer, fingerprint, finished_at, correct, device_gflops, received_at, signature)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   return {
     path,
@@ -174,7 +243,7 @@ export function openCampaignStore(path: string): CampaignStore {
       const changed = db.prepare('UPDATE campaigns SET stopped_at = COALESCE(stopped_at, ?) WHERE id = ?').run(now, id).changes;
       return Number(changed) > 0;
     },
-    addRun(run, signature, correct, now = Date.now()) {
+    addRun(run, { signature, correct, deviceGflops = null }, now = Date.now()) {
       return transaction(() => {
         if (db.prepare('SELECT 1 FROM runs WHERE signature = ?').get(signature)) {
           throw new ReplayedResultError(`this result (${run.workload} repetition ${run.repetition} on ${run.provider}) was already received: a replay`);
@@ -183,8 +252,8 @@ export function openCampaignStore(path: string): CampaignStore {
         if (db.prepare('SELECT 1 FROM runs WHERE campaign_id = ? AND peer_id = ? AND provider = ? AND workload = ? AND repetition = ?').get(...slot)) {
           throw new DuplicateResultError(`${run.peerId} already reported ${run.workload} repetition ${run.repetition} on ${run.provider}`);
         }
-        insertRun.run(run.campaignId, run.peerId, run.deviceSignature, run.provider, run.adapter, run.workload, run.repetition, run.layers.start, run.layers.end, run.promptMs, run.decodeMs, run.tokensPerSecond, run.msPerLayer, run.fingerprint, run.finishedAt, correct === null ? null : Number(correct), now, signature);
-        return { ...run, correct, receivedAt: now };
+        insertRun.run(run.campaignId, run.peerId, run.deviceSignature, run.provider, run.adapter, run.workload, run.repetition, run.layers.start, run.layers.end, run.promptMs, run.decodeMs, run.tokensPerSecond, run.msPerLayer, run.fingerprint, run.finishedAt, correct === null ? null : Number(correct), deviceGflops, now, signature);
+        return { ...run, correct, deviceGflops, receivedAt: now };
       });
     },
     counts(id) {
@@ -206,6 +275,19 @@ export function openCampaignStore(path: string): CampaignStore {
         message: r.message,
         receivedAt: r.received_at,
       })),
+    addReport(r, signature, now = Date.now()) {
+      return transaction(() => {
+        const same = db.prepare('SELECT 1 FROM tab_reports WHERE signature = ? OR (campaign_id = ? AND peer_id = ? AND event = ? AND provider = ? AND workload = ?)').get(signature, r.campaignId, r.peerId, r.event, r.provider, r.workload);
+        if (same) throw new DuplicateReportError(`${r.peerId} already reported ${r.event}${r.provider ? ` ${r.provider}` : ''}${r.workload ? ` ${r.workload}` : ''} for this campaign`);
+        db.prepare(
+          `INSERT INTO tab_reports (campaign_id, peer_id, device_signature, adapter, tab_provider, event, provider, workload, planned, reason, at, received_at, signature)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(r.campaignId, r.peerId, r.deviceSignature, r.adapter, r.tabProvider, r.event, r.provider, r.workload, r.planned, r.reason, r.at, now, signature);
+        return { ...r, receivedAt: now };
+      });
+    },
+    reports: (id) => (db.prepare('SELECT * FROM tab_reports WHERE campaign_id = ? ORDER BY received_at, rowid').all(id) as unknown as ReportRow[]).map(reportOf),
+    hasReport: (id, peerId, event) => db.prepare('SELECT 1 FROM tab_reports WHERE campaign_id = ? AND peer_id = ? AND event = ?').get(id, peerId, event) !== undefined,
     close: () => db.close(),
   };
 }

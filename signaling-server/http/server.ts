@@ -36,8 +36,8 @@ export type ApiResponse =
   | { status?: number; headers?: Record<string, string>; json: unknown }
   /** Server-sent events: each item is sent as one `data:` event, in order. */
   | { status?: number; headers?: Record<string, string>; events: AsyncIterable<string> }
-  /** A text document (an export: CSV, JSON Lines), sent as it is; `contentType` names it. */
-  | { status?: number; headers?: Record<string, string>; text: string; contentType: string };
+  /** A document (an export: CSV, JSON Lines, Parquet), sent as it is; `contentType` names it. */
+  | { status?: number; headers?: Record<string, string>; document: string | Uint8Array; contentType: string };
 
 export interface ApiHandler {
   method: HttpMethod;
@@ -264,7 +264,7 @@ async function serveApi(api: readonly ApiHandler[], bodies: BodyLimits, logError
     return sendError(res, err, logError);
   }
   if ('events' in response) return sendEvents(res, response, controller.signal, logError);
-  if ('text' in response) return sendText(res, response);
+  if ('document' in response) return sendDocument(res, response);
   sendJson(res, response.status ?? 200, response.json, response.headers);
 }
 
@@ -288,9 +288,9 @@ function matchScore(pattern: string, path: string): number {
   return pattern === path ? Number.MAX_SAFE_INTEGER : 0;
 }
 
-function sendText(res: ServerResponse, response: Extract<ApiResponse, { text: string }>): void {
-  res.writeHead(response.status ?? 200, { ...API_HEADERS, 'content-type': response.contentType, 'content-length': Buffer.byteLength(response.text), ...response.headers });
-  res.end(response.text);
+function sendDocument(res: ServerResponse, response: Extract<ApiResponse, { document: unknown }>): void {
+  res.writeHead(response.status ?? 200, { ...API_HEADERS, 'content-type': response.contentType, 'content-length': Buffer.byteLength(response.document), ...response.headers });
+  res.end(response.document);
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {

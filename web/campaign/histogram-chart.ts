@@ -4,8 +4,8 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { PROVIDER_COLORS } from './dashboard-data.ts';
-import type { Histogram } from './dashboard-data.ts';
+import { PROVIDER_COLORS } from '../../shared/campaign/summary.ts';
+import type { Histogram } from '../../shared/campaign/summary.ts';
 
 const HEIGHT_PX = 220;
 const PROVIDERS = Object.keys(PROVIDER_COLORS);

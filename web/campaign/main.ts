@@ -1,20 +1,24 @@
 /**
  * The live dashboard of a benchmark campaign (`/campaign/?id=<id>`, the link `infermesh campaign
  * create` prints): runs done of the target, a row per device (the slowest first), the
- * distributions of tokens/s and ms per layer per execution provider, and every refused result
- * with why. It reads GET /api/campaigns/<id> every few seconds, so it follows results as tabs
- * post them.
+ * distributions of tokens/s and ms per layer and the GFLOP/s vs tokens/s scatter per execution
+ * provider, a row per tab (stragglers first), what tabs skipped or failed and why, and every
+ * refused result with why. It reads GET /api/campaigns/<id> every few seconds, so it follows
+ * results as tabs post them.
  */
 import { createHistogramChart } from './histogram-chart.ts';
-import { checkedText, deviceRows, histogram } from './dashboard-data.ts';
-import type { DashboardRun } from './dashboard-data.ts';
+import { createScatterChart } from './scatter-chart.ts';
+import { checkedText, deviceRows, failureRows, histogram, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
+import type { DashboardReport, DashboardRun } from '../../shared/campaign/summary.ts';
 
 const POLL_MS = 2000;
 
 interface CampaignStatus {
   campaign: { id: string; name: string; state: string; runs: number; devices: number; target: { devices?: number; runs?: number }; runsPerDevice: number; refused: number; endsAt: string };
   runs: DashboardRun[];
+  reports: DashboardReport[];
   refusals: { peerId: string; reason: string; message: string; receivedAt: number }[];
+  serverTime: number;
 }
 
 declare global {
@@ -27,6 +31,7 @@ const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTM
 const id = new URLSearchParams(location.search).get('id') ?? '';
 const tokensChart = createHistogramChart($('chart-tokens'), 'tokens/s');
 const msChart = createHistogramChart($('chart-ms'), 'ms per layer');
+const scatterChart = createScatterChart($('chart-scatter'));
 const short = (text: string) => (text.length > 14 ? `${text.slice(0, 6)}…${text.slice(-6)}` : text);
 const cell = (text: string | number, numeric = false) => Object.assign(document.createElement('td'), { textContent: String(text), className: numeric ? 'num' : '' });
 const row = (...cells: HTMLTableCellElement[]) => {
@@ -37,6 +42,7 @@ const row = (...cells: HTMLTableCellElement[]) => {
 
 ($('export-csv') as HTMLAnchorElement).href = `/api/campaigns/${encodeURIComponent(id)}/export?format=csv`;
 ($('export-jsonl') as HTMLAnchorElement).href = `/api/campaigns/${encodeURIComponent(id)}/export?format=jsonl`;
+($('export-summary') as HTMLAnchorElement).href = `/api/campaigns/${encodeURIComponent(id)}/export?format=summary`;
 
 function render(s: CampaignStatus): void {
   const c = s.campaign;
@@ -54,9 +60,19 @@ function render(s: CampaignStatus): void {
       row(cell(short(d.deviceSignature)), cell(d.adapter), cell(d.provider), cell(d.tabs, true), cell(d.runs, true), cell(d.medianTokensPerSecond.toFixed(1), true), cell(d.medianMsPerLayer.toFixed(3), true), cell(checkedText(d))),
     ),
   );
+  const heard = (at: number) => `${Math.max(0, Math.round((s.serverTime - at) / 1000))} s ago`;
+  $('tabs').replaceChildren(
+    ...tabRows(s.runs, s.reports, s.serverTime).map((t) => {
+      const tr = row(cell(short(t.peerId)), cell(t.adapter), cell(t.provider), cell(`${t.runs} / ${t.planned ?? '?'}`, true), cell(tabStateText(t, s.serverTime)), cell(heard(t.lastHeardAt)));
+      tr.dataset.state = t.state;
+      return tr;
+    }),
+  );
+  $('failures').replaceChildren(...failureRows(s.reports).map((f) => row(cell(new Date(f.receivedAt).toLocaleTimeString()), cell(short(f.peerId)), cell(f.adapter), cell(f.event), cell(f.what), cell(f.reason))));
   $('refusals').replaceChildren(...s.refusals.map((r) => row(cell(new Date(r.receivedAt).toLocaleTimeString()), cell(short(r.peerId)), cell(r.reason), cell(r.message))));
   tokensChart.show(histogram(s.runs, (r) => r.tokensPerSecond));
   msChart.show(histogram(s.runs, (r) => r.msPerLayer));
+  scatterChart.show(scatter(s.runs));
   window.campaignDashboard = { updates: (window.campaignDashboard?.updates ?? 0) + 1, runs: c.runs };
 }
 

@@ -1,17 +1,21 @@
 /**
  * A campaign's dashboard as one static HTML file (`infermesh campaign report <id> --out
- * report.html`): the summary, the device table, the tokens/s and ms-per-layer histograms as
- * inline SVG, the refusals and the spec, with no script and nothing fetched, so a paper can cite
- * it and it opens anywhere. Pure: status in, HTML out.
+ * report.html`): the summary, the device table, the tokens/s and ms-per-layer histograms and the
+ * GFLOP/s vs tokens/s scatter as inline SVG, the tabs (stragglers first), what they skipped or
+ * failed, the refusals and the spec, with no script and nothing fetched, so a paper can cite it
+ * and it opens anywhere. Pure: status in, HTML out.
  */
-import { checkedText, deviceRows, histogram, PROVIDER_COLORS } from './dashboard-data.ts';
-import type { DashboardRun, Histogram } from './dashboard-data.ts';
+import { checkedText, deviceRows, failureRows, histogram, PROVIDER_COLORS, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
+import type { DashboardReport, DashboardRun, Histogram, Scatter } from '../../shared/campaign/summary.ts';
 
 export interface ReportStatus {
   campaign: { id: string; name: string; state: string; runs: number; devices: number; refused: number; endsAt: string; target: { devices?: number; runs?: number } };
   spec: unknown;
   runs: DashboardRun[];
+  reports: DashboardReport[];
   refusals: { peerId: string; reason: string; message: string; receivedAt: number }[];
+  /** the server's clock when it answered: how long a tab has been quiet is measured against it */
+  serverTime: number;
 }
 
 const W = 480;
@@ -46,11 +50,33 @@ export function histogramSvg(h: Histogram, label: string): string {
 ${bars.join('')}${legend.join('')}</svg>`;
 }
 
+/** A point per run at (device GFLOP/s, tokens/s), a colour per provider, both axes from 0. */
+export function scatterSvg(points: Scatter): string {
+  const providers = Object.keys(points).sort();
+  const all = providers.flatMap((p) => points[p]);
+  const [xTop, yTop] = [Math.max(1, ...all.map(([x]) => x)) * 1.1, Math.max(1, ...all.map(([, y]) => y)) * 1.1];
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const dots = providers.flatMap((p) =>
+    points[p].map(([x, y]) => `<circle cx="${(PAD.left + (plotW * x) / xTop).toFixed(1)}" cy="${(PAD.top + plotH * (1 - y / yTop)).toFixed(1)}" r="3.5" fill="${PROVIDER_COLORS[p] ?? '#888'}" fill-opacity="0.8"><title>${escape(p)}: ${fmt(x)} GFLOP/s, ${fmt(y)} tokens/s</title></circle>`),
+  );
+  const legend = providers.map((p, i) => `<rect x="${PAD.left + i * 90}" y="${H - 14}" width="10" height="10" fill="${PROVIDER_COLORS[p] ?? '#888'}"/><text x="${PAD.left + i * 90 + 14}" y="${H - 5}">${escape(p)}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="11" font-family="system-ui, sans-serif" role="img" aria-label="tokens/s against device GFLOP/s">
+<line x1="${PAD.left}" y1="${PAD.top + plotH}" x2="${W - PAD.right}" y2="${PAD.top + plotH}" stroke="#444"/><line x1="${PAD.left}" y1="${PAD.top}" x2="${PAD.left}" y2="${PAD.top + plotH}" stroke="#444"/>
+<text x="${PAD.left - 4}" y="${PAD.top + 8}" text-anchor="end">${fmt(yTop)}</text><text x="${PAD.left - 4}" y="${PAD.top + plotH}" text-anchor="end">0</text><text x="${PAD.left - 4}" y="${PAD.top + plotH / 2}" text-anchor="end">tok/s</text>
+<text x="${PAD.left}" y="${PAD.top + plotH + 13}">0</text><text x="${W - PAD.right}" y="${PAD.top + plotH + 13}" text-anchor="end">${fmt(xTop)}</text><text x="${PAD.left + plotW / 2}" y="${PAD.top + plotH + 13}" text-anchor="middle">device GFLOP/s (matmul)</text>
+${dots.join('')}${legend.join('')}</svg>`;
+}
+
 export function campaignReportHtml(s: ReportStatus, generatedAt = new Date()): string {
   const c = s.campaign;
   const devices = deviceRows(s.runs)
     .map((d) => `<tr><td class="mono">${escape(d.deviceSignature)}</td><td>${escape(d.adapter)}</td><td>${escape(d.provider)}</td><td class="num">${d.tabs}</td><td class="num">${d.runs}</td><td class="num">${d.medianTokensPerSecond.toFixed(1)}</td><td class="num">${d.medianMsPerLayer.toFixed(3)}</td><td>${checkedText(d)}</td></tr>`)
     .join('\n');
+  const tabs = tabRows(s.runs, s.reports, s.serverTime)
+    .map((t) => `<tr><td class="mono">${escape(t.peerId)}</td><td>${escape(t.adapter)}</td><td>${escape(t.provider)}</td><td class="num">${t.runs} / ${t.planned ?? '?'}</td><td>${escape(tabStateText(t, s.serverTime))}</td><td>${escape(new Date(t.lastHeardAt).toISOString())}</td></tr>`)
+    .join('\n');
+  const failures = failureRows(s.reports).map((f) => `<tr><td>${escape(new Date(f.receivedAt).toISOString())}</td><td class="mono">${escape(f.peerId)}</td><td>${escape(f.adapter)}</td><td>${f.event}</td><td>${escape(f.what)}</td><td>${escape(f.reason)}</td></tr>`).join('\n');
   const refusals = s.refusals.map((r) => `<tr><td>${escape(new Date(r.receivedAt).toISOString())}</td><td class="mono">${escape(r.peerId)}</td><td>${escape(r.reason)}</td><td>${escape(r.message)}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escape(c.name)}: infermesh benchmark campaign ${escape(c.id)}</title>
@@ -65,6 +91,15 @@ ${devices}
 <h2>Distributions</h2>
 <figure>${histogramSvg(histogram(s.runs, (r) => r.tokensPerSecond), 'tokens/s')}<figcaption class="muted">tokens/s per run, by execution provider</figcaption></figure>
 <figure>${histogramSvg(histogram(s.runs, (r) => r.msPerLayer), 'ms per layer')}<figcaption class="muted">ms per layer per decode step, per run, by execution provider</figcaption></figure>
+<figure>${scatterSvg(scatter(s.runs))}<figcaption class="muted">tokens/s per run against its device's matmul GFLOP/s (the device handshake's, on its provider)</figcaption></figure>
+<h2>Tabs</h2>
+<table><thead><tr><th>Tab</th><th>Adapter</th><th>EP</th><th>Runs</th><th>State</th><th>Last heard</th></tr></thead><tbody>
+${tabs}
+</tbody></table>
+<h2>Skipped and failed</h2>
+<table><thead><tr><th>When</th><th>Tab</th><th>Adapter</th><th></th><th>What</th><th>Why</th></tr></thead><tbody>
+${failures}
+</tbody></table>
 <h2>Refused results</h2>
 <table><thead><tr><th>When</th><th>Tab</th><th>Why</th><th>Message</th></tr></thead><tbody>
 ${refusals}

@@ -1,16 +1,23 @@
 /**
- * A donor tab's part in a benchmark campaign (`/donor/?campaign=<id>`): once the tab serves its
- * layers, it runs each workload of the campaign on them (warm-up runs first, then the
- * repetitions), each when the tab has served nothing for a moment, so requests keep their speed.
- * Each repetition is signed with the tab's peer key and posted to the server, which refuses it
- * by name when it is not acceptable (signaling-server/campaigns/campaign-api.ts). A workload the
- * tab cannot run (another provider than its engine's, other layers than it serves) is reported
- * as skipped, with why. The visitor may close the tab at any time: runs already posted count.
+ * A donor tab's part in a benchmark campaign (`/donor/?campaign=<id>`, or opted in on the donor
+ * page): once the tab serves its layers, it runs each workload of the campaign on them (warm-up
+ * runs first, then the repetitions), each when the tab has served nothing for a moment, so
+ * requests keep their speed. Each repetition is signed with the tab's peer key and posted to the
+ * server, which refuses it by name when it is not acceptable
+ * (signaling-server/campaigns/campaign-api.ts).
+ *
+ * The tab also tells the campaign, signed the same way (shared/campaign/tab-report.ts), that it
+ * joined and how many runs it plans, what it skips and why (a provider other than its engine's,
+ * layers other than it serves, another model), a workload that failed with its error, and that it
+ * finished, or left: when its visitor opts out (the signal) or closes it (a report kept signed
+ * for the page to send as it goes, `leave`). Runs already posted count.
  */
 import type { PrivateKey } from '@libp2p/interface';
-import type { CampaignSpec } from '../../shared/campaign/spec.ts';
+import type { CampaignSpec, CampaignWorkload, ExecutionProviderName } from '../../shared/campaign/spec.ts';
 import { signCampaignResult } from '../../shared/campaign/result.ts';
 import type { CampaignResult, SignedCampaignResult } from '../../shared/campaign/result.ts';
+import { reasonText, signTabReport } from '../../shared/campaign/tab-report.ts';
+import type { CampaignTabReport, SignedTabReport } from '../../shared/campaign/tab-report.ts';
 import { runSeed, runWorkload } from '../../shared/campaign/workload-run.ts';
 import type { WorkloadEngine } from '../../shared/campaign/workload-run.ts';
 import type { DeviceSummary } from '../../shared/grid/protocol.ts';
@@ -26,8 +33,8 @@ export interface CampaignProgress {
   done: number;
   total: number;
   refused: number;
-  status: 'starting' | 'running' | 'finished' | 'failed';
-  /** the last refusal, a skipped workload, or why it failed */
+  status: 'starting' | 'waiting' | 'running' | 'finished' | 'left' | 'failed';
+  /** the last refusal, what was skipped, or why it failed */
   note?: string;
 }
 
@@ -38,6 +45,10 @@ export interface CampaignRunnerOptions {
   device: DeviceSummary;
   layers: LayerRange;
   dim: number;
+  /** the package the tab serves: a campaign of other models is skipped */
+  model: { id: string; name: string };
+  /** why the tab computes on its provider and not another, said when a campaign asks for another */
+  providerReason: string;
 }
 
 export interface CampaignRunnerDeps {
@@ -46,35 +57,91 @@ export interface CampaignRunnerDeps {
   /** when the tab last served a step (performance.now()) */
   lastServedAt(): number;
   progress(p: CampaignProgress): void;
+  /** the visitor opted out: the run under way ends, `left` is reported and nothing more runs */
+  signal?: AbortSignal;
+  /** handed the `left` report to send should the page close before the campaign ends (a beacon), signed again after each run; undefined once the tab finished or left */
+  leave?: (url: string, report: SignedTabReport | undefined) => void;
   /** the test kit's cheating tab changes what is posted; default: the signed result as it is */
   post?: (signed: SignedCampaignResult, send: (body: unknown) => Promise<Response>) => Promise<Response>;
   fetch?: typeof fetch;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+interface Skip {
+  provider: ExecutionProviderName | '';
+  workload: string;
+  reason: string;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+
+/** What a tab with this provider, layers and model leaves out of the campaign, and why. */
+export function campaignSkips(spec: CampaignSpec, o: Pick<CampaignRunnerOptions, 'layers' | 'model' | 'providerReason'> & { provider: string }): Skip[] {
+  if (!spec.models.some((m) => m.package === o.model.id || m.package === o.model.name)) {
+    return [{ provider: '', workload: '', reason: `this tab serves ${o.model.name}, the campaign measures ${spec.models.map((m) => m.package).join(', ')}` }];
+  }
+  const skips: Skip[] = spec.providers.filter((p) => p !== o.provider).map((p) => ({ provider: p, workload: '', reason: `this tab computes on ${o.provider}: ${o.providerReason}` }));
+  if (!spec.providers.includes(o.provider as ExecutionProviderName)) return skips;
+  for (const w of spec.workloads) {
+    if (w.layers !== 'all' && (w.layers.start !== o.layers.start || w.layers.end !== o.layers.end)) {
+      skips.push({ provider: o.provider as ExecutionProviderName, workload: w.name, reason: `layers ${w.layers.start}-${w.layers.end}; this tab serves ${o.layers.start}-${o.layers.end}` });
+    }
+  }
+  return skips;
+}
 
 export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunnerDeps): Promise<CampaignProgress> {
   const fetchFn = deps.fetch ?? fetch;
+  const { signal } = deps;
   const base = new URL(`/api/campaigns/${encodeURIComponent(o.campaignId)}`, o.serverUrl).href;
   const progress: CampaignProgress = { id: o.campaignId, done: 0, total: 0, refused: 0, status: 'starting' };
   const tell = (change: Partial<CampaignProgress>) => deps.progress(Object.assign(progress, change));
   const answer = await fetchFn(`${base}/spec`);
   if (!answer.ok) return (tell({ status: 'failed', note: `the server has no campaign ${o.campaignId} (${answer.status})` }), progress);
-  const { spec } = (await answer.json()) as { spec: CampaignSpec };
-  const provider = o.device.executionProvider;
-  const skipped: string[] = [];
-  const runnable = spec.workloads.filter((w) => {
-    if (!spec.providers.includes(provider as never)) return skipped.push(`${w.name}: this tab runs on ${provider}, not ${spec.providers.join(' or ')}`) && false;
-    if (w.layers !== 'all' && (w.layers.start !== o.layers.start || w.layers.end !== o.layers.end)) {
-      return skipped.push(`${w.name}: layers ${w.layers.start}-${w.layers.end}, this tab serves ${o.layers.start}-${o.layers.end}`) && false;
-    }
-    return true;
-  });
-  tell({ name: spec.name, total: runnable.length * spec.repetitions, status: 'running', note: skipped.length ? `skipped ${skipped.join('; ')}` : undefined });
-  const send = (body: unknown) => fetchFn(`${base}/results`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  for (const workload of runnable) {
+  const { spec, campaign } = (await answer.json()) as { spec: CampaignSpec; campaign: { state: string } };
+  if (campaign.state === 'scheduled' && spec.startsAt) {
+    tell({ name: spec.name, status: 'waiting', note: `starts ${spec.startsAt}` });
+    await sleep(Date.parse(spec.startsAt) - Date.now(), signal);
+  } else if (campaign.state !== 'running') return (tell({ name: spec.name, status: 'finished', note: `the campaign is ${campaign.state}` }), progress);
+
+  const provider = o.device.executionProvider as ExecutionProviderName;
+  const skips = campaignSkips(spec, { ...o, provider });
+  const skipped = new Set(skips.map((s) => `${s.provider}\n${s.workload}`));
+  const measures = spec.providers.includes(provider) && !skipped.has('\n');
+  const runnable = measures ? spec.workloads.filter((w) => !skipped.has(`${provider}\n${w.name}`)) : [];
+  const post = (path: string, body: unknown) => fetchFn(`${base}/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const report = (event: CampaignTabReport['event'], more: Partial<CampaignTabReport> = {}) =>
+    signTabReport({ campaignId: o.campaignId, peerId: o.peerId, deviceSignature: o.device.signature, adapter: o.device.label, tabProvider: provider, event, provider: '', workload: '', planned: 0, reason: '', at: Date.now(), ...more }, deps.privateKey);
+  /** A report refused is shown as the result's refusals are; the runs go on. */
+  const send = async (signed: SignedTabReport) => {
+    const res = await post('reports', signed).catch((err: Error) => ({ ok: false, status: 0, json: async () => ({ error: { message: err.message } }) }) as unknown as Response);
+    if (!res.ok) await refusal(res);
+  };
+  const refusal = async (res: Response) => {
+    const error = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
+    tell({ refused: progress.refused + 1, note: `refused: ${error?.code ?? res.status}: ${error?.message ?? ''}` });
+    return error;
+  };
+  const leaveUrl = `${base}/reports`;
+  const armLeave = async () => deps.leave?.(leaveUrl, await report('left', { reason: `closed after ${progress.done} of ${progress.total} runs` }));
+
+  tell({ name: spec.name, total: runnable.length * spec.repetitions, status: 'running', note: skips.length ? `skipped ${skips.map((s) => `${s.workload || s.provider || 'all'}: ${s.reason}`).join('; ')}` : undefined });
+  await send(await report('joined', { planned: progress.total }));
+  for (const s of skips) await send(await report('skipped', { ...s, reason: reasonText(s.reason) }));
+  await armLeave();
+
+  const runWorkloadRepetitions = async (workload: CampaignWorkload): Promise<'next' | 'closed'> => {
     for (let repetition = -spec.warmup; repetition < spec.repetitions; repetition++) {
-      while (performance.now() - deps.lastServedAt() < IDLE_BEFORE_RUN_MS) await sleep(IDLE_BEFORE_RUN_MS / 4);
+      while (!signal?.aborted && performance.now() - deps.lastServedAt() < IDLE_BEFORE_RUN_MS) await sleep(IDLE_BEFORE_RUN_MS / 4, signal);
+      if (signal?.aborted) return 'closed';
       const seed = runSeed(o.campaignId, o.peerId, workload.name, repetition);
       const run = await runWorkload(deps.engine, { workload, dim: o.dim, layers: o.layers.end - o.layers.start, seed, requestId: `campaign-${crypto.randomUUID()}` });
       if (repetition < 0) continue;
@@ -82,7 +149,7 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
         campaignId: o.campaignId,
         peerId: o.peerId,
         deviceSignature: o.device.signature,
-        provider: provider as CampaignResult['provider'],
+        provider,
         adapter: o.device.label,
         workload: workload.name,
         repetition,
@@ -91,16 +158,37 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
         finishedAt: Date.now(),
       };
       const signed = await signCampaignResult(result, deps.privateKey);
-      const res = await (deps.post ? deps.post(signed, send) : send(signed));
+      const res = await (deps.post ? deps.post(signed, (body) => post('results', body)) : post('results', signed));
       if (res.ok) tell({ done: progress.done + 1 });
       else {
-        const error = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
-        tell({ refused: progress.refused + 1, note: `refused: ${error?.code ?? res.status}: ${error?.message ?? ''}` });
+        const error = await refusal(res);
         // A campaign that stopped or ended takes nothing more.
-        if (error?.code === 'OutsideCampaignError' && /is (stopped|ended)/.test(error.message ?? '')) return (tell({ status: 'finished' }), progress);
+        if (error?.code === 'OutsideCampaignError' && /is (stopped|ended)/.test(error.message ?? '')) return 'closed';
       }
+      await armLeave();
     }
+    return 'next';
+  };
+
+  for (const workload of runnable) {
+    let outcome: 'next' | 'closed';
+    try {
+      outcome = await runWorkloadRepetitions(workload);
+    } catch (err) {
+      // A workload that throws (the engine out of memory, a device lost) is reported; the next one may still run.
+      const reason = reasonText(`${(err as Error).name}: ${(err as Error).message}`);
+      tell({ note: `${workload.name} failed: ${reason}` });
+      await send(await report('failed', { provider, workload: workload.name, reason }));
+      continue;
+    }
+    if (outcome === 'closed') break;
   }
+  deps.leave?.(leaveUrl, undefined);
+  if (signal?.aborted) {
+    await send(await report('left', { reason: `opted out after ${progress.done} of ${progress.total} runs` }));
+    return (tell({ status: 'left' }), progress);
+  }
+  await send(await report('finished', { reason: `${progress.done} of ${progress.total} runs stored` }));
   tell({ status: 'finished' });
   return progress;
 }

@@ -44,8 +44,9 @@ import { startEngineWorker } from '../engine-client.ts';
 import type { EngineWorker } from '../engine-client.ts';
 import { createIndexedDbPieceStore } from '../piece-store.ts';
 import type { DonorState, TrustState } from './view.ts';
-import { runCampaign } from './campaign-runner.ts';
 import type { CampaignRunnerDeps } from './campaign-runner.ts';
+import { createCampaignParticipation } from './campaign-participation.ts';
+import type { CampaignParticipation } from './campaign-participation.ts';
 
 export interface DonorOptions {
   /** the server's origin (the page's own by default) */
@@ -62,6 +63,8 @@ export interface DonorOptions {
   relayAddrs?: string[];
   /** a benchmark campaign to run on the served layers between requests (?campaign=<id>, the campaign's join link) */
   campaign?: string;
+  /** whether the visitor opted in to running the grid's benchmark campaigns (the donor page's checkbox; default off) */
+  campaigns?: boolean;
 }
 
 /**
@@ -115,8 +118,15 @@ export interface Donor {
   state(): DonorState;
   /** Stakes `amountEth` for this tab's payout address from the page's wallet; a WalletStakeError says why not. */
   stakeFromWallet(amountEth: string): Promise<WalletStake>;
+  /** The visitor's choice to run the grid's benchmark campaigns (off stops the one under way). */
+  setCampaignOptIn(on: boolean): void;
+  /** Leaves the benchmark campaign under way; runs already posted count. */
+  leaveCampaign(): void;
   stop(): Promise<void>;
 }
+
+/** A speed the handshake measured, or none: a zero or infinite one (a timer too coarse) says nothing. */
+const measured = (gflops: number | undefined) => (gflops !== undefined && Number.isFinite(gflops) && gflops > 0 ? gflops : undefined);
 
 /** Starts a donor; one that fails to start has released what it started (its engine, its node) before the error is thrown. */
 export async function startDonor(options: DonorOptions, hooks: DonorHooks, deps: DonorDeps = {}): Promise<Donor> {
@@ -161,10 +171,13 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
   const privateKey = await generateKeyPair('Ed25519');
   const node = await createPeerNode({ relayAddrs: info.relayAddrs, privateKey, rtcConfiguration: rtcConfiguration(info, readInfo) });
   started(() => node.stop());
+  /** the benchmark campaigns the tab runs, once it serves (campaign-participation.ts) */
+  let campaigns: CampaignParticipation | undefined;
   // A visitor who closes the tab says goodbye: its peer connections are closed as the page goes,
   // so its peers' SCTP transports close at once (far-end-close.ts) and the routes through it
   // recover now. Left to the browser, a closed page's peers heard nothing until a step's deadline.
   globalThis.addEventListener?.('pagehide', () => {
+    campaigns?.pageClosing();
     coordinator?.stop();
     for (const connection of node.getConnections()) connection.abort(new Error('the donor page closed'));
   });
@@ -190,6 +203,7 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
     memoryBytes: await (deps.offeredMemory ?? offeredMemory)(),
     signature: handshake.signature,
     label: executionProvider === 'webgpu' && 'info' in handshake.webgpu ? describeAdapter(handshake.webgpu.info) : `${handshake.host.platform}, ${handshake.host.cores} cores (${executionProvider === 'cpu' ? 'native CPU' : 'WASM'})`,
+    gflops: measured(executionProvider === 'webgpu' ? ('matmul' in handshake.webgpu ? handshake.webgpu.matmul.gflops : undefined) : handshake.wasm.matmul.gflops),
   };
   update({ device: { label: device.label, executionProvider, msPerLayer: device.msPerLayer } });
 
@@ -203,7 +217,19 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
   let assigned: LayerRange | undefined;
   /** when the stage last stepped a request: a campaign run waits for a quiet moment */
   let lastServedAt = 0;
-  let campaignStarted = false;
+  // A tab on WebGPU measures WebGPU; one on WASM says why it is not on WebGPU.
+  const providerReason =
+    executionProvider === 'webgpu' ? 'a tab measures the provider it serves on (a tab opened with ?ep=wasm measures WASM)' : options.executionProvider ? `the page was opened with ?ep=${options.executionProvider}` : 'this browser has no WebGPU adapter, or only a software one, slower than WASM';
+  campaigns = createCampaignParticipation(
+    { serverUrl: options.serverUrl, joinLink: options.campaign, optedIn: options.campaigns ?? false, peerId: node.peerId.toString(), device, dim: manifest.config.dim, model: { id: manifest.id, name: manifest.name }, providerReason },
+    {
+      engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) },
+      privateKey,
+      lastServedAt: () => lastServedAt,
+      progress: (p) => update({ campaign: p }),
+      post: deps.postCampaignResult,
+    },
+  );
 
   const announceHave = async () => send({ type: 'have', packageId: manifest.id, pieces: [...(await store.keys(manifest.id))] });
 
@@ -255,17 +281,7 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
     });
     await send({ type: 'serving', packageId: manifest.id, layers });
     update({ status: 'serving' });
-    if (options.campaign && !campaignStarted) {
-      campaignStarted = true;
-      const campaign = { serverUrl: options.serverUrl, campaignId: options.campaign, peerId: node.peerId.toString(), device, layers, dim: manifest.config.dim };
-      void runCampaign(campaign, {
-        engine: { step: (frame) => engine.stepTransfer(frame), end: (id) => engine.engine.end(id) },
-        privateKey,
-        lastServedAt: () => lastServedAt,
-        progress: (p) => update({ campaign: { ...p } }),
-        post: deps.postCampaignResult,
-      }).catch((err: Error) => update({ campaign: { id: options.campaign!, done: 0, total: 0, refused: 0, status: 'failed', note: `${err.name}: ${err.message}` } }));
-    }
+    campaigns?.serving(layers);
   }
 
   let probing = false;
@@ -446,7 +462,10 @@ async function joinGrid(options: DonorOptions, hooks: DonorHooks, deps: DonorDep
         throw err;
       }
     },
+    setCampaignOptIn: (on) => campaigns?.optIn(on),
+    leaveCampaign: () => campaigns?.leave(),
     async stop() {
+      campaigns?.stop();
       clearInterval(ledgerTimer);
       clearInterval(statsTimer);
       clearInterval(probeTimer);

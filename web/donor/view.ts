@@ -80,6 +80,9 @@ export interface DonorView {
   onStake(stake: (amountEth: string) => Promise<unknown>): void;
   /** Calls `choose` with the threads the visitor picks (the page keeps it and reloads: threads start with the engine). */
   onThreadsChosen(choose: (threads: number) => void): void;
+  /** Shows the visitor's campaign choice and calls `choose` when they change it. */
+  onCampaignOptIn(optedIn: boolean, choose: (on: boolean) => void): void;
+  onCampaignLeave(leave: () => void): void;
 }
 
 const STATUS_TEXT: Record<DonorStatus, string> = {
@@ -119,15 +122,20 @@ const SKELETON = `
       <dt>Layers</dt><dd><span data-testid="layers"></span> <span class="donor-muted">of <span data-testid="n-layers"></span></span></dd>
     </dl>
   </section>
-  <section class="donor-card" data-testid="campaign-card" hidden>
-    <h2>Benchmark campaign</h2>
-    <progress data-testid="campaign-progress" max="1" value="0"></progress>
-    <dl>
-      <dt>Campaign</dt><dd data-testid="campaign-name"></dd>
-      <dt>Runs</dt><dd><span data-testid="campaign-done"></span> / <span data-testid="campaign-total"></span> <span class="donor-muted" data-testid="campaign-status"></span></dd>
-      <dt>Refused</dt><dd data-testid="campaign-refused"></dd>
-      <dt>Note</dt><dd class="donor-muted" data-testid="campaign-note"></dd>
-    </dl>
+  <section class="donor-card">
+    <h2>Benchmark campaigns</h2>
+    <label><input type="checkbox" data-testid="campaign-opt-in"> Also run benchmark campaigns</label>
+    <p class="donor-muted">Researchers measure how fast devices like this one run the model. A run waits until this tab has served nothing for a second; its figures are signed by this tab and checked by the grid.</p>
+    <div data-testid="campaign-card" hidden>
+      <progress data-testid="campaign-progress" max="1" value="0"></progress>
+      <dl>
+        <dt>Campaign</dt><dd data-testid="campaign-name"></dd>
+        <dt>Runs</dt><dd><span data-testid="campaign-done"></span> / <span data-testid="campaign-total"></span> <span class="donor-muted" data-testid="campaign-status"></span></dd>
+        <dt>Refused</dt><dd data-testid="campaign-refused"></dd>
+        <dt>Note</dt><dd class="donor-muted" data-testid="campaign-note"></dd>
+      </dl>
+      <button type="button" data-testid="campaign-leave">Leave this campaign</button>
+    </div>
   </section>
   <section class="donor-card">
     <h2>Download</h2>
@@ -260,6 +268,7 @@ export function createDonorView(root: HTMLElement): DonorView {
       set('campaign-status', campaign.status);
       set('campaign-refused', campaign.refused);
       set('campaign-note', campaign.note);
+      field<HTMLButtonElement>('campaign-leave').disabled = !['starting', 'waiting', 'running'].includes(campaign.status);
     }
     set('n-layers', state.nLayers);
 
@@ -325,6 +334,14 @@ export function createDonorView(root: HTMLElement): DonorView {
     showError(message) {
       error.textContent = message;
       error.hidden = false;
+    },
+    onCampaignOptIn(optedIn, choose) {
+      const box = field<HTMLInputElement>('campaign-opt-in');
+      box.checked = optedIn;
+      box.addEventListener('change', () => choose(box.checked));
+    },
+    onCampaignLeave(leave) {
+      field<HTMLButtonElement>('campaign-leave').addEventListener('click', leave);
     },
     onThreadsChosen(choose) {
       const choice = field<HTMLSelectElement>('threads-choice');

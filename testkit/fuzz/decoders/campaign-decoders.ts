@@ -1,8 +1,9 @@
 /**
  * The campaigns' decoders under fuzz: a spec file (JSON or YAML text, as `infermesh campaign
- * create` reads it and POST /api/campaigns takes it) and a tab's signed result (POST
- * /api/campaigns/<id>/results). The valid results are signed for real with a fixed key, and an
- * accepted result must be one that key signed, not a mutation that slipped through.
+ * create` reads it and POST /api/campaigns takes it), a tab's signed result (POST
+ * /api/campaigns/<id>/results) and its signed report (POST /api/campaigns/<id>/reports). The
+ * valid results and reports are signed for real with a fixed key, and an accepted one must be one
+ * that key signed, not a mutation that slipped through.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
@@ -11,6 +12,8 @@ import fc from 'fast-check';
 import { parseCampaignSpec } from '../../../shared/campaign/spec.ts';
 import { campaignResultBytes, signCampaignResult, verifyCampaignResult } from '../../../shared/campaign/result.ts';
 import type { CampaignResult, SignedCampaignResult } from '../../../shared/campaign/result.ts';
+import { signTabReport, tabReportBytes, verifyTabReport } from '../../../shared/campaign/tab-report.ts';
+import type { CampaignTabReport, SignedTabReport } from '../../../shared/campaign/tab-report.ts';
 import type { DecoderSpec } from './decoder.ts';
 import { decodeJsonText, mutatedJsonText } from './mutations.ts';
 
@@ -63,6 +66,21 @@ export async function campaignDecoders(): Promise<DecoderSpec<never>[]> {
   }));
   const signed = await Promise.all(results.map((r) => signCampaignResult(r, key)));
   const signedBytes = signed.map((s) => Buffer.from(campaignResultBytes(s.result)).toString('hex'));
+  const reports: CampaignTabReport[] = (['joined', 'skipped', 'failed'] as const).map((event, i) => ({
+    campaignId: 'cmp_0123456789abcdef',
+    peerId,
+    deviceSignature: 'dev-1',
+    adapter: 'google swiftshader',
+    tabProvider: 'webgpu',
+    event,
+    provider: event === 'joined' ? '' : 'wasm',
+    workload: event === 'failed' ? 'decode-64' : '',
+    planned: event === 'joined' ? 6 : 0,
+    reason: event === 'joined' ? '' : `reason ${i}`,
+    at: 1_800_000_000_000 + i,
+  }));
+  const signedReports = await Promise.all(reports.map((r) => signTabReport(r, key)));
+  const signedReportBytes = signedReports.map((s) => Buffer.from(tabReportBytes(s.report)).toString('hex'));
 
   const specs: DecoderSpec<any, any>[] = [
     {
@@ -79,6 +97,15 @@ export async function campaignDecoders(): Promise<DecoderSpec<never>[]> {
       decode: (text: string) => decodeJsonText(text, verifyCampaignResult),
       accepted: (r: string | SignedCampaignResult) =>
         typeof r === 'string' || signedBytes.includes(Buffer.from(campaignResultBytes(r.result)).toString('hex')) ? undefined : `a result the key never signed was taken: ${JSON.stringify(r.result).slice(0, 160)}`,
+      describe: describeText,
+    },
+    {
+      name: 'campaign tab report',
+      from: "POST /api/campaigns/<id>/reports: a tab's signed report (JSON body), then its signature checked",
+      input: mutatedJsonText(fc.constantFrom(...signedReports)),
+      decode: (text: string) => decodeJsonText(text, verifyTabReport),
+      accepted: (r: string | SignedTabReport) =>
+        typeof r === 'string' || signedReportBytes.includes(Buffer.from(tabReportBytes(r.report)).toString('hex')) ? undefined : `a report the key never signed was taken: ${JSON.stringify(r.report).slice(0, 160)}`,
       describe: describeText,
     },
   ];
