@@ -1,11 +1,11 @@
 /**
  * A donor tab's campaigns end to end below the page: the participation and the runner on a real
- * shard engine (onnxruntime-node's CPU provider standing in for the tab's WASM one: the same
- * kernels' results, the campaign told "wasm") posting to the real campaigns API over HTTP and
+ * shard engine (onnxruntime-node's CPU provider standing in for a tab's onnxruntime-web WASM;
+ * the campaign is told "wasm") posting to the real campaigns API over HTTP and
  * SQLite. A join link's campaign runs and is reported joined, skipped (the provider it does not
  * compute on) and finished; an opted-in tab finds the running campaign of its model and not
  * another model's; opting out mid-campaign reports it left; a closing page hands over a signed
- * `left` report to send as a beacon, which the server takes.
+ * `left` report to send as a beacon, which the server takes; leaving says so too.
  */
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -119,7 +119,21 @@ describe("a donor tab's benchmark campaigns", () => {
     expect(t.last()!.done).toBeLessThan(200);
     expect(store.runs(id).filter((r) => r.peerId === t.peerId)).toHaveLength(t.last()!.done);
     expect(events(id, t.peerId)).toEqual(['joined', 'skipped webgpu', 'left']);
+    expect(t.last()?.note).toMatch(/^refused: DuplicateReportError: .* already reported left/);
     expect(store.refusals(id).map((r) => r.reason)).toEqual(['DuplicateReportError']);
     expect(events(other, t.peerId)).toEqual([]);
+  });
+
+  it('leaves the campaign under way when its visitor asks, saying so, and runs nothing more of it', async () => {
+    const id = await campaign(manifest.name, 200);
+    const t = await tab({ joinLink: id, optedIn: false });
+    t.participation.serving(LAYERS);
+    await until(() => (t.last()?.done ?? 0) >= 1);
+    t.participation.leave();
+    await until(() => t.last()?.status === 'left');
+    t.participation.stop();
+    const left = store.reports(id).find((r) => r.peerId === t.peerId && r.event === 'left');
+    expect(left?.reason).toBe(`left the campaign after ${t.last()!.done} of 200 runs`);
+    expect(store.runs(id).filter((r) => r.peerId === t.peerId)).toHaveLength(t.last()!.done);
   });
 });

@@ -121,16 +121,16 @@ export function createCampaignParticipation(o: CampaignParticipationOptions, dep
     optIn(on) {
       optedIn = on;
       if (on) wake();
-      else running?.abort();
+      else running?.abort('opted out');
     },
-    leave: () => running?.abort(),
+    leave: () => running?.abort('left the campaign'),
     pageClosing() {
       if (closing) (deps.beacon ?? defaultBeacon)(closing.url, JSON.stringify(closing.report));
       closing = undefined;
     },
     stop() {
       stopped = true;
-      running?.abort();
+      running?.abort('the donor stopped');
       wake();
     },
   };

@@ -57,7 +57,7 @@ export interface CampaignRunnerDeps {
   /** when the tab last served a step (performance.now()) */
   lastServedAt(): number;
   progress(p: CampaignProgress): void;
-  /** the visitor opted out: the run under way ends, `left` is reported and nothing more runs */
+  /** the visitor left or opted out: the run under way ends, `left` is reported (with the abort's reason when it is text) and nothing more runs */
   signal?: AbortSignal;
   /** handed the `left` report to send should the page close before the campaign ends (a beacon), signed again after each run; undefined once the tab finished or left */
   leave?: (url: string, report: SignedTabReport | undefined) => void;
@@ -109,7 +109,9 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
   const { spec, campaign } = (await answer.json()) as { spec: CampaignSpec; campaign: { state: string } };
   if (campaign.state === 'scheduled' && spec.startsAt) {
     tell({ name: spec.name, status: 'waiting', note: `starts ${spec.startsAt}` });
-    await sleep(Date.parse(spec.startsAt) - Date.now(), signal);
+    // In steps: a timer longer than 2^31 ms (24.8 days) fires at once.
+    const start = Date.parse(spec.startsAt);
+    while (Date.now() < start && !signal?.aborted) await sleep(Math.min(start - Date.now(), 3_600_000), signal);
   } else if (campaign.state !== 'running') return (tell({ name: spec.name, status: 'finished', note: `the campaign is ${campaign.state}` }), progress);
 
   const provider = o.device.executionProvider as ExecutionProviderName;
@@ -185,7 +187,8 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
   }
   deps.leave?.(leaveUrl, undefined);
   if (signal?.aborted) {
-    await send(await report('left', { reason: `opted out after ${progress.done} of ${progress.total} runs` }));
+    const why = typeof signal.reason === 'string' ? signal.reason : 'left';
+    await send(await report('left', { reason: `${why} after ${progress.done} of ${progress.total} runs` }));
     return (tell({ status: 'left' }), progress);
   }
   await send(await report('finished', { reason: `${progress.done} of ${progress.total} runs stored` }));
