@@ -100,7 +100,7 @@ ${tabs}
 <table><thead><tr><th>When</th><th>Tab</th><th>Adapter</th><th></th><th>What</th><th>Why</th></tr></thead><tbody>
 ${failures}
 </tbody></table>
-<h2>Refused results</h2>
+<h2>Refused results and reports</h2>
 <table><thead><tr><th>When</th><th>Tab</th><th>Why</th><th>Message</th></tr></thead><tbody>
 ${refusals}
 </tbody></table>
