@@ -18,6 +18,8 @@ import { compileTo, REPO_ROOT, removeTempDirs, STORIES_260K, tempDir, TOK_512 } 
 import { startGridServer } from '../signaling-server/grid-server.ts';
 import type { GridServer } from '../signaling-server/grid-server.ts';
 import { openCampaignStore } from '../signaling-server/campaigns/campaign-store.ts';
+import { createGatewayKeys } from '../signaling-server/api-keys/gateway-keys.ts';
+import { openKeyStore } from '../signaling-server/api-keys/key-store.ts';
 
 const run = promisify(execFile);
 const BIN = join(REPO_ROOT, 'bin', 'infermesh.js');
@@ -89,6 +91,23 @@ describe('infermesh campaign', () => {
     const remote = await failure('campaign', 'create', unknown, '--url', server.url);
     expect(remote.stderr).toContain('campaign spec: models[0].package: this grid serves no model "gpt-5"');
     expect((await failure('campaign', 'status', 'cmp_0000000000000000', '--url', server.url)).stderr).toContain('no campaign "cmp_0000000000000000" on this grid');
+  });
+
+  it("sends the grid's API key where the grid requires one, from --key or INFERMESH_API_KEY", async () => {
+    const keyStore = openKeyStore(join(await tempDir(), 'keys.sqlite'));
+    const { secret } = keyStore.create('researcher', {});
+    const keyed = await startGridServer({ host: '127.0.0.1', port: 0, modelDir }, { keys: createGatewayKeys({ required: true }, { keys: keyStore }) });
+    try {
+      const file = join(dir, 'keyed.yaml');
+      await writeFile(file, spec(keyed.manifest.name));
+      expect((await failure('campaign', 'create', file, '--url', keyed.url)).stderr).toContain('(pass it with --key or INFERMESH_API_KEY)');
+      const { stdout } = await run(process.execPath, [BIN, 'campaign', 'create', file, '--url', keyed.url], { env: { ...process.env, INFERMESH_API_KEY: secret } });
+      const id = /campaign (cmp_[0-9a-f]{16}) created/.exec(stdout)![1];
+      expect((await infermesh('campaign', 'stop', id, '--url', keyed.url, '--key', secret)).stdout).toContain(`${id}  "smoke"  stopped`);
+    } finally {
+      await keyed.close();
+      keyStore.close();
+    }
   });
 });
 

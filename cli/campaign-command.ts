@@ -28,6 +28,8 @@ export const DEFAULT_GRID_URL = 'http://127.0.0.1:8470';
 export interface CampaignCommandOptions {
   url?: string;
   json?: boolean;
+  /** an API key of the grid (`infermesh keys create`): creating and stopping campaigns take one where the grid requires keys */
+  key?: string;
 }
 
 export interface CampaignCreateOptions extends CampaignCommandOptions {
@@ -56,14 +58,16 @@ interface Summary {
   dashboardUrl: string;
 }
 
-async function call(opts: CampaignCommandOptions, path: string, init?: RequestInit): Promise<Response> {
+async function call(opts: CampaignCommandOptions, path: string, init: RequestInit = {}): Promise<Response> {
   const url = new URL(path, opts.url ?? DEFAULT_GRID_URL);
-  const res = await fetch(url, init).catch((err: Error) => {
+  const headers = { ...(init.headers as Record<string, string>), ...(opts.key && { authorization: `Bearer ${opts.key}` }) };
+  const res = await fetch(url, { ...init, headers }).catch((err: Error) => {
     throw new CampaignApiError(`no grid server answers at ${url.origin} (${(err.cause as Error)?.message ?? err.message}); start one with npm start, pass --url, or add --serve to run one in this process`);
   });
   if (!res.ok) {
     const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
-    throw new CampaignApiError(body?.error?.message ?? `${url.pathname} answered ${res.status}`);
+    const hint = res.status === 401 ? ' (pass it with --key or INFERMESH_API_KEY)' : '';
+    throw new CampaignApiError(`${body?.error?.message ?? `${url.pathname} answered ${res.status}`}${hint}`);
   }
   return res;
 }
@@ -91,7 +95,7 @@ export async function campaignCreate(specFile: string, opts: CampaignCreateOptio
   // with are its public URL's.
   await serveCommand(serveArgv, {
     ready: async (server) => {
-      await create({ url: server.http.localUrl });
+      await create({ url: server.http.localUrl, key: opts.key });
       process.stderr.write('infermesh: serving the campaign until Ctrl-C\n');
     },
   });

@@ -98,6 +98,8 @@ keys
 
 const campaign = program.command('campaign').description("benchmark campaigns across visitors' tabs on a running grid server: create, list, status, stop, export, report");
 const gridUrl = ['--url <url>', `the grid server (default ${DEFAULT_GRID_URL})`] as const;
+/** Creating and stopping campaigns take a key of the grid where it requires keys (a grid reachable beyond its machine). */
+const apiKey = () => new Option('--key <key>', 'an API key of the grid (`infermesh keys create`), which creating and stopping campaigns need on a grid reachable beyond its machine').env('INFERMESH_API_KEY');
 campaign
   .command('create')
   .description('start a campaign from a spec file (JSON or YAML); prints its id, the join link and the dashboard link. With --serve it runs the grid server in this process (as `infermesh serve`), creates the campaign on it and serves until Ctrl-C')
@@ -107,11 +109,12 @@ campaign
   .option('--port <n>', "with --serve: the server's port, 0 = any free (serve's --port)")
   .option('--data <dir>', "with --serve: the server's state folder (serve's --data)")
   .option('--model <dir>', "with --serve: the model package folder (serve's --model)")
+  .addOption(apiKey())
   .option('--json', 'print the created campaign as JSON')
   .action((spec: string, opts) => campaignCreate(spec, opts));
 campaign.command('list').description('every campaign on the grid, with its state and progress').option(...gridUrl).option('--json', 'print JSON').action((opts) => campaignList(opts));
 campaign.command('status').description('a campaign: progress, devices, stragglers, what tabs skipped or failed, refusals').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).option('--json', 'print JSON').action((id: string, opts) => campaignStatus(id, opts));
-campaign.command('stop').description('stop taking results').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).option('--json', 'print JSON').action((id: string, opts) => campaignStop(id, opts));
+campaign.command('stop').description('stop taking results').argument('<id>', 'the campaign id (cmp_…)').option(...gridUrl).addOption(apiKey()).option('--json', 'print JSON').action((id: string, opts) => campaignStop(id, opts));
 campaign
   .command('export')
   .description("every run, one row each (CSV, JSON Lines or Parquet), or the campaign's summary (JSON: its devices, tabs, what they skipped or failed, refusals)")

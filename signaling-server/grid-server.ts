@@ -308,6 +308,8 @@ export async function startGridServer(options: GridServerOptions, deps: GridServ
         return peer?.device && { ...peer.device, msPerLayer: Math.min(peer.device.msPerLayer, peer.stats?.msPerLayer || Infinity) };
       },
       origin: () => publicUrl.href,
+      // Creating and stopping campaigns take the gateway's keys where it requires them.
+      admit: deps.keys && ((headers) => void deps.keys!.admit(headers)),
       check: (run, spec) => checkCampaignRun(run, spec, { replayer, dim: manifest.config.dim, thresholds: thresholdsFor(manifest.dtype) }),
       log,
     }),

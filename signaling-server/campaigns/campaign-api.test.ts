@@ -22,6 +22,8 @@ import { startHttpServer } from '../http/server.ts';
 import type { HttpServer } from '../http/server.ts';
 import { campaignHandlers } from './campaign-api.ts';
 import { CAMPAIGN_MIGRATIONS, openCampaignStore } from './campaign-store.ts';
+import { createGatewayKeys } from '../api-keys/gateway-keys.ts';
+import { openKeyStore } from '../api-keys/key-store.ts';
 import type { CampaignStore } from './campaign-store.ts';
 
 const SPEC = {
@@ -42,9 +44,10 @@ let store: CampaignStore;
 let http: HttpServer;
 const devices = new Map<string, DeviceSummary>();
 
-async function start(): Promise<void> {
+async function start(deps: Partial<Parameters<typeof campaignHandlers>[0]> = {}): Promise<void> {
   store = openCampaignStore(file);
   const api = campaignHandlers({
+    ...deps,
     store,
     packages: () => [{ id: 'pkg-1', name: 'stories260K', dtype: 'f32' }],
     device: (peerId) => devices.get(peerId),
@@ -265,6 +268,28 @@ describe('the campaigns API', () => {
     const status = (await (await get('/api/campaigns/cmp_old')).json()) as { runs: { deviceGflops: number | null; tokensPerSecond: number }[]; reports: unknown[] };
     expect(status.runs).toEqual([expect.objectContaining({ tokensPerSecond: 3, deviceGflops: null })]);
     expect(status.reports).toEqual([]);
+  });
+
+  it("takes the grid's API keys to create and stop campaigns where it requires them, and none to read them or post to them", async () => {
+    await stop();
+    const keyStore = openKeyStore(join(await tempDir(), 'keys.sqlite'));
+    const { secret } = keyStore.create('researcher', {});
+    const keys = createGatewayKeys({ required: true }, { keys: keyStore });
+    await start({ admit: (headers) => void keys.admit(headers) });
+    try {
+      expect(await errorOf(await post('/api/campaigns', SPEC))).toMatchObject({ status: 401, code: 'missing_api_key' });
+      const withKey = (path: string, body?: unknown) => fetch(new URL(path, http.url), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await withKey('/api/campaigns', SPEC);
+      expect(res.status).toBe(201);
+      const { id } = ((await res.json()) as { campaign: { id: string } }).campaign;
+      const a = await measuredTab();
+      expect((await post(`/api/campaigns/${id}/results`, await signCampaignResult(run(id, a.peerId), a.key))).status).toBe(201);
+      expect((await get(`/api/campaigns/${id}`)).status).toBe(200);
+      expect(await errorOf(await post(`/api/campaigns/${id}/stop`))).toMatchObject({ status: 401, code: 'missing_api_key' });
+      expect((await withKey(`/api/campaigns/${id}/stop`)).status).toBe(200);
+    } finally {
+      keyStore.close();
+    }
   });
 
   it('takes no results once stopped, and answers an unknown campaign with 404', async () => {

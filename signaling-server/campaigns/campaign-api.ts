@@ -1,10 +1,10 @@
 /**
  * The campaigns' HTTP API, what `infermesh campaign` and the campaign pages call:
- *   POST /api/campaigns                 a spec (JSON) → 201 { campaign, joinUrl, dashboardUrl }
+ *   POST /api/campaigns                 a spec (JSON) → 201 { campaign, joinUrl, dashboardUrl } (a key where the grid requires one)
  *   GET  /api/campaigns                 every campaign with its status
  *   GET  /api/campaigns/<id>            its spec, status, runs, refusals
  *   GET  /api/campaigns/<id>/spec       its spec and status (what a tab reads to run it)
- *   POST /api/campaigns/<id>/stop       stops it (results after are refused)
+ *   POST /api/campaigns/<id>/stop       stops it (results after are refused; a key where the grid requires one)
  *   GET  /api/campaigns/<id>/export?format=csv|jsonl|parquet|summary
  *   POST /api/campaigns/<id>/results    a tab's signed result (shared/campaign/result.ts)
  *   POST /api/campaigns/<id>/reports    a tab's signed report: joined, skipped, failed, finished, left
@@ -16,6 +16,7 @@
  * workload, then one in CHECK_SAMPLE) is replayed against the reference, and its row says
  * whether its output was right.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { checkCampaignSpec, CampaignSpecError } from '../../shared/campaign/spec.ts';
 import type { CampaignSpec } from '../../shared/campaign/spec.ts';
 import { verifyCampaignResult } from '../../shared/campaign/result.ts';
@@ -64,6 +65,13 @@ export interface CampaignApiDeps {
   device(peerId: string): DeviceSummary | undefined;
   /** the server's public origin, for the join and dashboard links */
   origin(): string;
+  /**
+   * Lets a call that manages campaigns (create, stop) in, or throws why not: on a grid reachable
+   * beyond its machine, the API keys the OpenAI gateway takes (api-keys/gateway-keys.ts), so a
+   * stranger can neither stop a researcher's campaign nor fill the grid with campaigns. Reading
+   * campaigns and tabs posting signed results and reports need no key. Default: anyone.
+   */
+  admit?: (headers: IncomingHttpHeaders) => void;
   /** replays a stored run and says whether its output was right (campaign-check.ts); without it no run is checked */
   check?: (run: CampaignResult, spec: CampaignSpec) => Promise<boolean>;
   /** whether to check a run beyond the first of its device, provider and workload (default: one in CHECK_SAMPLE) */
@@ -239,7 +247,14 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
   }
 
   return [
-    { method: 'POST', path: '/api/campaigns', handle: (_req, body) => create(body) },
+    {
+      method: 'POST',
+      path: '/api/campaigns',
+      handle: (req, body) => {
+        deps.admit?.(req.headers);
+        return create(body);
+      },
+    },
     { method: 'GET', path: '/api/campaigns', handle: () => ({ json: { campaigns: store.list().map(summary) } }) },
     {
       method: 'GET',
@@ -267,6 +282,7 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
       handle: (req, body) => {
         const { campaign, action } = campaignOf(req.url.pathname);
         if (action === 'stop') {
+          deps.admit?.(req.headers);
           store.stop(campaign.id, now());
           return { json: { campaign: summary(store.get(campaign.id)!) } };
         }

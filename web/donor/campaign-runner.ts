@@ -122,10 +122,14 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
   const post = (path: string, body: unknown) => fetchFn(`${base}/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const report = (event: CampaignTabReport['event'], more: Partial<CampaignTabReport> = {}) =>
     signTabReport({ campaignId: o.campaignId, peerId: o.peerId, deviceSignature: o.device.signature, adapter: o.device.label, tabProvider: provider, event, provider: '', workload: '', planned: 0, reason: '', at: Date.now(), ...more }, deps.privateKey);
-  /** A report refused is shown as the result's refusals are; the runs go on. */
+  /** A report refused is shown as a refused result is, one the server did not get as a note; the runs go on either way. */
   const send = async (signed: SignedTabReport) => {
-    const res = await post('reports', signed).catch((err: Error) => ({ ok: false, status: 0, json: async () => ({ error: { message: err.message } }) }) as unknown as Response);
-    if (!res.ok) await refusal(res);
+    try {
+      const res = await post('reports', signed);
+      if (!res.ok) await refusal(res);
+    } catch (err) {
+      tell({ note: `could not report ${signed.report.event}: ${(err as Error).message}` });
+    }
   };
   const refusal = async (res: Response) => {
     const error = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
