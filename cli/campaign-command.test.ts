@@ -100,7 +100,7 @@ describe('infermesh campaign', () => {
     try {
       const file = join(dir, 'keyed.yaml');
       await writeFile(file, spec(keyed.manifest.name));
-      expect((await failure('campaign', 'create', file, '--url', keyed.url)).stderr).toContain('(pass it with --key or INFERMESH_API_KEY)');
+      expect((await failure('campaign', 'create', file, '--url', keyed.url)).stderr).toContain('(pass it with --key or INFERMESH_API_KEY; ');
       const { stdout } = await run(process.execPath, [BIN, 'campaign', 'create', file, '--url', keyed.url], { env: { ...process.env, INFERMESH_API_KEY: secret } });
       const id = /campaign (cmp_[0-9a-f]{16}) created/.exec(stdout)![1];
       expect((await infermesh('campaign', 'stop', id, '--url', keyed.url, '--key', secret)).stdout).toContain(`${id}  "smoke"  stopped`);

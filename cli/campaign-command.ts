@@ -13,7 +13,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { InfermeshError, UsageError } from '../shared/errors.ts';
 import { parseCampaignSpec } from '../shared/campaign/spec.ts';
-import { failureRows, tabRows, tabStateText } from '../shared/campaign/summary.ts';
+import { failureRows, refusedTab, tabRows, tabStateText } from '../shared/campaign/summary.ts';
 import { campaignReportHtml } from '../web/campaign/static-report.ts';
 import type { ReportStatus } from '../web/campaign/static-report.ts';
 import { serveCommand } from './serve-command.ts';
@@ -66,7 +66,7 @@ async function call(opts: CampaignCommandOptions, path: string, init: RequestIni
   });
   if (!res.ok) {
     const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
-    const hint = res.status === 401 ? ' (pass it with --key or INFERMESH_API_KEY)' : '';
+    const hint = res.status === 401 ? ' (pass it with --key or INFERMESH_API_KEY; `infermesh keys create --data <the server\'s data folder>` makes one)' : '';
     throw new CampaignApiError(`${body?.error?.message ?? `${url.pathname} answered ${res.status}`}${hint}`);
   }
   return res;
@@ -111,7 +111,7 @@ export async function campaignStatus(id: string, opts: CampaignCommandOptions): 
   const tabs = tabRows(status.runs, status.reports, status.serverTime);
   const stragglers = tabs.filter((t) => t.state === 'quiet' || t.state === 'left').map((t) => `  ${t.peerId} (${t.adapter}, ${t.provider}): ${tabStateText(t, status.serverTime)}`);
   const failures = failureRows(status.reports).slice(-5).map((f) => `  ${f.event} ${f.what} on ${f.peerId}: ${f.reason}`);
-  const refusals = status.refusals.slice(-5).map((r) => `  refused ${r.peerId}: ${r.reason}: ${r.message}`);
+  const refusals = status.refusals.slice(-5).map((r) => `  refused ${refusedTab(r)}: ${r.reason}: ${r.message}`);
   const counts = `  tabs: ${tabs.length} (${tabs.filter((t) => t.state === 'finished').length} finished, ${tabs.filter((t) => t.state === 'running').length} running, ${stragglers.length} stragglers)`;
   print(opts, status, [line(status.campaign), `  dashboard: ${status.campaign.dashboardUrl}`, counts, ...stragglers, ...failures, ...refusals].join('\n'));
 }

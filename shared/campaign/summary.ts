@@ -33,6 +33,19 @@ export interface DashboardReport {
   receivedAt: number;
 }
 
+/** A refused submission as the status lists it. */
+export interface DashboardRefusal {
+  peerId: string;
+  /** false: refused before its signature was checked, so the tab is only what it claimed */
+  verified?: boolean;
+  reason: string;
+  message: string;
+  receivedAt: number;
+}
+
+/** A refused submission's tab as shown (`name`, default its peer id): an unchecked one is marked as a claim. */
+export const refusedTab = (r: DashboardRefusal, name = r.peerId) => (r.verified === false ? `${name} (claimed)` : name);
+
 /** A tab still running that the server has heard nothing from for this long is a straggler. */
 export const QUIET_AFTER_MS = 60_000;
 

@@ -6,7 +6,7 @@
  *   skipped   a provider or workload it will not run (another provider than its engine's, other
  *             layers than it serves, another model), with why
  *   failed    a workload that threw while it ran, with the error
- *   finished  it posted every run it planned
+ *   finished  it went through every run it planned (or the campaign stopped or ended first: its reason says)
  *   left      its visitor closed it or opted out before it finished
  */
 import type { PrivateKey } from '@libp2p/interface';

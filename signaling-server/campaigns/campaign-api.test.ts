@@ -21,7 +21,7 @@ import { removeTempDirs, tempDir } from '../../testkit/model-fixtures.ts';
 import { startHttpServer } from '../http/server.ts';
 import type { HttpServer } from '../http/server.ts';
 import { campaignHandlers } from './campaign-api.ts';
-import { CAMPAIGN_MIGRATIONS, openCampaignStore } from './campaign-store.ts';
+import { CAMPAIGN_MIGRATIONS, MAX_REFUSALS_KEPT, openCampaignStore } from './campaign-store.ts';
 import { createGatewayKeys } from '../api-keys/gateway-keys.ts';
 import { openKeyStore } from '../api-keys/key-store.ts';
 import type { CampaignStore } from './campaign-store.ts';
@@ -173,6 +173,8 @@ describe('the campaigns API', () => {
     const status = (await (await get(`/api/campaigns/${id}`)).json()) as { campaign: { runs: number; devices: number; refused: number }; refusals: { reason: string }[] };
     expect(status.campaign).toMatchObject({ runs: 2, devices: 2, refused: 7 });
     expect(status.refusals.map((r) => r.reason)).toEqual([...refused.map(([, , code]) => code), 'UnknownDeviceError']);
+    // Refused before its signature held, a submission is only a claim of the tab it names.
+    expect((status.refusals as { reason: string; verified?: boolean }[]).filter((r) => !r.verified).map((r) => r.reason)).toEqual(['CampaignResultSignatureError']);
   });
 
   it('exports exactly one row per run, as CSV, JSON Lines and Parquet', async () => {
@@ -251,7 +253,16 @@ describe('the campaigns API', () => {
     expect(summary.failures).toEqual([expect.objectContaining({ event: 'skipped', what: 'webgpu', reason: 'no adapter' }), expect.objectContaining({ event: 'failed', what: 'decode on wasm', reason: 'RangeError: out of memory' })]);
   });
 
-  it('opens a campaigns file of the first schema: its runs kept, with no GFLOP/s', async () => {
+  it('keeps the newest refusals of a campaign and counts every one: malformed posts cannot grow the file without end', async () => {
+    const id = await created();
+    for (let i = 0; i < MAX_REFUSALS_KEPT + 5; i++) store.refuse(id, { peerId: `p${i}`, verified: false, reason: 'CampaignResultFormatError', message: 'junk', receivedAt: i });
+    const kept = store.refusals(id);
+    expect(kept).toHaveLength(MAX_REFUSALS_KEPT);
+    expect([kept[0].peerId, kept.at(-1)!.peerId]).toEqual(['p5', `p${MAX_REFUSALS_KEPT + 4}`]);
+    expect(store.counts(id).refused).toBe(MAX_REFUSALS_KEPT + 5);
+  });
+
+  it('opens a campaigns file of the first schema: its runs and refusals kept, with no GFLOP/s', async () => {
     await stop();
     const old = join(await tempDir(), 'campaigns.sqlite');
     const db = new DatabaseSync(old);
@@ -262,12 +273,16 @@ describe('the campaigns API', () => {
       `INSERT INTO runs (campaign_id, peer_id, device_signature, provider, adapter, workload, repetition, layers_start, layers_end, prompt_ms, decode_ms, tokens_per_second, ms_per_layer, fingerprint, finished_at, correct, received_at, signature)
        VALUES ('cmp_old', 'p', 'd', 'wasm', 'a', 'decode', 0, 0, 2, 1, 2, 3, 4, 'ab', 5, NULL, 6, 'sig')`,
     ).run();
+    db.exec(`INSERT INTO refusals (campaign_id, peer_id, reason, message, received_at) VALUES ('cmp_old', 'p', 'ReplayedResultError', 'a replay', 7), ('cmp_old', 'q', 'CampaignResultSignatureError', 'forged', 8)`);
     db.close();
     file = old;
     await start();
-    const status = (await (await get('/api/campaigns/cmp_old')).json()) as { runs: { deviceGflops: number | null; tokensPerSecond: number }[]; reports: unknown[] };
+    const status = (await (await get('/api/campaigns/cmp_old')).json()) as { campaign: { refused: number }; runs: { deviceGflops: number | null; tokensPerSecond: number }[]; reports: unknown[]; refusals: { peerId: string; verified: boolean }[] };
     expect(status.runs).toEqual([expect.objectContaining({ tokensPerSecond: 3, deviceGflops: null })]);
     expect(status.reports).toEqual([]);
+    // Its refusals counted, and a forged one marked as only a claim of its tab.
+    expect(status.campaign.refused).toBe(2);
+    expect(status.refusals.map((r) => [r.peerId, r.verified])).toEqual([['p', true], ['q', false]]);
   });
 
   it("takes the grid's API keys to create and stop campaigns where it requires them, and none to read them or post to them", async () => {

@@ -19,7 +19,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { checkCampaignSpec, CampaignSpecError } from '../../shared/campaign/spec.ts';
 import type { CampaignSpec } from '../../shared/campaign/spec.ts';
-import { verifyCampaignResult } from '../../shared/campaign/result.ts';
+import { CampaignResultFormatError, CampaignResultSignatureError, verifyCampaignResult } from '../../shared/campaign/result.ts';
 import type { CampaignResult } from '../../shared/campaign/result.ts';
 import { verifyTabReport } from '../../shared/campaign/tab-report.ts';
 import type { CampaignTabReport } from '../../shared/campaign/tab-report.ts';
@@ -242,7 +242,9 @@ export function campaignHandlers(deps: CampaignApiDeps): ApiHandler[] {
   function refused(campaign: Campaign, peerId: string, err: unknown): unknown {
     const status = err instanceof InfermeshError ? STATUS_OF[err.name] : undefined;
     if (!(err instanceof InfermeshError) || status === undefined) return err;
-    store.refuse(campaign.id, { peerId: peerId.slice(0, 128), reason: err.name, message: err.message, receivedAt: now() });
+    // Before its signature is checked, a submission may name any tab: it is kept as that tab's claim only.
+    const verified = !(err instanceof CampaignResultFormatError || err instanceof CampaignResultSignatureError);
+    store.refuse(campaign.id, { peerId: peerId.slice(0, 128), verified, reason: err.name, message: err.message, receivedAt: now() });
     return new HttpError(status, err.message, { code: err.name, cause: err });
   }
 

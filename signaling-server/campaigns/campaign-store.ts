@@ -3,7 +3,8 @@
  * every result it has gathered survive a restart. A run is stored once: the same signature
  * again is a replay, and another result for a run already stored (same campaign, tab, provider,
  * workload and repetition) a duplicate; both are refused by name. Refused submissions are kept
- * too, so the dashboard can show who was refused and why, and so are the tabs' own reports
+ * too (the newest MAX_REFUSALS_KEPT of a campaign, all of them counted), so the dashboard can
+ * show who was refused and why, and so are the tabs' own reports
  * (joined, skipped, failed, finished, left: shared/campaign/tab-report.ts), once each per tab,
  * event, provider and workload.
  */
@@ -56,8 +57,14 @@ export interface StoredTabReport extends CampaignTabReport {
   receivedAt: number;
 }
 
+/** A campaign keeps its newest refusals, this many: anyone can post a malformed result, and each would be a row. */
+export const MAX_REFUSALS_KEPT = 1000;
+
 export interface Refusal {
+  /** the peer the submission said it was from */
   peerId: string;
+  /** whether that peer's signature was checked: false for a malformed or forged submission, which anyone can send in any tab's name */
+  verified: boolean;
   /** the error's name, e.g. DuplicateResultError */
   reason: string;
   message: string;
@@ -74,7 +81,7 @@ export interface CampaignStore {
   /** Stores a verified run, or throws ReplayedResultError / DuplicateResultError. */
   addRun(run: CampaignResult, stored: { signature: string; correct: boolean | null; deviceGflops?: number }, now?: number): StoredRun;
   runs(id: string): StoredRun[];
-  /** How many runs, devices (by signature) and refusals it has, counted where they are kept. */
+  /** How many runs, devices (by signature) and refusals (every one, kept or not) it has, counted where they are kept. */
   counts(id: string): { runs: number; devices: number; refused: number };
   /** Records whether a stored run's output was checked correct (campaign-check.ts). */
   setCorrect(run: CampaignResult, correct: boolean): void;
@@ -141,6 +148,10 @@ export const CAMPAIGN_MIGRATIONS = [
      signature TEXT NOT NULL UNIQUE,
      UNIQUE (campaign_id, peer_id, event, provider, workload)
    );`,
+  `ALTER TABLE refusals ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;
+   UPDATE refusals SET verified = 0 WHERE reason IN ('CampaignResultFormatError', 'CampaignResultSignatureError');
+   ALTER TABLE campaigns ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+   UPDATE campaigns SET refused = (SELECT COUNT(*) FROM refusals WHERE campaign_id = campaigns.id);`,
 ];
 
 interface RunRow {
@@ -258,7 +269,7 @@ export function openCampaignStore(path: string): CampaignStore {
     },
     counts(id) {
       const { runs, devices } = db.prepare('SELECT COUNT(*) AS runs, COUNT(DISTINCT device_signature) AS devices FROM runs WHERE campaign_id = ?').get(id) as { runs: number; devices: number };
-      const { refused } = db.prepare('SELECT COUNT(*) AS refused FROM refusals WHERE campaign_id = ?').get(id) as { refused: number };
+      const { refused } = (db.prepare('SELECT refused FROM campaigns WHERE id = ?').get(id) as { refused: number } | undefined) ?? { refused: 0 };
       return { runs: Number(runs), devices: Number(devices), refused: Number(refused) };
     },
     setCorrect(run, correct) {
@@ -266,11 +277,16 @@ export function openCampaignStore(path: string): CampaignStore {
     },
     runs: (id) => (db.prepare('SELECT * FROM runs WHERE campaign_id = ? ORDER BY received_at, rowid').all(id) as unknown as RunRow[]).map(runOf),
     refuse(id, r) {
-      db.prepare('INSERT INTO refusals (campaign_id, peer_id, reason, message, received_at) VALUES (?, ?, ?, ?, ?)').run(id, r.peerId, r.reason, r.message, r.receivedAt);
+      transaction(() => {
+        db.prepare('INSERT INTO refusals (campaign_id, peer_id, verified, reason, message, received_at) VALUES (?, ?, ?, ?, ?, ?)').run(id, r.peerId, Number(r.verified), r.reason, r.message, r.receivedAt);
+        db.prepare('UPDATE campaigns SET refused = refused + 1 WHERE id = ?').run(id);
+        db.prepare('DELETE FROM refusals WHERE campaign_id = ? AND rowid <= (SELECT rowid FROM refusals WHERE campaign_id = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)').run(id, id, MAX_REFUSALS_KEPT);
+      });
     },
     refusals: (id) =>
-      (db.prepare('SELECT peer_id, reason, message, received_at FROM refusals WHERE campaign_id = ? ORDER BY received_at, rowid').all(id) as { peer_id: string; reason: string; message: string; received_at: number }[]).map((r) => ({
+      (db.prepare('SELECT peer_id, verified, reason, message, received_at FROM refusals WHERE campaign_id = ? ORDER BY received_at, rowid').all(id) as { peer_id: string; verified: number; reason: string; message: string; received_at: number }[]).map((r) => ({
         peerId: r.peer_id,
+        verified: r.verified === 1,
         reason: r.reason,
         message: r.message,
         receivedAt: r.received_at,

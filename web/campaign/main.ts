@@ -8,8 +8,8 @@
  */
 import { createHistogramChart } from './histogram-chart.ts';
 import { createScatterChart } from './scatter-chart.ts';
-import { checkedText, deviceRows, failureRows, histogram, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
-import type { DashboardReport, DashboardRun } from '../../shared/campaign/summary.ts';
+import { checkedText, deviceRows, failureRows, histogram, refusedTab, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
+import type { DashboardRefusal, DashboardReport, DashboardRun } from '../../shared/campaign/summary.ts';
 
 const POLL_MS = 2000;
 
@@ -17,7 +17,7 @@ interface CampaignStatus {
   campaign: { id: string; name: string; state: string; runs: number; devices: number; target: { devices?: number; runs?: number }; runsPerDevice: number; refused: number; endsAt: string };
   runs: DashboardRun[];
   reports: DashboardReport[];
-  refusals: { peerId: string; reason: string; message: string; receivedAt: number }[];
+  refusals: DashboardRefusal[];
   serverTime: number;
 }
 
@@ -69,7 +69,7 @@ function render(s: CampaignStatus): void {
     }),
   );
   $('failures').replaceChildren(...failureRows(s.reports).map((f) => row(cell(new Date(f.receivedAt).toLocaleTimeString()), cell(short(f.peerId)), cell(f.adapter), cell(f.event), cell(f.what), cell(f.reason))));
-  $('refusals').replaceChildren(...s.refusals.map((r) => row(cell(new Date(r.receivedAt).toLocaleTimeString()), cell(short(r.peerId)), cell(r.reason), cell(r.message))));
+  $('refusals').replaceChildren(...s.refusals.map((r) => row(cell(new Date(r.receivedAt).toLocaleTimeString()), cell(refusedTab(r, short(r.peerId))), cell(r.reason), cell(r.message))));
   tokensChart.show(histogram(s.runs, (r) => r.tokensPerSecond));
   msChart.show(histogram(s.runs, (r) => r.msPerLayer));
   scatterChart.show(scatter(s.runs));

@@ -5,15 +5,15 @@
  * failed, the refusals and the spec, with no script and nothing fetched, so a paper can cite it
  * and it opens anywhere. Pure: status in, HTML out.
  */
-import { checkedText, deviceRows, failureRows, histogram, PROVIDER_COLORS, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
-import type { DashboardReport, DashboardRun, Histogram, Scatter } from '../../shared/campaign/summary.ts';
+import { checkedText, deviceRows, failureRows, histogram, PROVIDER_COLORS, refusedTab, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
+import type { DashboardRefusal, DashboardReport, DashboardRun, Histogram, Scatter } from '../../shared/campaign/summary.ts';
 
 export interface ReportStatus {
   campaign: { id: string; name: string; state: string; runs: number; devices: number; refused: number; endsAt: string; target: { devices?: number; runs?: number } };
   spec: unknown;
   runs: DashboardRun[];
   reports: DashboardReport[];
-  refusals: { peerId: string; reason: string; message: string; receivedAt: number }[];
+  refusals: DashboardRefusal[];
   /** the server's clock when it answered: how long a tab has been quiet is measured against it */
   serverTime: number;
 }
@@ -77,7 +77,7 @@ export function campaignReportHtml(s: ReportStatus, generatedAt = new Date()): s
     .map((t) => `<tr><td class="mono">${escape(t.peerId)}</td><td>${escape(t.adapter)}</td><td>${escape(t.provider)}</td><td class="num">${t.runs} / ${t.planned ?? '?'}</td><td>${escape(tabStateText(t, s.serverTime))}</td><td>${escape(new Date(t.lastHeardAt).toISOString())}</td></tr>`)
     .join('\n');
   const failures = failureRows(s.reports).map((f) => `<tr><td>${escape(new Date(f.receivedAt).toISOString())}</td><td class="mono">${escape(f.peerId)}</td><td>${escape(f.adapter)}</td><td>${f.event}</td><td>${escape(f.what)}</td><td>${escape(f.reason)}</td></tr>`).join('\n');
-  const refusals = s.refusals.map((r) => `<tr><td>${escape(new Date(r.receivedAt).toISOString())}</td><td class="mono">${escape(r.peerId)}</td><td>${escape(r.reason)}</td><td>${escape(r.message)}</td></tr>`).join('\n');
+  const refusals = s.refusals.map((r) => `<tr><td>${escape(new Date(r.receivedAt).toISOString())}</td><td class="mono">${escape(refusedTab(r))}</td><td>${escape(r.reason)}</td><td>${escape(r.message)}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escape(c.name)}: infermesh benchmark campaign ${escape(c.id)}</title>
 <style>body{font:14px/1.5 system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;color:#1d2430}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.2rem .5rem;border-bottom:1px solid #e3e7ee}td.num{text-align:right}.mono{font-family:ui-monospace,monospace;font-size:12px}.muted{color:#5b6575}figure{display:inline-block;margin:0 1rem 1rem 0}pre{background:#f5f7fa;padding:.5rem;overflow:auto}</style></head>

@@ -136,4 +136,24 @@ describe("a donor tab's benchmark campaigns", () => {
     expect(left?.reason).toBe(`left the campaign after ${t.last()!.done} of 200 runs`);
     expect(store.runs(id).filter((r) => r.peerId === t.peerId)).toHaveLength(t.last()!.done);
   });
+
+  it('leaves a campaign when the tab is given other layers, and goes on asking the server after an answer that is not the list', async () => {
+    const id = await campaign(manifest.name, 200);
+    // The earlier tests' campaigns stopped: an opted-in tab would run them first.
+    for (const c of store.list()) if (c.id !== id) store.stop(c.id);
+    let answers = 0;
+    // The first answer for the list is a proxy's error page with status 200.
+    const flaky: typeof fetch = async (input, init) => (String(input).endsWith('/api/campaigns') && answers++ === 0 ? new Response('<html>bad gateway</html>', { status: 200 }) : fetch(input, init));
+    const t = await tab({ optedIn: true }, { fetch: flaky });
+    t.participation.serving(LAYERS);
+    await until(() => answers > 0);
+    // The loop survived the bad answer: choosing again asks at once.
+    t.participation.optIn(true);
+    await until(() => t.last()?.id === id && t.last()!.done >= 1);
+    t.participation.serving({ start: 0, end: 2 });
+    await until(() => t.last()?.status === 'left');
+    t.participation.stop();
+    expect(store.reports(id).find((r) => r.peerId === t.peerId && r.event === 'left')?.reason).toBe(`the tab was given other layers after ${t.last()!.done} of 200 runs`);
+    expect(store.runs(id).filter((r) => r.peerId === t.peerId).every((r) => r.layers.end === LAYERS.end)).toBe(true);
+  });
 });

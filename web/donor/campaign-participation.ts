@@ -75,19 +75,27 @@ export function createCampaignParticipation(o: CampaignParticipationOptions, dep
       wakeUp = done;
     });
 
+  /** The join link's campaign, then (opted in) the first running one of the tab's model it has not run; none when the server cannot say. */
   async function nextCampaign(): Promise<string | undefined> {
     if (o.joinLink && !tried.has(o.joinLink)) return o.joinLink;
     if (!optedIn) return undefined;
-    const res = await fetchFn(new URL('/api/campaigns', o.serverUrl)).catch(() => undefined);
-    if (!res?.ok) return undefined;
-    const { campaigns } = (await res.json()) as { campaigns: Listed[] };
-    return campaigns.find((c) => c.state === 'running' && !tried.has(c.id) && c.models.some((m) => m === o.model.id || m === o.model.name))?.id;
+    try {
+      const res = await fetchFn(new URL('/api/campaigns', o.serverUrl));
+      if (!res.ok) return undefined;
+      const { campaigns } = (await res.json()) as { campaigns: Listed[] };
+      return campaigns.find((c) => c.state === 'running' && !tried.has(c.id) && c.models.some((m) => m === o.model.id || m === o.model.name))?.id;
+    } catch {
+      // Unreachable, or an answer that is not the list (a proxy's error page): asked again at the next poll.
+      return undefined;
+    }
   }
 
   async function loop(): Promise<void> {
     while (!stopped) {
       const id = await nextCampaign();
-      if (!id || !layers) {
+      // The visitor may have opted out, or the donor stopped, while the server was asked.
+      if (stopped) break;
+      if (!id || !layers || (id !== o.joinLink && !optedIn)) {
         await wait(optedIn ? CAMPAIGN_POLL_MS : 3_600_000);
         continue;
       }
@@ -113,6 +121,8 @@ export function createCampaignParticipation(o: CampaignParticipationOptions, dep
 
   return {
     serving(now) {
+      // Runs on other layers than the engine now holds would claim layers it no longer runs.
+      if (layers && (layers.start !== now.start || layers.end !== now.end)) running?.abort('the tab was given other layers');
       layers = now;
       if (looping) return;
       looping = true;

@@ -25,6 +25,10 @@ import type { LayerRange } from '../../shared/runtime/stage.ts';
 
 /** A run starts only after the tab has served no step for this long. */
 const IDLE_BEFORE_RUN_MS = 1000;
+/** A scheduled campaign is asked again this often once its start is near (the tab's clock may be ahead). */
+const SCHEDULED_RECHECK_MS = 5000;
+/** A joined report the server did not get is sent again this many times, a second apart and more. */
+const JOIN_TRIES = 3;
 
 export interface CampaignProgress {
   id: string;
@@ -104,15 +108,23 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
   const base = new URL(`/api/campaigns/${encodeURIComponent(o.campaignId)}`, o.serverUrl).href;
   const progress: CampaignProgress = { id: o.campaignId, done: 0, total: 0, refused: 0, status: 'starting' };
   const tell = (change: Partial<CampaignProgress>) => deps.progress(Object.assign(progress, change));
-  const answer = await fetchFn(`${base}/spec`);
-  if (!answer.ok) return (tell({ status: 'failed', note: `the server has no campaign ${o.campaignId} (${answer.status})` }), progress);
-  const { spec, campaign } = (await answer.json()) as { spec: CampaignSpec; campaign: { state: string } };
-  if (campaign.state === 'scheduled' && spec.startsAt) {
-    tell({ name: spec.name, status: 'waiting', note: `starts ${spec.startsAt}` });
-    // In steps: a timer longer than 2^31 ms (24.8 days) fires at once.
-    const start = Date.parse(spec.startsAt);
-    while (Date.now() < start && !signal?.aborted) await sleep(Math.min(start - Date.now(), 3_600_000), signal);
-  } else if (campaign.state !== 'running') return (tell({ name: spec.name, status: 'finished', note: `the campaign is ${campaign.state}` }), progress);
+  const readSpec = async () => {
+    const answer = await fetchFn(`${base}/spec`);
+    return answer.ok ? ((await answer.json()) as { spec: CampaignSpec; campaign: { state: string } }) : answer.status;
+  };
+  let read = await readSpec();
+  // A scheduled campaign is waited for, then asked again: the server's clock says when it starts.
+  while (typeof read !== 'number' && read.campaign.state === 'scheduled' && !signal?.aborted) {
+    tell({ name: read.spec.name, status: 'waiting', note: `starts ${read.spec.startsAt}` });
+    const wait = Date.parse(read.spec.startsAt ?? '') - Date.now();
+    // At most an hour at a time: a timer longer than 2^31 ms (24.8 days) fires at once.
+    await sleep(Math.min(Math.max(wait, SCHEDULED_RECHECK_MS), 3_600_000), signal);
+    read = await readSpec();
+  }
+  if (typeof read === 'number') return (tell({ status: 'failed', note: `the server has no campaign ${o.campaignId} (${read})` }), progress);
+  const { spec, campaign } = read;
+  if (signal?.aborted) return (tell({ name: spec.name, status: 'left', note: 'left before it started' }), progress);
+  if (campaign.state !== 'running') return (tell({ name: spec.name, status: 'finished', note: `the campaign is ${campaign.state}` }), progress);
 
   const provider = o.device.executionProvider as ExecutionProviderName;
   const skips = campaignSkips(spec, { ...o, provider });
@@ -122,13 +134,17 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
   const post = (path: string, body: unknown) => fetchFn(`${base}/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const report = (event: CampaignTabReport['event'], more: Partial<CampaignTabReport> = {}) =>
     signTabReport({ campaignId: o.campaignId, peerId: o.peerId, deviceSignature: o.device.signature, adapter: o.device.label, tabProvider: provider, event, provider: '', workload: '', planned: 0, reason: '', at: Date.now(), ...more }, deps.privateKey);
-  /** A report refused is shown as a refused result is, one the server did not get as a note; the runs go on either way. */
-  const send = async (signed: SignedTabReport) => {
-    try {
-      const res = await post('reports', signed);
-      if (!res.ok) await refusal(res);
-    } catch (err) {
-      tell({ note: `could not report ${signed.report.event}: ${(err as Error).message}` });
+  /** A report refused is shown as a refused result is, one the server did not get as a note; the runs go on either way. Whether the server took it. */
+  const send = async (signed: SignedTabReport, tries = 1): Promise<boolean> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await post('reports', signed);
+        if (!res.ok) await refusal(res);
+        return res.ok;
+      } catch (err) {
+        if (attempt >= tries) return (tell({ note: `could not report ${signed.report.event}: ${(err as Error).message}` }), false);
+        await sleep(1000 * attempt, signal);
+      }
     }
   };
   const refusal = async (res: Response) => {
@@ -140,7 +156,8 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
   const armLeave = async () => deps.leave?.(leaveUrl, await report('left', { reason: `closed after ${progress.done} of ${progress.total} runs` }));
 
   tell({ name: spec.name, total: runnable.length * spec.repetitions, status: 'running', note: skips.length ? `skipped ${skips.map((s) => `${s.workload || s.provider || 'all'}: ${s.reason}`).join('; ')}` : undefined });
-  await send(await report('joined', { planned: progress.total }));
+  // Every later report needs the joined one, so a network error is tried again.
+  await send(await report('joined', { planned: progress.total }), JOIN_TRIES);
   for (const s of skips) await send(await report('skipped', { ...s, reason: reasonText(s.reason) }));
   await armLeave();
 
@@ -176,18 +193,25 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
     return 'next';
   };
 
+  /** set when the campaign stopped or ended under the tab */
+  let closedEarly = false;
   for (const workload of runnable) {
     let outcome: 'next' | 'closed';
     try {
       outcome = await runWorkloadRepetitions(workload);
     } catch (err) {
+      // Left mid-run (the donor stopped, its engine with it): not the workload's failure.
+      if (signal?.aborted) break;
       // A workload that throws (the engine out of memory, a device lost) is reported; the next one may still run.
       const reason = reasonText(`${(err as Error).name}: ${(err as Error).message}`);
       tell({ note: `${workload.name} failed: ${reason}` });
       await send(await report('failed', { provider, workload: workload.name, reason }));
       continue;
     }
-    if (outcome === 'closed') break;
+    if (outcome === 'closed') {
+      closedEarly = !signal?.aborted;
+      break;
+    }
   }
   deps.leave?.(leaveUrl, undefined);
   if (signal?.aborted) {
@@ -195,7 +219,7 @@ export async function runCampaign(o: CampaignRunnerOptions, deps: CampaignRunner
     await send(await report('left', { reason: `${why} after ${progress.done} of ${progress.total} runs` }));
     return (tell({ status: 'left' }), progress);
   }
-  await send(await report('finished', { reason: `${progress.done} of ${progress.total} runs stored` }));
+  await send(await report('finished', { reason: `${progress.done} of ${progress.total} runs stored${closedEarly ? ': the campaign stopped or ended first' : ''}` }));
   tell({ status: 'finished' });
   return progress;
 }
