@@ -14,8 +14,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { InfermeshError, UsageError } from '../shared/errors.ts';
 import { parseCampaignSpec } from '../shared/campaign/spec.ts';
 import { failureRows, refusedTab, tabRows, tabStateText } from '../shared/campaign/summary.ts';
+import type { CampaignStatus } from '../shared/campaign/summary.ts';
 import { campaignReportHtml } from '../web/campaign/static-report.ts';
-import type { ReportStatus } from '../web/campaign/static-report.ts';
 import { serveCommand } from './serve-command.ts';
 
 /** The grid server answered a campaign call with an error (its message is the server's). */
@@ -107,7 +107,7 @@ export async function campaignList(opts: CampaignCommandOptions): Promise<void> 
 }
 
 export async function campaignStatus(id: string, opts: CampaignCommandOptions): Promise<void> {
-  const status = await json<ReportStatus & { campaign: Summary }>(await call(opts, `/api/campaigns/${encodeURIComponent(id)}`));
+  const status = await json<CampaignStatus & { campaign: Summary }>(await call(opts, `/api/campaigns/${encodeURIComponent(id)}`));
   const tabs = tabRows(status.runs, status.reports, status.serverTime);
   const stragglers = tabs.filter((t) => t.state === 'quiet' || t.state === 'left').map((t) => `  ${t.peerId} (${t.adapter}, ${t.provider}): ${tabStateText(t, status.serverTime)}`);
   const failures = failureRows(status.reports).slice(-5).map((f) => `  ${f.event} ${f.what} on ${f.peerId}: ${f.reason}`);
@@ -131,7 +131,7 @@ export async function campaignExport(id: string, opts: CampaignCommandOptions & 
 }
 
 export async function campaignReport(id: string, opts: CampaignCommandOptions & { out: string }): Promise<void> {
-  const status = await json<ReportStatus>(await call(opts, `/api/campaigns/${encodeURIComponent(id)}`));
+  const status = await json<CampaignStatus>(await call(opts, `/api/campaigns/${encodeURIComponent(id)}`));
   await writeFile(opts.out, campaignReportHtml(status));
   process.stderr.write(`wrote ${opts.out}: ${status.campaign.runs} runs from ${status.campaign.devices} devices, ${status.campaign.refused} refused\n`);
 }

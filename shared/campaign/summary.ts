@@ -46,6 +46,17 @@ export interface DashboardRefusal {
 /** A refused submission's tab as shown (`name`, default its peer id): an unchecked one is marked as a claim. */
 export const refusedTab = (r: DashboardRefusal, name = r.peerId) => (r.verified === false ? `${name} (claimed)` : name);
 
+/** What GET /api/campaigns/<id> answers, as far as the dashboard, the report and `campaign status` read it. */
+export interface CampaignStatus {
+  campaign: { id: string; name: string; state: string; runs: number; devices: number; refused: number; endsAt: string; target: { devices?: number; runs?: number } };
+  spec: unknown;
+  runs: DashboardRun[];
+  reports: DashboardReport[];
+  refusals: DashboardRefusal[];
+  /** the server's clock when it answered: how long a tab has been quiet is measured against it */
+  serverTime: number;
+}
+
 /** A tab still running that the server has heard nothing from for this long is a straggler. */
 export const QUIET_AFTER_MS = 60_000;
 

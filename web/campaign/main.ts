@@ -9,17 +9,9 @@
 import { createHistogramChart } from './histogram-chart.ts';
 import { createScatterChart } from './scatter-chart.ts';
 import { checkedText, deviceRows, failureRows, histogram, refusedTab, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
-import type { DashboardRefusal, DashboardReport, DashboardRun } from '../../shared/campaign/summary.ts';
+import type { CampaignStatus } from '../../shared/campaign/summary.ts';
 
 const POLL_MS = 2000;
-
-interface CampaignStatus {
-  campaign: { id: string; name: string; state: string; runs: number; devices: number; target: { devices?: number; runs?: number }; runsPerDevice: number; refused: number; endsAt: string };
-  runs: DashboardRun[];
-  reports: DashboardReport[];
-  refusals: DashboardRefusal[];
-  serverTime: number;
-}
 
 declare global {
   interface Window {

@@ -4,12 +4,10 @@
  * execution provider. uPlot's series share one x array, so the points are sorted by GFLOP/s and
  * each provider's series has a value only at its own runs' x.
  */
-import uPlot from 'uplot';
+import type uPlot from 'uplot';
 import { PROVIDER_COLORS } from '../../shared/campaign/summary.ts';
 import type { Scatter } from '../../shared/campaign/summary.ts';
-
-const HEIGHT_PX = 220;
-const PROVIDERS = Object.keys(PROVIDER_COLORS);
+import { createProviderChart, PROVIDERS } from './provider-chart.ts';
 
 export interface ScatterChart {
   show(points: Scatter): void;
@@ -22,30 +20,16 @@ export function alignedScatter(points: Scatter, providers: readonly string[]): u
 }
 
 export function createScatterChart(container: HTMLElement): ScatterChart {
-  const width = () => Math.max(280, container.clientWidth || 480);
-  let chart: uPlot | undefined;
-  let shown = '';
+  const upToTenthMore: uPlot.Range.Function = (_u, _min, max) => [0, Math.max(1, max * 1.1)];
+  const chart = createProviderChart(container, (providers) => ({
+    scales: { x: { time: false, range: upToTenthMore }, y: { range: upToTenthMore } },
+    series: [{ label: 'device GFLOP/s' }, ...providers.map((p) => ({ label: p, stroke: PROVIDER_COLORS[p], paths: () => null, points: { show: true, size: 7, fill: `${PROVIDER_COLORS[p]}cc` } }))],
+    axes: [{ label: 'device GFLOP/s (matmul)' }, { label: 'tokens/s', size: 50 }],
+  }));
   return {
     show(points) {
       const providers = PROVIDERS.filter((p) => points[p]?.length);
-      const key = providers.join(',');
-      const data = alignedScatter(points, providers);
-      if (chart && key === shown) return chart.setData(data);
-      chart?.destroy();
-      shown = key;
-      chart = new uPlot(
-        {
-          width: width(),
-          height: HEIGHT_PX,
-          legend: { show: true },
-          cursor: { show: false },
-          scales: { x: { time: false, range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
-          series: [{ label: 'device GFLOP/s' }, ...providers.map((p) => ({ label: p, stroke: PROVIDER_COLORS[p], paths: () => null, points: { show: true, size: 7, fill: `${PROVIDER_COLORS[p]}cc` } }))],
-          axes: [{ label: 'device GFLOP/s (matmul)' }, { label: 'tokens/s', size: 50 }],
-        },
-        data,
-        container,
-      );
+      chart.show(providers, alignedScatter(points, providers));
     },
   };
 }

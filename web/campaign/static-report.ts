@@ -6,17 +6,7 @@
  * and it opens anywhere. Pure: status in, HTML out.
  */
 import { checkedText, deviceRows, failureRows, histogram, PROVIDER_COLORS, refusedTab, scatter, tabRows, tabStateText } from '../../shared/campaign/summary.ts';
-import type { DashboardRefusal, DashboardReport, DashboardRun, Histogram, Scatter } from '../../shared/campaign/summary.ts';
-
-export interface ReportStatus {
-  campaign: { id: string; name: string; state: string; runs: number; devices: number; refused: number; endsAt: string; target: { devices?: number; runs?: number } };
-  spec: unknown;
-  runs: DashboardRun[];
-  reports: DashboardReport[];
-  refusals: DashboardRefusal[];
-  /** the server's clock when it answered: how long a tab has been quiet is measured against it */
-  serverTime: number;
-}
+import type { CampaignStatus, Histogram, Scatter } from '../../shared/campaign/summary.ts';
 
 const W = 480;
 const H = 220;
@@ -25,29 +15,37 @@ const PAD = { left: 40, right: 10, top: 10, bottom: 40 };
 const escape = (text: string | number) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toPrecision(2));
 
+const PLOT_W = W - PAD.left - PAD.right;
+const PLOT_H = H - PAD.top - PAD.bottom;
+const colour = (provider: string) => PROVIDER_COLORS[provider] ?? '#888';
+
+/** What both charts share: the axes with their ends labelled, the marks, and a legend of the providers. */
+function chartSvg(o: { ariaLabel: string; providers: readonly string[]; yTop: string; yLabel?: string; xTop: string; xLabel: string; marks: readonly string[] }): string {
+  const legend = o.providers.map((p, i) => `<rect x="${PAD.left + i * 90}" y="${H - 14}" width="10" height="10" fill="${colour(p)}"/><text x="${PAD.left + i * 90 + 14}" y="${H - 5}">${escape(p)}</text>`);
+  const yLabel = o.yLabel ? `<text x="${PAD.left - 4}" y="${PAD.top + PLOT_H / 2}" text-anchor="end">${escape(o.yLabel)}</text>` : '';
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="11" font-family="system-ui, sans-serif" role="img" aria-label="${escape(o.ariaLabel)}">
+<line x1="${PAD.left}" y1="${PAD.top + PLOT_H}" x2="${W - PAD.right}" y2="${PAD.top + PLOT_H}" stroke="#444"/><line x1="${PAD.left}" y1="${PAD.top}" x2="${PAD.left}" y2="${PAD.top + PLOT_H}" stroke="#444"/>
+<text x="${PAD.left - 4}" y="${PAD.top + 8}" text-anchor="end">${o.yTop}</text><text x="${PAD.left - 4}" y="${PAD.top + PLOT_H}" text-anchor="end">0</text>${yLabel}
+<text x="${PAD.left}" y="${PAD.top + PLOT_H + 13}">0</text><text x="${W - PAD.right}" y="${PAD.top + PLOT_H + 13}" text-anchor="end">${o.xTop}</text><text x="${PAD.left + PLOT_W / 2}" y="${PAD.top + PLOT_H + 13}" text-anchor="middle">${escape(o.xLabel)}</text>
+${o.marks.join('')}${legend.join('')}</svg>`;
+}
+
 /** Bars per provider side by side in each bin, the axes' ends labelled. */
 export function histogramSvg(h: Histogram, label: string): string {
   const providers = Object.keys(h.counts).sort();
   const bins = h.edges.length - 1;
   const top = Math.max(1, ...providers.flatMap((p) => h.counts[p]));
-  const plotW = W - PAD.left - PAD.right;
-  const plotH = H - PAD.top - PAD.bottom;
-  const binW = plotW / bins;
+  const binW = PLOT_W / bins;
   const barW = (binW * 0.8) / Math.max(1, providers.length);
   const bars = providers.flatMap((p, pi) =>
     h.counts[p].map((n, b) => {
       if (n === 0) return '';
       const x = PAD.left + b * binW + binW * 0.1 + pi * barW;
-      const y = PAD.top + plotH * (1 - n / top);
-      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barW.toFixed(1)}" height="${(PAD.top + plotH - y).toFixed(1)}" fill="${PROVIDER_COLORS[p] ?? '#888'}"><title>${escape(p)}: ${n} runs in ${fmt(h.edges[b])}–${fmt(h.edges[b + 1])}</title></rect>`;
+      const y = PAD.top + PLOT_H * (1 - n / top);
+      return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barW.toFixed(1)}" height="${(PAD.top + PLOT_H - y).toFixed(1)}" fill="${colour(p)}"><title>${escape(p)}: ${n} runs in ${fmt(h.edges[b])}–${fmt(h.edges[b + 1])}</title></rect>`;
     }),
   );
-  const legend = providers.map((p, i) => `<rect x="${PAD.left + i * 90}" y="${H - 14}" width="10" height="10" fill="${PROVIDER_COLORS[p] ?? '#888'}"/><text x="${PAD.left + i * 90 + 14}" y="${H - 5}">${escape(p)}</text>`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="11" font-family="system-ui, sans-serif" role="img" aria-label="${escape(label)}">
-<line x1="${PAD.left}" y1="${PAD.top + plotH}" x2="${W - PAD.right}" y2="${PAD.top + plotH}" stroke="#444"/><line x1="${PAD.left}" y1="${PAD.top}" x2="${PAD.left}" y2="${PAD.top + plotH}" stroke="#444"/>
-<text x="${PAD.left - 4}" y="${PAD.top + 8}" text-anchor="end">${top}</text><text x="${PAD.left - 4}" y="${PAD.top + plotH}" text-anchor="end">0</text>
-<text x="${PAD.left}" y="${PAD.top + plotH + 13}">0</text><text x="${W - PAD.right}" y="${PAD.top + plotH + 13}" text-anchor="end">${fmt(h.edges[bins])}</text><text x="${PAD.left + plotW / 2}" y="${PAD.top + plotH + 13}" text-anchor="middle">${escape(label)}</text>
-${bars.join('')}${legend.join('')}</svg>`;
+  return chartSvg({ ariaLabel: label, providers, yTop: String(top), xTop: fmt(h.edges[bins]), xLabel: label, marks: bars });
 }
 
 /** A point per run at (device GFLOP/s, tokens/s), a colour per provider, both axes from 0. */
@@ -55,20 +53,13 @@ export function scatterSvg(points: Scatter): string {
   const providers = Object.keys(points).sort();
   const all = providers.flatMap((p) => points[p]);
   const [xTop, yTop] = [Math.max(1, ...all.map(([x]) => x)) * 1.1, Math.max(1, ...all.map(([, y]) => y)) * 1.1];
-  const plotW = W - PAD.left - PAD.right;
-  const plotH = H - PAD.top - PAD.bottom;
   const dots = providers.flatMap((p) =>
-    points[p].map(([x, y]) => `<circle cx="${(PAD.left + (plotW * x) / xTop).toFixed(1)}" cy="${(PAD.top + plotH * (1 - y / yTop)).toFixed(1)}" r="3.5" fill="${PROVIDER_COLORS[p] ?? '#888'}" fill-opacity="0.8"><title>${escape(p)}: ${fmt(x)} GFLOP/s, ${fmt(y)} tokens/s</title></circle>`),
+    points[p].map(([x, y]) => `<circle cx="${(PAD.left + (PLOT_W * x) / xTop).toFixed(1)}" cy="${(PAD.top + PLOT_H * (1 - y / yTop)).toFixed(1)}" r="3.5" fill="${colour(p)}" fill-opacity="0.8"><title>${escape(p)}: ${fmt(x)} GFLOP/s, ${fmt(y)} tokens/s</title></circle>`),
   );
-  const legend = providers.map((p, i) => `<rect x="${PAD.left + i * 90}" y="${H - 14}" width="10" height="10" fill="${PROVIDER_COLORS[p] ?? '#888'}"/><text x="${PAD.left + i * 90 + 14}" y="${H - 5}">${escape(p)}</text>`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="11" font-family="system-ui, sans-serif" role="img" aria-label="tokens/s against device GFLOP/s">
-<line x1="${PAD.left}" y1="${PAD.top + plotH}" x2="${W - PAD.right}" y2="${PAD.top + plotH}" stroke="#444"/><line x1="${PAD.left}" y1="${PAD.top}" x2="${PAD.left}" y2="${PAD.top + plotH}" stroke="#444"/>
-<text x="${PAD.left - 4}" y="${PAD.top + 8}" text-anchor="end">${fmt(yTop)}</text><text x="${PAD.left - 4}" y="${PAD.top + plotH}" text-anchor="end">0</text><text x="${PAD.left - 4}" y="${PAD.top + plotH / 2}" text-anchor="end">tok/s</text>
-<text x="${PAD.left}" y="${PAD.top + plotH + 13}">0</text><text x="${W - PAD.right}" y="${PAD.top + plotH + 13}" text-anchor="end">${fmt(xTop)}</text><text x="${PAD.left + plotW / 2}" y="${PAD.top + plotH + 13}" text-anchor="middle">device GFLOP/s (matmul)</text>
-${dots.join('')}${legend.join('')}</svg>`;
+  return chartSvg({ ariaLabel: 'tokens/s against device GFLOP/s', providers, yTop: fmt(yTop), yLabel: 'tok/s', xTop: fmt(xTop), xLabel: 'device GFLOP/s (matmul)', marks: dots });
 }
 
-export function campaignReportHtml(s: ReportStatus, generatedAt = new Date()): string {
+export function campaignReportHtml(s: CampaignStatus, generatedAt = new Date()): string {
   const c = s.campaign;
   const devices = deviceRows(s.runs)
     .map((d) => `<tr><td class="mono">${escape(d.deviceSignature)}</td><td>${escape(d.adapter)}</td><td>${escape(d.provider)}</td><td class="num">${d.tabs}</td><td class="num">${d.runs}</td><td class="num">${d.medianTokensPerSecond.toFixed(1)}</td><td class="num">${d.medianMsPerLayer.toFixed(3)}</td><td>${checkedText(d)}</td></tr>`)
